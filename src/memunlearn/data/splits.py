@@ -1,0 +1,114 @@
+"""In-memory image splits keyed by ``example_id`` and their on-disk form.
+
+Images stay uint8 ``(N, C, H, W)``; they are converted to normalized floats
+one batch at a time (``normalize``), so CIFAR-sized data fits in memory.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..io import atomic_write, require
+
+
+@dataclass(frozen=True)
+class ImageSplit:
+    images: torch.Tensor  # (N, C, H, W) uint8
+    labels: torch.Tensor  # (N,) int64
+    example_ids: torch.Tensor  # (N,) int64, unique and stable across runs
+
+    def __post_init__(self):
+        n = len(self.images)
+        if not (len(self.labels) == len(self.example_ids) == n):
+            raise ValueError("images, labels and example_ids must have the same length")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def take(self, positions: torch.Tensor | np.ndarray) -> "ImageSplit":
+        """Rows at ``positions`` (indices or a boolean mask)."""
+        positions = torch.as_tensor(positions)
+        return ImageSplit(self.images[positions], self.labels[positions], self.example_ids[positions])
+
+    def select_ids(self, ids) -> "ImageSplit":
+        """Rows whose example_id is in ``ids``, in this split's order."""
+        return self.take(self.id_mask(ids))
+
+    def drop_ids(self, ids) -> "ImageSplit":
+        return self.take(~self.id_mask(ids))
+
+    def id_mask(self, ids) -> torch.Tensor:
+        return torch.isin(self.example_ids, torch.from_numpy(np.array(ids, dtype=np.int64)))
+
+    def with_labels(self, labels: torch.Tensor) -> "ImageSplit":
+        return ImageSplit(self.images, labels, self.example_ids)
+
+    def concat(self, other: "ImageSplit") -> "ImageSplit":
+        return ImageSplit(
+            torch.cat([self.images, other.images]),
+            torch.cat([self.labels, other.labels]),
+            torch.cat([self.example_ids, other.example_ids]),
+        )
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What a model needs to know about the data (saved as ``meta.json``)."""
+
+    name: str
+    num_classes: int
+    in_channels: int
+    image_size: int
+    mean: tuple[float, ...]  # per channel, on the [0, 1] scale
+    std: tuple[float, ...]
+
+    def to_json(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "DatasetInfo":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def normalize(images: torch.Tensor, info: DatasetInfo) -> torch.Tensor:
+    """uint8 (B, C, H, W) -> float32 standardized per channel."""
+    mean = torch.tensor(info.mean, device=images.device).view(1, -1, 1, 1)
+    std = torch.tensor(info.std, device=images.device).view(1, -1, 1, 1)
+    return (images.float() / 255.0 - mean) / std
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    x = images.float() / 255.0  # (N, C, H, W)
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3)).clamp_min(1e-6)
+    return tuple(round(float(v), 6) for v in mean), tuple(round(float(v), 6) for v in std)
+
+
+# ---- on disk ---------------------------------------------------------------
+
+def save_split(split: ImageSplit, path: Path) -> None:
+    atomic_write(
+        path,
+        lambda f: np.savez_compressed(
+            f, images=split.images.numpy(), labels=split.labels.numpy(), example_ids=split.example_ids.numpy()
+        ),
+    )
+
+
+def load_split(path: Path) -> ImageSplit:
+    with np.load(require(path, "prepare")) as z:
+        return ImageSplit(
+            torch.from_numpy(z["images"]), torch.from_numpy(z["labels"]), torch.from_numpy(z["example_ids"])
+        )
+
+
+def save_info(info: DatasetInfo, path: Path) -> None:
+    atomic_write(path, lambda f: f.write(json.dumps(info.to_json(), indent=2).encode()))
+
+
+def load_info(path: Path) -> DatasetInfo:
+    return DatasetInfo.from_json(json.loads(require(path, "prepare").read_text()))

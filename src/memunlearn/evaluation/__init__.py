@@ -1,0 +1,6 @@
+"""Accuracies, ToW, MIA and report tables (METHODS.md §6)."""
+from .mia import MIA_FEATURES, svc_mia
+from .report import EvaluateConfig, compare, model_metrics
+from .tow import tow, tow_mia
+
+__all__ = ["MIA_FEATURES", "svc_mia", "EvaluateConfig", "compare", "model_metrics", "tow", "tow_mia"]

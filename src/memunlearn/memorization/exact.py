@@ -1,0 +1,155 @@
+"""Exact memorization by leave-subset-out retraining (METHODS.md §1).
+
+Feldman & Zhang (2020), eq. 1, estimated from K models each trained on a
+random fraction-p subset S_k of the training set D:
+
+    mem(i) = mean_{k: i in S_k} 1[f_k(x_i) = y_i] - mean_{k: i not in S_k} 1[f_k(x_i) = y_i]
+
+Per model we keep the subset mask and the true-class probability and
+correctness on all of D and T, so the scores can be audited and K can grow
+without retraining finished models.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..config import check_fraction
+from ..data.splits import DatasetInfo, ImageSplit
+from ..io import atomic_write
+from ..models import build_model
+from ..seeding import derive_seed, generator
+from ..training.loop import fit, predict_proba, true_class_prob
+from ..training.recipe import TrainConfig
+
+
+@dataclass(frozen=True)
+class ExactConfig:
+    num_models: int = 16  # K (reference: 400)
+    subset_fraction: float = 0.7  # p
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.num_models < 2:
+            raise ValueError(f"memorize.num_models must be >= 2, got {self.num_models}")
+        check_fraction(self.subset_fraction, "memorize.subset_fraction", open_low=True)
+        if self.subset_fraction == 1:
+            raise ValueError("memorize.subset_fraction must be < 1, or no example is ever held out")
+
+
+@dataclass(frozen=True)
+class SubsetModelOutputs:
+    """What one subset model contributes to the estimator."""
+
+    index: int
+    mask: np.ndarray  # (N,) bool: example in S_k
+    train_true_prob: np.ndarray  # (N,) float32: f_k(x_i)_{y_i}
+    train_correct: np.ndarray  # (N,) bool
+    test_true_prob: np.ndarray  # (M,) float32
+    test_correct: np.ndarray  # (M,) bool
+
+    def save(self, path: Path) -> None:
+        atomic_write(path, lambda f: np.savez(f, index=self.index, **{
+            k: getattr(self, k) for k in ("mask", "train_true_prob", "train_correct", "test_true_prob", "test_correct")
+        }))
+
+    @classmethod
+    def load(cls, path: Path) -> "SubsetModelOutputs":
+        with np.load(path) as z:
+            return cls(int(z["index"]), *(z[k] for k in (
+                "mask", "train_true_prob", "train_correct", "test_true_prob", "test_correct")))
+
+
+def subset_mask(n: int, fraction: float, seed: int, index: int) -> torch.Tensor:
+    """Model ``index``'s subset: exactly round(p*N) examples, independent of K."""
+    chosen = torch.randperm(n, generator=generator(seed, "subset_mask", index))[: int(round(fraction * n))]
+    mask = torch.zeros(n, dtype=torch.bool)
+    mask[chosen] = True
+    return mask
+
+
+def train_subset_model(
+    index: int,
+    train: ImageSplit,
+    test: ImageSplit,
+    info: DatasetInfo,
+    recipe: TrainConfig,
+    config: ExactConfig,
+    device: torch.device,
+) -> SubsetModelOutputs:
+    mask = subset_mask(len(train), config.subset_fraction, config.seed, index)
+    model = build_model(
+        recipe.model, info.in_channels, info.num_classes, info.image_size,
+        seed=derive_seed(config.seed, "subset_model_init", index),
+    )
+    fit(model, train.take(mask), info, recipe, generator(config.seed, "subset_model_order", index), device)
+    outputs = {}
+    for split_name, split in (("train", train), ("test", test)):
+        probs = predict_proba(model, split, info, device)  # (N, C)
+        outputs[f"{split_name}_true_prob"] = true_class_prob(probs, split.labels).numpy().astype(np.float32)
+        outputs[f"{split_name}_correct"] = (probs.argmax(1) == split.labels).numpy()
+    return SubsetModelOutputs(index, mask.numpy(), **outputs)
+
+
+def train_subset_models(
+    train: ImageSplit,
+    test: ImageSplit,
+    info: DatasetInfo,
+    recipe: TrainConfig,
+    config: ExactConfig,
+    device: torch.device,
+    on_model: Callable[[SubsetModelOutputs], None] | None = None,
+) -> list[SubsetModelOutputs]:
+    """Train the K subset models one after another (``on_model`` sees each as it finishes)."""
+    runs = []
+    for k in range(config.num_models):
+        run = train_subset_model(k, train, test, info, recipe, config, device)
+        if on_model is not None:
+            on_model(run)
+        runs.append(run)
+    return runs
+
+
+def memorization_scores(runs: list[SubsetModelOutputs], example_ids: np.ndarray) -> pd.DataFrame:
+    """Feldman & Zhang eq. 1 per training example, with its standard error.
+
+    Columns: ``mem`` (0/1 correctness, the classic estimator), ``mem_prob``
+    (the same with the true-class probability: lower variance), ``mem_se``,
+    ``n_in``/``n_out`` and the in/out accuracies. Scores are NaN where an
+    example was never in, or never out of, a subset: missing, not 0.
+    """
+    masks = np.stack([r.mask for r in runs]).astype(np.float64)  # (K, N)
+    correct = np.stack([r.train_correct for r in runs]).astype(np.float64)  # (K, N)
+    prob = np.stack([r.train_true_prob for r in runs]).astype(np.float64)  # (K, N)
+    acc_in, var_in, n_in = _masked_mean_var(correct, masks)
+    acc_out, var_out, n_out = _masked_mean_var(correct, 1 - masks)
+    prob_in, _, _ = _masked_mean_var(prob, masks)
+    prob_out, _, _ = _masked_mean_var(prob, 1 - masks)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        se = np.sqrt(var_in / n_in + var_out / n_out)
+    return pd.DataFrame({
+        "example_id": example_ids,
+        "mem": acc_in - acc_out,
+        "mem_prob": prob_in - prob_out,
+        "mem_se": se,
+        "n_in": n_in.astype(np.int64),
+        "n_out": n_out.astype(np.int64),
+        "acc_in": acc_in,
+        "acc_out": acc_out,
+    })
+
+
+def _masked_mean_var(values: np.ndarray, weights: np.ndarray):
+    """Per-column mean and unbiased variance of ``values`` over rows where weight is 1."""
+    n = weights.sum(0)  # (N,)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (values * weights).sum(0) / n
+        var = (((values - mean) ** 2) * weights).sum(0) / (n - 1)
+    mean = np.where(n > 0, mean, np.nan)
+    var = np.where(n > 1, var, np.nan)
+    return mean, var, n

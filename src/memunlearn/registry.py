@@ -1,0 +1,64 @@
+"""Name -> object registries (timm's ``@register_model`` pattern).
+
+Every pluggable concept (datasets, models, proxies, unlearning methods, RUM
+strategies) lives in one ``Registry``; dispatch is a lookup, never an
+if/elif chain, and an unknown name is an error that lists the known ones.
+"""
+from __future__ import annotations
+
+from typing import Callable, Generic, Iterator, TypeVar
+
+T = TypeVar("T")
+
+
+class UnknownNameError(KeyError):
+    """An unknown registry name; the message lists the valid choices."""
+
+    def __str__(self) -> str:  # KeyError would wrap the message in quotes
+        return str(self.args[0])
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+
+    def register(self, name: str, entry: T | None = None):
+        """``registry.register("x", obj)`` or ``@registry.register("x")``."""
+        if entry is not None:
+            self._add(name, entry)
+            return entry
+
+        def decorator(obj: T) -> T:
+            self._add(name, obj)
+            return obj
+
+        return decorator
+
+    def _add(self, name: str, entry: T) -> None:
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._entries[name] = entry
+
+    def get(self, name: str) -> T:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def items(self) -> Iterator[tuple[str, T]]:
+        return iter(sorted(self._entries.items()))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+Factory = Callable[..., object]

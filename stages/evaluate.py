@@ -1,0 +1,46 @@
+"""Stage `evaluate`: FA/RA/TA, per-subset accuracy, MIA, ToW against the retrain oracle (METHODS.md §6)."""
+from _common import (METRICS_DIR, ORACLE_DIR, PARTITION_DIR, PREPARED, RESULTS_DIR, TRAIN_DIR, UNLEARN_DIR,
+                     device, flatten, load_params, stage, track)
+
+from memunlearn.config import from_params
+from memunlearn.data import load_info, load_split
+from memunlearn.evaluation import EvaluateConfig, compare, model_metrics
+from memunlearn.io import load_json, load_table, save_json, save_table
+from memunlearn.partition import apply_partition
+from memunlearn.tracking import StageRecord
+from memunlearn.training import load_checkpoint
+
+MODELS = {  # row name -> (checkpoint, stage that makes it)
+    "original": (TRAIN_DIR / "model.pt", "train"),
+    "unlearned": (UNLEARN_DIR / "model.pt", "unlearn"),
+    "retrain": (ORACLE_DIR / "model.pt", "oracle"),
+}
+
+
+@stage
+def main() -> None:
+    params = load_params("evaluate")
+    config = from_params(EvaluateConfig, params["evaluate"], "evaluate")
+    info = load_info(PREPARED / "meta.json")
+    parts = apply_partition(load_split(PREPARED / "train.npz"), load_table(PARTITION_DIR / "forget.csv", "partition"))
+    test = load_split(PREPARED / "test.npz")
+    dev = device(config.device)
+
+    rows = {
+        name: model_metrics(load_checkpoint(path, stage_name)[0], parts.forget, parts.retain, test, parts.subsets,
+                            info, config, dev)
+        for name, (path, stage_name) in MODELS.items()
+    }
+    table = compare(rows, oracle_key="retrain")
+    seconds = {"unlearned": load_json(METRICS_DIR / "unlearn.json", "unlearn")["seconds"],
+               "retrain": load_json(METRICS_DIR / "oracle.json", "oracle")["seconds"]}
+    table["seconds"] = table["model"].map(seconds)
+    save_table(table, RESULTS_DIR / "evaluation.csv")
+
+    metrics = {row["model"]: {k: v for k, v in row.items() if k != "model"} for row in table.to_dict("records")}
+    save_json(metrics, METRICS_DIR / "evaluate.json")
+    track(StageRecord("evaluate", flatten(params), flatten(metrics), artifacts=[RESULTS_DIR / "evaluation.csv"]))
+
+
+if __name__ == "__main__":
+    main()

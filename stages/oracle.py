@@ -1,0 +1,33 @@
+"""Stage `oracle`: retrain from scratch on R = D \\ F, the reference every metric compares with."""
+from _common import METRICS_DIR, ORACLE_DIR, PARTITION_DIR, PREPARED, Timer, device, flatten, input_example, load_params, stage, track
+
+from memunlearn.config import from_params
+from memunlearn.data import load_info, load_split
+from memunlearn.io import load_table, save_json
+from memunlearn.partition import apply_partition
+from memunlearn.tracking import StageRecord
+from memunlearn.training import TrainConfig, save_checkpoint
+from memunlearn.unlearning import METHODS, UnlearnContext
+
+
+@stage
+def main() -> None:
+    params = load_params("train", "oracle")
+    recipe = from_params(TrainConfig, params["train"], "train")
+    seed = int(params["oracle"].get("seed", 0))
+    info = load_info(PREPARED / "meta.json")
+    parts = apply_partition(load_split(PREPARED / "train.npz"), load_table(PARTITION_DIR / "forget.csv", "partition"))
+    ctx = UnlearnContext(info, recipe, device(recipe.device), seed)
+
+    retrain = METHODS.get("retrain")
+    with Timer() as timer:
+        model = retrain.run(None, parts.forget, parts.retain, retrain.config({}), ctx)
+    save_checkpoint(model, recipe.model, info, ORACLE_DIR / "model.pt")
+    metrics = {"seconds": timer.seconds, "examples_processed": len(parts.retain) * recipe.epochs}
+    save_json(metrics, METRICS_DIR / "oracle.json")
+    track(StageRecord("oracle", flatten(params), metrics, models={"oracle_model": model},
+                      input_example=input_example(info)))
+
+
+if __name__ == "__main__":
+    main()

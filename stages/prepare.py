@@ -1,0 +1,27 @@
+"""Stage `prepare`: dataset -> train/test splits with example ids and planted label noise."""
+from _common import PREPARED, RAW_DIR, Timer, flatten, load_params, stage, track
+
+from memunlearn.config import from_params
+from memunlearn.data import PrepareConfig, prepare, save_info, save_split
+from memunlearn.io import save_table
+from memunlearn.tracking import StageRecord
+
+
+@stage
+def main() -> None:
+    params = load_params("data")
+    config = from_params(PrepareConfig, params["data"], "data")
+    with Timer() as timer:
+        data = prepare(config, RAW_DIR)
+    save_split(data.train, PREPARED / "train.npz")
+    save_split(data.test, PREPARED / "test.npz")
+    save_table(data.flipped, PREPARED / "label_noise.csv")
+    save_info(data.info, PREPARED / "meta.json")
+    track(StageRecord("prepare", flatten(params), {
+        "n_train": len(data.train), "n_test": len(data.test), "n_flipped": len(data.flipped),
+        "seconds": timer.seconds,
+    }, artifacts=[PREPARED / "meta.json", PREPARED / "label_noise.csv"]))
+
+
+if __name__ == "__main__":
+    main()

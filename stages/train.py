@@ -1,0 +1,49 @@
+"""Stage `train`: the original model, with learning events recorded from the same forward pass."""
+from _common import METRICS_DIR, PREPARED, TRAIN_DIR, Timer, device, flatten, input_example, load_params, stage, track
+
+from memunlearn.config import from_params
+from memunlearn.data import load_info, load_split
+from memunlearn.io import save_json, save_table
+from memunlearn.models import build_model
+from memunlearn.seeding import generator
+from memunlearn.tracking import StageRecord
+from memunlearn.training import LearningEventRecorder, TrainConfig, accuracy, fit, predict_proba, save_checkpoint
+
+import pandas as pd
+
+
+@stage
+def main() -> None:
+    params = load_params("train")
+    recipe = from_params(TrainConfig, params["train"], "train")
+    train, test = load_split(PREPARED / "train.npz"), load_split(PREPARED / "test.npz")
+    info = load_info(PREPARED / "meta.json")
+    dev = device(recipe.device)
+
+    model = build_model(recipe.model, info.in_channels, info.num_classes, info.image_size, seed=recipe.seed)
+    save_checkpoint(model, recipe.model, info, TRAIN_DIR / "model_init.pt")
+    recorder = LearningEventRecorder(train.example_ids)
+
+    def test_accuracy(epoch, model):
+        return {"test_acc": accuracy(predict_proba(model, test, info, dev), test.labels)}
+
+    with Timer() as timer:
+        history = fit(model, train, info, recipe, generator(recipe.seed, "train_order"), dev,
+                      on_batch=recorder, on_epoch=test_accuracy)
+    save_checkpoint(model, recipe.model, info, TRAIN_DIR / "model.pt")
+    save_table(recorder.to_frame(), TRAIN_DIR / "learning_events.parquet")
+    save_table(pd.DataFrame(history), TRAIN_DIR / "history.csv")
+    metrics = {
+        "train_acc": accuracy(predict_proba(model, train, info, dev), train.labels),
+        "test_acc": history[-1]["test_acc"],
+        "seconds": timer.seconds,
+        "examples_processed": len(train) * recipe.epochs,
+        "device": str(dev),
+    }
+    save_json(metrics, METRICS_DIR / "train.json")
+    track(StageRecord("train", flatten(params), metrics, history, [TRAIN_DIR / "history.csv"],
+                      models={"original_model": model}, input_example=input_example(info)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Stage `unlearn`: apply a registered method to the forget set, vanilla or through RUM (METHODS.md §4-5)."""
+from _common import METRICS_DIR, PARTITION_DIR, PREPARED, TRAIN_DIR, UNLEARN_DIR, Timer, device, flatten, input_example, load_params, stage, track
+
+import dataclasses
+
+import pandas as pd
+
+from memunlearn.config import from_params
+from memunlearn.data import load_info, load_split
+from memunlearn.io import load_table, save_json, save_table
+from memunlearn.partition import apply_partition
+from memunlearn.tracking import StageRecord
+from memunlearn.training import TrainConfig, load_checkpoint, save_checkpoint
+from memunlearn.unlearning import UnlearnContext, run_strategy
+from memunlearn.unlearning.rum import UnlearnConfig
+
+
+@stage
+def main() -> None:
+    params = load_params("train", "unlearn", "methods")
+    recipe = from_params(TrainConfig, params["train"], "train")
+    config = from_params(UnlearnConfig, params["unlearn"], "unlearn")
+    plan = config.plan(params["methods"])
+    info = load_info(PREPARED / "meta.json")
+    parts = apply_partition(load_split(PREPARED / "train.npz"), load_table(PARTITION_DIR / "forget.csv", "partition"))
+    model, model_name = load_checkpoint(TRAIN_DIR / "model.pt", "train")
+    ctx = UnlearnContext(info, recipe, device(config.device), config.seed)
+
+    with Timer() as timer:
+        model, steps = run_strategy(config.strategy, model, parts.subsets, parts.retain, plan, ctx)
+    save_checkpoint(model, model_name, info, UNLEARN_DIR / "model.pt")
+    save_table(pd.DataFrame([dataclasses.asdict(s) for s in steps]), UNLEARN_DIR / "steps.csv")
+    metrics = {"seconds": timer.seconds, "strategy": config.strategy, "method": config.method,
+               "steps": len(steps)}
+    save_json(metrics, METRICS_DIR / "unlearn.json")
+    track(StageRecord("unlearn", flatten(params), metrics, artifacts=[UNLEARN_DIR / "steps.csv"],
+                      models={"unlearned_model": model}, input_example=input_example(info)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Shared fixtures: a tiny synthetic image dataset with planted label noise.
+
+Each class is a random 8x8 prototype plus pixel noise, so clean examples are
+easy and generalize, while a flipped label can only be fit by memorizing it.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from memunlearn.data import DatasetInfo, ImageSplit, flip_labels
+from memunlearn.data.splits import channel_stats
+from memunlearn.training import TrainConfig
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+NUM_CLASSES = 4
+IMAGE_SIZE = 8
+
+
+def make_images(n: int, seed: int, prototypes: np.ndarray, first_id: int) -> ImageSplit:
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % NUM_CLASSES
+    images = prototypes[labels] + rng.normal(0, 40, size=(n, 1, IMAGE_SIZE, IMAGE_SIZE))
+    return ImageSplit(
+        torch.from_numpy(np.clip(images, 0, 255).astype(np.uint8)),
+        torch.from_numpy(labels.astype(np.int64)),
+        torch.arange(first_id, first_id + n),
+    )
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    """(train with 10% flipped labels, test, info, flipped ids)."""
+    prototypes = np.random.default_rng(0).uniform(0, 255, size=(NUM_CLASSES, 1, IMAGE_SIZE, IMAGE_SIZE))
+    clean = make_images(240, 1, prototypes, 0)
+    test = make_images(120, 2, prototypes, 1000)
+    train, flipped = flip_labels(clean, 0.1, NUM_CLASSES, seed=0)
+    mean, std = channel_stats(train.images)
+    info = DatasetInfo("synthetic", NUM_CLASSES, 1, IMAGE_SIZE, mean, std)
+    return train, test, info, flipped["example_id"].to_numpy()
+
+
+@pytest.fixture(scope="session")
+def tiny_recipe() -> TrainConfig:
+    """Enough epochs for the small CNN to memorize the flipped labels of ``synthetic``."""
+    return TrainConfig(model="small_cnn", epochs=30, batch_size=32, lr=0.05, weight_decay=0.0, device="cpu")

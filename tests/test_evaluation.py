@@ -1,0 +1,44 @@
+"""ToW and SVC MIA (METHODS.md §6)."""
+import numpy as np
+import pytest
+
+from memunlearn.evaluation import MIA_FEATURES, svc_mia, tow, tow_mia
+
+
+def test_tow_is_one_for_the_oracle_itself():
+    oracle = {"forget_acc": 0.6, "retain_acc": 0.99, "test_acc": 0.9, "mia": 0.4}
+    assert tow(oracle, oracle) == 1.0
+    assert tow_mia(oracle, oracle) == 1.0
+
+
+def test_tow_multiplies_the_three_gaps():
+    unlearned = {"forget_acc": 0.9, "retain_acc": 0.95, "test_acc": 0.8, "mia": 0.1}
+    oracle = {"forget_acc": 0.6, "retain_acc": 0.99, "test_acc": 0.9, "mia": 0.4}
+    assert tow(unlearned, oracle) == pytest.approx((1 - 0.3) * (1 - 0.04) * (1 - 0.1))
+    assert tow_mia(unlearned, oracle) == pytest.approx((1 - 0.3) * (1 - 0.04) * (1 - 0.1))
+
+
+def _probs(true_prob, n_classes=4, seed=0):
+    """(N, C) softmax rows with the given true-class probability; label 0."""
+    rng = np.random.default_rng(seed)
+    n = len(true_prob)
+    rest = rng.dirichlet(np.ones(n_classes - 1), size=n) * (1 - true_prob)[:, None]
+    return np.column_stack([true_prob, rest]), np.zeros(n, dtype=np.int64)
+
+
+def test_mia_calls_confident_examples_members():
+    rng = np.random.default_rng(0)
+    retain = _probs(rng.uniform(0.95, 1.0, 400))  # members: very confident
+    test = _probs(rng.uniform(0.2, 0.8, 400))  # non-members: less so
+    looks_trained = _probs(rng.uniform(0.95, 1.0, 100))
+    looks_unseen = _probs(rng.uniform(0.2, 0.8, 100))
+    assert svc_mia(retain, test, looks_trained) < 0.1
+    assert svc_mia(retain, test, looks_unseen) > 0.9
+
+
+@pytest.mark.parametrize("feature", MIA_FEATURES.names())
+def test_every_mia_feature_runs(feature):
+    rng = np.random.default_rng(1)
+    result = svc_mia(_probs(rng.uniform(0.9, 1, 50)), _probs(rng.uniform(0.1, 0.9, 50)),
+                     _probs(rng.uniform(0, 1, 20)), feature=feature)
+    assert 0.0 <= result <= 1.0

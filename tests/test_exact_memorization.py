@@ -1,0 +1,67 @@
+"""Exact memorization (METHODS.md §1): subset masks, the estimator, and planted noise found."""
+import numpy as np
+import pytest
+import torch
+
+from memunlearn.memorization import ExactConfig, SubsetModelOutputs, memorization_scores, planted_auroc, subset_mask
+from memunlearn.memorization.exact import train_subset_models
+
+
+def _run(index, mask, correct):
+    n = len(mask)
+    return SubsetModelOutputs(index, np.asarray(mask, bool), np.asarray(correct, np.float32),
+                              np.asarray(correct, bool), np.zeros(1, np.float32), np.zeros(1, bool))
+
+
+def test_estimator_matches_the_formula_by_hand():
+    # 4 models, 3 examples. Example 0: right when in, wrong when out -> mem 1.
+    # Example 1: always right -> mem 0. Example 2: never held out -> missing.
+    masks = [[1, 1, 1], [1, 0, 1], [0, 1, 1], [0, 0, 1]]
+    correct = [[1, 1, 1], [1, 1, 0], [0, 1, 1], [0, 1, 0]]
+    scores = memorization_scores([_run(k, m, c) for k, (m, c) in enumerate(zip(masks, correct))],
+                                 np.array([10, 11, 12]))
+    assert scores["example_id"].tolist() == [10, 11, 12]
+    assert scores["mem"].iloc[0] == pytest.approx(1.0)
+    assert scores["mem"].iloc[1] == pytest.approx(0.0)
+    assert np.isnan(scores["mem"].iloc[2])  # never out of a subset: missing, not 0
+    assert scores[["n_in", "n_out"]].iloc[2].tolist() == [4, 0]
+    assert scores[["n_in", "n_out"]].iloc[0].tolist() == [2, 2]
+    # Example 0's in-accuracy has zero variance: se = 0; example 1 likewise.
+    assert scores["mem_se"].iloc[0] == pytest.approx(0.0)
+
+
+def test_standard_error_uses_both_groups():
+    masks = [[1], [1], [0], [0]]
+    correct = [[1], [0], [0], [0]]
+    scores = memorization_scores([_run(k, m, c) for k, (m, c) in enumerate(zip(masks, correct))], np.array([0]))
+    assert scores["mem"].iloc[0] == pytest.approx(0.5)
+    # var_in = 0.5 (ddof 1) over n_in = 2; var_out = 0
+    assert scores["mem_se"].iloc[0] == pytest.approx(np.sqrt(0.5 / 2))
+
+
+def test_subset_masks_have_the_right_size_and_do_not_depend_on_k():
+    first = subset_mask(1000, 0.7, seed=3, index=5)
+    again = subset_mask(1000, 0.7, seed=3, index=5)
+    other = subset_mask(1000, 0.7, seed=3, index=6)
+    assert int(first.sum()) == 700
+    assert torch.equal(first, again)
+    assert not torch.equal(first, other)
+
+
+def test_config_rejects_degenerate_fractions():
+    with pytest.raises(ValueError, match="must be < 1"):
+        ExactConfig(num_models=4, subset_fraction=1.0).validate()
+    with pytest.raises(ValueError, match="num_models must be >= 2"):
+        ExactConfig(num_models=1).validate()
+
+
+def test_planted_mislabeled_examples_get_the_highest_scores(synthetic, tiny_recipe):
+    train, test, info, flipped = synthetic
+    config = ExactConfig(num_models=8, subset_fraction=0.7, seed=0)
+    runs = train_subset_models(train, test, info, tiny_recipe, config, torch.device("cpu"))
+    scores = memorization_scores(runs, train.example_ids.numpy()).set_index("example_id")
+    mem = scores["mem"]
+    assert planted_auroc(mem, flipped) > 0.9
+    assert mem.loc[flipped].mean() > mem.drop(flipped).mean() + 0.3
+    # every model saw about 70% of the data
+    assert all(abs(r.mask.mean() - 0.7) < 0.01 for r in runs)
