@@ -65,8 +65,8 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def input_example(info) -> np.ndarray:
-    """A (1, C, H, W) float input for MLflow's model signature."""
-    return np.zeros((1, info.in_channels, info.image_size, info.image_size), dtype=np.float32)
+    """A (2, C, H, W) float input for MLflow's model signature (batch 2: a batch of 1 would fix the size)."""
+    return np.zeros((2, info.in_channels, info.image_size, info.image_size), dtype=np.float32)
 
 
 def device(name: str) -> torch.device:

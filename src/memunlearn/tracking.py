@@ -43,7 +43,7 @@ class StageRecord:
     history: list[Mapping[str, float]] = field(default_factory=list)  # per-step rows, e.g. per epoch
     artifacts: list[Path] = field(default_factory=list)
     models: Mapping[str, nn.Module] = field(default_factory=dict)
-    input_example: Any = None  # (1, C, H, W) float32 array: MLflow 3 needs one to export a model
+    input_example: Any = None  # (B, C, H, W) float32 array: MLflow 3 needs one to export a model
 
 
 def record_stage(record: StageRecord, target: TrackingTarget) -> str | None:

@@ -1,0 +1,40 @@
+# memunlearn: `make run` sets up and runs the default pipeline; `make test` runs the tests.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(CURDIR)/$(VENV)/bin
+
+# No telemetry from any of the tools, ever.
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := true
+export MLFLOW_DISABLE_TELEMETRY := true
+export DVC_NO_ANALYTICS := 1
+export PATH := $(BIN):$(PATH)
+
+.PHONY: setup run test flow serve ui list
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed   ## create .venv and install memunlearn with its dev tools
+
+run: setup                  ## reproduce the DVC pipeline on the default (embedded MNIST) data
+	dvc repro
+	dvc metrics show
+
+test: setup                 ## unit tests + one end-to-end pipeline test (real DVC, MLflow, Prefect)
+	python -m pytest
+
+flow: setup                 ## the same pipeline through the Prefect flow
+	python flows/pipeline.py
+
+serve: setup                ## serve the Prefect deployment 'memunlearn-pipeline/default'
+	python flows/pipeline.py --serve
+
+ui: setup                   ## browse runs and models in the MLflow UI (http://127.0.0.1:5000)
+	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --host 127.0.0.1 --port 5000
+
+list: setup                 ## registered datasets, models, proxies, methods
+	memunlearn list

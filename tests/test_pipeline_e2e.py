@@ -1,0 +1,181 @@
+"""End to end: the real DVC pipeline, MLflow store and Prefect flow on a tiny copy of the project.
+
+One temporary project is shared by the tests of this module, which run in
+order: a first `dvc repro`, a no-op second one, a param change that reruns
+only unlearn + evaluate, the Prefect flow, and bad input.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = ["prepare", "train", "memorize", "proxies", "partition", "oracle", "unlearn", "evaluate"]
+TINY = {
+    "data": {"max_train": 500, "max_test": 200, "noise_fraction": 0.05},
+    "train": {"epochs": 2, "lr_milestones": [], "device": "cpu"},
+    "memorize": {"num_models": 3},
+    "proxies": {"top_n": 20},
+    "partition": {"size": 30},
+    "methods": {"finetune": {"epochs": 1}, "neggrad_plus": {"epochs": 1}},
+    "evaluate": {"mia_max_per_class": 200},
+}
+
+
+def _merge(base: dict, update: dict) -> dict:
+    for key, value in update.items():
+        base[key] = _merge(base.get(key, {}), value) if isinstance(value, dict) else value
+    return base
+
+
+def set_params(root: Path, update: dict) -> None:
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(_merge(yaml.safe_load(path.read_text()), update), sort_keys=False))
+
+
+def dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=os.environ.copy(),
+                            capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def ran_stages(output: str) -> list[str]:
+    return [s for s in STAGES if f"Running stage '{s}'" in output]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("project")
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(REPO / name, root / name)
+    for name in ("stages", "src", "flows"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    dvc(root, "init", "-q")
+    set_params(root, TINY)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # `python` in dvc.yaml
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns.db'}")
+    mp.setenv("PREFECT_HOME", str(root / ".prefect"))
+    mp.delenv("MEMUNLEARN_RUN_GROUP", raising=False)
+    yield root
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def first_repro(project):
+    return dvc(project, "repro")
+
+
+def test_first_repro_runs_every_stage_and_writes_outputs(project, first_repro):
+    assert ran_stages(first_repro.stdout) == STAGES
+    import pandas as pd
+
+    scores = pd.read_parquet(project / "data/memorize/scores.parquet")
+    assert len(scores) == 500 and {"mem", "mem_se", "n_in", "n_out"} <= set(scores.columns)
+    assert (scores["n_in"] + scores["n_out"] == 3).all()
+    assert len(list((project / "data/memorize/models").glob("model_*.npz"))) == 3
+    forget = pd.read_csv(project / "data/partition/forget.csv")
+    assert len(forget) == 30 and set(forget["subset"]) == {"low", "mid", "high"}
+    results = pd.read_csv(project / "results/evaluation.csv")
+    assert results["model"].tolist() == ["original", "unlearned", "retrain"]
+    assert results.set_index("model").loc["retrain", "tow"] == 1.0
+    assert (project / "dvc.lock").exists()
+
+
+def test_metrics_show_lists_tow_mia_accuracies_and_proxy_correlations(project, first_repro):
+    shown = json.loads(dvc(project, "metrics", "show", "--json").stdout)
+    metrics = {}
+    for path_metrics in shown[""]["data"].values():
+        metrics |= path_metrics["data"]
+    unlearned = metrics["unlearned"]
+    for key in ("tow", "tow_mia", "mia", "forget_acc", "retain_acc", "test_acc", "forget_acc_high"):
+        assert key in unlearned, key
+    assert 0 <= unlearned["tow"] <= 1
+    for proxy in ("confidence", "max_conf", "entropy", "binary_acc"):
+        assert {"spearman", "pearson"} <= set(metrics[proxy])
+
+
+def test_mlflow_holds_one_parent_run_with_a_child_per_stage_and_the_models(project, first_repro):
+    import mlflow
+
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+    experiment = mlflow.get_experiment_by_name("memunlearn")
+    runs = mlflow.search_runs([experiment.experiment_id], output_format="list")
+    parents = [r for r in runs if r.data.tags.get("memunlearn.stage") == "pipeline"]
+    assert len(parents) == 1
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert sorted(r.data.tags["memunlearn.stage"] for r in children) == sorted(STAGES)
+    evaluate = next(r for r in children if r.data.tags["memunlearn.stage"] == "evaluate")
+    assert "unlearned.tow" in evaluate.data.metrics
+    assert all(r.data.tags.get("git_commit") for r in children)
+    models = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id], output_format="list")
+    assert {m.name for m in models} >= {"original_model", "unlearned_model", "oracle_model"}
+    assert not any(p.name.startswith("mlruns") for p in project.glob("data/**/*"))  # the store is not a DVC output
+
+
+def test_second_repro_runs_nothing(project, first_repro):
+    again = dvc(project, "repro")
+    assert ran_stages(again.stdout) == []
+    assert json.loads(dvc(project, "status", "--json").stdout) == {}
+
+
+def test_changing_an_unlearning_param_reruns_only_unlearn_and_evaluate(project, first_repro):
+    set_params(project, {"methods": {"neggrad_plus": {"lr": 0.02}}})
+    assert set(json.loads(dvc(project, "status", "--json").stdout)) == {"unlearn", "evaluate"}
+    assert ran_stages(dvc(project, "repro").stdout) == ["unlearn", "evaluate"]
+
+
+def test_prefect_flow_runs_the_stages_and_dvc_decides_what_reruns(project, first_repro):
+    from prefect.testing.utilities import prefect_test_harness
+
+    spec = importlib.util.spec_from_file_location("pipeline_flow", project / "flows/pipeline.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with prefect_test_harness():
+        ran = module.pipeline(repo_dir=str(project), overrides={"unlearn.strategy": "vanilla"})
+    assert list(ran) == STAGES
+    assert [s for s, did in ran.items() if did] == ["unlearn", "evaluate"]
+    assert yaml.safe_load((project / "params.yaml").read_text())["unlearn"]["strategy"] == "vanilla"
+
+    import mlflow
+
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    flow_parents = [r for r in runs if r.data.tags.get("memunlearn.stage") == "pipeline"
+                    and r.data.tags.get("memunlearn.group", "").startswith("prefect-")]
+    assert len(flow_parents) == 1
+
+
+def test_missing_upstream_output_names_the_command_to_run(project, first_repro):
+    oracle = project / "data/oracle"
+    backup = project / "oracle.bak"
+    shutil.move(oracle, backup)
+    try:
+        result = subprocess.run([sys.executable, "stages/evaluate.py"], cwd=project, capture_output=True, text=True)
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines()[-1].endswith("is missing; run `dvc repro oracle` first")
+    finally:
+        shutil.move(backup, oracle)
+
+
+def test_bad_input_fails_in_one_line_and_leaves_no_stale_output(project, first_repro):
+    set_params(project, {"unlearn": {"method": "forgetall"}})
+    failed = dvc(project, "repro", check=False)
+    assert failed.returncode != 0
+    errors = [line for line in (failed.stdout + failed.stderr).splitlines() if line.startswith("error: ")]
+    assert errors and "unknown unlearning method 'forgetall'; choose one of:" in errors[0]
+    assert "neggrad_plus" in errors[0]
+    assert not (project / "data/unlearn/model.pt").exists()  # DVC removed the old output before the stage ran
+    set_params(project, {"unlearn": {"method": "neggrad_plus"}})
