@@ -25,22 +25,33 @@ from prefect.runtime import flow_run
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-def stage_order(repo_dir: str) -> list[str]:
-    """The pipeline's stage names, upstream first, from DVC's own graph."""
+@contextmanager
+def _in_repo(repo_dir: str):
+    """DVC's API, like its CLI, resolves stage paths against the working directory."""
     from dvc.repo import Repo
 
-    with Repo(repo_dir) as repo:
-        graph = repo.index.graph  # edges point from a stage to the stages it depends on
-        return [stage.addressing for stage in reversed(list(nx.topological_sort(graph)))
-                if getattr(stage, "name", None)]
+    previous = os.getcwd()
+    os.chdir(repo_dir)
+    try:
+        with Repo(".") as repo:
+            yield repo
+    finally:
+        os.chdir(previous)
+
+
+def stage_order(repo_dir: str) -> list[str]:
+    """The pipeline's stage names, upstream first (DVC's graph), ties in dvc.yaml order."""
+    with _in_repo(repo_dir) as repo:
+        position = {stage: i for i, stage in enumerate(repo.index.stages)}
+        graph = repo.index.graph.reverse(copy=False)  # DVC's edges point from a stage to its deps
+        ordered = nx.lexicographical_topological_sort(graph, key=position.get)
+        return [stage.name for stage in ordered if getattr(stage, "name", None)]
 
 
 @task(retries=1, retry_delay_seconds=5, task_run_name="dvc repro {stage}")
 def reproduce_stage(repo_dir: str, stage: str, force: bool = False) -> bool:
     """Run one stage if DVC finds it changed (or ``force``); True if it ran."""
-    from dvc.repo import Repo
-
-    with Repo(repo_dir) as repo:
+    with _in_repo(repo_dir) as repo:
         ran = repo.reproduce(stage, single_item=True, force=force)
     get_run_logger().info("%s: %s", stage, "ran" if ran else "up to date, skipped")
     return bool(ran)

@@ -1,0 +1,46 @@
+"""Training loop, learning-event recorder (METHODS.md §2.1) and checkpoints."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from memunlearn.models import MODELS, build_model
+from memunlearn.training import LearningEventRecorder, load_checkpoint, save_checkpoint
+
+
+def test_recorder_keeps_running_means_per_example():
+    recorder = LearningEventRecorder(torch.tensor([10, 11, 12]))
+    logits_a = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    logits_b = torch.tensor([[0.0, 3.0]])
+    recorder(torch.tensor([0, 1]), logits_a, torch.tensor([0, 0]))
+    recorder(torch.tensor([0]), logits_b, torch.tensor([0]))
+    frame = recorder.to_frame().set_index("example_id")
+    p_a, p_b = F.softmax(logits_a, 1), F.softmax(logits_b, 1)
+    assert frame.loc[10, "confidence"] == pytest.approx(float((p_a[0, 0] + p_b[0, 0]) / 2))
+    assert frame.loc[10, "binary_acc"] == pytest.approx(0.5)  # right once, wrong once
+    assert frame.loc[11, "max_conf"] == pytest.approx(float(p_a[1].max()))
+    entropy = -(p_a[1] * p_a[1].log()).sum()
+    assert frame.loc[11, "entropy"] == pytest.approx(float(entropy))
+    assert frame["n_events"].tolist() == [2, 1, 0]
+
+
+@pytest.mark.parametrize("name", MODELS.names())
+def test_models_map_images_to_logits_and_embeddings(name):
+    model = build_model(name, in_channels=3, num_classes=7, image_size=32, seed=0).eval()
+    x = torch.randn(2, 3, 32, 32)
+    assert model(x).shape == (2, 7)
+    assert torch.allclose(model.head(model.embed(x)), model(x))
+    again = build_model(name, in_channels=3, num_classes=7, image_size=32, seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+
+
+def test_checkpoint_round_trip_and_corrupt_file(tmp_path, synthetic):
+    info = synthetic[2]
+    model = build_model("small_cnn", 1, info.num_classes, info.image_size, seed=3)
+    path = tmp_path / "model.pt"
+    save_checkpoint(model, "small_cnn", info, path)
+    loaded, name = load_checkpoint(path, "train")
+    assert name == "small_cnn"
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), loaded.state_dict().values()))
+    path.write_bytes(path.read_bytes()[:100])  # truncated
+    with pytest.raises(RuntimeError, match=r"model.pt is unreadable .* rerun `dvc repro --force train`"):
+        load_checkpoint(path, "train")
