@@ -50,10 +50,11 @@ def stage_order(repo_dir: str) -> list[str]:
 
 @task(retries=1, retry_delay_seconds=5, task_run_name="dvc repro {stage}")
 def reproduce_stage(repo_dir: str, stage: str, force: bool = False) -> bool:
-    """Run one stage if DVC finds it changed (or ``force``); True if it ran."""
+    """Reproduce one stage if DVC finds it changed (or ``force``); True if it did."""
     with _in_repo(repo_dir) as repo:
         ran = repo.reproduce(stage, single_item=True, force=force)
-    get_run_logger().info("%s: %s", stage, "ran" if ran else "up to date, skipped")
+    outcome = "reproduced (ran, or restored from DVC's run cache)" if ran else "up to date, skipped"
+    get_run_logger().info("%s: %s", stage, outcome)
     return bool(ran)
 
 
