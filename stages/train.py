@@ -1,6 +1,8 @@
 """Stage `train`: the original model, with learning events recorded from the same forward pass."""
 from _common import METRICS_DIR, PREPARED, TRAIN_DIR, Timer, device, flatten, input_example, load_params, stage, track
 
+import pandas as pd
+
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
 from memunlearn.io import save_json, save_table
@@ -8,8 +10,6 @@ from memunlearn.models import build_model
 from memunlearn.seeding import generator
 from memunlearn.tracking import StageRecord
 from memunlearn.training import LearningEventRecorder, TrainConfig, accuracy, fit, predict_proba, save_checkpoint
-
-import pandas as pd
 
 
 @stage
