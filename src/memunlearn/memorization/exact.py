@@ -6,8 +6,8 @@ random fraction-p subset S_k of the training set D:
     mem(i) = mean_{k: i in S_k} 1[f_k(x_i) = y_i] - mean_{k: i not in S_k} 1[f_k(x_i) = y_i]
 
 Per model we keep the subset mask and the true-class probability and
-correctness on all of D and T, so the scores can be audited and K can grow
-without retraining finished models.
+correctness on all of D and T, so the scores can be audited and recomputed
+from the stored per-model outputs alone.
 """
 from __future__ import annotations
 
