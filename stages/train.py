@@ -9,34 +9,43 @@ from memunlearn.io import save_json, save_table
 from memunlearn.models import build_model
 from memunlearn.seeding import generator
 from memunlearn.tracking import StageRecord
-from memunlearn.training import LearningEventRecorder, TrainConfig, accuracy, fit, predict_proba, save_checkpoint
+from memunlearn.training import (CurvatureRecorder, LearningEventRecorder, RecordConfig, TrainConfig, accuracy, fit,
+                                 predict_proba, save_checkpoint)
 
 
 @stage
 def main() -> None:
-    params = load_params("train")
+    params = load_params("train", "train_records")
     recipe = from_params(TrainConfig, params["train"], "train")
+    records = from_params(RecordConfig, params["train_records"], "train_records")
     train, test = load_split(PREPARED / "train.npz"), load_split(PREPARED / "test.npz")
     info = load_info(PREPARED / "meta.json")
     dev = device(recipe.device)
 
     model = build_model(recipe.model, info.in_channels, info.num_classes, info.image_size, seed=recipe.seed)
     save_checkpoint(model, recipe.model, info, TRAIN_DIR / "model_init.pt")
-    recorder = LearningEventRecorder(train.example_ids)
+    events = LearningEventRecorder(train.example_ids)
+    curvature = (CurvatureRecorder(train, info, dev, records.curvature_h, records.curvature_batch_size)
+                 if records.curvature else None)
 
-    def test_accuracy(epoch, model):
-        return {"test_acc": accuracy(predict_proba(model, test, info, dev), test.labels)}
+    def end_of_epoch(epoch, model):
+        row = {"test_acc": accuracy(predict_proba(model, test, info, dev), test.labels)}
+        return row | (curvature(epoch, model) if curvature else {})
 
     with Timer() as timer:
         history = fit(model, train, info, recipe, generator(recipe.seed, "train_order"), dev,
-                      on_batch=recorder, on_epoch=test_accuracy)
+                      on_batch=events, on_epoch=end_of_epoch)
     save_checkpoint(model, recipe.model, info, TRAIN_DIR / "model.pt")
-    save_table(recorder.to_frame(), TRAIN_DIR / "learning_events.parquet")
+    save_table(events.to_frame(), TRAIN_DIR / "learning_events.parquet")
+    if curvature:
+        save_table(curvature.to_frame(), TRAIN_DIR / "loss_curvature.parquet")
     save_table(pd.DataFrame(history), TRAIN_DIR / "history.csv")
     metrics = {
         "train_acc": accuracy(predict_proba(model, train, info, dev), train.labels),
         "test_acc": history[-1]["test_acc"],
-        "seconds": timer.seconds,
+        "seconds": timer.seconds,  # recording included
+        "learning_event_seconds": events.seconds,
+        "curvature_seconds": curvature.seconds if curvature else 0.0,
         "examples_processed": len(train) * recipe.epochs,
         "device": str(dev),
     }

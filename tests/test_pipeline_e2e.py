@@ -20,12 +20,14 @@ import yaml
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ["prepare", "train", "memorize", "proxies", "partition", "oracle", "unlearn", "evaluate"]
+STAGES = ["prepare", "train", "memorize", "proxies", "proxy_study", "partition", "oracle", "unlearn", "evaluate",
+          "rum_compare"]
 TINY = {
     "data": {"max_train": 500, "max_test": 200, "noise_fraction": 0.05},
     "train": {"epochs": 2, "lr_milestones": [], "device": "cpu"},
     "memorize": {"num_models": 3},
-    "proxies": {"top_n": 20},
+    "proxies": {"top_n": 20, "holdout_max_epochs": 2},
+    "rum_compare": {"scores": ["exact", "confidence"]},
     "partition": {"size": 30},
     "methods": {"finetune": {"epochs": 1}, "neggrad_plus": {"epochs": 1}},
     "evaluate": {"mia_max_per_class": 200},
@@ -92,6 +94,11 @@ def test_first_repro_runs_every_stage_and_writes_outputs(project, first_repro):
     results = pd.read_csv(project / "results/evaluation.csv")
     assert results["model"].tolist() == ["original", "unlearned", "retrain"]
     assert results.set_index("model").loc["retrain", "tow"] == 1.0
+    study = pd.read_csv(project / "results/proxy_study.csv")
+    assert set(study["proxy"]) >= {"confidence", "loss_curvature", "holdout_retrain", "final_margin"}
+    assert len(list((project / "results/plots/proxy_vs_exact").glob("*.png"))) == len(study)
+    compare = pd.read_csv(project / "results/rum_compare.csv")
+    assert compare["variant"].tolist() == ["rum[exact]", "rum[confidence]", "vanilla"]
     assert (project / "dvc.lock").exists()
 
 
@@ -104,8 +111,10 @@ def test_metrics_show_lists_tow_mia_accuracies_and_proxy_correlations(project, f
     for key in ("tow", "tow_mia", "mia", "forget_acc", "retain_acc", "test_acc", "forget_acc_high"):
         assert key in unlearned, key
     assert 0 <= unlearned["tow"] <= 1
-    for proxy in ("confidence", "max_conf", "entropy", "binary_acc"):
-        assert {"spearman", "pearson"} <= set(metrics[proxy])
+    for proxy in ("confidence", "max_conf", "entropy", "binary_acc", "loss_curvature", "holdout_retrain"):
+        assert {"spearman", "pearson", "precision_at_n", "cost_fraction_of_exact"} <= set(metrics[proxy])
+    assert {"rum[exact]", "rum[confidence]", "vanilla"} <= set(metrics)
+    assert 0 <= metrics["rum[exact]"]["tow"] <= 1
 
 
 def test_mlflow_holds_one_parent_run_with_a_child_per_stage_and_the_models(project, first_repro):
@@ -133,7 +142,7 @@ def test_second_repro_runs_nothing(project, first_repro):
 
 
 def test_changing_an_unlearning_param_reruns_only_unlearn_and_evaluate(project, first_repro):
-    set_params(project, {"methods": {"neggrad_plus": {"lr": 0.02}}})
+    set_params(project, {"unlearn": {"seed": 1}})
     assert set(json.loads(dvc(project, "status", "--json").stdout)) == {"unlearn"}  # evaluate follows its outputs
     assert ran_stages(dvc(project, "repro").stdout) == ["unlearn", "evaluate"]
 

@@ -51,7 +51,7 @@ def load_table(path: Path, produced_by: str) -> pd.DataFrame:
 
 
 def save_json(obj: Any, path: Path) -> None:
-    """Pretty JSON; NaN becomes null, since JSON has no NaN."""
+    """Pretty JSON; NaN and infinities become null, since JSON has neither."""
     text = json.dumps(_nan_to_none(obj), indent=2, sort_keys=True)
     atomic_write(path, lambda f: f.write((text + "\n").encode()))
 
@@ -61,7 +61,7 @@ def _nan_to_none(obj: Any) -> Any:
         return {k: _nan_to_none(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [_nan_to_none(v) for v in obj]
-    if isinstance(obj, float) and obj != obj:
+    if isinstance(obj, float) and (obj != obj or obj in (float("inf"), float("-inf"))):
         return None
     if hasattr(obj, "item"):  # numpy scalars
         return _nan_to_none(obj.item())

@@ -1,10 +1,11 @@
 """Training and inference loops, learning-event recorder, checkpoints."""
 from .checkpoint import load_checkpoint, save_checkpoint
+from .curvature import CurvatureRecorder, RecordConfig
 from .events import EVENT_COLUMNS, LearningEventRecorder
 from .loop import accuracy, batch_positions, embed, fit, predict_proba, sgd, to_device, true_class_prob
 from .recipe import TrainConfig
 
 __all__ = [
-    "load_checkpoint", "save_checkpoint", "EVENT_COLUMNS", "LearningEventRecorder", "accuracy",
+    "CurvatureRecorder", "RecordConfig", "load_checkpoint", "save_checkpoint", "EVENT_COLUMNS", "LearningEventRecorder", "accuracy",
     "batch_positions", "embed", "fit", "predict_proba", "sgd", "to_device", "true_class_prob", "TrainConfig",
 ]

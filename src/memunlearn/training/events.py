@@ -8,6 +8,8 @@ steps of all epochs.
 """
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import torch
 import torch.nn.functional as F
@@ -21,8 +23,10 @@ class LearningEventRecorder:
         n = len(example_ids)
         self.sums = torch.zeros(len(EVENT_COLUMNS), n, dtype=torch.float64)  # (4, N)
         self.counts = torch.zeros(n, dtype=torch.int64)
+        self.seconds = 0.0  # time spent recording: this proxy family's whole cost
 
     def __call__(self, positions: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        start = time.perf_counter()
         with torch.no_grad():
             log_p = F.log_softmax(logits.float(), dim=1)  # (B, C)
             p = log_p.exp()
@@ -37,6 +41,7 @@ class LearningEventRecorder:
         positions = positions.cpu()
         self.sums.index_add_(1, positions, stats)
         self.counts.index_add_(0, positions, torch.ones_like(positions))
+        self.seconds += time.perf_counter() - start
 
     def to_frame(self) -> pd.DataFrame:
         """One row per example_id: the running mean of each statistic and the count."""

@@ -3,32 +3,98 @@
 Each proxy returns its raw value per training example and declares its
 direction; the pipeline stores ``score = direction * raw`` so that every
 proxy score means "higher = more memorized", with the raw value beside it.
+
+Proxies differ in what they read and so in what they cost:
+``learning_events`` and ``curvature`` are recorded while the original model
+trains (no second training run); ``final_pass`` proxies share one forward
+pass of the trained model over D; ``own`` proxies (holdout_retrain) pay
+for their own computation.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
 import pandas as pd
+import torch
+from torch import nn
 
+from ...config import check_fraction, check_positive
+from ...data.splits import DatasetInfo, ImageSplit
 from ...registry import Registry
+
+COST_SOURCES = ("learning_events", "curvature", "final_pass", "own")
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """Params section ``proxies``."""
+
+    names: tuple[str, ...] = ()  # empty = every registered proxy
+    top_n: int = 100  # N of precision@N against exact scores
+    holdout_lr: float = 0.1  # holdout_retrain (reference: lr 0.1, <= 30 epochs, patience 4)
+    holdout_max_epochs: int = 30
+    holdout_patience: int = 4
+    holdout_batch_size: int = 128
+    holdout_fraction: float = 1.0  # of the test set used as held-out data
+    seed: int = 0
+    device: str = "auto"
+
+    def validate(self) -> None:
+        for name in self.names:
+            PROXIES.get(name)
+        for name in ("top_n", "holdout_lr", "holdout_max_epochs", "holdout_patience", "holdout_batch_size"):
+            check_positive(getattr(self, name), f"proxies.{name}")
+        check_fraction(self.holdout_fraction, "proxies.holdout_fraction", open_low=True)
 
 
 @dataclass(frozen=True)
 class ProxyInputs:
-    """Everything the training-time and end-of-training proxies read, keyed by row."""
+    """What proxies read. Training records come from the train stage; the rest from its model."""
 
-    example_ids: np.ndarray  # (N,)
-    labels: np.ndarray  # (N,) training labels (noisy ones included)
-    learning_events: pd.DataFrame  # one row per example_id (training/events.py)
-    final_probs: np.ndarray  # (N, C) eval-mode softmax of the trained model
+    train: ImageSplit  # D, with the labels the model was trained on
+    heldout: ImageSplit  # data the model never saw (holdout_retrain)
+    info: DatasetInfo
+    model: nn.Module  # the trained original model
+    device: torch.device
+    config: ProxyConfig
+    learning_events: pd.DataFrame | None = None  # training/events.py, one row per example_id
+    curvature: pd.DataFrame | None = None  # training/curvature.py, one row per example_id
+
+    @property
+    def example_ids(self) -> np.ndarray:
+        return self.train.example_ids.numpy()
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.train.labels.numpy()
+
+    @cached_property
+    def final_probs(self) -> np.ndarray:
+        """(N, C) eval-mode softmax of the trained model on D: one shared forward pass."""
+        from ...training.loop import predict_proba
+
+        return predict_proba(self.model, self.train, self.info, self.device).numpy()
+
+    def record_column(self, table: pd.DataFrame | None, column: str, produced_by: str) -> np.ndarray:
+        """A training-time record aligned to D's rows; a clear error if it was not recorded."""
+        if table is None or column not in table.columns:
+            raise ValueError(f"no {column!r} records from training; {produced_by} and rerun `dvc repro train`")
+        table = table.set_index("example_id")
+        missing = np.setdiff1d(self.example_ids, table.index.to_numpy())
+        if len(missing):
+            raise ValueError(f"{column} records lack {len(missing)} training examples; rerun `dvc repro train`")
+        return table.loc[self.example_ids, column].to_numpy()
 
 
 @dataclass(frozen=True)
 class Proxy:
     name: str
     direction: int  # +1: higher raw = more memorized; -1: higher raw = less
+    cost_source: str  # one of COST_SOURCES
     compute: Callable[[ProxyInputs], np.ndarray]  # raw values, (N,)
     summary: str
 
@@ -36,41 +102,52 @@ class Proxy:
 PROXIES: Registry[Proxy] = Registry("proxy")
 
 
-def register_proxy(name: str, direction: int, summary: str):
+def register_proxy(name: str, direction: int, cost_source: str, summary: str):
+    if cost_source not in COST_SOURCES:
+        raise ValueError(f"proxy {name!r}: cost_source must be one of {COST_SOURCES}")
+
     def decorator(fn: Callable[[ProxyInputs], np.ndarray]):
-        PROXIES.register(name, Proxy(name, direction, fn, summary))
+        PROXIES.register(name, Proxy(name, direction, cost_source, fn, summary))
         return fn
 
     return decorator
 
 
-from . import final_scores, learning_events  # noqa: E402,F401  (register the built-ins)
+from . import final_scores, holdout_retrain, learning_events, loss_curvature  # noqa: E402,F401
 
 
-def compute_proxies(names: list[str], inputs: ProxyInputs) -> pd.DataFrame:
-    """Wide table: ``example_id`` then, per proxy, ``<name>`` (score) and ``<name>__raw``."""
+def compute_proxies(names: list[str], inputs: ProxyInputs) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Wide table (``example_id``; per proxy ``<name>`` score and ``<name>__raw``) and seconds per proxy.
+
+    The seconds are each proxy's own computation here; the shared forward pass
+    is timed once under ``final_pass``.
+    """
     table = pd.DataFrame({"example_id": inputs.example_ids})
+    seconds: dict[str, float] = {}
+    if any(PROXIES.get(n).cost_source == "final_pass" for n in names):
+        start = time.perf_counter()
+        _ = inputs.final_probs
+        seconds["final_pass"] = time.perf_counter() - start
     for name in names:
         proxy = PROXIES.get(name)
+        start = time.perf_counter()
         raw = np.asarray(proxy.compute(inputs), dtype=np.float64)
+        seconds[name] = time.perf_counter() - start
         if raw.shape != inputs.example_ids.shape:
             raise RuntimeError(f"proxy {name!r} returned shape {raw.shape}, expected {inputs.example_ids.shape}")
         table[name] = proxy.direction * raw
         table[f"{name}__raw"] = raw
-    return table
+    return table, seconds
 
 
-__all__ = ["PROXIES", "Proxy", "ProxyConfig", "ProxyInputs", "compute_proxies", "register_proxy"]
+def proxy_costs(names: list[str], own_seconds: dict[str, float], shared_seconds: dict[str, float]) -> dict[str, float]:
+    """Total seconds per proxy: its own computation plus the shared work it reads.
+
+    ``shared_seconds`` holds ``learning_events`` and ``curvature`` (recording
+    time inside training) and ``final_pass``.
+    """
+    shared = {**shared_seconds, **{k: v for k, v in own_seconds.items() if k == "final_pass"}}
+    return {n: own_seconds.get(n, 0.0) + shared.get(PROXIES.get(n).cost_source, 0.0) for n in names}
 
 
-@dataclass(frozen=True)
-class ProxyConfig:
-    names: tuple[str, ...] = ()  # empty = every registered proxy
-    top_n: int = 100  # N of precision@N against exact scores
-    device: str = "auto"
-
-    def validate(self) -> None:
-        for name in self.names:
-            PROXIES.get(name)
-        if self.top_n < 1:
-            raise ValueError(f"proxies.top_n must be >= 1, got {self.top_n}")
+__all__ = ["PROXIES", "Proxy", "ProxyConfig", "ProxyInputs", "compute_proxies", "proxy_costs", "register_proxy"]
