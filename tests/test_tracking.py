@@ -25,7 +25,8 @@ def test_stages_of_one_invocation_share_a_parent_run(target, tmp_path):
     table.write_text("a,b\n1,2\n")
     record_stage(StageRecord("train", {"train.lr": 0.1, "train.milestones": (1, 2)}, {"acc": 0.9},
                              history=[{"loss": 1.0}, {"loss": 0.5}], artifacts=[table]), target)
-    record_stage(StageRecord("evaluate", metrics={"tow": 0.8, "nan_metric": float("nan")}), target)
+    record_stage(StageRecord("evaluate", metrics={"tow": 0.8, "nan_metric": float("nan"), "rum[exact].tow": 0.9}),
+                 target)
 
     runs = _runs(target)
     parents = [r for r in runs if r.data.tags[STAGE_TAG] == "pipeline"]
@@ -39,6 +40,7 @@ def test_stages_of_one_invocation_share_a_parent_run(target, tmp_path):
     assert [(m.step, m.value) for m in history] == [(0, 1.0), (1, 0.5)]
     assert [a.path for a in mlflow.artifacts.list_artifacts(run_id=train.info.run_id)] == ["table.csv"]
     assert "nan_metric" not in children["evaluate"].data.metrics
+    assert children["evaluate"].data.metrics["rum_exact_.tow"] == 0.9  # names MLflow rejects are made valid
 
 
 def test_another_invocation_gets_its_own_parent(target):

@@ -9,6 +9,7 @@ the invocation's ``group_key``.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -68,11 +69,11 @@ def _record(record: StageRecord, target: TrackingTarget) -> str:
                           tags=tags) as run:
         if record.params:
             mlflow.log_params({k: _param_value(v) for k, v in record.params.items()})
-        finite = {k: float(v) for k, v in record.metrics.items() if _is_number(v)}
+        finite = {_metric_name(k): float(v) for k, v in record.metrics.items() if _is_number(v)}
         if finite:
             mlflow.log_metrics(finite)
         for step, row in enumerate(record.history):
-            mlflow.log_metrics({k: float(v) for k, v in row.items() if _is_number(v)}, step=step)
+            mlflow.log_metrics({_metric_name(k): float(v) for k, v in row.items() if _is_number(v)}, step=step)
         for path in record.artifacts:
             path = Path(path)
             if path.is_dir():
@@ -105,6 +106,11 @@ def _parent_run_id(mlflow, experiment_id: str, target: TrackingTarget) -> str:
         tags={**target.tags, GROUP_TAG: target.group_key, STAGE_TAG: "pipeline"},
     )
     return run.info.run_id
+
+
+def _metric_name(name: str) -> str:
+    """MLflow allows alphanumerics and _ - . space : / in names: 'rum[exact].tow' -> 'rum_exact_.tow'."""
+    return re.sub(r"[^\w\-. :/]", "_", name)
 
 
 def _is_number(v: Any) -> bool:

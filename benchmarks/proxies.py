@@ -1,0 +1,118 @@
+"""Benchmark: what the memorization proxies cost, against training and against exact scores.
+
+In one process, on the default data and training recipe (params.yaml):
+  1. training overhead of recording learning events (the same training run
+     with and without the recorder, interleaved, best of --repeats) and of
+     loss curvature (one run);
+  2. each proxy's cost as a ratio to the exact computation at the default K
+     (K subset-model trainings, estimated from one timed subset model).
+
+    python benchmarks/proxies.py [--epochs E] [--repeats R] [--json FILE]
+
+--json writes the figures: the learning-event overhead as a fraction under
+``overhead`` and exact-cost / proxy-cost per proxy under ``cost_ratio``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from memunlearn.config import from_params
+from memunlearn.data import PrepareConfig, prepare
+from memunlearn.memorization import PROXIES, ExactConfig, ProxyConfig, ProxyInputs, compute_proxies, proxy_costs
+from memunlearn.memorization.exact import train_subset_model
+from memunlearn.models import build_model
+from memunlearn.seeding import generator
+from memunlearn.training import CurvatureRecorder, LearningEventRecorder, RecordConfig, TrainConfig, fit
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed_training(data, recipe, dev, recorder: str):
+    """Wall time of one training run with the given recorder; returns (seconds, model, hook)."""
+    model = build_model(recipe.model, data.info.in_channels, data.info.num_classes, data.info.image_size, 0)
+    events = LearningEventRecorder(data.train.example_ids) if recorder == "events" else None
+    curvature = CurvatureRecorder(data.train, data.info, dev) if recorder == "curvature" else None
+    start = time.perf_counter()
+    fit(model, data.train, data.info, recipe, generator(0, "bench"), dev, on_batch=events, on_epoch=curvature)
+    return time.perf_counter() - start, model, events or curvature
+
+
+def best_of(data, recipe, dev, recorders: list[str], repeats: int) -> dict:
+    """Best-of-``repeats`` per recorder, runs interleaved so drift in machine speed hits all alike."""
+    best: dict = {}
+    for _ in range(repeats):
+        for recorder in recorders:
+            run = timed_training(data, recipe, dev, recorder)
+            if recorder not in best or run[0] < best[recorder][0]:
+                best[recorder] = run
+    return best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=0, help="training epochs (0 = params.yaml's)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs with and without learning events")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    recipe = from_params(TrainConfig, params["train"], "train")
+    if args.epochs:
+        recipe = TrainConfig(**{**recipe.__dict__, "epochs": args.epochs, "lr_milestones": ()})
+    exact = from_params(ExactConfig, params["memorize"], "memorize")
+    proxy_config = from_params(ProxyConfig, params["proxies"], "proxies")
+    records = from_params(RecordConfig, params["train_records"], "train_records")
+    data = prepare(from_params(PrepareConfig, params["data"], "data"), ROOT / "data/raw")
+    dev = torch.device("cpu")
+    torch.manual_seed(0)
+    fit(build_model(recipe.model, 1, 10, 28, 0), data.train.take(torch.arange(512)), data.info,
+        TrainConfig(**{**recipe.__dict__, "epochs": 1}), generator(0, "warmup"), dev)  # warm-up
+
+    runs = best_of(data, recipe, dev, ["none", "events"], args.repeats)
+    (plain, _, _), (with_events, model, events) = runs["none"], runs["events"]
+    with_curvature, _, curvature = timed_training(data, recipe, dev, "curvature")
+
+    start = time.perf_counter()
+    train_subset_model(0, data.train, data.test, data.info, recipe, exact, dev)
+    exact_seconds = (time.perf_counter() - start) * exact.num_models  # K subset models, one timed
+
+    inputs = ProxyInputs(data.train, data.test, data.info, model, dev, proxy_config,
+                         events.to_frame(), curvature.to_frame())
+    _, own = compute_proxies(PROXIES.names(), inputs)
+    costs = proxy_costs(PROXIES.names(), own, {"learning_events": events.seconds, "curvature": curvature.seconds})
+
+    figures = {
+        "overhead": with_events / plain - 1,
+        "curvature_overhead": with_curvature / plain - 1,
+        "train_seconds": plain,
+        "train_with_events_seconds": with_events,
+        "train_with_curvature_seconds": with_curvature,
+        "learning_event_recording_seconds": events.seconds,
+        "curvature_recording_seconds": curvature.seconds,
+        "exact_seconds_estimated": exact_seconds,
+        "num_models": exact.num_models,
+        "proxy_seconds": costs,
+        "cost_ratio": {name: exact_seconds / s for name, s in costs.items()},
+        "epochs": recipe.epochs,
+        "device": str(dev),
+        "torch_threads": torch.get_num_threads(),
+    }
+    print(f"training, {recipe.epochs} epochs on {len(data.train)} examples ({dev}, {torch.get_num_threads()} threads):")
+    print(f"  plain {plain:.2f}s | + learning events {with_events:.2f}s ({figures['overhead']:+.1%}) "
+          f"| + curvature {with_curvature:.2f}s ({figures['curvature_overhead']:+.1%})")
+    print(f"exact memorization at K={exact.num_models}: {exact_seconds:.1f}s (one subset model timed x K)")
+    print(f"{'proxy':18s} {'seconds':>9s} {'x cheaper than exact':>22s}")
+    for name, seconds in sorted(costs.items(), key=lambda kv: kv[1]):
+        print(f"{name:18s} {seconds:9.3f} {figures['cost_ratio'][name]:22.0f}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
