@@ -79,6 +79,14 @@ class ProxyInputs:
 
         return predict_proba(self.model, self.train, self.info, self.device).numpy()
 
+    @property
+    def final_true_prob(self) -> np.ndarray:
+        """(N,) final eval-mode p_y."""
+        return self.final_probs[np.arange(len(self.labels)), self.labels]
+
+    def learning_event(self, column: str) -> np.ndarray:
+        return self.record_column(self.learning_events, column, "the train stage always records them;")
+
     def record_column(self, table: pd.DataFrame | None, column: str, produced_by: str) -> np.ndarray:
         """A training-time record aligned to D's rows; a clear error if it was not recorded."""
         if table is None or column not in table.columns:
@@ -113,7 +121,10 @@ def register_proxy(name: str, direction: int, cost_source: str, summary: str):
     return decorator
 
 
-from . import final_scores, holdout_retrain, learning_events, loss_curvature  # noqa: E402,F401
+from . import (  # noqa: E402,F401  (one module per proxy; importing registers it)
+    binary_acc, confidence, entropy, final_confidence, final_loss, final_margin, holdout_retrain, loss_curvature,
+    max_conf,
+)
 
 
 def compute_proxies(names: list[str], inputs: ProxyInputs) -> tuple[pd.DataFrame, dict[str, float]]:

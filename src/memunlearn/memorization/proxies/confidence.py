@@ -1,0 +1,11 @@
+"""``confidence``: a learning-event proxy (METHODS.md §2.1), recorded during training (training/events.py)."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import ProxyInputs, register_proxy
+
+
+@register_proxy("confidence", -1, "learning_events", "mean train-mode p_y over all steps; high = learned early = less memorized")
+def confidence(inputs: ProxyInputs) -> np.ndarray:
+    return inputs.learning_event("confidence")
