@@ -1,13 +1,21 @@
-"""Stage `memorize`: exact memorization scores from K leave-subset-out models (METHODS.md §1)."""
-from _common import MEMORIZE_DIR, METRICS_DIR, PREPARED, Timer, device, flatten, load_params, stage, track
+"""Stage `memorize`: exact memorization scores from K leave-subset-out models (METHODS.md §1).
+
+Finished subset models live in a persistent store (data/memorize_store, a
+`persist: true` output): a rerun after a crash, or with a larger K, trains
+only the models the store lacks.
+"""
+from _common import MEMORIZE_DIR, METRICS_DIR, PREPARED, ROOT, Timer, device, flatten, load_params, stage, track
 from tqdm import tqdm
 
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
 from memunlearn.io import load_table, save_json, save_table
-from memunlearn.memorization import ExactConfig, memorization_scores, planted_auroc, train_subset_models
+from memunlearn.memorization import (ExactConfig, SubsetModelStore, dataset_fingerprint, memorization_scores,
+                                     planted_auroc, store_key, train_subset_models)
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig
+
+STORE_ROOT = ROOT / "data/memorize_store"
 
 
 @stage
@@ -18,29 +26,30 @@ def main() -> None:
     train, test = load_split(PREPARED / "train.npz"), load_split(PREPARED / "test.npz")
     info = load_info(PREPARED / "meta.json")
     dev = device(recipe.device)
+    key = store_key(dataset_fingerprint(train, test), recipe, config.subset_fraction, config.seed)
+    store = SubsetModelStore(STORE_ROOT, key)
 
     progress = tqdm(total=config.num_models, desc="subset models", unit="model")
-
-    def finished(run):  # each model's outputs are on disk as soon as it is done
-        run.save(MEMORIZE_DIR / "models" / f"model_{run.index:04d}.npz")
-        progress.update()
-
     with Timer() as timer:
-        runs = train_subset_models(train, test, info, recipe, config, dev, on_model=finished)
+        result = train_subset_models(train, test, info, recipe, config, dev, store,
+                                     on_model=lambda run, reused: progress.update())
     progress.close()
-    scores = memorization_scores(runs, train.example_ids.numpy())
+    scores = memorization_scores(result.runs, train.example_ids.numpy())
     save_table(scores, MEMORIZE_DIR / "scores.parquet")
 
     flipped = load_table(PREPARED / "label_noise.csv", "prepare")["example_id"]
     mem = scores.set_index("example_id")["mem"]
     metrics = {
         "num_models": config.num_models,
+        "models_trained": len(result.trained),
+        "models_reused": len(result.reused),
+        "store_key": key,
         "mean_mem": float(mem.mean()),
         "missing_fraction": float(mem.isna().mean()),
         "planted_noise_auroc": planted_auroc(mem, flipped),
         "seconds": timer.seconds,
-        "examples_processed": int(sum(r.mask.sum() for r in runs)) * recipe.epochs,
-        "models_per_hour": config.num_models / timer.seconds * 3600,
+        "examples_processed": int(sum(result.runs[k].mask.sum() for k in result.trained)) * recipe.epochs,
+        "models_per_hour": len(result.trained) / timer.seconds * 3600 if result.trained else None,
     }
     save_json(metrics, METRICS_DIR / "memorize.json")
     track(StageRecord("memorize", flatten(params), metrics, artifacts=[MEMORIZE_DIR / "scores.parquet"]))

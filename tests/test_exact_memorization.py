@@ -58,7 +58,7 @@ def test_config_rejects_degenerate_fractions():
 def test_planted_mislabeled_examples_get_the_highest_scores(synthetic, tiny_recipe):
     train, test, info, flipped = synthetic
     config = ExactConfig(num_models=8, subset_fraction=0.7, seed=0)
-    runs = train_subset_models(train, test, info, tiny_recipe, config, torch.device("cpu"))
+    runs = train_subset_models(train, test, info, tiny_recipe, config, torch.device("cpu")).runs
     scores = memorization_scores(runs, train.example_ids.numpy()).set_index("example_id")
     mem = scores["mem"]
     assert planted_auroc(mem, flipped) > 0.9

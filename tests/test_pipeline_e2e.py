@@ -88,7 +88,7 @@ def test_first_repro_runs_every_stage_and_writes_outputs(project, first_repro):
     scores = pd.read_parquet(project / "data/memorize/scores.parquet")
     assert len(scores) == 500 and {"mem", "mem_se", "n_in", "n_out"} <= set(scores.columns)
     assert (scores["n_in"] + scores["n_out"] == 3).all()
-    assert len(list((project / "data/memorize/models").glob("model_*.npz"))) == 3
+    assert len(list((project / "data/memorize_store").glob("*/model_*.npz"))) == 3
     forget = pd.read_csv(project / "data/partition/forget.csv")
     assert len(forget) == 30 and set(forget["subset"]) == {"low", "mid", "high"}
     results = pd.read_csv(project / "results/evaluation.csv")
@@ -139,6 +139,14 @@ def test_second_repro_runs_nothing(project, first_repro):
     again = dvc(project, "repro")
     assert ran_stages(again.stdout) == []
     assert json.loads(dvc(project, "status", "--json").stdout) == {}
+
+
+def test_growing_k_under_dvc_trains_only_the_new_subset_model(project, first_repro):
+    set_params(project, {"memorize": {"num_models": 4}})
+    assert "memorize" in ran_stages(dvc(project, "repro").stdout)
+    metrics = json.loads((project / "metrics/memorize.json").read_text())
+    assert (metrics["models_trained"], metrics["models_reused"]) == (1, 3)
+    assert len(list((project / "data/memorize_store").glob("*/model_*.npz"))) == 4
 
 
 def test_changing_an_unlearning_param_reruns_only_unlearn_and_evaluate(project, first_repro):

@@ -6,14 +6,14 @@ random fraction-p subset S_k of the training set D:
     mem(i) = mean_{k: i in S_k} 1[f_k(x_i) = y_i] - mean_{k: i not in S_k} 1[f_k(x_i) = y_i]
 
 Per model we keep the subset mask and the true-class probability and
-correctness on all of D and T, so the scores can be audited and recomputed
-from the stored per-model outputs alone.
+correctness on all of D and T (store.py), so the scores can be audited,
+recomputed from the stored outputs alone, and K can grow without retraining
+the models already trained.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
@@ -21,11 +21,13 @@ import torch
 
 from ..config import check_fraction
 from ..data.splits import DatasetInfo, ImageSplit
-from ..io import atomic_write
 from ..models import build_model
 from ..seeding import derive_seed, generator
 from ..training.loop import fit, predict_proba, true_class_prob
 from ..training.recipe import TrainConfig
+
+if TYPE_CHECKING:
+    from .store import SubsetModelStore
 
 
 @dataclass(frozen=True)
@@ -52,17 +54,6 @@ class SubsetModelOutputs:
     train_correct: np.ndarray  # (N,) bool
     test_true_prob: np.ndarray  # (M,) float32
     test_correct: np.ndarray  # (M,) bool
-
-    def save(self, path: Path) -> None:
-        atomic_write(path, lambda f: np.savez(f, index=self.index, **{
-            k: getattr(self, k) for k in ("mask", "train_true_prob", "train_correct", "test_true_prob", "test_correct")
-        }))
-
-    @classmethod
-    def load(cls, path: Path) -> "SubsetModelOutputs":
-        with np.load(path) as z:
-            return cls(int(z["index"]), *(z[k] for k in (
-                "mask", "train_true_prob", "train_correct", "test_true_prob", "test_correct")))
 
 
 def subset_mask(n: int, fraction: float, seed: int, index: int) -> torch.Tensor:
@@ -96,6 +87,13 @@ def train_subset_model(
     return SubsetModelOutputs(index, mask.numpy(), **outputs)
 
 
+@dataclass(frozen=True)
+class SubsetRuns:
+    runs: list[SubsetModelOutputs]  # index order, k = 0..K-1
+    trained: list[int]  # indices trained by this call
+    reused: list[int]  # indices read back from the store
+
+
 def train_subset_models(
     train: ImageSplit,
     test: ImageSplit,
@@ -103,16 +101,28 @@ def train_subset_models(
     recipe: TrainConfig,
     config: ExactConfig,
     device: torch.device,
-    on_model: Callable[[SubsetModelOutputs], None] | None = None,
-) -> list[SubsetModelOutputs]:
-    """Train the K subset models one after another (``on_model`` sees each as it finishes)."""
-    runs = []
+    store: SubsetModelStore | None = None,
+    on_model: Callable[[SubsetModelOutputs, bool], None] | None = None,
+) -> SubsetRuns:
+    """The K subset models, reusing every one the store already holds.
+
+    Each newly trained model is saved to the store as soon as it is done;
+    ``on_model(outputs, reused)`` sees every model, reused or not.
+    """
+    runs, trained, reused = [], [], []
     for k in range(config.num_models):
-        run = train_subset_model(k, train, test, info, recipe, config, device)
+        run = store.load(k) if store is not None else None
+        if run is None:
+            run = train_subset_model(k, train, test, info, recipe, config, device)
+            if store is not None:
+                store.save(run)
+            trained.append(k)
+        else:
+            reused.append(k)
         if on_model is not None:
-            on_model(run)
+            on_model(run, k in reused)
         runs.append(run)
-    return runs
+    return SubsetRuns(runs, trained, reused)
 
 
 def memorization_scores(runs: list[SubsetModelOutputs], example_ids: np.ndarray) -> pd.DataFrame:

@@ -1,0 +1,89 @@
+"""A persistent per-model store for exact memorization (METHODS.md §1).
+
+Each subset model's outputs are saved once, under a key made of everything
+that determines them: the data (a fingerprint of the prepared arrays), the
+training recipe, the subset fraction and the base seed. Model k's seed
+derives from the base seed and k alone, so:
+
+- growing K trains only the new indices; shrinking K trains nothing;
+- a killed run loses at most the models in flight: each file is written
+  atomically and carries a checksum of its arrays, and a truncated or
+  corrupt file is detected, deleted and recomputed, never read as valid;
+- a changed recipe or dataset gets a new key, so stale outputs are never mixed in.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..data.splits import ImageSplit
+from ..io import atomic_write
+from ..training.recipe import TrainConfig
+
+log = logging.getLogger("memunlearn.memorization")
+
+ARRAYS = ("mask", "train_true_prob", "train_correct", "test_true_prob", "test_correct")
+RECIPE_FIELDS_THAT_DO_NOT_MATTER = {"device"}  # results are the same model whichever device trains it
+
+
+def dataset_fingerprint(*splits: ImageSplit) -> str:
+    digest = hashlib.sha256()
+    for split in splits:
+        for tensor in (split.images, split.labels, split.example_ids):
+            digest.update(tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def store_key(fingerprint: str, recipe: TrainConfig, subset_fraction: float, seed: int) -> str:
+    recipe_fields = {k: v for k, v in dataclasses.asdict(recipe).items() if k not in RECIPE_FIELDS_THAT_DO_NOT_MATTER}
+    identity = json.dumps({"data": fingerprint, "recipe": recipe_fields, "p": subset_fraction, "seed": seed},
+                          sort_keys=True, default=list)
+    return hashlib.sha256(identity.encode()).hexdigest()[:16]
+
+
+def _checksum(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in ARRAYS:
+        digest.update(np.ascontiguousarray(arrays[name]).tobytes())
+    return digest.hexdigest()
+
+
+class SubsetModelStore:
+    """Files ``<root>/<key>/model_<k>.npz``, one per finished subset model."""
+
+    def __init__(self, root: Path, key: str):
+        self.folder = Path(root) / key
+
+    def path(self, index: int) -> Path:
+        return self.folder / f"model_{index:05d}.npz"
+
+    def save(self, run) -> None:
+        arrays = {name: getattr(run, name) for name in ARRAYS}
+        atomic_write(self.path(run.index), lambda f: np.savez(f, index=run.index, checksum=_checksum(arrays), **arrays))
+
+    def load(self, index: int):
+        """The stored outputs of model ``index``, or None if absent or invalid (then deleted)."""
+        from .exact import SubsetModelOutputs
+
+        path = self.path(index)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path) as z:
+                arrays = {name: z[name] for name in ARRAYS}
+                valid = int(z["index"]) == index and str(z["checksum"]) == _checksum(arrays)
+        except Exception:  # truncated zip, missing member, bad header: all mean "recompute"
+            valid = False
+        if not valid:
+            log.warning("subset model file %s is corrupt or incomplete; it will be recomputed", path)
+            path.unlink(missing_ok=True)
+            return None
+        return SubsetModelOutputs(index, *(arrays[name] for name in ARRAYS))
+
+    def indices(self) -> list[int]:
+        return sorted(int(p.stem.split("_")[1]) for p in self.folder.glob("model_*.npz"))

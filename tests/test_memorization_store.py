@@ -1,0 +1,87 @@
+"""The per-model store: grow K without retraining, resume after a crash, never read a corrupt file."""
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from memunlearn.memorization import (ExactConfig, SubsetModelStore, dataset_fingerprint, memorization_scores,
+                                     store_key, train_subset_models)
+from memunlearn.training import TrainConfig
+
+CPU = torch.device("cpu")
+RECIPE = TrainConfig(model="small_cnn", epochs=2, batch_size=64, lr=0.05, device="cpu")
+
+
+class Crash(Exception):
+    pass
+
+
+def _scores(result, train):
+    return memorization_scores(result.runs, train.example_ids.numpy())
+
+
+@pytest.fixture
+def store(tmp_path, synthetic):
+    train, test, _, _ = synthetic
+    return SubsetModelStore(tmp_path, store_key(dataset_fingerprint(train, test), RECIPE, 0.7, seed=0))
+
+
+def test_growing_k_trains_only_the_new_models_and_shrinking_trains_none(synthetic, store):
+    train, test, info, _ = synthetic
+    first = train_subset_models(train, test, info, RECIPE, ExactConfig(num_models=3), CPU, store)
+    assert (first.trained, first.reused) == ([0, 1, 2], [])
+    grown = train_subset_models(train, test, info, RECIPE, ExactConfig(num_models=5), CPU, store)
+    assert (grown.trained, grown.reused) == ([3, 4], [0, 1, 2])
+    back = train_subset_models(train, test, info, RECIPE, ExactConfig(num_models=3), CPU, store)
+    assert (back.trained, back.reused) == ([], [0, 1, 2])
+    pd.testing.assert_frame_equal(_scores(back, train), _scores(first, train))
+    assert store.indices() == [0, 1, 2, 3, 4]
+
+
+def test_an_interrupted_run_resumes_to_identical_scores(synthetic, store, tmp_path):
+    train, test, info, _ = synthetic
+    config = ExactConfig(num_models=4)
+
+    def crash_after_two(run, reused):
+        if run.index == 1:
+            raise Crash  # like kill -9 after model 1 was saved
+
+    with pytest.raises(Crash):
+        train_subset_models(train, test, info, RECIPE, config, CPU, store, on_model=crash_after_two)
+    assert store.indices() == [0, 1]
+    resumed = train_subset_models(train, test, info, RECIPE, config, CPU, store)
+    assert (resumed.trained, resumed.reused) == ([2, 3], [0, 1])
+
+    fresh_store = SubsetModelStore(tmp_path / "fresh", "k")
+    uninterrupted = train_subset_models(train, test, info, RECIPE, config, CPU, fresh_store)
+    pd.testing.assert_frame_equal(_scores(resumed, train), _scores(uninterrupted, train))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip_bytes"])
+def test_a_damaged_model_file_is_recomputed_not_read(synthetic, store, damage):
+    train, test, info, _ = synthetic
+    config = ExactConfig(num_models=2)
+    first = train_subset_models(train, test, info, RECIPE, config, CPU, store)
+    path = store.path(1)
+    raw = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(raw[: len(raw) // 2])
+    else:  # same length, wrong content: only the checksum can tell
+        with np.load(path) as z:
+            arrays = {k: z[k] for k in z.files}
+        arrays["train_true_prob"] = arrays["train_true_prob"] + 0.5
+        np.savez(path, **arrays)
+    again = train_subset_models(train, test, info, RECIPE, config, CPU, store)
+    assert (again.trained, again.reused) == ([1], [0])
+    np.testing.assert_array_equal(again.runs[1].train_true_prob, first.runs[1].train_true_prob)
+
+
+def test_the_key_changes_with_the_recipe_and_data_but_not_the_device(synthetic):
+    train, test, _, _ = synthetic
+    fingerprint = dataset_fingerprint(train, test)
+    base = store_key(fingerprint, RECIPE, 0.7, 0)
+    assert store_key(fingerprint, TrainConfig(**{**RECIPE.__dict__, "device": "cuda"}), 0.7, 0) == base
+    assert store_key(fingerprint, TrainConfig(**{**RECIPE.__dict__, "epochs": 3}), 0.7, 0) != base
+    assert store_key(fingerprint, RECIPE, 0.6, 0) != base
+    assert store_key(fingerprint, RECIPE, 0.7, 1) != base
+    assert store_key(dataset_fingerprint(test, train), RECIPE, 0.7, 0) != base
