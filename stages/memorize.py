@@ -12,10 +12,12 @@ from memunlearn.data import load_info, load_split
 from memunlearn.io import load_table, save_json, save_table
 from memunlearn.memorization import (ExactConfig, SubsetModelStore, dataset_fingerprint, memorization_scores,
                                      planted_auroc, store_key, train_subset_models)
+from memunlearn.memorization.convergence import convergence, plot_convergence
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig
 
 STORE_ROOT = ROOT / "data/memorize_store"
+PLOTS = ROOT / "results/plots/memorization"
 
 
 @stage
@@ -36,6 +38,9 @@ def main() -> None:
     progress.close()
     scores = memorization_scores(result.runs, train.example_ids.numpy())
     save_table(scores, MEMORIZE_DIR / "scores.parquet")
+    curve, stability = convergence(result.runs, train.example_ids.numpy())
+    save_table(curve, MEMORIZE_DIR / "convergence.csv")
+    plots = plot_convergence(curve, scores, PLOTS)
 
     flipped = load_table(PREPARED / "label_noise.csv", "prepare")["example_id"]
     mem = scores.set_index("example_id")["mem"]
@@ -47,12 +52,14 @@ def main() -> None:
         "mean_mem": float(mem.mean()),
         "missing_fraction": float(mem.isna().mean()),
         "planted_noise_auroc": planted_auroc(mem, flipped),
-        "seconds": timer.seconds,
+        **stability,
+        "seconds": timer.seconds,  # this run's wall time (small when models are reused)
+        "compute_seconds": float(sum(run.seconds for run in result.runs)),  # the K models' own cost
         "examples_processed": int(sum(result.runs[k].mask.sum() for k in result.trained)) * recipe.epochs,
         "models_per_hour": len(result.trained) / timer.seconds * 3600 if result.trained else None,
     }
     save_json(metrics, METRICS_DIR / "memorize.json")
-    track(StageRecord("memorize", flatten(params), metrics, artifacts=[MEMORIZE_DIR / "scores.parquet"]))
+    track(StageRecord("memorize", flatten(params), metrics, artifacts=[MEMORIZE_DIR / "scores.parquet", *plots]))
 
 
 if __name__ == "__main__":

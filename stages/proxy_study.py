@@ -18,7 +18,7 @@ def main() -> None:
     exact = load_table(MEMORIZE_DIR / "scores.parquet", "memorize").set_index("example_id")["mem"]
     planted = load_table(PREPARED / "label_noise.csv", "prepare")["example_id"].to_numpy()
     proxy_seconds = load_json(PROXIES_DIR / "cost.json", "proxies")["seconds"]
-    exact_seconds = load_json(METRICS_DIR / "memorize.json", "memorize")["seconds"]
+    exact_seconds = load_json(METRICS_DIR / "memorize.json", "memorize")["compute_seconds"]
 
     table = proxy_study(proxies, exact, planted, proxy_seconds, exact_seconds, top_n)
     save_table(table, RESULTS_DIR / "proxy_study.csv")

@@ -65,3 +65,22 @@ def test_planted_mislabeled_examples_get_the_highest_scores(synthetic, tiny_reci
     assert mem.loc[flipped].mean() > mem.drop(flipped).mean() + 0.3
     # every model saw about 70% of the data
     assert all(abs(r.mask.mean() - 0.7) < 0.01 for r in runs)
+
+
+def test_convergence_curve_ends_at_one_and_halves_agree_on_a_stable_signal(tmp_path):
+    from memunlearn.memorization.convergence import convergence, plot_convergence
+
+    rng = np.random.default_rng(0)
+    n, K = 300, 12
+    memorized = np.arange(n) < 30  # right only when trained on; the rest always right
+    runs = []
+    for k in range(K):
+        mask = rng.random(n) < 0.7
+        correct = np.where(memorized, mask, True)
+        runs.append(_run(k, mask, correct))
+    curve, summary = convergence(runs, np.arange(n))
+    assert curve["k"].iloc[-1] == K and curve["spearman_vs_all"].iloc[-1] == pytest.approx(1.0)
+    assert summary["spearman_split_halves"] > 0.5 and summary["spearman_half_vs_full"] > 0.5
+    scores = memorization_scores(runs, np.arange(n))
+    paths = plot_convergence(curve, scores, tmp_path)
+    assert all(p.exists() and p.stat().st_size > 1000 for p in paths)

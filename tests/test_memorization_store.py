@@ -36,6 +36,8 @@ def test_growing_k_trains_only_the_new_models_and_shrinking_trains_none(syntheti
     assert (back.trained, back.reused) == ([], [0, 1, 2])
     pd.testing.assert_frame_equal(_scores(back, train), _scores(first, train))
     assert store.indices() == [0, 1, 2, 3, 4]
+    # a reused model keeps the cost of its training: the exact method's price does not vanish on reuse
+    assert back.runs[0].seconds == first.runs[0].seconds > 0
 
 
 def test_an_interrupted_run_resumes_to_identical_scores(synthetic, store, tmp_path):
@@ -85,3 +87,15 @@ def test_the_key_changes_with_the_recipe_and_data_but_not_the_device(synthetic):
     assert store_key(fingerprint, RECIPE, 0.6, 0) != base
     assert store_key(fingerprint, RECIPE, 0.7, 1) != base
     assert store_key(dataset_fingerprint(test, train), RECIPE, 0.7, 0) != base
+
+
+def test_local_processes_give_the_same_scores_as_one_process(synthetic, tmp_path):
+    train, test, info, _ = synthetic
+    one = train_subset_models(train, test, info, RECIPE, ExactConfig(num_models=4, threads_per_worker=1), CPU,
+                              SubsetModelStore(tmp_path / "one", "k"))
+    two = train_subset_models(train, test, info, RECIPE, ExactConfig(num_models=4, workers=2, threads_per_worker=1),
+                              CPU, SubsetModelStore(tmp_path / "two", "k"))
+    assert sorted(two.trained) == [0, 1, 2, 3]
+    pd.testing.assert_frame_equal(_scores(one, train), _scores(two, train))
+    for a, b in zip(one.runs, two.runs):
+        np.testing.assert_allclose(a.train_true_prob, b.train_true_prob, rtol=0, atol=1e-5)

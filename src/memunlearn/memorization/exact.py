@@ -12,8 +12,12 @@ the models already trained.
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -35,8 +39,12 @@ class ExactConfig:
     num_models: int = 16  # K (reference: 400)
     subset_fraction: float = 0.7  # p
     seed: int = 0
+    workers: int = 1  # local processes training subset models side by side (CPU)
+    threads_per_worker: int = 0  # torch threads in each; 0 = this machine's cores / workers
 
     def validate(self) -> None:
+        if self.workers < 1 or self.threads_per_worker < 0:
+            raise ValueError("memorize.workers must be >= 1 and memorize.threads_per_worker >= 0")
         if self.num_models < 2:
             raise ValueError(f"memorize.num_models must be >= 2, got {self.num_models}")
         check_fraction(self.subset_fraction, "memorize.subset_fraction", open_low=True)
@@ -54,6 +62,7 @@ class SubsetModelOutputs:
     train_correct: np.ndarray  # (N,) bool
     test_true_prob: np.ndarray  # (M,) float32
     test_correct: np.ndarray  # (M,) bool
+    seconds: float = float("nan")  # what training and scoring this model cost: the exact method's price
 
 
 def subset_mask(n: int, fraction: float, seed: int, index: int) -> torch.Tensor:
@@ -73,6 +82,7 @@ def train_subset_model(
     config: ExactConfig,
     device: torch.device,
 ) -> SubsetModelOutputs:
+    start = time.perf_counter()
     mask = subset_mask(len(train), config.subset_fraction, config.seed, index)
     model = build_model(
         recipe.model, info.in_channels, info.num_classes, info.image_size,
@@ -84,7 +94,7 @@ def train_subset_model(
         probs = predict_proba(model, split, info, device)  # (N, C)
         outputs[f"{split_name}_true_prob"] = true_class_prob(probs, split.labels).numpy().astype(np.float32)
         outputs[f"{split_name}_correct"] = (probs.argmax(1) == split.labels).numpy()
-    return SubsetModelOutputs(index, mask.numpy(), **outputs)
+    return SubsetModelOutputs(index, mask.numpy(), **outputs, seconds=time.perf_counter() - start)
 
 
 @dataclass(frozen=True)
@@ -106,23 +116,54 @@ def train_subset_models(
 ) -> SubsetRuns:
     """The K subset models, reusing every one the store already holds.
 
-    Each newly trained model is saved to the store as soon as it is done;
-    ``on_model(outputs, reused)`` sees every model, reused or not.
+    Missing models train in this process or in ``config.workers`` local
+    processes; each is saved to the store as soon as it is done, so a crash
+    loses only models in flight. ``on_model(outputs, reused)`` sees every model.
     """
-    runs, trained, reused = [], [], []
+    runs: dict[int, SubsetModelOutputs] = {}
     for k in range(config.num_models):
-        run = store.load(k) if store is not None else None
-        if run is None:
-            run = train_subset_model(k, train, test, info, recipe, config, device)
-            if store is not None:
-                store.save(run)
-            trained.append(k)
-        else:
-            reused.append(k)
+        stored = store.load(k) if store is not None else None
+        if stored is not None:
+            runs[k] = stored
+            if on_model is not None:
+                on_model(stored, True)
+    missing = [k for k in range(config.num_models) if k not in runs]
+    state = (train, test, info, recipe, config, device)
+    for run in _train_many(missing, state, config):
+        if store is not None:
+            store.save(run)  # on disk before anything else can fail
+        runs[run.index] = run
         if on_model is not None:
-            on_model(run, k in reused)
-        runs.append(run)
-    return SubsetRuns(runs, trained, reused)
+            on_model(run, False)
+    reused = sorted(set(runs) - set(missing))
+    return SubsetRuns([runs[k] for k in range(config.num_models)], missing, reused)
+
+
+def _train_many(indices: list[int], state: tuple, config: ExactConfig) -> Iterator[SubsetModelOutputs]:
+    """Yield trained subset models as they finish: in this process, or in ``config.workers`` processes."""
+    if config.workers == 1 or len(indices) <= 1:
+        for k in indices:
+            yield train_subset_model(k, *state)
+        return
+    threads = config.threads_per_worker or max(1, (os.cpu_count() or 1) // config.workers)
+    context = multiprocessing.get_context("spawn")  # fork + torch threads can deadlock
+    with ProcessPoolExecutor(config.workers, mp_context=context, initializer=_init_worker,
+                             initargs=(state, threads)) as pool:
+        for future in as_completed([pool.submit(_train_in_worker, k) for k in indices]):
+            yield future.result()
+
+
+_WORKER_STATE: tuple | None = None
+
+
+def _init_worker(state: tuple, threads: int) -> None:
+    global _WORKER_STATE
+    _WORKER_STATE = state
+    torch.set_num_threads(threads)
+
+
+def _train_in_worker(index: int) -> SubsetModelOutputs:
+    return train_subset_model(index, *_WORKER_STATE)
 
 
 def memorization_scores(runs: list[SubsetModelOutputs], example_ids: np.ndarray) -> pd.DataFrame:

@@ -64,7 +64,8 @@ class SubsetModelStore:
 
     def save(self, run) -> None:
         arrays = {name: getattr(run, name) for name in ARRAYS}
-        atomic_write(self.path(run.index), lambda f: np.savez(f, index=run.index, checksum=_checksum(arrays), **arrays))
+        atomic_write(self.path(run.index), lambda f: np.savez(
+            f, index=run.index, seconds=run.seconds, checksum=_checksum(arrays), **arrays))
 
     def load(self, index: int):
         """The stored outputs of model ``index``, or None if absent or invalid (then deleted)."""
@@ -76,6 +77,7 @@ class SubsetModelStore:
         try:
             with np.load(path) as z:
                 arrays = {name: z[name] for name in ARRAYS}
+                seconds = float(z["seconds"])
                 valid = int(z["index"]) == index and str(z["checksum"]) == _checksum(arrays)
         except Exception:  # truncated zip, missing member, bad header: all mean "recompute"
             valid = False
@@ -83,7 +85,7 @@ class SubsetModelStore:
             log.warning("subset model file %s is corrupt or incomplete; it will be recomputed", path)
             path.unlink(missing_ok=True)
             return None
-        return SubsetModelOutputs(index, *(arrays[name] for name in ARRAYS))
+        return SubsetModelOutputs(index, *(arrays[name] for name in ARRAYS), seconds=seconds)
 
     def indices(self) -> list[int]:
         return sorted(int(p.stem.split("_")[1]) for p in self.folder.glob("model_*.npz"))
