@@ -33,11 +33,12 @@ from memunlearn.training import CurvatureRecorder, LearningEventRecorder, Record
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def timed_training(data, recipe, dev, recorder: str):
+def timed_training(data, recipe, dev, recorder: str, records: RecordConfig = RecordConfig()):
     """Wall time of one training run with the given recorder; returns (seconds, model, hook)."""
     model = build_model(recipe.model, data.info.in_channels, data.info.num_classes, data.info.image_size, 0)
     events = LearningEventRecorder(data.train.example_ids) if recorder == "events" else None
-    curvature = CurvatureRecorder(data.train, data.info, dev) if recorder == "curvature" else None
+    curvature = (CurvatureRecorder(data.train, data.info, dev, records.curvature_h, records.curvature_batch_size)
+                 if recorder == "curvature" else None)
     start = time.perf_counter()
     fit(model, data.train, data.info, recipe, generator(0, "bench"), dev, on_batch=events, on_epoch=curvature)
     return time.perf_counter() - start, model, events or curvature
@@ -76,7 +77,7 @@ def main() -> None:
 
     runs = best_of(data, recipe, dev, ["none", "events"], args.repeats)
     (plain, _, _), (with_events, model, events) = runs["none"], runs["events"]
-    with_curvature, _, curvature = timed_training(data, recipe, dev, "curvature")
+    with_curvature, _, curvature = timed_training(data, recipe, dev, "curvature", records)
 
     start = time.perf_counter()
     train_subset_model(0, data.train, data.test, data.info, recipe, exact, dev)

@@ -8,7 +8,6 @@ from memunlearn.memorization.exact import train_subset_models
 
 
 def _run(index, mask, correct):
-    n = len(mask)
     return SubsetModelOutputs(index, np.asarray(mask, bool), np.asarray(correct, np.float32),
                               np.asarray(correct, bool), np.zeros(1, np.float32), np.zeros(1, bool))
 

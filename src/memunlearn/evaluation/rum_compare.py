@@ -18,9 +18,8 @@ import torch
 from torch import nn
 
 from ..config import check_positive
-from ..data.splits import DatasetInfo, ImageSplit
-from ..partition import apply_partition, refine
-from ..partition import Score
+from ..data.splits import ImageSplit
+from ..partition import Score, apply_partition, refine
 from ..unlearning import METHODS, UnlearnContext, UnlearnPlan, run_strategy
 from .report import EvaluateConfig, model_metrics
 from .tow import tow, tow_mia

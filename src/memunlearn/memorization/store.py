@@ -82,7 +82,7 @@ class SubsetModelStore:
         except Exception:  # truncated zip, missing member, bad header: all mean "recompute"
             valid = False
         if not valid:
-            log.warning("subset model file %s is corrupt or incomplete; it will be recomputed", path)
+            log.warning("subset model file %s is corrupt, incomplete or of an older format; recomputing it", path)
             path.unlink(missing_ok=True)
             return None
         return SubsetModelOutputs(index, *(arrays[name] for name in ARRAYS), seconds=seconds)
