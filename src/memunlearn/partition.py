@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from .data.splits import ImageSplit
+from .memorization.proxies import score_columns
 from .registry import Registry
 from .seeding import derive_seed
 
@@ -51,7 +52,7 @@ def lookup_score(name: str, exact: pd.DataFrame, proxies: pd.DataFrame) -> Score
     if name in EXACT_SCORES:
         values = exact.set_index("example_id")[EXACT_SCORES[name]]
         return Score(name, values, 0.5)
-    proxy_names = [c for c in proxies.columns if c != "example_id" and "__" not in c]
+    proxy_names = score_columns(proxies)
     if name not in proxy_names:
         raise ValueError(f"unknown score {name!r}; choose one of {sorted(EXACT_SCORES) + sorted(proxy_names)}")
     values = proxies.set_index("example_id")[name]

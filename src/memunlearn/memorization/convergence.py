@@ -10,14 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from .agreement import spearman
 from .exact import SubsetModelOutputs, memorization_scores
-
-
-def _rho(a: pd.Series, b: pd.Series) -> float:
-    both = pd.concat([a, b], axis=1).dropna()
-    return float(stats.spearmanr(both.iloc[:, 0], both.iloc[:, 1]).statistic) if len(both) > 2 else float("nan")
 
 
 def convergence(runs: list[SubsetModelOutputs], example_ids: np.ndarray, points: int = 8) -> tuple[pd.DataFrame, dict]:
@@ -25,11 +20,11 @@ def convergence(runs: list[SubsetModelOutputs], example_ids: np.ndarray, points:
     K = len(runs)
     full = memorization_scores(runs, example_ids)["mem"]
     ks = sorted({int(k) for k in np.linspace(2, K, num=min(points, K - 1))})
-    curve = pd.DataFrame({"k": ks, "spearman_vs_all": [_rho(memorization_scores(runs[:k], example_ids)["mem"], full)
+    curve = pd.DataFrame({"k": ks, "spearman_vs_all": [spearman(memorization_scores(runs[:k], example_ids)["mem"], full)
                                                        for k in ks]})
     summary = {
-        "spearman_half_vs_full": _rho(memorization_scores(runs[: K // 2], example_ids)["mem"], full),
-        "spearman_split_halves": _rho(memorization_scores(runs[0::2], example_ids)["mem"],
+        "spearman_half_vs_full": spearman(memorization_scores(runs[: K // 2], example_ids)["mem"], full),
+        "spearman_split_halves": spearman(memorization_scores(runs[0::2], example_ids)["mem"],
                                       memorization_scores(runs[1::2], example_ids)["mem"]),
     }
     return curve, summary

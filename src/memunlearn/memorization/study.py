@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .agreement import agreement, planted_auroc
-from .proxies import PROXIES
+from .proxies import PROXIES, score_columns
 
 
 def proxy_study(
@@ -26,7 +26,7 @@ def proxy_study(
     """
     scores = proxies.set_index("example_id")
     rows = []
-    for name in [c for c in scores.columns if "__" not in c]:
+    for name in score_columns(proxies):
         seconds = proxy_seconds.get(name, float("nan"))
         rows.append({
             "proxy": name,
@@ -52,7 +52,7 @@ def plot_proxy_vs_exact(proxies: pd.DataFrame, exact: pd.Series, folder: Path, p
     scores = proxies.set_index("example_id")
     planted = scores.index.isin(np.asarray(planted_ids))
     paths = []
-    for name in [c for c in scores.columns if "__" not in c]:
+    for name in score_columns(proxies):
         both = pd.concat({"proxy": scores[name], "exact": exact}, axis=1)
         fig, ax = plt.subplots(figsize=(4.2, 3.6), dpi=110)
         ax.scatter(both["exact"][~planted], both["proxy"][~planted], s=4, alpha=0.35, label="clean")

@@ -151,6 +151,11 @@ def compute_proxies(names: list[str], inputs: ProxyInputs) -> tuple[pd.DataFrame
     return table, seconds
 
 
+def score_columns(table: pd.DataFrame) -> list[str]:
+    """The proxy names of a ``compute_proxies`` table (not ``example_id``, not ``<name>__raw``)."""
+    return [c for c in table.columns if c != "example_id" and not c.endswith("__raw")]
+
+
 def proxy_costs(names: list[str], own_seconds: dict[str, float], shared_seconds: dict[str, float]) -> dict[str, float]:
     """Total seconds per proxy: its own computation plus the shared work it reads.
 
@@ -161,4 +166,5 @@ def proxy_costs(names: list[str], own_seconds: dict[str, float], shared_seconds:
     return {n: own_seconds.get(n, 0.0) + shared.get(PROXIES.get(n).cost_source, 0.0) for n in names}
 
 
-__all__ = ["PROXIES", "Proxy", "ProxyConfig", "ProxyInputs", "compute_proxies", "proxy_costs", "register_proxy"]
+__all__ = ["PROXIES", "Proxy", "ProxyConfig", "ProxyInputs", "compute_proxies", "proxy_costs", "register_proxy",
+           "score_columns"]
