@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run test flow serve ui list
+.PHONY: setup run test flow serve sweep ui list
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ flow: setup                 ## the same pipeline through the Prefect flow
 
 serve: setup                ## serve the Prefect deployment 'memunlearn-pipeline/default'
 	python flows/pipeline.py --serve
+
+sweep: setup                ## the experiment sweep (params.yaml `sweep`) as a Prefect flow; DVC reuses cached cells
+	python flows/sweep.py
 
 ui: setup                   ## browse runs and models in the MLflow UI (http://127.0.0.1:5000)
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --host 127.0.0.1 --port 5000

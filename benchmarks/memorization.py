@@ -1,31 +1,40 @@
 """Benchmark: exact-memorization throughput, the reference's sequential loop vs the engine.
 
 In one process, on the default data and recipe (params.yaml), the same K
-subset models are trained twice: one after another in this process with all
-its threads (the reference code's approach), then by the engine with
---workers local processes. Prints models per hour for each, their ratio and
-peak memory; checks both gave the same scores.
+subset models are trained by:
 
-    python benchmarks/memorization.py [--models K] [--workers W] [--threads-per-worker T] [--json FILE]
+- ``sequential``: the reference code's approach, one model after another in
+  this process, default (NCHW) layout, all threads;
+- ``engine``: memorize's engine as params.yaml configures it (``stack: 0`` =
+  auto per device, ``channels_last``);
+- with ``--variants``, each option the engine can pick from: stacked models
+  per kernel (grouped convs), channels-last, local processes.
 
---json writes the figures, the engine/sequential ratio under ``speedup``.
+Prints models per hour for each, ratios to sequential, peak memory, and
+whether the scores agree. Runs alternate (sequential first) so that drift
+in machine load hits both.
+
+    python benchmarks/memorization.py [--models K] [--variants] [--json FILE]
+
+--json writes the figures; the engine/sequential ratio is under ``speedup``.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import yaml
 
 from memunlearn.config import from_params
 from memunlearn.data import PrepareConfig, prepare
 from memunlearn.memorization import ExactConfig, SubsetModelStore, memorization_scores, train_subset_models
+from memunlearn.memorization.agreement import spearman
 from memunlearn.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,49 +44,67 @@ def peak_rss_mib(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
 
 
+def timed(data, recipe, config: ExactConfig, device) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        runs = train_subset_models(data.train, data.test, data.info, recipe, config, device,
+                                   SubsetModelStore(Path(tmp), "bench")).runs
+        seconds = time.perf_counter() - start
+    return {"seconds": seconds, "models_per_hour": config.num_models / seconds * 3600,
+            "scores": memorization_scores(runs, data.train.example_ids.numpy()).set_index("example_id")["mem"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=int, default=4, help="K subset models per approach")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads-per-worker", type=int, default=1)
+    parser.add_argument("--variants", action="store_true", help="also time each option the engine picks from")
+    parser.add_argument("--device", default="auto")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    recipe = from_params(TrainConfig, {**params["train"], "device": "cpu"}, "train")
-    base = from_params(ExactConfig, params["memorize"], "memorize")
+    recipe = from_params(TrainConfig, {**params["train"], "device": args.device}, "train")
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if args.device == "auto" else args.device))
+    engine = dataclasses.replace(from_params(ExactConfig, params["memorize"], "memorize"), num_models=args.models,
+                                 runner="local")
     data = prepare(from_params(PrepareConfig, params["data"], "data"), ROOT / "data/raw")
-    dev = torch.device("cpu")
-    results = {}
-    for name, workers, threads in (("sequential", 1, 0), ("engine", args.workers, args.threads_per_worker)):
-        config = ExactConfig(args.models, base.subset_fraction, base.seed, workers, threads)
-        with tempfile.TemporaryDirectory() as tmp:
-            start = time.perf_counter()
-            runs = train_subset_models(data.train, data.test, data.info, recipe, config, dev,
-                                       SubsetModelStore(Path(tmp), "bench")).runs
-            seconds = time.perf_counter() - start
-        results[name] = {"seconds": seconds, "models_per_hour": args.models / seconds * 3600,
-                         "scores": memorization_scores(runs, data.train.example_ids.numpy())["mem"].to_numpy()}
+    approaches = {
+        "sequential": dataclasses.replace(engine, stack=1, channels_last=False, workers=1, threads_per_worker=0),
+        "engine": engine,
+    }
+    if args.variants:
+        for stack in (1, 4, 8):
+            approaches[f"stack{stack}_channels_last"] = dataclasses.replace(engine, stack=stack, channels_last=True)
+        approaches["stack4_nchw"] = dataclasses.replace(engine, stack=4, channels_last=False)
+        approaches["2proc_x1thread_channels_last"] = dataclasses.replace(
+            engine, stack=1, channels_last=True, workers=2, threads_per_worker=1)
 
-    same = np.allclose(results["sequential"]["scores"], results["engine"]["scores"], equal_nan=True)
+    results = {name: timed(data, recipe, config, device) for name, config in approaches.items()}
+    base = results["sequential"]
     figures = {
-        "sequential_models_per_hour": results["sequential"]["models_per_hour"],
+        "sequential_models_per_hour": base["models_per_hour"],
         "engine_models_per_hour": results["engine"]["models_per_hour"],
-        "speedup": results["engine"]["models_per_hour"] / results["sequential"]["models_per_hour"],
-        "sequential_seconds": results["sequential"]["seconds"],
+        "speedup": results["engine"]["models_per_hour"] / base["models_per_hour"],
+        "sequential_seconds": base["seconds"],
         "engine_seconds": results["engine"]["seconds"],
+        "engine_models_per_job": engine.models_per_job(device),
+        "engine_channels_last": engine.channels_last,
+        "variants": {name: {"models_per_hour": r["models_per_hour"], "ratio": r["models_per_hour"] / base["models_per_hour"],
+                            "mem_spearman_vs_sequential": spearman(r["scores"], base["scores"])}
+                     for name, r in results.items()},
         "peak_rss_mib_main": peak_rss_mib(resource.RUSAGE_SELF),
         "peak_rss_mib_workers": peak_rss_mib(resource.RUSAGE_CHILDREN),
-        "same_scores": bool(same),
-        "models": args.models, "workers": args.workers, "threads_per_worker": args.threads_per_worker,
-        "torch_threads_sequential": torch.get_num_threads(), "epochs": recipe.epochs, "device": "cpu",
+        "models": args.models, "epochs": recipe.epochs, "train_examples": len(data.train),
+        "torch_threads": torch.get_num_threads(), "device": str(device),
     }
-    print(f"K={args.models} subset models, {recipe.epochs} epochs, {len(data.train)} training examples, CPU")
-    print(f"  sequential ({torch.get_num_threads()} threads): {figures['sequential_models_per_hour']:.0f} models/h")
-    print(f"  engine ({args.workers} processes x {args.threads_per_worker} threads): "
-          f"{figures['engine_models_per_hour']:.0f} models/h")
-    print(f"  speedup {figures['speedup']:.2f}x; peak RSS main {figures['peak_rss_mib_main']:.0f} MiB, "
-          f"largest worker {figures['peak_rss_mib_workers']:.0f} MiB; same scores: {same}")
+    print(f"K={args.models} subset models, {recipe.epochs} epochs, {len(data.train)} training examples, {device}")
+    for name, row in figures["variants"].items():
+        print(f"  {name:30s} {row['models_per_hour']:7.0f} models/h  {row['ratio']:.2f}x  "
+              f"(mem Spearman vs sequential {row['mem_spearman_vs_sequential']:.3f})")
+    print(f"  speedup (engine as configured: stack {figures['engine_models_per_job']}, channels_last "
+          f"{engine.channels_last}) {figures['speedup']:.2f}x; peak RSS main {figures['peak_rss_mib_main']:.0f} MiB, "
+          f"largest worker {figures['peak_rss_mib_workers']:.0f} MiB")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
 

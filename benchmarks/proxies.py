@@ -25,7 +25,7 @@ import yaml
 from memunlearn.config import from_params
 from memunlearn.data import PrepareConfig, prepare
 from memunlearn.memorization import PROXIES, ExactConfig, ProxyConfig, ProxyInputs, compute_proxies, proxy_costs
-from memunlearn.memorization.exact import train_subset_model
+from memunlearn.memorization import run_subset_job
 from memunlearn.models import build_model
 from memunlearn.seeding import generator
 from memunlearn.training import CurvatureRecorder, LearningEventRecorder, RecordConfig, TrainConfig, fit
@@ -80,7 +80,7 @@ def main() -> None:
     with_curvature, _, curvature = timed_training(data, recipe, dev, "curvature", records)
 
     start = time.perf_counter()
-    train_subset_model(0, data.train, data.test, data.info, recipe, exact, dev)
+    run_subset_job(exact.jobs([0], data.train, data.test, data.info, recipe, dev)[0])
     exact_seconds = (time.perf_counter() - start) * exact.num_models  # K subset models, one timed
 
     inputs = ProxyInputs(data.train, data.test, data.info, model, dev, proxy_config,

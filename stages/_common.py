@@ -25,6 +25,8 @@ from memunlearn.devices import resolve_device
 from memunlearn.tracking import StageRecord, TrackingTarget, record_stage
 
 ROOT = Path.cwd()  # dvc runs every stage from the repository root
+if str(ROOT) not in sys.path:
+    sys.path.append(str(ROOT))  # stages may hand work to flows/ (e.g. memorize.runner: dask)
 PARAMS_FILE = ROOT / "params.yaml"
 
 # Every path a stage reads or writes; dvc.yaml declares the same ones.
@@ -38,6 +40,7 @@ UNLEARN_DIR = ROOT / "data/unlearn"
 METRICS_DIR = ROOT / "metrics"
 RESULTS_DIR = ROOT / "results"
 RAW_DIR = ROOT / "data/raw"
+FIRST_EPOCH_GRADS = TRAIN_DIR / "first_epoch_grads.pt"  # when train_records.first_epoch_grads is on
 
 log = logging.getLogger("memunlearn")
 
@@ -73,6 +76,16 @@ def device(name: str) -> torch.device:
     chosen = resolve_device(name)
     log.info("device: %s", chosen)
     return chosen
+
+
+def unlearn_context(info, recipe, device: torch.device, seed: int, heldout):
+    """The UnlearnContext methods get: the stored first-epoch gradients when the train stage recorded them,
+    and held-out data (the test set) for methods that calibrate against it."""
+    from memunlearn.training import load_first_epoch_grads  # here: stages that unlearn nothing skip the import
+    from memunlearn.unlearning import UnlearnContext
+
+    grads = load_first_epoch_grads(FIRST_EPOCH_GRADS) if FIRST_EPOCH_GRADS.exists() else None
+    return UnlearnContext(info, recipe, device, seed, first_epoch_grads=grads, heldout=heldout)
 
 
 # ---- tracking ----------------------------------------------------------------

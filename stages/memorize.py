@@ -2,7 +2,9 @@
 
 Finished subset models live in a persistent store (data/memorize_store, a
 `persist: true` output): a rerun after a crash, or with a larger K, trains
-only the models the store lacks.
+only the models the store lacks. `memorize.runner` picks where the missing
+models train: here (local), or as Prefect tasks on local processes or a
+Dask cluster (flows/memorize.py).
 """
 from _common import MEMORIZE_DIR, METRICS_DIR, PREPARED, ROOT, Timer, device, flatten, load_params, stage, track
 from tqdm import tqdm
@@ -11,7 +13,7 @@ from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
 from memunlearn.io import load_table, save_json, save_table
 from memunlearn.memorization import (ExactConfig, SubsetModelStore, dataset_fingerprint, memorization_scores,
-                                     planted_auroc, store_key, train_subset_models)
+                                     planted_auroc, store_key, top_influences, train_subset_models)
 from memunlearn.memorization.convergence import convergence, plot_convergence
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig
@@ -31,9 +33,14 @@ def main() -> None:
     key = store_key(dataset_fingerprint(train, test), recipe, config.subset_fraction, config.seed)
     store = SubsetModelStore(STORE_ROOT, key)
 
-    progress = tqdm(total=config.num_models, desc="subset models", unit="model")
+    runner = None
+    if config.runner != "local":  # Prefect task runners live in flows/ (ARCHITECTURE: prefect only there)
+        from flows.memorize import prefect_runner
+        runner = prefect_runner(config)
+
+    progress = tqdm(total=config.num_models, desc="subset models", unit="model")  # ETA from finished models
     with Timer() as timer:
-        result = train_subset_models(train, test, info, recipe, config, dev, store,
+        result = train_subset_models(train, test, info, recipe, config, dev, store, runner=runner,
                                      on_model=lambda run, reused: progress.update())
     progress.close()
     scores = memorization_scores(result.runs, train.example_ids.numpy())
@@ -41,6 +48,12 @@ def main() -> None:
     curve, stability = convergence(result.runs, train.example_ids.numpy())
     save_table(curve, MEMORIZE_DIR / "convergence.csv")
     plots = plot_convergence(curve, scores, PLOTS)
+    artifacts = [MEMORIZE_DIR / "scores.parquet", *plots]
+    if config.influence_top:
+        influence = top_influences(result.runs, train.example_ids.numpy(), test.example_ids.numpy(),
+                                   config.influence_top)
+        save_table(influence, MEMORIZE_DIR / "influence.parquet")
+        artifacts.append(MEMORIZE_DIR / "influence.parquet")
 
     flipped = load_table(PREPARED / "label_noise.csv", "prepare")["example_id"]
     mem = scores.set_index("example_id")["mem"]
@@ -57,9 +70,11 @@ def main() -> None:
         "compute_seconds": float(sum(run.seconds for run in result.runs)),  # the K models' own cost
         "examples_processed": int(sum(result.runs[k].mask.sum() for k in result.trained)) * recipe.epochs,
         "models_per_hour": len(result.trained) / timer.seconds * 3600 if result.trained else None,
+        "models_per_job": config.models_per_job(dev),
+        "runner": config.runner,
     }
     save_json(metrics, METRICS_DIR / "memorize.json")
-    track(StageRecord("memorize", flatten(params), metrics, artifacts=[MEMORIZE_DIR / "scores.parquet", *plots]))
+    track(StageRecord("memorize", flatten(params), metrics, artifacts=artifacts))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Stage `rum_compare`: RUM refined by exact scores vs by each proxy vs vanilla, ToW side by side."""
 from _common import (MEMORIZE_DIR, METRICS_DIR, ORACLE_DIR, PARTITION_DIR, PREPARED, PROXIES_DIR, RESULTS_DIR,
-                     TRAIN_DIR, device, flatten, load_params, stage, track)
+                     TRAIN_DIR, device, flatten, load_params, stage, track, unlearn_context)
 
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
@@ -10,7 +10,7 @@ from memunlearn.io import load_table, save_json, save_table
 from memunlearn.partition import lookup_score
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig, load_checkpoint
-from memunlearn.unlearning import UnlearnContext, UnlearnPlan
+from memunlearn.unlearning import UnlearnPlan
 
 
 @stage
@@ -26,15 +26,16 @@ def main() -> None:
     forget_ids = load_table(PARTITION_DIR / "forget.csv", "partition")["example_id"].to_numpy()
     info = load_info(PREPARED / "meta.json")
     dev = device(config.device)
+    test = load_split(PREPARED / "test.npz")
 
     table = compare_refinements(
         original=load_checkpoint(TRAIN_DIR / "model.pt", "train")[0],
         train=load_split(PREPARED / "train.npz"),
-        test=load_split(PREPARED / "test.npz"),
+        test=test,
         oracle=load_checkpoint(ORACLE_DIR / "model.pt", "oracle")[0],
         runs=variants(forget_ids, scores, config.include_vanilla),
         plan=plan,
-        ctx=UnlearnContext(info, recipe, dev, config.seed),
+        ctx=unlearn_context(info, recipe, dev, config.seed, test),
         eval_config=eval_config,
         device=dev,
     )

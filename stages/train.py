@@ -1,5 +1,7 @@
-"""Stage `train`: the original model, with learning events recorded from the same forward pass."""
-from _common import METRICS_DIR, PREPARED, TRAIN_DIR, Timer, device, flatten, input_example, load_params, stage, track
+"""Stage `train`: the original model, with learning events recorded from the same forward pass (and, per
+`train_records`, loss curvature and first-epoch per-example gradients)."""
+from _common import (FIRST_EPOCH_GRADS, METRICS_DIR, PREPARED, TRAIN_DIR, Timer, device, flatten, input_example,
+                     load_params, stage, track)
 
 import pandas as pd
 
@@ -9,8 +11,8 @@ from memunlearn.io import save_json, save_table
 from memunlearn.models import build_model
 from memunlearn.seeding import generator
 from memunlearn.tracking import StageRecord
-from memunlearn.training import (CurvatureRecorder, LearningEventRecorder, RecordConfig, TrainConfig, accuracy, fit,
-                                 predict_proba, save_checkpoint)
+from memunlearn.training import (CurvatureRecorder, FirstEpochGradRecorder, LearningEventRecorder, RecordConfig,
+                                 TrainConfig, accuracy, fit, predict_proba, save_checkpoint, save_first_epoch_grads)
 
 
 @stage
@@ -27,6 +29,8 @@ def main() -> None:
     events = LearningEventRecorder(train.example_ids)
     curvature = (CurvatureRecorder(train, info, dev, records.curvature_h, records.curvature_batch_size)
                  if records.curvature else None)
+    first_epoch = (FirstEpochGradRecorder(model, train.example_ids, records.first_epoch_grads)
+                   if records.first_epoch_grads else None)
 
     def end_of_epoch(epoch, model):
         row = {"test_acc": accuracy(predict_proba(model, test, info, dev), test.labels)}
@@ -34,11 +38,13 @@ def main() -> None:
 
     with Timer() as timer:
         history = fit(model, train, info, recipe, generator(recipe.seed, "train_order"), dev,
-                      on_batch=events, on_epoch=end_of_epoch)
+                      on_batch=events, on_epoch=end_of_epoch, on_step=first_epoch)
     save_checkpoint(model, recipe.model, info, TRAIN_DIR / "model.pt")
     save_table(events.to_frame(), TRAIN_DIR / "learning_events.parquet")
     if curvature:
         save_table(curvature.to_frame(), TRAIN_DIR / "loss_curvature.parquet")
+    if first_epoch:
+        save_first_epoch_grads(first_epoch.result(), FIRST_EPOCH_GRADS)
     save_table(pd.DataFrame(history), TRAIN_DIR / "history.csv")
     metrics = {
         "train_acc": accuracy(predict_proba(model, train, info, dev), train.labels),
@@ -46,6 +52,7 @@ def main() -> None:
         "seconds": timer.seconds,  # recording included
         "learning_event_seconds": events.seconds,
         "curvature_seconds": curvature.seconds if curvature else 0.0,
+        "first_epoch_grad_seconds": first_epoch.seconds if first_epoch else 0.0,
         "examples_processed": len(train) * recipe.epochs,
         "device": str(dev),
     }

@@ -1,5 +1,6 @@
 """Stage `unlearn`: apply a registered method to the forget set, vanilla or through RUM (METHODS.md §4-5)."""
-from _common import METRICS_DIR, PARTITION_DIR, PREPARED, TRAIN_DIR, UNLEARN_DIR, Timer, device, flatten, input_example, load_params, stage, track
+from _common import (METRICS_DIR, PARTITION_DIR, PREPARED, TRAIN_DIR, UNLEARN_DIR, Timer, device, flatten,
+                     input_example, load_params, stage, track, unlearn_context)
 
 import dataclasses
 
@@ -11,7 +12,7 @@ from memunlearn.io import load_table, save_json, save_table
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig, load_checkpoint, save_checkpoint
-from memunlearn.unlearning import UnlearnContext, run_strategy
+from memunlearn.unlearning import run_strategy
 from memunlearn.unlearning.rum import UnlearnConfig
 
 
@@ -24,7 +25,7 @@ def main() -> None:
     info = load_info(PREPARED / "meta.json")
     parts = apply_partition(load_split(PREPARED / "train.npz"), load_table(PARTITION_DIR / "forget.csv", "partition"))
     model, model_name = load_checkpoint(TRAIN_DIR / "model.pt", "train")
-    ctx = UnlearnContext(info, recipe, device(config.device), config.seed)
+    ctx = unlearn_context(info, recipe, device(config.device), config.seed, load_split(PREPARED / "test.npz"))
 
     with Timer() as timer:
         model, steps = run_strategy(config.strategy, model, parts.subsets, parts.retain, plan, ctx)

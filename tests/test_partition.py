@@ -87,5 +87,5 @@ def test_forget_set_larger_than_its_group_is_an_error(tables):
 
 def test_unknown_score_lists_the_choices(tables):
     exact, proxies, labels = tables
-    with pytest.raises(ValueError, match=r"unknown score 'mem_score'; choose one of \['exact', 'exact_prob', 'confidence'\]"):
+    with pytest.raises(ValueError, match=r"unknown score 'mem_score'; choose one of \['exact', 'exact_prob', 'entanglement', 'confidence'\]"):
         make_forget_set(PartitionConfig(group_score="mem_score"), exact, proxies, labels)

@@ -21,16 +21,20 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ["prepare", "train", "memorize", "proxies", "proxy_study", "partition", "oracle", "unlearn", "evaluate",
-          "rum_compare"]
+          "rum_compare", "forgetting_quality", "sweep_report"]
+SWEEP_CELLS = ["sweep_oracle@exact-high-0", "sweep_cell@neggrad_plus-exact-high-rum-0"]  # TINY's one-cell grid
 TINY = {
     "data": {"max_train": 500, "max_test": 200, "noise_fraction": 0.05},
     "train": {"epochs": 2, "lr_milestones": [], "device": "cpu"},
-    "memorize": {"num_models": 3},
+    "memorize": {"num_models": 3, "influence_top": 5},
     "proxies": {"top_n": 20, "holdout_max_epochs": 2},
     "rum_compare": {"scores": ["exact", "confidence"]},
     "partition": {"size": 30},
     "methods": {"finetune": {"epochs": 1}, "neggrad_plus": {"epochs": 1}},
     "evaluate": {"mia_max_per_class": 200},
+    "sweep": {"methods": ["neggrad_plus"], "group_scores": ["exact"], "kinds": ["high"], "strategies": ["rum"],
+              "seeds": [0], "partition": {"size": 30}},
+    "forgetting_quality": {"copies": 3},
 }
 
 
@@ -54,7 +58,7 @@ def dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
 
 
 def ran_stages(output: str) -> list[str]:
-    return [s for s in STAGES if f"Running stage '{s}'" in output]
+    return [s for s in STAGES + SWEEP_CELLS if f"Running stage '{s}'" in output]
 
 
 @pytest.fixture(scope="module")
@@ -82,13 +86,17 @@ def first_repro(project):
 
 
 def test_first_repro_runs_every_stage_and_writes_outputs(project, first_repro):
-    assert ran_stages(first_repro.stdout) == STAGES
+    assert sorted(ran_stages(first_repro.stdout)) == sorted(STAGES + SWEEP_CELLS)
     import pandas as pd
 
     scores = pd.read_parquet(project / "data/memorize/scores.parquet")
     assert len(scores) == 500 and {"mem", "mem_se", "n_in", "n_out"} <= set(scores.columns)
     assert (scores["n_in"] + scores["n_out"] == 3).all()
     assert len(list((project / "data/memorize_store").glob("*/model_*.npz"))) == 3
+    influence = pd.read_parquet(project / "data/memorize/influence.parquet")
+    assert len(influence) == 200 * 5 and influence["rank"].max() == 5
+    summary = pd.read_csv(project / "results/sweep/summary.csv")
+    assert len(summary) == 1 and summary["tow_mean"].between(0, 1).all()
     forget = pd.read_csv(project / "data/partition/forget.csv")
     assert len(forget) == 30 and set(forget["subset"]) == {"low", "mid", "high"}
     results = pd.read_csv(project / "results/evaluation.csv")
@@ -126,7 +134,7 @@ def test_mlflow_holds_one_parent_run_with_a_child_per_stage_and_the_models(proje
     parents = [r for r in runs if r.data.tags.get("memunlearn.stage") == "pipeline"]
     assert len(parents) == 1
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert sorted(r.data.tags["memunlearn.stage"] for r in children) == sorted(STAGES)
+    assert sorted(r.data.tags["memunlearn.stage"] for r in children) == sorted(STAGES + SWEEP_CELLS)
     evaluate = next(r for r in children if r.data.tags["memunlearn.stage"] == "evaluate")
     assert "unlearned.tow" in evaluate.data.metrics
     assert all(r.data.tags.get("git_commit") for r in children)
@@ -149,10 +157,11 @@ def test_growing_k_under_dvc_trains_only_the_new_subset_model(project, first_rep
     assert len(list((project / "data/memorize_store").glob("*/model_*.npz"))) == 4
 
 
-def test_changing_an_unlearning_param_reruns_only_unlearn_and_evaluate(project, first_repro):
+def test_changing_an_unlearning_param_reruns_only_what_unlearns(project, first_repro):
     set_params(project, {"unlearn": {"seed": 1}})
-    assert set(json.loads(dvc(project, "status", "--json").stdout)) == {"unlearn"}  # evaluate follows its outputs
-    assert ran_stages(dvc(project, "repro").stdout) == ["unlearn", "evaluate"]
+    # evaluate follows unlearn's outputs; forgetting_quality unlearns its own copies with the same settings
+    assert set(json.loads(dvc(project, "status", "--json").stdout)) == {"unlearn", "forgetting_quality"}
+    assert ran_stages(dvc(project, "repro").stdout) == ["unlearn", "evaluate", "forgetting_quality"]
 
 
 def test_prefect_flow_runs_the_stages_and_dvc_decides_what_reruns(project, first_repro):
@@ -163,8 +172,8 @@ def test_prefect_flow_runs_the_stages_and_dvc_decides_what_reruns(project, first
     spec.loader.exec_module(module)
     with prefect_test_harness():
         ran = module.pipeline(repo_dir=str(project), overrides={"unlearn.strategy": "vanilla"})
-    assert list(ran) == STAGES
-    assert [s for s, did in ran.items() if did] == ["unlearn", "evaluate"]
+    assert sorted(ran) == sorted(STAGES + SWEEP_CELLS)
+    assert [s for s, did in ran.items() if did] == ["unlearn", "evaluate", "forgetting_quality"]
     assert yaml.safe_load((project / "params.yaml").read_text())["unlearn"]["strategy"] == "vanilla"
 
     import mlflow

@@ -1,8 +1,11 @@
 """Scores -> forget set -> RUM refinement (METHODS.md §3-4).
 
-A forget set is chosen by kind (random, class, or a memorization group by a
+A forget set is chosen by kind (random, class, or a low/mid/high group by a
 chosen score), then refined into homogeneous ``low``/``mid``/``high``
 subsets by a (possibly different) score, for RUM to unlearn in sequence.
+Scores: exact memorization, any proxy, or ``entanglement`` (distance of the
+original model's embedding to the global centroid, entanglement.py), which
+gives the entanglement groups of METHODS.md §3.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from .data.splits import ImageSplit
+from .entanglement import SCORE_NAME as ENTANGLEMENT
 from .memorization.proxies import score_columns
 from .registry import Registry
 from .seeding import derive_seed
@@ -29,6 +33,7 @@ class PartitionConfig:
     refine_score: str = "exact"  # score splitting F into low/mid/high
     classes: tuple[int, ...] = ()  # for kind=class
     seed: int = 0
+    device: str = "auto"  # for the original model's embeddings (entanglement score, ES metric)
 
     def validate(self) -> None:
         FORGET_KINDS.get(self.kind)
@@ -40,21 +45,35 @@ class PartitionConfig:
 
 @dataclass(frozen=True)
 class Score:
-    """One per-example score, higher = more memorized, and where its 'middle' is."""
+    """One per-example score and where its 'middle' is.
+
+    Memorization scores: higher = more memorized. ``entanglement``: higher =
+    farther from the centroid of D in the original model's embedding space.
+    """
 
     name: str
     values: pd.Series  # indexed by example_id; NaN = unknown
-    mid_target: float  # exact scores: 0.5 (METHODS.md §3); proxies: their median
+    mid_target: float  # exact scores: 0.5 (METHODS.md §3); proxies and entanglement: their median
 
 
-def lookup_score(name: str, exact: pd.DataFrame, proxies: pd.DataFrame) -> Score:
-    """``exact``/``exact_prob`` from the exact table, else a proxy column."""
+def lookup_score(name: str, exact: pd.DataFrame, proxies: pd.DataFrame,
+                 entanglement: pd.Series | None = None) -> Score:
+    """``exact``/``exact_prob`` from the exact table, ``entanglement`` from the given distances, else a proxy column.
+
+    ``entanglement``: centroid distances by example_id (entanglement.centroid_distances).
+    """
     if name in EXACT_SCORES:
         values = exact.set_index("example_id")[EXACT_SCORES[name]]
         return Score(name, values, 0.5)
+    if name == ENTANGLEMENT:
+        if entanglement is None:
+            raise ValueError(f"score {name!r} needs the original model's embedding distances; pass "
+                             f"entanglement=centroid_distances(...) (the partition stage does)")
+        return Score(name, entanglement, float(entanglement.median()))
     proxy_names = score_columns(proxies)
     if name not in proxy_names:
-        raise ValueError(f"unknown score {name!r}; choose one of {sorted(EXACT_SCORES) + sorted(proxy_names)}")
+        choices = sorted(EXACT_SCORES) + [ENTANGLEMENT] + sorted(proxy_names)
+        raise ValueError(f"unknown score {name!r}; choose one of {choices}")
     values = proxies.set_index("example_id")[name]
     return Score(name, values, float(values.median()))
 
@@ -147,12 +166,16 @@ def refine(forget_ids: np.ndarray, score: Score) -> pd.DataFrame:
 
 
 def make_forget_set(
-    cfg: PartitionConfig, exact: pd.DataFrame, proxies: pd.DataFrame, labels: pd.Series
+    cfg: PartitionConfig, exact: pd.DataFrame, proxies: pd.DataFrame, labels: pd.Series,
+    entanglement: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """The forget set with its RUM subsets: example_id, subset, refine_score, group_score."""
-    group = lookup_score(cfg.group_score, exact, proxies)
+    """The forget set with its RUM subsets: example_id, subset, refine_score, group_score.
+
+    ``entanglement`` (centroid distances by example_id) is needed only when a score is ``entanglement``.
+    """
+    group = lookup_score(cfg.group_score, exact, proxies, entanglement)
     ids = FORGET_KINDS.get(cfg.kind)(group, labels, cfg)
-    table = refine(ids, lookup_score(cfg.refine_score, exact, proxies))
+    table = refine(ids, lookup_score(cfg.refine_score, exact, proxies, entanglement))
     table["group_score"] = group.values.reindex(table["example_id"]).to_numpy()
     return table.sort_values("example_id", ignore_index=True)
 

@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 
 from .agreement import spearman
-from .exact import SubsetModelOutputs, memorization_scores
+from .engine import SubsetModelOutputs
+from .exact import memorization_scores
 
 
 def convergence(runs: list[SubsetModelOutputs], example_ids: np.ndarray, points: int = 8) -> tuple[pd.DataFrame, dict]:

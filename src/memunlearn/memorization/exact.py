@@ -8,30 +8,29 @@ random fraction-p subset S_k of the training set D:
 Per model we keep the subset mask and the true-class probability and
 correctness on all of D and T (store.py), so the scores can be audited,
 recomputed from the stored outputs alone, and K can grow without retraining
-the models already trained.
+the models already trained. The same outputs give the influence of each
+training example on each test example (``top_influences``). How models are
+trained and where jobs run: engine.py.
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
-import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..config import check_fraction
+from ..config import check_choice, check_fraction
 from ..data.splits import DatasetInfo, ImageSplit
-from ..models import build_model
-from ..seeding import derive_seed, generator
-from ..training.loop import fit, predict_proba, true_class_prob
 from ..training.recipe import TrainConfig
+from .engine import Runner, SubsetJob, SubsetModelOutputs, process_pool
 
 if TYPE_CHECKING:
     from .store import SubsetModelStore
+
+RUNNERS = ("local", "prefect", "dask")  # local: this library; prefect, dask: flows/memorize.py
 
 
 @dataclass(frozen=True)
@@ -39,62 +38,37 @@ class ExactConfig:
     num_models: int = 16  # K (reference: 400)
     subset_fraction: float = 0.7  # p
     seed: int = 0
-    workers: int = 1  # local processes training subset models side by side (CPU)
-    threads_per_worker: int = 0  # torch threads in each; 0 = this machine's cores / workers
+    workers: int = 1  # jobs side by side: local processes, or Prefect task-runner slots
+    threads_per_worker: int = 0  # torch threads per job; 0 = cores / workers locally, as is elsewhere
+    stack: int = 0  # models trained per kernel (training/stacked.py); 0 = auto: 1 on CPU, 16 on GPU
+    channels_last: bool = True  # memory layout of the subset models; faster on CPU and GPU
+    runner: str = "local"  # local (this process / local processes) | prefect | dask
+    dask_address: str = ""  # runner dask: scheduler address, e.g. tcp://10.0.0.5:8786; "" = temporary local cluster
+    influence_top: int = 0  # keep each test example's top-n train->test influences; 0 = off
 
     def validate(self) -> None:
-        if self.workers < 1 or self.threads_per_worker < 0:
-            raise ValueError("memorize.workers must be >= 1 and memorize.threads_per_worker >= 0")
+        if self.workers < 1 or self.threads_per_worker < 0 or self.stack < 0 or self.influence_top < 0:
+            raise ValueError("memorize.workers must be >= 1 and threads_per_worker, stack, influence_top >= 0")
         if self.num_models < 2:
             raise ValueError(f"memorize.num_models must be >= 2, got {self.num_models}")
         check_fraction(self.subset_fraction, "memorize.subset_fraction", open_low=True)
         if self.subset_fraction == 1:
             raise ValueError("memorize.subset_fraction must be < 1, or no example is ever held out")
+        check_choice(self.runner, RUNNERS, "memorize.runner")
 
+    def models_per_job(self, device: torch.device) -> int:
+        return self.stack or (16 if device.type == "cuda" else 1)
 
-@dataclass(frozen=True)
-class SubsetModelOutputs:
-    """What one subset model contributes to the estimator."""
-
-    index: int
-    mask: np.ndarray  # (N,) bool: example in S_k
-    train_true_prob: np.ndarray  # (N,) float32: f_k(x_i)_{y_i}
-    train_correct: np.ndarray  # (N,) bool
-    test_true_prob: np.ndarray  # (M,) float32
-    test_correct: np.ndarray  # (M,) bool
-    seconds: float = float("nan")  # what training and scoring this model cost: the exact method's price
-
-
-def subset_mask(n: int, fraction: float, seed: int, index: int) -> torch.Tensor:
-    """Model ``index``'s subset: exactly round(p*N) examples, independent of K."""
-    chosen = torch.randperm(n, generator=generator(seed, "subset_mask", index))[: int(round(fraction * n))]
-    mask = torch.zeros(n, dtype=torch.bool)
-    mask[chosen] = True
-    return mask
-
-
-def train_subset_model(
-    index: int,
-    train: ImageSplit,
-    test: ImageSplit,
-    info: DatasetInfo,
-    recipe: TrainConfig,
-    config: ExactConfig,
-    device: torch.device,
-) -> SubsetModelOutputs:
-    start = time.perf_counter()
-    mask = subset_mask(len(train), config.subset_fraction, config.seed, index)
-    model = build_model(
-        recipe.model, info.in_channels, info.num_classes, info.image_size,
-        seed=derive_seed(config.seed, "subset_model_init", index),
-    )
-    fit(model, train.take(mask), info, recipe, generator(config.seed, "subset_model_order", index), device)
-    outputs = {}
-    for split_name, split in (("train", train), ("test", test)):
-        probs = predict_proba(model, split, info, device)  # (N, C)
-        outputs[f"{split_name}_true_prob"] = true_class_prob(probs, split.labels).numpy().astype(np.float32)
-        outputs[f"{split_name}_correct"] = (probs.argmax(1) == split.labels).numpy()
-    return SubsetModelOutputs(index, mask.numpy(), **outputs, seconds=time.perf_counter() - start)
+    def jobs(self, indices: list[int], train: ImageSplit, test: ImageSplit, info: DatasetInfo, recipe: TrainConfig,
+             device: torch.device) -> list[SubsetJob]:
+        """The missing models ``indices`` as jobs of ``models_per_job`` models each."""
+        size = self.models_per_job(device)
+        threads = self.threads_per_worker
+        if self.runner == "local" and self.workers > 1 and not threads:
+            threads = max(1, (os.cpu_count() or 1) // self.workers)
+        return [SubsetJob(tuple(indices[i:i + size]), train, test, info, recipe, self.subset_fraction, self.seed,
+                          str(device), self.channels_last, threads)
+                for i in range(0, len(indices), size)]
 
 
 @dataclass(frozen=True)
@@ -113,12 +87,14 @@ def train_subset_models(
     device: torch.device,
     store: SubsetModelStore | None = None,
     on_model: Callable[[SubsetModelOutputs, bool], None] | None = None,
+    runner: Runner | None = None,
 ) -> SubsetRuns:
     """The K subset models, reusing every one the store already holds.
 
-    Missing models train in this process or in ``config.workers`` local
-    processes; each is saved to the store as soon as it is done, so a crash
-    loses only models in flight. ``on_model(outputs, reused)`` sees every model.
+    Missing models run as jobs through ``runner`` (default: this process,
+    or ``config.workers`` local processes); each model is saved to the store
+    as soon as its job is done, so a crash loses only the jobs in flight.
+    ``on_model(outputs, reused)`` sees every model.
     """
     runs: dict[int, SubsetModelOutputs] = {}
     for k in range(config.num_models):
@@ -128,42 +104,18 @@ def train_subset_models(
             if on_model is not None:
                 on_model(stored, True)
     missing = [k for k in range(config.num_models) if k not in runs]
-    state = (train, test, info, recipe, config, device)
-    for run in _train_many(missing, state, config):
-        if store is not None:
-            store.save(run)  # on disk before anything else can fail
-        runs[run.index] = run
-        if on_model is not None:
-            on_model(run, False)
+
+    def save(finished: list[SubsetModelOutputs]) -> None:
+        for run in finished:
+            if store is not None:
+                store.save(run)  # on disk before anything else can fail
+            runs[run.index] = run
+            if on_model is not None:
+                on_model(run, False)
+
+    (runner or process_pool(config.workers))(config.jobs(missing, train, test, info, recipe, device), save)
     reused = sorted(set(runs) - set(missing))
     return SubsetRuns([runs[k] for k in range(config.num_models)], missing, reused)
-
-
-def _train_many(indices: list[int], state: tuple, config: ExactConfig) -> Iterator[SubsetModelOutputs]:
-    """Yield trained subset models as they finish: in this process, or in ``config.workers`` processes."""
-    if config.workers == 1 or len(indices) <= 1:
-        for k in indices:
-            yield train_subset_model(k, *state)
-        return
-    threads = config.threads_per_worker or max(1, (os.cpu_count() or 1) // config.workers)
-    context = multiprocessing.get_context("spawn")  # fork + torch threads can deadlock
-    with ProcessPoolExecutor(config.workers, mp_context=context, initializer=_init_worker,
-                             initargs=(state, threads)) as pool:
-        for future in as_completed([pool.submit(_train_in_worker, k) for k in indices]):
-            yield future.result()
-
-
-_WORKER_STATE: tuple | None = None
-
-
-def _init_worker(state: tuple, threads: int) -> None:
-    global _WORKER_STATE
-    _WORKER_STATE = state
-    torch.set_num_threads(threads)
-
-
-def _train_in_worker(index: int) -> SubsetModelOutputs:
-    return train_subset_model(index, *_WORKER_STATE)
 
 
 def memorization_scores(runs: list[SubsetModelOutputs], example_ids: np.ndarray) -> pd.DataFrame:
@@ -204,3 +156,34 @@ def _masked_mean_var(values: np.ndarray, weights: np.ndarray):
     mean = np.where(n > 0, mean, np.nan)
     var = np.where(n > 1, var, np.nan)
     return mean, var, n
+
+
+def top_influences(runs: list[SubsetModelOutputs], train_ids: np.ndarray, test_ids: np.ndarray, top: int,
+                   chunk: int = 256) -> pd.DataFrame:
+    """Each test example's ``top`` most influential training examples (METHODS.md §1, optional).
+
+    infl(i, j) = mean_{k: i in S_k} 1[f_k(x_j) = y_j] - mean_{k: i not in S_k} 1[f_k(x_j) = y_j],
+    Feldman & Zhang's estimator with correctness measured on test example j.
+    The dense (N, M) matrix is never held: test examples go ``chunk`` at a
+    time and only the top entries survive, so CIFAR-size N x M fits in memory.
+    Rows: test_id, rank (1 = most influential), train_id, influence.
+    """
+    masks = torch.from_numpy(np.stack([r.mask for r in runs])).float()  # (K, N)
+    correct = torch.from_numpy(np.stack([r.test_correct for r in runs])).float()  # (K, M)
+    n_in, n_out = masks.sum(0), (1 - masks).sum(0)  # (N,)
+    valid = (n_in > 0) & (n_out > 0)  # never in (or out of) a subset: no estimate, never ranked
+    top = min(top, int(valid.sum()))
+    rows = []
+    for start in range(0, correct.shape[1], chunk):
+        c = correct[:, start:start + chunk]  # (K, m)
+        infl = (masks.T @ c) / n_in.clamp(min=1)[:, None] - ((1 - masks).T @ c) / n_out.clamp(min=1)[:, None]  # (N, m)
+        infl[~valid] = -float("inf")
+        values, positions = infl.topk(top, dim=0)  # (top, m)
+        rows.append(pd.DataFrame({
+            "test_id": np.repeat(test_ids[start:start + c.shape[1]], top),
+            "rank": np.tile(np.arange(1, top + 1), c.shape[1]),
+            "train_id": train_ids[positions.T.reshape(-1).numpy()],
+            "influence": values.T.reshape(-1).numpy(),
+        }))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["test_id", "rank", "train_id", "influence"])

@@ -24,6 +24,7 @@ import numpy as np
 from ..data.splits import ImageSplit
 from ..io import atomic_write
 from ..training.recipe import TrainConfig
+from .engine import SubsetModelOutputs
 
 log = logging.getLogger("memunlearn.memorization")
 
@@ -69,8 +70,6 @@ class SubsetModelStore:
 
     def load(self, index: int):
         """The stored outputs of model ``index``, or None if absent or invalid (then deleted)."""
-        from .exact import SubsetModelOutputs
-
         path = self.path(index)
         if not path.exists():
             return None

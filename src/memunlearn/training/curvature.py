@@ -31,10 +31,16 @@ class RecordConfig:
     curvature: bool = True  # loss-curvature proxy, once per epoch (about doubles training time)
     curvature_h: float = 0.01
     curvature_batch_size: int = 256
+    # first-epoch per-example gradients of these layers (module-name prefixes, `input` = the input layer) for
+    # first_epoch_ga; () = off
+    first_epoch_grads: tuple[str, ...] = ("input",)
 
     def validate(self) -> None:
         check_positive(self.curvature_h, "train_records.curvature_h")
         check_positive(self.curvature_batch_size, "train_records.curvature_batch_size")
+        layers = self.first_epoch_grads
+        if not isinstance(layers, tuple) or not all(isinstance(p, str) and p for p in layers):
+            raise ValueError("train_records.first_epoch_grads must be a list of layer names (e.g. [input]) or [] for off")
 
 
 def input_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

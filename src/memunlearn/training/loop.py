@@ -18,6 +18,8 @@ from .recipe import TrainConfig
 BatchHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
 # on_epoch(epoch, model) -> metrics to add to that epoch's history row
 EpochHook = Callable[[int, nn.Module], dict]
+# on_step(model, x normalized (B, C, H, W), y (B,), positions (B,)) -> None, before the step's forward
+StepHook = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], None]
 
 
 def batch_positions(n: int, batch_size: int, gen: torch.Generator | None) -> Iterator[torch.Tensor]:
@@ -44,6 +46,7 @@ def fit(
     *,
     on_batch: BatchHook | None = None,
     on_epoch: EpochHook | None = None,
+    on_step: StepHook | None = None,
 ) -> list[dict]:
     """Train ``model`` in place with SGD + step decay; return per-epoch history rows."""
     model.to(device)
@@ -57,6 +60,8 @@ def fit(
         for positions in batch_positions(len(data), recipe.batch_size, gen):
             x = normalize(data.images[positions.to(device)], info)
             y = data.labels[positions.to(device)]
+            if on_step is not None:  # sees the parameters this step's gradient is taken at
+                on_step(model, x, y, positions)
             logits = model(x)  # (B, C)
             loss = F.cross_entropy(logits, y)
             if on_batch is not None:  # learning events come from this same forward pass

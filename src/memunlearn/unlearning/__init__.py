@@ -16,6 +16,7 @@ from torch import nn
 from ..config import from_params
 from ..data.splits import DatasetInfo, ImageSplit
 from ..registry import Registry
+from ..training.first_epoch_grads import FirstEpochGrads
 from ..training.recipe import TrainConfig
 
 
@@ -25,6 +26,8 @@ class UnlearnContext:
     recipe: TrainConfig  # the original training recipe (retrain reuses it)
     device: torch.device
     seed: int  # every method derives its randomness from this
+    first_epoch_grads: FirstEpochGrads | None = None  # per-example first-epoch gradients (first_epoch_ga)
+    heldout: ImageSplit | None = None  # data the original never trained on (the test set): calibration
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ def register_method(name: str, config_cls: type, summary: str):
     return decorator
 
 
-from . import finetune, neggrad, neggrad_plus, none, retrain  # noqa: E402,F401
+from . import del_, finetune, first_epoch_ga, influence, l1_sparse, neggrad, neggrad_plus, none, random_label, retrain, salun, scrub  # noqa: E402,F401,E501
 from .rum import STRATEGIES, StepRecord, UnlearnPlan, run_strategy  # noqa: E402
 
 __all__ = ["METHODS", "Method", "STRATEGIES", "StepRecord", "UnlearnContext", "UnlearnPlan", "register_method",

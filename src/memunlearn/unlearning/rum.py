@@ -1,10 +1,21 @@
-"""RUM, the Refined-Unlearning Meta-algorithm (METHODS.md §4), and its baselines.
+"""RUM, the Refined-Unlearning Meta-algorithm (METHODS.md §4), its variants and baselines.
 
 A strategy decides how the refined forget subsets are unlearned:
-``vanilla`` runs one method on all of F at once; ``rum`` runs the subsets
-in sequence low -> mid -> high, each step starting from the previous step's
-model, each subset with its own method (default: the plan's method). The
-retain set is D \\ F at every step: the whole forget set is never trained on.
+
+- ``vanilla``: the plan's method on all of F at once;
+- ``shuffle``: F split at random (seeded) into equal subsets, unlearned in
+  sequence with the plan's method: the control for the refinement;
+- ``rum_f``: the refined subsets low -> mid -> high, the plan's method at
+  every step, with per-step hyperparameters (``subset_params``);
+- ``rum``: the same sequence with a method per subset (``subset_methods``)
+  and per-step hyperparameters;
+- ``rum_reference_retain``: ``rum`` with the reference code's retain set
+  D \\ (F_1 ∪ … ∪ F_s) at step s (so early steps fine-tune on examples that
+  are forgotten later).
+
+Each step starts from the previous step's model. Except in
+``rum_reference_retain``, the retain set is D \\ F at every step: the whole
+forget set is never trained on.
 """
 from __future__ import annotations
 
@@ -12,8 +23,10 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
+import numpy as np
 from torch import nn
 
+from ..config import ConfigError, from_params
 from ..data.splits import ImageSplit
 from ..registry import Registry
 from ..seeding import derive_seed
@@ -26,18 +39,39 @@ from ..partition import SUBSETS  # noqa: E402  (RUM order: low -> mid -> high)
 class UnlearnPlan:
     method: str  # the method for every step unless overridden
     method_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # methods.<name> blocks
-    subset_methods: Mapping[str, str] = field(default_factory=dict)  # rum only: {subset: method}
+    subset_methods: Mapping[str, str] = field(default_factory=dict)  # rum, rum_reference_retain: {subset: method}
+    subset_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # {subset: {hyperparam: value}}
 
     def validate(self) -> None:
         METHODS.get(self.method)
-        unknown = sorted(set(self.subset_methods) - set(SUBSETS))
-        if unknown:
-            raise ValueError(f"unlearn.subset_methods has unknown subset(s) {unknown}; valid: {list(SUBSETS)}")
+        for key, mapping in (("subset_methods", self.subset_methods), ("subset_params", self.subset_params)):
+            if not isinstance(mapping, Mapping):
+                raise ConfigError(f"unlearn.{key} must be a mapping keyed by subset, e.g. {{high: ...}}, "
+                                  f"got {mapping!r}")
+            unknown = sorted(set(mapping) - set(SUBSETS))
+            if unknown:
+                raise ConfigError(f"unlearn.{key} has unknown subset(s) {unknown}; valid: {list(SUBSETS)}")
         for name in self.subset_methods.values():
             METHODS.get(name)
+        for subset, block in self.subset_params.items():
+            if not isinstance(block, Mapping):
+                raise ConfigError(f"unlearn.subset_params.{subset} must map hyperparameters to values, "
+                                  f"e.g. {{lr: 0.001}}, got {block!r}")
 
     def method_for(self, subset: str | None) -> str:
         return self.subset_methods.get(subset, self.method) if subset else self.method
+
+    def step_config(self, method_name: str, subset: str | None) -> Any:
+        """``methods.<name>`` with ``subset_params.<subset>`` merged over it (subset keys win)."""
+        base = dict(self.method_params.get(method_name) or {})
+        override = dict(self.subset_params.get(subset) or {}) if subset else {}
+        config_cls = METHODS.get(method_name).config_cls
+        if not override:
+            return from_params(config_cls, base, f"methods.{method_name}")
+        try:
+            return from_params(config_cls, {**base, **override}, f"unlearn.subset_params.{subset}")
+        except ConfigError as exc:  # name where the bad value came from
+            raise ConfigError(f"unlearn.subset_params.{subset} (merged over methods.{method_name}): {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -45,59 +79,136 @@ class UnlearnConfig:
     """Params section ``unlearn``; method hyperparameters live in ``methods.<name>``."""
 
     method: str = "neggrad_plus"
-    strategy: str = "rum"  # a STRATEGIES name: vanilla | rum
+    strategy: str = "rum"  # a STRATEGIES name: vanilla | shuffle | rum_f | rum | rum_reference_retain
     subset_methods: Mapping[str, str] = field(default_factory=dict)  # rum: e.g. {low: none, mid: finetune}
+    subset_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # e.g. {high: {lr: 0.001}}
     seed: int = 0
     device: str = "auto"
 
     def validate(self) -> None:
         STRATEGIES.get(self.strategy)
-        self.plan({}).validate()
+        self.plan({})
 
     def plan(self, method_params: Mapping[str, Mapping[str, Any]]) -> UnlearnPlan:
-        plan = UnlearnPlan(self.method, dict(method_params), dict(self.subset_methods))
-        for name in {plan.method, *plan.subset_methods.values()}:  # bad hyperparameters fail before any work
-            METHODS.get(name).config(plan.method_params.get(name))
+        plan = UnlearnPlan(self.method, dict(method_params), self.subset_methods, self.subset_params)
+        plan.validate()
+        per_subset = STRATEGIES.get(self.strategy).per_subset_methods
+        plan.step_config(plan.method, None)  # bad hyperparameters fail before any work
+        for subset in SUBSETS:
+            plan.step_config(plan.method_for(subset) if per_subset else plan.method, subset)
         return plan
 
 
 @dataclass(frozen=True)
 class StepRecord:
     step: int
-    subset: str  # "all" for vanilla
+    subset: str  # low | mid | high; "all" for vanilla; "random_<k>" for shuffle
     method: str
     n_forget: int
     seconds: float
 
 
-Strategy = Callable[[nn.Module, Mapping[str, ImageSplit], ImageSplit, UnlearnPlan, UnlearnContext],
-                    tuple[nn.Module, list[StepRecord]]]
+Run = Callable[[nn.Module, Mapping[str, ImageSplit], ImageSplit, UnlearnPlan, UnlearnContext],
+               tuple[nn.Module, list[StepRecord]]]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    run: Run
+    per_subset_methods: bool  # whether unlearn.subset_methods applies
+
+    def __call__(self, model, subsets, retain, plan, ctx):
+        return self.run(model, subsets, retain, plan, ctx)
+
+
 STRATEGIES: Registry[Strategy] = Registry("RUM strategy")
 
 
-def _run_step(step: int, subset: str, method_name: str, model, forget, retain, plan, ctx):
-    method = METHODS.get(method_name)
-    config = method.config(plan.method_params.get(method_name))
-    step_ctx = replace(ctx, seed=derive_seed(ctx.seed, "rum_step", step))
-    start = time.perf_counter()
-    model = method.run(model, forget, retain, config, step_ctx)
-    return model, StepRecord(step, subset, method_name, len(forget), time.perf_counter() - start)
+def register_strategy(name: str, per_subset_methods: bool = False):
+    def decorator(fn: Run) -> Run:
+        STRATEGIES.register(name, Strategy(fn, per_subset_methods))
+        return fn
+
+    return decorator
 
 
-@STRATEGIES.register("vanilla")
-def vanilla(model, subsets, retain, plan, ctx):
-    forget = _concat([subsets[s] for s in SUBSETS if s in subsets])
-    model, record = _run_step(0, "all", plan.method, model, forget, retain, plan, ctx)
-    return model, [record]
+@dataclass(frozen=True)
+class Step:
+    label: str  # for the record
+    method: str
+    params_key: str | None  # which subset_params block applies (None: only methods.<name>)
+    forget: ImageSplit
+    retain: ImageSplit
 
 
-@STRATEGIES.register("rum")
-def rum(model, subsets, retain, plan, ctx):
+def _run_steps(model, steps: list[Step], plan: UnlearnPlan, ctx: UnlearnContext):
+    """Unlearn ``steps`` in order, each from the previous step's model (METHODS.md §4, step 2)."""
     records = []
-    for step, subset in enumerate(s for s in SUBSETS if s in subsets and len(subsets[s])):
-        model, record = _run_step(step, subset, plan.method_for(subset), model, subsets[subset], retain, plan, ctx)
-        records.append(record)
+    for i, s in enumerate(steps):
+        config = plan.step_config(s.method, s.params_key)
+        step_ctx = replace(ctx, seed=derive_seed(ctx.seed, "rum_step", i))
+        start = time.perf_counter()
+        model = METHODS.get(s.method).run(model, s.forget, s.retain, config, step_ctx)
+        records.append(StepRecord(i, s.label, s.method, len(s.forget), time.perf_counter() - start))
     return model, records
+
+
+def _present(subsets: Mapping[str, ImageSplit]) -> list[str]:
+    """The non-empty refined subsets in RUM order low -> mid -> high."""
+    return [s for s in SUBSETS if s in subsets and len(subsets[s])]
+
+
+def _refined_steps(subsets, retain, plan: UnlearnPlan, per_subset_methods: bool) -> list[Step]:
+    return [Step(s, plan.method_for(s) if per_subset_methods else plan.method, s, subsets[s], retain)
+            for s in _present(subsets)]
+
+
+@register_strategy("vanilla")
+def vanilla(model, subsets, retain, plan, ctx):
+    """All of F at once with ``methods.<method>`` (subset_params do not apply)."""
+    forget = _concat([subsets[s] for s in SUBSETS if s in subsets])
+    return _run_steps(model, [Step("all", plan.method, None, forget, retain)], plan, ctx)
+
+
+@register_strategy("shuffle")
+def shuffle(model, subsets, retain, plan, ctx):
+    """Control: F permuted with a seed derived from ``ctx.seed`` and cut into as many equal parts
+    as there are refined subsets, unlearned in sequence with the plan's method. Step k uses the
+    per-step hyperparameters of the k-th refined subset, so shuffle differs from ``rum_f`` only in
+    how F is split."""
+    present = _present(subsets)
+    if not present:
+        return model, []
+    forget = _concat([subsets[s] for s in present])
+    rng = np.random.default_rng(derive_seed(ctx.seed, "rum/shuffle"))
+    parts = np.array_split(rng.permutation(len(forget)), len(present))
+    steps = [Step(f"random_{k + 1}", plan.method, key, forget.take(part), retain)
+             for k, (key, part) in enumerate(zip(present, parts))]
+    return _run_steps(model, steps, plan, ctx)
+
+
+@register_strategy("rum_f")
+def rum_f(model, subsets, retain, plan, ctx):
+    """RUM^F: the plan's method at every step low -> mid -> high, per-step hyperparameters."""
+    return _run_steps(model, _refined_steps(subsets, retain, plan, False), plan, ctx)
+
+
+@register_strategy("rum", per_subset_methods=True)
+def rum(model, subsets, retain, plan, ctx):
+    """Full RUM: a method per subset (``subset_methods``, default the plan's) and per-step hyperparameters."""
+    return _run_steps(model, _refined_steps(subsets, retain, plan, True), plan, ctx)
+
+
+@register_strategy("rum_reference_retain", per_subset_methods=True)
+def rum_reference_retain(model, subsets, retain, plan, ctx):
+    """``rum`` with the reference code's retain set at step s: D \\ (F_1 ∪ … ∪ F_s) = R ∪ F_{s+1} ∪ … ∪ F_k.
+
+    Kept only as a named variant (METHODS.md §4, item 3): early steps train on examples forgotten later.
+    """
+    steps = _refined_steps(subsets, retain, plan, True)
+    for i, s in enumerate(steps):
+        steps[i] = replace(s, retain=_concat([retain] + [later.forget for later in steps[i + 1:]]))
+    return _run_steps(model, steps, plan, ctx)
 
 
 def run_strategy(name: str, model, subsets, retain, plan: UnlearnPlan, ctx: UnlearnContext):

@@ -1,0 +1,219 @@
+"""The experiment sweep's grid, tidy results table, t-based confidence intervals and main plot.
+
+A sweep runs every (method, group score, forget-set kind, strategy, seed)
+cell; a forget set is a kind (low/mid/high/mix groups, random, class, ...)
+by a group score (exact memorization, a proxy, entanglement). Each cell is
+one small record (the unlearned model's metrics, its oracle's, and wall
+seconds). This module turns the records into a tidy table (one row per
+cell) and a summary per method x group score x kind x strategy: the mean
+over seeds and a t-based 95% confidence interval (METHODS.md §6: "every metric over >= 3
+seeds as mean ± t-based 95% CI, and each method's wall time beside
+retrain's"). Pure functions on DataFrames; the plot is the papers' main
+figure, ToW by method and memorization level.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..config import ConfigError, from_params
+from ..partition import FORGET_KINDS, PartitionConfig
+from ..unlearning import METHODS, STRATEGIES
+
+KEYS = ("method", "group_score", "kind", "strategy", "seed")  # one cell
+GROUP = KEYS[:-1]  # one summary row: statistics over seeds
+SUMMARY_METRICS = ("tow", "tow_mia", "forget_acc", "retain_acc", "test_acc", "mia", "seconds", "oracle_seconds")
+CONFIDENCE = 0.95
+GRID_PARTITION_KEYS = ("group_score", "kind", "seed")  # set per cell, never in sweep.partition
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """Params section ``sweep``: the grid, and what every cell's forget set shares (``partition``)."""
+
+    methods: tuple[str, ...] = ("neggrad_plus",)  # METHODS names; hyperparameters from methods.<name>
+    group_scores: tuple[str, ...] = ("exact",)  # scores whose groups make the forget sets (partition.group_score)
+    kinds: tuple[str, ...] = ("low", "high")  # FORGET_KINDS names
+    strategies: tuple[str, ...] = ("vanilla", "rum")  # STRATEGIES names
+    seeds: tuple[int, ...] = (0, 1, 2)
+    partition: Mapping[str, Any] = field(default_factory=dict)  # PartitionConfig keys but the grid's
+    device: str = "auto"
+
+    def validate(self) -> None:
+        for name, registry in (("methods", METHODS), ("kinds", FORGET_KINDS), ("strategies", STRATEGIES)):
+            values = getattr(self, name)
+            if not values:
+                raise ConfigError(f"sweep.{name} is empty; list at least one of: {', '.join(registry.names())}")
+            for value in values:
+                registry.get(value)
+        if not self.seeds:
+            raise ConfigError("sweep.seeds is empty; list at least one seed (>= 3 for a confidence interval)")
+        if not self.group_scores:
+            raise ConfigError("sweep.group_scores is empty; list at least one, e.g. [exact]")
+        for name in ("methods", "group_scores", "kinds", "strategies", "seeds"):
+            values = list(getattr(self, name))
+            if len(set(values)) != len(values):
+                raise ConfigError(f"sweep.{name} lists a value twice: {values}; each cell must be unique")
+        if any(isinstance(s, bool) or not isinstance(s, int) for s in self.seeds):
+            raise ConfigError(f"sweep.seeds must be integers, got {list(self.seeds)}")
+        fixed = sorted(set(GRID_PARTITION_KEYS) & set(self.partition))
+        if fixed:
+            raise ConfigError(f"sweep.partition must not set {fixed}: every cell takes them from the grid "
+                              f"(sweep.group_scores, kinds, seeds)")
+        for kind in self.kinds:  # bad forget-set params fail here, before any cell runs
+            self.partition_params(self.group_scores[0], kind, self.seeds[0])
+
+    def partition_params(self, group_score: str, kind: str, seed: int) -> dict[str, Any]:
+        """The ``PartitionConfig`` params of one (group score, kind, seed) forget set (validated)."""
+        params = {**self.partition, "group_score": group_score, "kind": kind, "seed": seed}
+        from_params(PartitionConfig, params, "sweep.partition")
+        return params
+
+    def cells(self) -> pd.DataFrame:
+        """Every cell of the grid, in grid order: one column per KEYS entry."""
+        index = pd.MultiIndex.from_product(
+            [self.methods, self.group_scores, self.kinds, self.strategies, self.seeds], names=KEYS)
+        return index.to_frame(index=False)
+
+
+# ---- the tidy table ----------------------------------------------------------
+
+def cell_row(cell: Mapping[str, Any]) -> dict[str, Any]:
+    """One cell record -> one tidy row: the keys, the unlearned model's metrics, ``oracle_<metric>``."""
+    missing = [k for k in (*KEYS, "unlearned", "oracle") if k not in cell]
+    if missing:
+        raise ValueError(f"sweep cell record lacks {missing}; rerun its `dvc repro sweep_cell@...` stage")
+    row = {k: cell[k] for k in KEYS}
+    row |= dict(cell["unlearned"])
+    row |= {f"oracle_{k}": v for k, v in cell["oracle"].items()}
+    row |= {k: v for k, v in cell.items() if k not in (*KEYS, "unlearned", "oracle") and np.isscalar(v)}
+    return row
+
+
+def results_table(cells: Iterable[Mapping[str, Any]], config: SweepConfig) -> pd.DataFrame:
+    """The tidy table of the grid's cells, one row each, in grid order.
+
+    Records of cells outside the grid (left over from a larger earlier grid)
+    are dropped; a grid cell without a record is an error.
+    """
+    grid = config.cells()
+    wanted = set(grid.itertuples(index=False, name=None))
+    rows = pd.DataFrame([cell_row(c) for c in cells if tuple(c.get(k) for k in KEYS) in wanted])
+    if rows.empty:
+        rows = grid.iloc[:0]
+    rows = rows.astype({"seed": "int64"})
+    duplicated = rows.duplicated(list(KEYS))
+    if duplicated.any():
+        raise ValueError(f"{int(duplicated.sum())} sweep cells are recorded twice; remove the stale cell files")
+    table = grid.merge(rows, on=list(KEYS), how="left", indicator=True)
+    absent = table[table["_merge"] == "left_only"]
+    if len(absent):
+        first = absent.iloc[0]
+        cell = "/".join(str(first[k]) for k in KEYS)
+        raise ValueError(f"{len(absent)} sweep cell(s) have no record, e.g. {cell} (method/group_score/kind/"
+                         f"strategy/seed); run `dvc repro sweep_report`")
+    return table.drop(columns="_merge")
+
+
+# ---- statistics over seeds ---------------------------------------------------
+
+def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, int]:
+    """(mean, t-based CI half-width, n) of the finite values.
+
+    half-width = t_{(1+c)/2, n-1} * s / sqrt(n), s the sample standard
+    deviation (ddof 1). Fewer than two values give a NaN half-width: one
+    seed says nothing about the spread, which 0 would claim.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    n = len(x)
+    if n == 0:
+        return math.nan, math.nan, 0
+    if n == 1:
+        return float(x[0]), math.nan, 1
+    half = stats.t.ppf((1 + confidence) / 2, n - 1) * x.std(ddof=1) / math.sqrt(n)
+    return float(x.mean()), float(half), n
+
+
+def summarize(results: pd.DataFrame, metrics: Sequence[str] = SUMMARY_METRICS,
+              confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """One row per method x group score x kind x strategy: ``n_seeds``, and per metric ``<m>_mean``, ``<m>_ci95``
+    (CI half-width), ``<m>_ci_low``, ``<m>_ci_high``. Groups keep the results' order."""
+    present = [m for m in metrics if m in results.columns]
+    rows = []
+    for keys, group in results.groupby(list(GROUP), sort=False):
+        row = dict(zip(GROUP, keys), n_seeds=group["seed"].nunique())
+        for metric in present:
+            mean, half, _ = mean_ci(group[metric].to_numpy(dtype=np.float64), confidence)
+            row |= {f"{metric}_mean": mean, f"{metric}_ci95": half,
+                    f"{metric}_ci_low": mean - half, f"{metric}_ci_high": mean + half}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summary_metrics(summary: pd.DataFrame) -> dict[str, Any]:
+    """Nested {"sweep": {method: {group_score: {kind: {strategy: {metric: value}}}}}} for `dvc metrics show`:
+    ``n_seeds``, ``<m>_mean`` and ``<m>_ci95`` (NaN -> null in the JSON)."""
+    out: dict[str, Any] = {}
+    value_columns = [c for c in summary.columns if c.endswith(("_mean", "_ci95")) or c == "n_seeds"]
+    for row in summary.to_dict("records"):
+        node = out
+        for key in GROUP[:-1]:
+            node = node.setdefault(row[key], {})
+        node[row[GROUP[-1]]] = {c: row[c] for c in value_columns}
+    return {"sweep": out}
+
+
+# ---- the main figure -----------------------------------------------------------
+
+def forget_set_labels(summary: pd.DataFrame, kinds: Sequence[str] | None = None) -> list[tuple[str, str, str]]:
+    """The x axis: (group_score, kind, label) in grid order; the label names the score only if there are several."""
+    scores = list(dict.fromkeys(summary["group_score"]))
+    kinds = list(kinds) if kinds is not None else list(dict.fromkeys(summary["kind"]))
+    return [(score, kind, kind if len(scores) == 1 else f"{kind}\n({score})") for score in scores for kind in kinds]
+
+
+def plot_metric(summary: pd.DataFrame, path: Path, metric: str = "tow", kinds: Sequence[str] | None = None,
+                ylabel: str = "ToW (higher = closer to retraining)") -> Path:
+    """Bars of ``<metric>_mean`` by forget set (x: kind, e.g. memorization level) and method (bars), one
+    panel per strategy; error bars are the t-based 95% CI (none where it is NaN: a single seed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = forget_set_labels(summary, kinds)
+    methods = list(dict.fromkeys(summary["method"]))
+    strategies = list(dict.fromkeys(summary["strategy"]))
+    width = 0.8 / max(len(methods), 1)
+    fig, axes = plt.subplots(1, len(strategies), figsize=(1.5 + (0.8 + 0.5 * len(methods)) * len(columns)
+                                                          * len(strategies), 3.8), sharey=True, squeeze=False)
+    for ax, strategy in zip(axes[0], strategies):
+        for i, method in enumerate(methods):
+            rows = summary[(summary["strategy"] == strategy) & (summary["method"] == method)]
+            rows = rows.set_index(["group_score", "kind"]).reindex([(g, k) for g, k, _ in columns])
+            x = np.arange(len(columns)) + (i - (len(methods) - 1) / 2) * width
+            ax.bar(x, rows[f"{metric}_mean"].to_numpy(), width, label=method)
+            errors = rows[f"{metric}_ci95"].to_numpy()
+            shown = np.isfinite(errors)  # a single seed has no interval: no error bar, not a zero-width one
+            ax.errorbar(x[shown], rows[f"{metric}_mean"].to_numpy()[shown], yerr=errors[shown], fmt="none",
+                        ecolor="black", capsize=3, linewidth=1)
+        ax.set_xticks(np.arange(len(columns)), [label for _, _, label in columns])
+        ax.set_xlabel("forget set")
+        ax.set_title(f"strategy: {strategy}")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][-1].legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0), title="method")
+    fig.suptitle(f"{metric} by method and forget set (mean, 95% CI over seeds)", fontsize="medium")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

@@ -1,0 +1,148 @@
+"""``del``: Deletion by Example Localization (METHODS.md §5 "DEL"): localize, reset, fine-tune.
+
+1. Criticality S = |Σ_{batches of F} θ ⊙ ∇_θ CE_F| (eval mode).
+2. Channel granularity: a tensor with >= 2 dims is viewed as [out_channels, -1]
+   and each channel scored by the mean of its top-k entries (k = 10% of the
+   row); 1-D tensors keep per-element scores.
+3. One global ranking; the top ``threshold`` fraction of parameters (whole
+   channels: the count may fall short of the fraction by less than a channel).
+4. Selected entries are reset to a seeded fresh initialization of the same
+   architecture (the reference's is unseeded); BatchNorm running statistics
+   are kept.
+5. Fine-tune on R with gradients multiplied by the mask and the classifier
+   head fully trainable; SGD momentum 0.9, weight decay 0 (when set, it acts
+   on every parameter, as in the reference), cosine schedule to 0.01·lr.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import check_fraction
+from ..data.splits import DatasetInfo, ImageSplit
+from ..models import build_model
+from ..seeding import derive_seed
+from ..training.loop import sgd
+from . import register_method
+from .common import OptimConfig, batches, ce, seeded
+
+Masks = dict[str, torch.Tensor]  # parameter name -> bool tensor of the parameter's shape
+
+
+@dataclass(frozen=True)
+class DelConfig(OptimConfig):
+    threshold: float = 0.3  # fraction of all parameters reset and fine-tuned
+    topk_fraction: float = 0.1  # a channel's score: mean of its top 10% entries
+    lr: float = 0.015
+    epochs: int = 30
+    weight_decay: float = 0.0
+
+    def validate(self) -> None:
+        super().validate()
+        check_fraction(self.threshold, "methods.del.threshold", open_low=True)
+        check_fraction(self.topk_fraction, "methods.del.topk_fraction", open_low=True)
+
+
+def criticality(model: nn.Module, forget: ImageSplit, info: DatasetInfo, device, batch_size: int = 256) -> Masks:
+    """S = |Σ_batches θ ⊙ ∇_θ CE_F| per parameter entry (DEL step 1), model in eval mode."""
+    model.to(device).eval()
+    named = [(n, p) for n, p in model.named_parameters()]
+    totals = {n: torch.zeros_like(p) for n, p in named}
+    for batch in batches(forget, info, batch_size, None, device):  # None: fixed order, no randomness
+        grads = torch.autograd.grad(ce(model, batch), [p for _, p in named], allow_unused=True)
+        for (n, p), g in zip(named, grads):
+            if g is not None:
+                totals[n] += p.detach() * g
+    return {n: t.abs() for n, t in totals.items()}
+
+
+def channel_scores(scores: Masks, topk_fraction: float = 0.1) -> Masks:
+    """Every channel of a >= 2-D tensor gets the mean of its top-k scores, broadcast (DEL step 2)."""
+    out = {}
+    for name, s in scores.items():
+        if s.dim() < 2:
+            out[name] = s
+            continue
+        rows = s.reshape(s.shape[0], -1)  # (out_channels, fan)
+        k = max(1, int(topk_fraction * rows.shape[1]))
+        out[name] = rows.topk(k, dim=1).values.mean(1, keepdim=True).expand_as(rows).reshape(s.shape)
+    return out
+
+
+def select_top(scores: Masks, threshold: float) -> Masks:
+    """Masks of the top ``threshold`` fraction of all entries by one global ranking (DEL step 3).
+
+    Ranking units are channels (>= 2-D) or entries (1-D); units are taken in
+    descending score order while the total stays within the budget.
+    """
+    unit_scores, unit_sizes, owners = [], [], []
+    for name, s in scores.items():
+        rows = s.reshape(s.shape[0], -1) if s.dim() >= 2 else s.reshape(-1, 1)  # (units, size)
+        unit_scores.append(rows[:, 0])
+        unit_sizes.append(torch.full((len(rows),), rows.shape[1], dtype=torch.long))
+        owners.append((name, len(rows)))
+    unit_scores, unit_sizes = torch.cat(unit_scores).cpu(), torch.cat(unit_sizes)
+    budget = int(round(threshold * int(unit_sizes.sum())))
+    order = torch.sort(unit_scores, descending=True, stable=True).indices
+    chosen = torch.zeros(len(unit_scores), dtype=torch.bool)
+    chosen[order] = unit_sizes[order].cumsum(0) <= budget
+    masks, start = {}, 0
+    for name, n_units in owners:
+        s = scores[name]
+        unit_mask = chosen[start:start + n_units].to(s.device)
+        masks[name] = (unit_mask.view(-1, *[1] * (s.dim() - 1)).expand_as(s) if s.dim() >= 2
+                       else unit_mask.view(s.shape)).clone()
+        start += n_units
+    return masks
+
+
+def localize(model: nn.Module, forget: ImageSplit, info: DatasetInfo, device, threshold: float = 0.3,
+             topk_fraction: float = 0.1, batch_size: int = 256) -> Masks:
+    """DEL steps 1-3: the bool masks of the parameters critical to F."""
+    return select_top(channel_scores(criticality(model, forget, info, device, batch_size), topk_fraction), threshold)
+
+
+@torch.no_grad()
+def reset(model: nn.Module, masks: Masks, fresh: nn.Module) -> nn.Module:
+    """DEL step 4, in place: selected entries take ``fresh``'s values; the rest and all buffers stay."""
+    fresh_params = dict(fresh.named_parameters())
+    for name, p in model.named_parameters():
+        init = fresh_params.get(name)
+        if init is None or init.shape != p.shape:
+            raise ValueError(f"DEL: the fresh model has no parameter {name} of shape {tuple(p.shape)}; "
+                             "train.model must name the architecture being unlearned")
+        p.copy_(torch.where(masks[name], init.to(p.device, p.dtype), p))
+    return model
+
+
+def masked_finetune(model: nn.Module, retain: ImageSplit, masks: Masks, cfg: DelConfig, info: DatasetInfo,
+                    gen: torch.Generator, device) -> nn.Module:
+    """DEL step 5: SGD on CE_R with grad ⊙ mask (head: all ones), cosine lr to 0.01·lr."""
+    model.to(device).train()
+    head = {id(p) for p in model.head.parameters()}
+    named = [(p, None if id(p) in head else masks[n].to(device, p.dtype)) for n, p in model.named_parameters()]
+    optimizer = sgd(model, cfg.lr, cfg.momentum, cfg.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=0.01 * cfg.lr)
+    for _ in range(cfg.epochs):
+        for batch in batches(retain, info, cfg.batch_size, gen, device):
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(batch[0]), batch[1]).backward()
+            for p, mask in named:
+                if mask is not None and p.grad is not None:
+                    p.grad.mul_(mask)
+            optimizer.step()
+        schedule.step()
+    return model
+
+
+@register_method("del", DelConfig, "localize the parameters critical to F, reset them, fine-tune them on R")
+def del_(model, forget, retain, cfg: DelConfig, ctx):
+    info = ctx.info
+    masks = localize(model, forget, info, ctx.device, cfg.threshold, cfg.topk_fraction, cfg.batch_size)
+    fresh = build_model(ctx.recipe.model, info.in_channels, info.num_classes, info.image_size,
+                        seed=derive_seed(ctx.seed, "unlearn/del_init"))
+    reset(model, masks, fresh)
+    return masked_finetune(model, retain, masks, cfg, info, seeded(ctx.seed, "del_order"), ctx.device)

@@ -1,0 +1,116 @@
+"""``first_epoch_ga``: calibrated ascent along stored first-epoch gradients (METHODS.md §5).
+
+θ_L ← θ_L + η·d,  d = Σ_{i∈F} g_i(first epoch), over the stored layers L only,
+one step at a time. Calibration: the target is the level the model has on
+held-out data before unlearning (accuracy, or loss); stepping stops as soon
+as the forget set reaches it. A step that would overshoot (forget accuracy
+more than ``tolerance`` below the target, at least one example's worth; or
+forget loss more than ``tolerance`` nats above it) is reverted and η halved.
+η = step_size·‖θ_L‖/‖d‖: each step moves the stored layers by a fixed
+fraction of their norm, whatever the size of F.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..config import check_choice, check_positive
+from ..data.splits import DatasetInfo, ImageSplit
+from ..training.loop import accuracy, predict_proba, true_class_prob
+from . import register_method
+
+TARGETS = ("accuracy", "loss")
+NO_GRADS = ("first_epoch_ga needs the stored first-epoch gradients; enable train_records.first_epoch_grads "
+            "and rerun the train stage")
+
+
+@dataclass(frozen=True)
+class FirstEpochGAConfig:
+    step_size: float = 0.01  # each step moves the stored layers by this fraction of their norm
+    max_steps: int = 100  # accepted steps at most (the target may be out of reach)
+    target: str = "accuracy"  # accuracy | loss: what is calibrated against the held-out set
+    tolerance: float = 0.02  # how far past the target a step may land (accuracy points / nats)
+    max_shrinks: int = 12  # η halvings after overshooting steps before giving up
+    batch_size: int = 1024  # evaluation batches
+
+    def validate(self) -> None:
+        for name in ("step_size", "max_steps", "max_shrinks", "batch_size"):
+            check_positive(getattr(self, name), f"methods.first_epoch_ga.{name}")
+        check_choice(self.target, TARGETS, "methods.first_epoch_ga.target")
+        if self.tolerance < 0:
+            raise ValueError(f"methods.first_epoch_ga.tolerance must be >= 0, got {self.tolerance}")
+
+
+@dataclass
+class AscentTrace:
+    goal: float  # held-out forgetting score (higher = more forgotten: -accuracy, or loss)
+    scores: list[float] = field(default_factory=list)  # forget set's score before each accepted step, then after it
+    etas: list[float] = field(default_factory=list)  # η of each accepted step
+    shrinks: int = 0
+    reached: bool = False
+
+
+def forgetting_score(model: nn.Module, data: ImageSplit, target: str, info: DatasetInfo, device,
+                     batch_size: int) -> float:
+    """Higher = more forgotten: -accuracy, or mean CE (eval mode)."""
+    probs = predict_proba(model, data, info, device, batch_size)  # (N, C)
+    if target == "accuracy":
+        return -accuracy(probs, data.labels)
+    return float(-true_class_prob(probs, data.labels).clamp_min(1e-12).log().mean())
+
+
+def ascend(model: nn.Module, direction: dict[str, torch.Tensor], forget: ImageSplit, heldout: ImageSplit,
+           cfg: FirstEpochGAConfig, info: DatasetInfo, device) -> tuple[nn.Module, AscentTrace]:
+    """Step θ_L += η·d until F's score reaches the held-out score, never past it by more than the band."""
+    params = dict(model.to(device).named_parameters())
+    missing = sorted(set(direction) - set(params))
+    if missing:
+        raise ValueError(f"first_epoch_ga: stored gradients name {missing[0]}, not a parameter of this model; "
+                         "rerun the train stage")
+    layers = {n: params[n] for n in direction}
+    d = {n: v.to(device, layers[n].dtype) for n, v in direction.items()}
+    def score(data: ImageSplit) -> float:
+        return forgetting_score(model, data, cfg.target, info, device, cfg.batch_size)
+
+    trace = AscentTrace(goal=score(heldout), scores=[score(forget)])
+    band = max(cfg.tolerance, 1 / max(len(forget), 1)) if cfg.target == "accuracy" else cfg.tolerance
+    d_norm = _norm(d.values())
+    if d_norm == 0:
+        return model, trace
+    eta = cfg.step_size * _norm(layers.values()) / d_norm
+    with torch.no_grad():
+        while trace.scores[-1] < trace.goal and len(trace.etas) < cfg.max_steps:
+            saved = {n: p.detach().clone() for n, p in layers.items()}
+            for n, p in layers.items():
+                p.add_(d[n], alpha=eta)  # ascent: +η Σ g_i
+            new = score(forget)
+            if new > trace.goal + band:  # overshoot: revert exactly, halve η
+                for n, p in layers.items():
+                    p.copy_(saved[n])
+                trace.shrinks += 1
+                if trace.shrinks > cfg.max_shrinks:
+                    break
+                eta /= 2
+                continue
+            trace.scores.append(new)
+            trace.etas.append(eta)
+    trace.reached = trace.scores[-1] >= trace.goal
+    return model, trace
+
+
+def _norm(tensors) -> float:
+    return float(torch.sqrt(sum((t.detach().double() ** 2).sum() for t in tensors)))
+
+
+@register_method("first_epoch_ga", FirstEpochGAConfig,
+                 "ascend along stored first-epoch gradients of F until F looks like held-out data")
+def first_epoch_ga(model, forget, retain, cfg: FirstEpochGAConfig, ctx):
+    if ctx.first_epoch_grads is None:
+        raise ValueError(NO_GRADS)
+    if ctx.heldout is None:
+        raise ValueError("first_epoch_ga needs held-out data (UnlearnContext.heldout: the test set)")
+    direction = ctx.first_epoch_grads.summed(forget.example_ids)  # Σ_{i∈F} g_i per stored layer
+    model, _ = ascend(model, direction, forget, ctx.heldout, cfg, ctx.info, ctx.device)
+    return model

@@ -1,0 +1,140 @@
+"""The exact-memorization engine: stacked training, runners (local, Prefect, Dask) and influence."""
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from memunlearn.memorization import ExactConfig, SubsetModelOutputs, top_influences, train_subset_models
+from memunlearn.models import build_model
+from memunlearn.seeding import generator
+from memunlearn.training import TrainConfig, fit
+from memunlearn.training.stacked import StackingError, fit_stacked, stack_models, unstack_into
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # flows/ lives at the repository root
+
+CPU = torch.device("cpu")
+RECIPE = TrainConfig(model="small_cnn", epochs=8, batch_size=32, lr=0.05, weight_decay=5e-4, lr_milestones=(6,),
+                     device="cpu")
+
+
+@pytest.mark.parametrize("name", ["small_cnn", "resnet18_cifar"])
+def test_stacked_forward_equals_each_model(name):
+    models = [build_model(name, 1, 4, 8, seed=k).eval() for k in range(3)]
+    stacked = stack_models(models).eval()
+    x = torch.randn(5, 3, 1, 8, 8)  # (B, M, C, H, W): each model its own inputs
+    out = stacked(x.reshape(5, 3, 8, 8)).reshape(5, 3, 4)
+    for m, model in enumerate(models):
+        torch.testing.assert_close(out[:, m], model(x[:, m]), atol=1e-5, rtol=1e-4)
+
+
+def test_stacked_training_equals_training_each_model_alone(synthetic):
+    """Same init, subsets and data order: the stack's model m is the loop's model m, to rounding."""
+    train, _, info, _ = synthetic
+    recipe = TrainConfig(**{**RECIPE.__dict__, "epochs": 2})
+    subsets = [torch.randperm(len(train), generator=generator(0, "s", k))[:150] for k in range(3)]
+    alone = [build_model("small_cnn", 1, 4, 8, seed=k) for k in range(3)]
+    stacked = stack_models(alone)
+    fit_stacked(stacked, train, subsets, info, recipe, [generator(0, "o", k) for k in range(3)], CPU)
+    back = [build_model("small_cnn", 1, 4, 8, seed=99) for _ in range(3)]
+    unstack_into(stacked, back)
+    for k, model in enumerate(alone):
+        fit(model, train.take(subsets[k]), info, recipe, generator(0, "o", k), CPU)
+        for (name, expected), got in zip(model.state_dict().items(), back[k].state_dict().values()):
+            torch.testing.assert_close(got, expected, atol=2e-4, rtol=1e-3, msg=f"model {k} {name}")
+
+
+def test_a_layer_that_cannot_be_stacked_is_named():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.LayerNorm([4, 6, 6]))
+    with pytest.raises(StackingError, match=r"'1' \(LayerNorm\).*memorize.stack: 1"):
+        stack_models([model, copy.deepcopy(model)])
+
+
+def test_stacked_jobs_give_the_loop_s_scores(synthetic):
+    train, test, info, _ = synthetic
+    loop = train_subset_models(train, test, info, RECIPE, ExactConfig(num_models=3, stack=1), CPU).runs
+    stacked = train_subset_models(train, test, info, RECIPE, ExactConfig(num_models=3, stack=3), CPU).runs
+    for a, b in zip(loop, stacked):
+        assert a.index == b.index and np.array_equal(a.mask, b.mask)
+        assert (a.train_correct == b.train_correct).mean() > 0.97
+        np.testing.assert_allclose(a.train_true_prob, b.train_true_prob, atol=0.05)
+
+
+def test_config_rejects_unknown_runner():
+    with pytest.raises(ValueError, match="memorize.runner"):
+        ExactConfig(runner="ray").validate()
+
+
+@pytest.fixture(scope="module")
+def prefect_harness(tmp_path_factory, monkeypatch_module):
+    from prefect.testing.utilities import prefect_test_harness
+
+    monkeypatch_module.setenv("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect_home")))
+    with prefect_test_harness():
+        yield
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def _equal_runs(a: list[SubsetModelOutputs], b: list[SubsetModelOutputs]) -> bool:
+    return all(np.array_equal(x.mask, y.mask) and np.array_equal(x.train_true_prob, y.train_true_prob)
+               and np.array_equal(x.test_true_prob, y.test_true_prob) for x, y in zip(a, b))
+
+
+def test_prefect_process_and_dask_cluster_runs_equal_the_local_run(synthetic, prefect_harness):
+    from distributed import LocalCluster
+
+    from flows.memorize import prefect_runner
+
+    train, test, info, _ = synthetic
+    recipe = TrainConfig(**{**RECIPE.__dict__, "epochs": 3})
+    local = ExactConfig(num_models=3, threads_per_worker=1)  # one thread everywhere: bit-identical results
+    expected = train_subset_models(train, test, info, recipe, local, CPU).runs
+
+    processes = ExactConfig(num_models=3, threads_per_worker=1, runner="prefect", workers=2)
+    got = train_subset_models(train, test, info, recipe, processes, CPU, runner=prefect_runner(processes))
+    assert got.trained == [0, 1, 2] and _equal_runs(expected, got.runs)
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
+        dask = ExactConfig(num_models=3, threads_per_worker=1, runner="dask", dask_address=cluster.scheduler_address)
+        got = train_subset_models(train, test, info, recipe, dask, CPU, runner=prefect_runner(dask))
+    assert got.trained == [0, 1, 2] and _equal_runs(expected, got.runs)
+
+
+def _runs_from(masks: np.ndarray, test_correct: np.ndarray) -> list[SubsetModelOutputs]:
+    n = masks.shape[1]
+    return [SubsetModelOutputs(k, masks[k], np.zeros(n, np.float32), np.zeros(n, bool),
+                               test_correct[k].astype(np.float32), test_correct[k]) for k in range(len(masks))]
+
+
+def test_influence_finds_the_training_example_a_test_example_depends_on():
+    """Test example j is right exactly when training example 3*j was in the subset: infl(3j, j) = 1, the top."""
+    rng = np.random.default_rng(0)
+    masks = rng.random((60, 30)) < 0.7  # (K, N)
+    test_correct = masks[:, ::3]  # (K, 10)
+    table = top_influences(_runs_from(masks, test_correct), np.arange(30) + 100, np.arange(10) + 500, top=4)
+    top1 = table[table["rank"] == 1].set_index("test_id")
+    assert list(top1["train_id"]) == [100 + 3 * j for j in range(10)]
+    np.testing.assert_allclose(top1["influence"], 1.0)
+    assert len(table) == 40 and table.groupby("test_id")["influence"].is_monotonic_decreasing.all()
+
+
+def test_influence_equals_the_dense_estimator_in_chunks():
+    rng = np.random.default_rng(1)
+    masks, test_correct = rng.random((25, 12)) < 0.6, rng.random((25, 7)) < 0.5
+    m, c = masks.astype(float), test_correct.astype(float)
+    dense = (m.T @ c) / m.sum(0)[:, None] - ((1 - m).T @ c) / (1 - m).sum(0)[:, None]  # (N, M)
+    table = top_influences(_runs_from(masks, test_correct), np.arange(12), np.arange(7), top=12, chunk=3)
+    got = table.pivot(index="train_id", columns="test_id", values="influence").to_numpy()
+    np.testing.assert_allclose(got, dense, atol=1e-6)
+    assert isinstance(table, pd.DataFrame)

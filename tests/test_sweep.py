@@ -1,0 +1,175 @@
+"""The sweep's aggregation: grid config, tidy table, t-based CIs, metrics, plot (evaluation/sweep.py)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from memunlearn.config import from_params
+from memunlearn.evaluation.sweep import (GROUP, KEYS, SweepConfig, mean_ci, plot_metric, results_table, summarize,
+                                        summary_metrics)
+from memunlearn.partition import FORGET_KINDS
+from memunlearn.registry import UnknownNameError
+from memunlearn.unlearning import METHODS, STRATEGIES
+
+GRID = {"methods": ["neggrad_plus", "finetune"], "group_scores": ["exact"], "kinds": ["low", "high"],
+        "strategies": ["vanilla", "rum"], "seeds": [0, 1, 2], "partition": {"size": 30}}
+
+
+def config(**changes) -> SweepConfig:
+    return from_params(SweepConfig, {**GRID, **changes}, "sweep")
+
+
+def record(method="neggrad_plus", group_score="exact", kind="low", strategy="rum", seed=0, tow=0.9, **extra):
+    """A cell record as stages/sweep_cell.py writes it."""
+    unlearned = {"forget_acc": 0.5, "retain_acc": 0.95, "test_acc": 0.9, "forget_acc_low": 1.0, "mia": 0.4,
+                 "tow": tow, "tow_mia": 0.8}
+    oracle = {**unlearned, "tow": 1.0, "tow_mia": 1.0}
+    return {"method": method, "group_score": group_score, "kind": kind, "strategy": strategy, "seed": seed,
+            "unlearned": unlearned, "oracle": oracle, "seconds": 2.0 + seed, "oracle_seconds": 10.0,
+            "forget_size": 30, "steps": 3, **extra}
+
+
+def full_grid(cfg: SweepConfig) -> list[dict]:
+    rng = np.random.default_rng(0)
+    return [record(*cell, tow=float(rng.uniform(0.5, 1.0))) for cell in cfg.cells().itertuples(index=False)]
+
+
+# ---- confidence intervals ----------------------------------------------------
+
+def test_t_based_ci_equals_a_hand_computation():
+    values = [0.5, 0.7, 0.9]
+    # mean 0.7; sample sd sqrt(((-.2)^2 + 0 + .2^2) / 2) = 0.2; Student's t with df=2 has the closed-form
+    # quantile t_p = (2p - 1) / sqrt(2p(1 - p)): t_0.975 = 0.95 / sqrt(0.04875) = 4.3027 (the t table's 4.303)
+    t = 0.95 / math.sqrt(2 * 0.975 * 0.025)
+    assert t == pytest.approx(4.303, abs=5e-4)
+    mean, half, n = mean_ci(values)
+    assert n == 3 and mean == pytest.approx(0.7)
+    assert half == pytest.approx(t * 0.2 / math.sqrt(3), rel=1e-9)  # 0.4968...
+    # wider than the normal interval, which would understate the spread of 3 seeds
+    assert half > 1.96 * 0.2 / math.sqrt(3)
+
+
+def test_ci_of_two_values_uses_df_1():
+    mean, half, n = mean_ci([1.0, 3.0])  # sd = sqrt(2); df=1 is Cauchy: t_p = tan(pi (p - 1/2)) = 12.706
+    assert (mean, n) == (2.0, 2)
+    assert half == pytest.approx(math.tan(math.pi * 0.475) * math.sqrt(2) / math.sqrt(2), rel=1e-9)
+
+
+def test_a_single_seed_gives_a_nan_ci_not_zero():
+    mean, half, n = mean_ci([0.8])
+    assert (mean, n) == (0.8, 1) and math.isnan(half)
+    cfg = config(seeds=[0])
+    summary = summarize(results_table(full_grid(cfg), cfg))
+    assert (summary["n_seeds"] == 1).all()
+    assert summary["tow_ci95"].isna().all() and summary["tow_ci_low"].isna().all()
+    assert summary["tow_mean"].notna().all()
+
+
+def test_nan_values_are_left_out_of_the_ci_and_no_values_give_nan():
+    mean, half, n = mean_ci([0.5, float("nan"), 0.9, 0.7])
+    assert n == 3 and mean == pytest.approx(0.7) and half == pytest.approx(mean_ci([0.5, 0.7, 0.9])[1])
+    assert all(math.isnan(v) for v in mean_ci([])[:2]) and mean_ci([])[2] == 0
+
+
+def test_identical_seeds_give_a_zero_width_ci():
+    assert mean_ci([0.6, 0.6, 0.6])[1] == pytest.approx(0.0)
+
+
+# ---- the tidy table and the summary ----------------------------------------------
+
+def test_tidy_table_has_one_row_per_cell_in_grid_order():
+    cfg = config()
+    table = results_table(list(reversed(full_grid(cfg))), cfg)
+    assert len(table) == 2 * 1 * 2 * 2 * 3 == len(cfg.cells())
+    assert table[list(KEYS)].equals(cfg.cells())
+    assert {"tow", "tow_mia", "forget_acc", "retain_acc", "test_acc", "mia", "forget_acc_low", "seconds",
+            "oracle_seconds", "oracle_tow", "oracle_forget_acc", "forget_size"} <= set(table.columns)
+    assert "unlearned" not in table.columns and "oracle" not in table.columns
+    assert (table["oracle_tow"] == 1.0).all()
+
+
+def test_summary_has_one_row_per_method_kind_strategy_with_stats_over_seeds():
+    cfg = config()
+    table = results_table(full_grid(cfg), cfg)
+    summary = summarize(table)
+    assert len(summary) == 2 * 2 * 2 and (summary["n_seeds"] == 3).all()
+    assert list(summary.columns[:len(GROUP)]) == list(GROUP)
+    for metric in ("tow", "tow_mia", "forget_acc", "retain_acc", "test_acc", "mia", "seconds", "oracle_seconds"):
+        assert {f"{metric}_mean", f"{metric}_ci95", f"{metric}_ci_low", f"{metric}_ci_high"} <= set(summary.columns)
+    first = summary.iloc[0]
+    cell = table[(table["method"] == first["method"]) & (table["kind"] == first["kind"])
+                 & (table["strategy"] == first["strategy"])]
+    mean, half, _ = mean_ci(cell["tow"])
+    assert first["tow_mean"] == pytest.approx(mean) and first["tow_ci95"] == pytest.approx(half)
+    assert first["tow_ci_low"] == pytest.approx(mean - half) and first["tow_ci_high"] == pytest.approx(mean + half)
+    assert first["seconds_mean"] == pytest.approx(3.0)  # seconds 2, 3, 4 for seeds 0, 1, 2
+
+
+def test_records_outside_the_grid_are_dropped_and_a_missing_cell_is_named():
+    cfg = config(seeds=[0, 1])
+    stale = record(seed=7)  # from a larger earlier grid
+    table = results_table(full_grid(cfg) + [stale], cfg)
+    assert 7 not in set(table["seed"]) and len(table) == len(cfg.cells())
+    incomplete = [r for r in full_grid(cfg) if not (r["method"] == "finetune" and r["seed"] == 1)]
+    with pytest.raises(ValueError, match=r"4 sweep cell\(s\) have no record, e\.g\. finetune/exact/low/vanilla/1"):
+        results_table(incomplete, cfg)
+    with pytest.raises(ValueError, match="recorded twice"):
+        results_table(full_grid(cfg) + [record(seed=0, kind="low", strategy="rum")], cfg)
+
+
+def test_summary_metrics_nest_by_method_score_kind_strategy_for_dvc():
+    cfg = config(seeds=[0])
+    metrics = summary_metrics(summarize(results_table(full_grid(cfg), cfg)))
+    leaf = metrics["sweep"]["neggrad_plus"]["exact"]["high"]["rum"]
+    assert leaf["n_seeds"] == 1 and 0 <= leaf["tow_mean"] <= 1 and math.isnan(leaf["tow_ci95"])
+    assert "tow_ci_low" not in leaf  # mean and half-width suffice in `dvc metrics show`
+
+
+def test_plot_is_written_for_one_or_several_scores_and_nan_cis(tmp_path):
+    cfg = config(seeds=[0], group_scores=["exact", "confidence"])
+    summary = summarize(results_table(full_grid(cfg), cfg))
+    path = plot_metric(summary, tmp_path / "plots/tow.png", "tow", cfg.kinds)
+    assert path.exists() and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert plot_metric(summary, tmp_path / "tow_mia.png", "tow_mia").stat().st_size > 1000
+
+
+# ---- the grid config -------------------------------------------------------------
+
+def test_every_registered_name_is_a_valid_grid_value():
+    cfg = config(methods=METHODS.names(), kinds=FORGET_KINDS.names(), strategies=STRATEGIES.names())
+    assert len(cfg.cells()) == len(METHODS) * len(FORGET_KINDS) * len(STRATEGIES) * 3
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"methods": ["forgetall"]}, "unknown unlearning method 'forgetall'; choose one of:"),
+    ({"kinds": ["huge"]}, "unknown forget-set kind 'huge'"),
+    ({"strategies": ["rum", "rumba"]}, "unknown RUM strategy 'rumba'"),
+    ({"seeds": []}, "sweep.seeds is empty"),
+    ({"seeds": [0, 0]}, "sweep.seeds lists a value twice"),
+    ({"methods": []}, "sweep.methods is empty"),
+    ({"partition": {"kind": "high"}}, "sweep.partition must not set ['kind']"),
+    ({"partition": {"sizes": 3}}, "unknown key(s) ['sizes'] in params section 'sweep.partition'"),
+    ({"partition": {"size": 2}}, "partition.size must be >= 3"),
+    ({"colour": "red"}, "unknown key(s) ['colour'] in params section 'sweep'"),
+])
+def test_bad_grids_fail_in_one_line_naming_the_fix(changes, message):
+    with pytest.raises((ValueError, UnknownNameError)) as caught:  # ConfigError is a ValueError
+        config(**changes)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_partition_params_take_the_cell_and_keep_the_shared_keys():
+    cfg = config(partition={"size": 30, "refine_score": "confidence"})
+    params = cfg.partition_params("entanglement", "high", 2)
+    assert params == {"size": 30, "refine_score": "confidence", "group_score": "entanglement", "kind": "high",
+                      "seed": 2}
+
+
+def test_cells_cover_the_product_of_the_grid():
+    cells = config().cells()
+    assert list(cells.columns) == list(KEYS)
+    assert not cells.duplicated().any()
+    assert isinstance(cells, pd.DataFrame) and cells["seed"].dtype.kind == "i"

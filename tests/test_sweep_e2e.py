@@ -1,0 +1,172 @@
+"""End to end: the experiment sweep under real DVC (matrix stages), MLflow and Prefect, on a tiny project copy.
+
+One temporary project is shared by the tests of this module, which run in
+order: a first `dvc repro sweep_report` runs every cell, a second runs
+none, adding a seed runs only the new cells, a method's params block
+invalidates only that method's cells, and the Prefect sweep flow grows the
+grid and rebuilds the summary.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from test_pipeline_e2e import TINY, dvc, set_params  # tests/ is on sys.path under pytest (no __init__.py)
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[1]
+UPSTREAM = ["prepare", "train", "memorize", "proxies"]  # what the sweep needs of the pipeline
+GRID = {"methods": ["neggrad_plus"], "group_scores": ["exact"], "kinds": ["low", "high"], "strategies": ["rum"],
+        "seeds": [0], "partition": {"size": 30, "refine_score": "exact"}, "device": "cpu"}
+
+
+def ran(output: str) -> list[str]:
+    return re.findall(r"Running stage '([^']+)'", output)
+
+
+def cells(method="neggrad_plus", kinds=("low", "high"), strategies=("rum",), seeds=(0,)) -> list[str]:
+    return [f"sweep_cell@{method}-exact-{k}-{s}-{seed}" for k in kinds for s in strategies for seed in seeds]
+
+
+def oracles(kinds=("low", "high"), seeds=(0,)) -> list[str]:
+    return [f"sweep_oracle@exact-{k}-{seed}" for k in kinds for seed in seeds]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sweep_project")
+    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
+        shutil.copy(REPO / name, root / name)
+    for name in ("stages", "src", "flows"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    dvc(root, "init", "-q")
+    set_params(root, TINY)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["sweep"] = GRID  # the whole section: the default grid's lists are not merged in
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # `python` in dvc.yaml
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns.db'}")
+    mp.setenv("PREFECT_HOME", str(root / ".prefect"))
+    mp.delenv("MEMUNLEARN_RUN_GROUP", raising=False)
+    mp.setenv("MEMUNLEARN_THREADS", "1")  # tiny models: a second thread only spins on a shared CPU
+    yield root
+    mp.undo()
+
+
+@pytest.fixture(scope="module")
+def first_repro(project):
+    return dvc(project, "repro", "sweep_report")
+
+
+def test_first_repro_runs_every_cell_once_and_writes_the_tables(project, first_repro):
+    stages = ran(first_repro.stdout)
+    assert set(stages[:len(UPSTREAM)]) == set(UPSTREAM)  # and not the pipeline's partition/oracle/unlearn/...
+    assert sorted(stages[len(UPSTREAM):]) == sorted(oracles() + cells() + ["sweep_report"])
+    assert stages[-1] == "sweep_report" and "oracle" not in stages and "unlearn" not in stages
+
+    results = pd.read_csv(project / "results/sweep/results.csv")
+    assert results[["kind", "strategy", "seed"]].values.tolist() == [["low", "rum", 0], ["high", "rum", 0]]
+    assert results["tow"].between(0, 1).all() and (results["oracle_tow"] == 1.0).all()
+    assert (results["seconds"] > 0).all() and (results["oracle_seconds"] > 0).all()
+    assert (results["forget_size"] == 30).all()
+    summary = pd.read_csv(project / "results/sweep/summary.csv")
+    assert len(summary) == 2 and (summary["n_seeds"] == 1).all()
+    assert summary["tow_ci95"].isna().all()  # one seed: no interval, not a zero-width one
+    assert (project / "results/plots/sweep/tow.png").stat().st_size > 1000
+
+    # the two kinds are different forget sets: low = least memorized, high = most (by exact scores)
+    low = pd.read_csv(project / "data/sweep/oracle/exact-low-0/forget.csv")
+    high = pd.read_csv(project / "data/sweep/oracle/exact-high-0/forget.csv")
+    assert len(low) == len(high) == 30 and high["group_score"].min() >= low["group_score"].max()
+    lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
+    assert set(cells() + oracles()) <= set(lock)
+    assert "methods.neggrad_plus" in lock[cells()[0]]["params"]["params.yaml"]  # only its own method's block
+
+
+def test_dvc_metrics_show_the_summary(project, first_repro):
+    shown = json.loads(dvc(project, "metrics", "show", "--json").stdout)
+    metrics = shown[""]["data"]["metrics/sweep.json"]["data"]["sweep"]
+    leaf = metrics["neggrad_plus"]["exact"]["high"]["rum"]
+    assert leaf["n_seeds"] == 1 and 0 <= leaf["tow_mean"] <= 1
+
+
+def test_second_repro_runs_nothing(project, first_repro):
+    assert ran(dvc(project, "repro", "sweep_report").stdout) == []
+    assert json.loads(dvc(project, "status", "--with-deps", "sweep_report", "--json").stdout) == {}
+
+
+def test_adding_a_seed_runs_only_the_new_cells(project, first_repro):
+    before = {p.name: p.read_bytes() for p in (project / "results/sweep/cells").glob("*.json")}
+    set_params(project, {"sweep": {"seeds": [0, 1]}})
+    stages = ran(dvc(project, "repro", "sweep_report").stdout)
+    assert sorted(stages) == sorted(oracles(seeds=(1,)) + cells(seeds=(1,)) + ["sweep_report"])
+    after = {p.name: p.read_bytes() for p in (project / "results/sweep/cells").glob("*.json")}
+    assert {k: after[k] for k in before} == before  # the seed-0 cells were kept, not recomputed
+
+    summary = pd.read_csv(project / "results/sweep/summary.csv")
+    assert (summary["n_seeds"] == 2).all() and summary["tow_ci95"].notna().all()
+    results = pd.read_csv(project / "results/sweep/results.csv")
+    assert len(results) == 4 and sorted(set(results["seed"])) == [0, 1]
+    row = summary.iloc[0]
+    values = results[results["kind"] == row["kind"]]["tow"]
+    assert row["tow_mean"] == pytest.approx(values.mean())
+    assert row["tow_ci95"] == pytest.approx(math.tan(math.pi * 0.475) * values.std(ddof=1) / math.sqrt(2))
+
+
+def test_a_methods_params_invalidate_only_its_cells(project, first_repro):
+    set_params(project, {"methods": {"finetune": {"lr": 0.02}}})  # not in the grid: nothing changes
+    assert not [s for s in json.loads(dvc(project, "status", "--json").stdout) if s.startswith("sweep")]
+    set_params(project, {"methods": {"neggrad_plus": {"lr": 0.02}}})
+    stale = {s for s in json.loads(dvc(project, "status", "--json").stdout) if s.startswith("sweep")}
+    assert stale == set(cells(seeds=(0, 1)))
+    set_params(project, {"methods": {"neggrad_plus": {"lr": 0.01}, "finetune": {"lr": 0.01}}})
+    assert not [s for s in json.loads(dvc(project, "status", "--json").stdout) if s.startswith("sweep")]
+
+
+def test_prefect_sweep_flow_runs_new_cells_only_and_produces_the_summary(project, first_repro):
+    from prefect.testing.utilities import prefect_test_harness
+
+    spec = importlib.util.spec_from_file_location("sweep_flow", project / "flows/sweep.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with prefect_test_harness():
+        with pytest.raises(ValueError, match="bad sweep grid: unknown unlearning method 'forgetall'"):
+            module.sweep(repo_dir=str(project), methods=["forgetall"])
+        assert yaml.safe_load((project / "params.yaml").read_text())["sweep"]["methods"] == ["neggrad_plus"]
+        result = module.sweep(repo_dir=str(project), kinds=["high"], strategies=["vanilla", "rum"])
+
+    did = [stage for stage, yes in result["ran"].items() if yes]
+    assert did == cells(kinds=("high",), strategies=("vanilla",), seeds=(0, 1)) + ["sweep_report"]
+    assert list(result["ran"])[:len(UPSTREAM)] == UPSTREAM
+    assert set(oracles(("high",), (0, 1)) + cells(kinds=("high",), seeds=(0, 1))) <= set(result["ran"])  # cached
+    assert yaml.safe_load((project / "params.yaml").read_text())["sweep"]["strategies"] == ["vanilla", "rum"]
+
+    summary = pd.read_csv(project / "results/sweep/summary.csv")
+    assert summary[["method", "kind", "strategy"]].values.tolist() == [["neggrad_plus", "high", "vanilla"],
+                                                                      ["neggrad_plus", "high", "rum"]]
+    assert (summary["n_seeds"] == 2).all() and summary["tow_ci95"].notna().all()
+    assert [r["strategy"] for r in result["summary"]] == ["vanilla", "rum"]
+
+    import mlflow
+
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    parents = [r for r in runs if r.data.tags.get("memunlearn.stage") == "pipeline"
+               and r.data.tags.get("memunlearn.group", "").startswith("prefect-")]
+    assert len(parents) == 1
+    children = {r.data.tags["memunlearn.stage"] for r in runs
+                if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
+    assert children == {*cells(kinds=("high",), strategies=("vanilla",), seeds=(0, 1)), "sweep_report"}
