@@ -12,7 +12,9 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 import yaml
@@ -61,23 +63,28 @@ def ran_stages(output: str) -> list[str]:
     return [s for s in STAGES + SWEEP_CELLS if f"Running stage '{s}'" in output]
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("project")
+@contextmanager
+def tiny_project(root: Path, params: dict = TINY) -> Iterator[Path]:
+    """A git + DVC copy of this project in ``root`` with ``params``, and the environment its stages need."""
     for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO / name, root / name)
     for name in ("stages", "src", "flows"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     dvc(root, "init", "-q")
-    set_params(root, TINY)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # `python` in dvc.yaml
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns.db'}")
-    mp.setenv("PREFECT_HOME", str(root / ".prefect"))
-    mp.delenv("MEMUNLEARN_RUN_GROUP", raising=False)
-    yield root
-    mp.undo()
+    set_params(root, params)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # `python` in dvc.yaml
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns.db'}")
+        mp.setenv("PREFECT_HOME", str(root / ".prefect"))
+        mp.delenv("MEMUNLEARN_RUN_GROUP", raising=False)
+        yield root
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    with tiny_project(tmp_path_factory.mktemp("project")) as root:
+        yield root
 
 
 @pytest.fixture(scope="module")

@@ -13,16 +13,13 @@ import json
 import math
 import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from test_pipeline_e2e import TINY, dvc, set_params  # tests/ is on sys.path under pytest (no __init__.py)
+from test_pipeline_e2e import dvc, set_params, tiny_project  # tests/ is on sys.path under pytest (no __init__.py)
 
 pytestmark = pytest.mark.e2e
 
@@ -46,25 +43,11 @@ def oracles(kinds=("low", "high"), seeds=(0,)) -> list[str]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sweep_project")
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(REPO / name, root / name)
-    for name in ("stages", "src", "flows"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    dvc(root, "init", "-q")
-    set_params(root, TINY)
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params["sweep"] = GRID  # the whole section: the default grid's lists are not merged in
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    mp = pytest.MonkeyPatch()
-    mp.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # `python` in dvc.yaml
-    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns.db'}")
-    mp.setenv("PREFECT_HOME", str(root / ".prefect"))
-    mp.delenv("MEMUNLEARN_RUN_GROUP", raising=False)
-    mp.setenv("MEMUNLEARN_THREADS", "1")  # tiny models: a second thread only spins on a shared CPU
-    yield root
-    mp.undo()
+    with tiny_project(tmp_path_factory.mktemp("sweep_project")) as root:
+        params = yaml.safe_load((root / "params.yaml").read_text())
+        params["sweep"] = GRID  # the whole section: the default grid's lists are not merged in
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        yield root
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +146,7 @@ def test_prefect_sweep_flow_runs_new_cells_only_and_produces_the_summary(project
 
     import mlflow
 
+    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])  # this project's store, not an earlier test's
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     parents = [r for r in runs if r.data.tags.get("memunlearn.stage") == "pipeline"
                and r.data.tags.get("memunlearn.group", "").startswith("prefect-")]
