@@ -11,7 +11,7 @@ from memunlearn.models import build_model
 from memunlearn.seeding import generator
 from memunlearn.training import fit
 from memunlearn.unlearning import METHODS, UnlearnContext
-from memunlearn.unlearning.del_ import criticality, localize, masked_finetune, reset
+from memunlearn.unlearning.del_ import channel_scores, criticality, localize, masked_finetune, reset, topk_size
 
 CPU = torch.device("cpu")
 THRESHOLD = 0.3
@@ -72,7 +72,8 @@ def test_mask_is_channel_granular_for_multidim_tensors(model, forget, synthetic)
 
 
 def independent_scores(model, forget, info) -> dict[str, torch.Tensor]:
-    """S = |θ ⊙ ∇_θ CE_F| (one batch holding all of F, eval mode), then each channel's mean of its top 10%."""
+    """S = |θ ⊙ ∇_θ CE_F| (one batch holding all of F, eval mode), then each channel's mean of its top k,
+    k = 10% of the number of output channels (reference generate_mask.py), at least 1."""
     m = copy.deepcopy(model).eval()
     F.cross_entropy(m(normalize(forget.images, info)), forget.labels).backward()
     scores = {}
@@ -80,7 +81,7 @@ def independent_scores(model, forget, info) -> dict[str, torch.Tensor]:
         s = (p.detach() * p.grad).abs()
         if s.dim() >= 2:
             rows = s.reshape(s.shape[0], -1)
-            k = max(1, int(0.1 * rows.shape[1]))
+            k = min(rows.shape[1], max(1, int(0.1 * rows.shape[0])))
             s = rows.sort(dim=1, descending=True).values[:, :k].mean(1)  # (out_channels,)
         scores[name] = s.reshape(-1)  # per unit
     return scores
@@ -122,3 +123,38 @@ def test_finetune_moves_only_selected_entries_and_the_head(model, forget, synthe
     out = masked_finetune(copy.deepcopy(model), retain, nothing, cfg, info, generator(0, "del_test"), CPU)
     for name, p in out.named_parameters():
         assert torch.equal(p, before[name]) != name.startswith("head."), name
+
+
+def test_topk_counts_ten_percent_of_output_channels_by_default():
+    """Reference: int(0.1 * len(rows)) of the [out_channels, -1] view: 51 on a 512x512x3x3 conv, not 460."""
+    assert topk_size(512, 512 * 9, 0.1) == 51
+    assert topk_size(512, 512 * 9, 0.1, "fan_in") == 460
+    assert topk_size(16, 9, 0.1) == 1 and topk_size(64, 3, 0.5) == 3  # at least 1, at most the row
+    with pytest.raises(ValueError, match="topk_basis"):
+        METHODS.get("del").config({"topk_basis": "rows"})
+
+
+def test_channel_score_is_the_mean_of_the_top_out_channels_tenth():
+    # 20 channels of 100 entries: channel c holds 0..99 scaled by c+1; k = 2 (out_channels) vs 10 (fan_in)
+    s = (torch.arange(1, 21, dtype=torch.float32).view(20, 1) * torch.arange(100, dtype=torch.float32)).view(20, 4, 5, 5)
+    by_out = channel_scores({"w": s})["w"].reshape(20, -1)
+    by_fan = channel_scores({"w": s}, topk_basis="fan_in")["w"].reshape(20, -1)
+    c = torch.arange(1, 21, dtype=torch.float32)
+    assert torch.equal(by_out[:, 0], c * 98.5) and torch.equal(by_fan[:, 0], c * 94.5)
+    assert bool((by_out == by_out[:, :1]).all())  # broadcast over the channel
+
+
+def test_finetune_keeps_unselected_weights_bit_identical_under_weight_decay(model, forget, synthetic):
+    """Weights outside the mask are restored and their momentum cleared after every step (official SalUn's
+    masked training), so weight decay cannot shrink them; the head trains in full."""
+    train, _, info, flipped = synthetic
+    retain = train.drop_ids(flipped)
+    cfg = METHODS.get("del").config({"epochs": 1, "batch_size": 32, "weight_decay": 0.05})
+    masks = localize(model, forget, info, CPU, cfg.threshold, batch_size=cfg.batch_size)
+    out = masked_finetune(copy.deepcopy(model), retain, masks, cfg, info, generator(0, "del_test"), CPU)
+    before = dict(model.named_parameters())
+    for name, p in out.named_parameters():
+        if name.startswith("head."):
+            assert not torch.equal(p, before[name]), name
+        else:
+            assert torch.equal(p[~masks[name]], before[name][~masks[name]]), name

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -43,16 +43,60 @@ def cycled_batches(data: ImageSplit, info: DatasetInfo, batch_size: int, gen: to
         yield from batches(data, info, batch_size, gen, device)
 
 
+class FreezeOutsideMask:
+    """Masked training as the official SalUn code does it: after every optimizer step, each weight outside
+    its mask is restored to its value before training and its momentum buffer entry is cleared.
+
+    Masking the gradient alone leaves SGD's weight decay (wd·θ) and momentum (from earlier steps) acting on
+    the masked-out weights; restoring them makes them bit-identical to the start whatever the optimizer
+    settings. ``masks``: parameter name -> bool tensor of the parameter's shape (True = may train); a
+    parameter absent from ``masks`` trains freely (e.g. DEL's head).
+    """
+
+    def __init__(self, model: nn.Module, masks: Mapping[str, torch.Tensor]):
+        params = dict(model.named_parameters())
+        unknown = sorted(set(masks) - set(params))
+        if unknown:
+            raise ValueError(f"mask names {unknown[:5]}, not parameters of this model")
+        self.frozen = []  # (param, ~mask, values outside the mask)
+        for name, keep in masks.items():
+            p = params[name]
+            keep = keep.to(device=p.device, dtype=torch.bool)
+            if keep.shape != p.shape:
+                raise ValueError(f"mask {name!r} has shape {tuple(keep.shape)}, the parameter {tuple(p.shape)}")
+            if not bool(keep.all()):
+                self.frozen.append((p, ~keep, p.detach()[~keep].clone()))
+
+    @torch.no_grad()
+    def __call__(self, optimizer: torch.optim.Optimizer, *_args) -> None:
+        for p, off, values in self.frozen:
+            p[off] = values
+            buf = optimizer.state.get(p, {}).get("momentum_buffer")
+            if buf is not None:
+                buf[off] = 0.0
+
+    def attach(self, optimizer: torch.optim.Optimizer):
+        """Run after every ``optimizer.step()``; returns the hook handle."""
+        return optimizer.register_step_post_hook(self)
+
+
 def optimize(
     model: nn.Module,
     cfg: OptimConfig,
     epoch_items: Callable[[int], Iterator],
     loss_fn: Callable[[nn.Module, object], torch.Tensor],
     device,
+    masks: Mapping[str, torch.Tensor] | None = None,
 ) -> nn.Module:
-    """SGD for ``cfg.epochs`` epochs: one step on ``loss_fn(model, item)`` per item of ``epoch_items(epoch)``."""
+    """SGD for ``cfg.epochs`` epochs: one step on ``loss_fn(model, item)`` per item of ``epoch_items(epoch)``.
+
+    ``masks`` (name -> bool, parameter shape): only the True entries train; the rest are restored and
+    their momentum cleared after every step (``FreezeOutsideMask``).
+    """
     model.to(device).train()
     optimizer = sgd(model, cfg.lr, cfg.momentum, cfg.weight_decay)
+    if masks is not None:
+        FreezeOutsideMask(model, masks).attach(optimizer)
     for epoch in range(cfg.epochs):
         for item in epoch_items(epoch):
             loss = loss_fn(model, item)

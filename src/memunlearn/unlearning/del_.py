@@ -2,16 +2,26 @@
 
 1. Criticality S = |Σ_{batches of F} θ ⊙ ∇_θ CE_F| (eval mode).
 2. Channel granularity: a tensor with >= 2 dims is viewed as [out_channels, -1]
-   and each channel scored by the mean of its top-k entries (k = 10% of the
-   row); 1-D tensors keep per-element scores.
+   and each channel scored by the mean of its top-k entries; 1-D tensors keep
+   per-element scores. k = ``topk_fraction`` (10%) of ``topk_basis``:
+   ``out_channels`` (default, as the reference ``generate_mask.py``, which
+   takes ``int(0.1 * len(rows))`` of the [out_channels, -1] view: 51 of the
+   4,608 entries of a ResNet-18 layer4 conv's channel) or ``fan_in`` (10% of
+   the row, 460 there: the mean over many more entries, closer to the
+   channel's average criticality than to its peak). k is at least 1 (the
+   reference's int() gives 0, an empty mean, below 10 channels) and at most
+   the row length.
 3. One global ranking; the top ``threshold`` fraction of parameters (whole
    channels: the count may fall short of the fraction by less than a channel).
 4. Selected entries are reset to a seeded fresh initialization of the same
    architecture (the reference's is unseeded); BatchNorm running statistics
    are kept.
 5. Fine-tune on R with gradients multiplied by the mask and the classifier
-   head fully trainable; SGD momentum 0.9, weight decay 0 (when set, it acts
-   on every parameter, as in the reference), cosine schedule to 0.01·lr.
+   head fully trainable; SGD momentum 0.9, weight decay 0, cosine schedule to
+   0.01·lr. After every step the weights outside the mask are restored and
+   their momentum cleared (as official SalUn does for its masked training),
+   so they stay bit-identical; the reference only masks gradients, which
+   differs when weight decay is set (it would then shrink every parameter).
 """
 from __future__ import annotations
 
@@ -21,21 +31,23 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import check_fraction
+from ..config import check_choice, check_fraction
 from ..data.splits import DatasetInfo, ImageSplit
 from ..models import build_model
 from ..seeding import derive_seed
 from ..training.loop import sgd
 from . import register_method
-from .common import OptimConfig, batches, ce, seeded
+from .common import FreezeOutsideMask, OptimConfig, batches, ce, seeded
 
 Masks = dict[str, torch.Tensor]  # parameter name -> bool tensor of the parameter's shape
+TOPK_BASES = ("out_channels", "fan_in")
 
 
 @dataclass(frozen=True)
 class DelConfig(OptimConfig):
     threshold: float = 0.3  # fraction of all parameters reset and fine-tuned
-    topk_fraction: float = 0.1  # a channel's score: mean of its top 10% entries
+    topk_fraction: float = 0.1  # a channel's score: mean of its top k entries, k = topk_fraction * topk_basis
+    topk_basis: str = "out_channels"  # out_channels (reference generate_mask.py) | fan_in (entries per channel)
     lr: float = 0.015
     epochs: int = 30
     weight_decay: float = 0.0
@@ -44,6 +56,7 @@ class DelConfig(OptimConfig):
         super().validate()
         check_fraction(self.threshold, "methods.del.threshold", open_low=True)
         check_fraction(self.topk_fraction, "methods.del.topk_fraction", open_low=True)
+        check_choice(self.topk_basis, TOPK_BASES, "methods.del.topk_basis")
 
 
 def criticality(model: nn.Module, forget: ImageSplit, info: DatasetInfo, device, batch_size: int = 256) -> Masks:
@@ -59,7 +72,14 @@ def criticality(model: nn.Module, forget: ImageSplit, info: DatasetInfo, device,
     return {n: t.abs() for n, t in totals.items()}
 
 
-def channel_scores(scores: Masks, topk_fraction: float = 0.1) -> Masks:
+def topk_size(out_channels: int, fan_in: int, topk_fraction: float, basis: str = "out_channels") -> int:
+    """k of a channel's top-k mean: ``topk_fraction`` of ``out_channels`` or of ``fan_in``, within [1, fan_in]."""
+    check_choice(basis, TOPK_BASES, "methods.del.topk_basis")
+    n = out_channels if basis == "out_channels" else fan_in
+    return min(fan_in, max(1, int(topk_fraction * n)))
+
+
+def channel_scores(scores: Masks, topk_fraction: float = 0.1, topk_basis: str = "out_channels") -> Masks:
     """Every channel of a >= 2-D tensor gets the mean of its top-k scores, broadcast (DEL step 2)."""
     out = {}
     for name, s in scores.items():
@@ -67,7 +87,7 @@ def channel_scores(scores: Masks, topk_fraction: float = 0.1) -> Masks:
             out[name] = s
             continue
         rows = s.reshape(s.shape[0], -1)  # (out_channels, fan)
-        k = max(1, int(topk_fraction * rows.shape[1]))
+        k = topk_size(rows.shape[0], rows.shape[1], topk_fraction, topk_basis)
         out[name] = rows.topk(k, dim=1).values.mean(1, keepdim=True).expand_as(rows).reshape(s.shape)
     return out
 
@@ -100,9 +120,10 @@ def select_top(scores: Masks, threshold: float) -> Masks:
 
 
 def localize(model: nn.Module, forget: ImageSplit, info: DatasetInfo, device, threshold: float = 0.3,
-             topk_fraction: float = 0.1, batch_size: int = 256) -> Masks:
+             topk_fraction: float = 0.1, batch_size: int = 256, topk_basis: str = "out_channels") -> Masks:
     """DEL steps 1-3: the bool masks of the parameters critical to F."""
-    return select_top(channel_scores(criticality(model, forget, info, device, batch_size), topk_fraction), threshold)
+    scores = criticality(model, forget, info, device, batch_size)
+    return select_top(channel_scores(scores, topk_fraction, topk_basis), threshold)
 
 
 @torch.no_grad()
@@ -120,11 +141,13 @@ def reset(model: nn.Module, masks: Masks, fresh: nn.Module) -> nn.Module:
 
 def masked_finetune(model: nn.Module, retain: ImageSplit, masks: Masks, cfg: DelConfig, info: DatasetInfo,
                     gen: torch.Generator, device) -> nn.Module:
-    """DEL step 5: SGD on CE_R with grad ⊙ mask (head: all ones), cosine lr to 0.01·lr."""
+    """DEL step 5: SGD on CE_R with grad ⊙ mask (head: all ones), cosine lr to 0.01·lr; weights outside the
+    mask are restored and their momentum cleared after every step."""
     model.to(device).train()
     head = {id(p) for p in model.head.parameters()}
     named = [(p, None if id(p) in head else masks[n].to(device, p.dtype)) for n, p in model.named_parameters()]
     optimizer = sgd(model, cfg.lr, cfg.momentum, cfg.weight_decay)
+    FreezeOutsideMask(model, {n: masks[n] for n, p in model.named_parameters() if id(p) not in head}).attach(optimizer)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs, eta_min=0.01 * cfg.lr)
     for _ in range(cfg.epochs):
         for batch in batches(retain, info, cfg.batch_size, gen, device):
@@ -141,7 +164,8 @@ def masked_finetune(model: nn.Module, retain: ImageSplit, masks: Masks, cfg: Del
 @register_method("del", DelConfig, "localize the parameters critical to F, reset them, fine-tune them on R")
 def del_(model, forget, retain, cfg: DelConfig, ctx):
     info = ctx.info
-    masks = localize(model, forget, info, ctx.device, cfg.threshold, cfg.topk_fraction, cfg.batch_size)
+    masks = localize(model, forget, info, ctx.device, cfg.threshold, cfg.topk_fraction, cfg.batch_size,
+                     cfg.topk_basis)
     fresh = build_model(ctx.recipe.model, info.in_channels, info.num_classes, info.image_size,
                         seed=derive_seed(ctx.seed, "unlearn/del_init"))
     reset(model, masks, fresh)

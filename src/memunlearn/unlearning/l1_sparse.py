@@ -1,9 +1,10 @@
 """``l1_sparse``: fine-tune on R with a decaying L1 penalty (Jia et al.'s ℓ1-sparse unlearning; METHODS.md §5).
 
 loss = CE_R + γ·(1 − e/E)·‖θ‖₁ over every parameter, with the epoch e counted
-1..E, so the penalty falls linearly from γ·(1 − 1/E) to 0 and the last epoch
-is plain fine-tuning on R. The official code (Unlearn-Saliency ``FT_l1``)
-counts e from 0, so its penalty starts at γ and ends at γ/E.
+0..E−1 as in the official code (OPTML-Group/Unlearn-Saliency ``FT_l1``:
+``current_alpha = alpha * (1 - epoch / unlearn_epochs)``): the penalty falls
+linearly from γ in the first epoch to γ/E in the last, a mean of
+γ·(E+1)/(2E) (0.55γ at E = 10).
 """
 from __future__ import annotations
 
@@ -30,9 +31,9 @@ class L1SparseConfig(OptimConfig):
 
 
 def l1_weight(gamma: float, epoch: int, epochs: int) -> float:
-    """γ·(1 − e/E) for epoch e in 1..E: 0 at the last epoch."""
-    if not 1 <= epoch <= epochs:
-        raise ValueError(f"epoch must lie in 1..{epochs}, got {epoch}")
+    """γ·(1 − e/E) for epoch e in 0..E−1 (official FT_l1): γ in the first epoch, γ/E in the last."""
+    if not 0 <= epoch < epochs:
+        raise ValueError(f"epoch must lie in 0..{epochs - 1}, got {epoch}")
     return gamma * (1 - epoch / epochs)
 
 
@@ -44,14 +45,14 @@ def l1_norm(model: nn.Module) -> torch.Tensor:
 def l1_sparse(model, forget, retain, cfg: L1SparseConfig, ctx):
     gen = seeded(ctx.seed, "l1_sparse")
 
-    def epoch(e):  # items: (batch, this epoch's L1 weight); e counts from 0 in optimize
-        weight = l1_weight(cfg.gamma, e + 1, cfg.epochs)
+    def epoch(e):  # items: (batch, this epoch's L1 weight); e counts from 0 in optimize, as in FT_l1
+        weight = l1_weight(cfg.gamma, e, cfg.epochs)
         for batch in batches(retain, ctx.info, cfg.batch_size, gen, ctx.device):
             yield batch, weight
 
     def loss(model, item):
         batch, weight = item
-        penalty = weight * l1_norm(model) if weight > 0 else 0.0  # skip the O(|θ|) norm once γ has decayed
+        penalty = weight * l1_norm(model) if weight > 0 else 0.0  # γ = 0: skip the O(|θ|) norm
         return ce(model, batch) + penalty
 
     return optimize(model, cfg, epoch, loss, ctx.device)

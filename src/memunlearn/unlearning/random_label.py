@@ -47,8 +47,9 @@ def epoch_data(forget: ImageSplit, retain: ImageSplit, num_classes: int, seed: i
 
 def train_relabelled(model: nn.Module, forget: ImageSplit, retain: ImageSplit, cfg: OptimConfig, ctx, purpose: str,
                      grad_mask: Mapping[str, torch.Tensor] | None = None) -> nn.Module:
-    """SGD on CE over (F relabelled each epoch) ∪ R; ``grad_mask`` (name -> bool, param shape) zeroes the
-    gradient of unmasked weights before the optimizer step (weight decay and momentum still apply)."""
+    """SGD on CE over (F relabelled each epoch) ∪ R. ``grad_mask`` (name -> bool, param shape): only the True
+    weights train; gradients outside it are zeroed, and after every step the weights outside it are restored
+    and their momentum cleared (official SalUn), so weight decay and momentum cannot move them either."""
     order = seeded(ctx.seed, f"{purpose}/order")
     epoch = lambda e: batches(  # noqa: E731
         epoch_data(forget, retain, ctx.info.num_classes, ctx.seed, purpose, e), ctx.info, cfg.batch_size, order,
@@ -57,7 +58,7 @@ def train_relabelled(model: nn.Module, forget: ImageSplit, retain: ImageSplit, c
         return optimize(model, cfg, epoch, ce, ctx.device)
     handles = _mask_gradients(model.to(ctx.device), grad_mask)
     try:
-        return optimize(model, cfg, epoch, ce, ctx.device)
+        return optimize(model, cfg, epoch, ce, ctx.device, masks=grad_mask)
     finally:
         for handle in handles:
             handle.remove()
@@ -74,8 +75,7 @@ def _mask_gradients(model: nn.Module, grad_mask: Mapping[str, torch.Tensor]) -> 
         keep = grad_mask[name].to(device=param.device, dtype=torch.bool)
         if keep.shape != param.shape:
             raise ValueError(f"grad_mask[{name!r}] has shape {tuple(keep.shape)}, the parameter {tuple(param.shape)}")
-        # masked_fill writes +0.0 (a product would give -0.0 and pass NaNs), so with weight decay 0 an
-        # unmasked weight gets a zero step and stays bit-identical
+        # masked_fill writes +0.0 (a product would give -0.0 and pass NaNs into the momentum of masked weights)
         handles.append(param.register_hook(lambda g, keep=keep: g.masked_fill(~keep, 0.0)))
     return handles
 

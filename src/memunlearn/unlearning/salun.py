@@ -5,10 +5,13 @@
    tensor; the mask keeps the top ``threshold`` fraction, the LARGEST
    gradients (``saliency_mask``).
 2. ``random_label`` training on F ∪ R with each gradient multiplied by the
-   mask before the optimizer step (official ``RL`` with ``mask``), so weight
-   decay and momentum still act on weights outside the mask; with weight
-   decay 0 those weights stay bit-identical. BatchNorm running statistics
-   are buffers, not parameters, and are updated as in any training.
+   mask before the optimizer step (official ``RL`` with ``mask``), and, as the
+   official code does after every step, the weights outside the mask restored
+   and their momentum cleared: SGD's weight decay and momentum would otherwise
+   still shrink them (about 4% over the default run). Weights outside the mask
+   are therefore bit-identical after unlearning, whatever the optimizer
+   settings. BatchNorm running statistics are buffers, not parameters, and are
+   updated as in any training.
 
 Known bug NOT reproduced (METHODS.md §5): the RUM copy of the SalUn mask
 ranks |g| ascending without negation and so keeps the SMALLEST gradients;
