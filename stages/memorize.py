@@ -56,7 +56,8 @@ def main() -> None:
         artifacts.append(MEMORIZE_DIR / "influence.parquet")
 
     flipped = load_table(PREPARED / "label_noise.csv", "prepare")["example_id"]
-    mem = scores.set_index("example_id")["mem"]
+    by_id = scores.set_index("example_id")
+    mem = by_id["mem"]
     metrics = {
         "num_models": config.num_models,
         "models_trained": len(result.trained),
@@ -64,7 +65,9 @@ def main() -> None:
         "store_key": key,
         "mean_mem": float(mem.mean()),
         "missing_fraction": float(mem.isna().mean()),
-        "planted_noise_auroc": planted_auroc(mem, flipped),
+        "planted_noise_auroc": planted_auroc(mem, flipped),  # 0/1 estimator (exact)
+        "planted_noise_auroc_prob": planted_auroc(by_id["mem_prob"], flipped),  # true-class prob. (exact_prob)
+        "min_mem_se": float(by_id["mem_se"].min()),
         **stability,
         "seconds": timer.seconds,  # this run's wall time (small when models are reused)
         "compute_seconds": float(sum(run.seconds for run in result.runs)),  # the K models' own cost

@@ -25,8 +25,10 @@ def test_estimator_matches_the_formula_by_hand():
     assert np.isnan(scores["mem"].iloc[2])  # never out of a subset: missing, not 0
     assert scores[["n_in", "n_out"]].iloc[2].tolist() == [4, 0]
     assert scores[["n_in", "n_out"]].iloc[0].tolist() == [2, 2]
-    # Example 0's in-accuracy has zero variance: se = 0; example 1 likewise.
-    assert scores["mem_se"].iloc[0] == pytest.approx(0.0)
+    # Example 0 is right in 2 of 2 in-models and 0 of 2 out-models: the plug-in variance would be 0, the
+    # Jeffreys posterior's is p(1-p)/(n+2) with p = 2.5/3 (in) and 0.5/3 (out): never 0 for a finite count.
+    assert scores["mem_se"].iloc[0] == pytest.approx(np.sqrt(2 * (2.5 / 3) * (0.5 / 3) / 4))
+    assert (scores["mem_se"].iloc[:2] > 0).all()
 
 
 def test_standard_error_uses_both_groups():
@@ -34,8 +36,8 @@ def test_standard_error_uses_both_groups():
     correct = [[1], [0], [0], [0]]
     scores = memorization_scores([_run(k, m, c) for k, (m, c) in enumerate(zip(masks, correct))], np.array([0]))
     assert scores["mem"].iloc[0] == pytest.approx(0.5)
-    # var_in = 0.5 (ddof 1) over n_in = 2; var_out = 0
-    assert scores["mem_se"].iloc[0] == pytest.approx(np.sqrt(0.5 / 2))
+    # Jeffreys posterior variances: in 1 of 2 -> p = 0.5, 0.25/4; out 0 of 2 -> p = 0.5/3, (0.5/3)(2.5/3)/4
+    assert scores["mem_se"].iloc[0] == pytest.approx(np.sqrt(0.25 / 4 + (0.5 / 3) * (2.5 / 3) / 4))
 
 
 def test_subset_masks_have_the_right_size_and_do_not_depend_on_k():

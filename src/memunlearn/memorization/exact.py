@@ -119,27 +119,34 @@ def train_subset_models(
 
 
 def memorization_scores(runs: list[SubsetModelOutputs], example_ids: np.ndarray) -> pd.DataFrame:
-    """Feldman & Zhang eq. 1 per training example, with its standard error.
+    """Feldman & Zhang eq. 1 per training example, with standard errors.
 
     Columns: ``mem`` (0/1 correctness, the classic estimator), ``mem_prob``
     (the same with the true-class probability: lower variance), ``mem_se``,
-    ``n_in``/``n_out`` and the in/out accuracies. Scores are NaN where an
-    example was never in, or never out of, a subset: missing, not 0.
+    ``mem_prob_se``, ``n_in``/``n_out`` and the in/out accuracies. Scores are
+    NaN where an example was never in, or never out of, a subset: missing, not 0.
+
+    ``mem_se`` is the posterior standard deviation of the difference of the
+    two accuracies under Jeffreys' Beta(½, ½) prior: never 0 for a finite
+    count (an example correct in all 11 of its in-models is not known to be
+    correct with certainty, as a plug-in p(1-p)/n = 0 would claim).
     """
     masks = np.stack([r.mask for r in runs]).astype(np.float64)  # (K, N)
     correct = np.stack([r.train_correct for r in runs]).astype(np.float64)  # (K, N)
     prob = np.stack([r.train_true_prob for r in runs]).astype(np.float64)  # (K, N)
-    acc_in, var_in, n_in = _masked_mean_var(correct, masks)
-    acc_out, var_out, n_out = _masked_mean_var(correct, 1 - masks)
-    prob_in, _, _ = _masked_mean_var(prob, masks)
-    prob_out, _, _ = _masked_mean_var(prob, 1 - masks)
+    acc_in, _, n_in = _masked_mean_var(correct, masks)
+    acc_out, _, n_out = _masked_mean_var(correct, 1 - masks)
+    prob_in, pvar_in, _ = _masked_mean_var(prob, masks)
+    prob_out, pvar_out, _ = _masked_mean_var(prob, 1 - masks)
     with np.errstate(invalid="ignore", divide="ignore"):
-        se = np.sqrt(var_in / n_in + var_out / n_out)
+        se = np.sqrt(_jeffreys_var(acc_in, n_in) + _jeffreys_var(acc_out, n_out))
+        prob_se = np.sqrt(pvar_in / n_in + pvar_out / n_out)
     return pd.DataFrame({
         "example_id": example_ids,
         "mem": acc_in - acc_out,
         "mem_prob": prob_in - prob_out,
         "mem_se": se,
+        "mem_prob_se": prob_se,
         "n_in": n_in.astype(np.int64),
         "n_out": n_out.astype(np.int64),
         "acc_in": acc_in,
@@ -147,15 +154,10 @@ def memorization_scores(runs: list[SubsetModelOutputs], example_ids: np.ndarray)
     })
 
 
-def _masked_mean_var(values: np.ndarray, weights: np.ndarray):
-    """Per-column mean and unbiased variance of ``values`` over rows where weight is 1."""
-    n = weights.sum(0)  # (N,)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = (values * weights).sum(0) / n
-        var = (((values - mean) ** 2) * weights).sum(0) / (n - 1)
-    mean = np.where(n > 0, mean, np.nan)
-    var = np.where(n > 1, var, np.nan)
-    return mean, var, n
+def _jeffreys_var(rate: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Variance of Beta(s + ½, n − s + ½), s = rate·n successes: p(1 − p)/(n + 2), p = (s + ½)/(n + 1)."""
+    p = (rate * n + 0.5) / (n + 1)
+    return np.where(n > 0, p * (1 - p) / (n + 2), np.nan)
 
 
 def top_influences(runs: list[SubsetModelOutputs], train_ids: np.ndarray, test_ids: np.ndarray, top: int,
