@@ -16,7 +16,7 @@ def main() -> None:
     curvature_file = TRAIN_DIR / "loss_curvature.parquet"
     inputs = ProxyInputs(
         train=load_split(PREPARED / "train.npz"),
-        heldout=load_split(PREPARED / "test.npz"),
+        heldout=load_split(PREPARED / "val.npz"),  # the validation split: the test set is for evaluation only
         info=load_info(PREPARED / "meta.json"),
         model=load_checkpoint(TRAIN_DIR / "model.pt", "train")[0],
         device=device(config.device),
@@ -30,7 +30,8 @@ def main() -> None:
 
     recorded = load_json(METRICS_DIR / "train.json", "train")
     seconds = proxy_costs(names, own_seconds, {"learning_events": recorded["learning_event_seconds"],
-                                               "curvature": recorded["curvature_seconds"]})
+                                               "curvature": recorded["curvature_seconds"],
+                                               "curvature_rademacher": recorded.get("curvature_rademacher_seconds", 0.0)})
     metrics = {"seconds": seconds, "examples_processed": len(inputs.train)}
     save_json(metrics, PROXIES_DIR / "cost.json")
     track(StageRecord("proxies", flatten(params), flatten(metrics), artifacts=[PROXIES_DIR / "proxies.parquet"]))

@@ -27,7 +27,9 @@ def main() -> None:
     model = build_model(recipe.model, info.in_channels, info.num_classes, info.image_size, seed=recipe.seed)
     save_checkpoint(model, recipe.model, info, TRAIN_DIR / "model_init.pt")
     events = LearningEventRecorder(train.example_ids)
-    curvature = (CurvatureRecorder(train, info, dev, records.curvature_h, records.curvature_batch_size)
+    curvature = (CurvatureRecorder(train, info, dev, records.curvature_h, records.curvature_batch_size,
+                                   records.curvature_estimators, records.curvature_rademacher_h,
+                                   records.curvature_draws, recipe.seed)
                  if records.curvature else None)
     first_epoch = (FirstEpochGradRecorder(model, train.example_ids, records.first_epoch_grads)
                    if records.first_epoch_grads else None)
@@ -51,7 +53,8 @@ def main() -> None:
         "test_acc": history[-1]["test_acc"],
         "seconds": timer.seconds,  # recording included
         "learning_event_seconds": events.seconds,
-        "curvature_seconds": curvature.seconds if curvature else 0.0,
+        "curvature_seconds": curvature.seconds_by_estimator.get("sign_gradient", 0.0) if curvature else 0.0,
+        "curvature_rademacher_seconds": curvature.seconds_by_estimator.get("rademacher", 0.0) if curvature else 0.0,
         "first_epoch_grad_seconds": first_epoch.seconds if first_epoch else 0.0,
         "examples_processed": len(train) * recipe.epochs,
         "device": str(dev),

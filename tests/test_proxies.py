@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from memunlearn.memorization import PROXIES, ProxyConfig, ProxyInputs, compute_proxies, planted_auroc, proxy_costs
-from memunlearn.memorization.proxies.holdout_retrain import symmetric_kl
+from memunlearn.memorization.proxies.holdout_retrain import finetune_until_plateau, symmetric_kl
+from memunlearn.training.curvature import input_grad, loss_curvature, rademacher_curvature
 from memunlearn.models import build_model
 from memunlearn.seeding import generator
 from memunlearn.training import CurvatureRecorder, LearningEventRecorder, fit
@@ -59,9 +60,10 @@ def test_proxy_scores_every_example_and_ranks_planted_noise_high(name, table, in
 
 def test_costs_add_the_shared_work_each_proxy_reads(table):
     _, own = table
-    costs = proxy_costs(PROXIES.names(), own, {"learning_events": 1.5, "curvature": 7.0})
+    costs = proxy_costs(PROXIES.names(), own, {"learning_events": 1.5, "curvature": 7.0, "curvature_rademacher": 30.0})
     assert costs["confidence"] == pytest.approx(own["confidence"] + 1.5)
     assert costs["loss_curvature"] == pytest.approx(own["loss_curvature"] + 7.0)
+    assert costs["loss_curvature_rademacher"] == pytest.approx(own["loss_curvature_rademacher"] + 30.0)
     assert costs["final_loss"] == pytest.approx(own["final_loss"] + own["final_pass"])
     assert costs["holdout_retrain"] == pytest.approx(own["holdout_retrain"])
 
@@ -89,3 +91,89 @@ def test_symmetric_kl_is_symmetric_and_zero_on_equal_rows():
     kl_pq = (p[0] * np.log(p[0] / q[0])).sum()
     kl_qp = (q[0] * np.log(q[0] / p[0])).sum()
     assert symmetric_kl(p, q)[0] == pytest.approx(0.5 * (kl_pq + kl_qp))
+
+
+# ---- loss-curvature estimators (item 5 of issue 14) ----------------------------
+
+def test_both_curvature_estimators_are_recorded_and_differ(trained):
+    frame = trained[2].to_frame()
+    assert {"loss_curvature", "loss_curvature_rademacher"} <= set(frame.columns)
+    assert not np.allclose(frame["loss_curvature"], frame["loss_curvature_rademacher"])
+    assert set(trained[2].seconds_by_estimator) == {"sign_gradient", "rademacher"}
+
+
+class _Quadratic(torch.nn.Module):
+    """Logits (0, 0.5*||x||^2 * c): CE's input gradient is a known function of x, so grad differences are exact."""
+
+    def __init__(self, c: float):
+        super().__init__()
+        self.c = c
+
+    def forward(self, x):
+        q = 0.5 * self.c * x.flatten(1).pow(2).sum(1)
+        return torch.stack([torch.zeros_like(q), q], 1)
+
+
+def test_rademacher_estimator_is_garg_et_al_and_sign_gradient_the_rum_code():
+    """On a model whose loss is l(x) = softplus(-q), q = 0.5*c*||x||^2, y = 1, check each estimator against
+    its definition computed by hand: Rademacher z = h*v, v in {-1, +1}^D (||z|| = h*sqrt(D), mean over
+    draws) vs sign-gradient z = h*sign(g)/||sign(g)|| (||z|| = h, one draw)."""
+    torch.manual_seed(0)
+    model = _Quadratic(0.7).double()
+    x = torch.randn(3, 1, 4, 4, dtype=torch.float64)
+    y = torch.ones(3, dtype=torch.long)
+    g = input_grad(model, x, y)
+    gen = torch.Generator().manual_seed(5)
+    got = rademacher_curvature(model, x, y, 1e-3, 10, gen)
+    gen = torch.Generator().manual_seed(5)
+    want = torch.zeros(3, dtype=torch.float64)
+    for _ in range(10):
+        v = torch.randint(0, 2, x.shape, generator=gen).double() * 2 - 1
+        assert set(v.unique().tolist()) == {-1.0, 1.0}
+        want += (input_grad(model, x + 1e-3 * v, y) - g).flatten(1).norm(dim=1)
+    torch.testing.assert_close(got, want / 10)
+    z = 0.01 * torch.sign(g) / torch.sign(g).flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    torch.testing.assert_close(loss_curvature(model, x, y, 0.01), (input_grad(model, x + z, y) - g).flatten(1).norm(dim=1))
+    # the perturbation sizes differ by sqrt(D) * h ratio: the two are different estimators, not rescalings
+    assert not torch.allclose(got / got.mean(), loss_curvature(model, x, y, 0.01) / loss_curvature(model, x, y, 0.01).mean())
+
+
+def test_curvature_draws_are_seeded_per_epoch(synthetic, trained):
+    from memunlearn.training import CurvatureRecorder
+
+    train, _, info, _ = synthetic
+    model = trained[0]
+    a, b = (CurvatureRecorder(train, info, CPU, estimators=("rademacher",), draws=2, seed=0) for _ in range(2))
+    other = CurvatureRecorder(train, info, CPU, estimators=("rademacher",), draws=2, seed=1)
+    for rec in (a, b, other):
+        rec(0, model)
+    assert np.array_equal(a.to_frame().to_numpy(), b.to_frame().to_numpy())
+    assert not np.array_equal(a.to_frame().to_numpy(), other.to_frame().to_numpy())
+    assert list(a.to_frame().columns) == ["example_id", "loss_curvature_rademacher"]
+
+
+def test_record_config_validates_estimators():
+    from memunlearn.config import from_params
+    from memunlearn.training import RecordConfig
+
+    assert from_params(RecordConfig, {}, "train_records").curvature_estimators == ("sign_gradient", "rademacher")
+    with pytest.raises(ValueError, match="curvature_estimators"):
+        from_params(RecordConfig, {"curvature_estimators": ["hutchinson"]}, "train_records")
+
+
+# ---- holdout_retrain weight decay (item 5 of issue 14) ----------------------------
+
+def test_holdout_retrain_weight_decay_defaults_to_the_reference_and_is_applied(synthetic, trained):
+    import copy
+
+    assert ProxyConfig().holdout_weight_decay == 5e-4
+    train, test, info, _ = synthetic
+    runs = {}
+    for wd in (0.0, 5e-4):
+        tuned = copy.deepcopy(trained[0])
+        finetune_until_plateau(tuned, test, info, ProxyConfig(holdout_max_epochs=1, holdout_weight_decay=wd), CPU)
+        runs[wd] = tuned
+    # one epoch from the same start and batch order: only weight decay differs, so the weights must differ
+    assert not all(torch.equal(a, b) for a, b in zip(runs[0.0].parameters(), runs[5e-4].parameters()))
+    with pytest.raises(ValueError, match="holdout_weight_decay must be >= 0"):
+        ProxyConfig(holdout_weight_decay=-1.0).validate()

@@ -1,13 +1,24 @@
-"""Input-space loss curvature per example (Garg et al.; METHODS.md §2.3).
+"""Input-space loss curvature per example (Garg et al.; METHODS.md §2.3), two estimators.
 
-Once per epoch, in eval mode, for every training example:
+Once per epoch, in eval mode, for every training example, with g = grad_x l(x)
+and the perturbation z held fixed (so grad_x [l(x+z) - l(x)] = grad l(x+z) - g):
 
-    g = grad_x l(x),   z = h * sign(g) / ||sign(g)||,   curv = || grad_x [l(x + z) - l(x)] ||_2
+``sign_gradient`` (the RUM code's estimator; h = ``curvature_h``, 0.01, one draw):
 
-with z held fixed, so grad_x [l(x+z) - l(x)] = grad l(x+z) - grad l(x). The
-proxy is the mean over epochs (higher = more memorized). Only input
-gradients are taken: parameters, their .grad and BatchNorm statistics are
-untouched, so recording curvature does not change training.
+    z = h * sign(g) / ||sign(g)||,   curv = || grad l(x + z) - g ||_2
+
+``rademacher`` (Garg et al., "Memorization through the lens of curvature of
+loss function around samples": h = 1e-3, n = 10 draws of a Rademacher vector):
+
+    v ~ U{-1, +1}^D,   z = h * v,   curv = (1/n) sum_draws || grad l(x + z) - g ||_2
+
+Garg et al.'s code perturbs by h*v unnormalized (||z|| = h*sqrt(D)) and
+differentiates the batch-mean loss; here each example's loss is its own (sum
+reduction), which removes their constant 1/B factor. The draws come from a
+generator seeded by the recorder's seed and the epoch. Each proxy is the mean
+over epochs (higher = more memorized). Only input gradients are taken:
+parameters, their .grad and BatchNorm statistics are untouched, so recording
+curvature does not change training.
 """
 from __future__ import annotations
 
@@ -20,16 +31,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.splits import DatasetInfo, ImageSplit, normalize
-from ..config import check_positive
+from ..config import check_choice, check_positive
+from ..seeding import generator
 from .loop import batch_positions
+
+ESTIMATORS = ("sign_gradient", "rademacher")  # RUM code's sign-gradient direction | Garg et al.'s Rademacher draws
 
 
 @dataclass(frozen=True)
 class RecordConfig:
     """Params section ``train_records``: what the train stage records beside learning events."""
 
-    curvature: bool = True  # loss-curvature proxy, once per epoch (about doubles training time)
-    curvature_h: float = 0.01
+    curvature: bool = True  # loss-curvature proxies, once per epoch
+    curvature_estimators: tuple[str, ...] = ESTIMATORS  # sign_gradient (RUM code) | rademacher (Garg et al.)
+    curvature_h: float = 0.01  # sign_gradient's step (RUM code)
+    curvature_rademacher_h: float = 1e-3  # rademacher's step (Garg et al.)
+    curvature_draws: int = 10  # rademacher draws per example and epoch (Garg et al.)
     curvature_batch_size: int = 256
     # first-epoch per-example gradients of these layers (module-name prefixes, `input` = the input layer) for
     # first_epoch_ga; () = off
@@ -37,6 +54,12 @@ class RecordConfig:
 
     def validate(self) -> None:
         check_positive(self.curvature_h, "train_records.curvature_h")
+        check_positive(self.curvature_rademacher_h, "train_records.curvature_rademacher_h")
+        check_positive(self.curvature_draws, "train_records.curvature_draws")
+        if not isinstance(self.curvature_estimators, tuple) or not self.curvature_estimators:
+            raise ValueError(f"train_records.curvature_estimators must be a non-empty list of {list(ESTIMATORS)}")
+        for name in self.curvature_estimators:
+            check_choice(name, ESTIMATORS, "train_records.curvature_estimators")
         check_positive(self.curvature_batch_size, "train_records.curvature_batch_size")
         layers = self.first_epoch_grads
         if not isinstance(layers, tuple) or not all(isinstance(p, str) and p for p in layers):
@@ -51,7 +74,7 @@ def input_grad(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tens
 
 
 def loss_curvature(model: nn.Module, x: torch.Tensor, y: torch.Tensor, h: float) -> torch.Tensor:
-    """Curvature per example for one batch: (B,)."""
+    """Sign-gradient curvature (RUM code) per example for one batch: (B,)."""
     g = input_grad(model, x, y)
     direction = torch.sign(g)
     norms = direction.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (x.dim() - 1))
@@ -59,29 +82,64 @@ def loss_curvature(model: nn.Module, x: torch.Tensor, y: torch.Tensor, h: float)
     return (input_grad(model, x + z, y) - g).flatten(1).norm(dim=1)
 
 
+def rademacher_curvature(model: nn.Module, x: torch.Tensor, y: torch.Tensor, h: float, draws: int,
+                         gen: torch.Generator) -> torch.Tensor:
+    """Garg et al.'s curvature per example for one batch: mean over ``draws`` Rademacher z = h*v of
+    ||grad l(x + z) - grad l(x)||: (B,). ``gen`` is a CPU generator (draws are moved to x's device)."""
+    g = input_grad(model, x, y)
+    total = torch.zeros(len(x), dtype=torch.float64, device=x.device)
+    for _ in range(draws):
+        v = torch.randint(0, 2, x.shape, generator=gen).to(x.device, x.dtype) * 2 - 1  # ±1
+        total += (input_grad(model, x + h * v, y) - g).flatten(1).norm(dim=1).double()
+    return (total / draws).to(x.dtype)
+
+
+ESTIMATOR_COLUMNS = {"sign_gradient": "loss_curvature", "rademacher": "loss_curvature_rademacher"}
+
+
 class CurvatureRecorder:
-    """An ``on_epoch`` hook for ``fit``: accumulates each example's curvature every epoch."""
+    """An ``on_epoch`` hook for ``fit``: accumulates each example's curvature every epoch, per estimator.
+
+    ``seconds`` is the total recording time, ``seconds_by_estimator`` its split; ``to_frame`` has one
+    column per estimator (``ESTIMATOR_COLUMNS``)."""
 
     def __init__(self, data: ImageSplit, info: DatasetInfo, device: torch.device, h: float = 0.01,
-                 batch_size: int = 256):
+                 batch_size: int = 256, estimators: tuple[str, ...] = ESTIMATORS, rademacher_h: float = 1e-3,
+                 draws: int = 10, seed: int = 0):
+        for name in estimators:
+            check_choice(name, ESTIMATORS, "train_records.curvature_estimators")
         self.data, self.info, self.device, self.h, self.batch_size = data, info, device, h, batch_size
-        self.sums = torch.zeros(len(data), dtype=torch.float64)
+        self.estimators, self.rademacher_h, self.draws, self.seed = tuple(estimators), rademacher_h, draws, seed
+        self.sums = {name: torch.zeros(len(data), dtype=torch.float64) for name in self.estimators}
+        self.seconds_by_estimator = {name: 0.0 for name in self.estimators}
         self.epochs = 0
-        self.seconds = 0.0
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.seconds_by_estimator.values())
+
+    def _estimate(self, name: str, model: nn.Module, x, y, gen) -> torch.Tensor:
+        if name == "sign_gradient":
+            return loss_curvature(model, x, y, self.h)
+        return rademacher_curvature(model, x, y, self.rademacher_h, self.draws, gen)
 
     def __call__(self, epoch: int, model: nn.Module) -> dict:
-        start = time.perf_counter()
         was_training = model.training
         model.eval()
-        for positions in batch_positions(len(self.data), self.batch_size, None):
-            x = normalize(self.data.images[positions].to(self.device), self.info)
-            y = self.data.labels[positions].to(self.device)
-            self.sums[positions] += loss_curvature(model, x, y, self.h).double().cpu()
+        row = {}
+        for name in self.estimators:
+            start = time.perf_counter()
+            gen = generator(self.seed, f"curvature/{name}", epoch)
+            for positions in batch_positions(len(self.data), self.batch_size, None):
+                x = normalize(self.data.images[positions].to(self.device), self.info)
+                y = self.data.labels[positions].to(self.device)
+                self.sums[name][positions] += self._estimate(name, model, x, y, gen).double().cpu()
+            self.seconds_by_estimator[name] += time.perf_counter() - start
+            row[f"mean_{ESTIMATOR_COLUMNS[name]}"] = float(self.sums[name].mean() / (self.epochs + 1))
         model.train(was_training)
         self.epochs += 1
-        self.seconds += time.perf_counter() - start
-        return {"mean_curvature": float(self.sums.mean() / self.epochs)}
+        return row
 
     def to_frame(self) -> pd.DataFrame:
-        return pd.DataFrame({"example_id": self.data.example_ids.numpy(),
-                             "loss_curvature": (self.sums / max(self.epochs, 1)).numpy()})
+        columns = {ESTIMATOR_COLUMNS[n]: (s / max(self.epochs, 1)).numpy() for n, s in self.sums.items()}
+        return pd.DataFrame({"example_id": self.data.example_ids.numpy(), **columns})

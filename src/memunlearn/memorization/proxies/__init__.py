@@ -26,7 +26,7 @@ from ...config import check_fraction, check_positive
 from ...data.splits import DatasetInfo, ImageSplit
 from ...registry import Registry
 
-COST_SOURCES = ("learning_events", "curvature", "final_pass", "own")
+COST_SOURCES = ("learning_events", "curvature", "curvature_rademacher", "final_pass", "own")
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,8 @@ class ProxyConfig:
     holdout_max_epochs: int = 30
     holdout_patience: int = 4
     holdout_batch_size: int = 128
-    holdout_fraction: float = 1.0  # of the test set used as held-out data
+    holdout_fraction: float = 1.0  # of the validation split used as held-out data
+    holdout_weight_decay: float = 5e-4  # holdout_retrain fine-tuning (reference: 5e-4)
     seed: int = 0
     device: str = "auto"
 
@@ -49,6 +50,8 @@ class ProxyConfig:
         for name in ("top_n", "holdout_lr", "holdout_max_epochs", "holdout_patience", "holdout_batch_size"):
             check_positive(getattr(self, name), f"proxies.{name}")
         check_fraction(self.holdout_fraction, "proxies.holdout_fraction", open_low=True)
+        if not self.holdout_weight_decay >= 0:
+            raise ValueError(f"proxies.holdout_weight_decay must be >= 0, got {self.holdout_weight_decay}")
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class ProxyInputs:
     """What proxies read. Training records come from the train stage; the rest from its model."""
 
     train: ImageSplit  # D, with the labels the model was trained on
-    heldout: ImageSplit  # data the model never saw (holdout_retrain)
+    heldout: ImageSplit  # data the model never saw (holdout_retrain): the validation split
     info: DatasetInfo
     model: nn.Module  # the trained original model
     device: torch.device
@@ -159,8 +162,8 @@ def score_columns(table: pd.DataFrame) -> list[str]:
 def proxy_costs(names: list[str], own_seconds: dict[str, float], shared_seconds: dict[str, float]) -> dict[str, float]:
     """Total seconds per proxy: its own computation plus the shared work it reads.
 
-    ``shared_seconds`` holds ``learning_events`` and ``curvature`` (recording
-    time inside training) and ``final_pass``.
+    ``shared_seconds`` holds ``learning_events``, ``curvature`` and
+    ``curvature_rademacher`` (recording time inside training) and ``final_pass``.
     """
     shared = {**shared_seconds, **{k: v for k, v in own_seconds.items() if k == "final_pass"}}
     return {n: own_seconds.get(n, 0.0) + shared.get(PROXIES.get(n).cost_source, 0.0) for n in names}

@@ -1,6 +1,8 @@
 """Held-out retraining proxy (METHODS.md §2.2).
 
-Copy the trained model, fine-tune the copy on held-out data only, and score
+Copy the trained model, fine-tune the copy on held-out data only (the
+validation split; SGD momentum 0.9, weight decay ``holdout_weight_decay``,
+5e-4 as in the reference), and score
 each training example by the symmetric KL between the original (p) and
 fine-tuned (q) softmax: 1/2 [KL(p||q) + KL(q||p)] = 1/2 sum_c (p_c - q_c)(log p_c - log q_c).
 Examples the model only fits by memorizing move the most once it is pulled
@@ -22,7 +24,7 @@ from . import ProxyInputs, register_proxy
 
 def finetune_until_plateau(model, data, info, config, device) -> int:
     """SGD on ``data`` until the epoch loss has not improved for ``patience`` epochs; returns epochs run."""
-    optimizer = sgd(model, config.holdout_lr, momentum=0.9, weight_decay=0.0)
+    optimizer = sgd(model, config.holdout_lr, momentum=0.9, weight_decay=config.holdout_weight_decay)
     gen = generator(config.seed, "proxies/holdout_order")
     best, stale = float("inf"), 0
     model.to(device).train()
