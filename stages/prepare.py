@@ -1,8 +1,8 @@
-"""Stage `prepare`: dataset -> train/test splits with example ids and planted label noise."""
+"""Stage `prepare`: dataset -> train/validation/test splits with example ids and planted label noise."""
 from _common import PREPARED, RAW_DIR, Timer, flatten, load_params, stage, track
 
 from memunlearn.config import from_params
-from memunlearn.data import PrepareConfig, prepare, save_info, save_split
+from memunlearn.data import VALIDATION_FILE, PrepareConfig, prepare, save_info, save_split
 from memunlearn.io import save_table
 from memunlearn.tracking import StageRecord
 
@@ -15,10 +15,14 @@ def main() -> None:
         data = prepare(config, RAW_DIR)
     save_split(data.train, PREPARED / "train.npz")
     save_split(data.test, PREPARED / "test.npz")
+    (PREPARED / VALIDATION_FILE).unlink(missing_ok=True)  # no stale split when validation_fraction turns 0
+    if data.validation is not None:
+        save_split(data.validation, PREPARED / VALIDATION_FILE)
     save_table(data.flipped, PREPARED / "label_noise.csv")
     save_info(data.info, PREPARED / "meta.json")
     track(StageRecord("prepare", flatten(params), {
         "n_train": len(data.train), "n_test": len(data.test), "n_flipped": len(data.flipped),
+        "n_validation": len(data.validation) if data.validation is not None else 0,
         "seconds": timer.seconds,
     }, artifacts=[PREPARED / "meta.json", PREPARED / "label_noise.csv"]))
 

@@ -2,7 +2,7 @@
 from _common import METRICS_DIR, PREPARED, PROXIES_DIR, TRAIN_DIR, device, flatten, load_params, stage, track
 
 from memunlearn.config import from_params
-from memunlearn.data import load_info, load_split
+from memunlearn.data import load_info, load_split, load_validation
 from memunlearn.io import load_json, load_table, save_json, save_table
 from memunlearn.memorization import PROXIES, ProxyConfig, ProxyInputs, compute_proxies, proxy_costs
 from memunlearn.tracking import StageRecord
@@ -14,9 +14,11 @@ def main() -> None:
     params = load_params("proxies")
     config = from_params(ProxyConfig, params["proxies"], "proxies")
     curvature_file = TRAIN_DIR / "loss_curvature.parquet"
+    names = list(config.names) or PROXIES.names()
     inputs = ProxyInputs(
         train=load_split(PREPARED / "train.npz"),
-        heldout=load_split(PREPARED / "val.npz"),  # the validation split: the test set is for evaluation only
+        # held-out data is the validation split (the test set is for evaluation only); only holdout_retrain reads it
+        heldout=load_validation(PREPARED) if "holdout_retrain" in names else None,
         info=load_info(PREPARED / "meta.json"),
         model=load_checkpoint(TRAIN_DIR / "model.pt", "train")[0],
         device=device(config.device),
@@ -24,7 +26,6 @@ def main() -> None:
         learning_events=load_table(TRAIN_DIR / "learning_events.parquet", "train"),
         curvature=load_table(curvature_file, "train") if curvature_file.exists() else None,
     )
-    names = list(config.names) or PROXIES.names()
     table, own_seconds = compute_proxies(names, inputs)
     save_table(table, PROXIES_DIR / "proxies.parquet")
 

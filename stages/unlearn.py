@@ -25,7 +25,7 @@ def main() -> None:
     info = load_info(PREPARED / "meta.json")
     parts = apply_partition(load_split(PREPARED / "train.npz"), load_table(PARTITION_DIR / "forget.csv", "partition"))
     model, model_name = load_checkpoint(TRAIN_DIR / "model.pt", "train")
-    ctx = unlearn_context(info, recipe, device(config.device), config.seed, load_split(PREPARED / "test.npz"))
+    ctx = unlearn_context(info, recipe, device(config.device), config.seed)  # held-out data: the validation split
 
     with Timer() as timer:
         model, steps = run_strategy(config.strategy, model, parts.subsets, parts.retain, plan, ctx)

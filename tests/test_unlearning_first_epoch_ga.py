@@ -52,7 +52,7 @@ def test_recorder_matches_a_per_example_loop_at_every_first_epoch_step(synthetic
     train, _, info, _ = synthetic
     recipe = dataclasses.replace(tiny_recipe, epochs=2)
     model = build_model("small_cnn", 1, info.num_classes, info.image_size, seed=0)
-    recorder = FirstEpochGradRecorder(model, train.example_ids, ["input", "head"])
+    recorder = FirstEpochGradRecorder(model, train.example_ids, ["input", "penultimate", "head"])
     steps = []  # the first epoch's (state at the step, x, y, positions)
 
     def on_step(model, x, y, positions):
@@ -62,11 +62,16 @@ def test_recorder_matches_a_per_example_loop_at_every_first_epoch_step(synthetic
 
     fit(model, train, info, recipe, generator(0, "order"), CPU, on_step=on_step)
     stored = recorder.result()
-    assert stored.names == ("features.0.0.weight", "head.weight", "head.bias")
+    assert stored.names == ("features.0.0.weight", "fc.1.weight", "fc.1.bias", "head.weight", "head.bias")
+    assert stored.factored == ("fc.1.weight", "head.weight")  # Linear weights: stored as [δ_i, a_i]
+    out_features, in_features = dict(model.named_parameters())["fc.1.weight"].shape
+    assert stored.widths()[1] == out_features + in_features < out_features * in_features
+    assert stored.grads.shape[1] == sum(stored.widths())
     assert torch.equal(torch.cat([p for _, _, _, p in steps]).sort().values, torch.arange(len(train)))
     for state, x, y, positions in steps:
         expected = loop_grads(state, x, y, list(stored.names), info)
-        got = stored.rows(train.example_ids[positions])
+        per = stored.per_example(train.example_ids[positions])  # factored layers expanded to δ_i a_iᵀ
+        got = torch.cat([per[n].flatten(1) for n in stored.names], dim=1)
         assert torch.allclose(got, expected, rtol=1e-4, atol=1e-6), (got - expected).abs().max()
     assert stored.grads.abs().sum(1).min() > 0
 
@@ -77,7 +82,7 @@ def test_recording_leaves_training_unchanged_and_round_trips(synthetic, tiny_rec
     plain = build_model("small_cnn", 1, info.num_classes, info.image_size, seed=0)
     fit(plain, train, info, recipe, generator(0, "order"), CPU)
     recorded = build_model("small_cnn", 1, info.num_classes, info.image_size, seed=0)
-    recorder = FirstEpochGradRecorder(recorded, train.example_ids)
+    recorder = FirstEpochGradRecorder(recorded, train.example_ids, ["input"])
     fit(recorded, train, info, recipe, generator(0, "order"), CPU, on_step=recorder)
     for (name, a), b in zip(plain.state_dict().items(), recorded.state_dict().values()):
         assert torch.equal(a, b), name  # parameters and BatchNorm statistics bit-identical
@@ -103,7 +108,7 @@ def memorized(synthetic, tiny_recipe):
     """A model that memorized the flipped labels F, and its first-epoch gradients."""
     train, _, info, flipped = synthetic
     model = build_model("small_cnn", 1, info.num_classes, info.image_size, seed=0)
-    recorder = FirstEpochGradRecorder(model, train.example_ids)
+    recorder = FirstEpochGradRecorder(model, train.example_ids, ["input"])
     fit(model, train, info, tiny_recipe, generator(0, "order"), CPU, on_step=recorder)
     return model, recorder.result(), train.select_ids(flipped)
 
@@ -156,3 +161,38 @@ def test_method_without_stored_gradients_says_how_to_fix(memorized, synthetic, t
     ctx = UnlearnContext(info, tiny_recipe, CPU, seed=0, heldout=test)
     with pytest.raises(ValueError, match="enable train_records.first_epoch_grads and rerun the train stage"):
         method.run(copy.deepcopy(model), forget, train.drop_ids(flipped), method.config({}), ctx)
+
+
+# ---- issue 14, item 3: default layers and calibration targets ----------------------
+
+def test_default_layers_are_head_and_penultimate_not_the_input_conv():
+    from memunlearn.training import RecordConfig
+    from memunlearn.training.first_epoch_grads import DEFAULT_LAYERS
+
+    assert RecordConfig().first_epoch_grads == DEFAULT_LAYERS == ("head", "penultimate")
+    small = build_model("small_cnn", 1, 4, 8, seed=0)
+    assert select_parameters(small, DEFAULT_LAYERS) == ["fc.1.weight", "fc.1.bias", "head.weight", "head.bias"]
+    resnet = build_model("resnet18_cifar", 3, 4, 32, seed=0)
+    assert select_parameters(resnet, ["penultimate"]) == ["layers.7.conv2.weight"]
+    recorder = FirstEpochGradRecorder(small, torch.arange(3))
+    assert recorder.names == select_parameters(small, DEFAULT_LAYERS)
+
+
+def test_gap_calibration_tracks_the_retain_level_plus_the_original_gap(memorized, synthetic):
+    model, stored, forget = memorized
+    train, test, info, flipped = synthetic
+    heldout, _ = flip_labels(test, 0.5, info.num_classes, seed=1)
+    retain = train.drop_ids(flipped)
+    cfg = FirstEpochGAConfig(step_size=0.02, target="accuracy", calibration="gap", max_steps=200)
+    out, trace = ascend(copy.deepcopy(model), stored.summed(forget.example_ids), forget, heldout, cfg, info, CPU,
+                        retain)
+    gap = forget_metric(model, retain, "accuracy", info) - forget_metric(model, heldout, "accuracy", info)
+    goal = forget_metric(out, retain, "accuracy", info) - gap  # the goal at the end, as accuracy
+    after = forget_metric(out, forget, "accuracy", info)
+    assert trace.reached
+    assert goal - max(cfg.tolerance, 1 / len(forget)) <= after <= goal + 1e-9
+    assert trace.goal == pytest.approx(-goal)
+    with pytest.raises(ValueError, match="needs the retain set"):
+        ascend(copy.deepcopy(model), stored.summed(forget.example_ids), forget, heldout, cfg, info, CPU)
+    with pytest.raises(ValueError, match="calibration"):
+        METHODS.get("first_epoch_ga").config({"calibration": "oracle"})

@@ -1,10 +1,11 @@
 """Datasets (embedded default + torchvision), ids, splits and label noise."""
 from .datasets import DATASETS, RawDataset
 from .noise import flip_labels
-from .prepare import PrepareConfig, PreparedData, prepare
+from .prepare import VALIDATION_FILE, PrepareConfig, PreparedData, load_validation, prepare
 from .splits import DatasetInfo, ImageSplit, load_info, load_split, normalize, save_info, save_split
 
 __all__ = [
-    "DATASETS", "RawDataset", "flip_labels", "PrepareConfig", "PreparedData", "prepare",
+    "DATASETS", "RawDataset", "flip_labels", "PrepareConfig", "PreparedData", "prepare", "load_validation",
+    "VALIDATION_FILE",
     "DatasetInfo", "ImageSplit", "load_info", "load_split", "normalize", "save_info", "save_split",
 ]

@@ -1,4 +1,14 @@
-"""The ``prepare`` step: load a dataset, subsample, plant label noise."""
+"""The ``prepare`` step: load a dataset, subsample, carve a validation split, plant label noise.
+
+The validation split is what every calibration and held-out computation uses
+(first_epoch_ga's target, holdout_retrain's fine-tuning data); the test set
+is kept for evaluation only (test accuracy, the MIA's non-members). It is a
+seeded ``validation_fraction`` of the test set (default: the training set and
+so every memorization score are unchanged) or of the training set (carved
+before the label noise is planted, so its labels are clean; the model never
+trains on it). ``validation_fraction: 0`` = no validation split: the methods
+and proxies that need one then stop with a message naming this parameter.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,11 +17,14 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..config import check_fraction
+from ..config import check_choice, check_fraction
 from ..seeding import generator
 from .datasets import DATASETS
 from .noise import flip_labels
-from .splits import DatasetInfo, ImageSplit, channel_stats
+from .splits import DatasetInfo, ImageSplit, channel_stats, load_split
+
+VALIDATION_SOURCES = ("test", "train")
+VALIDATION_FILE = "val.npz"
 
 
 @dataclass(frozen=True)
@@ -23,11 +36,18 @@ class PrepareConfig:
     max_test: int = 0
     noise_fraction: float = 0.0  # fraction of train labels flipped
     noise_seed: int = 0
+    validation_fraction: float = 0.0  # of validation_source held out as the validation split; 0 = none
+    validation_source: str = "test"  # test | train
 
     def validate(self) -> None:
         DATASETS.get(self.dataset)  # unknown name -> error listing the datasets
         check_fraction(self.test_fraction, "data.test_fraction", open_low=True)
         check_fraction(self.noise_fraction, "data.noise_fraction")
+        check_fraction(self.validation_fraction, "data.validation_fraction")
+        if self.validation_fraction >= 1:
+            raise ValueError(f"data.validation_fraction must be < 1 (the rest stays {self.validation_source} data), "
+                             f"got {self.validation_fraction}")
+        check_choice(self.validation_source, VALIDATION_SOURCES, "data.validation_source")
         for name in ("max_train", "max_test"):
             if getattr(self, name) < 0:
                 raise ValueError(f"data.{name} must be >= 0 (0 keeps all), got {getattr(self, name)}")
@@ -39,17 +59,42 @@ class PreparedData:
     test: ImageSplit
     info: DatasetInfo
     flipped: pd.DataFrame  # example_id, clean_label, noisy_label
+    validation: ImageSplit | None = None  # calibration / held-out data; None when validation_fraction is 0
 
 
 def prepare(config: PrepareConfig, raw_dir: Path) -> PreparedData:
     raw = DATASETS.get(config.dataset)(Path(raw_dir), config.split_seed, config.test_fraction)
     train = _subsample(raw.train, config.max_train, config.split_seed, "train")
     test = _subsample(raw.test, config.max_test, config.split_seed, "test")
+    validation = None
+    if config.validation_fraction > 0:
+        source = test if config.validation_source == "test" else train
+        validation, rest = carve(source, config.validation_fraction, config.split_seed)
+        train, test = (train, rest) if config.validation_source == "test" else (rest, test)
     train, flipped = flip_labels(train, config.noise_fraction, raw.num_classes, config.noise_seed)
     mean, std = channel_stats(train.images)
     _, channels, height, _ = train.images.shape
     info = DatasetInfo(config.dataset, raw.num_classes, channels, height, mean, std)
-    return PreparedData(train, test, info, flipped)
+    return PreparedData(train, test, info, flipped, validation)
+
+
+def carve(split: ImageSplit, fraction: float, seed: int) -> tuple[ImageSplit, ImageSplit]:
+    """(a seeded random ``fraction`` of ``split``, at least one row; the rest), each in ``split``'s order."""
+    n = max(1, int(round(fraction * len(split))))
+    if n >= len(split):
+        raise ValueError(f"data.validation_fraction {fraction} leaves no rows of a {len(split)}-row split")
+    order = torch.randperm(len(split), generator=generator(seed, "validation"))
+    return split.take(order[:n].sort().values), split.take(order[n:].sort().values)
+
+
+def load_validation(prepared: Path) -> ImageSplit:
+    """The validation split written by the prepare stage; a clear error when there is none."""
+    path = Path(prepared) / VALIDATION_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: the test set is for evaluation only, so calibration and held-out "
+                                "data need a validation split; set data.validation_fraction > 0 in params.yaml and "
+                                "run `dvc repro prepare`")
+    return load_split(path)
 
 
 def _subsample(split: ImageSplit, limit: int, seed: int, purpose: str) -> ImageSplit:

@@ -48,9 +48,9 @@ class RecordConfig:
     curvature_rademacher_h: float = 1e-3  # rademacher's step (Garg et al.)
     curvature_draws: int = 10  # rademacher draws per example and epoch (Garg et al.)
     curvature_batch_size: int = 256
-    # first-epoch per-example gradients of these layers (module-name prefixes, `input` = the input layer) for
-    # first_epoch_ga; () = off
-    first_epoch_grads: tuple[str, ...] = ("input",)
+    # first-epoch per-example gradients of these layers for first_epoch_ga (module-name prefixes; aliases head,
+    # penultimate, input: training/first_epoch_grads.py says why head + penultimate by default); () = off
+    first_epoch_grads: tuple[str, ...] = ("head", "penultimate")
 
     def validate(self) -> None:
         check_positive(self.curvature_h, "train_records.curvature_h")

@@ -27,7 +27,7 @@ class UnlearnContext:
     device: torch.device
     seed: int  # every method derives its randomness from this
     first_epoch_grads: FirstEpochGrads | None = None  # per-example first-epoch gradients (first_epoch_ga)
-    heldout: ImageSplit | None = None  # data the original never trained on (the test set): calibration
+    heldout: ImageSplit | None = None  # data the original never trained on, for calibration: the validation split
 
 
 @dataclass(frozen=True)

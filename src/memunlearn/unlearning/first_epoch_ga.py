@@ -1,11 +1,25 @@
 """``first_epoch_ga``: calibrated ascent along stored first-epoch gradients (METHODS.md §5).
 
-θ_L ← θ_L + η·d,  d = Σ_{i∈F} g_i(first epoch), over the stored layers L only,
-one step at a time. Calibration: the target is the level the model has on
-held-out data before unlearning (accuracy, or loss); stepping stops as soon
-as the forget set reaches it. A step that would overshoot (forget accuracy
-more than ``tolerance`` below the target, at least one example's worth; or
-forget loss more than ``tolerance`` nats above it) is reverted and η halved.
+θ_L ← θ_L + η·d,  d = Σ_{i∈F} g_i(first epoch), over the stored layers L only
+(train_records.first_epoch_grads: by default the head and penultimate layer,
+where per-example gradients are example-specific; see
+training/first_epoch_grads.py), one step at a time, until the forget set's
+score (accuracy, or loss: ``target``) reaches the calibration goal:
+
+- ``calibration: validation`` (default; the paper's rule, "A More Practical
+  Approach to Machine Unlearning": stop once the forget set reaches the level
+  the model has on unseen data): the goal is the original model's score on the
+  validation split (UnlearnContext.heldout; never the test set).
+- ``calibration: gap``: the goal is the retain set's current score plus the
+  original model's validation-vs-retain gap, re-measured after every step: F
+  ends as far from R as unseen data was, however much the ascent moved R.
+
+Neither tracks the retrain oracle per forget set: an oracle keeps a
+low-memorization F near retain level (its examples generalize) and drops a
+mislabeled F far below validation level, while both goals aim every F at one
+aggregate level. A step that would overshoot (forget accuracy more than
+``tolerance`` below the goal, at least one example's worth; or forget loss
+more than ``tolerance`` nats above it) is reverted and η halved.
 η = step_size·‖θ_L‖/‖d‖: each step moves the stored layers by a fixed
 fraction of their norm, whatever the size of F.
 """
@@ -22,6 +36,7 @@ from ..training.loop import accuracy, predict_proba, true_class_prob
 from . import register_method
 
 TARGETS = ("accuracy", "loss")
+CALIBRATIONS = ("validation", "gap")
 NO_GRADS = ("first_epoch_ga needs the stored first-epoch gradients; enable train_records.first_epoch_grads "
             "and rerun the train stage")
 
@@ -30,7 +45,8 @@ NO_GRADS = ("first_epoch_ga needs the stored first-epoch gradients; enable train
 class FirstEpochGAConfig:
     step_size: float = 0.01  # each step moves the stored layers by this fraction of their norm
     max_steps: int = 100  # accepted steps at most (the target may be out of reach)
-    target: str = "accuracy"  # accuracy | loss: what is calibrated against the held-out set
+    target: str = "accuracy"  # accuracy | loss: what is calibrated
+    calibration: str = "validation"  # validation (paper) | gap (retain level + original validation-retain gap)
     tolerance: float = 0.02  # how far past the target a step may land (accuracy points / nats)
     max_shrinks: int = 12  # η halvings after overshooting steps before giving up
     batch_size: int = 1024  # evaluation batches
@@ -39,13 +55,14 @@ class FirstEpochGAConfig:
         for name in ("step_size", "max_steps", "max_shrinks", "batch_size"):
             check_positive(getattr(self, name), f"methods.first_epoch_ga.{name}")
         check_choice(self.target, TARGETS, "methods.first_epoch_ga.target")
+        check_choice(self.calibration, CALIBRATIONS, "methods.first_epoch_ga.calibration")
         if self.tolerance < 0:
             raise ValueError(f"methods.first_epoch_ga.tolerance must be >= 0, got {self.tolerance}")
 
 
 @dataclass
 class AscentTrace:
-    goal: float  # held-out forgetting score (higher = more forgotten: -accuracy, or loss)
+    goal: float  # forgetting score to reach (higher = more forgotten: -accuracy, or loss); gap: the latest goal
     scores: list[float] = field(default_factory=list)  # forget set's score before each accepted step, then after it
     etas: list[float] = field(default_factory=list)  # η of each accepted step
     shrinks: int = 0
@@ -62,8 +79,10 @@ def forgetting_score(model: nn.Module, data: ImageSplit, target: str, info: Data
 
 
 def ascend(model: nn.Module, direction: dict[str, torch.Tensor], forget: ImageSplit, heldout: ImageSplit,
-           cfg: FirstEpochGAConfig, info: DatasetInfo, device) -> tuple[nn.Module, AscentTrace]:
-    """Step θ_L += η·d until F's score reaches the held-out score, never past it by more than the band."""
+           cfg: FirstEpochGAConfig, info: DatasetInfo, device,
+           retain: ImageSplit | None = None) -> tuple[nn.Module, AscentTrace]:
+    """Step θ_L += η·d until F's score reaches the calibration goal, never past it by more than the band.
+    ``retain`` is needed for ``calibration: gap``."""
     params = dict(model.to(device).named_parameters())
     missing = sorted(set(direction) - set(params))
     if missing:
@@ -74,7 +93,15 @@ def ascend(model: nn.Module, direction: dict[str, torch.Tensor], forget: ImageSp
     def score(data: ImageSplit) -> float:
         return forgetting_score(model, data, cfg.target, info, device, cfg.batch_size)
 
-    trace = AscentTrace(goal=score(heldout), scores=[score(forget)])
+    if cfg.calibration == "gap":
+        if retain is None or len(retain) == 0:
+            raise ValueError("first_epoch_ga: calibration 'gap' needs the retain set")
+        offset = score(heldout) - score(retain)  # the original model's validation-vs-retain gap
+        goal = lambda: score(retain) + offset  # noqa: E731
+    else:
+        level = score(heldout)
+        goal = lambda: level  # noqa: E731
+    trace = AscentTrace(goal=goal(), scores=[score(forget)])
     band = max(cfg.tolerance, 1 / max(len(forget), 1)) if cfg.target == "accuracy" else cfg.tolerance
     d_norm = _norm(d.values())
     if d_norm == 0:
@@ -85,8 +112,8 @@ def ascend(model: nn.Module, direction: dict[str, torch.Tensor], forget: ImageSp
             saved = {n: p.detach().clone() for n, p in layers.items()}
             for n, p in layers.items():
                 p.add_(d[n], alpha=eta)  # ascent: +η Σ g_i
-            new = score(forget)
-            if new > trace.goal + band:  # overshoot: revert exactly, halve η
+            new, now = score(forget), goal()
+            if new > now + band:  # overshoot: revert exactly, halve η
                 for n, p in layers.items():
                     p.copy_(saved[n])
                 trace.shrinks += 1
@@ -96,6 +123,7 @@ def ascend(model: nn.Module, direction: dict[str, torch.Tensor], forget: ImageSp
                 continue
             trace.scores.append(new)
             trace.etas.append(eta)
+            trace.goal = now
     trace.reached = trace.scores[-1] >= trace.goal
     return model, trace
 
@@ -110,7 +138,8 @@ def first_epoch_ga(model, forget, retain, cfg: FirstEpochGAConfig, ctx):
     if ctx.first_epoch_grads is None:
         raise ValueError(NO_GRADS)
     if ctx.heldout is None:
-        raise ValueError("first_epoch_ga needs held-out data (UnlearnContext.heldout: the test set)")
+        raise ValueError("first_epoch_ga needs held-out data (UnlearnContext.heldout: the validation split); set "
+                         "data.validation_fraction > 0 and rerun `dvc repro prepare`")
     direction = ctx.first_epoch_grads.summed(forget.example_ids)  # Σ_{i∈F} g_i per stored layer
-    model, _ = ascend(model, direction, forget, ctx.heldout, cfg, ctx.info, ctx.device)
+    model, _ = ascend(model, direction, forget, ctx.heldout, cfg, ctx.info, ctx.device, retain)
     return model
