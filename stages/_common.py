@@ -78,14 +78,18 @@ def device(name: str) -> torch.device:
     return chosen
 
 
-def unlearn_context(info, recipe, device: torch.device, seed: int, heldout):
+def unlearn_context(info, recipe, device: torch.device, seed: int, heldout=None):
     """The UnlearnContext methods get: the stored first-epoch gradients when the train stage recorded them,
-    and held-out data (the test set) for methods that calibrate against it."""
+    and held-out data for methods that calibrate against it: always the validation split written by the
+    prepare stage (data.validation_fraction; None without one), never the test set, which is for
+    evaluation only. ``heldout`` is ignored (kept so that older call sites passing the test set still run)."""
+    from memunlearn.data import VALIDATION_FILE, load_split
     from memunlearn.training import load_first_epoch_grads  # here: stages that unlearn nothing skip the import
     from memunlearn.unlearning import UnlearnContext
 
     grads = load_first_epoch_grads(FIRST_EPOCH_GRADS) if FIRST_EPOCH_GRADS.exists() else None
-    return UnlearnContext(info, recipe, device, seed, first_epoch_grads=grads, heldout=heldout)
+    validation = load_split(PREPARED / VALIDATION_FILE) if (PREPARED / VALIDATION_FILE).exists() else None
+    return UnlearnContext(info, recipe, device, seed, first_epoch_grads=grads, heldout=validation)
 
 
 # ---- tracking ----------------------------------------------------------------
