@@ -28,10 +28,10 @@ def main() -> None:
     parts = apply_partition(load_split(PREPARED / "train.npz"), load_table(PARTITION_DIR / "forget.csv", "partition"))
     model, _ = load_checkpoint(TRAIN_DIR / "model.pt", "train")
     test = load_split(PREPARED / "test.npz")
-    ctx = unlearn_context(info, recipe, device(config.device), config.seed, heldout=test)
+    ctx = unlearn_context(info, recipe, device(config.device), config.seed)
 
     with Timer() as timer:
-        result = forgetting_quality(model, parts, test, evaluated.strategy, plan, ctx, config.copies)
+        result = forgetting_quality(model, parts, test, evaluated.strategy, plan, ctx, config.copies, config.null)
     save_table(result.table(), RESULTS_DIR / "forgetting_quality.csv")
     metrics = {**result.metrics(), "method": evaluated.method, "strategy": evaluated.strategy,
                "seconds": timer.seconds}

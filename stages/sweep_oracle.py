@@ -1,31 +1,31 @@
-"""Stage `sweep_oracle@<group_score>-<kind>-<seed>`: one sweep forget set F and its retrain oracle on R = D \\ F.
+"""Stage `<grid>_oracle@<score>-<kind>-<seed>`: one forget set F of a grid and its retrain oracle on R = D \\ F.
 
-Every sweep cell of this (group score, kind, seed) reads F from here and is
-scored against this oracle, so F is chosen once and the oracle trained once
+Every cell of this (score, kind, seed) reads F from here and is scored
+against this oracle, so F is chosen once and the oracle trained once
 (METHODS.md §3, §6). The seed drives the oracle's initialization and data
-order, and the draw of seeded kinds (random, class). The original model's
-embeddings give the ``entanglement`` score and F's entanglement score ES.
+order, tie-breaks and the draw of seeded kinds (random, class). oracle.json
+says what F is made of (class histogram, planted noise, ES of F and of each
+RUM subset).
 """
-from _common import MEMORIZE_DIR, PREPARED, PROXIES_DIR, TRAIN_DIR, Timer, device, flatten, load_params, stage, track
+from _common import PREPARED, Timer, device, flatten, load_params, load_score_sources, stage, track
 
 import argparse
 from pathlib import Path
 
-import pandas as pd
-
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
-from memunlearn.entanglement import centroid_distances, embed_split, split_entanglement
+from memunlearn.grid import GRIDS, SweepConfig
 from memunlearn.io import load_table, save_json, save_table
-from memunlearn.partition import PartitionConfig, apply_partition, make_forget_set
+from memunlearn.partition import PartitionConfig, apply_partition, choose_forget_set, describe_forget_set
 from memunlearn.tracking import StageRecord
-from memunlearn.training import TrainConfig, load_checkpoint, save_checkpoint
+from memunlearn.training import TrainConfig, save_checkpoint
 from memunlearn.unlearning import METHODS, UnlearnContext
 
 
 def arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="one forget set of the sweep grid; dvc.yaml passes these")
-    parser.add_argument("--group-score", required=True)
+    parser = argparse.ArgumentParser(description="one forget set of a sweep grid; dvc.yaml passes these")
+    parser.add_argument("--grid", choices=GRIDS, default="sweep", help="the params section holding the grid")
+    parser.add_argument("--group-score", required=True, help="the grid's score axis")
     parser.add_argument("--kind", required=True)
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True, help="output folder: forget.csv, model.pt, oracle.json")
@@ -35,22 +35,20 @@ def arguments() -> argparse.Namespace:
 @stage
 def main() -> None:
     args = arguments()
-    params = load_params("train", "sweep")
-    sweep = {"partition": params["sweep"].get("partition") or {}, "device": params["sweep"].get("device", "auto")}
-    cell = {"group_score": args.group_score, "kind": args.kind, "seed": args.seed}
-    config = from_params(PartitionConfig, {**sweep["partition"], **cell}, "sweep.partition")
+    params = load_params("train", args.grid)
+    grid = params[args.grid]
+    used = {"partition": grid.get("partition") or {}, "fixed_group_score": grid.get("fixed_group_score", ""),
+            "device": grid.get("device", "auto")}
+    sweep = from_params(SweepConfig, {**used, "group_scores": [args.group_score], "kinds": [args.kind],
+                                      "seeds": [args.seed]}, args.grid)
+    config = from_params(PartitionConfig, sweep.partition_params(args.group_score, args.kind, args.seed),
+                         f"{args.grid}.partition")
     recipe = from_params(TrainConfig, params["train"], "train")
     info = load_info(PREPARED / "meta.json")
-    train = load_split(PREPARED / "train.npz")
-    ids = train.example_ids.numpy()
-    dev = device(sweep["device"])
-    original, _ = load_checkpoint(TRAIN_DIR / "model.pt", "train")
-    embeddings = embed_split(original, train, info, dev)  # (N, D)
-    forget = make_forget_set(config, load_table(MEMORIZE_DIR / "scores.parquet", "memorize"),
-                             load_table(PROXIES_DIR / "proxies.parquet", "proxies"),
-                             pd.Series(train.labels.numpy(), index=ids),
-                             entanglement=centroid_distances(embeddings, ids))
-    parts = apply_partition(train, forget)
+    dev = device(sweep.device)
+    sources = load_score_sources(dev)
+    forget = choose_forget_set(config, sources)
+    parts = apply_partition(load_split(PREPARED / "train.npz"), forget)
 
     retrain = METHODS.get("retrain")
     with Timer() as timer:
@@ -58,13 +56,12 @@ def main() -> None:
                             UnlearnContext(info, recipe, dev, args.seed))
     save_table(forget, args.out / "forget.csv")
     save_checkpoint(model, recipe.model, info, args.out / "model.pt")
-    flipped = set(load_table(PREPARED / "label_noise.csv", "prepare")["example_id"])
-    metrics = {"seconds": timer.seconds, "forget_size": len(parts.forget), "retain_size": len(parts.retain),
-               "planted_noise_in_forget": int(forget["example_id"].isin(flipped).sum()),
-               "entanglement_score": split_entanglement(embeddings, ids, forget["example_id"])}
+    planted = load_table(PREPARED / "label_noise.csv", "prepare")["example_id"]
+    metrics = {"seconds": timer.seconds, **describe_forget_set(forget, sources, planted)}
     save_json(metrics, args.out / "oracle.json")
-    used = {"train": params["train"], "sweep": sweep, "cell": cell}
-    track(StageRecord(f"sweep_oracle@{args.group_score}-{args.kind}-{args.seed}", flatten(used), metrics,
+    cell = {"grid": args.grid, "group_score": args.group_score, "kind": args.kind, "seed": args.seed}
+    track(StageRecord(f"{args.grid}_oracle@{args.group_score}-{args.kind}-{args.seed}",
+                      flatten({"train": params["train"], args.grid: used, "cell": cell}), flatten(metrics),
                       artifacts=[args.out / "forget.csv"]))
 
 

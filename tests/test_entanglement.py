@@ -4,9 +4,11 @@ import pandas as pd
 import pytest
 import torch
 
-from memunlearn.entanglement import centroid_distances, embed_split, entanglement_score, split_entanglement
+from memunlearn.entanglement import (binned_entanglement, centroid_distances, distance_bins, embed_split,
+                                     entanglement_score, split_entanglement)
 from memunlearn.models import build_model
-from memunlearn.partition import PartitionConfig, lookup_score, make_forget_set
+from memunlearn.partition import (PartitionConfig, ScoreSources, choose_forget_set, describe_forget_set,
+                                  entanglement_kinds_es, lookup_score)
 from memunlearn.seeding import generator
 from memunlearn.training import TrainConfig, fit
 
@@ -65,7 +67,7 @@ def test_es_of_coinciding_means_is_infinite_and_empty_sets_are_errors():
 def test_centroid_distances_on_hand_made_embeddings():
     emb = np.array([[0.0, 0.0], [2.0, 0.0], [1.0, 3.0], [1.0, -3.0]])  # centroid (1, 0)
     distances = centroid_distances(emb, [10, 11, 12, 13])
-    assert distances.name == "entanglement"
+    assert distances.name == "centroid_distance"
     assert distances.to_dict() == pytest.approx({10: 1.0, 11: 1.0, 12: 3.0, 13: 3.0})
     with pytest.raises(ValueError, match="3 example_ids for 4 embeddings"):
         centroid_distances(emb, [1, 2, 3])
@@ -82,36 +84,57 @@ def embedded(synthetic):
     return train, emb, centroid_distances(emb, train.example_ids.numpy())
 
 
-def _tables(train):
-    ids = train.example_ids.numpy()
+def _sources(ids, embeddings=None, labels=None):
     exact = pd.DataFrame({"example_id": ids, "mem": 0.0, "mem_prob": 0.0})
     proxies = pd.DataFrame({"example_id": ids, "confidence": np.linspace(0, 1, len(ids))})
-    return exact, proxies, pd.Series(train.labels.numpy(), index=ids)
+    labels = pd.Series(np.zeros(len(ids), dtype=int) if labels is None else labels, index=ids)
+    return ScoreSources(exact, proxies, labels, embeddings)
 
 
-def test_entanglement_groups_differ_in_distance_to_the_centroid(embedded):
-    train, emb, distances = embedded
-    exact, proxies, labels = _tables(train)
-    groups = {kind: make_forget_set(PartitionConfig(kind=kind, size=30, group_score="entanglement"),
-                                    exact, proxies, labels, entanglement=distances)
-              for kind in ("low", "mid", "high")}
-    d = {kind: distances.loc[g["example_id"]] for kind, g in groups.items()}
-    assert d["high"].min() >= distances.nlargest(30).min()  # exactly the 30 farthest
-    assert d["low"].max() <= distances.nsmallest(30).max()  # exactly the 30 closest
-    assert d["low"].max() < d["mid"].min() and d["mid"].max() < d["high"].min()
-    assert (d["mid"] - distances.median()).abs().max() <= (distances - distances.median()).abs().nsmallest(30).max()
-    assert d["high"].mean() > 1.5 * d["low"].mean()
-    assert np.allclose(groups["high"]["group_score"], distances.loc[groups["high"]["example_id"]])
+def core_and_satellite(seed=0):
+    """Known geometry: a dense core of 900 points at the origin and a satellite cluster of 100 points 12 units
+    out along e1. The satellite sits in the outermost distance bins and is far from the rest (small ES); the
+    points nearest the centroid sit inside the core, indistinguishable from the rest (large ES). So ranking by
+    distance would call the satellite "most entangled": the opposite of its measured ES."""
+    rng = np.random.default_rng(seed)
+    core = rng.normal(size=(900, 6))
+    satellite = rng.normal(size=(100, 6)) * 0.5 + 12 * np.eye(6)[0]
+    return np.concatenate([core, satellite]), np.arange(1000)
+
+
+def test_distance_bins_measure_es_and_it_is_not_monotone_in_distance():
+    emb, ids = core_and_satellite()
+    bins = distance_bins(emb, ids, bins=15)
+    assert bins["size"].sum() == 1000 and bins["bin"].is_monotonic_increasing
+    satellite_bins = bins[bins["low"] > 8]
+    assert len(satellite_bins) and satellite_bins["es"].max() < bins["es"].max() / 10
+    assert bins["es"].idxmax() != bins.index[-1]  # the most entangled bin is not the farthest one
+    score = binned_entanglement(emb, ids, bins=15)
+    assert score.loc[950] == pytest.approx(bins.set_index("bin")["es"].loc[bins[bins["low"] <= np.linalg.norm(
+        emb[950] - emb.mean(0))]["bin"].max()])  # a satellite point carries its bin's ES
+
+
+def test_entanglement_kinds_are_ordered_by_measured_es():
+    emb, ids = core_and_satellite()
+    sources = _sources(ids, emb)
+    cfg = PartitionConfig(kind="high", size=60, group_score="entanglement", refine_score="entanglement")
+    high = choose_forget_set(cfg, sources)
+    low = choose_forget_set(PartitionConfig(**{**cfg.__dict__, "kind": "low"}), sources)
+    assert (low["example_id"] >= 900).all()  # the least entangled set is the satellite
+    assert (high["example_id"] < 900).all()  # the most entangled set lies inside the core
+    es = entanglement_kinds_es(cfg, sources)
+    assert es["low"] < es["mid"] < es["high"]
+    assert es["high"] > 10 * es["low"]  # known geometry: far apart, not a rounding-level difference
 
 
 def test_entanglement_as_refine_score_orders_the_subsets(embedded):
     train, emb, distances = embedded
-    exact, proxies, labels = _tables(train)
-    forget = make_forget_set(PartitionConfig(kind="random", size=60, refine_score="entanglement"),
-                             exact, proxies, labels, entanglement=distances)
+    ids = train.example_ids.numpy()
+    forget = choose_forget_set(PartitionConfig(kind="random", size=60, refine_score="entanglement"),
+                               _sources(ids, emb, train.labels.numpy()))
     by = forget.groupby("subset")["refine_score"]
     assert by.max()["low"] <= by.min()["mid"] and by.max()["mid"] <= by.min()["high"]
-    assert np.allclose(forget["refine_score"], distances.loc[forget["example_id"]])
+    assert np.allclose(forget["refine_score"], binned_entanglement(emb, ids).loc[forget["example_id"]])
 
 
 def test_a_class_is_less_entangled_with_the_rest_than_a_random_set(embedded, synthetic):
@@ -125,14 +148,23 @@ def test_a_class_is_less_entangled_with_the_rest_than_a_random_set(embedded, syn
     assert split_entanglement(emb, ids, one_class) == pytest.approx(entanglement_score(emb[~in_f], emb[in_f]))
 
 
-def test_bad_score_names_are_one_line_errors(embedded):
-    train, _, distances = embedded
-    exact, proxies, labels = _tables(train)
+def test_describe_reports_es_of_f_and_of_each_subset():
+    emb, ids = core_and_satellite()
+    sources = _sources(ids, emb)
+    forget = choose_forget_set(PartitionConfig(kind="random", size=90, refine_score="centroid_distance"), sources)
+    facts = describe_forget_set(forget, sources)
+    assert facts["entanglement_score"] == pytest.approx(split_entanglement(emb, ids, forget["example_id"]))
+    assert set(facts["subset_entanglement_score"]) == {"low", "mid", "high"}
+
+
+def test_bad_score_names_are_one_line_errors():
+    emb, ids = core_and_satellite()
     with pytest.raises(ValueError) as err:
-        make_forget_set(PartitionConfig(kind="high", size=30, group_score="entanglment"), exact, proxies, labels,
-                        entanglement=distances)
+        choose_forget_set(PartitionConfig(kind="high", size=30, group_score="entanglment"), _sources(ids, emb))
     assert str(err.value) == ("unknown score 'entanglment'; choose one of "
-                              "['exact', 'exact_prob', 'entanglement', 'confidence']")
-    with pytest.raises(ValueError, match=r"score 'entanglement' needs the original model's embedding distances") as err:
-        lookup_score("entanglement", exact, proxies)
+                              "['exact', 'exact_prob', 'entanglement', 'centroid_distance', 'confidence']")
+    with pytest.raises(ValueError, match=r"score 'entanglement' needs the original model's embeddings") as err:
+        lookup_score("entanglement", _sources(ids))
     assert "\n" not in str(err.value)
+    with pytest.raises(ValueError, match="entanglement_bins must be >= 1"):
+        distance_bins(emb, ids, bins=0)

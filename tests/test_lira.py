@@ -149,7 +149,7 @@ def retrain_as_unlearning(setup):
 
 def test_retraining_as_unlearning_scores_far_above_doing_nothing(setup, retrain_as_unlearning):
     model, parts, test, ctx = setup
-    nothing = forgetting_quality(model, parts, test, "vanilla", UnlearnPlan("none"), ctx, copies=3)
+    nothing = forgetting_quality(model, parts, test, "vanilla", UnlearnPlan("none"), ctx, copies=3, null=False)
     same = retrain_as_unlearning
 
     # doing nothing: every copy is the memorizing original, one point mass against a spread: the cap everywhere
@@ -162,6 +162,9 @@ def test_retraining_as_unlearning_scores_far_above_doing_nothing(setup, retrain_
     np.testing.assert_array_equal(nothing.retrained_confs, same.retrained_confs[:3])
     assert np.all(same.unlearned_confs.std(axis=0) > 0)  # the copies differ
     assert not np.array_equal(same.unlearned_confs, same.retrained_confs)  # and the two sides use other seeds
+    # the null (retrained vs retrained, disjoint seeds) is a perfect unlearner's score: above 0, below the top
+    assert 0.1 < same.null_forget_score < 1 and math.isnan(nothing.null_forget_score)
+    assert same.metrics()["null_forget_score"] == same.null_forget_score
 
 
 def test_result_table_and_the_final_score_is_the_utility_adjusted_forget_score(setup, retrain_as_unlearning):

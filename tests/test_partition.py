@@ -1,9 +1,10 @@
-"""Forget sets and RUM refinement (METHODS.md §3): sizes, disjointness, ordering, errors."""
+"""Forget sets and RUM refinement (METHODS.md §3): sizes, disjointness, ordering, ties, composition, errors."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from memunlearn.partition import FORGET_KINDS, PartitionConfig, SUBSETS, make_forget_set, refine, lookup_score
+from memunlearn.partition import (FORGET_KINDS, PartitionConfig, ScoreSources, SUBSETS, choose_forget_set,
+                                  describe_forget_set, lookup_score, refine)
 
 N_TRAIN = 600
 
@@ -18,6 +19,21 @@ def tables():
     proxies = pd.DataFrame({"example_id": ids, "confidence": rng.normal(size=N_TRAIN),
                             "confidence__raw": rng.normal(size=N_TRAIN)})
     labels = pd.Series(ids % 10, index=ids)
+    return exact, proxies, labels
+
+
+def make_forget_set(cfg, exact, proxies, labels):
+    return choose_forget_set(cfg, ScoreSources(exact, proxies, labels))
+
+
+def class_sorted_with_ties(n_per_class=100, classes=5):
+    """Like the embedded MNIST: stored sorted by class, and most examples have exact mem == 0 (a tie)."""
+    ids = np.arange(n_per_class * classes)
+    labels = pd.Series(ids // n_per_class, index=ids)
+    mem = np.zeros(len(ids))
+    mem[::25] = np.linspace(0.2, 1.0, len(ids[::25]))  # a few memorized examples, spread over the classes
+    exact = pd.DataFrame({"example_id": ids, "mem": mem, "mem_prob": mem})
+    proxies = pd.DataFrame({"example_id": ids, "confidence": mem})
     return exact, proxies, labels
 
 
@@ -60,13 +76,13 @@ def test_mix_is_a_third_from_each_group_and_disjoint(tables):
 
 def test_proxy_mid_group_is_around_the_median(tables):
     exact, proxies, labels = tables
-    score = lookup_score("confidence", exact, proxies)
+    score = lookup_score("confidence", ScoreSources(exact, proxies, labels))
     assert score.mid_target == pytest.approx(proxies["confidence"].median())
 
 
 def test_refinement_orders_subsets_low_to_high(tables):
     exact, proxies, labels = tables
-    score = lookup_score("exact", exact, proxies)
+    score = lookup_score("exact", ScoreSources(exact, proxies, labels))
     table = refine(exact["example_id"].to_numpy()[10:100], score)
     means = table.groupby("subset")["refine_score"].mean()
     assert means["low"] < means["mid"] < means["high"]
@@ -75,7 +91,7 @@ def test_refinement_orders_subsets_low_to_high(tables):
 
 def test_missing_refine_scores_go_to_mid(tables):
     exact, proxies, labels = tables
-    table = refine(exact["example_id"].to_numpy()[:30], lookup_score("exact", exact, proxies))
+    table = refine(exact["example_id"].to_numpy()[:30], lookup_score("exact", ScoreSources(exact, proxies, labels)))
     assert set(table.loc[table["example_id"].isin(exact["example_id"][:5]), "subset"]) == {"mid"}
 
 
@@ -87,5 +103,46 @@ def test_forget_set_larger_than_its_group_is_an_error(tables):
 
 def test_unknown_score_lists_the_choices(tables):
     exact, proxies, labels = tables
-    with pytest.raises(ValueError, match=r"unknown score 'mem_score'; choose one of \['exact', 'exact_prob', 'entanglement', 'confidence'\]"):
+    with pytest.raises(ValueError, match=r"unknown score 'mem_score'; choose one of \['exact', 'exact_prob', "
+                                         r"'entanglement', 'centroid_distance', 'confidence'\]"):
         make_forget_set(PartitionConfig(group_score="mem_score"), exact, proxies, labels)
+
+
+# ---- ties and composition (no forget set may mean "the first class") ----------
+
+@pytest.mark.parametrize("kind", ["low", "mid", "mix"])
+def test_ties_are_broken_at_random_not_by_id_or_class(kind):
+    """400 of 500 examples tie at mem 0 and ids are sorted by class: an id-order tie-break would fill the low
+    set with class 0. A seeded random tie-break gives about 1/5 of each class (binomial sd ~0.04 at n=60)."""
+    exact, proxies, labels = class_sorted_with_ties()
+    forget = make_forget_set(PartitionConfig(kind=kind, size=60, seed=0), exact, proxies, labels)
+    shares = labels.loc[forget["example_id"]].value_counts(normalize=True)
+    assert len(shares) == 5 and shares.max() < 0.5
+
+
+def test_tie_breaks_follow_the_seed_and_only_the_seed(tables):
+    exact, proxies, labels = class_sorted_with_ties()
+    cfg = PartitionConfig(kind="low", size=60)
+    first, again = (make_forget_set(cfg, exact, proxies, labels) for _ in range(2))
+    other = make_forget_set(PartitionConfig(kind="low", size=60, seed=1), exact, proxies, labels)
+    assert first["example_id"].tolist() == again["example_id"].tolist()
+    assert set(first["example_id"]) != set(other["example_id"])
+
+
+def test_refinement_breaks_ties_at_random():
+    exact, proxies, labels = class_sorted_with_ties()
+    tied = exact.loc[exact["mem"] == 0, "example_id"].to_numpy()[:90]  # all tied, ids in class order
+    table = refine(tied, lookup_score("exact", ScoreSources(exact, proxies, labels)), seed=0)
+    low_ids = table.loc[table["subset"] == "low", "example_id"]
+    assert low_ids.max() > np.sort(tied)[29]  # not simply the 30 smallest ids
+
+
+def test_describe_reports_class_histogram_and_planted_noise(tables):
+    exact, proxies, labels = class_sorted_with_ties()
+    forget = make_forget_set(PartitionConfig(kind="high", size=30), exact, proxies, labels)
+    facts = describe_forget_set(forget, ScoreSources(exact, proxies, labels), planted_noise=forget["example_id"][:4])
+    assert sum(facts["class_histogram"].values()) == 30 and facts["forget_size"] == 30
+    assert facts["largest_class_share"] == max(facts["class_histogram"].values()) / 30
+    assert facts["planted_noise_in_forget"] == 4
+    assert set(facts["subset_largest_class_share"]) == set(SUBSETS)
+    assert "entanglement_score" not in facts  # no embeddings given

@@ -22,12 +22,13 @@ def config(**changes) -> SweepConfig:
     return from_params(SweepConfig, {**GRID, **changes}, "sweep")
 
 
-def record(method="neggrad_plus", group_score="exact", kind="low", strategy="rum", seed=0, tow=0.9, **extra):
+def record(grid="sweep", method="neggrad_plus", group_score="exact", kind="low", strategy="rum", seed=0, tow=0.9,
+           **extra):
     """A cell record as stages/sweep_cell.py writes it."""
     unlearned = {"forget_acc": 0.5, "retain_acc": 0.95, "test_acc": 0.9, "forget_acc_low": 1.0, "mia": 0.4,
                  "tow": tow, "tow_mia": 0.8}
     oracle = {**unlearned, "tow": 1.0, "tow_mia": 1.0}
-    return {"method": method, "group_score": group_score, "kind": kind, "strategy": strategy, "seed": seed,
+    return {"grid": grid, "method": method, "group_score": group_score, "kind": kind, "strategy": strategy, "seed": seed,
             "unlearned": unlearned, "oracle": oracle, "seconds": 2.0 + seed, "oracle_seconds": 10.0,
             "forget_size": 30, "steps": 3, **extra}
 
@@ -114,7 +115,8 @@ def test_records_outside_the_grid_are_dropped_and_a_missing_cell_is_named():
     table = results_table(full_grid(cfg) + [stale], cfg)
     assert 7 not in set(table["seed"]) and len(table) == len(cfg.cells())
     incomplete = [r for r in full_grid(cfg) if not (r["method"] == "finetune" and r["seed"] == 1)]
-    with pytest.raises(ValueError, match=r"4 sweep cell\(s\) have no record, e\.g\. finetune/exact/low/vanilla/1"):
+    with pytest.raises(ValueError, match=r"4 sweep cell\(s\) have no record, e\.g\. "
+                                         r"sweep_cell@finetune-exact-low-vanilla-1"):
         results_table(incomplete, cfg)
     with pytest.raises(ValueError, match="recorded twice"):
         results_table(full_grid(cfg) + [record(seed=0, kind="low", strategy="rum")], cfg)
@@ -123,7 +125,7 @@ def test_records_outside_the_grid_are_dropped_and_a_missing_cell_is_named():
 def test_summary_metrics_nest_by_method_score_kind_strategy_for_dvc():
     cfg = config(seeds=[0])
     metrics = summary_metrics(summarize(results_table(full_grid(cfg), cfg)))
-    leaf = metrics["sweep"]["neggrad_plus"]["exact"]["high"]["rum"]
+    leaf = metrics["sweep"]["sweep"]["neggrad_plus"]["exact"]["high"]["rum"]
     assert leaf["n_seeds"] == 1 and 0 <= leaf["tow_mean"] <= 1 and math.isnan(leaf["tow_ci95"])
     assert "tow_ci_low" not in leaf  # mean and half-width suffice in `dvc metrics show`
 
@@ -166,6 +168,23 @@ def test_partition_params_take_the_cell_and_keep_the_shared_keys():
     params = cfg.partition_params("entanglement", "high", 2)
     assert params == {"size": 30, "refine_score": "confidence", "group_score": "entanglement", "kind": "high",
                       "seed": 2}
+    assert config(partition={"size": 30}).partition_params("confidence", "mix", 0)["refine_score"] == "confidence"
+
+
+def test_fixed_group_score_keeps_f_and_refines_by_the_grid_score():
+    cfg = config(fixed_group_score="exact_prob", partition={"size": 30})
+    params = cfg.partition_params("confidence", "mix", 1)
+    assert (params["group_score"], params["refine_score"]) == ("exact_prob", "confidence")
+    with pytest.raises(ValueError, match="remove partition.refine_score"):
+        config(fixed_group_score="exact_prob", partition={"size": 30, "refine_score": "confidence"})
+
+
+def test_several_grids_make_one_table_with_a_grid_column():
+    main, compare = config(seeds=[0, 1]), config(seeds=[0, 1], group_scores=["confidence"], kinds=["mix"])
+    records = full_grid(main) + [{**r, "grid": "rum_compare"} for r in full_grid(compare)]
+    table = results_table(records, {"sweep": main, "rum_compare": compare})
+    assert table["grid"].value_counts().to_dict() == {"sweep": len(main.cells()), "rum_compare": len(compare.cells())}
+    assert set(summarize(table)["grid"]) == {"sweep", "rum_compare"}
 
 
 def test_cells_cover_the_product_of_the_grid():

@@ -1,14 +1,19 @@
 """Entanglement of examples in the original model's embedding space (METHODS.md §3).
 
 Embeddings φ are the penultimate layer of the original model
-(``training.loop.embed``). Two things are computed from them:
+(``training.loop.embed``). From them:
 
-- per example, the Euclidean distance ‖φ(x) − c‖ to the global centroid
-  c of D: the ``entanglement`` score that partition.py ranks to build
-  entanglement groups (``partition.group_score: entanglement``);
 - for a split of D into R and F, the entanglement score ES (RUM paper):
   within-set variance over between-set distance. A large ES means R and F
-  overlap in embedding space (hard to forget F without hurting R).
+  overlap in embedding space (hard to forget F without hurting R);
+- per example, the Euclidean distance ‖φ(x) − c‖ to the global centroid c
+  of D (score ``centroid_distance``);
+- per example, the ES of its distance bin against the rest of D (score
+  ``entanglement``): D is cut into equal-width bins of centroid distance (the
+  RUM reference uses 15) and each bin's ES is measured. ES is not monotone in
+  the distance (on the default MNIST model it rises and falls again over the
+  bins), so entanglement levels are ranked by this measured ES, never by the
+  distance itself: ``high`` takes the most entangled bins.
 """
 from __future__ import annotations
 
@@ -19,7 +24,9 @@ import torch
 from .data.splits import DatasetInfo, ImageSplit
 from .training.loop import embed
 
-SCORE_NAME = "entanglement"  # the per-example score: distance to the global centroid
+SCORE_NAME = "entanglement"  # per example: the ES of its centroid-distance bin against the rest of D
+DISTANCE_NAME = "centroid_distance"  # per example: ‖φ(x) − c‖
+DEFAULT_BINS = 15  # the RUM reference's number of distance bins
 
 
 def _as_matrix(embeddings, what: str) -> np.ndarray:
@@ -37,7 +44,40 @@ def centroid_distances(embeddings, example_ids) -> pd.Series:
     if len(ids) != len(x):
         raise ValueError(f"{len(ids)} example_ids for {len(x)} embeddings; pass one id per row")
     distance = np.linalg.norm(x - x.mean(axis=0), axis=1)
-    return pd.Series(distance, index=pd.Index(ids, name="example_id"), name=SCORE_NAME)
+    return pd.Series(distance, index=pd.Index(ids, name="example_id"), name=DISTANCE_NAME)
+
+
+def _bin_of(distance: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """(bin index per example (N,), edges (bins + 1,)) of ``bins`` equal-width distance bins."""
+    if bins < 1:
+        raise ValueError(f"partition.entanglement_bins must be >= 1, got {bins}")
+    edges = np.linspace(distance.min(), distance.max(), bins + 1)
+    return np.clip(np.searchsorted(edges, distance, side="right") - 1, 0, bins - 1), edges
+
+
+def distance_bins(embeddings, example_ids, bins: int = DEFAULT_BINS) -> pd.DataFrame:
+    """D cut into ``bins`` equal-width bins of centroid distance, each bin's ES against the rest.
+
+    Columns: bin (0 = nearest the centroid), low, high (distance edges), size, es.
+    Empty bins are left out; a bin holding all of D has no rest and gets ES NaN.
+    """
+    x = _as_matrix(embeddings, "D")
+    which, edges = _bin_of(centroid_distances(x, example_ids).to_numpy(), bins)
+    rows = []
+    for b in np.unique(which):
+        inside = which == b
+        es = entanglement_score(x[~inside], x[inside]) if (~inside).any() else float("nan")
+        rows.append({"bin": int(b), "low": edges[b], "high": edges[b + 1], "size": int(inside.sum()), "es": es})
+    return pd.DataFrame(rows)
+
+
+def binned_entanglement(embeddings, example_ids, bins: int = DEFAULT_BINS) -> pd.Series:
+    """Per example, the ES of its centroid-distance bin against the rest of D (score ``entanglement``)."""
+    x = _as_matrix(embeddings, "D")
+    ids = np.asarray(example_ids, dtype=np.int64)
+    which, _ = _bin_of(centroid_distances(x, ids).to_numpy(), bins)
+    es = distance_bins(x, ids, bins).set_index("bin")["es"].reindex(which).to_numpy()
+    return pd.Series(es, index=pd.Index(ids, name="example_id"), name=SCORE_NAME)
 
 
 def entanglement_score(retain, forget) -> float:

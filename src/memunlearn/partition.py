@@ -3,9 +3,15 @@
 A forget set is chosen by kind (random, class, or a low/mid/high group by a
 chosen score), then refined into homogeneous ``low``/``mid``/``high``
 subsets by a (possibly different) score, for RUM to unlearn in sequence.
-Scores: exact memorization, any proxy, or ``entanglement`` (distance of the
-original model's embedding to the global centroid, entanglement.py), which
-gives the entanglement groups of METHODS.md §3.
+Scores: exact memorization, any proxy, ``entanglement`` (the ES of the
+example's centroid-distance bin, entanglement.py) or ``centroid_distance``.
+
+Ties are broken by a seeded random order, never by id or file order: exact
+``mem`` is exactly 0 for most easy examples, and datasets are often stored
+sorted by class, so an id-order tie-break would make "low memorization" mean
+"the first class". ``describe_forget_set`` reports what a set is made of
+(class histogram, planted noise, ES of F and of each RUM subset) so that a
+reader can check that a set is what its name says.
 """
 from __future__ import annotations
 
@@ -16,24 +22,27 @@ import numpy as np
 import pandas as pd
 
 from .data.splits import ImageSplit
-from .entanglement import SCORE_NAME as ENTANGLEMENT
+from .entanglement import DEFAULT_BINS, DISTANCE_NAME, SCORE_NAME as ENTANGLEMENT
+from .entanglement import binned_entanglement, centroid_distances, split_entanglement
 from .memorization.proxies import score_columns
 from .registry import Registry
 from .seeding import derive_seed
 
 SUBSETS = ("low", "mid", "high")  # RUM's order (METHODS.md §4)
 EXACT_SCORES = {"exact": "mem", "exact_prob": "mem_prob"}  # score name -> column of the exact table
+EMBEDDING_SCORES = (ENTANGLEMENT, DISTANCE_NAME)  # scores computed from the original model's embeddings
 
 
 @dataclass(frozen=True)
 class PartitionConfig:
     kind: str = "mix"  # a FORGET_KINDS name
     size: int = 300  # N; for kind=class, 0 takes every example of the classes
-    group_score: str = "exact"  # score defining memorization groups: exact, exact_prob or a proxy
-    refine_score: str = "exact"  # score splitting F into low/mid/high
+    group_score: str = "exact_prob"  # score defining memorization groups: exact, exact_prob or a proxy
+    refine_score: str = "exact_prob"  # score splitting F into low/mid/high (same choices)
     classes: tuple[int, ...] = ()  # for kind=class
-    seed: int = 0
-    device: str = "auto"  # for the original model's embeddings (entanglement score, ES metric)
+    entanglement_bins: int = DEFAULT_BINS  # centroid-distance bins of the ``entanglement`` score
+    seed: int = 0  # tie-breaks, random and class draws
+    device: str = "auto"  # for the original model's embeddings (entanglement scores, ES metrics)
 
     def validate(self) -> None:
         FORGET_KINDS.get(self.kind)
@@ -41,6 +50,27 @@ class PartitionConfig:
             raise ValueError(f"partition.size must be >= 0, got {self.size}")
         if self.kind != "class" and self.size < len(SUBSETS):
             raise ValueError(f"partition.size must be >= {len(SUBSETS)} to refine into {SUBSETS}, got {self.size}")
+        if self.entanglement_bins < 1:
+            raise ValueError(f"partition.entanglement_bins must be >= 1, got {self.entanglement_bins}")
+
+
+@dataclass(frozen=True)
+class ScoreSources:
+    """Everything a score is looked up in; every table is keyed by example_id."""
+
+    exact: pd.DataFrame  # the memorize stage's scores (mem, mem_prob, ...)
+    proxies: pd.DataFrame  # the proxies stage's table
+    labels: pd.Series  # label by example_id, all of D
+    embeddings: np.ndarray | None = None  # (N, D) penultimate layer of the original model, rows in labels' order
+
+
+def score_sources(train: ImageSplit, original, info, exact: pd.DataFrame, proxies: pd.DataFrame,
+                  device) -> ScoreSources:
+    """ScoreSources for ``train`` with the original model's embeddings (N, D)."""
+    from .entanglement import embed_split  # imports the training loop; only stages that embed need it
+
+    labels = pd.Series(train.labels.numpy(), index=pd.Index(train.example_ids.numpy(), name="example_id"))
+    return ScoreSources(exact, proxies, labels, embed_split(original, train, info, device))
 
 
 @dataclass(frozen=True)
@@ -48,33 +78,33 @@ class Score:
     """One per-example score and where its 'middle' is.
 
     Memorization scores: higher = more memorized. ``entanglement``: higher =
-    farther from the centroid of D in the original model's embedding space.
+    more entangled with the rest of D.
     """
 
     name: str
     values: pd.Series  # indexed by example_id; NaN = unknown
-    mid_target: float  # exact scores: 0.5 (METHODS.md §3); proxies and entanglement: their median
+    mid_target: float  # exact scores: 0.5 (METHODS.md §3); other scores: their median
 
 
-def lookup_score(name: str, exact: pd.DataFrame, proxies: pd.DataFrame,
-                 entanglement: pd.Series | None = None) -> Score:
-    """``exact``/``exact_prob`` from the exact table, ``entanglement`` from the given distances, else a proxy column.
-
-    ``entanglement``: centroid distances by example_id (entanglement.centroid_distances).
-    """
+def lookup_score(name: str, sources: ScoreSources, bins: int = DEFAULT_BINS) -> Score:
+    """``exact``/``exact_prob`` from the exact table, the embedding scores from ``sources.embeddings``,
+    else a proxy column."""
     if name in EXACT_SCORES:
-        values = exact.set_index("example_id")[EXACT_SCORES[name]]
+        values = sources.exact.set_index("example_id")[EXACT_SCORES[name]]
         return Score(name, values, 0.5)
-    if name == ENTANGLEMENT:
-        if entanglement is None:
-            raise ValueError(f"score {name!r} needs the original model's embedding distances; pass "
-                             f"entanglement=centroid_distances(...) (the partition stage does)")
-        return Score(name, entanglement, float(entanglement.median()))
-    proxy_names = score_columns(proxies)
+    if name in EMBEDDING_SCORES:
+        if sources.embeddings is None:
+            raise ValueError(f"score {name!r} needs the original model's embeddings; pass "
+                             f"ScoreSources(embeddings=...) (the partition and sweep stages do)")
+        ids = sources.labels.index.to_numpy()
+        values = (binned_entanglement(sources.embeddings, ids, bins) if name == ENTANGLEMENT
+                  else centroid_distances(sources.embeddings, ids))
+        return Score(name, values, float(values.median()))
+    proxy_names = score_columns(sources.proxies)
     if name not in proxy_names:
-        choices = sorted(EXACT_SCORES) + [ENTANGLEMENT] + sorted(proxy_names)
+        choices = sorted(EXACT_SCORES) + list(EMBEDDING_SCORES) + sorted(proxy_names)
         raise ValueError(f"unknown score {name!r}; choose one of {choices}")
-    values = proxies.set_index("example_id")[name]
+    values = sources.proxies.set_index("example_id")[name]
     return Score(name, values, float(values.median()))
 
 
@@ -94,24 +124,37 @@ def _eligible(score: Score, n: int) -> pd.Series:
     return values
 
 
-def _closest(values: pd.Series, target: float, n: int) -> np.ndarray:
-    order = np.argsort(np.abs(values.to_numpy() - target), kind="stable")
-    return values.index.to_numpy()[order[:n]]
+def _ranked(values: pd.Series, key: np.ndarray, seed: int) -> np.ndarray:
+    """Example ids of ``values`` sorted by ``key`` ascending, ties in a seeded random order."""
+    tiebreak = np.random.default_rng(derive_seed(seed, "forget/ties")).permutation(len(values))
+    return values.index.to_numpy()[np.lexsort((tiebreak, key))]
+
+
+def _highest(values: pd.Series, n: int, seed: int) -> np.ndarray:
+    return _ranked(values, -values.to_numpy(), seed)[:n]
+
+
+def _lowest(values: pd.Series, n: int, seed: int) -> np.ndarray:
+    return _ranked(values, values.to_numpy(), seed)[:n]
+
+
+def _closest(values: pd.Series, target: float, n: int, seed: int) -> np.ndarray:
+    return _ranked(values, np.abs(values.to_numpy() - target), seed)[:n]
 
 
 @FORGET_KINDS.register("high")
 def high_group(score: Score, labels: pd.Series, cfg: PartitionConfig) -> np.ndarray:
-    return _eligible(score, cfg.size).nlargest(cfg.size).index.to_numpy()
+    return _highest(_eligible(score, cfg.size), cfg.size, cfg.seed)
 
 
 @FORGET_KINDS.register("low")
 def low_group(score: Score, labels: pd.Series, cfg: PartitionConfig) -> np.ndarray:
-    return _eligible(score, cfg.size).nsmallest(cfg.size).index.to_numpy()
+    return _lowest(_eligible(score, cfg.size), cfg.size, cfg.seed)
 
 
 @FORGET_KINDS.register("mid")
 def mid_group(score: Score, labels: pd.Series, cfg: PartitionConfig) -> np.ndarray:
-    return _closest(_eligible(score, cfg.size), score.mid_target, cfg.size)
+    return _closest(_eligible(score, cfg.size), score.mid_target, cfg.size, cfg.seed)
 
 
 @FORGET_KINDS.register("mix")
@@ -119,11 +162,11 @@ def mix_group(score: Score, labels: pd.Series, cfg: PartitionConfig) -> np.ndarr
     """N/3 from each of high, low and mid, disjoint (high takes any remainder)."""
     values = _eligible(score, cfg.size)
     third = cfg.size // 3
-    high = values.nlargest(cfg.size - 2 * third).index
+    high = _highest(values, cfg.size - 2 * third, cfg.seed)
     rest = values.drop(high)
-    low = rest.nsmallest(third).index
-    mid = _closest(rest.drop(low), score.mid_target, third)
-    return np.concatenate([high.to_numpy(), low.to_numpy(), mid])
+    low = _lowest(rest, third, cfg.seed)
+    mid = _closest(rest.drop(low), score.mid_target, third, cfg.seed)
+    return np.concatenate([high, low, mid])
 
 
 @FORGET_KINDS.register("random")
@@ -149,15 +192,16 @@ def class_set(score: Score, labels: pd.Series, cfg: PartitionConfig) -> np.ndarr
 
 # ---- RUM refinement ----------------------------------------------------------
 
-def refine(forget_ids: np.ndarray, score: Score) -> pd.DataFrame:
-    """Split F into equal low/mid/high thirds by ``score`` (RUM step 1).
+def refine(forget_ids: np.ndarray, score: Score, seed: int = 0) -> pd.DataFrame:
+    """Split F into equal low/mid/high thirds by ``score`` (RUM step 1), ties in a seeded random order.
 
     Forget examples without a score (exact scores of examples never held
     out) take the median of F, which places them in ``mid``.
     """
     values = score.values.reindex(forget_ids)
     values = values.fillna(values.median())
-    order = np.argsort(values.to_numpy(), kind="stable")
+    tiebreak = np.random.default_rng(derive_seed(seed, "refine/ties")).permutation(len(values))
+    order = np.lexsort((tiebreak, values.to_numpy()))
     subset = np.empty(len(forget_ids), dtype=object)
     for name, chunk in zip(SUBSETS, np.array_split(order, len(SUBSETS))):
         subset[chunk] = name
@@ -165,19 +209,59 @@ def refine(forget_ids: np.ndarray, score: Score) -> pd.DataFrame:
                          "refine_score": values.to_numpy()})
 
 
-def make_forget_set(
-    cfg: PartitionConfig, exact: pd.DataFrame, proxies: pd.DataFrame, labels: pd.Series,
-    entanglement: pd.Series | None = None,
-) -> pd.DataFrame:
-    """The forget set with its RUM subsets: example_id, subset, refine_score, group_score.
+def choose_forget_set(cfg: PartitionConfig, sources: ScoreSources) -> pd.DataFrame:
+    """The forget set with its RUM subsets: example_id, subset, refine_score, group_score, label.
 
-    ``entanglement`` (centroid distances by example_id) is needed only when a score is ``entanglement``.
+    The one place a forget set is chosen: the partition stage, every sweep
+    forget set and every RUM comparison call it.
     """
-    group = lookup_score(cfg.group_score, exact, proxies, entanglement)
-    ids = FORGET_KINDS.get(cfg.kind)(group, labels, cfg)
-    table = refine(ids, lookup_score(cfg.refine_score, exact, proxies, entanglement))
+    group = lookup_score(cfg.group_score, sources, cfg.entanglement_bins)
+    ids = FORGET_KINDS.get(cfg.kind)(group, sources.labels, cfg)
+    refine_by = group if cfg.refine_score == cfg.group_score else lookup_score(
+        cfg.refine_score, sources, cfg.entanglement_bins)
+    table = refine(ids, refine_by, cfg.seed)
     table["group_score"] = group.values.reindex(table["example_id"]).to_numpy()
+    table["label"] = sources.labels.reindex(table["example_id"]).to_numpy()
     return table.sort_values("example_id", ignore_index=True)
+
+
+def describe_forget_set(forget: pd.DataFrame, sources: ScoreSources, planted_noise=()) -> dict:
+    """What F is made of: sizes, class histogram and largest class share, planted-noise count,
+    ES of F against R and of each RUM subset against the rest of D (when embeddings are given)."""
+    labels = sources.labels.reindex(forget["example_id"]).to_numpy()
+    histogram = pd.Series(labels).value_counts().sort_index()
+    by_subset = forget.groupby("subset")
+    out = {
+        "forget_size": len(forget),
+        "retain_size": len(sources.labels) - len(forget),
+        "planted_noise_in_forget": int(forget["example_id"].isin(set(planted_noise)).sum()),
+        "class_histogram": {str(k): int(v) for k, v in histogram.items()},
+        "largest_class": int(histogram.idxmax()),
+        "largest_class_share": float(histogram.max() / len(forget)),
+        "subset_size": by_subset.size().to_dict(),
+        "subset_mean_refine_score": by_subset["refine_score"].mean().to_dict(),
+        "subset_largest_class_share": {
+            name: float(sources.labels.reindex(part["example_id"]).value_counts(normalize=True).max())
+            for name, part in by_subset},
+    }
+    if sources.embeddings is not None:
+        ids = sources.labels.index.to_numpy()
+        out["entanglement_score"] = split_entanglement(sources.embeddings, ids, forget["example_id"])
+        out["subset_entanglement_score"] = {
+            name: split_entanglement(sources.embeddings, ids, part["example_id"]) for name, part in by_subset}
+    return out
+
+
+def entanglement_kinds_es(cfg: PartitionConfig, sources: ScoreSources) -> dict[str, float]:
+    """ES of the low/mid/high entanglement forget sets this config's size and seed would give."""
+    ids = sources.labels.index.to_numpy()
+    out = {}
+    for kind in SUBSETS:
+        kind_cfg = PartitionConfig(kind=kind, size=cfg.size, group_score=ENTANGLEMENT, refine_score=ENTANGLEMENT,
+                                   entanglement_bins=cfg.entanglement_bins, seed=cfg.seed)
+        forget = choose_forget_set(kind_cfg, sources)
+        out[kind] = split_entanglement(sources.embeddings, ids, forget["example_id"])
+    return out
 
 
 @dataclass(frozen=True)

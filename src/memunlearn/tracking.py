@@ -45,6 +45,7 @@ class StageRecord:
     artifacts: list[Path] = field(default_factory=list)
     models: Mapping[str, nn.Module] = field(default_factory=dict)
     input_example: Any = None  # (B, C, H, W) float32 array: MLflow 3 needs one to export a model
+    tags: Mapping[str, str] = field(default_factory=dict)  # e.g. a claim's verdict
 
 
 def record_stage(record: StageRecord, target: TrackingTarget) -> str | None:
@@ -64,7 +65,7 @@ def _record(record: StageRecord, target: TrackingTarget) -> str:
     mlflow.set_tracking_uri(target.uri)
     experiment_id = _experiment_id(mlflow, target)
     parent_id = _parent_run_id(mlflow, experiment_id, target)
-    tags = {**target.tags, STAGE_TAG: record.stage, GROUP_TAG: target.group_key}
+    tags = {**target.tags, **record.tags, STAGE_TAG: record.stage, GROUP_TAG: target.group_key}
     with mlflow.start_run(experiment_id=experiment_id, run_name=record.stage, parent_run_id=parent_id,
                           tags=tags) as run:
         if record.params:

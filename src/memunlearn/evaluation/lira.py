@@ -189,6 +189,8 @@ class ForgettingQualityConfig:
     """Params section ``forgetting_quality``; ``None`` = take the ``unlearn`` section's value."""
 
     copies: int = 3  # unlearned and retrained models each (reference: 512)
+    null: bool = True  # also score `copies` more retrained models against the retrained ones: the value a
+    #                    perfect unlearner gets at this number of copies (small-sample bias of the score)
     method: str | None = None  # None: unlearn.method with all its per-subset settings
     strategy: str | None = None  # None: unlearn.strategy
     seed: int = 0
@@ -228,6 +230,7 @@ class ForgettingQualityResult:
     final_score: float
     accuracies: Mapping[str, float]  # {unlearned,retrained}_{forget,retain,test}_acc, means over copies
     seconds: Mapping[str, float]  # {unlearned, retrained}: mean wall time of one copy
+    null_forget_score: float = float("nan")  # retrained (disjoint seeds) vs retrained: a perfect unlearner's score
 
     def table(self) -> pd.DataFrame:
         """Per forget example: ε, points, median confidence on each side."""
@@ -239,6 +242,7 @@ class ForgettingQualityResult:
 
     def metrics(self) -> dict[str, Any]:
         return {"forget_score": self.forget_score, "final_score": self.final_score,
+                "null_forget_score": self.null_forget_score,
                 "copies": int(self.unlearned_confs.shape[0]), "epsilon_mean": float(self.epsilons.mean()),
                 "epsilon_median": float(np.median(self.epsilons)), **self.accuracies,
                 **{f"{k}_seconds_per_copy": v for k, v in self.seconds.items()}}
@@ -264,19 +268,27 @@ def _observe(model: nn.Module, parts: PartitionedData, test: ImageSplit, ctx: Un
 
 
 def forgetting_quality(original: nn.Module, parts: PartitionedData, test: ImageSplit, strategy: str,
-                       plan: UnlearnPlan, ctx: UnlearnContext, copies: int) -> ForgettingQualityResult:
+                       plan: UnlearnPlan, ctx: UnlearnContext, copies: int, null: bool = True
+                       ) -> ForgettingQualityResult:
     """Unlearn ``original`` ``copies`` times and retrain ``copies`` times, then score F (METHODS.md §6).
 
-    Copy k's seed derives from ``ctx.seed`` and k alone, so copy k is the
-    same model whatever ``copies`` is (ARCHITECTURE rule 5).
+    With ``null``, ``copies`` more retrained models (seeds disjoint from the
+    first) are scored against the retrained ones the same way: both samples
+    come from one distribution, so this is what a perfect unlearner scores
+    with this few copies (the score's small-sample bias; it shrinks as copies
+    grow). Copy k's seed derives from ``ctx.seed``, its side and k alone, so
+    copy k is the same model whatever ``copies`` is (ARCHITECTURE rule 5).
     """
     if copies < MIN_COPIES:
         raise ValueError(f"copies must be >= {MIN_COPIES}, got {copies}")
     retrain = METHODS.get("retrain")
+    retrained = lambda c: retrain.run(None, parts.forget, parts.retain, retrain.config({}), c)  # noqa: E731
     runs = {
         "unlearned": lambda c: run_strategy(strategy, copy.deepcopy(original), parts.subsets, parts.retain, plan, c)[0],
-        "retrained": lambda c: retrain.run(None, parts.forget, parts.retain, retrain.config({}), c),
+        "retrained": retrained,
     }
+    if null:
+        runs["retrained_null"] = retrained  # the seed's side name keeps these disjoint from "retrained"
     confs: dict[str, list[np.ndarray]] = {side: [] for side in runs}
     accs: dict[str, list[dict]] = {side: [] for side in runs}
     seconds = {side: 0.0 for side in runs}
@@ -290,10 +302,11 @@ def forgetting_quality(original: nn.Module, parts: PartitionedData, test: ImageS
             accs[side].append(a)
 
     mean_acc = {f"{side}_{key}": float(np.mean([a[key] for a in accs[side]]))
-                for side in runs for key in ("forget_acc", "retain_acc", "test_acc")}
+                for side in ("unlearned", "retrained") for key in ("forget_acc", "retain_acc", "test_acc")}
     u, r = np.stack(confs["unlearned"]), np.stack(confs["retrained"])  # (copies, N)
     score, eps, points = forget_score(u, r)
     final = final_score(score, mean_acc["unlearned_retain_acc"], mean_acc["retrained_retain_acc"],
                         mean_acc["unlearned_test_acc"], mean_acc["retrained_test_acc"])
+    null_score = forget_score(np.stack(confs["retrained_null"]), r)[0] if null else float("nan")
     return ForgettingQualityResult(parts.forget.example_ids.numpy(), u, r, eps, points, score, final, mean_acc,
-                                   seconds)
+                                   {k: seconds[k] for k in ("unlearned", "retrained")}, null_score)

@@ -1,8 +1,19 @@
-"""The experiment sweep's grid, tidy results table, t-based confidence intervals and main plot.
+"""The experiment sweep's grids, tidy results table, t-based confidence intervals and main plot.
 
-A sweep runs every (method, group score, forget-set kind, strategy, seed)
+A grid runs every (method, group score, forget-set kind, strategy, seed)
 cell; a forget set is a kind (low/mid/high/mix groups, random, class, ...)
-by a group score (exact memorization, a proxy, entanglement). Each cell is
+by a group score (exact memorization, a proxy, entanglement). The default
+run has three grids, each a params section expanded by its own DVC matrix
+stages (``<grid>_oracle``, ``<grid>_cell``) and sharing no cell with the
+others, so nothing is computed twice:
+
+- ``sweep``: memorization level (low, high, mix) x the RUM controls;
+- ``rum_compare``: RUM driven by a proxy, each proxy's own forget set and
+  oracle (the proxies paper's protocol), beside its controls; its exact-score
+  counterpart is the ``sweep`` grid's ``mix`` row;
+- ``entanglement``: forget sets by measured entanglement (low, high).
+
+Each cell is
 one small record (the unlearned model's metrics, its oracle's, and wall
 seconds). This module turns the records into a tidy table (one row per
 cell) and a summary per method x group score x kind x strategy: the mean
@@ -14,7 +25,6 @@ figure, ToW by method and memorization level.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -22,64 +32,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..config import ConfigError, from_params
-from ..partition import FORGET_KINDS, PartitionConfig
-from ..unlearning import METHODS, STRATEGIES
+from ..grid import GRIDS, KEYS, SweepConfig  # noqa: F401  (re-exported: the report stage's one import)
 
-KEYS = ("method", "group_score", "kind", "strategy", "seed")  # one cell
 GROUP = KEYS[:-1]  # one summary row: statistics over seeds
 SUMMARY_METRICS = ("tow", "tow_mia", "forget_acc", "retain_acc", "test_acc", "mia", "seconds", "oracle_seconds")
 CONFIDENCE = 0.95
-GRID_PARTITION_KEYS = ("group_score", "kind", "seed")  # set per cell, never in sweep.partition
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """Params section ``sweep``: the grid, and what every cell's forget set shares (``partition``)."""
-
-    methods: tuple[str, ...] = ("neggrad_plus",)  # METHODS names; hyperparameters from methods.<name>
-    group_scores: tuple[str, ...] = ("exact",)  # scores whose groups make the forget sets (partition.group_score)
-    kinds: tuple[str, ...] = ("low", "high")  # FORGET_KINDS names
-    strategies: tuple[str, ...] = ("vanilla", "rum")  # STRATEGIES names
-    seeds: tuple[int, ...] = (0, 1, 2)
-    partition: Mapping[str, Any] = field(default_factory=dict)  # PartitionConfig keys but the grid's
-    device: str = "auto"
-
-    def validate(self) -> None:
-        for name, registry in (("methods", METHODS), ("kinds", FORGET_KINDS), ("strategies", STRATEGIES)):
-            values = getattr(self, name)
-            if not values:
-                raise ConfigError(f"sweep.{name} is empty; list at least one of: {', '.join(registry.names())}")
-            for value in values:
-                registry.get(value)
-        if not self.seeds:
-            raise ConfigError("sweep.seeds is empty; list at least one seed (>= 3 for a confidence interval)")
-        if not self.group_scores:
-            raise ConfigError("sweep.group_scores is empty; list at least one, e.g. [exact]")
-        for name in ("methods", "group_scores", "kinds", "strategies", "seeds"):
-            values = list(getattr(self, name))
-            if len(set(values)) != len(values):
-                raise ConfigError(f"sweep.{name} lists a value twice: {values}; each cell must be unique")
-        if any(isinstance(s, bool) or not isinstance(s, int) for s in self.seeds):
-            raise ConfigError(f"sweep.seeds must be integers, got {list(self.seeds)}")
-        fixed = sorted(set(GRID_PARTITION_KEYS) & set(self.partition))
-        if fixed:
-            raise ConfigError(f"sweep.partition must not set {fixed}: every cell takes them from the grid "
-                              f"(sweep.group_scores, kinds, seeds)")
-        for kind in self.kinds:  # bad forget-set params fail here, before any cell runs
-            self.partition_params(self.group_scores[0], kind, self.seeds[0])
-
-    def partition_params(self, group_score: str, kind: str, seed: int) -> dict[str, Any]:
-        """The ``PartitionConfig`` params of one (group score, kind, seed) forget set (validated)."""
-        params = {**self.partition, "group_score": group_score, "kind": kind, "seed": seed}
-        from_params(PartitionConfig, params, "sweep.partition")
-        return params
-
-    def cells(self) -> pd.DataFrame:
-        """Every cell of the grid, in grid order: one column per KEYS entry."""
-        index = pd.MultiIndex.from_product(
-            [self.methods, self.group_scores, self.kinds, self.strategies, self.seeds], names=KEYS)
-        return index.to_frame(index=False)
 
 
 # ---- the tidy table ----------------------------------------------------------
@@ -96,13 +53,16 @@ def cell_row(cell: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-def results_table(cells: Iterable[Mapping[str, Any]], config: SweepConfig) -> pd.DataFrame:
-    """The tidy table of the grid's cells, one row each, in grid order.
+def results_table(cells: Iterable[Mapping[str, Any]], configs: Mapping[str, SweepConfig] | SweepConfig
+                  ) -> pd.DataFrame:
+    """The tidy table of the grids' cells ({grid name: config}), one row each, in grid order.
 
-    Records of cells outside the grid (left over from a larger earlier grid)
+    Records of cells outside the grids (left over from a larger earlier grid)
     are dropped; a grid cell without a record is an error.
     """
-    grid = config.cells()
+    if isinstance(configs, SweepConfig):
+        configs = {"sweep": configs}
+    grid = pd.concat([config.cells(name) for name, config in configs.items()], ignore_index=True)
     wanted = set(grid.itertuples(index=False, name=None))
     rows = pd.DataFrame([cell_row(c) for c in cells if tuple(c.get(k) for k in KEYS) in wanted])
     if rows.empty:
@@ -115,9 +75,9 @@ def results_table(cells: Iterable[Mapping[str, Any]], config: SweepConfig) -> pd
     absent = table[table["_merge"] == "left_only"]
     if len(absent):
         first = absent.iloc[0]
-        cell = "/".join(str(first[k]) for k in KEYS)
-        raise ValueError(f"{len(absent)} sweep cell(s) have no record, e.g. {cell} (method/group_score/kind/"
-                         f"strategy/seed); run `dvc repro sweep_report`")
+        cell = "-".join(str(first[k]) for k in KEYS[1:])
+        raise ValueError(f"{len(absent)} sweep cell(s) have no record, e.g. {first['grid']}_cell@{cell}; "
+                         f"run `dvc repro sweep_report`")
     return table.drop(columns="_merge")
 
 

@@ -3,12 +3,16 @@
 A strategy decides how the refined forget subsets are unlearned:
 
 - ``vanilla``: the plan's method on all of F at once;
+- ``vanilla_budget``: ``vanilla`` with the optimization budget of the RUM
+  run it is compared with (its epochs are the sum of the RUM steps' epochs):
+  the control for "RUM wins because it trains longer";
 - ``shuffle``: F split at random (seeded) into equal subsets, unlearned in
   sequence with the plan's method: the control for the refinement;
 - ``rum_f``: the refined subsets low -> mid -> high, the plan's method at
   every step, with per-step hyperparameters (``subset_params``);
-- ``rum``: the same sequence with a method per subset (``subset_methods``)
-  and per-step hyperparameters;
+- ``rum``: the same sequence with a method per subset (``subset_methods``;
+  left empty, the RUM paper's CIFAR-10 choice low: none, mid: finetune,
+  high: salun) and per-step hyperparameters;
 - ``rum_reference_retain``: ``rum`` with the reference code's retain set
   D \\ (F_1 ∪ … ∪ F_s) at step s (so early steps fine-tune on examples that
   are forgotten later).
@@ -33,6 +37,8 @@ from ..seeding import derive_seed
 from . import METHODS, UnlearnContext
 
 from ..partition import SUBSETS  # noqa: E402  (RUM order: low -> mid -> high)
+
+REFERENCE_SUBSET_METHODS = {"low": "none", "mid": "finetune", "high": "salun"}  # RUM paper, CIFAR-10
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,9 @@ class UnlearnPlan:
                                   f"e.g. {{lr: 0.001}}, got {block!r}")
 
     def method_for(self, subset: str | None) -> str:
-        return self.subset_methods.get(subset, self.method) if subset else self.method
+        """The method of a ``rum`` step: ``subset_methods`` (empty: REFERENCE_SUBSET_METHODS), else the plan's."""
+        chosen = self.subset_methods or REFERENCE_SUBSET_METHODS
+        return chosen.get(subset, self.method) if subset else self.method
 
     def step_config(self, method_name: str, subset: str | None) -> Any:
         """``methods.<name>`` with ``subset_params.<subset>`` merged over it (subset keys win)."""
@@ -139,6 +147,7 @@ class Step:
     params_key: str | None  # which subset_params block applies (None: only methods.<name>)
     forget: ImageSplit
     retain: ImageSplit
+    epochs: int | None = None  # overrides the config's epochs (vanilla_budget)
 
 
 def _run_steps(model, steps: list[Step], plan: UnlearnPlan, ctx: UnlearnContext):
@@ -146,6 +155,8 @@ def _run_steps(model, steps: list[Step], plan: UnlearnPlan, ctx: UnlearnContext)
     records = []
     for i, s in enumerate(steps):
         config = plan.step_config(s.method, s.params_key)
+        if s.epochs is not None:
+            config = replace(config, epochs=s.epochs)
         step_ctx = replace(ctx, seed=derive_seed(ctx.seed, "rum_step", i))
         start = time.perf_counter()
         model = METHODS.get(s.method).run(model, s.forget, s.retain, config, step_ctx)
@@ -168,6 +179,16 @@ def vanilla(model, subsets, retain, plan, ctx):
     """All of F at once with ``methods.<method>`` (subset_params do not apply)."""
     forget = _concat([subsets[s] for s in SUBSETS if s in subsets])
     return _run_steps(model, [Step("all", plan.method, None, forget, retain)], plan, ctx)
+
+
+@register_strategy("vanilla_budget")
+def vanilla_budget(model, subsets, retain, plan, ctx):
+    """Control: all of F at once for as many epochs as ``rum_f`` spends over its steps (the sum of each
+    step's epochs, subset_params included). Methods without epochs run as ``vanilla``."""
+    forget = _concat([subsets[s] for s in SUBSETS if s in subsets])
+    steps = [plan.step_config(plan.method, s) for s in _present(subsets)]
+    epochs = sum(c.epochs for c in steps) if steps and all(hasattr(c, "epochs") for c in steps) else None
+    return _run_steps(model, [Step("all", plan.method, None, forget, retain, epochs)], plan, ctx)
 
 
 @register_strategy("shuffle")

@@ -1,0 +1,84 @@
+"""Sweep grids: which cells an experiment runs (params sections ``sweep``, ``rum_compare``, ``entanglement``).
+
+A grid is methods x scores x forget-set kinds x strategies x seeds. Each
+grid is its own params section, expanded by its own DVC matrix stages
+(``<grid>_oracle@<score>-<kind>-<seed>``, ``<grid>_cell@<method>-<score>-
+<kind>-<strategy>-<seed>``); the default grids share no cell, so nothing is
+computed twice. This module is only the grid's typed config: it is a
+dependency of every oracle and cell, so it holds nothing a report changes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import pandas as pd
+
+from .config import ConfigError, from_params
+from .partition import FORGET_KINDS, PartitionConfig
+from .unlearning import METHODS, STRATEGIES
+
+GRIDS = ("sweep", "rum_compare", "entanglement")  # params sections holding a grid; dvc.yaml: <grid>_oracle, _cell
+KEYS = ("grid", "method", "group_score", "kind", "strategy", "seed")  # one cell
+GRID_PARTITION_KEYS = ("group_score", "kind", "seed")  # set per cell, never in sweep.partition
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """One grid's params section: the grid, and what every cell's forget set shares (``partition``)."""
+
+    methods: tuple[str, ...] = ("neggrad_plus",)  # METHODS names; hyperparameters from methods.<name>
+    group_scores: tuple[str, ...] = ("exact_prob",)  # scores whose groups make the forget sets
+    kinds: tuple[str, ...] = ("low", "high", "mix")  # FORGET_KINDS names
+    strategies: tuple[str, ...] = ("vanilla", "vanilla_budget", "shuffle", "rum_f")  # STRATEGIES names
+    seeds: tuple[int, ...] = (0, 1, 2)
+    partition: Mapping[str, Any] = field(default_factory=dict)  # PartitionConfig keys but the grid's
+    fixed_group_score: str = ""  # "": each forget set is its score's own group; a score: every forget set is
+    #                              that score's group, refined by the grid's score (fixed-F comparison)
+    device: str = "auto"
+
+    def validate(self) -> None:
+        for name, registry in (("methods", METHODS), ("kinds", FORGET_KINDS), ("strategies", STRATEGIES)):
+            values = getattr(self, name)
+            if not values:
+                raise ConfigError(f"sweep.{name} is empty; list at least one of: {', '.join(registry.names())}")
+            for value in values:
+                registry.get(value)
+        if not self.seeds:
+            raise ConfigError("sweep.seeds is empty; list at least one seed (>= 3 for a confidence interval)")
+        if not self.group_scores:
+            raise ConfigError("sweep.group_scores is empty; list at least one, e.g. [exact]")
+        for name in ("methods", "group_scores", "kinds", "strategies", "seeds"):
+            values = list(getattr(self, name))
+            if len(set(values)) != len(values):
+                raise ConfigError(f"sweep.{name} lists a value twice: {values}; each cell must be unique")
+        if any(isinstance(s, bool) or not isinstance(s, int) for s in self.seeds):
+            raise ConfigError(f"sweep.seeds must be integers, got {list(self.seeds)}")
+        fixed = sorted(set(GRID_PARTITION_KEYS) & set(self.partition))
+        if fixed:
+            raise ConfigError(f"sweep.partition must not set {fixed}: every cell takes them from the grid "
+                              f"(sweep.group_scores, kinds, seeds)")
+        if self.fixed_group_score and "refine_score" in self.partition:
+            raise ConfigError("a grid with fixed_group_score refines by its group_scores axis; remove "
+                              "partition.refine_score")
+        for kind in self.kinds:  # bad forget-set params fail here, before any cell runs
+            self.partition_params(self.group_scores[0], kind, self.seeds[0])
+
+    def partition_params(self, group_score: str, kind: str, seed: int) -> dict[str, Any]:
+        """The ``PartitionConfig`` params of one (grid score, kind, seed) forget set (validated).
+
+        The forget set is the grid score's own group, refined by ``partition.refine_score`` or else by the
+        same score; with ``fixed_group_score`` it is that score's group, refined by the grid score."""
+        if self.fixed_group_score:
+            chosen = {"group_score": self.fixed_group_score, "refine_score": group_score}
+        else:
+            chosen = {"group_score": group_score, "refine_score": self.partition.get("refine_score", group_score)}
+        params = {**self.partition, **chosen, "kind": kind, "seed": seed}
+        from_params(PartitionConfig, params, "sweep.partition")
+        return params
+
+    def cells(self, grid: str = "sweep") -> pd.DataFrame:
+        """Every cell of the grid, in grid order: one column per KEYS entry."""
+        index = pd.MultiIndex.from_product(
+            [[grid], self.methods, self.group_scores, self.kinds, self.strategies, self.seeds], names=KEYS)
+        return index.to_frame(index=False)
