@@ -92,6 +92,19 @@ def unlearn_context(info, recipe, device: torch.device, seed: int, heldout=None)
     return UnlearnContext(info, recipe, device, seed, first_epoch_grads=grads, heldout=validation)
 
 
+def load_score_sources(dev: torch.device):
+    """Every score a forget set can be chosen by: exact, proxies, and the original model's embeddings of D."""
+    from memunlearn.data import load_info, load_split
+    from memunlearn.io import load_table
+    from memunlearn.partition import score_sources
+    from memunlearn.training import load_checkpoint
+
+    original, _ = load_checkpoint(TRAIN_DIR / "model.pt", "train")
+    return score_sources(load_split(PREPARED / "train.npz"), original, load_info(PREPARED / "meta.json"),
+                         load_table(MEMORIZE_DIR / "scores.parquet", "memorize"),
+                         load_table(PROXIES_DIR / "proxies.parquet", "proxies"), dev)
+
+
 # ---- tracking ----------------------------------------------------------------
 
 def tracking_target() -> TrackingTarget:
