@@ -64,7 +64,7 @@ def _check_grid(repo_dir: str) -> None:
 
 
 def _publish(summary: pd.DataFrame) -> None:
-    columns = ["method", "group_score", "kind", "strategy", "n_seeds", "tow_mean", "tow_ci95", "tow_mia_mean",
+    columns = ["grid", "method", "group_score", "kind", "strategy", "n_seeds", "tow_mean", "tow_ci95", "tow_mia_mean",
                "tow_mia_ci95", "seconds_mean", "oracle_seconds_mean"]
     rows = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in row.items()}
             for row in summary[[c for c in columns if c in summary.columns]].to_dict("records")]

@@ -23,19 +23,23 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ["prepare", "train", "memorize", "proxies", "proxy_study", "partition", "oracle", "unlearn", "evaluate",
-          "rum_compare", "forgetting_quality", "sweep_report"]
-SWEEP_CELLS = ["sweep_oracle@exact-high-0", "sweep_cell@neggrad_plus-exact-high-rum-0"]  # TINY's one-cell grid
+          "forgetting_quality", "sweep_report", "claims"]
+SWEEP_CELLS = [  # TINY's grids: one cell each
+    "sweep_oracle@exact_prob-high-0", "sweep_cell@neggrad_plus-exact_prob-high-rum_f-0",
+    "rum_compare_oracle@confidence-mix-0", "rum_compare_cell@neggrad_plus-confidence-mix-rum_f-0",
+    "entanglement_oracle@entanglement-high-0", "entanglement_cell@neggrad_plus-entanglement-high-vanilla-0"]
+ONE_CELL = {"methods": ["neggrad_plus"], "seeds": [0], "partition": {"size": 30}}
 TINY = {
     "data": {"max_train": 500, "max_test": 200, "noise_fraction": 0.05},
     "train": {"epochs": 2, "lr_milestones": [], "device": "cpu"},
     "memorize": {"num_models": 3, "influence_top": 5},
     "proxies": {"top_n": 20, "holdout_max_epochs": 2},
-    "rum_compare": {"scores": ["exact", "confidence"]},
     "partition": {"size": 30},
     "methods": {"finetune": {"epochs": 1}, "neggrad_plus": {"epochs": 1}},
     "evaluate": {"mia_max_per_class": 200},
-    "sweep": {"methods": ["neggrad_plus"], "group_scores": ["exact"], "kinds": ["high"], "strategies": ["rum"],
-              "seeds": [0], "partition": {"size": 30}},
+    "sweep": {**ONE_CELL, "group_scores": ["exact_prob"], "kinds": ["high"], "strategies": ["rum_f"]},
+    "rum_compare": {**ONE_CELL, "group_scores": ["confidence"], "kinds": ["mix"], "strategies": ["rum_f"]},
+    "entanglement": {**ONE_CELL, "group_scores": ["entanglement"], "kinds": ["high"], "strategies": ["vanilla"]},
     "forgetting_quality": {"copies": 3},
 }
 
@@ -103,7 +107,8 @@ def test_first_repro_runs_every_stage_and_writes_outputs(project, first_repro):
     influence = pd.read_parquet(project / "data/memorize/influence.parquet")
     assert len(influence) == 200 * 5 and influence["rank"].max() == 5
     summary = pd.read_csv(project / "results/sweep/summary.csv")
-    assert len(summary) == 1 and summary["tow_mean"].between(0, 1).all()
+    assert summary["grid"].tolist() == ["sweep", "rum_compare", "entanglement"]
+    assert summary["tow_mean"].between(0, 1).all()
     forget = pd.read_csv(project / "data/partition/forget.csv")
     assert len(forget) == 30 and set(forget["subset"]) == {"low", "mid", "high"}
     results = pd.read_csv(project / "results/evaluation.csv")
@@ -112,8 +117,14 @@ def test_first_repro_runs_every_stage_and_writes_outputs(project, first_repro):
     study = pd.read_csv(project / "results/proxy_study.csv")
     assert set(study["proxy"]) >= {"confidence", "loss_curvature", "holdout_retrain", "final_margin"}
     assert len(list((project / "results/plots/proxy_vs_exact").glob("*.png"))) == len(study)
-    compare = pd.read_csv(project / "results/rum_compare.csv")
-    assert compare["variant"].tolist() == ["rum[exact]", "rum[confidence]", "vanilla"]
+    claims = pd.read_csv(project / "results/claims.csv")
+    assert {"claim", "effect", "ci_low", "ci_high", "verdict"} <= set(claims.columns)
+    assert set(claims["verdict"]) <= {"supported", "contradicted", "inconclusive", "not run"}
+    assert claims.set_index("claim").loc["rum_beats_shuffle", "verdict"] == "not run"  # TINY has no shuffle cell
+    assert (project / "results/claims.md").read_text().startswith("# Claims tested on this run")
+    partition = json.loads((project / "metrics/partition.json").read_text())
+    assert sum(partition["class_histogram"].values()) == 30 and 0 < partition["largest_class_share"] <= 1
+    assert set(partition["entanglement_kinds_es"]) == {"low", "mid", "high"}
     assert (project / "dvc.lock").exists()
 
 
@@ -128,8 +139,7 @@ def test_metrics_show_lists_tow_mia_accuracies_and_proxy_correlations(project, f
     assert 0 <= unlearned["tow"] <= 1
     for proxy in ("confidence", "max_conf", "entropy", "binary_acc", "loss_curvature", "holdout_retrain"):
         assert {"spearman", "pearson", "precision_at_n", "cost_fraction_of_exact"} <= set(metrics[proxy])
-    assert {"rum[exact]", "rum[confidence]", "vanilla"} <= set(metrics)
-    assert 0 <= metrics["rum[exact]"]["tow"] <= 1
+    assert metrics["rum_beats_shuffle"]["verdict"] == "not run" and "largest_class_share" in metrics
 
 
 def test_mlflow_holds_one_parent_run_with_a_child_per_stage_and_the_models(project, first_repro):

@@ -25,6 +25,9 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
 UPSTREAM = ["prepare", "train", "memorize", "proxies"]  # what the sweep needs of the pipeline
+OTHER_GRIDS = ["rum_compare_oracle@confidence-mix-0", "rum_compare_cell@neggrad_plus-confidence-mix-rum_f-0",
+               "entanglement_oracle@entanglement-high-0",
+               "entanglement_cell@neggrad_plus-entanglement-high-vanilla-0"]  # TINY's, reported beside `sweep`
 GRID = {"methods": ["neggrad_plus"], "group_scores": ["exact"], "kinds": ["low", "high"], "strategies": ["rum"],
         "seeds": [0], "partition": {"size": 30, "refine_score": "exact"}, "device": "cpu"}
 
@@ -58,22 +61,23 @@ def first_repro(project):
 def test_first_repro_runs_every_cell_once_and_writes_the_tables(project, first_repro):
     stages = ran(first_repro.stdout)
     assert set(stages[:len(UPSTREAM)]) == set(UPSTREAM)  # and not the pipeline's partition/oracle/unlearn/...
-    assert sorted(stages[len(UPSTREAM):]) == sorted(oracles() + cells() + ["sweep_report"])
+    assert sorted(stages[len(UPSTREAM):]) == sorted(oracles() + cells() + OTHER_GRIDS + ["sweep_report"])
     assert stages[-1] == "sweep_report" and "oracle" not in stages and "unlearn" not in stages
 
-    results = pd.read_csv(project / "results/sweep/results.csv")
+    results = pd.read_csv(project / "results/sweep/results.csv").query("grid == 'sweep'")
     assert results[["kind", "strategy", "seed"]].values.tolist() == [["low", "rum", 0], ["high", "rum", 0]]
     assert results["tow"].between(0, 1).all() and (results["oracle_tow"] == 1.0).all()
     assert (results["seconds"] > 0).all() and (results["oracle_seconds"] > 0).all()
     assert (results["forget_size"] == 30).all()
     summary = pd.read_csv(project / "results/sweep/summary.csv")
-    assert len(summary) == 2 and (summary["n_seeds"] == 1).all()
+    assert summary["grid"].tolist() == ["sweep", "sweep", "rum_compare", "entanglement"]
+    assert (summary["n_seeds"] == 1).all()
     assert summary["tow_ci95"].isna().all()  # one seed: no interval, not a zero-width one
-    assert (project / "results/plots/sweep/tow.png").stat().st_size > 1000
+    assert (project / "results/plots/sweep/sweep_tow.png").stat().st_size > 1000
 
     # the two kinds are different forget sets: low = least memorized, high = most (by exact scores)
-    low = pd.read_csv(project / "data/sweep/oracle/exact-low-0/forget.csv")
-    high = pd.read_csv(project / "data/sweep/oracle/exact-high-0/forget.csv")
+    low = pd.read_csv(project / "data/sweep/sweep/exact-low-0/forget.csv")
+    high = pd.read_csv(project / "data/sweep/sweep/exact-high-0/forget.csv")
     assert len(low) == len(high) == 30 and high["group_score"].min() >= low["group_score"].max()
     lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
     assert set(cells() + oracles()) <= set(lock)
@@ -83,7 +87,7 @@ def test_first_repro_runs_every_cell_once_and_writes_the_tables(project, first_r
 def test_dvc_metrics_show_the_summary(project, first_repro):
     shown = json.loads(dvc(project, "metrics", "show", "--json").stdout)
     metrics = shown[""]["data"]["metrics/sweep.json"]["data"]["sweep"]
-    leaf = metrics["neggrad_plus"]["exact"]["high"]["rum"]
+    leaf = metrics["sweep"]["neggrad_plus"]["exact"]["high"]["rum"]
     assert leaf["n_seeds"] == 1 and 0 <= leaf["tow_mean"] <= 1
 
 
@@ -93,16 +97,16 @@ def test_second_repro_runs_nothing(project, first_repro):
 
 
 def test_adding_a_seed_runs_only_the_new_cells(project, first_repro):
-    before = {p.name: p.read_bytes() for p in (project / "results/sweep/cells").glob("*.json")}
+    before = {p.name: p.read_bytes() for p in (project / "results/sweep/sweep").glob("*.json")}
     set_params(project, {"sweep": {"seeds": [0, 1]}})
     stages = ran(dvc(project, "repro", "sweep_report").stdout)
     assert sorted(stages) == sorted(oracles(seeds=(1,)) + cells(seeds=(1,)) + ["sweep_report"])
-    after = {p.name: p.read_bytes() for p in (project / "results/sweep/cells").glob("*.json")}
+    after = {p.name: p.read_bytes() for p in (project / "results/sweep/sweep").glob("*.json")}
     assert {k: after[k] for k in before} == before  # the seed-0 cells were kept, not recomputed
 
-    summary = pd.read_csv(project / "results/sweep/summary.csv")
+    summary = pd.read_csv(project / "results/sweep/summary.csv").query("grid == 'sweep'")
     assert (summary["n_seeds"] == 2).all() and summary["tow_ci95"].notna().all()
-    results = pd.read_csv(project / "results/sweep/results.csv")
+    results = pd.read_csv(project / "results/sweep/results.csv").query("grid == 'sweep'")
     assert len(results) == 4 and sorted(set(results["seed"])) == [0, 1]
     row = summary.iloc[0]
     values = results[results["kind"] == row["kind"]]["tow"]
@@ -138,11 +142,11 @@ def test_prefect_sweep_flow_runs_new_cells_only_and_produces_the_summary(project
     assert set(oracles(("high",), (0, 1)) + cells(kinds=("high",), seeds=(0, 1))) <= set(result["ran"])  # cached
     assert yaml.safe_load((project / "params.yaml").read_text())["sweep"]["strategies"] == ["vanilla", "rum"]
 
-    summary = pd.read_csv(project / "results/sweep/summary.csv")
+    summary = pd.read_csv(project / "results/sweep/summary.csv").query("grid == 'sweep'")
     assert summary[["method", "kind", "strategy"]].values.tolist() == [["neggrad_plus", "high", "vanilla"],
                                                                       ["neggrad_plus", "high", "rum"]]
     assert (summary["n_seeds"] == 2).all() and summary["tow_ci95"].notna().all()
-    assert [r["strategy"] for r in result["summary"]] == ["vanilla", "rum"]
+    assert [r["strategy"] for r in result["summary"] if r["grid"] == "sweep"] == ["vanilla", "rum"]
 
     import mlflow
 
