@@ -4,6 +4,16 @@ Fit ``SVC(C=3, kernel='rbf', gamma='auto')`` on a per-example feature of
 retain examples (members, label 1) vs test examples (non-members, label 0),
 balanced by subsampling; apply it to F. MIA efficacy = fraction of F
 predicted as non-members (higher = F looks more unseen).
+
+Reference: OPTML-Group/Unlearn-Saliency ``evaluation/SVC_MIA.py`` (``SVC_fit_predict``
+and its correctness / confidence / entropy / probability features); golden values
+computed with it: tests/test_golden.py.
+
+Modified entropy follows Song & Mittal (2021), "Systematic Evaluation of Privacy
+Risks of Machine Learning Models", not the reference's copy (``m_entropy``), which
+is buggy: ``modified_probs[:, labels]`` indexes columns by the whole label vector
+instead of each row's own label, and it takes log p where the formula has
+log(1 − p) for the other classes.
 """
 from __future__ import annotations
 
