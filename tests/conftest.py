@@ -5,15 +5,21 @@ easy and generalize, while a flipped label can only be fit by memorizing it.
 """
 from __future__ import annotations
 
+import copy
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from memunlearn.data import DatasetInfo, ImageSplit, flip_labels
 from memunlearn.data.splits import channel_stats
-from memunlearn.training import TrainConfig
+from memunlearn.models import build_model
+from memunlearn.seeding import generator
+from memunlearn.training import (CurvatureRecorder, FirstEpochGradRecorder, FirstEpochGrads, LearningEventRecorder,
+                                 RecordConfig, TrainConfig, fit)
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
@@ -55,3 +61,45 @@ def synthetic():
 def tiny_recipe() -> TrainConfig:
     """Enough epochs for the small CNN to memorize the flipped labels of ``synthetic``."""
     return TrainConfig(model="small_cnn", epochs=30, batch_size=32, lr=0.05, weight_decay=0.0, device="cpu")
+
+
+@dataclass(frozen=True)
+class Original:
+    """The original model, trained once per session on all of ``synthetic``'s train split (flipped labels
+    included, so it memorizes them) with every training-time record the train stage keeps."""
+
+    model: nn.Module  # shared by every test: call ``copy()`` before training, stepping or train-mode forwards
+    learning_events: LearningEventRecorder
+    curvature: CurvatureRecorder
+    first_epoch_grads: FirstEpochGrads  # the train stage's default layers
+    history: list[dict]
+
+    def copy(self) -> nn.Module:
+        return copy.deepcopy(self.model)
+
+
+def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="session")
+def original(synthetic, tiny_recipe):
+    """One ``Original`` for the whole session: build_model seed 0, ``tiny_recipe``, data order
+    ``generator(0, "order")`` (the recipe the modules that trained their own used). Recording leaves
+    training unchanged (tests/test_proxies.py, tests/test_unlearning_first_epoch_ga.py). A test that
+    changed the shared model's weights or BatchNorm statistics fails the session at teardown."""
+    train, _, info, _ = synthetic
+    records = RecordConfig()
+    model = build_model("small_cnn", 1, info.num_classes, info.image_size, seed=0)
+    events = LearningEventRecorder(train.example_ids)
+    curvature = CurvatureRecorder(train, info, torch.device("cpu"), records.curvature_h, records.curvature_batch_size,
+                                  records.curvature_estimators, records.curvature_rademacher_h,
+                                  records.curvature_draws, 0)
+    first_epoch = FirstEpochGradRecorder(model, train.example_ids, records.first_epoch_grads)
+    history = fit(model, train, info, tiny_recipe, generator(0, "order"), torch.device("cpu"),
+                  on_batch=events, on_epoch=curvature, on_step=first_epoch)
+    model.eval()
+    frozen = _state(model)
+    yield Original(model, events, curvature, first_epoch.result(), history)
+    changed = [k for k, v in model.state_dict().items() if not torch.equal(v, frozen[k])]
+    assert not changed, f"a test changed the shared original model ({changed[:3]}...): use original.copy()"

@@ -36,6 +36,10 @@ class Call:
     seed: int
 
 
+# rum and rum_reference_retain default to the RUM paper's methods per subset; the spy everywhere instead
+SPY_EVERYWHERE = UnlearnPlan("spy", subset_methods={s: "spy" for s in SUBSETS})
+
+
 def ids(split) -> set:
     return set(split.example_ids.tolist())
 
@@ -74,7 +78,7 @@ def run(strategy, data, tiny_recipe, plan, seed=0):
 @pytest.mark.parametrize("strategy", ["rum_f", "rum", "rum_reference_retain"])
 def test_refined_strategies_run_low_mid_high_in_order(strategy, data, tiny_recipe, calls):
     forget, retain, subsets, _ = data
-    records = run(strategy, data, tiny_recipe, UnlearnPlan("spy"))
+    records = run(strategy, data, tiny_recipe, SPY_EVERYWHERE)
     assert [r.subset for r in records] == ["low", "mid", "high"]
     assert [c.forget for c in calls] == [ids(subsets[s]) for s in SUBSETS]
     assert [r.n_forget for r in records] == [len(subsets[s]) for s in SUBSETS]
@@ -84,7 +88,7 @@ def test_refined_strategies_run_low_mid_high_in_order(strategy, data, tiny_recip
 @pytest.mark.parametrize("strategy", ["vanilla", "shuffle", "rum_f", "rum"])
 def test_retain_is_d_minus_f_at_every_step(strategy, data, tiny_recipe, calls):
     forget, retain, _, _ = data
-    run(strategy, data, tiny_recipe, UnlearnPlan("spy"))
+    run(strategy, data, tiny_recipe, SPY_EVERYWHERE)
     assert calls and all(c.retain == ids(retain) for c in calls)
     assert all(not (c.retain & ids(forget)) for c in calls)
 
@@ -92,7 +96,7 @@ def test_retain_is_d_minus_f_at_every_step(strategy, data, tiny_recipe, calls):
 def test_reference_retain_variant_keeps_later_subsets_in_the_retain_set(data, tiny_recipe, calls):
     """Reference code: retain at step s = D minus (F_1 ∪ … ∪ F_s) = R ∪ F_{s+1} ∪ … (METHODS.md §4, item 3)."""
     forget, retain, subsets, _ = data
-    run("rum_reference_retain", data, tiny_recipe, UnlearnPlan("spy"))
+    run("rum_reference_retain", data, tiny_recipe, SPY_EVERYWHERE)
     low, mid, high = (ids(subsets[s]) for s in SUBSETS)
     assert [c.retain for c in calls] == [ids(retain) | mid | high, ids(retain) | high, ids(retain)]
     assert [len(c.retain) for c in calls] == sorted((len(c.retain) for c in calls), reverse=True)
@@ -164,10 +168,12 @@ def test_reference_proxy_run_builds_neggrad_plus_per_step():
      r"unlearn.subset_params has unknown subset\(s\) \['hgh'\]; valid: \['low', 'mid', 'high'\]"),
     ({"subset_params": {"high": 0.1}}, r"unlearn.subset_params.high must map hyperparameters to values"),
     ({"subset_params": [{"lr": 0.1}]}, r"unlearn.subset_params must be a mapping keyed by subset"),
-    ({"subset_params": {"high": {"lrr": 0.1}}},
+    ({"strategy": "rum_f", "subset_params": {"high": {"lrr": 0.1}}},
      r"unlearn.subset_params.high \(merged over methods.neggrad_plus\): unknown key\(s\) \['lrr'\]"),
-    ({"subset_params": {"mid": {"alpha": 2.0}}},
+    ({"strategy": "rum_f", "subset_params": {"mid": {"alpha": 2.0}}},
      r"unlearn.subset_params.mid \(merged over methods.neggrad_plus\): .*alpha must lie in \[0, 1\]"),
+    ({"subset_params": {"high": {"alpha": 0.5}}},  # rum's default high method is the paper's salun
+     r"unlearn.subset_params.high \(merged over methods.salun\): unknown key\(s\) \['alpha'\]"),
     ({"strategy": "rum", "subset_methods": {"low": "none"}, "subset_params": {"low": {"lr": 0.1}}},
      r"unlearn.subset_params.low \(merged over methods.none\): unknown key\(s\) \['lr'\]"),
     ({"strategy": "rum_g"}, r"unknown RUM strategy 'rum_g'; choose one of: rum, rum_f, rum_reference_retain"),
