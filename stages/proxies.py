@@ -32,7 +32,8 @@ def main() -> None:
     recorded = load_json(METRICS_DIR / "train.json", "train")
     seconds = proxy_costs(names, own_seconds, {"learning_events": recorded["learning_event_seconds"],
                                                "curvature": recorded["curvature_seconds"],
-                                               "curvature_rademacher": recorded.get("curvature_rademacher_seconds", 0.0)})
+                                               "curvature_rademacher": recorded.get("curvature_rademacher_seconds",
+                                                                                    0.0)})
     metrics = {"seconds": seconds, "examples_processed": len(inputs.train)}
     save_json(metrics, PROXIES_DIR / "cost.json")
     track(StageRecord("proxies", flatten(params), flatten(metrics), artifacts=[PROXIES_DIR / "proxies.parquet"]))

@@ -136,7 +136,8 @@ def test_topk_counts_ten_percent_of_output_channels_by_default():
 
 def test_channel_score_is_the_mean_of_the_top_out_channels_tenth():
     # 20 channels of 100 entries: channel c holds 0..99 scaled by c+1; k = 2 (out_channels) vs 10 (fan_in)
-    s = (torch.arange(1, 21, dtype=torch.float32).view(20, 1) * torch.arange(100, dtype=torch.float32)).view(20, 4, 5, 5)
+    s = torch.arange(1, 21, dtype=torch.float32).view(20, 1) * torch.arange(100, dtype=torch.float32)
+    s = s.view(20, 4, 5, 5)
     by_out = channel_scores({"w": s})["w"].reshape(20, -1)
     by_fan = channel_scores({"w": s}, topk_basis="fan_in")["w"].reshape(20, -1)
     c = torch.arange(1, 21, dtype=torch.float32)
