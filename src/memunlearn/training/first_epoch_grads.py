@@ -20,7 +20,8 @@ compare them with ``train_records.first_epoch_grads``. ``input`` (the module tha
 owns the first parameter) stays available, and any module name works.
 Aliases: ``head`` = the model's ``head``; ``penultimate`` = the last Linear or
 Conv layer before the head (small CNN: ``fc.1``; ResNet-18: the last block's
-``conv2``, stored dense: 2.4M values per example).
+``conv2``, stored dense: 2.4M values per example, so on CIFAR-sized data the
+recorder refuses it (over ``MAX_BYTES``) and names [head] instead).
 
 Storage: an nn.Linear weight fed (B, in) inputs is stored factored, δ_i and
 a_i (out + in values per example instead of out·in: 1,824 instead of 401,408
@@ -56,6 +57,7 @@ INPUT_LAYER = "input"  # layer alias: the module that owns the model's first par
 HEAD_LAYER = "head"  # the model's final nn.Linear
 PENULTIMATE_LAYER = "penultimate"  # the last Linear/Conv layer before the head
 DEFAULT_LAYERS = (HEAD_LAYER, PENULTIMATE_LAYER)  # where first-epoch gradients are example-specific (docstring)
+MAX_BYTES = 16 * 2**30  # refuse a store larger than this (a ResNet-18's dense penultimate conv on CIFAR: 440 GiB)
 
 
 def penultimate_module(model: nn.Module) -> str:
@@ -241,6 +243,11 @@ class FirstEpochGradRecorder:
         self.example_ids = example_ids.cpu()
         layout = FirstEpochGrads(self.example_ids, torch.empty(0), tuple(self.names), self.shapes, self.factored)
         self.widths = layout.widths()
+        size = 4 * len(example_ids) * sum(self.widths)
+        if size > MAX_BYTES:
+            raise ValueError(f"train_records.first_epoch_grads {list(layers)}: storing {sum(self.widths):,} values per "
+                             f"example for {len(example_ids):,} examples needs {size / 2**30:.1f} GiB; choose smaller "
+                             "or Linear layers (stored factored), e.g. [head]")
         self.grads = torch.zeros(len(example_ids), sum(self.widths))  # (N, P_stored)
         self.recorded = torch.zeros(len(example_ids), dtype=torch.bool)
         self.seconds = 0.0
