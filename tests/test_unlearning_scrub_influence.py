@@ -148,10 +148,15 @@ def test_calibrated_alpha_is_the_largest_grid_step_within_the_retain_budget(setu
     alpha = calibrate_alpha(model, direction, retain, cfg, ctx)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())  # probing leaves the model as it was
 
+    # Where the budget binds depends on the trained model (measured: k = 5, 9 of R's 216 examples lost, on every
+    # numeric path); the rest holds by construction: the test repeats the calibration's own arithmetic (the grid
+    # value cfg.alpha * 2^(-k/2), the same step, the same accuracy), so no rounding can separate them.
     assert 0 < alpha < 2.0
+    k = round(-2 * math.log2(alpha / cfg.alpha))
+    assert alpha == cfg.alpha * 2 ** (-k / 2)
     chosen, larger = copy.deepcopy(model), copy.deepcopy(model)
     step(chosen, direction, alpha)
-    step(larger, direction, alpha * 2 ** 0.5)  # the grid's next larger step breaks the budget
+    step(larger, direction, cfg.alpha * 2 ** (-(k - 1) / 2))  # the grid's next larger step breaks the budget
     assert retain_acc(chosen) >= original - 0.05
     assert retain_acc(larger) < original - 0.05
     assert _forget_loss(chosen, forget, ctx.info) > _forget_loss(model, forget, ctx.info)
