@@ -76,6 +76,7 @@ def run(name, model, forget, retain, ctx, params=None):
 
 
 CHANGES_NOTHING = {"none"}
+CALIBRATED = {"influence", "first_epoch_ga"}  # may by design take no step (none within the budget / goal met)
 # Methods that, at their defaults, target F hard enough to undo this memorization (the original fits F's flipped
 # labels: accuracy 1.0; the oracle, retrained without F, scores about 0.0 on them). The others (finetune, neggrad,
 # neggrad_plus, l1_sparse, influence) take gentle default steps from the fully fit original, so here they are
@@ -84,13 +85,13 @@ FORGETS_AT_DEFAULTS = ["retrain", "del", "first_epoch_ga", "random_label", "salu
 
 
 @pytest.mark.parametrize("name", METHODS.names())
-def test_method_returns_same_architecture_and_does_not_collapse(name, synthetic, original, method_context):
+def test_method_returns_same_architecture_and_does_not_collapse(name, synthetic, original, split, method_context):
     """Collapse guard at the method's defaults. Stated baseline: the original's test accuracy (about 1.0 on this
     clean, easy task) against chance (1 / 4); a collapsed model predicts one class, i.e. chance. The floor is
     midway, so a method must stay closer to the original than to chance. Measured, defaults, 3 originals x 3
     numeric paths: at least 0.77 (first_epoch_ga), else at least 0.95; a collapse scores 0.22-0.25."""
     train, test, info, _ = synthetic
-    forget, retain = train.select_ids(synthetic[3]), train.drop_ids(synthetic[3])
+    forget, retain, _ = split
     model = run(name, original.copy(), forget, retain, method_context)
 
     assert type(model) is type(original.model)
@@ -98,7 +99,10 @@ def test_method_returns_same_architecture_and_does_not_collapse(name, synthetic,
     assert all(torch.isfinite(v).all() for v in model.state_dict().values() if v.is_floating_point())
     changed = any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                          original.model.state_dict().values()))
-    assert changed == (name not in CHANGES_NOTHING)
+    if name in CHANGES_NOTHING:
+        assert not changed
+    elif name not in CALIBRATED:  # an optimizer's steps always move the weights
+        assert changed
     chance, baseline = 1 / info.num_classes, acc(original.model, test, info)
     assert acc(model, test, info) >= (chance + baseline) / 2, (acc(model, test, info), baseline)
 
@@ -184,7 +188,10 @@ def test_one_gradient_step_moves_the_methods_objective_its_way(name, synthetic, 
         assert batch_loss(model, forget, info) > batch_loss(original.model, forget, info)
     else:
         alpha = METHODS.get(name).config(params).alpha
-        objective = lambda m: alpha * batch_loss(m, retain, info) - (1 - alpha) * batch_loss(m, forget, info)  # noqa: E731
+
+        def objective(m):
+            return alpha * batch_loss(m, retain, info) - (1 - alpha) * batch_loss(m, forget, info)
+
         assert objective(model) < objective(original.model)
 
 
