@@ -154,6 +154,17 @@ def memorization_scores(runs: list[SubsetModelOutputs], example_ids: np.ndarray)
     })
 
 
+def _masked_mean_var(values: np.ndarray, weights: np.ndarray):
+    """Per-column mean and unbiased variance of ``values`` over rows where weight is 1."""
+    n = weights.sum(0)  # (N,)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (values * weights).sum(0) / n
+        var = (((values - mean) ** 2) * weights).sum(0) / (n - 1)
+    mean = np.where(n > 0, mean, np.nan)
+    var = np.where(n > 1, var, np.nan)
+    return mean, var, n
+
+
 def _jeffreys_var(rate: np.ndarray, n: np.ndarray) -> np.ndarray:
     """Variance of Beta(s + ½, n − s + ½), s = rate·n successes: p(1 − p)/(n + 2), p = (s + ½)/(n + 1)."""
     p = (rate * n + 0.5) / (n + 1)
