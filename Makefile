@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run test flow serve sweep ui list
+.PHONY: setup run test flow serve sweep sweep-large ui list
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ serve: setup                ## serve the Prefect deployment 'memunlearn-pipeline
 
 sweep: setup                ## the experiment sweep (params.yaml `sweep`) as a Prefect flow; DVC reuses cached cells
 	python flows/sweep.py
+
+sweep-large: setup          ## a wider study than the default grids: more methods, kinds and proxies (hours on 2 cores)
+	python flows/sweep.py --methods neggrad_plus finetune l1_sparse salun scrub del --kinds low mid high mix \
+		--set 'rum_compare.group_scores=[confidence, loss_curvature, holdout_retrain]' \
+		--set 'entanglement.kinds=[low, mid, high]'
+	python -m dvc repro claims
 
 ui: setup                   ## browse runs and models in the MLflow UI (http://127.0.0.1:5000)
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --host 127.0.0.1 --port 5000

@@ -1,6 +1,6 @@
 """What every stage shares: params, paths, device, tracking target, error handling.
 
-Stages are adapters (ARCHITECTURE rule 1): read the declared params, build a
+Stages are adapters (docs/architecture.md rule 1): read the declared params, build a
 typed config, call the library, write the declared outputs, then record the
 run in MLflow. This module is the only place that reads params.yaml, the
 environment and the working directory.

@@ -1,4 +1,4 @@
-"""Stage `claims`: each finding of the papers (METHODS.md §7) tested on the grids' seeds.
+"""Stage `claims`: each finding of the papers (docs/methods.md §7) tested on the grids' seeds.
 
 Writes results/claims.csv (claim, finding, comparison, effect, ci_low,
 ci_high, n_seeds, verdict), results/claims.md and metrics/claims.json.

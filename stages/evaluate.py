@@ -1,4 +1,4 @@
-"""Stage `evaluate`: FA/RA/TA, per-subset accuracy, MIA, ToW against the retrain oracle (METHODS.md §6)."""
+"""Stage `evaluate`: FA/RA/TA, per-subset accuracy, MIA, ToW against the retrain oracle (docs/methods.md §6)."""
 from _common import (METRICS_DIR, ORACLE_DIR, PARTITION_DIR, PREPARED, RESULTS_DIR, TRAIN_DIR, UNLEARN_DIR,
                      device, flatten, load_params, stage, track)
 

@@ -1,4 +1,4 @@
-"""Stage `forgetting_quality`: LiRA-style forgetting quality of the unlearning challenge (METHODS.md §6).
+"""Stage `forgetting_quality`: LiRA-style forgetting quality of the unlearning challenge (docs/methods.md §6).
 
 Unlearns the original model `copies` times and retrains `copies` times from
 scratch, then scores each forget example by how well its confidence tells the

@@ -1,4 +1,4 @@
-"""Stage `memorize`: exact memorization scores from K leave-subset-out models (METHODS.md §1).
+"""Stage `memorize`: exact memorization scores from K leave-subset-out models (docs/methods.md §1).
 
 Finished subset models live in a persistent store (data/memorize_store, a
 `persist: true` output): a rerun after a crash, or with a larger K, trains
@@ -34,7 +34,7 @@ def main() -> None:
     store = SubsetModelStore(STORE_ROOT, key)
 
     runner = None
-    if config.runner != "local":  # Prefect task runners live in flows/ (ARCHITECTURE: prefect only there)
+    if config.runner != "local":  # Prefect task runners live in flows/ (docs/architecture.md rule 6)
         from flows.memorize import prefect_runner
         runner = prefect_runner(config)
 

@@ -1,7 +1,7 @@
 """Stage `partition`: choose the forget set and refine it into RUM's low/mid/high subsets.
 
 metrics/partition.json says what the forget set is made of (class histogram,
-planted noise, ES of F and of each subset, METHODS.md §3) and the ES of the
+planted noise, ES of F and of each subset, docs/methods.md §3) and the ES of the
 low/mid/high entanglement sets this size and seed would give.
 """
 from _common import METRICS_DIR, PARTITION_DIR, PREPARED, device, flatten, load_params, load_score_sources, stage, track

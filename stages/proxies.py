@@ -1,4 +1,4 @@
-"""Stage `proxies`: every memorization proxy per training example (METHODS.md §2), with its cost."""
+"""Stage `proxies`: every memorization proxy per training example (docs/methods.md §2), with its cost."""
 from _common import METRICS_DIR, PREPARED, PROXIES_DIR, TRAIN_DIR, device, flatten, load_params, stage, track
 
 from memunlearn.config import from_params

@@ -1,7 +1,7 @@
 """Stage `<grid>_cell@<method>-<score>-<kind>-<strategy>-<seed>`: unlearn one sweep forget set, score it.
 
 Reads F and the oracle of its (score, kind, seed) from `<grid>_oracle`, unlearns
-from the original model with the registered method and strategy (METHODS.md
+from the original model with the registered method and strategy (docs/methods.md
 §4-5), and writes one small JSON: FA/RA/TA, per-subset forget accuracy, MIA,
 ToW and ToW-MIA of the unlearned model and of the oracle (§6), and the
 unlearning wall seconds beside the oracle's retraining seconds. The seed

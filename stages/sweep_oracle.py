@@ -2,7 +2,7 @@
 
 Every cell of this (score, kind, seed) reads F from here and is scored
 against this oracle, so F is chosen once and the oracle trained once
-(METHODS.md §3, §6). The seed drives the oracle's initialization and data
+(docs/methods.md §3, §6). The seed drives the oracle's initialization and data
 order, tie-breaks and the draw of seeded kinds (random, class). oracle.json
 says what F is made of (class histogram, planted noise, ES of F and of each
 RUM subset).

@@ -1,5 +1,5 @@
 """Stage `sweep_report`: every grid's cells -> tidy table, mean ± t-based 95% CI per cell group over seeds,
-DVC metrics, and the ToW plots by forget set and strategy (METHODS.md §6-7)."""
+DVC metrics, and the ToW plots by forget set and strategy (docs/methods.md §6-7)."""
 from _common import METRICS_DIR, RESULTS_DIR, flatten, load_params, stage, track
 
 from memunlearn.config import from_params

@@ -1,4 +1,4 @@
-"""Stage `unlearn`: apply a registered method to the forget set, vanilla or through RUM (METHODS.md §4-5)."""
+"""Stage `unlearn`: apply a registered method to the forget set, vanilla or through RUM (docs/methods.md §4-5)."""
 from _common import (METRICS_DIR, PARTITION_DIR, PREPARED, TRAIN_DIR, UNLEARN_DIR, Timer, device, flatten,
                      input_example, load_params, stage, track, unlearn_context)
 

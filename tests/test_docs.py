@@ -3,8 +3,7 @@
 - every citation of a ``.py``/``.md``/``.yaml`` file by a repo path (``docs/methods.md``,
   ``src/memunlearn/grid.py``, ``stages/train.py``) or by a path inside the package
   (``training/stacked.py``) names a file that exists;
-- no file cites the design notes that live outside the clone (part marked xfail until the
-  citations are rewritten to ``docs/``);
+- no file cites the design notes that live outside the clone;
 - every section cited with docs/methods.md is a heading there, every rule cited with
   docs/architecture.md is a numbered rule there.
 
@@ -123,7 +122,6 @@ def test_every_cited_package_path_exists(files):
                          "src/memunlearn/..., or add another project's file to EXTERNAL):\n" + "\n".join(missing))
 
 
-@pytest.mark.xfail(strict=False, reason="citations are rewritten to docs/ by the lead")
 def test_no_file_cites_docs_outside_the_repo(files):
     stale = [f"{where(path, line)}: {m.group(0)}" for path, line, m in occurrences(STALE, files) if path != THIS]
     assert not stale, (f"{len(stale)} citations of the notes outside the clone; cite docs/methods.md or "

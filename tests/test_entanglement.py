@@ -1,4 +1,4 @@
-"""Entanglement (METHODS.md §3): the ES formula, centroid distances, entanglement groups, errors."""
+"""Entanglement (docs/methods.md §3): the ES formula, centroid distances, entanglement groups, errors."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,7 +16,7 @@ CPU = torch.device("cpu")
 
 
 def direct_es(r: np.ndarray, f: np.ndarray) -> float:
-    """ES written out element by element, as in METHODS.md §3."""
+    """ES written out element by element, as in docs/methods.md §3."""
     mu_r = [sum(x[d] for x in r) / len(r) for d in range(r.shape[1])]
     mu_f = [sum(x[d] for x in f) / len(f) for d in range(f.shape[1])]
     mu = [(a + b) / 2 for a, b in zip(mu_r, mu_f)]

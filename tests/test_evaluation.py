@@ -1,4 +1,4 @@
-"""ToW and SVC MIA (METHODS.md §6)."""
+"""ToW and SVC MIA (docs/methods.md §6)."""
 import numpy as np
 import pytest
 

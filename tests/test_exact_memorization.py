@@ -1,4 +1,4 @@
-"""Exact memorization (METHODS.md §1): subset masks, the estimator, and planted noise found."""
+"""Exact memorization (docs/methods.md §1): subset masks, the estimator, and planted noise found."""
 import numpy as np
 import pytest
 import torch

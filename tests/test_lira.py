@@ -1,4 +1,4 @@
-"""LiRA-style forgetting quality (METHODS.md §6; the NeurIPS 2023 unlearning challenge metric)."""
+"""LiRA-style forgetting quality (docs/methods.md §6; the NeurIPS 2023 unlearning challenge metric)."""
 import math
 
 import numpy as np

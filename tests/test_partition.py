@@ -1,4 +1,4 @@
-"""Forget sets and RUM refinement (METHODS.md §3): sizes, disjointness, ordering, ties, composition, errors."""
+"""Forget sets and RUM refinement (docs/methods.md §3): sizes, disjointness, ordering, ties, composition, errors."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -61,7 +61,7 @@ def test_groups_follow_the_score(tables):
     mid = make_forget_set(PartitionConfig(kind="mid", size=60), exact, proxies, labels)
     assert mem.loc[high["example_id"]].min() >= mem.dropna().nlargest(60).min()
     assert mem.loc[low["example_id"]].max() <= mem.dropna().nsmallest(60).max()
-    # exact mid group: closest to 0.5 (METHODS.md §3)
+    # exact mid group: closest to 0.5 (docs/methods.md §3)
     assert (mem.loc[mid["example_id"]] - 0.5).abs().max() <= (mem.dropna() - 0.5).abs().nsmallest(60).max()
     assert not mem.loc[high["example_id"]].isna().any()
 

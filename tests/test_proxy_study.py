@@ -1,4 +1,4 @@
-"""The proxy study table (METHODS.md §2): agreement and cost per proxy."""
+"""The proxy study table (docs/methods.md §2): agreement and cost per proxy."""
 import numpy as np
 import pandas as pd
 import pytest

@@ -1,4 +1,4 @@
-"""RUM strategies (METHODS.md §4): step order, retain sets, the shuffle control, per-step hyperparameters."""
+"""RUM strategies (docs/methods.md §4): step order, retain sets, the shuffle control, per-step hyperparameters."""
 import re
 from dataclasses import dataclass
 
@@ -13,7 +13,7 @@ from memunlearn.unlearning.neggrad_plus import NegGradPlusConfig
 from memunlearn.unlearning.rum import UnlearnConfig
 
 CPU = torch.device("cpu")
-REFERENCE_PROXY_RUN = {  # METHODS.md §4: NegGrad+ at every step
+REFERENCE_PROXY_RUN = {  # docs/methods.md §4: NegGrad+ at every step
     "low": {"alpha": 0.99, "epochs": 5, "lr": 0.01},
     "mid": {"alpha": 0.97, "epochs": 5, "lr": 0.01},
     "high": {"alpha": 0.97, "epochs": 10, "lr": 0.001},
@@ -94,7 +94,7 @@ def test_retain_is_d_minus_f_at_every_step(strategy, data, tiny_recipe, calls):
 
 
 def test_reference_retain_variant_keeps_later_subsets_in_the_retain_set(data, tiny_recipe, calls):
-    """Reference code: retain at step s = D minus (F_1 ∪ … ∪ F_s) = R ∪ F_{s+1} ∪ … (METHODS.md §4, item 3)."""
+    """Reference code: retain at step s = D minus (F_1 ∪ … ∪ F_s) = R ∪ F_{s+1} ∪ … (docs/methods.md §4, item 3)."""
     forget, retain, subsets, _ = data
     run("rum_reference_retain", data, tiny_recipe, SPY_EVERYWHERE)
     low, mid, high = (ids(subsets[s]) for s in SUBSETS)

@@ -1,4 +1,4 @@
-"""Training loop, learning-event recorder (METHODS.md §2.1) and checkpoints."""
+"""Training loop, learning-event recorder (docs/methods.md §2.1) and checkpoints."""
 import pytest
 import torch
 import torch.nn.functional as F

@@ -1,4 +1,4 @@
-"""Unlearning methods and RUM strategies (METHODS.md §4-5), parametrized over the registries.
+"""Unlearning methods and RUM strategies (docs/methods.md §4-5), parametrized over the registries.
 
 What a method does to a memorizing model is chaotic at this size: a different CPU's float rounding (another
 SIMD path, BLAS reduction order, thread count) acts like another seed. So no assertion here sits near a

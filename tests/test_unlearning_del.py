@@ -1,4 +1,4 @@
-"""DEL, Deletion by Example Localization (METHODS.md §5 "DEL"): localize, reset, fine-tune."""
+"""DEL, Deletion by Example Localization (docs/methods.md §5 "DEL"): localize, reset, fine-tune."""
 import copy
 import dataclasses
 

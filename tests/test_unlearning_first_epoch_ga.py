@@ -1,4 +1,4 @@
-"""First-epoch gradient ascent (METHODS.md §5): the recorder of per-example first-epoch gradients and the
+"""First-epoch gradient ascent (docs/methods.md §5): the recorder of per-example first-epoch gradients and the
 calibrated ascent along them."""
 import copy
 import dataclasses

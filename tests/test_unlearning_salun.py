@@ -1,4 +1,4 @@
-"""SalUn, random-label and l1-sparse unlearning (METHODS.md §5): the properties that define them."""
+"""SalUn, random-label and l1-sparse unlearning (docs/methods.md §5): the properties that define them."""
 import copy
 import math
 

@@ -1,4 +1,4 @@
-"""SCRUB's max/min schedule and the WoodFisher influence step (METHODS.md §5)."""
+"""SCRUB's max/min schedule and the WoodFisher influence step (docs/methods.md §5)."""
 import copy
 import dataclasses
 import math

@@ -2,7 +2,7 @@
 
 The library never reads params.yaml itself: a stage hands it a dict, and
 ``from_params`` turns it into a frozen dataclass, rejecting unknown keys by
-name (ARCHITECTURE rule 2) and checking declared ranges.
+name (docs/architecture.md rule 2) and checking declared ranges.
 """
 from __future__ import annotations
 

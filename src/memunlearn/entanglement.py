@@ -1,4 +1,4 @@
-"""Entanglement of examples in the original model's embedding space (METHODS.md §3).
+"""Entanglement of examples in the original model's embedding space (docs/methods.md §3).
 
 Embeddings φ are the penultimate layer of the original model
 (``training.loop.embed``). From them:
@@ -81,7 +81,7 @@ def binned_entanglement(embeddings, example_ids, bins: int = DEFAULT_BINS) -> pd
 
 
 def entanglement_score(retain, forget) -> float:
-    """ES of R and F (METHODS.md §3):
+    """ES of R and F (docs/methods.md §3):
 
         ES = [mean_R ‖φ−μ_R‖² + mean_F ‖φ−μ_F‖²] / [½(‖μ_R−μ‖² + ‖μ_F−μ‖²)],  μ = ½(μ_R + μ_F)
 

@@ -1,4 +1,4 @@
-"""Scores -> forget set -> RUM refinement (METHODS.md §3-4).
+"""Scores -> forget set -> RUM refinement (docs/methods.md §3-4).
 
 A forget set is chosen by kind (random, class, or a low/mid/high group by a
 chosen score), then refined into homogeneous ``low``/``mid``/``high``
@@ -28,7 +28,7 @@ from .memorization.proxies import score_columns
 from .registry import Registry
 from .seeding import derive_seed
 
-SUBSETS = ("low", "mid", "high")  # RUM's order (METHODS.md §4)
+SUBSETS = ("low", "mid", "high")  # RUM's order (docs/methods.md §4)
 EXACT_SCORES = {"exact": "mem", "exact_prob": "mem_prob"}  # score name -> column of the exact table
 EMBEDDING_SCORES = (ENTANGLEMENT, DISTANCE_NAME)  # scores computed from the original model's embeddings
 
@@ -83,7 +83,7 @@ class Score:
 
     name: str
     values: pd.Series  # indexed by example_id; NaN = unknown
-    mid_target: float  # exact scores: 0.5 (METHODS.md §3); other scores: their median
+    mid_target: float  # exact scores: 0.5 (docs/methods.md §3); other scores: their median
 
 
 def lookup_score(name: str, sources: ScoreSources, bins: int = DEFAULT_BINS) -> Score:

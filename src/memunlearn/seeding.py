@@ -1,4 +1,4 @@
-"""Explicit, derived randomness (ARCHITECTURE rule 5).
+"""Explicit, derived randomness (docs/architecture.md rule 5).
 
 A per-item seed depends only on the base seed, a purpose string and the
 item's index, so model k of K is the same model whatever K is.

@@ -1,4 +1,4 @@
-"""MLflow tracking: the only module that imports mlflow (ARCHITECTURE rule 6).
+"""MLflow tracking: the only module that imports mlflow (docs/architecture.md rule 6).
 
 A stage writes its outputs first and then hands a ``StageRecord`` to
 ``record_stage``; a tracking failure is reported as a warning and never

@@ -1,4 +1,4 @@
-"""Accuracies, ToW, MIA and report tables (METHODS.md §6)."""
+"""Accuracies, ToW, MIA and report tables (docs/methods.md §6)."""
 from .mia import MIA_FEATURES, svc_mia
 from .report import EvaluateConfig, compare, model_metrics
 from .tow import tow, tow_mia

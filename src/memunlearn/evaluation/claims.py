@@ -1,4 +1,4 @@
-"""The papers' findings (METHODS.md §7) tested on the grids' seeds: effect, 95% CI, verdict.
+"""The papers' findings (docs/methods.md §7) tested on the grids' seeds: effect, 95% CI, verdict.
 
 Each claim is a difference between two groups of sweep cells that share
 everything but one factor (the forget set's memorization level, the

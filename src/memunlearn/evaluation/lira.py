@@ -1,4 +1,4 @@
-"""LiRA-style forgetting quality of the NeurIPS 2023 unlearning challenge (METHODS.md §6).
+"""LiRA-style forgetting quality of the NeurIPS 2023 unlearning challenge (docs/methods.md §6).
 
 Per forget example, an attacker sees the example's logit-scaled confidence
 ``log p_y − log(1 − p_y)`` under many unlearned and many retrained models and
@@ -270,14 +270,14 @@ def _observe(model: nn.Module, parts: PartitionedData, test: ImageSplit, ctx: Un
 def forgetting_quality(original: nn.Module, parts: PartitionedData, test: ImageSplit, strategy: str,
                        plan: UnlearnPlan, ctx: UnlearnContext, copies: int, null: bool = True
                        ) -> ForgettingQualityResult:
-    """Unlearn ``original`` ``copies`` times and retrain ``copies`` times, then score F (METHODS.md §6).
+    """Unlearn ``original`` ``copies`` times and retrain ``copies`` times, then score F (docs/methods.md §6).
 
     With ``null``, ``copies`` more retrained models (seeds disjoint from the
     first) are scored against the retrained ones the same way: both samples
     come from one distribution, so this is what a perfect unlearner scores
     with this few copies (the score's small-sample bias; it shrinks as copies
     grow). Copy k's seed derives from ``ctx.seed``, its side and k alone, so
-    copy k is the same model whatever ``copies`` is (ARCHITECTURE rule 5).
+    copy k is the same model whatever ``copies`` is (docs/architecture.md rule 5).
     """
     if copies < MIN_COPIES:
         raise ValueError(f"copies must be >= {MIN_COPIES}, got {copies}")

@@ -1,4 +1,4 @@
-"""SVC membership-inference attack, SalUn/RUM style (METHODS.md §6).
+"""SVC membership-inference attack, SalUn/RUM style (docs/methods.md §6).
 
 Fit ``SVC(C=3, kernel='rbf', gamma='auto')`` on a per-example feature of
 retain examples (members, label 1) vs test examples (non-members, label 0),

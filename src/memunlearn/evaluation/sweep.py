@@ -17,7 +17,7 @@ Each cell is
 one small record (the unlearned model's metrics, its oracle's, and wall
 seconds). This module turns the records into a tidy table (one row per
 cell) and a summary per method x group score x kind x strategy: the mean
-over seeds and a t-based 95% confidence interval (METHODS.md §6: "every metric over >= 3
+over seeds and a t-based 95% confidence interval (docs/methods.md §6: "every metric over >= 3
 seeds as mean ± t-based 95% CI, and each method's wall time beside
 retrain's"). Pure functions on DataFrames; the plot is the papers' main
 figure, ToW by method and memorization level.

@@ -1,4 +1,4 @@
-"""Tug of War (Zhao et al., RUM paper; METHODS.md §6).
+"""Tug of War (Zhao et al., RUM paper; docs/methods.md §6).
 
 ToW = (1 - |FA - FA_rt|) * (1 - |RA - RA_rt|) * (1 - |TA - TA_rt|), with
 accuracies in [0, 1] and ``rt`` the retrain oracle on the same forget set.

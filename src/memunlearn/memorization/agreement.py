@@ -1,4 +1,4 @@
-"""How well one per-example score agrees with another (METHODS.md §2)."""
+"""How well one per-example score agrees with another (docs/methods.md §2)."""
 from __future__ import annotations
 
 import numpy as np

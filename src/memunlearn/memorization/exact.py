@@ -1,4 +1,4 @@
-"""Exact memorization by leave-subset-out retraining (METHODS.md §1).
+"""Exact memorization by leave-subset-out retraining (docs/methods.md §1).
 
 Feldman & Zhang (2020), eq. 1, estimated from K models each trained on a
 random fraction-p subset S_k of the training set D:
@@ -173,7 +173,7 @@ def _jeffreys_var(rate: np.ndarray, n: np.ndarray) -> np.ndarray:
 
 def top_influences(runs: list[SubsetModelOutputs], train_ids: np.ndarray, test_ids: np.ndarray, top: int,
                    chunk: int = 256) -> pd.DataFrame:
-    """Each test example's ``top`` most influential training examples (METHODS.md §1, optional).
+    """Each test example's ``top`` most influential training examples (docs/methods.md §1, optional).
 
     infl(i, j) = mean_{k: i in S_k} 1[f_k(x_j) = y_j] - mean_{k: i not in S_k} 1[f_k(x_j) = y_j],
     Feldman & Zhang's estimator with correctness measured on test example j.

@@ -1,4 +1,4 @@
-"""A persistent per-model store for exact memorization (METHODS.md §1).
+"""A persistent per-model store for exact memorization (docs/methods.md §1).
 
 Each subset model's outputs are saved once, under a key made of everything
 that determines them: the data (a fingerprint of the prepared arrays), the

@@ -1,4 +1,4 @@
-"""The proxy study (scalability paper; METHODS.md §2): agreement with exact scores and cost."""
+"""The proxy study (scalability paper; docs/methods.md §2): agreement with exact scores and cost."""
 from __future__ import annotations
 
 from pathlib import Path

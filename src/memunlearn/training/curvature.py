@@ -1,4 +1,4 @@
-"""Input-space loss curvature per example (Garg et al.; METHODS.md §2.3), two estimators.
+"""Input-space loss curvature per example (Garg et al.; docs/methods.md §2.3), two estimators.
 
 Once per epoch, in eval mode, for every training example, with g = grad_x l(x)
 and the perturbation z held fixed (so grad_x [l(x+z) - l(x)] = grad l(x+z) - g):

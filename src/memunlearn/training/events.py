@@ -1,4 +1,4 @@
-"""Learning-event statistics (METHODS.md §2.1), recorded during training.
+"""Learning-event statistics (docs/methods.md §2.1), recorded during training.
 
 At every optimizer step, from the train-mode logits of that step's forward
 pass (no extra forward), accumulate per example: confidence p_y, max_c p_c,

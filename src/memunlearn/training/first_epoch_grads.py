@@ -1,4 +1,4 @@
-"""Per-example gradients from the first epoch of training (METHODS.md §5, first-epoch gradient ascent).
+"""Per-example gradients from the first epoch of training (docs/methods.md §5, first-epoch gradient ascent).
 
 During the first epoch of the original training, at every optimizer step
 and at that step's parameters, store each example's gradient

@@ -1,4 +1,4 @@
-"""Unlearning methods (METHODS.md §5) and RUM strategies (§4), by registry.
+"""Unlearning methods (docs/methods.md §5) and RUM strategies (§4), by registry.
 
 A method is one module: a frozen config dataclass (its params block in
 params.yaml, ``methods.<name>``) and a function

@@ -1,4 +1,4 @@
-"""Shared optimization pieces for unlearning methods (METHODS.md §5, 'Shared')."""
+"""Shared optimization pieces for unlearning methods (docs/methods.md §5, 'Shared')."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,7 +18,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]  # (x normalized (B, C, H, W), y (B,))
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """SGD, momentum 0.9, weight decay 5e-4 (METHODS.md §5); lr/epochs/batch per method."""
+    """SGD, momentum 0.9, weight decay 5e-4 (docs/methods.md §5); lr/epochs/batch per method."""
 
     lr: float = 0.01
     epochs: int = 5

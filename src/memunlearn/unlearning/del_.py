@@ -1,4 +1,4 @@
-"""``del``: Deletion by Example Localization (METHODS.md §5 "DEL"): localize, reset, fine-tune.
+"""``del``: Deletion by Example Localization (docs/methods.md §5 "DEL"): localize, reset, fine-tune.
 
 1. Criticality S = |Σ_{batches of F} θ ⊙ ∇_θ CE_F| (eval mode).
 2. Channel granularity: a tensor with >= 2 dims is viewed as [out_channels, -1]

@@ -1,4 +1,4 @@
-"""``first_epoch_ga``: calibrated ascent along stored first-epoch gradients (METHODS.md §5).
+"""``first_epoch_ga``: calibrated ascent along stored first-epoch gradients (docs/methods.md §5).
 
 θ_L ← θ_L + η·d,  d = Σ_{i∈F} g_i(first epoch), over the stored layers L only
 (train_records.first_epoch_grads: by default the head and penultimate layer,

@@ -1,4 +1,4 @@
-"""``influence``: one WoodFisher influence step (METHODS.md §5; SalUn's ``Wfisher``).
+"""``influence``: one WoodFisher influence step (docs/methods.md §5; SalUn's ``Wfisher``).
 
 Removing F from the training objective moves the optimum, to first order, by
 

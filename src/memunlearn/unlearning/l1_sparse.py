@@ -1,4 +1,4 @@
-"""``l1_sparse``: fine-tune on R with a decaying L1 penalty (Jia et al.'s ℓ1-sparse unlearning; METHODS.md §5).
+"""``l1_sparse``: fine-tune on R with a decaying L1 penalty (Jia et al.'s ℓ1-sparse unlearning; docs/methods.md §5).
 
 loss = CE_R + γ·(1 − e/E)·‖θ‖₁ over every parameter, with the epoch e counted
 0..E−1 as in the official code (OPTML-Group/Unlearn-Saliency ``FT_l1``:

@@ -1,4 +1,4 @@
-"""``random_label``: relabel F with random wrong labels and train on F ∪ R (METHODS.md §5).
+"""``random_label``: relabel F with random wrong labels and train on F ∪ R (docs/methods.md §5).
 
 Every epoch F gets fresh labels, drawn uniformly among the C - 1 wrong
 classes (never the true label), from a generator derived from the seed and

@@ -1,4 +1,4 @@
-"""RUM, the Refined-Unlearning Meta-algorithm (METHODS.md §4), its variants and baselines.
+"""RUM, the Refined-Unlearning Meta-algorithm (docs/methods.md §4), its variants and baselines.
 
 A strategy decides how the refined forget subsets are unlearned:
 
@@ -151,7 +151,7 @@ class Step:
 
 
 def _run_steps(model, steps: list[Step], plan: UnlearnPlan, ctx: UnlearnContext):
-    """Unlearn ``steps`` in order, each from the previous step's model (METHODS.md §4, step 2)."""
+    """Unlearn ``steps`` in order, each from the previous step's model (docs/methods.md §4, step 2)."""
     records = []
     for i, s in enumerate(steps):
         config = plan.step_config(s.method, s.params_key)
@@ -224,7 +224,7 @@ def rum(model, subsets, retain, plan, ctx):
 def rum_reference_retain(model, subsets, retain, plan, ctx):
     """``rum`` with the reference code's retain set at step s: D \\ (F_1 ∪ … ∪ F_s) = R ∪ F_{s+1} ∪ … ∪ F_k.
 
-    Kept only as a named variant (METHODS.md §4, item 3): early steps train on examples forgotten later.
+    Kept only as a named variant (docs/methods.md §4, item 3): early steps train on examples forgotten later.
     """
     steps = _refined_steps(subsets, retain, plan, True)
     for i, s in enumerate(steps):

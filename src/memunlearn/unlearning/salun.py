@@ -1,4 +1,4 @@
-"""``salun``: SalUn, random-label unlearning restricted to the salient weights (METHODS.md §5).
+"""``salun``: SalUn, random-label unlearning restricted to the salient weights (docs/methods.md §5).
 
 1. Saliency: g = ∇_θ CE_F at the original model (eval mode, as the official
    ``generate_mask.py``), one global ranking of |g| over every parameter
@@ -13,7 +13,7 @@
    settings. BatchNorm running statistics are buffers, not parameters, and are
    updated as in any training.
 
-Known bug NOT reproduced (METHODS.md §5): the RUM copy of the SalUn mask
+Known bug NOT reproduced (docs/methods.md §5): the RUM copy of the SalUn mask
 ranks |g| ascending without negation and so keeps the SMALLEST gradients;
 the official SalUn (and DEL) keep the largest, as here.
 Differences from the official code: g is the gradient of the mean CE over

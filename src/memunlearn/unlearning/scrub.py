@@ -1,5 +1,5 @@
 """``scrub``: SCRUB teacher-student unlearning (Kurmanji et al., "Towards Unbounded Machine
-Unlearning"; METHODS.md §5).
+Unlearning"; docs/methods.md §5).
 
 The teacher is a frozen copy of the original model; the student starts from
 it. Each epoch runs, in this order (reference: meghdadk/SCRUB notebooks,
@@ -18,7 +18,7 @@ averaged over the batch (the reference's ``DistillKL``). One SGD optimizer
 the learning rate is constant (the reference's decay epochs [3, 5, 9] never
 trigger in its 3-epoch large-scale run).
 
-Defaults: lr 5e-3, 5 epochs, msteps 4, T 4 from METHODS.md §5; gamma 0.99 and
+Defaults: lr 5e-3, 5 epochs, msteps 4, T 4 from docs/methods.md §5; gamma 0.99 and
 beta 0.001 from the reference's large-scale CIFAR-10 notebook
 (large_scale_unlearning.ipynb: ``gamma=0.99, alpha=0.001`` -- its KL weight is
 called ``alpha`` there, and ``beta`` weighs an unused extra distillation

@@ -1,4 +1,4 @@
-"""Memorization proxies (METHODS.md §2): a registry of cheap stand-ins for mem(i).
+"""Memorization proxies (docs/methods.md §2): a registry of cheap stand-ins for mem(i).
 
 Each proxy returns its raw value per training example and declares its
 direction; the pipeline stores ``score = direction * raw`` so that every

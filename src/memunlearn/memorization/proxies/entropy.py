@@ -1,4 +1,4 @@
-"""``entropy``: a learning-event proxy (METHODS.md §2.1), recorded during training (training/events.py)."""
+"""``entropy``: a learning-event proxy (docs/methods.md §2.1), recorded during training (training/events.py)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""``final_margin``: an end-of-training single-model baseline (METHODS.md §2.4, ours)."""
+"""``final_margin``: an end-of-training single-model baseline (docs/methods.md §2.4, ours)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Held-out retraining proxy (METHODS.md §2.2).
+"""Held-out retraining proxy (docs/methods.md §2.2).
 
 Copy the trained model, fine-tune the copy on held-out data only (the
 validation split; SGD momentum 0.9, weight decay ``holdout_weight_decay``,

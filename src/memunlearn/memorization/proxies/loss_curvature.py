@@ -1,4 +1,4 @@
-"""Loss-curvature proxies (Garg et al.; METHODS.md §2.3): recorded once per epoch in training.
+"""Loss-curvature proxies (Garg et al.; docs/methods.md §2.3): recorded once per epoch in training.
 
 One proxy, two estimators (training/curvature.py), each its own registry name
 so that the proxy study reports both side by side:

@@ -1,4 +1,4 @@
-"""``max_conf``: a learning-event proxy (METHODS.md §2.1), recorded during training (training/events.py)."""
+"""``max_conf``: a learning-event proxy (docs/methods.md §2.1), recorded during training (training/events.py)."""
 from __future__ import annotations
 
 import numpy as np
