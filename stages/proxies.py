@@ -4,7 +4,8 @@ from _common import METRICS_DIR, PREPARED, PROXIES_DIR, TRAIN_DIR, device, flatt
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split, load_validation
 from memunlearn.io import load_json, load_table, save_json, save_table
-from memunlearn.memorization import PROXIES, ProxyConfig, ProxyInputs, compute_proxies, proxy_costs
+from memunlearn.memorization import ProxyConfig, ProxyInputs, compute_proxies, proxy_costs
+from memunlearn.memorization.proxies import recorded_proxies
 from memunlearn.tracking import StageRecord
 from memunlearn.training import load_checkpoint
 
@@ -14,7 +15,8 @@ def main() -> None:
     params = load_params("proxies")
     config = from_params(ProxyConfig, params["proxies"], "proxies")
     curvature_file = TRAIN_DIR / "loss_curvature.parquet"
-    names = list(config.names) or PROXIES.names()
+    curvature = load_table(curvature_file, "train") if curvature_file.exists() else None
+    names = list(config.names) or recorded_proxies(curvature)
     inputs = ProxyInputs(
         train=load_split(PREPARED / "train.npz"),
         # held-out data is the validation split (the test set is for evaluation only); only holdout_retrain reads it
@@ -24,7 +26,7 @@ def main() -> None:
         device=device(config.device),
         config=config,
         learning_events=load_table(TRAIN_DIR / "learning_events.parquet", "train"),
-        curvature=load_table(curvature_file, "train") if curvature_file.exists() else None,
+        curvature=curvature,
     )
     table, own_seconds = compute_proxies(names, inputs)
     save_table(table, PROXIES_DIR / "proxies.parquet")

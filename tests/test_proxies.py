@@ -178,3 +178,15 @@ def test_holdout_retrain_weight_decay_defaults_to_the_reference_and_is_applied(s
     assert not all(torch.equal(a, b) for a, b in zip(runs[0.0].parameters(), runs[5e-4].parameters()))
     with pytest.raises(ValueError, match="holdout_weight_decay must be >= 0"):
         ProxyConfig(holdout_weight_decay=-1.0).validate()
+
+
+def test_an_unrecorded_curvature_estimator_is_skipped_by_default_not_an_error():
+    import pandas as pd
+
+    from memunlearn.memorization.proxies import PROXIES, recorded_proxies
+
+    only_sign = pd.DataFrame({"example_id": [1], "loss_curvature": [0.1]})
+    names = recorded_proxies(only_sign)
+    assert "loss_curvature" in names and "loss_curvature_rademacher" not in names
+    assert set(PROXIES.names()) - set(names) == {"loss_curvature_rademacher"}
+    assert "loss_curvature" not in recorded_proxies(None)  # train_records.curvature: false

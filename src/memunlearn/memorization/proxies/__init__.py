@@ -154,6 +154,15 @@ def compute_proxies(names: list[str], inputs: ProxyInputs) -> tuple[pd.DataFrame
     return table, seconds
 
 
+def recorded_proxies(curvature: pd.DataFrame | None) -> list[str]:
+    """``proxies.names: []``: every registered proxy whose training-time records exist (a curvature estimator
+    left out of ``train_records.curvature_estimators`` has no column, so its proxy is skipped, not an error)."""
+    from ...training.curvature import ESTIMATOR_COLUMNS
+
+    missing = set(ESTIMATOR_COLUMNS.values()) - set(curvature.columns if curvature is not None else ())
+    return [name for name in PROXIES.names() if name not in missing]
+
+
 def score_columns(table: pd.DataFrame) -> list[str]:
     """The proxy names of a ``compute_proxies`` table (not ``example_id``, not ``<name>__raw``)."""
     return [c for c in table.columns if c != "example_id" and not c.endswith("__raw")]
