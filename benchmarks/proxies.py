@@ -24,8 +24,9 @@ import yaml
 
 from memunlearn.config import from_params
 from memunlearn.data import PrepareConfig, prepare
-from memunlearn.memorization import PROXIES, ExactConfig, ProxyConfig, ProxyInputs, compute_proxies, proxy_costs
+from memunlearn.memorization import ExactConfig, ProxyConfig, ProxyInputs, compute_proxies, proxy_costs
 from memunlearn.memorization import run_subset_job
+from memunlearn.memorization.proxies import recorded_proxies
 from memunlearn.models import build_model
 from memunlearn.seeding import generator
 from memunlearn.training import CurvatureRecorder, LearningEventRecorder, RecordConfig, TrainConfig, fit
@@ -37,8 +38,9 @@ def timed_training(data, recipe, dev, recorder: str, records: RecordConfig = Rec
     """Wall time of one training run with the given recorder; returns (seconds, model, hook)."""
     model = build_model(recipe.model, data.info.in_channels, data.info.num_classes, data.info.image_size, 0)
     events = LearningEventRecorder(data.train.example_ids) if recorder == "events" else None
-    curvature = (CurvatureRecorder(data.train, data.info, dev, records.curvature_h, records.curvature_batch_size)
-                 if recorder == "curvature" else None)
+    curvature = (CurvatureRecorder(data.train, data.info, dev, records.curvature_h, records.curvature_batch_size,
+                                   records.curvature_estimators, records.curvature_rademacher_h,
+                                   records.curvature_draws) if recorder == "curvature" else None)
     start = time.perf_counter()
     fit(model, data.train, data.info, recipe, generator(0, "bench"), dev, on_batch=events, on_epoch=curvature)
     return time.perf_counter() - start, model, events or curvature
@@ -83,10 +85,15 @@ def main() -> None:
     run_subset_job(exact.jobs([0], data.train, data.test, data.info, recipe, dev)[0])
     exact_seconds = (time.perf_counter() - start) * exact.num_models  # K subset models, one timed
 
-    inputs = ProxyInputs(data.train, data.test, data.info, model, dev, proxy_config,
-                         events.to_frame(), curvature.to_frame())
-    _, own = compute_proxies(PROXIES.names(), inputs)
-    costs = proxy_costs(PROXIES.names(), own, {"learning_events": events.seconds, "curvature": curvature.seconds})
+    heldout = data.validation if data.validation is not None else data.test  # validation split, as the stage
+    inputs = ProxyInputs(data.train, heldout, data.info, model, dev, proxy_config, events.to_frame(),
+                         curvature.to_frame())
+    names = recorded_proxies(inputs.curvature)
+    _, own = compute_proxies(names, inputs)
+    by_estimator = curvature.seconds_by_estimator
+    costs = proxy_costs(names, own, {"learning_events": events.seconds,
+                                     "curvature": by_estimator.get("sign_gradient", 0.0),
+                                     "curvature_rademacher": by_estimator.get("rademacher", 0.0)})
 
     figures = {
         "overhead": with_events / plain - 1,

@@ -78,11 +78,11 @@ def device(name: str) -> torch.device:
     return chosen
 
 
-def unlearn_context(info, recipe, device: torch.device, seed: int, heldout=None):
+def unlearn_context(info, recipe, device: torch.device, seed: int):
     """The UnlearnContext methods get: the stored first-epoch gradients when the train stage recorded them,
     and held-out data for methods that calibrate against it: always the validation split written by the
     prepare stage (data.validation_fraction; None without one), never the test set, which is for
-    evaluation only. ``heldout`` is ignored (kept so that older call sites passing the test set still run)."""
+    evaluation only."""
     from memunlearn.data import VALIDATION_FILE, load_split
     from memunlearn.training import load_first_epoch_grads  # here: stages that unlearn nothing skip the import
     from memunlearn.unlearning import UnlearnContext

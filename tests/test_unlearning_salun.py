@@ -1,6 +1,5 @@
 """SalUn, random-label and l1-sparse unlearning (docs/methods.md §5): the properties that define them."""
 import copy
-import math
 
 import pytest
 import torch
