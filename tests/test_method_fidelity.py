@@ -65,11 +65,11 @@ def test_unlearn_context_gives_methods_the_validation_split_not_the_test_set(tmp
     try:
         prepared = tmp_path / "data/prepared"
         save_split(test, prepared / "test.npz")
-        ctx = common.unlearn_context(info, TrainConfig(), torch.device("cpu"), 0, test)
-        assert ctx.heldout is None  # no validation split: never the test set it was handed
+        ctx = common.unlearn_context(info, TrainConfig(), torch.device("cpu"), 0)
+        assert ctx.heldout is None  # no validation split: never the test set beside it
         validation = test.take(torch.arange(10))
         save_split(validation, prepared / VALIDATION_FILE)
-        ctx = common.unlearn_context(info, TrainConfig(), torch.device("cpu"), 0, test)
+        ctx = common.unlearn_context(info, TrainConfig(), torch.device("cpu"), 0)
         assert torch.equal(ctx.heldout.example_ids, validation.example_ids)
     finally:
         sys.modules.pop("_common", None)
