@@ -31,7 +31,8 @@ def main() -> None:
     ctx = unlearn_context(info, recipe, device(config.device), config.seed)
 
     with Timer() as timer:
-        result = forgetting_quality(model, parts, test, evaluated.strategy, plan, ctx, config.copies, config.null)
+        result = forgetting_quality(model, parts, test, evaluated.strategy, plan, ctx, config.copies,
+                                    config.null_baseline)
     save_table(result.table(), RESULTS_DIR / "forgetting_quality.csv")
     metrics = {**result.metrics(), "method": evaluated.method, "strategy": evaluated.strategy,
                "seconds": timer.seconds}

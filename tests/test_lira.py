@@ -149,7 +149,8 @@ def retrain_as_unlearning(setup):
 
 def test_retraining_as_unlearning_scores_far_above_doing_nothing(setup, retrain_as_unlearning):
     model, parts, test, ctx = setup
-    nothing = forgetting_quality(model, parts, test, "vanilla", UnlearnPlan("none"), ctx, copies=3, null=False)
+    nothing = forgetting_quality(model, parts, test, "vanilla", UnlearnPlan("none"), ctx, copies=3,
+                                 null_baseline=False)
     same = retrain_as_unlearning
 
     # doing nothing: every copy is the memorizing original, one point mass against a spread: the cap everywhere

@@ -189,8 +189,8 @@ class ForgettingQualityConfig:
     """Params section ``forgetting_quality``; ``None`` = take the ``unlearn`` section's value."""
 
     copies: int = 3  # unlearned and retrained models each (reference: 512)
-    null: bool = True  # also score `copies` more retrained models against the retrained ones: the value a
-    #                    perfect unlearner gets at this number of copies (small-sample bias of the score)
+    null_baseline: bool = True  # also score `copies` more retrained models against the retrained ones: what a
+    #                             perfect unlearner gets at this number of copies (the score's small-sample bias)
     method: str | None = None  # None: unlearn.method with all its per-subset settings
     strategy: str | None = None  # None: unlearn.strategy
     seed: int = 0
@@ -268,11 +268,11 @@ def _observe(model: nn.Module, parts: PartitionedData, test: ImageSplit, ctx: Un
 
 
 def forgetting_quality(original: nn.Module, parts: PartitionedData, test: ImageSplit, strategy: str,
-                       plan: UnlearnPlan, ctx: UnlearnContext, copies: int, null: bool = True
+                       plan: UnlearnPlan, ctx: UnlearnContext, copies: int, null_baseline: bool = True
                        ) -> ForgettingQualityResult:
     """Unlearn ``original`` ``copies`` times and retrain ``copies`` times, then score F (docs/methods.md §6).
 
-    With ``null``, ``copies`` more retrained models (seeds disjoint from the
+    With ``null_baseline``, ``copies`` more retrained models (seeds disjoint from the
     first) are scored against the retrained ones the same way: both samples
     come from one distribution, so this is what a perfect unlearner scores
     with this few copies (the score's small-sample bias; it shrinks as copies
@@ -287,7 +287,7 @@ def forgetting_quality(original: nn.Module, parts: PartitionedData, test: ImageS
         "unlearned": lambda c: run_strategy(strategy, copy.deepcopy(original), parts.subsets, parts.retain, plan, c)[0],
         "retrained": retrained,
     }
-    if null:
+    if null_baseline:
         runs["retrained_null"] = retrained  # the seed's side name keeps these disjoint from "retrained"
     confs: dict[str, list[np.ndarray]] = {side: [] for side in runs}
     accs: dict[str, list[dict]] = {side: [] for side in runs}
@@ -307,6 +307,6 @@ def forgetting_quality(original: nn.Module, parts: PartitionedData, test: ImageS
     score, eps, points = forget_score(u, r)
     final = final_score(score, mean_acc["unlearned_retain_acc"], mean_acc["retrained_retain_acc"],
                         mean_acc["unlearned_test_acc"], mean_acc["retrained_test_acc"])
-    null_score = forget_score(np.stack(confs["retrained_null"]), r)[0] if null else float("nan")
+    null_score = forget_score(np.stack(confs["retrained_null"]), r)[0] if null_baseline else float("nan")
     return ForgettingQualityResult(parts.forget.example_ids.numpy(), u, r, eps, points, score, final, mean_acc,
                                    {k: seconds[k] for k in ("unlearned", "retrained")}, null_score)
