@@ -29,7 +29,7 @@ OTHER_GRIDS = ["rum_compare_oracle@confidence-mix-0", "rum_compare_cell@neggrad_
                "entanglement_oracle@entanglement-high-0",
                "entanglement_cell@neggrad_plus-entanglement-high-vanilla-0"]  # TINY's, reported beside `sweep`
 GRID = {"methods": ["neggrad_plus"], "group_scores": ["exact"], "kinds": ["low", "high"], "strategies": ["rum"],
-        "seeds": [0], "partition": {"size": 30, "refine_score": "exact"}, "device": "cpu"}
+        "seeds": [0], "partition": {"size": 30, "refine_score": "exact"}, "fixed_group_score": "", "device": "cpu"}
 
 
 def ran(output: str) -> list[str]:
