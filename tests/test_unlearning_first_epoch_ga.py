@@ -132,8 +132,8 @@ def test_ascent_stops_at_the_heldout_level_without_overshooting(memorized, synth
 
     goal = forget_metric(model, heldout, target, info)
     before, after = forget_metric(model, forget, target, info), forget_metric(out, forget, target, info)
-    assert trace.reached and len(trace.etas) >= 2
-    # the model just before the last step, rebuilt from the original along Σ g_i
+    assert trace.reached and len(trace.etas) >= 1  # one accepted step may land in the window (numeric path)
+    # the model just before the last step, rebuilt from the original along Σ g_i (the original after one step)
     previous = copy.deepcopy(model)
     with torch.no_grad():
         for name, p in previous.named_parameters():
