@@ -55,28 +55,31 @@ def _bin_of(distance: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(np.searchsorted(edges, distance, side="right") - 1, 0, bins - 1), edges
 
 
+def _binned(x: np.ndarray, ids, bins: int) -> tuple[np.ndarray, pd.DataFrame]:
+    """(bin index per example (N,), one row per non-empty bin: bin, low, high, size, es)."""
+    which, edges = _bin_of(centroid_distances(x, ids).to_numpy(), bins)
+    rows = []
+    for b in np.unique(which):
+        inside = which == b
+        es = entanglement_score(x[~inside], x[inside]) if (~inside).any() else float("nan")
+        rows.append({"bin": int(b), "low": edges[b], "high": edges[b + 1], "size": int(inside.sum()), "es": es})
+    return which, pd.DataFrame(rows)
+
+
 def distance_bins(embeddings, example_ids, bins: int = DEFAULT_BINS) -> pd.DataFrame:
     """D cut into ``bins`` equal-width bins of centroid distance, each bin's ES against the rest.
 
     Columns: bin (0 = nearest the centroid), low, high (distance edges), size, es.
     Empty bins are left out; a bin holding all of D has no rest and gets ES NaN.
     """
-    x = _as_matrix(embeddings, "D")
-    which, edges = _bin_of(centroid_distances(x, example_ids).to_numpy(), bins)
-    rows = []
-    for b in np.unique(which):
-        inside = which == b
-        es = entanglement_score(x[~inside], x[inside]) if (~inside).any() else float("nan")
-        rows.append({"bin": int(b), "low": edges[b], "high": edges[b + 1], "size": int(inside.sum()), "es": es})
-    return pd.DataFrame(rows)
+    return _binned(_as_matrix(embeddings, "D"), example_ids, bins)[1]
 
 
 def binned_entanglement(embeddings, example_ids, bins: int = DEFAULT_BINS) -> pd.Series:
     """Per example, the ES of its centroid-distance bin against the rest of D (score ``entanglement``)."""
-    x = _as_matrix(embeddings, "D")
     ids = np.asarray(example_ids, dtype=np.int64)
-    which, _ = _bin_of(centroid_distances(x, ids).to_numpy(), bins)
-    es = distance_bins(x, ids, bins).set_index("bin")["es"].reindex(which).to_numpy()
+    which, table = _binned(_as_matrix(embeddings, "D"), ids, bins)
+    es = table.set_index("bin")["es"].reindex(which).to_numpy()
     return pd.Series(es, index=pd.Index(ids, name="example_id"), name=SCORE_NAME)
 
 

@@ -124,10 +124,15 @@ def _eligible(score: Score, n: int) -> pd.Series:
     return values
 
 
+def _tie_broken_order(key: np.ndarray, seed: int, purpose: str) -> np.ndarray:
+    """Positions sorting ``key`` ascending, ties in an order drawn from ``seed`` (never by position)."""
+    tiebreak = np.random.default_rng(derive_seed(seed, purpose)).permutation(len(key))
+    return np.lexsort((tiebreak, key))
+
+
 def _ranked(values: pd.Series, key: np.ndarray, seed: int) -> np.ndarray:
     """Example ids of ``values`` sorted by ``key`` ascending, ties in a seeded random order."""
-    tiebreak = np.random.default_rng(derive_seed(seed, "forget/ties")).permutation(len(values))
-    return values.index.to_numpy()[np.lexsort((tiebreak, key))]
+    return values.index.to_numpy()[_tie_broken_order(key, seed, "forget/ties")]
 
 
 def _highest(values: pd.Series, n: int, seed: int) -> np.ndarray:
@@ -200,8 +205,7 @@ def refine(forget_ids: np.ndarray, score: Score, seed: int = 0) -> pd.DataFrame:
     """
     values = score.values.reindex(forget_ids)
     values = values.fillna(values.median())
-    tiebreak = np.random.default_rng(derive_seed(seed, "refine/ties")).permutation(len(values))
-    order = np.lexsort((tiebreak, values.to_numpy()))
+    order = _tie_broken_order(values.to_numpy(), seed, "refine/ties")
     subset = np.empty(len(forget_ids), dtype=object)
     for name, chunk in zip(SUBSETS, np.array_split(order, len(SUBSETS))):
         subset[chunk] = name
@@ -255,12 +259,13 @@ def describe_forget_set(forget: pd.DataFrame, sources: ScoreSources, planted_noi
 def entanglement_kinds_es(cfg: PartitionConfig, sources: ScoreSources) -> dict[str, float]:
     """ES of the low/mid/high entanglement forget sets this config's size and seed would give."""
     ids = sources.labels.index.to_numpy()
+    score = lookup_score(ENTANGLEMENT, sources, cfg.entanglement_bins)  # once for the three kinds
     out = {}
     for kind in SUBSETS:
         kind_cfg = PartitionConfig(kind=kind, size=cfg.size, group_score=ENTANGLEMENT, refine_score=ENTANGLEMENT,
                                    entanglement_bins=cfg.entanglement_bins, seed=cfg.seed)
-        forget = choose_forget_set(kind_cfg, sources)
-        out[kind] = split_entanglement(sources.embeddings, ids, forget["example_id"])
+        forget_ids = FORGET_KINDS.get(kind)(score, sources.labels, kind_cfg)  # choose_forget_set's F, unrefined
+        out[kind] = split_entanglement(sources.embeddings, ids, forget_ids)
     return out
 
 

@@ -174,21 +174,24 @@ def _refined_steps(subsets, retain, plan: UnlearnPlan, per_subset_methods: bool)
             for s in _present(subsets)]
 
 
+def _all_at_once(model, subsets, retain, plan, ctx, epochs: int | None = None):
+    forget = _concat([subsets[s] for s in SUBSETS if s in subsets])
+    return _run_steps(model, [Step("all", plan.method, None, forget, retain, epochs)], plan, ctx)
+
+
 @register_strategy("vanilla")
 def vanilla(model, subsets, retain, plan, ctx):
     """All of F at once with ``methods.<method>`` (subset_params do not apply)."""
-    forget = _concat([subsets[s] for s in SUBSETS if s in subsets])
-    return _run_steps(model, [Step("all", plan.method, None, forget, retain)], plan, ctx)
+    return _all_at_once(model, subsets, retain, plan, ctx)
 
 
 @register_strategy("vanilla_budget")
 def vanilla_budget(model, subsets, retain, plan, ctx):
     """Control: all of F at once for as many epochs as ``rum_f`` spends over its steps (the sum of each
     step's epochs, subset_params included). Methods without epochs run as ``vanilla``."""
-    forget = _concat([subsets[s] for s in SUBSETS if s in subsets])
     steps = [plan.step_config(plan.method, s) for s in _present(subsets)]
     epochs = sum(c.epochs for c in steps) if steps and all(hasattr(c, "epochs") for c in steps) else None
-    return _run_steps(model, [Step("all", plan.method, None, forget, retain, epochs)], plan, ctx)
+    return _all_at_once(model, subsets, retain, plan, ctx, epochs)
 
 
 @register_strategy("shuffle")
