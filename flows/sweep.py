@@ -58,6 +58,7 @@ def _check_grid(repo_dir: str) -> None:
 
     params = yaml.safe_load((Path(repo_dir) / "params.yaml").read_text()) or {}
     config = from_params(SweepConfig, params.get("sweep"), "sweep")
+    config.check_methods(params.get("methods") or {})
     missing = [m for m in config.methods if m not in (params.get("methods") or {})]
     if missing:
         raise ValueError(f"params.yaml has no methods.<name> block for {missing}; add one (may be {{}})")

@@ -62,7 +62,7 @@ def test_wrong_type_is_rejected():
 
 def test_unknown_method_and_bad_hyperparameters_fail_before_any_work():
     with pytest.raises(UnknownNameError, match="unknown unlearning method 'forgetall'"):
-        from_params(UnlearnConfig, {"method": "forgetall"}, "unlearn")
+        from_params(UnlearnConfig, {"method": "forgetall"}, "unlearn").plan({})
     config = from_params(UnlearnConfig, {"method": "neggrad_plus"}, "unlearn")
     with pytest.raises(ConfigError, match=r"methods.neggrad_plus.alpha must lie in \[0, 1\]"):
         config.plan({"neggrad_plus": {"alpha": 2.0}})

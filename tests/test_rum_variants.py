@@ -192,3 +192,32 @@ def test_subset_params_are_checked_against_the_method_that_runs_there():
     assert config.plan({}).step_config("neggrad_plus", "low") == NegGradPlusConfig(lr=0.1)
     with pytest.raises(ConfigError, match=r"merged over methods.none"):  # rum runs `none` on low
         from_params(UnlearnConfig, {**unlearn, "strategy": "rum"}, "unlearn")
+
+
+def test_a_named_methods_block_configures_the_method_it_names():
+    """``methods.<name>`` with ``method:`` is a hyperparameter variant (a grid's ablation axis, e.g. DEL's basis)."""
+    from memunlearn.unlearning.finetune import FinetuneConfig
+
+    blocks = {"finetune_short": {"method": "finetune", "epochs": 1}, "finetune": {"epochs": 4}}
+    config = from_params(UnlearnConfig, {"method": "finetune_short", "strategy": "vanilla"}, "unlearn")
+    plan = config.plan(blocks)
+    assert plan.registered("finetune_short") == "finetune" and plan.registered("finetune") == "finetune"
+    assert plan.step_config("finetune_short", None) == FinetuneConfig(epochs=1)  # its own block, not finetune's
+    with pytest.raises(ConfigError, match=r"unknown key\(s\) \['alpha'\] in params section 'methods.finetune_short'"):
+        config.plan({"finetune_short": {"method": "finetune", "alpha": 0.5}})
+    with pytest.raises(KeyError, match="unknown unlearning method 'finetune_short'; choose one of: .*or a "
+                                       "methods.<name> block with a method: key"):
+        config.plan({})
+
+
+def test_every_methods_block_in_params_yaml_builds_its_config():
+    from pathlib import Path
+
+    import yaml
+
+    blocks = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())["methods"]
+    plan = UnlearnPlan("none", blocks)
+    for name in blocks:
+        plan.step_config(name, None)
+    assert plan.registered("first_epoch_ga_input") == "first_epoch_ga"
+    assert plan.step_config("first_epoch_ga_input", None).layers == ("input",)

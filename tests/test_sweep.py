@@ -146,7 +146,6 @@ def test_every_registered_name_is_a_valid_grid_value():
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"methods": ["forgetall"]}, "unknown unlearning method 'forgetall'; choose one of:"),
     ({"kinds": ["huge"]}, "unknown forget-set kind 'huge'"),
     ({"strategies": ["rum", "rumba"]}, "unknown RUM strategy 'rumba'"),
     ({"seeds": []}, "sweep.seeds is empty"),
@@ -161,6 +160,15 @@ def test_bad_grids_fail_in_one_line_naming_the_fix(changes, message):
     with pytest.raises((ValueError, UnknownNameError)) as caught:  # ConfigError is a ValueError
         config(**changes)
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_grid_methods_are_registered_names_or_named_blocks():
+    cfg = config(methods=["neggrad_plus", "first_epoch_ga_input"])
+    cfg.check_methods({"first_epoch_ga_input": {"method": "first_epoch_ga", "layers": ["input"]}})
+    with pytest.raises(UnknownNameError, match="unknown unlearning method 'first_epoch_ga_input'; choose one of:"):
+        cfg.check_methods({})
+    with pytest.raises(UnknownNameError, match="unknown unlearning method 'forgetall'"):
+        cfg.check_methods({"first_epoch_ga_input": {"method": "forgetall"}})
 
 
 def test_partition_params_take_the_cell_and_keep_the_shared_keys():

@@ -203,3 +203,26 @@ def test_a_store_too_large_is_refused_before_allocating():
     with pytest.raises(ValueError, match=r"GiB; choose smaller or Linear layers"):
         FirstEpochGradRecorder(resnet, torch.arange(50_000))  # penultimate = a 2.4M-weight conv, stored dense
     assert FirstEpochGradRecorder(resnet, torch.arange(50_000), ["head"]).grads.shape == (50_000, 10 + 512 + 10)
+
+
+def test_layers_picks_stored_layers_and_names_unrecorded_ones(synthetic, tiny_recipe):
+    """The sweep's layer ablation: ``layers`` ascends along some stored layers only; others stay bit-identical."""
+    train, test, info, flipped = synthetic
+    model = build_model("small_cnn", 1, info.num_classes, info.image_size, seed=0)
+    recorder = FirstEpochGradRecorder(model, train.example_ids, ["input", "head"])
+    fit(model, train, info, tiny_recipe, generator(0, "order"), CPU, on_step=recorder)
+    forget, retain = train.select_ids(flipped), train.drop_ids(flipped)
+    heldout, _ = flip_labels(test, 0.5, info.num_classes, seed=1)  # a goal below F's accuracy: the ascent moves
+    ctx = UnlearnContext(info, tiny_recipe, CPU, seed=0, first_epoch_grads=recorder.result(), heldout=heldout)
+    method = METHODS.get("first_epoch_ga")
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    with pytest.raises(ValueError, match="were not recorded"):  # the default [head, penultimate]: fc.1 is not stored
+        method.run(copy.deepcopy(model), forget, retain, method.config({}), ctx)
+    for layers, moved in (([], {"features.0.0.weight", "head.weight", "head.bias"}),
+                          (["head"], {"head.weight", "head.bias"}), (["input"], {"features.0.0.weight"})):
+        out = method.run(copy.deepcopy(model), forget, retain, method.config({"layers": layers}), ctx)
+        changed = {n for n, p in out.named_parameters() if not torch.equal(p, before[n])}
+        assert changed == moved, layers
+    with pytest.raises(ValueError, match=r"\['fc.1.weight', 'fc.1.bias'\] were not recorded; add them to "
+                                         r"train_records.first_epoch_grads"):
+        method.run(copy.deepcopy(model), forget, retain, method.config({"layers": ["penultimate"]}), ctx)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from .config import ConfigError, from_params
 from .partition import FORGET_KINDS, PartitionConfig
-from .unlearning import METHODS, STRATEGIES
+from .unlearning import METHODS, STRATEGIES, UnlearnPlan
 
 GRIDS = ("sweep", "rum_compare", "entanglement")  # params sections holding a grid; dvc.yaml: <grid>_oracle, _cell
 KEYS = ("grid", "method", "group_score", "kind", "strategy", "seed")  # one cell
@@ -27,7 +27,7 @@ GRID_PARTITION_KEYS = ("group_score", "kind", "seed")  # set per cell, never in 
 class SweepConfig:
     """One grid's params section: the grid, and what every cell's forget set shares (``partition``)."""
 
-    methods: tuple[str, ...] = ("neggrad_plus",)  # METHODS names; hyperparameters from methods.<name>
+    methods: tuple[str, ...] = ("neggrad_plus",)  # methods.<name> blocks: a METHODS name, or a block naming one
     group_scores: tuple[str, ...] = ("exact_prob",)  # scores whose groups make the forget sets
     kinds: tuple[str, ...] = ("low", "high", "mix")  # FORGET_KINDS names
     strategies: tuple[str, ...] = ("vanilla", "vanilla_budget", "shuffle", "rum_f")  # STRATEGIES names
@@ -42,8 +42,9 @@ class SweepConfig:
             values = getattr(self, name)
             if not values:
                 raise ConfigError(f"sweep.{name} is empty; list at least one of: {', '.join(registry.names())}")
-            for value in values:
-                registry.get(value)
+            if name != "methods":  # a method may be a named methods block: each cell's plan checks it
+                for value in values:
+                    registry.get(value)
         if not self.seeds:
             raise ConfigError("sweep.seeds is empty; list at least one seed (>= 3 for a confidence interval)")
         if not self.group_scores:
@@ -63,6 +64,11 @@ class SweepConfig:
                               "partition.refine_score")
         for kind in self.kinds:  # bad forget-set params fail here, before any cell runs
             self.partition_params(self.group_scores[0], kind, self.seeds[0])
+
+    def check_methods(self, blocks: Mapping[str, Mapping[str, Any]]) -> None:
+        """Every grid method is a registered method or a ``methods.<name>`` block naming one (``method:``)."""
+        for name in self.methods:
+            UnlearnPlan(name, blocks).registered(name)
 
     def partition_params(self, group_score: str, kind: str, seed: int) -> dict[str, Any]:
         """The ``PartitionConfig`` params of one (grid score, kind, seed) forget set (validated).

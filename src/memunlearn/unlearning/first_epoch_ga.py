@@ -3,7 +3,8 @@
 θ_L ← θ_L + η·d,  d = Σ_{i∈F} g_i(first epoch), over the stored layers L only
 (train_records.first_epoch_grads: by default the head and penultimate layer,
 where per-example gradients are example-specific; see
-training/first_epoch_grads.py), one step at a time, until the forget set's
+training/first_epoch_grads.py; ``layers`` picks some of the stored ones, the
+sweep's layer ablation), one step at a time, until the forget set's
 score (accuracy, or loss: ``target``) reaches the calibration goal:
 
 - ``calibration: validation`` (default; the paper's rule, "A More Practical
@@ -32,6 +33,7 @@ from torch import nn
 
 from ..config import check_choice, check_positive
 from ..data.splits import DatasetInfo, ImageSplit
+from ..training.first_epoch_grads import DEFAULT_LAYERS, select_parameters
 from ..training.loop import accuracy, predict_proba, true_class_prob
 from . import register_method
 
@@ -50,6 +52,9 @@ class FirstEpochGAConfig:
     tolerance: float = 0.02  # how far past the target a step may land (accuracy points / nats)
     max_shrinks: int = 12  # η halvings after overshooting steps before giving up
     batch_size: int = 1024  # evaluation batches
+    layers: tuple[str, ...] = DEFAULT_LAYERS  # ascend along these stored layers (aliases as train_records.
+    #                                           first_epoch_grads: head, penultimate, input, or module names);
+    #                                           () = every stored layer
 
     def validate(self) -> None:
         for name in ("step_size", "max_steps", "max_shrinks", "batch_size"):
@@ -141,5 +146,12 @@ def first_epoch_ga(model, forget, retain, cfg: FirstEpochGAConfig, ctx):
         raise ValueError("first_epoch_ga needs held-out data (UnlearnContext.heldout: the validation split); set "
                          "data.validation_fraction > 0 and rerun `dvc repro prepare`")
     direction = ctx.first_epoch_grads.summed(forget.example_ids)  # Σ_{i∈F} g_i per stored layer
+    if cfg.layers:
+        chosen = select_parameters(model, cfg.layers)
+        missing = [n for n in chosen if n not in direction]
+        if missing:
+            raise ValueError(f"methods.first_epoch_ga.layers {list(cfg.layers)}: {missing} were not recorded; add "
+                             "them to train_records.first_epoch_grads and rerun the train stage")
+        direction = {n: direction[n] for n in chosen}
     model, _ = ascend(model, direction, forget, ctx.heldout, cfg, ctx.info, ctx.device, retain)
     return model

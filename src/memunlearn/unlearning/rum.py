@@ -32,7 +32,7 @@ from torch import nn
 
 from ..config import ConfigError, from_params
 from ..data.splits import ImageSplit
-from ..registry import Registry
+from ..registry import Registry, UnknownNameError
 from ..seeding import derive_seed
 from . import METHODS, UnlearnContext
 
@@ -49,7 +49,12 @@ class UnlearnPlan:
     subset_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # {subset: {hyperparam: value}}
 
     def validate(self) -> None:
-        METHODS.get(self.method)
+        self.check_subset_maps()
+        for name in (self.method, *self.subset_methods.values()):
+            self.registered(name)
+
+    def check_subset_maps(self) -> None:
+        """``subset_methods`` / ``subset_params`` are keyed by RUM subset (method names are checked apart)."""
         for key, mapping in (("subset_methods", self.subset_methods), ("subset_params", self.subset_params)):
             if not isinstance(mapping, Mapping):
                 raise ConfigError(f"unlearn.{key} must be a mapping keyed by subset, e.g. {{high: ...}}, "
@@ -57,12 +62,20 @@ class UnlearnPlan:
             unknown = sorted(set(mapping) - set(SUBSETS))
             if unknown:
                 raise ConfigError(f"unlearn.{key} has unknown subset(s) {unknown}; valid: {list(SUBSETS)}")
-        for name in self.subset_methods.values():
-            METHODS.get(name)
         for subset, block in self.subset_params.items():
             if not isinstance(block, Mapping):
                 raise ConfigError(f"unlearn.subset_params.{subset} must map hyperparameters to values, "
                                   f"e.g. {{lr: 0.001}}, got {block!r}")
+
+    def registered(self, name: str) -> str:
+        """The registered method that block ``methods.<name>`` configures: its ``method`` key, else ``name``.
+        Named blocks give one method several hyperparameter settings (a grid's ablation axis)."""
+        block = self.method_params.get(name)
+        registered = block.get("method", name) if isinstance(block, Mapping) else name
+        if registered not in METHODS:
+            raise UnknownNameError(f"unknown unlearning method {registered!r}; choose one of: "
+                                   f"{', '.join(METHODS.names())}, or a methods.<name> block with a method: key")
+        return registered
 
     def method_for(self, subset: str | None) -> str:
         """The method of a ``rum`` step: ``subset_methods`` (empty: REFERENCE_SUBSET_METHODS), else the plan's."""
@@ -71,9 +84,9 @@ class UnlearnPlan:
 
     def step_config(self, method_name: str, subset: str | None) -> Any:
         """``methods.<name>`` with ``subset_params.<subset>`` merged over it (subset keys win)."""
-        base = dict(self.method_params.get(method_name) or {})
+        base = {k: v for k, v in (self.method_params.get(method_name) or {}).items() if k != "method"}
         override = dict(self.subset_params.get(subset) or {}) if subset else {}
-        config_cls = METHODS.get(method_name).config_cls
+        config_cls = METHODS.get(self.registered(method_name)).config_cls
         if not override:
             return from_params(config_cls, base, f"methods.{method_name}")
         try:
@@ -95,7 +108,11 @@ class UnlearnConfig:
 
     def validate(self) -> None:
         STRATEGIES.get(self.strategy)
-        self.plan({})
+        plan = UnlearnPlan(self.method, {}, self.subset_methods, self.subset_params)
+        plan.check_subset_maps()
+        if all(name in METHODS for name in (self.method, *self.subset_methods.values())):
+            self.plan({})  # hyperparameters against the methods' defaults, before any work
+        # else a named methods block: plan(methods) checks it against its block
 
     def plan(self, method_params: Mapping[str, Mapping[str, Any]]) -> UnlearnPlan:
         plan = UnlearnPlan(self.method, dict(method_params), self.subset_methods, self.subset_params)
@@ -159,7 +176,7 @@ def _run_steps(model, steps: list[Step], plan: UnlearnPlan, ctx: UnlearnContext)
             config = replace(config, epochs=s.epochs)
         step_ctx = replace(ctx, seed=derive_seed(ctx.seed, "rum_step", i))
         start = time.perf_counter()
-        model = METHODS.get(s.method).run(model, s.forget, s.retain, config, step_ctx)
+        model = METHODS.get(plan.registered(s.method)).run(model, s.forget, s.retain, config, step_ctx)
         records.append(StepRecord(i, s.label, s.method, len(s.forget), time.perf_counter() - start))
     return model, records
 
