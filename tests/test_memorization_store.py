@@ -99,3 +99,36 @@ def test_local_processes_give_the_same_scores_as_one_process(synthetic, tmp_path
     pd.testing.assert_frame_equal(_scores(one, train), _scores(two, train))
     for a, b in zip(one.runs, two.runs):
         np.testing.assert_allclose(a.train_true_prob, b.train_true_prob, rtol=0, atol=1e-5)
+
+
+def test_editing_code_that_trains_subset_models_retrains_them_and_other_edits_do_not(synthetic, tmp_path):
+    """Issue 12: the key covers the code. A copy of the package is edited; the store key follows its files."""
+    import shutil
+
+    from memunlearn.memorization.store import model_code_fingerprint
+    from memunlearn.provenance import PACKAGE_ROOT
+
+    train, test, info, _ = synthetic
+    package = tmp_path / "memunlearn"
+    shutil.copytree(PACKAGE_ROOT, package, ignore=shutil.ignore_patterns("__pycache__"))
+    data = dataset_fingerprint(train, test)
+
+    def run():
+        key = store_key(data, RECIPE, 0.7, 0, code=model_code_fingerprint(package))
+        result = train_subset_models(train, test, info, RECIPE, ExactConfig(num_models=2), CPU,
+                                     SubsetModelStore(tmp_path / "store", key))
+        return result.trained
+
+    assert model_code_fingerprint(package) == model_code_fingerprint()  # the copy is the code in use
+    assert run() == [0, 1]
+    for unrelated in ("evaluation/tow.py", "unlearning/salun.py", "partition.py"):
+        (package / unrelated).write_text((package / unrelated).read_text() + "\nEDITED = 1\n")
+    (package / "training/loop.py").write_text((package / "training/loop.py").read_text() + "\n# a comment\n")
+    assert run() == []
+    for shaping in ("training/loop.py", "seeding.py", "data/splits.py", "models/small_cnn.py"):
+        edited = package / shaping
+        original = edited.read_text()
+        edited.write_text(original + "\nEDITED = 1\n")
+        assert run() == [0, 1], shaping  # every model retrains under the new key
+        edited.write_text(original)
+    assert run() == []  # back to the first code: its models are still there

@@ -2,14 +2,16 @@
 
 Each subset model's outputs are saved once, under a key made of everything
 that determines them: the data (a fingerprint of the prepared arrays), the
-training recipe, the subset fraction and the base seed. Model k's seed
-derives from the base seed and k alone, so:
+training recipe, the subset fraction, the base seed, and the code that
+trains and scores a subset model (``MODEL_CODE``: the engine and every
+project file it imports, by syntax tree, so a comment edit keeps the key).
+Model k's seed derives from the base seed and k alone, so:
 
 - growing K trains only the new indices; shrinking K trains nothing;
 - a killed run loses at most the models in flight: each file is written
   atomically and carries a checksum of its arrays, and a truncated or
   corrupt file is detected, deleted and recomputed, never read as valid;
-- a changed recipe or dataset gets a new key, so stale outputs are never mixed in.
+- a changed recipe, dataset or training code gets a new key, so stale outputs are never mixed in.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ import numpy as np
 
 from ..data.splits import ImageSplit
 from ..io import atomic_write
+from ..provenance import PACKAGE_ROOT, imported_files, source_fingerprint
 from ..training.recipe import TrainConfig
 from .engine import SubsetModelOutputs
 
@@ -40,10 +43,18 @@ def dataset_fingerprint(*splits: ImageSplit) -> str:
     return digest.hexdigest()[:16]
 
 
-def store_key(fingerprint: str, recipe: TrainConfig, subset_fraction: float, seed: int) -> str:
+def model_code_fingerprint(root: Path = PACKAGE_ROOT) -> str:
+    """Fingerprint of the code that trains and scores a subset model: ``memorization/engine.py`` and the
+    project files it imports (training loop, stacked training, models, seeding, normalization, ...)."""
+    return source_fingerprint(imported_files(root / "memorization" / "engine.py", root=root), root)
+
+
+def store_key(fingerprint: str, recipe: TrainConfig, subset_fraction: float, seed: int,
+              code: str | None = None) -> str:
+    """``code``: ``model_code_fingerprint()`` of the code in use unless given."""
     recipe_fields = {k: v for k, v in dataclasses.asdict(recipe).items() if k not in RECIPE_FIELDS_THAT_DO_NOT_MATTER}
-    identity = json.dumps({"data": fingerprint, "recipe": recipe_fields, "p": subset_fraction, "seed": seed},
-                          sort_keys=True, default=list)
+    identity = json.dumps({"data": fingerprint, "recipe": recipe_fields, "p": subset_fraction, "seed": seed,
+                           "code": code or model_code_fingerprint()}, sort_keys=True, default=list)
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
