@@ -14,7 +14,7 @@ from memunlearn.io import load_table, save_json, save_table
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig, load_checkpoint
-from memunlearn.unlearning.rum import UnlearnConfig
+from memunlearn.unlearning import UnlearnConfig
 
 
 @stage

@@ -21,7 +21,7 @@ from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig, load_checkpoint
 from memunlearn.unlearning import run_strategy
-from memunlearn.unlearning.rum import UnlearnConfig
+from memunlearn.unlearning import UnlearnConfig
 
 FORGET_SET_FACTS = ("entanglement_score", "largest_class_share", "planted_noise_in_forget")  # from oracle.json
 

@@ -13,7 +13,7 @@ from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig, load_checkpoint, save_checkpoint
 from memunlearn.unlearning import run_strategy
-from memunlearn.unlearning.rum import UnlearnConfig
+from memunlearn.unlearning import UnlearnConfig
 
 
 @stage

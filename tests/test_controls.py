@@ -8,7 +8,7 @@ from memunlearn.config import check_positive
 from memunlearn.models import build_model
 from memunlearn.partition import SUBSETS
 from memunlearn.unlearning import METHODS, Method, UnlearnContext, UnlearnPlan, run_strategy
-from memunlearn.unlearning.rum import REFERENCE_SUBSET_METHODS, UnlearnConfig
+from memunlearn.unlearning import REFERENCE_SUBSET_METHODS, UnlearnConfig
 
 CPU = torch.device("cpu")
 

@@ -14,7 +14,7 @@ from memunlearn.partition import SUBSETS, PartitionedData
 from memunlearn.seeding import generator
 from memunlearn.training import fit
 from memunlearn.unlearning import UnlearnContext, UnlearnPlan
-from memunlearn.unlearning.rum import UnlearnConfig
+from memunlearn.unlearning import UnlearnConfig
 
 CPU = torch.device("cpu")
 

@@ -9,7 +9,7 @@ from memunlearn.models import MODELS
 from memunlearn.partition import FORGET_KINDS, PartitionConfig
 from memunlearn.registry import Registry, UnknownNameError
 from memunlearn.unlearning import METHODS, STRATEGIES
-from memunlearn.unlearning.rum import UnlearnConfig
+from memunlearn.unlearning import UnlearnConfig
 
 REGISTRIES = [DATASETS, MODELS, PROXIES, METHODS, STRATEGIES, FORGET_KINDS, MIA_FEATURES]
 

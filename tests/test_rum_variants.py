@@ -10,7 +10,7 @@ from memunlearn.models import build_model
 from memunlearn.partition import SUBSETS
 from memunlearn.unlearning import METHODS, Method, UnlearnContext, UnlearnPlan, run_strategy
 from memunlearn.unlearning.neggrad_plus import NegGradPlusConfig
-from memunlearn.unlearning.rum import UnlearnConfig
+from memunlearn.unlearning import UnlearnConfig
 
 CPU = torch.device("cpu")
 REFERENCE_PROXY_RUN = {  # docs/methods.md §4: NegGrad+ at every step

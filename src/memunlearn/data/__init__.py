@@ -1,5 +1,6 @@
-"""Datasets (embedded default + torchvision), ids, splits and label noise."""
-from .datasets import DATASETS, RawDataset
+"""Datasets (embedded default + torchvision; registry in base.py), ids, splits and label noise."""
+from .base import DATASETS, RawDataset
+from . import datasets  # noqa: F401  (the built-in loaders; importing registers them)
 from .noise import flip_labels
 from .prepare import VALIDATION_FILE, PrepareConfig, PreparedData, load_validation, prepare
 from .splits import DatasetInfo, ImageSplit, load_info, load_split, normalize, save_info, save_split

@@ -1,31 +1,13 @@
-"""Dataset registry: the embedded offline default and torchvision datasets.
-
-A loader returns the full train pool and test set as ``ImageSplit``s with
-stable ``example_id``s: train rows are numbered from 0, test rows continue
-after the last train id, so ids are unique across both.
-"""
+"""The built-in datasets: the embedded offline default and torchvision datasets (registry in base.py)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 
-from ..registry import Registry
+from .base import DATASETS, RawDataset
 from .splits import ImageSplit
-
-
-@dataclass(frozen=True)
-class RawDataset:
-    train: ImageSplit
-    test: ImageSplit
-    num_classes: int
-
-
-Loader = Callable[[Path, int, float], RawDataset]  # (raw_dir, split_seed, test_fraction)
-DATASETS: Registry[Loader] = Registry("dataset")
 
 
 def _make(train_x, train_y, test_x, test_y, num_classes) -> RawDataset:

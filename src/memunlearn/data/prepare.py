@@ -19,7 +19,7 @@ import torch
 
 from ..config import check_choice, check_fraction
 from ..seeding import generator
-from .datasets import DATASETS
+from .base import DATASETS
 from .noise import flip_labels
 from .splits import DatasetInfo, ImageSplit, channel_stats, load_split
 

@@ -59,7 +59,7 @@ from ..partition import PartitionedData
 from ..seeding import derive_seed
 from ..training.loop import accuracy, batch_positions, predict_proba
 from ..unlearning import METHODS, STRATEGIES, UnlearnContext, UnlearnPlan, run_strategy
-from ..unlearning.rum import UnlearnConfig
+from ..unlearning import UnlearnConfig
 
 DELTA = 1e-5
 EPSILON_CAP = 50.0

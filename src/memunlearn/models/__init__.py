@@ -1,30 +1,5 @@
-"""Model factory by name.
+"""Models by name (registry in base.py); importing a model's module registers it."""
+from .base import MODELS, ModelFactory, build_model
+from . import resnet, small_cnn  # noqa: F401  (one module per model; importing registers it)
 
-Every model exposes ``embed(x) -> (B, D)`` (the penultimate layer, used for
-entanglement) and ``head`` (the final ``nn.Linear``, kept fully trainable by
-DEL); ``forward(x) = head(embed(x))``.
-"""
-from __future__ import annotations
-
-from typing import Callable
-
-import torch
-from torch import nn
-
-from ..registry import Registry
-
-ModelFactory = Callable[[int, int, int], nn.Module]  # (in_channels, num_classes, image_size)
-MODELS: Registry[ModelFactory] = Registry("model")
-
-from . import resnet, small_cnn  # noqa: E402,F401  (register the built-in models)
-
-
-def build_model(name: str, in_channels: int, num_classes: int, image_size: int, seed: int) -> nn.Module:
-    """A freshly initialized model; the same seed gives the same weights."""
-    factory = MODELS.get(name)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return factory(in_channels, num_classes, image_size)
-
-
-__all__ = ["MODELS", "build_model"]
+__all__ = ["MODELS", "ModelFactory", "build_model"]

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import MODELS
+from .base import MODELS
 
 
 class BasicBlock(nn.Module):

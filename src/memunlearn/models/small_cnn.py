@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from . import MODELS
+from .base import MODELS
 
 
 class SmallCNN(nn.Module):

@@ -1,9 +1,10 @@
-"""The training recipe shared by the original model, subset models and retraining."""
+"""The train stage's typed params: the recipe shared by the original model, subset models and retraining
+(``train``), and what is recorded beside it (``train_records``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import check_positive
+from ..config import check_choice, check_positive
 from ..models import MODELS
 
 
@@ -24,3 +25,34 @@ class TrainConfig:
         MODELS.get(self.model)
         for name in ("epochs", "batch_size", "lr"):
             check_positive(getattr(self, name), f"train.{name}")
+
+
+ESTIMATORS = ("sign_gradient", "rademacher")  # RUM code's sign-gradient direction | Garg et al.'s Rademacher draws
+
+
+@dataclass(frozen=True)
+class RecordConfig:
+    """Params section ``train_records``: what the train stage records beside learning events."""
+
+    curvature: bool = True  # loss-curvature proxies, once per epoch
+    curvature_estimators: tuple[str, ...] = ESTIMATORS  # sign_gradient (RUM code) | rademacher (Garg et al.)
+    curvature_h: float = 0.01  # sign_gradient's step (RUM code)
+    curvature_rademacher_h: float = 1e-3  # rademacher's step (Garg et al.)
+    curvature_draws: int = 10  # rademacher draws per example and epoch (Garg et al.)
+    curvature_batch_size: int = 256
+    # first-epoch per-example gradients of these layers for first_epoch_ga (module-name prefixes; aliases head,
+    # penultimate, input: training/first_epoch_grads.py says why head + penultimate by default); () = off
+    first_epoch_grads: tuple[str, ...] = ("head", "penultimate")
+
+    def validate(self) -> None:
+        check_positive(self.curvature_h, "train_records.curvature_h")
+        check_positive(self.curvature_rademacher_h, "train_records.curvature_rademacher_h")
+        check_positive(self.curvature_draws, "train_records.curvature_draws")
+        if not isinstance(self.curvature_estimators, tuple) or not self.curvature_estimators:
+            raise ValueError(f"train_records.curvature_estimators must be a non-empty list of {list(ESTIMATORS)}")
+        for name in self.curvature_estimators:
+            check_choice(name, ESTIMATORS, "train_records.curvature_estimators")
+        check_positive(self.curvature_batch_size, "train_records.curvature_batch_size")
+        layers = self.first_epoch_grads
+        if not isinstance(layers, tuple) or not all(isinstance(p, str) and p for p in layers):
+            raise ValueError("train_records.first_epoch_grads must be a list of layer names (e.g. [input]) or [] for off")

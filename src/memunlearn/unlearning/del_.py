@@ -36,7 +36,7 @@ from ..data.splits import DatasetInfo, ImageSplit
 from ..models import build_model
 from ..seeding import derive_seed
 from ..training.loop import sgd
-from . import register_method
+from .base import register_method
 from .common import FreezeOutsideMask, OptimConfig, batches, ce, seeded
 
 Masks = dict[str, torch.Tensor]  # parameter name -> bool tensor of the parameter's shape

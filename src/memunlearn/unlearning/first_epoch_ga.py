@@ -35,7 +35,7 @@ from ..config import check_choice, check_positive
 from ..data.splits import DatasetInfo, ImageSplit
 from ..training.first_epoch_grads import DEFAULT_LAYERS, select_parameters
 from ..training.loop import accuracy, predict_proba, true_class_prob
-from . import register_method
+from .base import register_method
 
 TARGETS = ("accuracy", "loss")
 CALIBRATIONS = ("validation", "gap")

@@ -60,7 +60,7 @@ from torch.func import functional_call, grad, vmap
 from ..config import check_fraction, check_positive
 from ..data.splits import DatasetInfo, ImageSplit, normalize
 from ..training.loop import accuracy, batch_positions, predict_proba
-from . import register_method
+from .base import register_method
 from .common import seeded
 
 

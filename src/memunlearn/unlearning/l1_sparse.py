@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..config import ConfigError
-from . import register_method
+from .base import register_method
 from .common import OptimConfig, batches, ce, optimize, seeded
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import check_fraction
-from . import register_method
+from .base import register_method
 from .common import OptimConfig, batches, ce, cycled_batches, optimize, seeded
 
 

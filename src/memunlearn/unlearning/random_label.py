@@ -20,7 +20,7 @@ from torch import nn
 
 from ..data.splits import ImageSplit
 from ..seeding import generator
-from . import register_method
+from .base import register_method
 from .common import OptimConfig, batches, ce, optimize, seeded
 
 

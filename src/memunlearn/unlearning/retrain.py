@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from ..models import build_model
 from ..seeding import derive_seed
 from ..training.loop import fit
-from . import register_method
+from .base import register_method
 from .common import seeded
 
 

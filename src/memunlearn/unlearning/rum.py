@@ -24,137 +24,16 @@ forget set is never trained on.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Mapping
 
 import numpy as np
-from torch import nn
 
-from ..config import ConfigError, from_params
 from ..data.splits import ImageSplit
-from ..registry import Registry, UnknownNameError
+from ..partition import SUBSETS  # RUM order: low -> mid -> high
 from ..seeding import derive_seed
-from . import METHODS, UnlearnContext
-
-from ..partition import SUBSETS  # noqa: E402  (RUM order: low -> mid -> high)
-
-REFERENCE_SUBSET_METHODS = {"low": "none", "mid": "finetune", "high": "salun"}  # RUM paper, CIFAR-10
-
-
-@dataclass(frozen=True)
-class UnlearnPlan:
-    method: str  # the method for every step unless overridden
-    method_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # methods.<name> blocks
-    subset_methods: Mapping[str, str] = field(default_factory=dict)  # rum, rum_reference_retain: {subset: method}
-    subset_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # {subset: {hyperparam: value}}
-
-    def validate(self) -> None:
-        self.check_subset_maps()
-        for name in (self.method, *self.subset_methods.values()):
-            self.registered(name)
-
-    def check_subset_maps(self) -> None:
-        """``subset_methods`` / ``subset_params`` are keyed by RUM subset (method names are checked apart)."""
-        for key, mapping in (("subset_methods", self.subset_methods), ("subset_params", self.subset_params)):
-            if not isinstance(mapping, Mapping):
-                raise ConfigError(f"unlearn.{key} must be a mapping keyed by subset, e.g. {{high: ...}}, "
-                                  f"got {mapping!r}")
-            unknown = sorted(set(mapping) - set(SUBSETS))
-            if unknown:
-                raise ConfigError(f"unlearn.{key} has unknown subset(s) {unknown}; valid: {list(SUBSETS)}")
-        for subset, block in self.subset_params.items():
-            if not isinstance(block, Mapping):
-                raise ConfigError(f"unlearn.subset_params.{subset} must map hyperparameters to values, "
-                                  f"e.g. {{lr: 0.001}}, got {block!r}")
-
-    def registered(self, name: str) -> str:
-        """The registered method that block ``methods.<name>`` configures: its ``method`` key, else ``name``.
-        Named blocks give one method several hyperparameter settings (a grid's ablation axis)."""
-        block = self.method_params.get(name)
-        registered = block.get("method", name) if isinstance(block, Mapping) else name
-        if registered not in METHODS:
-            raise UnknownNameError(f"unknown unlearning method {registered!r}; choose one of: "
-                                   f"{', '.join(METHODS.names())}, or a methods.<name> block with a method: key")
-        return registered
-
-    def method_for(self, subset: str | None) -> str:
-        """The method of a ``rum`` step: ``subset_methods`` (empty: REFERENCE_SUBSET_METHODS), else the plan's."""
-        chosen = self.subset_methods or REFERENCE_SUBSET_METHODS
-        return chosen.get(subset, self.method) if subset else self.method
-
-    def step_config(self, method_name: str, subset: str | None) -> Any:
-        """``methods.<name>`` with ``subset_params.<subset>`` merged over it (subset keys win)."""
-        base = {k: v for k, v in (self.method_params.get(method_name) or {}).items() if k != "method"}
-        override = dict(self.subset_params.get(subset) or {}) if subset else {}
-        config_cls = METHODS.get(self.registered(method_name)).config_cls
-        if not override:
-            return from_params(config_cls, base, f"methods.{method_name}")
-        try:
-            return from_params(config_cls, {**base, **override}, f"unlearn.subset_params.{subset}")
-        except ConfigError as exc:  # name where the bad value came from
-            raise ConfigError(f"unlearn.subset_params.{subset} (merged over methods.{method_name}): {exc}") from None
-
-
-@dataclass(frozen=True)
-class UnlearnConfig:
-    """Params section ``unlearn``; method hyperparameters live in ``methods.<name>``."""
-
-    method: str = "neggrad_plus"
-    strategy: str = "rum"  # a STRATEGIES name: vanilla | shuffle | rum_f | rum | rum_reference_retain
-    subset_methods: Mapping[str, str] = field(default_factory=dict)  # rum: e.g. {low: none, mid: finetune}
-    subset_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # e.g. {high: {lr: 0.001}}
-    seed: int = 0
-    device: str = "auto"
-
-    def validate(self) -> None:
-        STRATEGIES.get(self.strategy)
-        plan = UnlearnPlan(self.method, {}, self.subset_methods, self.subset_params)
-        plan.check_subset_maps()
-        if all(name in METHODS for name in (self.method, *self.subset_methods.values())):
-            self.plan({})  # hyperparameters against the methods' defaults, before any work
-        # else a named methods block: plan(methods) checks it against its block
-
-    def plan(self, method_params: Mapping[str, Mapping[str, Any]]) -> UnlearnPlan:
-        plan = UnlearnPlan(self.method, dict(method_params), self.subset_methods, self.subset_params)
-        plan.validate()
-        per_subset = STRATEGIES.get(self.strategy).per_subset_methods
-        plan.step_config(plan.method, None)  # bad hyperparameters fail before any work
-        for subset in SUBSETS:
-            plan.step_config(plan.method_for(subset) if per_subset else plan.method, subset)
-        return plan
-
-
-@dataclass(frozen=True)
-class StepRecord:
-    step: int
-    subset: str  # low | mid | high; "all" for vanilla; "random_<k>" for shuffle
-    method: str
-    n_forget: int
-    seconds: float
-
-
-Run = Callable[[nn.Module, Mapping[str, ImageSplit], ImageSplit, UnlearnPlan, UnlearnContext],
-               tuple[nn.Module, list[StepRecord]]]
-
-
-@dataclass(frozen=True)
-class Strategy:
-    run: Run
-    per_subset_methods: bool  # whether unlearn.subset_methods applies
-
-    def __call__(self, model, subsets, retain, plan, ctx):
-        return self.run(model, subsets, retain, plan, ctx)
-
-
-STRATEGIES: Registry[Strategy] = Registry("RUM strategy")
-
-
-def register_strategy(name: str, per_subset_methods: bool = False):
-    def decorator(fn: Run) -> Run:
-        STRATEGIES.register(name, Strategy(fn, per_subset_methods))
-        return fn
-
-    return decorator
+from .base import METHODS, STRATEGIES, StepRecord, UnlearnContext, register_strategy
+from .config import UnlearnPlan
 
 
 @dataclass(frozen=True)

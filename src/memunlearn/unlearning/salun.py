@@ -30,7 +30,7 @@ from torch import nn
 
 from ..config import check_fraction
 from ..data.splits import DatasetInfo, ImageSplit, normalize
-from . import register_method
+from .base import register_method
 from .common import OptimConfig
 from .random_label import train_relabelled
 

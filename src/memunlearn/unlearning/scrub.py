@@ -37,7 +37,7 @@ from torch import nn
 
 from ..config import ConfigError, check_positive
 from ..training.loop import sgd
-from . import register_method
+from .base import register_method
 from .common import OptimConfig, batches, seeded
 
 MAX, MIN = "max", "min"

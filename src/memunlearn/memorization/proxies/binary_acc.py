@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ProxyInputs, register_proxy
+from .base import ProxyInputs, register_proxy
 
 
 @register_proxy("binary_acc", -1, "learning_events", "fraction of steps at which the example was classified correctly")

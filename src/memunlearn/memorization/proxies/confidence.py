@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ProxyInputs, register_proxy
+from .base import ProxyInputs, register_proxy
 
 
 @register_proxy("confidence", -1, "learning_events", "mean train-mode p_y over all steps; high = learned early = less memorized")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ProxyInputs, register_proxy
+from .base import ProxyInputs, register_proxy
 
 
 @register_proxy("entropy", +1, "learning_events", "mean train-mode predictive entropy -sum_c p_c log p_c; high = more memorized")

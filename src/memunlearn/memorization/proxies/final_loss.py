@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ProxyInputs, register_proxy
+from .base import ProxyInputs, register_proxy
 
 
 @register_proxy("final_loss", +1, "final_pass", "final eval-mode cross-entropy -log p_y")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import ProxyInputs, register_proxy
+from .base import ProxyInputs, register_proxy
 
 
 @register_proxy("final_margin", -1, "final_pass", "final p_y - max_{c != y} p_c")

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ...data.splits import normalize
 from ...seeding import generator
 from ...training.loop import batch_positions, predict_proba, sgd
-from . import ProxyInputs, register_proxy
+from .base import ProxyInputs, register_proxy
 
 
 def finetune_until_plateau(model, data, info, config, device) -> int:

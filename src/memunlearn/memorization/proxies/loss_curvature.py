@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...training.curvature import ESTIMATOR_COLUMNS
-from . import ProxyInputs, register_proxy
+from .base import ProxyInputs, register_proxy
 
 
 @register_proxy("loss_curvature", +1, "curvature",

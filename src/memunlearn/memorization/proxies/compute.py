@@ -1,0 +1,57 @@
+"""Run the registered proxies into one table, and count what each costs."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+
+from .base import PROXIES, ProxyInputs
+
+
+def compute_proxies(names: list[str], inputs: ProxyInputs) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Wide table (``example_id``; per proxy ``<name>`` score and ``<name>__raw``) and seconds per proxy.
+
+    The seconds are each proxy's own computation here; the shared forward pass
+    is timed once under ``final_pass``.
+    """
+    table = pd.DataFrame({"example_id": inputs.example_ids})
+    seconds: dict[str, float] = {}
+    if any(PROXIES.get(n).cost_source == "final_pass" for n in names):
+        start = time.perf_counter()
+        _ = inputs.final_probs
+        seconds["final_pass"] = time.perf_counter() - start
+    for name in names:
+        proxy = PROXIES.get(name)
+        start = time.perf_counter()
+        raw = np.asarray(proxy.compute(inputs), dtype=np.float64)
+        seconds[name] = time.perf_counter() - start
+        if raw.shape != inputs.example_ids.shape:
+            raise RuntimeError(f"proxy {name!r} returned shape {raw.shape}, expected {inputs.example_ids.shape}")
+        table[name] = proxy.direction * raw
+        table[f"{name}__raw"] = raw
+    return table, seconds
+
+
+def recorded_proxies(curvature: pd.DataFrame | None) -> list[str]:
+    """``proxies.names: []``: every registered proxy whose training-time records exist (a curvature estimator
+    left out of ``train_records.curvature_estimators`` has no column, so its proxy is skipped, not an error)."""
+    from ...training.curvature import ESTIMATOR_COLUMNS
+
+    missing = set(ESTIMATOR_COLUMNS.values()) - set(curvature.columns if curvature is not None else ())
+    return [name for name in PROXIES.names() if name not in missing]
+
+
+def score_columns(table: pd.DataFrame) -> list[str]:
+    """The proxy names of a ``compute_proxies`` table (not ``example_id``, not ``<name>__raw``)."""
+    return [c for c in table.columns if c != "example_id" and not c.endswith("__raw")]
+
+
+def proxy_costs(names: list[str], own_seconds: dict[str, float], shared_seconds: dict[str, float]) -> dict[str, float]:
+    """Total seconds per proxy: its own computation plus the shared work it reads.
+
+    ``shared_seconds`` holds ``learning_events``, ``curvature`` and
+    ``curvature_rademacher`` (recording time inside training) and ``final_pass``.
+    """
+    shared = {**shared_seconds, **{k: v for k, v in own_seconds.items() if k == "final_pass"}}
+    return {n: own_seconds.get(n, 0.0) + shared.get(PROXIES.get(n).cost_source, 0.0) for n in names}

@@ -1,0 +1,25 @@
+"""The model registry ``MODELS`` and ``build_model``.
+
+Every model exposes ``embed(x) -> (B, D)`` (the penultimate layer, used for
+entanglement) and ``head`` (the final ``nn.Linear``, kept fully trainable by
+DEL); ``forward(x) = head(embed(x))``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..registry import Registry
+
+ModelFactory = Callable[[int, int, int], nn.Module]  # (in_channels, num_classes, image_size)
+MODELS: Registry[ModelFactory] = Registry("model")
+
+
+def build_model(name: str, in_channels: int, num_classes: int, image_size: int, seed: int) -> nn.Module:
+    """A freshly initialized model; the same seed gives the same weights."""
+    factory = MODELS.get(name)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return factory(in_channels, num_classes, image_size)

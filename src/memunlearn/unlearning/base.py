@@ -1,0 +1,90 @@
+"""The unlearning registries: methods (docs/methods.md §5) and RUM strategies (§4), with their entry types.
+
+A method is one module: a frozen config dataclass (its params block in
+params.yaml, ``methods.<name>``) and a function
+``(model, forget, retain, config, context) -> model``, registered with
+``@register_method``. A strategy (``@register_strategy``, rum.py) decides
+how the refined forget subsets are unlearned. ``forget`` and ``retain``
+are ``ImageSplit``s; the retain set is always D \\ F.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from ..config import from_params
+from ..data.splits import DatasetInfo, ImageSplit
+from ..registry import Registry
+from ..training.first_epoch_grads import FirstEpochGrads
+from ..training.recipe import TrainConfig
+
+if TYPE_CHECKING:  # config.py imports this module
+    from .config import UnlearnPlan
+
+
+@dataclass(frozen=True)
+class UnlearnContext:
+    info: DatasetInfo
+    recipe: TrainConfig  # the original training recipe (retrain reuses it)
+    device: torch.device
+    seed: int  # every method derives its randomness from this
+    first_epoch_grads: FirstEpochGrads | None = None  # per-example first-epoch gradients (first_epoch_ga)
+    heldout: ImageSplit | None = None  # data the original never trained on, for calibration: the validation split
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    config_cls: type
+    run: Callable[[nn.Module, ImageSplit, ImageSplit, Any, UnlearnContext], nn.Module]
+    summary: str
+
+    def config(self, params: Mapping[str, Any] | None) -> Any:
+        return from_params(self.config_cls, params, f"methods.{self.name}")
+
+
+METHODS: Registry[Method] = Registry("unlearning method")
+
+
+def register_method(name: str, config_cls: type, summary: str):
+    def decorator(fn):
+        METHODS.register(name, Method(name, config_cls, fn, summary))
+        return fn
+
+    return decorator
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    step: int
+    subset: str  # low | mid | high; "all" for vanilla; "random_<k>" for shuffle
+    method: str
+    n_forget: int
+    seconds: float
+
+
+Run = Callable[[nn.Module, Mapping[str, ImageSplit], ImageSplit, "UnlearnPlan", UnlearnContext],
+               tuple[nn.Module, list[StepRecord]]]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    run: Run
+    per_subset_methods: bool  # whether unlearn.subset_methods applies
+
+    def __call__(self, model, subsets, retain, plan, ctx):
+        return self.run(model, subsets, retain, plan, ctx)
+
+
+STRATEGIES: Registry[Strategy] = Registry("RUM strategy")
+
+
+def register_strategy(name: str, per_subset_methods: bool = False):
+    def decorator(fn: Run) -> Run:
+        STRATEGIES.register(name, Strategy(fn, per_subset_methods))
+        return fn
+
+    return decorator
