@@ -146,15 +146,16 @@ def test_every_registered_name_is_a_valid_grid_value():
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"kinds": ["huge"]}, "unknown forget-set kind 'huge'"),
-    ({"strategies": ["rum", "rumba"]}, "unknown RUM strategy 'rumba'"),
+    ({"kinds": ["huge"]}, "sweep.kinds[0]: unknown forget-set kind 'huge'"),
+    ({"strategies": ["rum", "rumba"]}, "sweep.strategies[1]: unknown RUM strategy 'rumba'"),
     ({"seeds": []}, "sweep.seeds is empty"),
     ({"seeds": [0, 0]}, "sweep.seeds lists a value twice"),
     ({"methods": []}, "sweep.methods is empty"),
     ({"partition": {"kind": "high"}}, "sweep.partition must not set ['kind']"),
-    ({"partition": {"sizes": 3}}, "unknown key(s) ['sizes'] in params section 'sweep.partition'"),
+    ({"partition": {"sizes": 3}}, "sweep.partition.sizes: unknown key; valid keys: classes, device,"),
     ({"partition": {"size": 2}}, "partition.size must be >= 3"),
-    ({"colour": "red"}, "unknown key(s) ['colour'] in params section 'sweep'"),
+    ({"colour": "red"}, "sweep.colour: unknown key; valid keys: device, fixed_group_score, group_scores,"),
+    ({"seeds": [0, True]}, "sweep.seeds[1]: got true; write an integer"),
 ])
 def test_bad_grids_fail_in_one_line_naming_the_fix(changes, message):
     with pytest.raises((ValueError, UnknownNameError)) as caught:  # ConfigError is a ValueError

@@ -1,55 +1,143 @@
-"""Typed, frozen configs built from a params.yaml section.
+"""Typed, frozen configs built from a params.yaml section (docs/architecture.md rule 2).
 
 The library never reads params.yaml itself: a stage hands it a dict, and
-``from_params`` turns it into a frozen dataclass, rejecting unknown keys by
-name (docs/architecture.md rule 2) and checking declared ranges.
+``from_params`` turns it into the section's frozen dataclass. pydantic
+checks every field strictly, nested mappings, tuple elements and optionals
+included (``true`` is not an integer, ``"5"`` is not a number; a YAML list
+is a tuple and an integer is a float); an unknown key is an error. Every
+error of a section is reported at once, one line each, starting with its
+full key path (``methods.salun.lr``) and ending with the fix. The class's
+own ``validate()`` (ranges, registry names) runs after.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 import typing
-from typing import Any, Mapping, TypeVar
+from typing import Any, Iterator, Mapping, TypeVar
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
+
+from .registry import UnknownNameError
 
 C = TypeVar("C")
 
+STRICT = ConfigDict(strict=True, extra="forbid")
+
+_EXPECTED = {  # pydantic error type prefix -> what to write instead
+    "int": "an integer", "float": "a number", "bool": "true or false", "string": "text",
+    "dict": "a mapping {key: value}", "tuple": "a list [a, b]", "list": "a list [a, b]", "none": "null",
+}
+
 
 class ConfigError(ValueError):
-    """Bad params: the message names the key, the problem and the fix."""
+    """Bad params: one line per problem, each naming the key path, the problem and the fix."""
 
 
 def from_params(cls: type[C], params: Mapping[str, Any] | None, section: str = "") -> C:
-    """Build dataclass ``cls`` from ``params``; unknown keys are an error."""
-    params = dict(params or {})
-    where = f"params section {section!r}" if section else cls.__name__
-    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(params) - set(fields))
-    if unknown:
-        raise ConfigError(
-            f"unknown key(s) {unknown} in {where}; valid keys: {sorted(fields)}"
-        )
-    hints = typing.get_type_hints(cls)
-    kwargs = {name: _coerce(value, hints[name], f"{section}.{name}" if section else name)
-              for name, value in params.items()}
+    """Build dataclass ``cls`` from params section ``section``: strict types, no unknown keys, then ``validate()``."""
+    where = section or cls.__name__
+    params = {} if params is None else params
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"{where}: got {_shown(params)}; write a mapping of keys to values, e.g. {{}}")
     try:
-        config = cls(**kwargs)
-    except TypeError as exc:  # a required field is missing
-        raise ConfigError(f"{where}: {exc}") from None
+        document = json.dumps(dict(params))
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: write plain YAML scalars, lists and mappings only ({exc})") from None
+    try:
+        config = _adapter(cls).validate_json(document, strict=True)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_explain(error, cls, section) for error in exc.errors())) from None
     validate = getattr(config, "validate", None)
     if validate is not None:
-        validate()
+        try:
+            validate()
+        except UnknownNameError as exc:
+            raise _keyed(exc, params, section) from None
     return config
 
 
-def _coerce(value: Any, hint: Any, where: str) -> Any:
-    """YAML gives lists for tuples and ints for floats; accept those, reject the rest."""
-    origin = typing.get_origin(hint)
-    if origin is tuple and isinstance(value, (list, tuple)):
-        return tuple(value)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if hint in (int, float, str, bool) and not isinstance(value, hint):
-        raise ConfigError(f"{where} must be {hint.__name__}, got {value!r}")
-    return value
+@functools.cache
+def _adapter(cls: type) -> TypeAdapter:
+    """A strict validator for dataclass ``cls`` (pydantic reads ``__pydantic_config__`` off stdlib dataclasses)."""
+    with_config(STRICT)(cls)
+    return TypeAdapter(cls)
+
+
+def _explain(error: Mapping[str, Any], cls: type, section: str) -> str:
+    """One pydantic error as one line: key path, problem, fix."""
+    loc = error["loc"]
+    path = _path(section, loc)
+    kind = error["type"]
+    if kind == "unexpected_keyword_argument":
+        valid = sorted(f.name for f in dataclasses.fields(cls))
+        return f"{path}: unknown key; " + (f"valid keys: {', '.join(valid)}" if valid else "this section takes none")
+    if kind.startswith("missing"):
+        return f"{path}: missing; add it"
+    value = error.get("input")
+    expected = _EXPECTED.get(kind.split("_")[0])
+    if expected is None:
+        return f"{path}: got {_shown(value)}; {error['msg'][0].lower()}{error['msg'][1:]}"
+    fix = f"write {expected}"
+    if kind.startswith("float") and isinstance(value, str) and _is_number(value):
+        fix += f" (YAML reads {value} as text: write {float(value)!r})"
+    elif len(loc) == 1:
+        fix += _example(cls, str(loc[0]))
+    return f"{path}: got {_shown(value)}; {fix}"
+
+
+def _path(section: str, loc: tuple) -> str:
+    path = section
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _example(cls: type, name: str) -> str:
+    """``, e.g. <default>`` when field ``name`` has a default worth showing."""
+    field = {f.name: f for f in dataclasses.fields(cls)}.get(name)
+    default = getattr(field, "default", dataclasses.MISSING)
+    if default in (dataclasses.MISSING, None, "", ()):
+        return ""
+    return f", e.g. {_shown(default)}"
+
+
+def _shown(value: Any) -> str:
+    """``value`` as it reads in YAML/JSON: true, null, "text", [1, 2]."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _keyed(exc: UnknownNameError, params: Mapping[str, Any], section: str) -> UnknownNameError:
+    """``exc`` with the key path of the value that named the unknown entry (``unlearn.strategy: unknown ...``)."""
+    if exc.key is not None or exc.name is None:
+        return exc
+    key = next(_paths_holding(exc.name, params, section), None)
+    if key is None:
+        return exc
+    return UnknownNameError(f"{key}: {exc}", exc.name, key)
+
+
+def _paths_holding(value: Any, tree: Any, path: str) -> Iterator[str]:
+    if isinstance(tree, Mapping):
+        for key, child in tree.items():
+            yield from _paths_holding(value, child, f"{path}.{key}" if path else str(key))
+    elif isinstance(tree, (list, tuple)):
+        for i, child in enumerate(tree):
+            yield from _paths_holding(value, child, f"{path}[{i}]")
+    elif tree == value and isinstance(tree, str):
+        yield path
 
 
 def check_fraction(value: float, name: str, *, open_low: bool = False) -> None:

@@ -1,8 +1,10 @@
 """Name -> object registries (timm's ``@register_model`` pattern).
 
 Every pluggable concept (datasets, models, proxies, unlearning methods, RUM
-strategies) lives in one ``Registry``; dispatch is a lookup, never an
-if/elif chain, and an unknown name is an error that lists the known ones.
+strategies, forget-set kinds, MIA features) lives in one ``Registry``;
+dispatch is a lookup, never an if/elif chain, and an unknown name is an
+error that lists the known ones. Where each registry lives:
+docs/architecture.md rule 3.
 """
 from __future__ import annotations
 
@@ -12,7 +14,12 @@ T = TypeVar("T")
 
 
 class UnknownNameError(KeyError):
-    """An unknown registry name; the message lists the valid choices."""
+    """An unknown registry name; the message lists the valid choices. ``from_params`` prefixes the key path."""
+
+    def __init__(self, message: str, name: str | None = None, key: str | None = None):
+        super().__init__(message)
+        self.name = name  # the unknown name
+        self.key = key  # the params key that holds it, once known
 
     def __str__(self) -> str:  # KeyError would wrap the message in quotes
         return str(self.args[0])
@@ -45,7 +52,7 @@ class Registry(Generic[T]):
             return self._entries[name]
         except KeyError:
             raise UnknownNameError(
-                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}"
+                f"unknown {self.kind} {name!r}; choose one of: {', '.join(self.names())}", name
             ) from None
 
     def names(self) -> list[str]:
