@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run test flow serve sweep sweep-large ui list
+.PHONY: setup check run test flow serve sweep sweep-large ui list
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,20 +20,23 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed   ## create .venv and install memunlearn with its dev tools
 
-run: setup                  ## reproduce the DVC pipeline on the default (embedded MNIST) data
+check: setup                ## validate every params.yaml section (all problems at once) before DVC deletes outputs
+	memunlearn check
+
+run: check                  ## reproduce the DVC pipeline on the default (embedded MNIST) data
 	dvc repro
 	dvc metrics show
 
 test: setup                 ## unit tests + one end-to-end pipeline test (real DVC, MLflow, Prefect)
 	python -m pytest
 
-flow: setup                 ## the same pipeline through the Prefect flow
+flow: check                 ## the same pipeline through the Prefect flow
 	python flows/pipeline.py
 
 serve: setup                ## serve the Prefect deployment 'memunlearn-pipeline/default'
 	python flows/pipeline.py --serve
 
-sweep: setup                ## the experiment sweep (params.yaml `sweep`) as a Prefect flow; DVC reuses cached cells
+sweep: check                ## the experiment sweep (params.yaml `sweep`) as a Prefect flow; DVC reuses cached cells
 	python flows/sweep.py
 
 sweep-large: setup          ## a wider study than the default grids: more methods, kinds and proxies (hours on 2 cores)

@@ -1,5 +1,13 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
 from memunlearn.cli import main
+from memunlearn.params import SECTIONS, check_params
 from memunlearn.unlearning import METHODS
+
+PARAMS_FILE = Path(__file__).resolve().parents[1] / "params.yaml"
 
 
 def test_list_prints_every_registry(capsys):
@@ -9,3 +17,69 @@ def test_list_prints_every_registry(capsys):
         assert heading in out
     for name in METHODS.names() + ["mnist_embedded", "small_cnn", "confidence", "rum"]:
         assert f"  {name}" in out
+
+
+def check(tmp_path, capsys, **changes) -> tuple[int, list[str], str]:
+    """``memunlearn check`` on params.yaml with ``changes`` ({"unlearn.strategy": "nope"}): exit code,
+    problem lines (stderr), stdout."""
+    params = yaml.safe_load(PARAMS_FILE.read_text())
+    for key, value in changes.items():
+        *parents, last = key.split(".")
+        block = params
+        for part in parents:
+            block = block[part]
+        block[last] = value
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", "--params", str(path)])
+    captured = capsys.readouterr()
+    return exit_.value.code, captured.err.splitlines(), captured.out
+
+
+def test_the_real_params_pass_check(capsys):
+    assert check_params(yaml.safe_load(PARAMS_FILE.read_text())) == []
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", "--params", str(PARAMS_FILE)])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "OK" in out
+
+
+def test_a_typo_fails_check_in_one_line_naming_the_key(tmp_path, capsys):
+    code, err, out = check(tmp_path, capsys, **{"unlearn.strategy": "nope"})
+    assert code == 1 and not out
+    assert err[0].startswith("unlearn.strategy: unknown RUM strategy 'nope'; choose one of: rum, ")
+    assert len(err) == 2 and "1 problem" in err[1]
+
+
+def test_check_reports_every_problem_at_once(tmp_path, capsys):
+    code, err, _ = check(tmp_path, capsys, **{
+        "train.epochs": True, "train.lr_milestones": [10, "x"], "methods.salun.lrr": 0.1,
+        "sweep.kinds": ["low", "huge"], "partition.group_score": "exact_prb", "data.colour": "red",
+        "rum_compare.methods": ["scrub", "scrubb"], "oracle.seed": "0"})
+    assert code == 1
+    problems = err[:-1]
+    for start in ("train.epochs: got true", 'train.lr_milestones[1]: got "x"', "methods.salun.lrr: unknown key",
+                  "sweep.kinds[1]: unknown forget-set kind 'huge'", "partition.group_score: unknown score 'exact_prb'",
+                  "data.colour: unknown key", "rum_compare.methods: 'scrubb' has no methods.scrubb block",
+                  'oracle.seed: got "0"; write an integer'):
+        assert sum(p.startswith(start) for p in problems) == 1, (start, problems)
+    assert err[-1].endswith(f"{len(problems)} problem(s); fix them before `dvc repro`")
+
+
+def test_check_names_missing_and_unknown_sections(tmp_path, capsys):
+    params = yaml.safe_load(PARAMS_FILE.read_text())
+    del params["oracle"]
+    params["unlearning"] = {}
+    problems = check_params(params)
+    assert problems[0].startswith("unlearning: unknown section; the sections are data, train, ")
+    assert problems[1] == "oracle: missing section; add it (oracle: {} takes the defaults)"
+    assert "oracle" in SECTIONS
+
+
+def test_a_named_method_block_must_name_a_registered_method():
+    params = yaml.safe_load(PARAMS_FILE.read_text())
+    params["methods"]["salun_fast"] = {"method": "salunn", "epochs": 2}
+    assert [p.split(";")[0] for p in check_params(params)] == [
+        "methods.salun_fast.method: unknown unlearning method 'salunn'"]

@@ -54,7 +54,7 @@ def from_params(cls: type[C], params: Mapping[str, Any] | None, section: str = "
         try:
             validate()
         except UnknownNameError as exc:
-            raise _keyed(exc, params, section) from None
+            raise keyed(exc, params, section) from None
     return config
 
 
@@ -119,7 +119,7 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _keyed(exc: UnknownNameError, params: Mapping[str, Any], section: str) -> UnknownNameError:
+def keyed(exc: UnknownNameError, params: Mapping[str, Any], section: str) -> UnknownNameError:
     """``exc`` with the key path of the value that named the unknown entry (``unlearn.strategy: unknown ...``)."""
     if exc.key is not None or exc.name is None:
         return exc

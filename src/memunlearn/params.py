@@ -1,0 +1,123 @@
+"""params.yaml as a whole: which typed config each section builds, and ``check_params`` over all of them.
+
+Each stage builds only the sections it declares (docs/architecture.md rule 1);
+``SECTIONS`` is the one table of section -> config class, so ``memunlearn
+check`` (and a flow, before DVC deletes any output) can check every section
+at once, with the checks the stages make across sections (``unlearn`` against
+``methods``, each grid's methods and scores).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from .config import ConfigError, from_params, keyed
+from .data import PrepareConfig
+from .evaluation import EvaluateConfig
+from .evaluation.claims import ClaimsConfig
+from .evaluation.lira import ForgettingQualityConfig
+from .grid import GRIDS, SweepConfig
+from .memorization import PROXIES, ExactConfig, ProxyConfig
+from .partition import EMBEDDING_SCORES, EXACT_SCORES, PartitionConfig
+from .registry import UnknownNameError
+from .training import RecordConfig, TrainConfig
+from .unlearning import UnlearnConfig, UnlearnPlan
+
+
+@dataclass(frozen=True)
+class OracleSection:
+    """Params section ``oracle`` (the stage reads ``seed``); to be replaced by the library's ``OracleConfig``."""
+
+    seed: int = 0
+
+
+SECTIONS: dict[str, type] = {  # params.yaml section -> the config class the stages build from it
+    "data": PrepareConfig,
+    "train": TrainConfig,
+    "train_records": RecordConfig,
+    "memorize": ExactConfig,
+    "proxies": ProxyConfig,
+    "partition": PartitionConfig,
+    "oracle": OracleSection,
+    "unlearn": UnlearnConfig,
+    "evaluate": EvaluateConfig,
+    **{grid: SweepConfig for grid in GRIDS},
+    "claims": ClaimsConfig,
+    "forgetting_quality": ForgettingQualityConfig,
+}
+METHODS_SECTION = "methods"  # one block per method: methods.<name> builds the config class of its method
+
+
+def check_params(params: Mapping[str, Any]) -> list[str]:
+    """Every problem in a whole params.yaml, one line each starting with its key path; [] when all is well."""
+    problems: list[str] = []
+
+    def attempt(build: Callable[[], Any]) -> Any:
+        try:
+            return build()
+        except UnknownNameError as exc:
+            problems.append(str(keyed(exc, params, "")))
+        except ValueError as exc:  # ConfigError and the range checks
+            problems.extend(str(exc).splitlines())
+        return None
+
+    known = [*SECTIONS, METHODS_SECTION]
+    problems += [f"{s}: unknown section; the sections are {', '.join(known)}" for s in params if s not in known]
+    problems += [f"{s}: missing section; add it ({s}: {{}} takes the defaults)" for s in known if s not in params]
+    configs = {s: attempt(lambda s=s: from_params(SECTIONS[s], params[s], s)) for s in SECTIONS if s in params}
+    blocks = params.get(METHODS_SECTION) or {}
+    if not isinstance(blocks, Mapping):
+        return problems + [f"methods: got {blocks!r}; write a mapping of method blocks, e.g. {{none: {{}}}}"]
+    for name in blocks:
+        attempt(lambda name=name: _method_block(name, blocks))
+    if configs.get("unlearn") is not None:
+        attempt(lambda: configs["unlearn"].plan(blocks))
+        if configs.get("forgetting_quality") is not None:
+            attempt(lambda: configs["forgetting_quality"].resolve(configs["unlearn"]).plan(blocks))
+    for grid in GRIDS:
+        if configs.get(grid) is not None:
+            problems += _grid_problems(grid, configs[grid], blocks)
+    problems += _score_problems(params, configs.get("proxies"))
+    return problems
+
+
+def _method_block(name: str, blocks: Mapping[str, Any]) -> None:
+    """Build ``methods.<name>`` with its method's config class (a ``method:`` key names the method)."""
+    if not isinstance(blocks[name], Mapping):
+        raise ConfigError(f"methods.{name}: got {blocks[name]!r}; write a mapping of hyperparameters, e.g. {{}}")
+    try:
+        UnlearnPlan(name, blocks).step_config(name, None)
+    except UnknownNameError as exc:
+        key = f"methods.{name}.method" if "method" in blocks[name] else f"methods.{name}"
+        raise UnknownNameError(f"{key}: {exc}", exc.name, key) from None
+
+
+def _grid_problems(grid: str, config: SweepConfig, blocks: Mapping[str, Any]) -> list[str]:
+    """Every method a grid lists needs its ``methods.<name>`` block (a cell reads only that block)."""
+    return [f"{grid}.methods: {name!r} has no methods.{name} block; add one (methods.{name}: {{}} takes the "
+            f"defaults)" for name in config.methods if name not in blocks]
+
+
+def _score_problems(params: Mapping[str, Any], proxies: ProxyConfig | None) -> list[str]:
+    """Scores named in ``partition`` and the grids must be exact, embedding or computed proxy scores."""
+    computed = list(proxies.names) if proxies is not None and proxies.names else PROXIES.names()
+    valid = [*EXACT_SCORES, *EMBEDDING_SCORES, *computed]
+    named = []
+    for key in ("group_score", "refine_score"):
+        named.append((f"partition.{key}", _get(params, "partition", key)))
+    for grid in GRIDS:
+        scores = _get(params, grid, "group_scores")
+        named += [(f"{grid}.group_scores[{i}]", s) for i, s in enumerate(scores if isinstance(scores, list) else [])]
+        named += [(f"{grid}.fixed_group_score", _get(params, grid, "fixed_group_score") or None),
+                  (f"{grid}.partition.refine_score", _get(params, grid, "partition", "refine_score"))]
+    return [f"{key}: unknown score {name!r}; choose one of: {', '.join(valid)}" + (
+            " (proxies.names lists the computed proxies)" if name in PROXIES else "")
+            for key, name in named if isinstance(name, str) and name not in valid]
+
+
+def _get(params: Mapping[str, Any], *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(params, Mapping):
+            return None
+        params = params.get(key)
+    return params
