@@ -1,4 +1,4 @@
-"""The sweep's aggregation: grid config, tidy table, t-based CIs, metrics, plot (evaluation/sweep.py)."""
+"""The sweep's aggregation: grid config, tidy table, t-based CIs, metrics, plot (experiments/sweep.py)."""
 from __future__ import annotations
 
 import math
@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from memunlearn.config import from_params
-from memunlearn.evaluation.sweep import (GROUP, KEYS, SweepConfig, mean_ci, plot_metric, results_table, summarize,
-                                        summary_metrics)
+from memunlearn.evaluation.stats import mean_ci
+from memunlearn.experiments.sweep import (GROUP, KEYS, SweepConfig, plot_metric, results_table, summarize,
+                                         summary_metrics)
 from memunlearn.partition import FORGET_KINDS
 from memunlearn.registry import UnknownNameError
 from memunlearn.unlearning import METHODS, STRATEGIES

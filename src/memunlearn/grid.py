@@ -20,7 +20,9 @@ from .unlearning import METHODS, STRATEGIES
 
 GRIDS = ("sweep", "rum_compare", "entanglement")  # params sections holding a grid; dvc.yaml: <grid>_oracle, _cell
 KEYS = ("grid", "method", "group_score", "kind", "strategy", "seed")  # one cell
+AXES = ("methods", "group_scores", "kinds", "strategies", "seeds")  # a grid's lists, one per KEYS entry after grid
 GRID_PARTITION_KEYS = ("group_score", "kind", "seed")  # set per cell, never in sweep.partition
+ORACLE_PARAMS = ("partition", "fixed_group_score", "device")  # all a <grid>_oracle stage reads of its section
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class SweepConfig:
             raise ConfigError("sweep.seeds is empty; list at least one seed (>= 3 for a confidence interval)")
         if not self.group_scores:
             raise ConfigError("sweep.group_scores is empty; list at least one, e.g. [exact]")
-        for name in ("methods", "group_scores", "kinds", "strategies", "seeds"):
+        for name in AXES:
             values = list(getattr(self, name))
             if len(set(values)) != len(values):
                 raise ConfigError(f"sweep.{name} lists a value twice: {values}; each cell must be unique")
@@ -79,6 +81,12 @@ class SweepConfig:
 
     def cells(self, grid: str = "sweep") -> pd.DataFrame:
         """Every cell of the grid, in grid order: one column per KEYS entry."""
-        index = pd.MultiIndex.from_product(
-            [[grid], self.methods, self.group_scores, self.kinds, self.strategies, self.seeds], names=KEYS)
+        index = pd.MultiIndex.from_product([[grid], *(getattr(self, axis) for axis in AXES)], names=KEYS)
         return index.to_frame(index=False)
+
+
+def forget_set_grid(section: Mapping[str, Any], grid: str, group_score: str, kind: str, seed: int) -> SweepConfig:
+    """The one-forget-set grid of a ``<grid>_oracle`` stage: ``section``'s ORACLE_PARAMS and this (score, kind, seed)."""
+    used = {k: section[k] for k in ORACLE_PARAMS if section.get(k) is not None}
+    axes = {"group_scores": [group_score], "kinds": [kind], "seeds": [seed]}
+    return from_params(SweepConfig, {**used, **axes}, grid)
