@@ -14,10 +14,9 @@ from pathlib import Path
 
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
-from memunlearn.grid import GRIDS, ORACLE_PARAMS, forget_set_grid
 from memunlearn.io import load_table, save_json, save_table
 from memunlearn.partition import (PartitionConfig, apply_partition, choose_forget_set, describe_forget_set,
-                                  score_sources)
+                                  grid_forget_set, score_sources)
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig, load_checkpoint, save_checkpoint
 from memunlearn.training.oracle import train_oracle
@@ -25,7 +24,7 @@ from memunlearn.training.oracle import train_oracle
 
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="one forget set of a sweep grid; dvc.yaml passes these")
-    parser.add_argument("--grid", choices=GRIDS, default="sweep", help="the params section holding the grid")
+    parser.add_argument("--grid", default="sweep", help="the params section holding the grid (memunlearn.grid.GRIDS)")
     parser.add_argument("--group-score", required=True, help="the grid's score axis")
     parser.add_argument("--kind", required=True)
     parser.add_argument("--seed", type=int, required=True)
@@ -37,13 +36,15 @@ def arguments() -> argparse.Namespace:
 def main() -> None:
     args = arguments()
     params = load_params("train", args.grid)
-    sweep = forget_set_grid(params[args.grid], args.grid, args.group_score, args.kind, args.seed)
-    config = from_params(PartitionConfig, sweep.partition_params(args.group_score, args.kind, args.seed),
-                         f"{args.grid}.partition")
+    grid = params[args.grid]  # not grid.SweepConfig: that imports every unlearning method, which no oracle runs
+    used = {"partition": grid.get("partition") or {}, "fixed_group_score": grid.get("fixed_group_score", ""),
+            "device": grid.get("device", "auto")}  # dvc.yaml: <grid>.partition, fixed_group_score, device
+    config = from_params(PartitionConfig, grid_forget_set(used["partition"], args.group_score, args.kind, args.seed,
+                                                          used["fixed_group_score"]), f"{args.grid}.partition")
     recipe = from_params(TrainConfig, params["train"], "train")
     info = load_info(PREPARED / "meta.json")
     train = load_split(PREPARED / "train.npz")
-    dev = device(sweep.device)
+    dev = device(used["device"])
     sources = score_sources(train, load_checkpoint(TRAIN_DIR / "model.pt", "train")[0], info,
                             load_table(MEMORIZE_DIR / "scores.parquet", "memorize"),
                             load_table(PROXIES_DIR / "proxies.parquet", "proxies"), dev)
@@ -57,7 +58,6 @@ def main() -> None:
     planted = load_table(PREPARED / "label_noise.csv", "prepare")["example_id"]
     metrics = {"seconds": timer.seconds, **describe_forget_set(forget, sources, planted)}
     save_json(metrics, args.out / "oracle.json")
-    used = {k: getattr(sweep, k) for k in ORACLE_PARAMS}
     cell = {"grid": args.grid, "group_score": args.group_score, "kind": args.kind, "seed": args.seed}
     track(StageRecord(f"{args.grid}_oracle@{args.group_score}-{args.kind}-{args.seed}",
                       flatten({"train": params["train"], args.grid: used, "cell": cell}), flatten(metrics),

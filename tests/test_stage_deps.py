@@ -40,7 +40,7 @@ def module_file(name: str) -> Path | None:
 
 
 def module_name(path: Path) -> str:
-    """Dotted name of a project file (``stages/x.py`` -> ``x``; the package's ``__init__`` -> the package)."""
+    """Dotted name of a project file (a stage script -> its stem; a package's ``__init__`` -> the package)."""
     if path.is_relative_to(SRC):
         parts = list(path.relative_to(SRC).with_suffix("").parts)
         return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
