@@ -3,7 +3,8 @@
 Stages are adapters (docs/architecture.md rule 1): read the declared params, build a
 typed config, call the library, write the declared outputs, then record the
 run in MLflow. This module is the only place that reads params.yaml, the
-environment and the working directory.
+environment and the working directory. It is plumbing, not a DVC dep, so it
+imports no library code but tracking and devices (tests/test_stage_deps.py).
 """
 from __future__ import annotations
 
