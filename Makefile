@@ -31,16 +31,16 @@ test: setup                 ## unit tests + one end-to-end pipeline test (real D
 	python -m pytest
 
 flow: check                 ## the same pipeline through the Prefect flow
-	python flows/pipeline.py
+	python -m memunlearn.flows.pipeline
 
 serve: setup                ## serve the Prefect deployment 'memunlearn-pipeline/default'
-	python flows/pipeline.py --serve
+	python -m memunlearn.flows.pipeline --serve
 
 sweep: check                ## the experiment sweep (params.yaml `sweep`) as a Prefect flow; DVC reuses cached cells
-	python flows/sweep.py
+	python -m memunlearn.flows.sweep
 
 sweep-large: setup          ## a wider study than the default grids: more methods, kinds and proxies (hours on 2 cores)
-	python flows/sweep.py --methods neggrad_plus finetune l1_sparse salun scrub del --kinds low mid high mix \
+	python -m memunlearn.flows.sweep --methods neggrad_plus finetune l1_sparse salun scrub del --kinds low mid high mix \
 		--set 'rum_compare.group_scores=[confidence, loss_curvature, holdout_retrain]' \
 		--set 'entanglement.kinds=[low, mid, high]'
 	python -m dvc repro claims

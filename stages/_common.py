@@ -3,7 +3,8 @@
 Stages are adapters (docs/architecture.md rule 1): read the declared params, build a
 typed config, call the library, write the declared outputs, then record the
 run in MLflow. This module is the only place that reads params.yaml, the
-environment and the working directory.
+environment and the working directory. It is plumbing, not a DVC dep, so it
+imports no library code but tracking and devices (tests/test_stage_deps.py).
 """
 from __future__ import annotations
 
@@ -25,8 +26,6 @@ from memunlearn.devices import resolve_device
 from memunlearn.tracking import StageRecord, TrackingTarget, record_stage
 
 ROOT = Path.cwd()  # dvc runs every stage from the repository root
-if str(ROOT) not in sys.path:
-    sys.path.append(str(ROOT))  # stages may hand work to flows/ (e.g. memorize.runner: dask)
 PARAMS_FILE = ROOT / "params.yaml"
 
 # Every path a stage reads or writes; dvc.yaml declares the same ones.
@@ -76,33 +75,6 @@ def device(name: str) -> torch.device:
     chosen = resolve_device(name)
     log.info("device: %s", chosen)
     return chosen
-
-
-def unlearn_context(info, recipe, device: torch.device, seed: int):
-    """The UnlearnContext methods get: the stored first-epoch gradients when the train stage recorded them,
-    and held-out data for methods that calibrate against it: always the validation split written by the
-    prepare stage (data.validation_fraction; None without one), never the test set, which is for
-    evaluation only."""
-    from memunlearn.data import VALIDATION_FILE, load_split
-    from memunlearn.training import load_first_epoch_grads  # here: stages that unlearn nothing skip the import
-    from memunlearn.unlearning import UnlearnContext
-
-    grads = load_first_epoch_grads(FIRST_EPOCH_GRADS) if FIRST_EPOCH_GRADS.exists() else None
-    validation = load_split(PREPARED / VALIDATION_FILE) if (PREPARED / VALIDATION_FILE).exists() else None
-    return UnlearnContext(info, recipe, device, seed, first_epoch_grads=grads, heldout=validation)
-
-
-def load_score_sources(dev: torch.device):
-    """Every score a forget set can be chosen by: exact, proxies, and the original model's embeddings of D."""
-    from memunlearn.data import load_info, load_split
-    from memunlearn.io import load_table
-    from memunlearn.partition import score_sources
-    from memunlearn.training import load_checkpoint
-
-    original, _ = load_checkpoint(TRAIN_DIR / "model.pt", "train")
-    return score_sources(load_split(PREPARED / "train.npz"), original, load_info(PREPARED / "meta.json"),
-                         load_table(MEMORIZE_DIR / "scores.parquet", "memorize"),
-                         load_table(PROXIES_DIR / "proxies.parquet", "proxies"), dev)
 
 
 # ---- tracking ----------------------------------------------------------------

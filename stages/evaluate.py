@@ -4,7 +4,7 @@ from _common import (METRICS_DIR, ORACLE_DIR, PARTITION_DIR, PREPARED, RESULTS_D
 
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
-from memunlearn.evaluation import EvaluateConfig, compare, model_metrics
+from memunlearn.evaluation import EvaluateConfig, score_against_oracle
 from memunlearn.io import load_json, load_table, save_json, save_table
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
@@ -24,14 +24,10 @@ def main() -> None:
     info = load_info(PREPARED / "meta.json")
     parts = apply_partition(load_split(PREPARED / "train.npz"), load_table(PARTITION_DIR / "forget.csv", "partition"))
     test = load_split(PREPARED / "test.npz")
-    dev = device(config.device)
+    models = {name: load_checkpoint(path, stage_name)[0] for name, (path, stage_name) in MODELS.items()}
 
-    rows = {
-        name: model_metrics(load_checkpoint(path, stage_name)[0], parts.forget, parts.retain, test, parts.subsets,
-                            info, config, dev)
-        for name, (path, stage_name) in MODELS.items()
-    }
-    table = compare(rows, oracle_key="retrain")
+    table = score_against_oracle(models, parts.forget, parts.retain, test, parts.subsets, info, config,
+                                 device(config.device), oracle="retrain")
     seconds = {"unlearned": load_json(METRICS_DIR / "unlearn.json", "unlearn")["seconds"],
                "retrain": load_json(METRICS_DIR / "oracle.json", "oracle")["seconds"]}
     table["seconds"] = table["model"].map(seconds)

@@ -2,19 +2,20 @@
 
 Unlearns the original model `copies` times and retrains `copies` times from
 scratch, then scores each forget example by how well its confidence tells the
-two apart (memunlearn.evaluation.lira).
+two apart (memunlearn.experiments.forgetting_quality, scored by memunlearn.evaluation.lira).
 """
-from _common import (METRICS_DIR, PARTITION_DIR, PREPARED, RESULTS_DIR, TRAIN_DIR, Timer, device, flatten,
-                     load_params, stage, track, unlearn_context)
+from _common import (FIRST_EPOCH_GRADS, METRICS_DIR, PARTITION_DIR, PREPARED, RESULTS_DIR, TRAIN_DIR, Timer, device,
+                     flatten, load_params, stage, track)
 
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
-from memunlearn.evaluation.lira import ForgettingQualityConfig, forgetting_quality
+from memunlearn.experiments.forgetting_quality import ForgettingQualityConfig, forgetting_quality
 from memunlearn.io import load_table, save_json, save_table
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig, load_checkpoint
 from memunlearn.unlearning import UnlearnConfig
+from memunlearn.unlearning.context import unlearn_context
 
 
 @stage
@@ -28,7 +29,7 @@ def main() -> None:
     parts = apply_partition(load_split(PREPARED / "train.npz"), load_table(PARTITION_DIR / "forget.csv", "partition"))
     model, _ = load_checkpoint(TRAIN_DIR / "model.pt", "train")
     test = load_split(PREPARED / "test.npz")
-    ctx = unlearn_context(info, recipe, device(config.device), config.seed)
+    ctx = unlearn_context(info, recipe, device(config.device), config.seed, PREPARED, FIRST_EPOCH_GRADS)
 
     with Timer() as timer:
         result = forgetting_quality(model, parts, test, evaluated.strategy, plan, ctx, config.copies,

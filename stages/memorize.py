@@ -4,7 +4,7 @@ Finished subset models live in a persistent store (data/memorize_store, a
 `persist: true` output): a rerun after a crash, or with a larger K, trains
 only the models the store lacks. `memorize.runner` picks where the missing
 models train: here (local), or as Prefect tasks on local processes or a
-Dask cluster (flows/memorize.py).
+Dask cluster (`prefect_runner` in src/memunlearn/flows/memorize.py).
 """
 from _common import MEMORIZE_DIR, METRICS_DIR, PREPARED, ROOT, Timer, device, flatten, load_params, stage, track
 from tqdm import tqdm
@@ -13,8 +13,9 @@ from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
 from memunlearn.io import load_table, save_json, save_table
 from memunlearn.memorization import (ExactConfig, SubsetModelStore, dataset_fingerprint, memorization_scores,
-                                     planted_auroc, store_key, top_influences, train_subset_models)
+                                     store_key, top_influences, train_subset_models)
 from memunlearn.memorization.convergence import convergence, plot_convergence
+from memunlearn.memorization.summary import memorize_summary
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig
 
@@ -34,8 +35,8 @@ def main() -> None:
     store = SubsetModelStore(STORE_ROOT, key)
 
     runner = None
-    if config.runner != "local":  # Prefect task runners live in flows/ (docs/architecture.md rule 6)
-        from flows.memorize import prefect_runner
+    if config.runner != "local":  # Prefect and Dask are imported only when asked for (docs/architecture.md rule 6)
+        from memunlearn.flows.memorize import prefect_runner
         runner = prefect_runner(config)
 
     progress = tqdm(total=config.num_models, desc="subset models", unit="model")  # ETA from finished models
@@ -55,27 +56,8 @@ def main() -> None:
         save_table(influence, MEMORIZE_DIR / "influence.parquet")
         artifacts.append(MEMORIZE_DIR / "influence.parquet")
 
-    flipped = load_table(PREPARED / "label_noise.csv", "prepare")["example_id"]
-    by_id = scores.set_index("example_id")
-    mem = by_id["mem"]
-    metrics = {
-        "num_models": config.num_models,
-        "models_trained": len(result.trained),
-        "models_reused": len(result.reused),
-        "store_key": key,
-        "mean_mem": float(mem.mean()),
-        "missing_fraction": float(mem.isna().mean()),
-        "planted_noise_auroc": planted_auroc(mem, flipped),  # 0/1 estimator (exact)
-        "planted_noise_auroc_prob": planted_auroc(by_id["mem_prob"], flipped),  # true-class prob. (exact_prob)
-        "min_mem_se": float(by_id["mem_se"].min()),
-        **stability,
-        "seconds": timer.seconds,  # this run's wall time (small when models are reused)
-        "compute_seconds": float(sum(run.seconds for run in result.runs)),  # the K models' own cost
-        "examples_processed": int(sum(result.runs[k].mask.sum() for k in result.trained)) * recipe.epochs,
-        "models_per_hour": len(result.trained) / timer.seconds * 3600 if result.trained else None,
-        "models_per_job": config.models_per_job(dev),
-        "runner": config.runner,
-    }
+    planted = load_table(PREPARED / "label_noise.csv", "prepare")["example_id"]
+    metrics = memorize_summary(result, scores, planted, stability, config, recipe, key, timer.seconds, dev)
     save_json(metrics, METRICS_DIR / "memorize.json")
     track(StageRecord("memorize", flatten(params), metrics, artifacts=artifacts))
 

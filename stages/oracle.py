@@ -7,21 +7,19 @@ from memunlearn.io import load_table, save_json
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig, save_checkpoint
-from memunlearn.unlearning import METHODS, UnlearnContext
+from memunlearn.training.oracle import OracleConfig, train_oracle
 
 
 @stage
 def main() -> None:
     params = load_params("train", "oracle")
     recipe = from_params(TrainConfig, params["train"], "train")
-    seed = int(params["oracle"].get("seed", 0))
+    config = from_params(OracleConfig, params["oracle"], "oracle")
     info = load_info(PREPARED / "meta.json")
     parts = apply_partition(load_split(PREPARED / "train.npz"), load_table(PARTITION_DIR / "forget.csv", "partition"))
-    ctx = UnlearnContext(info, recipe, device(recipe.device), seed)
 
-    retrain = METHODS.get("retrain")
     with Timer() as timer:
-        model = retrain.run(None, parts.forget, parts.retain, retrain.config({}), ctx)
+        model = train_oracle(parts.retain, info, recipe, device(recipe.device), config.seed)
     save_checkpoint(model, recipe.model, info, ORACLE_DIR / "model.pt")
     metrics = {"seconds": timer.seconds, "examples_processed": len(parts.retain) * recipe.epochs}
     save_json(metrics, METRICS_DIR / "oracle.json")

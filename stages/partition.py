@@ -4,19 +4,25 @@ metrics/partition.json says what the forget set is made of (class histogram,
 planted noise, ES of F and of each subset, docs/methods.md §3) and the ES of the
 low/mid/high entanglement sets this size and seed would give.
 """
-from _common import METRICS_DIR, PARTITION_DIR, PREPARED, device, flatten, load_params, load_score_sources, stage, track
+from _common import (MEMORIZE_DIR, METRICS_DIR, PARTITION_DIR, PREPARED, PROXIES_DIR, TRAIN_DIR, device, flatten,
+                     load_params, stage, track)
 
 from memunlearn.config import from_params
+from memunlearn.data import load_info, load_split
 from memunlearn.io import load_table, save_json, save_table
-from memunlearn.partition import PartitionConfig, choose_forget_set, describe_forget_set, entanglement_kinds_es
+from memunlearn.partition import (PartitionConfig, choose_forget_set, describe_forget_set, entanglement_kinds_es,
+                                  score_sources)
 from memunlearn.tracking import StageRecord
+from memunlearn.training import load_checkpoint
 
 
 @stage
 def main() -> None:
     params = load_params("partition")
     config = from_params(PartitionConfig, params["partition"], "partition")
-    sources = load_score_sources(device(config.device))
+    sources = score_sources(load_split(PREPARED / "train.npz"), load_checkpoint(TRAIN_DIR / "model.pt", "train")[0],
+                            load_info(PREPARED / "meta.json"), load_table(MEMORIZE_DIR / "scores.parquet", "memorize"),
+                            load_table(PROXIES_DIR / "proxies.parquet", "proxies"), device(config.device))
     forget = choose_forget_set(config, sources)
     save_table(forget, PARTITION_DIR / "forget.csv")
 

@@ -7,24 +7,24 @@ order, tie-breaks and the draw of seeded kinds (random, class). oracle.json
 says what F is made of (class histogram, planted noise, ES of F and of each
 RUM subset).
 """
-from _common import PREPARED, Timer, device, flatten, load_params, load_score_sources, stage, track
+from _common import MEMORIZE_DIR, PREPARED, PROXIES_DIR, TRAIN_DIR, Timer, device, flatten, load_params, stage, track
 
 import argparse
 from pathlib import Path
 
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
-from memunlearn.grid import GRIDS, SweepConfig
 from memunlearn.io import load_table, save_json, save_table
-from memunlearn.partition import PartitionConfig, apply_partition, choose_forget_set, describe_forget_set
+from memunlearn.partition import (PartitionConfig, apply_partition, choose_forget_set, describe_forget_set,
+                                  grid_forget_set, score_sources)
 from memunlearn.tracking import StageRecord
-from memunlearn.training import TrainConfig, save_checkpoint
-from memunlearn.unlearning import METHODS, UnlearnContext
+from memunlearn.training import TrainConfig, load_checkpoint, save_checkpoint
+from memunlearn.training.oracle import train_oracle
 
 
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="one forget set of a sweep grid; dvc.yaml passes these")
-    parser.add_argument("--grid", choices=GRIDS, default="sweep", help="the params section holding the grid")
+    parser.add_argument("--grid", default="sweep", help="the params section holding the grid (memunlearn.grid.GRIDS)")
     parser.add_argument("--group-score", required=True, help="the grid's score axis")
     parser.add_argument("--kind", required=True)
     parser.add_argument("--seed", type=int, required=True)
@@ -36,24 +36,23 @@ def arguments() -> argparse.Namespace:
 def main() -> None:
     args = arguments()
     params = load_params("train", args.grid)
-    grid = params[args.grid]
+    grid = params[args.grid]  # not grid.SweepConfig: that imports every unlearning method, which no oracle runs
     used = {"partition": grid.get("partition") or {}, "fixed_group_score": grid.get("fixed_group_score", ""),
-            "device": grid.get("device", "auto")}
-    sweep = from_params(SweepConfig, {**used, "group_scores": [args.group_score], "kinds": [args.kind],
-                                      "seeds": [args.seed]}, args.grid)
-    config = from_params(PartitionConfig, sweep.partition_params(args.group_score, args.kind, args.seed),
-                         f"{args.grid}.partition")
+            "device": grid.get("device", "auto")}  # dvc.yaml: <grid>.partition, fixed_group_score, device
+    config = from_params(PartitionConfig, grid_forget_set(used["partition"], args.group_score, args.kind, args.seed,
+                                                          used["fixed_group_score"]), f"{args.grid}.partition")
     recipe = from_params(TrainConfig, params["train"], "train")
     info = load_info(PREPARED / "meta.json")
-    dev = device(sweep.device)
-    sources = load_score_sources(dev)
+    train = load_split(PREPARED / "train.npz")
+    dev = device(used["device"])
+    sources = score_sources(train, load_checkpoint(TRAIN_DIR / "model.pt", "train")[0], info,
+                            load_table(MEMORIZE_DIR / "scores.parquet", "memorize"),
+                            load_table(PROXIES_DIR / "proxies.parquet", "proxies"), dev)
     forget = choose_forget_set(config, sources)
-    parts = apply_partition(load_split(PREPARED / "train.npz"), forget)
+    parts = apply_partition(train, forget)
 
-    retrain = METHODS.get("retrain")
     with Timer() as timer:
-        model = retrain.run(None, parts.forget, parts.retain, retrain.config({}),
-                            UnlearnContext(info, recipe, dev, args.seed))
+        model = train_oracle(parts.retain, info, recipe, dev, args.seed)
     save_table(forget, args.out / "forget.csv")
     save_checkpoint(model, recipe.model, info, args.out / "model.pt")
     planted = load_table(PREPARED / "label_noise.csv", "prepare")["example_id"]

@@ -3,7 +3,7 @@ DVC metrics, and the ToW plots by forget set and strategy (docs/methods.md §6-7
 from _common import METRICS_DIR, RESULTS_DIR, flatten, load_params, stage, track
 
 from memunlearn.config import from_params
-from memunlearn.evaluation.sweep import GRIDS, SweepConfig, plot_metric, results_table, summarize, summary_metrics
+from memunlearn.experiments.sweep import GRIDS, SweepConfig, plot_metric, results_table, summarize, summary_metrics
 from memunlearn.io import load_json, save_json, save_table
 from memunlearn.tracking import StageRecord
 

@@ -1,6 +1,6 @@
 """Stage `unlearn`: apply a registered method to the forget set, vanilla or through RUM (docs/methods.md §4-5)."""
-from _common import (METRICS_DIR, PARTITION_DIR, PREPARED, TRAIN_DIR, UNLEARN_DIR, Timer, device, flatten,
-                     input_example, load_params, stage, track, unlearn_context)
+from _common import (FIRST_EPOCH_GRADS, METRICS_DIR, PARTITION_DIR, PREPARED, TRAIN_DIR, UNLEARN_DIR, Timer, device,
+                     flatten, input_example, load_params, stage, track)
 
 import dataclasses
 
@@ -14,6 +14,7 @@ from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig, load_checkpoint, save_checkpoint
 from memunlearn.unlearning import run_strategy
 from memunlearn.unlearning import UnlearnConfig
+from memunlearn.unlearning.context import unlearn_context
 
 
 @stage
@@ -25,7 +26,7 @@ def main() -> None:
     info = load_info(PREPARED / "meta.json")
     parts = apply_partition(load_split(PREPARED / "train.npz"), load_table(PARTITION_DIR / "forget.csv", "partition"))
     model, model_name = load_checkpoint(TRAIN_DIR / "model.pt", "train")
-    ctx = unlearn_context(info, recipe, device(config.device), config.seed)  # held-out data: the validation split
+    ctx = unlearn_context(info, recipe, device(config.device), config.seed, PREPARED, FIRST_EPOCH_GRADS)
 
     with Timer() as timer:
         model, steps = run_strategy(config.strategy, model, parts.subsets, parts.retain, plan, ctx)

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from memunlearn.config import ConfigError, from_params
-from memunlearn.evaluation.lira import ForgettingQualityConfig
+from memunlearn.experiments.forgetting_quality import ForgettingQualityConfig
 from memunlearn.grid import SweepConfig
 from memunlearn.memorization.store import store_key
 from memunlearn.training import TrainConfig

@@ -42,3 +42,21 @@ def test_every_mia_feature_runs(feature):
     result = svc_mia(_probs(rng.uniform(0.9, 1, 50)), _probs(rng.uniform(0.1, 0.9, 50)),
                      _probs(rng.uniform(0, 1, 20)), feature=feature)
     assert 0.0 <= result <= 1.0
+
+
+def test_score_against_oracle_scores_every_model_and_the_oracle_scores_tow_one(synthetic):
+    import torch
+
+    from memunlearn.evaluation import EvaluateConfig, score_against_oracle
+    from memunlearn.models import build_model
+
+    train, test, info, flipped = synthetic
+    forget, retain = train.select_ids(flipped), train.drop_ids(flipped)
+    models = {name: build_model("small_cnn", 1, info.num_classes, info.image_size, seed=s)
+              for s, name in enumerate(("unlearned", "oracle"))}
+    table = score_against_oracle(models, forget, retain, test, {"low": forget}, info,
+                                 EvaluateConfig(mia_max_per_class=50), torch.device("cpu"), oracle="oracle")
+    assert table["model"].tolist() == ["unlearned", "oracle"]
+    assert table.set_index("model").loc["oracle", "tow"] == 1.0 and "forget_acc_low" in table
+    with pytest.raises(ValueError, match="not among the models"):
+        score_against_oracle(models, forget, retain, test, {}, info, EvaluateConfig(), torch.device("cpu"))

@@ -85,3 +85,23 @@ def test_convergence_curve_ends_at_one_and_halves_agree_on_a_stable_signal(tmp_p
     scores = memorization_scores(runs, np.arange(n))
     paths = plot_convergence(curve, scores, tmp_path)
     assert all(p.exists() and p.stat().st_size > 1000 for p in paths)
+
+
+def test_memorize_summary_reports_scores_and_cost():
+    import pandas as pd
+
+    from memunlearn.memorization.exact import SubsetRuns
+    from memunlearn.memorization.summary import memorize_summary
+    from memunlearn.training import TrainConfig
+
+    masks = np.array([[1, 0, 1, 0], [0, 1, 0, 1], [1, 1, 0, 0]], dtype=bool)
+    runs = [SubsetModelOutputs(k, masks[k], np.zeros(4, np.float32), np.ones(4, bool), np.zeros(2, np.float32),
+                               np.ones(2, bool), seconds=2.0) for k in range(3)]
+    scores = pd.DataFrame({"example_id": [10, 11, 12, 13], "mem": [0.5, np.nan, 0.1, 0.0],
+                           "mem_prob": [0.4, 0.0, 0.1, 0.0], "mem_se": [0.2, 0.3, 0.1, 0.1]})
+    metrics = memorize_summary(SubsetRuns(runs, trained=[0, 1], reused=[2]), scores, [10], {"stable": 1.0},
+                               ExactConfig(num_models=3), TrainConfig(epochs=2), "key", 3600.0, torch.device("cpu"))
+    assert (metrics["models_trained"], metrics["models_reused"], metrics["store_key"]) == (2, 1, "key")
+    assert metrics["missing_fraction"] == 0.25 and metrics["planted_noise_auroc"] == 1.0 and metrics["stable"] == 1.0
+    assert metrics["compute_seconds"] == 6.0 and metrics["models_per_hour"] == 2.0
+    assert metrics["examples_processed"] == 4 * 2  # 2 + 2 examples in the trained models, times 2 epochs

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from memunlearn.config import ConfigError, from_params
-from memunlearn.evaluation.lira import (DELTA, EPSILON_CAP, ForgettingQualityConfig, bucket_score,
-                                        epsilon_from_errors, example_epsilon, final_score, forget_score,
-                                        forgetting_quality, logit_scaled_confidence, max_epsilon)
+from memunlearn.evaluation.lira import (DELTA, EPSILON_CAP, bucket_score, epsilon_from_errors, example_epsilon,
+                                        final_score, forget_score, logit_scaled_confidence, max_epsilon)
+from memunlearn.experiments.forgetting_quality import ForgettingQualityConfig, forgetting_quality
 from memunlearn.models import build_model
 from memunlearn.partition import SUBSETS, PartitionedData
 from memunlearn.seeding import generator

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import copy
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,8 +14,6 @@ from memunlearn.models import build_model
 from memunlearn.seeding import generator
 from memunlearn.training import TrainConfig, fit
 from memunlearn.training.stacked import StackingError, fit_stacked, stack_models, unstack_into
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # flows/ lives at the repository root
 
 CPU = torch.device("cpu")
 RECIPE = TrainConfig(model="small_cnn", epochs=8, batch_size=32, lr=0.05, weight_decay=5e-4, lr_milestones=(6,),
@@ -94,7 +90,7 @@ def _equal_runs(a: list[SubsetModelOutputs], b: list[SubsetModelOutputs]) -> boo
 def test_prefect_process_and_dask_cluster_runs_equal_the_local_run(synthetic, prefect_harness):
     from distributed import LocalCluster
 
-    from flows.memorize import prefect_runner
+    from memunlearn.flows.memorize import prefect_runner
 
     train, test, info, _ = synthetic
     recipe = TrainConfig(**{**RECIPE.__dict__, "epochs": 3})

@@ -1,16 +1,10 @@
 """Issue 14, item 2: a validation split for calibration and held-out data; the test set is for evaluation only."""
-import importlib
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
 from memunlearn.data import VALIDATION_FILE, PrepareConfig, load_validation, prepare, save_split
 from memunlearn.models import build_model
 from memunlearn.training import TrainConfig
-
-STAGES = Path(__file__).resolve().parents[1] / "stages"
 
 
 @pytest.fixture(scope="module")
@@ -56,23 +50,19 @@ def test_missing_validation_split_names_the_parameter(tmp_path):
         load_validation(tmp_path)
 
 
-def test_unlearn_context_gives_methods_the_validation_split_not_the_test_set(tmp_path, monkeypatch, synthetic):
+def test_unlearn_context_gives_methods_the_validation_split_not_the_test_set(tmp_path, synthetic):
+    from memunlearn.unlearning.context import unlearn_context
+
     train, test, info, _ = synthetic
-    monkeypatch.chdir(tmp_path)  # stages/_common.py resolves paths from the working directory
-    monkeypatch.syspath_prepend(str(STAGES))
-    sys.modules.pop("_common", None)
-    common = importlib.import_module("_common")
-    try:
-        prepared = tmp_path / "data/prepared"
-        save_split(test, prepared / "test.npz")
-        ctx = common.unlearn_context(info, TrainConfig(), torch.device("cpu"), 0)
-        assert ctx.heldout is None  # no validation split: never the test set beside it
-        validation = test.take(torch.arange(10))
-        save_split(validation, prepared / VALIDATION_FILE)
-        ctx = common.unlearn_context(info, TrainConfig(), torch.device("cpu"), 0)
-        assert torch.equal(ctx.heldout.example_ids, validation.example_ids)
-    finally:
-        sys.modules.pop("_common", None)
+    prepared = tmp_path / "data/prepared"
+    grads = tmp_path / "data/train/first_epoch_grads.pt"  # not recorded
+    save_split(test, prepared / "test.npz")
+    ctx = unlearn_context(info, TrainConfig(), torch.device("cpu"), 0, prepared, grads)
+    assert ctx.heldout is None and ctx.first_epoch_grads is None  # no validation split: never the test set beside it
+    validation = test.take(torch.arange(10))
+    save_split(validation, prepared / VALIDATION_FILE)
+    ctx = unlearn_context(info, TrainConfig(), torch.device("cpu"), 0, prepared, grads)
+    assert torch.equal(ctx.heldout.example_ids, validation.example_ids)
 
 
 def test_first_epoch_ga_without_validation_split_says_how_to_fix(synthetic):

@@ -6,7 +6,6 @@ only unlearn + evaluate, the Prefect flow, and bad input.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -72,7 +71,7 @@ def tiny_project(root: Path, params: dict = TINY) -> Iterator[Path]:
     """A git + DVC copy of this project in ``root`` with ``params``, and the environment its stages need."""
     for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO / name, root / name)
-    for name in ("stages", "src", "flows"):
+    for name in ("stages", "src"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     dvc(root, "init", "-q")
@@ -184,11 +183,10 @@ def test_changing_an_unlearning_param_reruns_only_what_unlearns(project, first_r
 def test_prefect_flow_runs_the_stages_and_dvc_decides_what_reruns(project, first_repro):
     from prefect.testing.utilities import prefect_test_harness
 
-    spec = importlib.util.spec_from_file_location("pipeline_flow", project / "flows/pipeline.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from memunlearn.flows.pipeline import pipeline
+
     with prefect_test_harness():
-        ran = module.pipeline(repo_dir=str(project), overrides={"unlearn.strategy": "vanilla"})
+        ran = pipeline(repo_dir=str(project), overrides={"unlearn.strategy": "vanilla"})
     assert sorted(ran) == sorted(STAGES + SWEEP_CELLS)
     assert [s for s, did in ran.items() if did] == ["unlearn", "evaluate", "forgetting_quality"]
     assert yaml.safe_load((project / "params.yaml").read_text())["unlearn"]["strategy"] == "vanilla"

@@ -1,4 +1,4 @@
-"""The sweep's aggregation: grid config, tidy table, t-based CIs, metrics, plot (evaluation/sweep.py)."""
+"""The sweep's aggregation: grid config, tidy table, t-based CIs, metrics, plot (experiments/sweep.py)."""
 from __future__ import annotations
 
 import math
@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 
 from memunlearn.config import from_params
-from memunlearn.evaluation.sweep import (GROUP, KEYS, SweepConfig, mean_ci, plot_metric, results_table, summarize,
-                                        summary_metrics)
+from memunlearn.evaluation.stats import mean_ci
+from memunlearn.experiments.sweep import (GROUP, KEYS, SweepConfig, plot_metric, results_table, summarize,
+                                         summary_metrics)
 from memunlearn.partition import FORGET_KINDS
 from memunlearn.registry import UnknownNameError
 from memunlearn.unlearning import METHODS, STRATEGIES
@@ -201,3 +202,26 @@ def test_cells_cover_the_product_of_the_grid():
     assert list(cells.columns) == list(KEYS)
     assert not cells.duplicated().any()
     assert isinstance(cells, pd.DataFrame) and cells["seed"].dtype.kind == "i"
+
+
+def test_the_grid_axes_are_the_cell_keys_in_one_place():
+    from memunlearn.grid import AXES
+    from memunlearn.partition import grid_forget_set
+
+    grid = config()
+    assert list(grid.cells("sweep").columns) == list(KEYS) and len(AXES) == len(KEYS) - 1
+    assert grid.cells("sweep").shape[0] == math.prod(len(getattr(grid, axis)) for axis in AXES)
+    assert grid.partition_params("exact", "low", 1) == grid_forget_set({"size": 30}, "exact", "low", 1)
+
+
+def test_flows_import_without_path_edits_and_share_only_public_helpers():
+    import ast
+    from pathlib import Path
+
+    import memunlearn.flows.sweep as sweep_flow
+
+    source = ast.parse(Path(sweep_flow.__file__).read_text())
+    imported = [(node.module, alias.name) for node in ast.walk(source) if isinstance(node, ast.ImportFrom)
+                for alias in node.names if (node.module or "").startswith("memunlearn.flows")]
+    assert imported and all(not name.startswith("_") and module == "memunlearn.flows.tasks" for module, name in imported)
+    assert "sys.path" not in Path(sweep_flow.__file__).read_text()

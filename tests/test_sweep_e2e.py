@@ -8,7 +8,6 @@ grid and rebuilds the summary.
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -127,14 +126,13 @@ def test_a_methods_params_invalidate_only_its_cells(project, first_repro):
 def test_prefect_sweep_flow_runs_new_cells_only_and_produces_the_summary(project, first_repro):
     from prefect.testing.utilities import prefect_test_harness
 
-    spec = importlib.util.spec_from_file_location("sweep_flow", project / "flows/sweep.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    from memunlearn.flows.sweep import sweep
+
     with prefect_test_harness():
         with pytest.raises(ValueError, match="bad sweep grid: unknown unlearning method 'forgetall'"):
-            module.sweep(repo_dir=str(project), methods=["forgetall"])
+            sweep(repo_dir=str(project), methods=["forgetall"])
         assert yaml.safe_load((project / "params.yaml").read_text())["sweep"]["methods"] == ["neggrad_plus"]
-        result = module.sweep(repo_dir=str(project), kinds=["high"], strategies=["vanilla", "rum"])
+        result = sweep(repo_dir=str(project), kinds=["high"], strategies=["vanilla", "rum"])
 
     did = [stage for stage, yes in result["ran"].items() if yes]
     assert did == cells(kinds=("high",), strategies=("vanilla",), seeds=(0, 1)) + ["sweep_report"]

@@ -44,3 +44,42 @@ def test_checkpoint_round_trip_and_corrupt_file(tmp_path, synthetic):
     path.write_bytes(path.read_bytes()[:100])  # truncated
     with pytest.raises(RuntimeError, match=r"model.pt is unreadable .* rerun `dvc repro --force train`"):
         load_checkpoint(path, "train")
+
+
+def test_one_batching_helper_covers_the_split_once_in_batch_positions_order(synthetic):
+    from memunlearn.data import normalize
+    from memunlearn.seeding import generator
+    from memunlearn.training.loop import batch_positions, normalized_batches
+
+    train, _, info, _ = synthetic
+    got = list(normalized_batches(train, info, 50, torch.device("cpu"), generator(0, "t")))
+    expected = list(batch_positions(len(train), 50, generator(0, "t")))  # the same draws, in the same order
+    assert all(torch.equal(p, e) for (p, _, _), e in zip(got, expected)) and len(got) == len(expected)
+    positions, x, y = got[0]
+    assert torch.equal(x, normalize(train.images[positions], info)) and torch.equal(y, train.labels[positions])
+
+
+def test_predict_proba_is_the_softmax_of_predict_logits_and_equals_a_per_batch_softmax(synthetic):
+    from memunlearn.training.loop import normalized_batches, predict_logits, predict_proba
+
+    train, _, info, _ = synthetic
+    model = build_model("small_cnn", 1, info.num_classes, info.image_size, seed=0).eval()
+    cpu = torch.device("cpu")
+    with torch.no_grad():  # the softmax taken batch by batch, as predict_proba did before it was built on logits
+        per_batch = torch.cat([F.softmax(model(x), dim=1) for _, x, _ in normalized_batches(train, info, 64, cpu)])
+    assert torch.equal(predict_proba(model, train, info, cpu, 64), per_batch)
+    assert torch.equal(predict_proba(model, train, info, cpu, 64), F.softmax(predict_logits(model, train, info, cpu, 64), 1))
+
+
+def test_train_oracle_is_the_retrain_method(synthetic):
+    from memunlearn.training import TrainConfig
+    from memunlearn.training.oracle import OracleConfig, train_oracle
+    from memunlearn.unlearning import METHODS, UnlearnContext
+
+    train, _, info, flipped = synthetic
+    recipe = TrainConfig(model="small_cnn", epochs=1, batch_size=32, device="cpu")
+    retain, cpu = train.drop_ids(flipped), torch.device("cpu")
+    oracle = train_oracle(retain, info, recipe, cpu, OracleConfig(seed=3).seed)
+    method = METHODS.get("retrain")
+    same = method.run(None, train.select_ids(flipped), retain, method.config({}), UnlearnContext(info, recipe, cpu, 3))
+    assert all(torch.equal(a, b) for a, b in zip(oracle.state_dict().values(), same.state_dict().values()))

@@ -14,13 +14,13 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from .config import ConfigError, from_params
-from .partition import FORGET_KINDS, PartitionConfig
+from .config import ConfigError
+from .partition import FORGET_KINDS, grid_forget_set
 from .unlearning import METHODS, STRATEGIES, UnlearnPlan
 
 GRIDS = ("sweep", "rum_compare", "entanglement")  # params sections holding a grid; dvc.yaml: <grid>_oracle, _cell
 KEYS = ("grid", "method", "group_score", "kind", "strategy", "seed")  # one cell
-GRID_PARTITION_KEYS = ("group_score", "kind", "seed")  # set per cell, never in sweep.partition
+AXES = ("methods", "group_scores", "kinds", "strategies", "seeds")  # a grid's lists, one per KEYS entry after grid
 
 
 @dataclass(frozen=True)
@@ -49,19 +49,12 @@ class SweepConfig:
             raise ConfigError("sweep.seeds is empty; list at least one seed (>= 3 for a confidence interval)")
         if not self.group_scores:
             raise ConfigError("sweep.group_scores is empty; list at least one, e.g. [exact]")
-        for name in ("methods", "group_scores", "kinds", "strategies", "seeds"):
+        for name in AXES:
             values = list(getattr(self, name))
             if len(set(values)) != len(values):
                 raise ConfigError(f"sweep.{name} lists a value twice: {values}; each cell must be unique")
         if any(isinstance(s, bool) or not isinstance(s, int) for s in self.seeds):
             raise ConfigError(f"sweep.seeds must be integers, got {list(self.seeds)}")
-        fixed = sorted(set(GRID_PARTITION_KEYS) & set(self.partition))
-        if fixed:
-            raise ConfigError(f"sweep.partition must not set {fixed}: every cell takes them from the grid "
-                              f"(sweep.group_scores, kinds, seeds)")
-        if self.fixed_group_score and "refine_score" in self.partition:
-            raise ConfigError("a grid with fixed_group_score refines by its group_scores axis; remove "
-                              "partition.refine_score")
         for kind in self.kinds:  # bad forget-set params fail here, before any cell runs
             self.partition_params(self.group_scores[0], kind, self.seeds[0])
 
@@ -71,20 +64,12 @@ class SweepConfig:
             UnlearnPlan(name, blocks).registered(name)
 
     def partition_params(self, group_score: str, kind: str, seed: int) -> dict[str, Any]:
-        """The ``PartitionConfig`` params of one (grid score, kind, seed) forget set (validated).
-
-        The forget set is the grid score's own group, refined by ``partition.refine_score`` or else by the
-        same score; with ``fixed_group_score`` it is that score's group, refined by the grid score."""
-        if self.fixed_group_score:
-            chosen = {"group_score": self.fixed_group_score, "refine_score": group_score}
-        else:
-            chosen = {"group_score": group_score, "refine_score": self.partition.get("refine_score", group_score)}
-        params = {**self.partition, **chosen, "kind": kind, "seed": seed}
-        from_params(PartitionConfig, params, "sweep.partition")
-        return params
+        """The ``PartitionConfig`` params of one (grid score, kind, seed) forget set (validated; see
+        ``partition.grid_forget_set``, which the ``<grid>_oracle`` stages call directly)."""
+        return grid_forget_set(self.partition, group_score, kind, seed, self.fixed_group_score)
 
     def cells(self, grid: str = "sweep") -> pd.DataFrame:
         """Every cell of the grid, in grid order: one column per KEYS entry."""
-        index = pd.MultiIndex.from_product(
-            [[grid], self.methods, self.group_scores, self.kinds, self.strategies, self.seeds], names=KEYS)
+        index = pd.MultiIndex.from_product([[grid], *(getattr(self, axis) for axis in AXES)], names=KEYS)
         return index.to_frame(index=False)
+

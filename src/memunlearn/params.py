@@ -8,27 +8,20 @@ at once, with the checks the stages make across sections (``unlearn`` against
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from .config import ConfigError, from_params, keyed
 from .data import PrepareConfig
 from .evaluation import EvaluateConfig
 from .evaluation.claims import ClaimsConfig
-from .evaluation.lira import ForgettingQualityConfig
+from .experiments.forgetting_quality import ForgettingQualityConfig
 from .grid import GRIDS, SweepConfig
 from .memorization import PROXIES, ExactConfig, ProxyConfig
 from .partition import EMBEDDING_SCORES, EXACT_SCORES, PartitionConfig
 from .registry import UnknownNameError
 from .training import RecordConfig, TrainConfig
+from .training.oracle import OracleConfig
 from .unlearning import UnlearnConfig, UnlearnPlan
-
-
-@dataclass(frozen=True)
-class OracleSection:
-    """Params section ``oracle`` (the stage reads ``seed``); to be replaced by the library's ``OracleConfig``."""
-
-    seed: int = 0
 
 
 SECTIONS: dict[str, type] = {  # params.yaml section -> the config class the stages build from it
@@ -38,7 +31,7 @@ SECTIONS: dict[str, type] = {  # params.yaml section -> the config class the sta
     "memorize": ExactConfig,
     "proxies": ProxyConfig,
     "partition": PartitionConfig,
-    "oracle": OracleSection,
+    "oracle": OracleConfig,
     "unlearn": UnlearnConfig,
     "evaluate": EvaluateConfig,
     **{grid: SweepConfig for grid in GRIDS},

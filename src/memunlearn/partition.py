@@ -16,11 +16,12 @@ reader can check that a set is what its name says.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
+from .config import ConfigError, from_params
 from .data.splits import ImageSplit
 from .entanglement import DEFAULT_BINS, DISTANCE_NAME, SCORE_NAME as ENTANGLEMENT
 from .entanglement import binned_entanglement, centroid_distances, split_entanglement
@@ -52,6 +53,32 @@ class PartitionConfig:
             raise ValueError(f"partition.size must be >= {len(SUBSETS)} to refine into {SUBSETS}, got {self.size}")
         if self.entanglement_bins < 1:
             raise ValueError(f"partition.entanglement_bins must be >= 1, got {self.entanglement_bins}")
+
+
+GRID_KEYS = ("group_score", "kind", "seed")  # an experiment grid sets these per forget set, never in its `partition`
+
+
+def grid_forget_set(shared: Mapping[str, Any], group_score: str, kind: str, seed: int,
+                    fixed_group_score: str = "") -> dict[str, Any]:
+    """The ``PartitionConfig`` params of one (grid score, kind, seed) forget set of a grid (validated).
+
+    ``shared``: the keys every forget set of the grid shares (its ``partition``). The forget set is the grid
+    score's own group, refined by ``shared["refine_score"]`` or else by the same score; with
+    ``fixed_group_score`` it is that score's group, refined by the grid score (src/memunlearn/grid.py)."""
+    fixed = sorted(set(GRID_KEYS) & set(shared))
+    if fixed:
+        raise ConfigError(f"sweep.partition must not set {fixed}: every cell takes them from the grid "
+                          f"(sweep.group_scores, kinds, seeds)")
+    if fixed_group_score and "refine_score" in shared:
+        raise ConfigError("a grid with fixed_group_score refines by its group_scores axis; remove "
+                          "partition.refine_score")
+    if fixed_group_score:
+        chosen = {"group_score": fixed_group_score, "refine_score": group_score}
+    else:
+        chosen = {"group_score": group_score, "refine_score": shared.get("refine_score", group_score)}
+    params = {**shared, **chosen, "kind": kind, "seed": seed}
+    from_params(PartitionConfig, params, "sweep.partition")
+    return params
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Each claim is a difference between two groups of sweep cells that share
 everything but one factor (the forget set's memorization level, the
 strategy, the score driving RUM), paired by seed: per seed the difference of
 the two ToW values, then the mean and its t-based 95% CI over seeds
-(``evaluation.sweep.mean_ci``). Verdicts:
+(``evaluation.stats.mean_ci``). Verdicts:
 
 - "A beats B" claims: ``supported`` if the CI lies above 0, ``contradicted``
   if it lies below 0, else ``inconclusive``;
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import check_positive
-from .sweep import mean_ci
+from .stats import mean_ci
 
 VERDICTS = ("supported", "contradicted", "inconclusive", "not run")
 COLUMNS = ("claim", "finding", "comparison", "effect", "ci_low", "ci_high", "n_seeds", "verdict")

@@ -1,4 +1,4 @@
-"""Score one model on F, R, T and the RUM subsets; compare it with the oracle."""
+"""Score models on F, R, T and the RUM subsets; compare them with the retrain oracle (docs/methods.md §6)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,3 +57,23 @@ def compare(rows: Mapping[str, Mapping[str, float]], oracle_key: str = "retrain"
     table["tow"] = [tow(m, oracle) for m in rows.values()]
     table["tow_mia"] = [tow_mia(m, oracle) if not np.isnan(m["mia"]) else np.nan for m in rows.values()]
     return table
+
+
+def score_against_oracle(
+    models: Mapping[str, nn.Module],
+    forget: ImageSplit,
+    retain: ImageSplit,
+    test: ImageSplit,
+    subsets: Mapping[str, ImageSplit],
+    info: DatasetInfo,
+    cfg: EvaluateConfig,
+    device: torch.device,
+    oracle: str = "retrain",
+) -> pd.DataFrame:
+    """``model_metrics`` of each model (the oracle among them, named ``oracle``), one row each in ``models``'
+    order, with ToW and ToW-MIA against the oracle."""
+    if oracle not in models:
+        raise ValueError(f"the oracle {oracle!r} is not among the models {list(models)}")
+    rows = {name: model_metrics(model, forget, retain, test, subsets, info, cfg, device)
+            for name, model in models.items()}
+    return compare(rows, oracle_key=oracle)

@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.splits import DatasetInfo, ImageSplit, normalize
+from ..data.splits import DatasetInfo, ImageSplit
 from ..config import check_choice
 from ..seeding import generator
-from .loop import batch_positions
+from .loop import normalized_batches
 from .recipe import ESTIMATORS
 
 
@@ -99,9 +99,7 @@ class CurvatureRecorder:
         for name in self.estimators:
             start = time.perf_counter()
             gen = generator(self.seed, f"curvature/{name}", epoch)
-            for positions in batch_positions(len(self.data), self.batch_size, None):
-                x = normalize(self.data.images[positions].to(self.device), self.info)
-                y = self.data.labels[positions].to(self.device)
+            for positions, x, y in normalized_batches(self.data, self.info, self.batch_size, self.device):
                 self.sums[name][positions] += self._estimate(name, model, x, y, gen).double().cpu()
             self.seconds_by_estimator[name] += time.perf_counter() - start
             row[f"mean_{ESTIMATOR_COLUMNS[name]}"] = float(self.sums[name].mean() / (self.epochs + 1))

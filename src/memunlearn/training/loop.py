@@ -28,6 +28,19 @@ def batch_positions(n: int, batch_size: int, gen: torch.Generator | None) -> Ite
     yield from order.split(batch_size)
 
 
+def batch_inputs(data: ImageSplit, positions: torch.Tensor, info: DatasetInfo, device) -> torch.Tensor:
+    """Rows ``positions`` of ``data`` as normalized float inputs on ``device``: (B, C, H, W)."""
+    return normalize(data.images[positions].to(device), info)
+
+
+def normalized_batches(data: ImageSplit, info: DatasetInfo, batch_size: int, device,
+                       gen: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """One pass over ``data`` (shuffled if ``gen``): (positions (B,), x normalized (B, C, H, W), y (B,)),
+    x and y on ``device``; every loop over a split batches through here."""
+    for positions in batch_positions(len(data), batch_size, gen):
+        yield positions, batch_inputs(data, positions, info, device), data.labels[positions].to(device)
+
+
 def sgd(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4) -> torch.optim.SGD:
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
 
@@ -57,9 +70,7 @@ def fit(
     for epoch in range(recipe.epochs):
         model.train()
         loss_sum, correct = 0.0, 0
-        for positions in batch_positions(len(data), recipe.batch_size, gen):
-            x = normalize(data.images[positions.to(device)], info)
-            y = data.labels[positions.to(device)]
+        for positions, x, y in normalized_batches(data, info, recipe.batch_size, device, gen):
             if on_step is not None:  # sees the parameters this step's gradient is taken at
                 on_step(model, x, y, positions)
             logits = model(x)  # (B, C)
@@ -80,24 +91,26 @@ def fit(
 
 
 @torch.no_grad()
+def predict_logits(model: nn.Module, data: ImageSplit, info: DatasetInfo, device: torch.device,
+                   batch_size: int = 1024) -> torch.Tensor:
+    """Eval-mode logits (N, C) float32 on the CPU, in ``data``'s row order."""
+    model.to(device).eval()
+    out = [model(x).float().cpu() for _, x, _ in normalized_batches(data, info, batch_size, device)]
+    return torch.cat(out) if out else torch.empty(0, info.num_classes)
+
+
 def predict_proba(
     model: nn.Module, data: ImageSplit, info: DatasetInfo, device: torch.device, batch_size: int = 1024
 ) -> torch.Tensor:
     """Softmax outputs in eval mode: (N, C) float32 on the CPU, in ``data``'s row order."""
-    model.to(device).eval()
-    out = []
-    for positions in batch_positions(len(data), batch_size, None):
-        x = normalize(data.images[positions].to(device), info)
-        out.append(F.softmax(model(x), dim=1).float().cpu())
-    return torch.cat(out) if out else torch.empty(0, info.num_classes)
+    return F.softmax(predict_logits(model, data, info, device, batch_size), dim=1)
 
 
 @torch.no_grad()
 def embed(model: nn.Module, data: ImageSplit, info: DatasetInfo, device: torch.device, batch_size: int = 1024):
     """Penultimate-layer embeddings (N, D) in eval mode."""
     model.to(device).eval()
-    out = [model.embed(normalize(data.images[p].to(device), info)).cpu() for p in batch_positions(len(data), batch_size, None)]
-    return torch.cat(out)
+    return torch.cat([model.embed(x).cpu() for _, x, _ in normalized_batches(data, info, batch_size, device)])
 
 
 def accuracy(probs: torch.Tensor, labels: torch.Tensor) -> float:

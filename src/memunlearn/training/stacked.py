@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.splits import DatasetInfo, ImageSplit, normalize
-from .loop import sgd
+from ..data.splits import DatasetInfo, ImageSplit
+from .loop import batch_inputs, normalized_batches, sgd, to_device
 from .recipe import TrainConfig
 
 CHANNELWISE = (nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Identity, nn.Sequential)
@@ -143,7 +143,7 @@ def fit_stacked(
     if len(sizes) != 1 or len(generators) != num_models:
         raise ValueError(f"fit_stacked needs one generator and one equal-size subset per model, got sizes {sizes}")
     size = sizes.pop()
-    images, labels = data.images.to(device), data.labels.to(device)
+    data = to_device(data, device)  # indexed by device positions below
     subsets = torch.stack([s.to(device) for s in subsets])  # (M, n) positions into data
     stacked.to(device).train()
     optimizer = sgd(stacked, recipe.lr, recipe.momentum, recipe.weight_decay)
@@ -154,8 +154,8 @@ def fit_stacked(
         epoch_positions = torch.gather(subsets, 1, orders)  # (M, n)
         for positions in epoch_positions.split(recipe.batch_size, dim=1):  # (M, B)
             positions = positions.T  # (B, M)
-            x = normalize(images[positions.reshape(-1)], info)  # (B*M, C, H, W)
-            y = labels[positions]  # (B, M)
+            x = batch_inputs(data, positions.reshape(-1), info, device)  # (B*M, C, H, W)
+            y = data.labels[positions]  # (B, M)
             logits = stacked_logits(stacked, x.reshape(*positions.shape, *x.shape[1:]), num_models)  # (B, M, K)
             # sum over models of each model's mean CE: model m's gradient is its own loss's
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum") / len(y)
@@ -171,8 +171,7 @@ def predict_proba_stacked(stacked: nn.Module, data: ImageSplit, info: DatasetInf
     """Every model's softmax on every example of ``data``: (M, N, classes) float32 on the CPU."""
     stacked.to(device).eval()
     out = []
-    for start in range(0, len(data), batch_size):
-        x = normalize(data.images[start:start + batch_size].to(device), info)  # (B, C, H, W)
+    for _, x, _ in normalized_batches(data, info, batch_size, device):  # x (B, C, H, W)
         logits = stacked(x.repeat(1, num_models, 1, 1)).reshape(len(x), num_models, -1)  # (B, M, K)
         out.append(F.softmax(logits, dim=-1).float().cpu())
     return torch.cat(out).transpose(0, 1) if out else torch.empty(num_models, 0, info.num_classes)

@@ -9,9 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import check_positive
-from ..data.splits import DatasetInfo, ImageSplit, normalize
+from ..data.splits import DatasetInfo, ImageSplit
 from ..seeding import generator
-from ..training.loop import batch_positions, sgd
+from ..training.loop import normalized_batches, sgd
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (x normalized (B, C, H, W), y (B,))
 
@@ -33,8 +33,8 @@ class OptimConfig:
 
 def batches(data: ImageSplit, info: DatasetInfo, batch_size: int, gen: torch.Generator, device) -> Iterator[Batch]:
     """One shuffled pass over ``data`` as normalized device batches."""
-    for positions in batch_positions(len(data), batch_size, gen):
-        yield normalize(data.images[positions].to(device), info), data.labels[positions].to(device)
+    for _, x, y in normalized_batches(data, info, batch_size, device, gen):
+        yield x, y
 
 
 def cycled_batches(data: ImageSplit, info: DatasetInfo, batch_size: int, gen: torch.Generator, device) -> Iterator[Batch]:

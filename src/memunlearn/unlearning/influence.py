@@ -58,8 +58,8 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from ..config import check_fraction, check_positive
-from ..data.splits import DatasetInfo, ImageSplit, normalize
-from ..training.loop import accuracy, batch_positions, predict_proba
+from ..data.splits import DatasetInfo, ImageSplit
+from ..training.loop import accuracy, normalized_batches, predict_proba
 from .base import register_method
 from .common import seeded
 
@@ -87,9 +87,8 @@ def summed_grad(model: nn.Module, data: ImageSplit, info: DatasetInfo, batch_siz
     """Σ_i ∇_θ ℓ(x_i, y_i) over ``data``, flattened (P,); ``model`` must be in eval mode."""
     params = list(trainable(model).values())
     total = torch.zeros(sum(p.numel() for p in params), device=device)
-    for positions in batch_positions(len(data), batch_size, None):
-        x = normalize(data.images[positions].to(device), info)
-        loss = F.cross_entropy(model(x), data.labels[positions].to(device), reduction="sum")
+    for _, x, y in normalized_batches(data, info, batch_size, device):
+        loss = F.cross_entropy(model(x), y, reduction="sum")
         total += torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, params)])
     return total
 
@@ -105,9 +104,8 @@ def per_example_grads(model: nn.Module, data: ImageSplit, info: DatasetInfo, chu
 
     grads_of = vmap(grad(loss), in_dims=(None, 0, 0))
     out = torch.empty(len(data), sum(p.numel() for p in params.values()), device=device)
-    for positions in batch_positions(len(data), chunk, None):
-        x = normalize(data.images[positions].to(device), info)
-        g = grads_of(params, x, data.labels[positions].to(device))
+    for positions, x, y in normalized_batches(data, info, chunk, device):
+        g = grads_of(params, x, y)
         out[positions.to(device)] = torch.cat([g[name].reshape(len(positions), -1) for name in params], dim=1)
     return out
 

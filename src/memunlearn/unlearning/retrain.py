@@ -1,13 +1,10 @@
-"""``retrain``: the oracle, trained from scratch on R with the original recipe."""
+"""``retrain``: the oracle, trained from scratch on R with the original recipe (training/oracle.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..models import build_model
-from ..seeding import derive_seed
-from ..training.loop import fit
+from ..training.oracle import train_oracle
 from .base import register_method
-from .common import seeded
 
 
 @dataclass(frozen=True)
@@ -17,8 +14,4 @@ class RetrainConfig:
 
 @register_method("retrain", RetrainConfig, "oracle: train from scratch on the retain set")
 def retrain(model, forget, retain, cfg: RetrainConfig, ctx):
-    info = ctx.info
-    fresh = build_model(ctx.recipe.model, info.in_channels, info.num_classes, info.image_size,
-                        seed=derive_seed(ctx.seed, "unlearn/retrain_init"))
-    fit(fresh, retain, info, ctx.recipe, seeded(ctx.seed, "retrain_order"), ctx.device)
-    return fresh
+    return train_oracle(retain, ctx.info, ctx.recipe, ctx.device, ctx.seed)

@@ -29,7 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import check_fraction
-from ..data.splits import DatasetInfo, ImageSplit, normalize
+from ..data.splits import DatasetInfo, ImageSplit
+from ..training.loop import normalized_batches
 from .base import register_method
 from .common import OptimConfig
 from .random_label import train_relabelled
@@ -55,9 +56,7 @@ def forget_gradient(model: nn.Module, forget: ImageSplit, info: DatasetInfo, dev
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     total = {n: torch.zeros_like(p) for n, p in model.named_parameters()}
     try:
-        for start in range(0, len(forget), batch_size):
-            x = normalize(forget.images[start:start + batch_size].to(device), info)
-            y = forget.labels[start:start + batch_size].to(device)
+        for _, x, y in normalized_batches(forget, info, batch_size, device):
             loss = F.cross_entropy(model(x), y, reduction="sum") / len(forget)  # chunks sum to the mean over F
             grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
             for (name, _), g in zip(named, grads):

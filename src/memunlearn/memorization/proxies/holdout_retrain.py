@@ -16,9 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ...data.splits import normalize
 from ...seeding import generator
-from ...training.loop import batch_positions, predict_proba, sgd
+from ...training.loop import normalized_batches, predict_proba, sgd
 from .base import ProxyInputs, register_proxy
 
 
@@ -30,8 +29,7 @@ def finetune_until_plateau(model, data, info, config, device) -> int:
     model.to(device).train()
     for epoch in range(config.holdout_max_epochs):
         total = 0.0
-        for positions in batch_positions(len(data), config.holdout_batch_size, gen):
-            x, y = normalize(data.images[positions].to(device), info), data.labels[positions].to(device)
+        for _, x, y in normalized_batches(data, info, config.holdout_batch_size, device, gen):
             loss = F.cross_entropy(model(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

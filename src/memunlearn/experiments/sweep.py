@@ -24,19 +24,17 @@ figure, ToW by method and memorization level.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ..evaluation.stats import CONFIDENCE, mean_ci
 from ..grid import GRIDS, KEYS, SweepConfig  # noqa: F401  (re-exported: the report stage's one import)
 
 GROUP = KEYS[:-1]  # one summary row: statistics over seeds
 SUMMARY_METRICS = ("tow", "tow_mia", "forget_acc", "retain_acc", "test_acc", "mia", "seconds", "oracle_seconds")
-CONFIDENCE = 0.95
 
 
 # ---- the tidy table ----------------------------------------------------------
@@ -82,24 +80,6 @@ def results_table(cells: Iterable[Mapping[str, Any]], configs: Mapping[str, Swee
 
 
 # ---- statistics over seeds ---------------------------------------------------
-
-def mean_ci(values: Sequence[float], confidence: float = CONFIDENCE) -> tuple[float, float, int]:
-    """(mean, t-based CI half-width, n) of the finite values.
-
-    half-width = t_{(1+c)/2, n-1} * s / sqrt(n), s the sample standard
-    deviation (ddof 1). Fewer than two values give a NaN half-width: one
-    seed says nothing about the spread, which 0 would claim.
-    """
-    x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    n = len(x)
-    if n == 0:
-        return math.nan, math.nan, 0
-    if n == 1:
-        return float(x[0]), math.nan, 1
-    half = stats.t.ppf((1 + confidence) / 2, n - 1) * x.std(ddof=1) / math.sqrt(n)
-    return float(x.mean()), float(half), n
-
 
 def summarize(results: pd.DataFrame, metrics: Sequence[str] = SUMMARY_METRICS,
               confidence: float = CONFIDENCE) -> pd.DataFrame:

@@ -2,8 +2,8 @@
 
 The memorize stage stays the DVC entry point (its outputs, cache and per-model
 store are unchanged); with ``memorize.runner: prefect`` or ``dask`` it hands
-the missing subset models to ``prefect_runner``, which runs one Prefect task
-per job (``memorize.stack`` models) inside a flow run:
+the missing subset models to ``prefect_runner``, its one way in, which runs one
+Prefect task per job (``memorize.stack`` models) inside a flow run:
 
 - ``prefect``: ``memorize.workers`` local processes (``ProcessPoolTaskRunner``),
   or this process when ``workers: 1``;

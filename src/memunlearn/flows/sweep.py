@@ -9,9 +9,9 @@ workspace would collide on DVC's lock. Every stage of one flow run is
 grouped under one MLflow parent run; the summary table becomes a Prefect
 artifact.
 
-    python flows/sweep.py                                   # the grid in params.yaml
-    python flows/sweep.py --methods neggrad_plus finetune --seeds 0 1 2 3
-    python flows/sweep.py --serve                           # deployment 'memunlearn-sweep/default'
+    python -m memunlearn.flows.sweep                        # the grid in params.yaml
+    python -m memunlearn.flows.sweep --methods neggrad_plus finetune --seeds 0 1 2 3
+    python -m memunlearn.flows.sweep --serve                # deployment 'memunlearn-sweep/default'
     prefect deployment run memunlearn-sweep/default -p 'seeds=[0, 1, 2, 3]' -p 'kinds=["low", "mix", "high"]'
 """
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -30,19 +29,19 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pipeline import (PROJECT_ROOT, _in_repo, _mlflow_group, _parse_overrides, apply_overrides,  # noqa: E402
-                      reproduce_stage, stage_order)
+from memunlearn.config import from_params
+from memunlearn.flows.tasks import (apply_overrides, in_repo, mlflow_group, parse_overrides, project_root,
+                                   reproduce_stage, stage_order)
+from memunlearn.grid import AXES, SweepConfig
 
 REPORT_STAGE = "sweep_report"
 SUMMARY = Path("results/sweep/summary.csv")
-GRID = ("methods", "group_scores", "kinds", "strategies", "seeds")  # list params -> sweep.<name>
 FORGET_SET = ("size", "refine_score")  # scalar params -> sweep.partition.<name>
 
 
 def sweep_stages(repo_dir: str) -> list[str]:
     """`sweep_report` and every stage it depends on (upstream pipeline, oracles, cells), upstream first."""
-    with _in_repo(repo_dir) as repo:
+    with in_repo(repo_dir) as repo:
         graph = repo.index.graph  # edges point from a stage to the stages it depends on
         report = [s for s in graph if getattr(s, "name", None) == REPORT_STAGE]
         if not report:
@@ -53,9 +52,6 @@ def sweep_stages(repo_dir: str) -> list[str]:
 
 def _check_grid(repo_dir: str) -> None:
     """Validate params.yaml's sweep section (registry names, partition keys) before any stage runs."""
-    from memunlearn.config import from_params
-    from memunlearn.evaluation.sweep import SweepConfig
-
     params = yaml.safe_load((Path(repo_dir) / "params.yaml").read_text()) or {}
     config = from_params(SweepConfig, params.get("sweep"), "sweep")
     config.check_methods(params.get("methods") or {})
@@ -83,15 +79,17 @@ def sweep(
     size: int | None = None,
     refine_score: str | None = None,
     overrides: dict[str, Any] | None = None,
-    repo_dir: str = str(PROJECT_ROOT),
+    repo_dir: str | None = None,
 ) -> dict[str, Any]:
     """Run the sweep; returns {"ran": {stage: ran}, "summary": rows of results/sweep/summary.csv}.
 
     methods, group_scores, kinds, strategies, seeds: the grid (None keeps params.yaml's sweep.<name>).
     size, refine_score: every forget set's sweep.partition.<name> (None keeps params.yaml's).
     overrides: other dotted params, e.g. {"methods.finetune.epochs": 3}.
+    repo_dir: the DVC project (None: the one holding the working directory).
     """
-    given = {**{f"sweep.{k}": v for k, v in zip(GRID, (methods, group_scores, kinds, strategies, seeds))},
+    repo_dir = repo_dir or str(project_root())
+    given = {**{f"sweep.{k}": v for k, v in zip(AXES, (methods, group_scores, kinds, strategies, seeds))},
              **{f"sweep.partition.{k}": v for k, v in zip(FORGET_SET, (size, refine_score))}}
     changes = {k: v for k, v in given.items() if v is not None} | dict(overrides or {})
     params_file = Path(repo_dir) / "params.yaml"
@@ -105,7 +103,7 @@ def sweep(
         raise ValueError(f"bad sweep grid: {exc}") from None
 
     ran = {}
-    with _mlflow_group(f"prefect-{flow_run.id or 'local'}", f"prefect {flow_run.name or 'sweep'}"):
+    with mlflow_group(f"prefect-{flow_run.id or 'local'}", f"prefect {flow_run.name or 'sweep'}"):
         for stage in sweep_stages(repo_dir):
             ran[stage] = reproduce_stage(repo_dir, stage)
     summary = pd.read_csv(Path(repo_dir) / SUMMARY)
@@ -118,7 +116,7 @@ def sweep(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    for name in GRID:
+    for name in AXES:
         parser.add_argument(f"--{name.replace('_', '-')}", nargs="+", type=int if name == "seeds" else str,
                             metavar="SEED" if name == "seeds" else "NAME", help=f"sweep.{name} (default: params.yaml)")
     parser.add_argument("--size", type=int, help="sweep.partition.size")
@@ -131,8 +129,8 @@ def main() -> None:
                                                 "(methods, group_scores, kinds, strategies, seeds), size, "
                                                 "refine_score, overrides")
         return
-    grid = {name: getattr(args, name) for name in (*GRID, *FORGET_SET)}
-    result = sweep(**grid, overrides=_parse_overrides(args.set))
+    grid = {name: getattr(args, name) for name in (*AXES, *FORGET_SET)}
+    result = sweep(**grid, overrides=parse_overrides(args.set))
     print(json.dumps({stage: did for stage, did in result["ran"].items() if did}, indent=2))
     print(pd.DataFrame(result["summary"]).to_string(index=False))
 

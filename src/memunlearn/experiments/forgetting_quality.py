@@ -1,0 +1,142 @@
+"""LiRA-style forgetting quality: unlearn and retrain many copies, then score F (docs/methods.md §6).
+
+The driver of the ``forgetting_quality`` stage; the score itself (per-example
+ε, buckets, final score) is the pure ``evaluation/lira.py``.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass, replace
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from ..config import ConfigError
+from ..data.splits import ImageSplit
+from ..evaluation.lira import MIN_COPIES, final_score, forget_score, logit_scaled_confidence
+from ..partition import PartitionedData
+from ..seeding import derive_seed
+from ..training.loop import accuracy, predict_logits, predict_proba
+from ..training.oracle import train_oracle
+from ..unlearning import METHODS, STRATEGIES, UnlearnContext, UnlearnPlan, run_strategy
+from ..unlearning import UnlearnConfig
+
+
+@dataclass(frozen=True)
+class ForgettingQualityConfig:
+    """Params section ``forgetting_quality``; ``None`` = take the ``unlearn`` section's value."""
+
+    copies: int = 3  # unlearned and retrained models each (reference: 512)
+    null_baseline: bool = True  # also score `copies` more retrained models against the retrained ones: what a
+    #                             perfect unlearner gets at this number of copies (the score's small-sample bias)
+    method: str | None = None  # None: unlearn.method with all its per-subset settings
+    strategy: str | None = None  # None: unlearn.strategy
+    seed: int = 0
+    device: str = "auto"
+
+    def validate(self) -> None:
+        if not isinstance(self.copies, int) or self.copies < MIN_COPIES:
+            raise ConfigError(f"forgetting_quality.copies must be an int >= {MIN_COPIES} (with 2 copies the "
+                              f"ε scale ceil(ln(copies-1)) is 0 and every score is 0), got {self.copies!r}")
+        if self.method is not None:
+            METHODS.get(self.method)
+        if self.strategy is not None:
+            STRATEGIES.get(self.strategy)
+
+    def resolve(self, unlearn: UnlearnConfig) -> UnlearnConfig:
+        """The unlearning run to evaluate: ``unlearn`` with this section's method/strategy where given.
+
+        A method given here drops ``unlearn``'s per-subset settings (they were chosen for its method).
+        """
+        if self.method is None:
+            resolved = replace(unlearn, seed=self.seed, device=self.device)
+        else:
+            resolved = UnlearnConfig(method=self.method, strategy=unlearn.strategy, seed=self.seed, device=self.device)
+        resolved = replace(resolved, strategy=self.strategy or resolved.strategy)
+        resolved.validate()
+        return resolved
+
+
+@dataclass(frozen=True)
+class ForgettingQualityResult:
+    example_ids: np.ndarray  # (N,) the forget set, in confidence-column order
+    unlearned_confs: np.ndarray  # (copies, N) logit-scaled confidences
+    retrained_confs: np.ndarray  # (copies, N)
+    epsilons: np.ndarray  # (N,)
+    points: np.ndarray  # (N,) 2^(−bucket)
+    forget_score: float
+    final_score: float
+    accuracies: Mapping[str, float]  # {unlearned,retrained}_{forget,retain,test}_acc, means over copies
+    seconds: Mapping[str, float]  # {unlearned, retrained}: mean wall time of one copy
+    null_forget_score: float = float("nan")  # retrained (disjoint seeds) vs retrained: a perfect unlearner's score
+
+    def table(self) -> pd.DataFrame:
+        """Per forget example: ε, points, median confidence on each side."""
+        return pd.DataFrame({
+            "example_id": self.example_ids, "epsilon": self.epsilons, "points": self.points,
+            "median_conf_unlearned": np.median(self.unlearned_confs, axis=0),
+            "median_conf_retrained": np.median(self.retrained_confs, axis=0),
+        })
+
+    def metrics(self) -> dict[str, Any]:
+        return {"forget_score": self.forget_score, "final_score": self.final_score,
+                "null_forget_score": self.null_forget_score,
+                "copies": int(self.unlearned_confs.shape[0]), "epsilon_mean": float(self.epsilons.mean()),
+                "epsilon_median": float(np.median(self.epsilons)), **self.accuracies,
+                **{f"{k}_seconds_per_copy": v for k, v in self.seconds.items()}}
+
+
+def _observe(model: nn.Module, parts: PartitionedData, test: ImageSplit, ctx: UnlearnContext):
+    """(confidences on F (N,), {forget,retain,test}_acc) of one model copy."""
+    logits = predict_logits(model, parts.forget, ctx.info, ctx.device)
+    accs = {"forget_acc": accuracy(logits, parts.forget.labels)}
+    for name, split in (("retain", parts.retain), ("test", test)):
+        accs[f"{name}_acc"] = accuracy(predict_proba(model, split, ctx.info, ctx.device), split.labels)
+    return logit_scaled_confidence(logits, parts.forget.labels), accs
+
+
+def forgetting_quality(original: nn.Module, parts: PartitionedData, test: ImageSplit, strategy: str,
+                       plan: UnlearnPlan, ctx: UnlearnContext, copies: int, null_baseline: bool = True
+                       ) -> ForgettingQualityResult:
+    """Unlearn ``original`` ``copies`` times and retrain ``copies`` times, then score F (docs/methods.md §6).
+
+    With ``null_baseline``, ``copies`` more retrained models (seeds disjoint from the
+    first) are scored against the retrained ones the same way: both samples
+    come from one distribution, so this is what a perfect unlearner scores
+    with this few copies (the score's small-sample bias; it shrinks as copies
+    grow). Copy k's seed derives from ``ctx.seed``, its side and k alone, so
+    copy k is the same model whatever ``copies`` is (docs/architecture.md rule 5).
+    """
+    if copies < MIN_COPIES:
+        raise ValueError(f"copies must be >= {MIN_COPIES}, got {copies}")
+    retrained = lambda c: train_oracle(parts.retain, c.info, c.recipe, c.device, c.seed)  # noqa: E731
+    runs = {
+        "unlearned": lambda c: run_strategy(strategy, copy.deepcopy(original), parts.subsets, parts.retain, plan, c)[0],
+        "retrained": retrained,
+    }
+    if null_baseline:
+        runs["retrained_null"] = retrained  # the seed's side name keeps these disjoint from "retrained"
+    confs: dict[str, list[np.ndarray]] = {side: [] for side in runs}
+    accs: dict[str, list[dict]] = {side: [] for side in runs}
+    seconds = {side: 0.0 for side in runs}
+    for side, run in runs.items():
+        for k in range(copies):
+            start = time.perf_counter()
+            model = run(replace(ctx, seed=derive_seed(ctx.seed, f"lira/{side}", k)))
+            seconds[side] += (time.perf_counter() - start) / copies
+            c, a = _observe(model, parts, test, ctx)
+            confs[side].append(c)
+            accs[side].append(a)
+
+    mean_acc = {f"{side}_{key}": float(np.mean([a[key] for a in accs[side]]))
+                for side in ("unlearned", "retrained") for key in ("forget_acc", "retain_acc", "test_acc")}
+    u, r = np.stack(confs["unlearned"]), np.stack(confs["retrained"])  # (copies, N)
+    score, eps, points = forget_score(u, r)
+    final = final_score(score, mean_acc["unlearned_retain_acc"], mean_acc["retrained_retain_acc"],
+                        mean_acc["unlearned_test_acc"], mean_acc["retrained_test_acc"])
+    null_score = forget_score(np.stack(confs["retrained_null"]), r)[0] if null_baseline else float("nan")
+    return ForgettingQualityResult(parts.forget.example_ids.numpy(), u, r, eps, points, score, final, mean_acc,
+                                   {k: seconds[k] for k in ("unlearned", "retrained")}, null_score)

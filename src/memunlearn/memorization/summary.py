@@ -1,0 +1,42 @@
+"""The memorize stage's metrics: what the exact scores look like and what the K subset models cost.
+
+Not imported by the package ``__init__``: only the memorize stage reads it,
+so editing it reruns nothing else (docs/architecture.md rule 7).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import pandas as pd
+import torch
+
+from ..training.recipe import TrainConfig
+from .agreement import planted_auroc
+from .exact import ExactConfig, SubsetRuns
+
+
+def memorize_summary(result: SubsetRuns, scores: pd.DataFrame, planted_ids, stability: Mapping[str, Any],
+                     config: ExactConfig, recipe: TrainConfig, key: str, seconds: float,
+                     device: torch.device) -> dict[str, Any]:
+    """Mean score, missing share, how well the scores find the planted label noise, stability over K
+    (``stability``, from convergence.py), and the cost: ``seconds`` is this run's wall time."""
+    by_id = scores.set_index("example_id")
+    mem = by_id["mem"]
+    return {
+        "num_models": config.num_models,
+        "models_trained": len(result.trained),
+        "models_reused": len(result.reused),
+        "store_key": key,
+        "mean_mem": float(mem.mean()),
+        "missing_fraction": float(mem.isna().mean()),
+        "planted_noise_auroc": planted_auroc(mem, planted_ids),  # 0/1 estimator (exact)
+        "planted_noise_auroc_prob": planted_auroc(by_id["mem_prob"], planted_ids),  # true-class prob. (exact_prob)
+        "min_mem_se": float(by_id["mem_se"].min()),
+        **stability,
+        "seconds": seconds,  # small when models are reused
+        "compute_seconds": float(sum(run.seconds for run in result.runs)),  # the K models' own cost
+        "examples_processed": int(sum(result.runs[k].mask.sum() for k in result.trained)) * recipe.epochs,
+        "models_per_hour": len(result.trained) / seconds * 3600 if result.trained else None,
+        "models_per_job": config.models_per_job(device),
+        "runner": config.runner,
+    }
