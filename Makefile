@@ -42,6 +42,7 @@ sweep: check                ## the experiment sweep (params.yaml `sweep`) as a P
 sweep-large: setup          ## a wider study than the default grids: more methods, kinds and proxies (hours on 2 cores)
 	python -m memunlearn.flows.sweep --methods neggrad_plus finetune l1_sparse salun scrub del --kinds low mid high mix \
 		--set 'rum_compare.group_scores=[confidence, loss_curvature, holdout_retrain]' \
+		--set 'rum_compare.strategies=[vanilla, shuffle, rum_f]' \
 		--set 'entanglement.kinds=[low, mid, high]'
 	python -m dvc repro claims
 

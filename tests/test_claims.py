@@ -18,8 +18,8 @@ def cells(grid, score, kind, strategy, tows):
 
 def results(rum_mix=(0.90, 0.91, 0.92, 0.93), proxy_mix=(0.89, 0.92, 0.91, 0.93)):
     """A sweep where low is easier than high, RUM beats every control by 0.1-0.2 and the proxy is on par."""
-    rows = (cells("sweep", "exact_prob", "low", "vanilla", (0.95, 0.96, 0.94, 0.95))
-            + cells("sweep", "exact_prob", "high", "vanilla", (0.60, 0.65, 0.62, 0.61))
+    rows = (cells("levels", "exact_prob", "low", "vanilla", (0.95, 0.96, 0.94, 0.95))
+            + cells("levels", "exact_prob", "high", "vanilla", (0.60, 0.65, 0.62, 0.61))
             + cells("sweep", "exact_prob", "mix", "rum_f", rum_mix)
             + cells("sweep", "exact_prob", "mix", "vanilla", (0.70, 0.72, 0.71, 0.69))
             + cells("sweep", "exact_prob", "mix", "vanilla_budget", (0.75, 0.76, 0.74, 0.77))

@@ -39,6 +39,10 @@ DELIBERATE = {  # params.yaml key -> why the pipeline differs from the class def
     "unlearn.strategy": "the hand-set experiment runs RUM^F with NegGrad+ (the proxies paper's setup); the class "
                         "default is full RUM with the reference per-subset methods",
     "sweep.partition": "states the forget-set size every cell shares (300, PartitionConfig's default) in the grid",
+    "sweep.kinds": "the default run tests RUM and its controls on the mixed set only; `make sweep-large` adds the rest",
+    "levels.kinds": _GRID,
+    "levels.strategies": _GRID,
+    "levels.partition": _GRID,
     "rum_compare.group_scores": _GRID,
     "rum_compare.kinds": _GRID,
     "rum_compare.strategies": _GRID,

@@ -25,6 +25,7 @@ STAGES = ["prepare", "train", "memorize", "proxies", "proxy_study", "partition",
           "forgetting_quality", "sweep_report", "claims"]
 SWEEP_CELLS = [  # TINY's grids: one cell each
     "sweep_oracle@exact_prob-high-0", "sweep_cell@neggrad_plus-exact_prob-high-rum_f-0",
+    "levels_oracle@exact_prob-low-0", "levels_cell@neggrad_plus-exact_prob-low-vanilla-0",
     "rum_compare_oracle@confidence-mix-0", "rum_compare_cell@neggrad_plus-confidence-mix-rum_f-0",
     "entanglement_oracle@entanglement-high-0", "entanglement_cell@neggrad_plus-entanglement-high-vanilla-0"]
 ONE_CELL = {"methods": ["neggrad_plus"], "seeds": [0], "partition": {"size": 30}}
@@ -37,6 +38,7 @@ TINY = {
     "methods": {"finetune": {"epochs": 1}, "neggrad_plus": {"epochs": 1}},
     "evaluate": {"mia_max_per_class": 200},
     "sweep": {**ONE_CELL, "group_scores": ["exact_prob"], "kinds": ["high"], "strategies": ["rum_f"]},
+    "levels": {**ONE_CELL, "group_scores": ["exact_prob"], "kinds": ["low"], "strategies": ["vanilla"]},
     "rum_compare": {**ONE_CELL, "group_scores": ["confidence"], "kinds": ["mix"], "strategies": ["rum_f"]},
     "entanglement": {**ONE_CELL, "group_scores": ["entanglement"], "kinds": ["high"], "strategies": ["vanilla"]},
     "forgetting_quality": {"copies": 3},
@@ -106,7 +108,7 @@ def test_first_repro_runs_every_stage_and_writes_outputs(project, first_repro):
     influence = pd.read_parquet(project / "data/memorize/influence.parquet")
     assert len(influence) == 160 * 5 and influence["rank"].max() == 5  # 200 test examples, 20% held out: validation
     summary = pd.read_csv(project / "results/sweep/summary.csv")
-    assert summary["grid"].tolist() == ["sweep", "rum_compare", "entanglement"]
+    assert summary["grid"].tolist() == ["sweep", "levels", "rum_compare", "entanglement"]
     assert summary["tow_mean"].between(0, 1).all()
     forget = pd.read_csv(project / "data/partition/forget.csv")
     assert len(forget) == 30 and set(forget["subset"]) == {"low", "mid", "high"}

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
 UPSTREAM = ["prepare", "train", "memorize", "proxies"]  # what the sweep needs of the pipeline
-OTHER_GRIDS = ["rum_compare_oracle@confidence-mix-0", "rum_compare_cell@neggrad_plus-confidence-mix-rum_f-0",
+OTHER_GRIDS = ["levels_oracle@exact_prob-low-0", "levels_cell@neggrad_plus-exact_prob-low-vanilla-0",
+               "rum_compare_oracle@confidence-mix-0", "rum_compare_cell@neggrad_plus-confidence-mix-rum_f-0",
                "entanglement_oracle@entanglement-high-0",
                "entanglement_cell@neggrad_plus-entanglement-high-vanilla-0"]  # TINY's, reported beside `sweep`
 GRID = {"methods": ["neggrad_plus"], "group_scores": ["exact"], "kinds": ["low", "high"], "strategies": ["rum"],
@@ -69,7 +70,7 @@ def test_first_repro_runs_every_cell_once_and_writes_the_tables(project, first_r
     assert (results["seconds"] > 0).all() and (results["oracle_seconds"] > 0).all()
     assert (results["forget_size"] == 30).all()
     summary = pd.read_csv(project / "results/sweep/summary.csv")
-    assert summary["grid"].tolist() == ["sweep", "sweep", "rum_compare", "entanglement"]
+    assert summary["grid"].tolist() == ["sweep", "sweep", "levels", "rum_compare", "entanglement"]
     assert (summary["n_seeds"] == 1).all()
     assert summary["tow_ci95"].isna().all()  # one seed: no interval, not a zero-width one
     assert (project / "results/plots/sweep/sweep_tow.png").stat().st_size > 1000

@@ -1,4 +1,5 @@
-"""Sweep grids: which cells an experiment runs (params sections ``sweep``, ``rum_compare``, ``entanglement``).
+"""Sweep grids: which cells an experiment runs (params sections ``sweep``, ``levels``, ``rum_compare``,
+``entanglement``).
 
 A grid is methods x scores x forget-set kinds x strategies x seeds. Each
 grid is its own params section, expanded by its own DVC matrix stages
@@ -18,7 +19,7 @@ from .config import ConfigError
 from .partition import FORGET_KINDS, grid_forget_set
 from .unlearning import METHODS, STRATEGIES, UnlearnPlan
 
-GRIDS = ("sweep", "rum_compare", "entanglement")  # params sections holding a grid; dvc.yaml: <grid>_oracle, _cell
+GRIDS = ("sweep", "levels", "rum_compare", "entanglement")  # params sections holding a grid; dvc.yaml: <grid>_oracle, _cell
 KEYS = ("grid", "method", "group_score", "kind", "strategy", "seed")  # one cell
 AXES = ("methods", "group_scores", "kinds", "strategies", "seeds")  # a grid's lists, one per KEYS entry after grid
 

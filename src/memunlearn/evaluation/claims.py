@@ -97,9 +97,10 @@ def evaluate_claims(results: pd.DataFrame, proxy_cost: Mapping[str, float], cfg:
                 rum_scores: tuple[str, ...] = (), exact_score: str = "exact_prob") -> pd.DataFrame:
     """One row per claim (COLUMNS). ``results``: the tidy sweep table (all grids);
     ``proxy_cost``: times cheaper than exact, by proxy; ``rum_scores``: proxies that drove RUM (grid
-    ``rum_compare``); ``exact_score``: the exact score of the ``sweep`` grid."""
+    ``rum_compare``); ``exact_score``: the exact score of the ``sweep`` and ``levels`` grids."""
     m, metric = cfg.method, cfg.metric
     sweep = {"grid": "sweep", "method": m, "group_score": exact_score}
+    levels = {**sweep, "grid": "levels"}
     rows = []
 
     def greater(claim, finding, a, b):
@@ -107,8 +108,8 @@ def evaluate_claims(results: pd.DataFrame, proxy_cost: Mapping[str, float], cfg:
         rows.append(_row(claim, finding, a, b, stats, greater_verdict(*stats[1:]), metric))
 
     greater("high_memorization_is_harder", "forget sets of highly memorized examples are harder than of "
-            "weakly memorized ones (vanilla)", {**sweep, "kind": "low", "strategy": "vanilla"},
-            {**sweep, "kind": "high", "strategy": "vanilla"})
+            "weakly memorized ones (vanilla)", {**levels, "kind": "low", "strategy": "vanilla"},
+            {**levels, "kind": "high", "strategy": "vanilla"})
     for control, name in (("vanilla", "rum_beats_vanilla"), ("vanilla_budget", "rum_beats_budget_matched_vanilla"),
                           ("shuffle", "rum_beats_shuffle")):
         greater(name, f"RUM (rum_f, low -> mid -> high) beats {control} on a mixed forget set",
