@@ -35,6 +35,7 @@ MEMORIZE_DIR = ROOT / "data/memorize"
 PROXIES_DIR = ROOT / "data/proxies"
 PARTITION_DIR = ROOT / "data/partition"
 ORACLE_DIR = ROOT / "data/oracle"
+ORACLE_CACHE = ROOT / "data/oracle_cache"  # retrain oracles by content (training/oracle.py): no stage trains one twice
 UNLEARN_DIR = ROOT / "data/unlearn"
 METRICS_DIR = ROOT / "metrics"
 RESULTS_DIR = ROOT / "results"

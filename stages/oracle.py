@@ -1,5 +1,6 @@
 """Stage `oracle`: retrain from scratch on R = D \\ F, the reference every metric compares with."""
-from _common import METRICS_DIR, ORACLE_DIR, PARTITION_DIR, PREPARED, Timer, device, flatten, input_example, load_params, stage, track
+from _common import (METRICS_DIR, ORACLE_CACHE, ORACLE_DIR, PARTITION_DIR, PREPARED, device, flatten, input_example,
+                     load_params, stage, track)
 
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
@@ -7,7 +8,7 @@ from memunlearn.io import load_table, save_json
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig, save_checkpoint
-from memunlearn.training.oracle import OracleConfig, train_oracle
+from memunlearn.training.oracle import OracleConfig, cached_oracle
 
 
 @stage
@@ -18,10 +19,10 @@ def main() -> None:
     info = load_info(PREPARED / "meta.json")
     parts = apply_partition(load_split(PREPARED / "train.npz"), load_table(PARTITION_DIR / "forget.csv", "partition"))
 
-    with Timer() as timer:
-        model = train_oracle(parts.retain, info, recipe, device(recipe.device), config.seed)
+    model, seconds, cached = cached_oracle(parts.retain, info, recipe, device(recipe.device), config.seed,
+                                           ORACLE_CACHE)
     save_checkpoint(model, recipe.model, info, ORACLE_DIR / "model.pt")
-    metrics = {"seconds": timer.seconds, "examples_processed": len(parts.retain) * recipe.epochs}
+    metrics = {"seconds": seconds, "examples_processed": len(parts.retain) * recipe.epochs, "cached": cached}
     save_json(metrics, METRICS_DIR / "oracle.json")
     track(StageRecord("oracle", flatten(params), metrics, models={"oracle_model": model},
                       input_example=input_example(info)))

@@ -7,7 +7,7 @@ order, tie-breaks and the draw of seeded kinds (random, class). oracle.json
 says what F is made of (class histogram, planted noise, ES of F and of each
 RUM subset).
 """
-from _common import MEMORIZE_DIR, PREPARED, PROXIES_DIR, TRAIN_DIR, Timer, device, flatten, load_params, stage, track
+from _common import MEMORIZE_DIR, ORACLE_CACHE, PREPARED, PROXIES_DIR, TRAIN_DIR, device, flatten, load_params, stage, track
 
 import argparse
 from pathlib import Path
@@ -19,7 +19,7 @@ from memunlearn.partition import (PartitionConfig, apply_partition, choose_forge
                                   grid_forget_set, score_sources)
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig, load_checkpoint, save_checkpoint
-from memunlearn.training.oracle import train_oracle
+from memunlearn.training.oracle import cached_oracle
 
 
 def arguments() -> argparse.Namespace:
@@ -51,12 +51,11 @@ def main() -> None:
     forget = choose_forget_set(config, sources)
     parts = apply_partition(train, forget)
 
-    with Timer() as timer:
-        model = train_oracle(parts.retain, info, recipe, dev, args.seed)
+    model, seconds, cached = cached_oracle(parts.retain, info, recipe, dev, args.seed, ORACLE_CACHE)
     save_table(forget, args.out / "forget.csv")
     save_checkpoint(model, recipe.model, info, args.out / "model.pt")
     planted = load_table(PREPARED / "label_noise.csv", "prepare")["example_id"]
-    metrics = {"seconds": timer.seconds, **describe_forget_set(forget, sources, planted)}
+    metrics = {"seconds": seconds, "cached": cached, **describe_forget_set(forget, sources, planted)}
     save_json(metrics, args.out / "oracle.json")
     cell = {"grid": args.grid, "group_score": args.group_score, "kind": args.kind, "seed": args.seed}
     track(StageRecord(f"{args.grid}_oracle@{args.group_score}-{args.kind}-{args.seed}",

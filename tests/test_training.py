@@ -83,3 +83,24 @@ def test_train_oracle_is_the_retrain_method(synthetic):
     method = METHODS.get("retrain")
     same = method.run(None, train.select_ids(flipped), retain, method.config({}), UnlearnContext(info, recipe, cpu, 3))
     assert all(torch.equal(a, b) for a, b in zip(oracle.state_dict().values(), same.state_dict().values()))
+
+
+def test_cached_oracle_trains_once_per_identical_oracle_and_keeps_its_seconds(synthetic, tiny_recipe, tmp_path):
+    """The oracle stage and the sweep grid's first mixed forget set share an oracle: the second one loads it."""
+    import dataclasses
+
+    from memunlearn.training.oracle import cached_oracle, train_oracle
+
+    train, _, info, flipped = synthetic
+    retain = train.drop_ids(flipped)
+    first, seconds, cached = cached_oracle(retain, info, tiny_recipe, torch.device("cpu"), 0, tmp_path)
+    again, seconds_again, cached_again = cached_oracle(retain, info, tiny_recipe, torch.device("cpu"), 0, tmp_path)
+    assert (cached, cached_again) == (False, True) and seconds_again == seconds > 0
+    fresh = train_oracle(retain, info, tiny_recipe, torch.device("cpu"), 0)
+    for model in (first, again):  # the cached model is the model training gives
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
+    other_recipe = dataclasses.replace(tiny_recipe, lr=tiny_recipe.lr / 2)
+    for args in ((retain, 1, tiny_recipe), (train.drop_ids(flipped[:1]), 0, tiny_recipe), (retain, 0, other_recipe)):
+        _, _, hit = cached_oracle(args[0], info, args[2], torch.device("cpu"), args[1], tmp_path)
+        assert not hit  # another seed, another R or another recipe is another oracle
+    assert len(list(tmp_path.iterdir())) == 4

@@ -3,17 +3,31 @@
 Every metric compares an unlearned model with this model on the same
 forget set. The ``retrain`` unlearning method, the ``oracle`` and
 ``<grid>_oracle`` stages and LiRA's retrained copies all train it here.
+
+Stages that train the same oracle (the ``oracle`` stage and the ``sweep``
+grid's first mixed forget set share F, recipe and seed) go through
+``cached_oracle``: a local cache keyed by everything that determines the
+model (R's examples, the recipe, the seed, and the code that trains it), so
+the second stage loads the first one's model and its training seconds.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from ..data.splits import DatasetInfo, ImageSplit
+from ..io import atomic_write
 from ..models import build_model
+from ..provenance import PACKAGE_ROOT, imported_files, source_fingerprint
 from ..seeding import derive_seed, generator
+from .checkpoint import load_checkpoint, save_checkpoint
 from .loop import fit
 from .recipe import TrainConfig
 
@@ -33,3 +47,37 @@ def train_oracle(retain: ImageSplit, info: DatasetInfo, recipe: TrainConfig, dev
                         seed=derive_seed(seed, "unlearn/retrain_init"))
     fit(model, retain, info, recipe, generator(seed, "unlearn/retrain_order"), device)
     return model
+
+
+def oracle_key(retain: ImageSplit, recipe: TrainConfig, seed: int) -> str:
+    """16 hex digits over R (images, labels, ids), the recipe (not its device), the seed and the training code."""
+    digest = hashlib.sha256()
+    for tensor in (retain.images, retain.labels, retain.example_ids):
+        digest.update(tensor.contiguous().numpy().tobytes())
+    recipe_fields = {k: v for k, v in dataclasses.asdict(recipe).items() if k != "device"}
+    code = source_fingerprint(imported_files(PACKAGE_ROOT / "training" / "oracle.py"))
+    digest.update(json.dumps({"recipe": recipe_fields, "seed": seed, "code": code}, sort_keys=True,
+                             default=list).encode())
+    return digest.hexdigest()[:16]
+
+
+def cached_oracle(retain: ImageSplit, info: DatasetInfo, recipe: TrainConfig, device: torch.device, seed: int,
+                  cache: Path) -> tuple[nn.Module, float, bool]:
+    """``train_oracle``, or its model from ``cache`` when an identical oracle was trained before.
+
+    Returns (model, training seconds, whether it came from the cache); a cached model keeps the seconds its
+    training took, so cost comparisons do not change with caching."""
+    folder = Path(cache) / oracle_key(retain, recipe, seed)
+    record = folder / "oracle.json"
+    if record.exists():
+        try:
+            model, _ = load_checkpoint(folder / "model.pt", "oracle")
+            return model, float(json.loads(record.read_text())["seconds"]), True
+        except (RuntimeError, FileNotFoundError, KeyError, ValueError):
+            pass  # unreadable: train it again, overwriting
+    start = time.perf_counter()
+    model = train_oracle(retain, info, recipe, device, seed)
+    seconds = time.perf_counter() - start
+    save_checkpoint(model, recipe.model, info, folder / "model.pt")
+    atomic_write(record, lambda f: f.write(json.dumps({"seconds": seconds}).encode()))  # last: marks it complete
+    return model, seconds, False
