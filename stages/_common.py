@@ -39,6 +39,7 @@ ORACLE_CACHE = ROOT / "data/oracle_cache"  # retrain oracles by content (trainin
 UNLEARN_DIR = ROOT / "data/unlearn"
 METRICS_DIR = ROOT / "metrics"
 RESULTS_DIR = ROOT / "results"
+SWEEP_DATA_DIR = ROOT / "data/sweep"  # <grid>/<score>-<kind>-<seed>/ (oracles), <grid>/cells/<cell>.npz (outputs)
 RAW_DIR = ROOT / "data/raw"
 FIRST_EPOCH_GRADS = TRAIN_DIR / "first_epoch_grads.pt"  # when train_records.first_epoch_grads is on
 

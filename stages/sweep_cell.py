@@ -1,12 +1,13 @@
-"""Stage `<grid>_cell@<method>-<score>-<kind>-<strategy>-<seed>`: unlearn one sweep forget set, score it.
+"""Stage `<grid>_cell@<method>-<score>-<kind>-<strategy>-<seed>`: unlearn one sweep forget set.
 
-Reads F and the oracle of its (score, kind, seed) from `<grid>_oracle`, unlearns
-from the original model with the registered method and strategy (docs/methods.md
-§4-5), and writes one small JSON: FA/RA/TA, per-subset forget accuracy, MIA,
-ToW and ToW-MIA of the unlearned model and of the oracle (§6), and the
-unlearning wall seconds beside the oracle's retraining seconds
-(memunlearn.experiments.cell). The seed drives the unlearning and the MIA's
-subsampling.
+Reads F and the oracle's record of its (score, kind, seed) from `<grid>_oracle`,
+unlearns from the original model with the registered method and strategy
+(docs/methods.md §4-5), and writes a small JSON (the unlearning wall seconds
+beside the oracle's retraining seconds, steps, the forget set's facts) and the
+unlearned model's class probabilities on F, R, T and the RUM subsets
+(memunlearn.experiments.cell). `sweep_score` scores them against the oracle
+(§6), so an evaluation setting never reruns a cell. The seed drives the
+unlearning.
 """
 from _common import FIRST_EPOCH_GRADS, PREPARED, TRAIN_DIR, device, flatten, load_params, stage, track
 
@@ -15,7 +16,6 @@ from pathlib import Path
 
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
-from memunlearn.evaluation import EvaluateConfig
 from memunlearn.experiments.cell import run_cell
 from memunlearn.grid import GRIDS, KEYS
 from memunlearn.io import load_json, load_table, save_json
@@ -34,13 +34,14 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--oracle", type=Path, required=True, help="its forget set's sweep_oracle folder")
     parser.add_argument("--out", type=Path, required=True, help="the cell's JSON record")
+    parser.add_argument("--outputs", type=Path, required=True, help="the unlearned model's outputs (.npz)")
     return parser.parse_args()
 
 
 @stage
 def main() -> None:
     args = arguments()
-    params = load_params("train", "evaluate", "methods", args.grid)
+    params = load_params("train", "methods", args.grid)
     cell = {key: getattr(args, key) for key in KEYS}
     oracle_stage = f"{args.grid}_oracle@{args.group_score}-{args.kind}-{args.seed}"
     method_params = {args.method: params["methods"].get(args.method) or {}}
@@ -48,19 +49,17 @@ def main() -> None:
     config = from_params(UnlearnConfig, {"method": args.method, "strategy": args.strategy, "seed": args.seed,
                                          "device": dev_name}, args.grid)
     recipe = from_params(TrainConfig, params["train"], "train")
-    evaluate = from_params(EvaluateConfig, {**params["evaluate"], "seed": args.seed}, "evaluate")
     info = load_info(PREPARED / "meta.json")
     parts = apply_partition(load_split(PREPARED / "train.npz"), load_table(args.oracle / "forget.csv", oracle_stage))
     test = load_split(PREPARED / "test.npz")
     model, _ = load_checkpoint(TRAIN_DIR / "model.pt", "train")
-    oracle, _ = load_checkpoint(args.oracle / "model.pt", oracle_stage)
     oracle_record = load_json(args.oracle / "oracle.json", oracle_stage)
     ctx = unlearn_context(info, recipe, device(dev_name), config.seed, PREPARED, FIRST_EPOCH_GRADS)
 
-    record = run_cell(cell, model, parts, test, config.plan(method_params), ctx, oracle, oracle_record, evaluate)
+    record, outputs = run_cell(cell, model, parts, test, config.plan(method_params), ctx, oracle_record)
+    outputs.save(args.outputs)
     save_json(record, args.out)
-    used = {"train": params["train"], "evaluate": params["evaluate"], "methods": method_params,
-            "cell": cell, args.grid: {"device": dev_name}}
+    used = {"train": params["train"], "methods": method_params, "cell": cell, args.grid: {"device": dev_name}}
     metrics = {k: v for k, v in record.items() if k not in KEYS}
     track(StageRecord(f"{args.grid}_cell@" + "-".join(str(record[k]) for k in KEYS[1:]), flatten(used),
                       flatten(metrics), artifacts=[args.out]))

@@ -19,6 +19,7 @@ from memunlearn.partition import (PartitionConfig, apply_partition, choose_forge
                                   grid_forget_set, score_sources)
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig, load_checkpoint, save_checkpoint
+from memunlearn.evaluation import model_outputs
 from memunlearn.training.oracle import cached_oracle
 
 
@@ -54,6 +55,8 @@ def main() -> None:
     model, seconds, cached = cached_oracle(parts.retain, info, recipe, dev, args.seed, ORACLE_CACHE)
     save_table(forget, args.out / "forget.csv")
     save_checkpoint(model, recipe.model, info, args.out / "model.pt")
+    test = load_split(PREPARED / "test.npz")
+    model_outputs(model, parts.forget, parts.retain, test, parts.subsets, info, dev).save(args.out / "outputs.npz")
     planted = load_table(PREPARED / "label_noise.csv", "prepare")["example_id"]
     metrics = {"seconds": seconds, "cached": cached, **describe_forget_set(forget, sources, planted)}
     save_json(metrics, args.out / "oracle.json")

@@ -1,5 +1,5 @@
-"""Stage `sweep_report`: every grid's cells -> tidy table, mean ± t-based 95% CI per cell group over seeds,
-DVC metrics, and the ToW plots by forget set and strategy (docs/methods.md §6-7)."""
+"""Stage `sweep_report`: every grid's scored cells (`sweep_score`) -> tidy table, mean ± t-based 95% CI per
+cell group over seeds, DVC metrics, and the ToW plots by forget set and strategy (docs/methods.md §6-7)."""
 from _common import METRICS_DIR, RESULTS_DIR, flatten, load_params, stage, track
 
 from memunlearn.config import from_params
@@ -7,7 +7,6 @@ from memunlearn.experiments.sweep import GRIDS, SweepConfig, plot_metric, result
 from memunlearn.io import load_json, save_json, save_table
 from memunlearn.tracking import StageRecord
 
-CELLS_DIR = RESULTS_DIR / "sweep"  # dvc.yaml: every <grid>_cell writes one JSON into results/sweep/<grid>/
 PLOTS_DIR = RESULTS_DIR / "plots/sweep"
 
 
@@ -15,7 +14,7 @@ PLOTS_DIR = RESULTS_DIR / "plots/sweep"
 def main() -> None:
     params = load_params(*GRIDS)
     configs = {grid: from_params(SweepConfig, params[grid], grid) for grid in GRIDS}
-    cells = [load_json(path, f"{grid}_cell") for grid in GRIDS for path in sorted((CELLS_DIR / grid).glob("*.json"))]
+    cells = load_json(RESULTS_DIR / "sweep/cells.json", "sweep_score")
     results = results_table(cells, configs)
     summary = summarize(results)
     save_table(results, RESULTS_DIR / "sweep/results.csv")

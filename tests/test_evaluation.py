@@ -60,3 +60,25 @@ def test_score_against_oracle_scores_every_model_and_the_oracle_scores_tow_one(s
     assert table.set_index("model").loc["oracle", "tow"] == 1.0 and "forget_acc_low" in table
     with pytest.raises(ValueError, match="not among the models"):
         score_against_oracle(models, forget, retain, test, {}, info, EvaluateConfig(), torch.device("cpu"))
+
+
+def test_scoring_a_cells_saved_outputs_gives_the_metrics_of_scoring_its_model(synthetic, tmp_path):
+    """Issue 12 item 5: a grid cell keeps its model's outputs; scoring them later (another MIA feature, say)
+    gives exactly what scoring the model would have."""
+    import torch
+
+    from memunlearn.evaluation import EvaluateConfig, ModelOutputs, model_metrics, model_outputs, output_metrics
+    from memunlearn.models import build_model
+
+    train, test, info, flipped = synthetic
+    forget, retain = train.select_ids(flipped), train.drop_ids(flipped)
+    subsets = {"low": forget.select_ids(flipped[:5]), "high": forget.drop_ids(flipped[:5])}
+    model = build_model("small_cnn", 1, info.num_classes, info.image_size, seed=3)
+    model_outputs(model, forget, retain, test, subsets, info, torch.device("cpu")).save(tmp_path / "cell.npz")
+    saved = ModelOutputs.load(tmp_path / "cell.npz", "sweep_cell")
+    for feature in ("true_prob", "correctness", "entropy"):
+        cfg = EvaluateConfig(mia_feature=feature, mia_max_per_class=50, seed=1)
+        assert output_metrics(saved, forget, retain, test, subsets, cfg) == model_metrics(
+            model, forget, retain, test, subsets, info, cfg, torch.device("cpu"))
+    with pytest.raises(FileNotFoundError, match=r"run `dvc repro sweep_cell` first"):
+        ModelOutputs.load(tmp_path / "missing.npz", "sweep_cell")

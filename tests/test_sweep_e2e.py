@@ -28,6 +28,7 @@ OTHER_GRIDS = ["levels_oracle@exact_prob-low-0", "levels_cell@neggrad_plus-exact
                "rum_compare_oracle@confidence-mix-0", "rum_compare_cell@neggrad_plus-confidence-mix-rum_f-0",
                "entanglement_oracle@entanglement-high-0",
                "entanglement_cell@neggrad_plus-entanglement-high-vanilla-0"]  # TINY's, reported beside `sweep`
+REPORT = ["sweep_score", "sweep_report"]  # every cell scored against its oracle, then the tables
 GRID = {"methods": ["neggrad_plus"], "group_scores": ["exact"], "kinds": ["low", "high"], "strategies": ["rum"],
         "seeds": [0], "partition": {"size": 30, "refine_score": "exact"}, "fixed_group_score": "", "device": "cpu"}
 
@@ -61,7 +62,7 @@ def first_repro(project):
 def test_first_repro_runs_every_cell_once_and_writes_the_tables(project, first_repro):
     stages = ran(first_repro.stdout)
     assert set(stages[:len(UPSTREAM)]) == set(UPSTREAM)  # and not the pipeline's partition/oracle/unlearn/...
-    assert sorted(stages[len(UPSTREAM):]) == sorted(oracles() + cells() + OTHER_GRIDS + ["sweep_report"])
+    assert sorted(stages[len(UPSTREAM):]) == sorted(oracles() + cells() + OTHER_GRIDS + REPORT)
     assert stages[-1] == "sweep_report" and "oracle" not in stages and "unlearn" not in stages
 
     results = pd.read_csv(project / "results/sweep/results.csv").query("grid == 'sweep'")
@@ -100,7 +101,7 @@ def test_adding_a_seed_runs_only_the_new_cells(project, first_repro):
     before = {p.name: p.read_bytes() for p in (project / "results/sweep/sweep").glob("*.json")}
     set_params(project, {"sweep": {"seeds": [0, 1]}})
     stages = ran(dvc(project, "repro", "sweep_report").stdout)
-    assert sorted(stages) == sorted(oracles(seeds=(1,)) + cells(seeds=(1,)) + ["sweep_report"])
+    assert sorted(stages) == sorted(oracles(seeds=(1,)) + cells(seeds=(1,)) + REPORT)
     after = {p.name: p.read_bytes() for p in (project / "results/sweep/sweep").glob("*.json")}
     assert {k: after[k] for k in before} == before  # the seed-0 cells were kept, not recomputed
 
@@ -136,7 +137,7 @@ def test_prefect_sweep_flow_runs_new_cells_only_and_produces_the_summary(project
         result = sweep(repo_dir=str(project), kinds=["high"], strategies=["vanilla", "rum"])
 
     did = [stage for stage, yes in result["ran"].items() if yes]
-    assert did == cells(kinds=("high",), strategies=("vanilla",), seeds=(0, 1)) + ["sweep_report"]
+    assert did == cells(kinds=("high",), strategies=("vanilla",), seeds=(0, 1)) + REPORT
     assert list(result["ran"])[:len(UPSTREAM)] == UPSTREAM
     assert set(oracles(("high",), (0, 1)) + cells(kinds=("high",), seeds=(0, 1))) <= set(result["ran"])  # cached
     assert yaml.safe_load((project / "params.yaml").read_text())["sweep"]["strategies"] == ["vanilla", "rum"]
@@ -156,4 +157,18 @@ def test_prefect_sweep_flow_runs_new_cells_only_and_produces_the_summary(project
     assert len(parents) == 1
     children = {r.data.tags["memunlearn.stage"] for r in runs
                 if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
-    assert children == {*cells(kinds=("high",), strategies=("vanilla",), seeds=(0, 1)), "sweep_report"}
+    assert children == {*cells(kinds=("high",), strategies=("vanilla",), seeds=(0, 1)), *REPORT}
+
+
+def test_an_evaluation_setting_rescores_every_cell_without_unlearning_again(project, first_repro):
+    """Issue 12 item 5: cells keep their outputs, so only the scoring and the reports rerun."""
+    before = pd.read_csv(project / "results/sweep/results.csv")
+    set_params(project, {"evaluate": {"mia_feature": "correctness"}})
+    try:
+        assert ran(dvc(project, "repro", "sweep_report").stdout) == REPORT
+        after = pd.read_csv(project / "results/sweep/results.csv")
+        assert after["forget_acc"].tolist() == before["forget_acc"].tolist()  # the same unlearned models
+        assert after["seconds"].tolist() == before["seconds"].tolist()  # not unlearned again
+    finally:
+        set_params(project, {"evaluate": {"mia_feature": "true_prob"}})
+        dvc(project, "repro", "sweep_report")

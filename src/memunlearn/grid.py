@@ -24,6 +24,16 @@ KEYS = ("grid", "method", "group_score", "kind", "strategy", "seed")  # one cell
 AXES = ("methods", "group_scores", "kinds", "strategies", "seeds")  # a grid's lists, one per KEYS entry after grid
 
 
+def forget_set_name(cell: Mapping[str, Any]) -> str:
+    """``<score>-<kind>-<seed>``: a forget set's folder under ``data/sweep/<grid>/`` (dvc.yaml: ``<grid>_oracle``)."""
+    return f"{cell['group_score']}-{cell['kind']}-{cell['seed']}"
+
+
+def cell_name(cell: Mapping[str, Any]) -> str:
+    """``<method>-<score>-<kind>-<strategy>-<seed>``: a cell's files (dvc.yaml: ``<grid>_cell``)."""
+    return "-".join(str(cell[k]) for k in KEYS[1:])
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     """One grid's params section: the grid, and what every cell's forget set shares (``partition``)."""

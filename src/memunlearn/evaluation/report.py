@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping
 
 import numpy as np
@@ -11,6 +12,7 @@ from torch import nn
 
 from ..config import check_choice
 from ..data.splits import DatasetInfo, ImageSplit
+from ..io import atomic_write, require
 from ..training.loop import accuracy, predict_proba
 from .mia import MIA_FEATURES, svc_mia
 from .tow import tow, tow_mia
@@ -27,6 +29,42 @@ class EvaluateConfig:
         check_choice(self.mia_feature, MIA_FEATURES.names(), "evaluate.mia_feature")
 
 
+@dataclass(frozen=True)
+class ModelOutputs:
+    """A model's class probabilities on F, R, T and each RUM subset: everything scoring reads, so a grid cell
+    keeps them and a changed evaluation setting re-scores without unlearning again."""
+
+    probs: Mapping[str, torch.Tensor]  # "forget", "retain", "test", "subset_<name>" -> (N, C) float32
+
+    def save(self, path: Path) -> None:
+        atomic_write(path, lambda f: np.savez(f, **{name: p.numpy() for name, p in self.probs.items()}))
+
+    @classmethod
+    def load(cls, path: Path, produced_by: str) -> "ModelOutputs":
+        with np.load(require(path, produced_by)) as arrays:
+            return cls({name: torch.from_numpy(arrays[name]) for name in arrays.files})
+
+
+def model_outputs(model: nn.Module, forget: ImageSplit, retain: ImageSplit, test: ImageSplit,
+                  subsets: Mapping[str, ImageSplit], info: DatasetInfo, device: torch.device) -> ModelOutputs:
+    splits = {"forget": forget, "retain": retain, "test": test, **{f"subset_{s}": x for s, x in subsets.items()}}
+    return ModelOutputs({name: predict_proba(model, split, info, device) for name, split in splits.items()})
+
+
+def output_metrics(outputs: ModelOutputs, forget: ImageSplit, retain: ImageSplit, test: ImageSplit,
+                   subsets: Mapping[str, ImageSplit], cfg: EvaluateConfig) -> dict[str, float]:
+    """FA/RA/TA, forget accuracy per RUM subset, and SVC MIA efficacy, from a model's outputs."""
+    probs = outputs.probs
+    out = {f"{name}_acc": accuracy(probs[name], split.labels)
+           for name, split in (("forget", forget), ("retain", retain), ("test", test))}
+    for subset, split in subsets.items():
+        out[f"forget_acc_{subset}"] = accuracy(probs[f"subset_{subset}"], split.labels)
+    as_np = lambda name, split: (probs[name].numpy(), split.labels.numpy())  # noqa: E731
+    out["mia"] = svc_mia(as_np("retain", retain), as_np("test", test), as_np("forget", forget),
+                         cfg.mia_feature, cfg.seed, cfg.mia_max_per_class)
+    return out
+
+
 def model_metrics(
     model: nn.Module,
     forget: ImageSplit,
@@ -38,16 +76,8 @@ def model_metrics(
     device: torch.device,
 ) -> dict[str, float]:
     """FA/RA/TA, forget accuracy per RUM subset, and SVC MIA efficacy."""
-    probs = {name: predict_proba(model, split, info, device) for name, split in
-             (("forget", forget), ("retain", retain), ("test", test))}
-    out = {f"{name}_acc": accuracy(probs[name], split.labels)
-           for name, split in (("forget", forget), ("retain", retain), ("test", test))}
-    for subset, split in subsets.items():
-        out[f"forget_acc_{subset}"] = accuracy(predict_proba(model, split, info, device), split.labels)
-    as_np = lambda name, split: (probs[name].numpy(), split.labels.numpy())  # noqa: E731
-    out["mia"] = svc_mia(as_np("retain", retain), as_np("test", test), as_np("forget", forget),
-                         cfg.mia_feature, cfg.seed, cfg.mia_max_per_class)
-    return out
+    return output_metrics(model_outputs(model, forget, retain, test, subsets, info, device), forget, retain, test,
+                          subsets, cfg)
 
 
 def compare(rows: Mapping[str, Mapping[str, float]], oracle_key: str = "retrain") -> pd.DataFrame:
