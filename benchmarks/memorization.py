@@ -44,11 +44,11 @@ def peak_rss_mib(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
 
 
-def timed(data, recipe, config: ExactConfig, device) -> dict:
+def timed(data, recipe, config: ExactConfig, device, workers: int = 1) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         runs = train_subset_models(data.train, data.test, data.info, recipe, config, device,
-                                   SubsetModelStore(Path(tmp), "bench")).runs
+                                   SubsetModelStore(Path(tmp), "bench"), workers=workers).runs
         seconds = time.perf_counter() - start
     return {"seconds": seconds, "models_per_hour": config.num_models / seconds * 3600,
             "scores": memorization_scores(runs, data.train.example_ids.numpy()).set_index("example_id")["mem"]}
@@ -66,11 +66,10 @@ def main() -> None:
     recipe = from_params(TrainConfig, {**params["train"], "device": args.device}, "train")
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
-    engine = dataclasses.replace(from_params(ExactConfig, params["memorize"], "memorize"), num_models=args.models,
-                                 runner="local")
+    engine = dataclasses.replace(from_params(ExactConfig, params["memorize"], "memorize"), num_models=args.models)
     data = prepare(from_params(PrepareConfig, params["data"], "data"), ROOT / "data/raw")
     approaches = {
-        "sequential": dataclasses.replace(engine, stack=1, channels_last=False, workers=1, threads_per_worker=0),
+        "sequential": dataclasses.replace(engine, stack=1, channels_last=False, threads_per_worker=0),
         "engine": engine,
     }
     if args.variants:
@@ -78,9 +77,10 @@ def main() -> None:
             approaches[f"stack{stack}_channels_last"] = dataclasses.replace(engine, stack=stack, channels_last=True)
         approaches["stack4_nchw"] = dataclasses.replace(engine, stack=4, channels_last=False)
         approaches["2proc_x1thread_channels_last"] = dataclasses.replace(
-            engine, stack=1, channels_last=True, workers=2, threads_per_worker=1)
+            engine, stack=1, channels_last=True, threads_per_worker=1)
 
-    results = {name: timed(data, recipe, config, device) for name, config in approaches.items()}
+    workers = {"2proc_x1thread_channels_last": 2}  # jobs side by side (MEMUNLEARN_WORKERS in the stage)
+    results = {name: timed(data, recipe, config, device, workers.get(name, 1)) for name, config in approaches.items()}
     base = results["sequential"]
     figures = {
         "sequential_models_per_hour": base["models_per_hour"],

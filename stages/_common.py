@@ -57,6 +57,11 @@ def load_params(*sections: str) -> dict[str, Any]:
     return {s: params[s] or {} for s in sections}
 
 
+def environment() -> Mapping[str, str]:
+    """The process environment: how to run (MEMUNLEARN_RUNNER, ...), never what to compute, so not DVC params."""
+    return os.environ
+
+
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in params.items():

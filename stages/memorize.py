@@ -1,20 +1,25 @@
 """Stage `memorize`: exact memorization scores from K leave-subset-out models (docs/methods.md §1).
 
 Finished subset models live in a persistent store (data/memorize_store, a
-`persist: true` output): a rerun after a crash, or with a larger K, trains
-only the models the store lacks. `memorize.runner` picks where the missing
-models train: here (local), or as Prefect tasks on local processes or a
-Dask cluster (`prefect_runner` in src/memunlearn/flows/memorize.py).
+cached `persist: true` output, so `dvc push`/`dvc pull` and experiments carry
+it): a rerun after a crash, or with a larger K, trains only the models that
+neither the store nor DVC (_store_restore.py) holds. MEMUNLEARN_RUNNER picks
+where the missing models train: here (local), or as Prefect tasks on local
+processes or a Dask cluster (`prefect_runner` in src/memunlearn/flows/memorize.py).
 """
-from _common import MEMORIZE_DIR, METRICS_DIR, PREPARED, ROOT, Timer, device, flatten, load_params, stage, track
+from _common import (MEMORIZE_DIR, METRICS_DIR, PREPARED, ROOT, Timer, device, environment, flatten, load_params,
+                     stage, track)
+from _store_restore import restore
 from tqdm import tqdm
 
-from memunlearn.config import from_params
+from memunlearn.config import ConfigError, from_params
 from memunlearn.data import load_info, load_split
 from memunlearn.io import load_table, save_json, save_table
-from memunlearn.memorization import (ExactConfig, SubsetModelStore, dataset_fingerprint, memorization_scores,
-                                     store_key, top_influences, train_subset_models)
+from memunlearn.memorization import (ExactConfig, Execution, SubsetModelStore, memorization_scores, top_influences,
+                                     train_subset_models)
 from memunlearn.memorization.convergence import convergence, plot_convergence
+from memunlearn.memorization.exact import moved_to_environment
+from memunlearn.memorization.store import key_for
 from memunlearn.memorization.summary import memorize_summary
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig
@@ -27,22 +32,26 @@ PLOTS = ROOT / "results/plots/memorization"
 def main() -> None:
     params = load_params("train", "memorize")
     recipe = from_params(TrainConfig, params["train"], "train")
+    if moved := moved_to_environment(params["memorize"]):
+        raise ConfigError("\n".join(moved))
     config = from_params(ExactConfig, params["memorize"], "memorize")
+    execution = Execution.from_environment(environment())
     train, test = load_split(PREPARED / "train.npz"), load_split(PREPARED / "test.npz")
     info = load_info(PREPARED / "meta.json")
     dev = device(recipe.device)
-    key = store_key(dataset_fingerprint(train, test), recipe, config.subset_fraction, config.seed)
+    key = key_for(train, test, recipe, config)
     store = SubsetModelStore(STORE_ROOT, key)
+    restore(ROOT, STORE_ROOT, key, range(config.num_models))
 
     runner = None
-    if config.runner != "local":  # Prefect and Dask are imported only when asked for (docs/architecture.md rule 6)
+    if execution.runner != "local":  # Prefect and Dask are imported only when asked for (docs/architecture.md rule 6)
         from memunlearn.flows.memorize import prefect_runner
-        runner = prefect_runner(config)
+        runner = prefect_runner(execution)
 
     progress = tqdm(total=config.num_models, desc="subset models", unit="model")  # ETA from finished models
     with Timer() as timer:
         result = train_subset_models(train, test, info, recipe, config, dev, store, runner=runner,
-                                     on_model=lambda run, reused: progress.update())
+                                     workers=execution.workers, on_model=lambda run, reused: progress.update())
     progress.close()
     scores = memorization_scores(result.runs, train.example_ids.numpy())
     save_table(scores, MEMORIZE_DIR / "scores.parquet")
@@ -57,7 +66,8 @@ def main() -> None:
         artifacts.append(MEMORIZE_DIR / "influence.parquet")
 
     planted = load_table(PREPARED / "label_noise.csv", "prepare")["example_id"]
-    metrics = memorize_summary(result, scores, planted, stability, config, recipe, key, timer.seconds, dev)
+    metrics = memorize_summary(result, scores, planted, stability, config, recipe, key, timer.seconds, dev,
+                               execution)
     save_json(metrics, METRICS_DIR / "memorize.json")
     track(StageRecord("memorize", flatten(params), metrics, artifacts=artifacts))
 

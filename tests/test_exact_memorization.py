@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from memunlearn.memorization import ExactConfig, SubsetModelOutputs, memorization_scores, planted_auroc, subset_mask
+from memunlearn.memorization import (ExactConfig, Execution, SubsetModelOutputs, memorization_scores, planted_auroc,
+                                     subset_mask)
 from memunlearn.memorization.exact import train_subset_models
 
 
@@ -100,8 +101,10 @@ def test_memorize_summary_reports_scores_and_cost():
     scores = pd.DataFrame({"example_id": [10, 11, 12, 13], "mem": [0.5, np.nan, 0.1, 0.0],
                            "mem_prob": [0.4, 0.0, 0.1, 0.0], "mem_se": [0.2, 0.3, 0.1, 0.1]})
     metrics = memorize_summary(SubsetRuns(runs, trained=[0, 1], reused=[2]), scores, [10], {"stable": 1.0},
-                               ExactConfig(num_models=3), TrainConfig(epochs=2), "key", 3600.0, torch.device("cpu"))
+                               ExactConfig(num_models=3), TrainConfig(epochs=2), "key", 3600.0, torch.device("cpu"),
+                               Execution(runner="prefect", workers=2))
     assert (metrics["models_trained"], metrics["models_reused"], metrics["store_key"]) == (2, 1, "key")
+    assert (metrics["runner"], metrics["workers"]) == ("prefect", 2)
     assert metrics["missing_fraction"] == 0.25 and metrics["planted_noise_auroc"] == 1.0 and metrics["stable"] == 1.0
     assert metrics["compute_seconds"] == 6.0 and metrics["models_per_hour"] == 2.0
     assert metrics["examples_processed"] == 4 * 2  # 2 + 2 examples in the trained models, times 2 epochs

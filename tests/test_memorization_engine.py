@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import os
 
 import numpy as np
 import pandas as pd
@@ -9,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from memunlearn.memorization import ExactConfig, SubsetModelOutputs, top_influences, train_subset_models
+from memunlearn.memorization import ExactConfig, Execution, SubsetModelOutputs, top_influences, train_subset_models
 from memunlearn.models import build_model
 from memunlearn.seeding import generator
 from memunlearn.training import TrainConfig, fit
@@ -62,9 +63,37 @@ def test_stacked_jobs_give_the_loop_s_scores(synthetic):
         np.testing.assert_allclose(a.train_true_prob, b.train_true_prob, atol=0.05)
 
 
-def test_config_rejects_unknown_runner():
-    with pytest.raises(ValueError, match="memorize.runner"):
-        ExactConfig(runner="ray").validate()
+@pytest.mark.parametrize("variable, value, fix", [
+    ("MEMUNLEARN_RUNNER", "ray", "choose one of local, prefect, dask"),
+    ("MEMUNLEARN_WORKERS", "two", "set a whole number >= 1"),
+    ("MEMUNLEARN_WORKERS", "0", "set a whole number >= 1"),
+    ("MEMUNLEARN_DASK_ADDRESS", "10.0.0.5:8786", "with its protocol"),
+])
+def test_a_bad_execution_variable_is_one_line_naming_it_and_the_fix(variable, value, fix):
+    environ = {variable: value, "MEMUNLEARN_RUNNER": "dask"} if variable.endswith("ADDRESS") else {variable: value}
+    with pytest.raises(ValueError) as error:
+        Execution.from_environment(environ)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"{variable}: got {value!r}; ") and fix in message
+    assert f"export {variable}=" in message
+
+
+def test_execution_comes_from_the_environment_and_defaults_to_one_local_process():
+    assert Execution.from_environment({}) == Execution("local", 1, "")
+    got = Execution.from_environment({"MEMUNLEARN_RUNNER": "dask", "MEMUNLEARN_WORKERS": "3",
+                                      "MEMUNLEARN_DASK_ADDRESS": "tcp://10.0.0.5:8786", "OTHER": "x"})
+    assert got == Execution("dask", 3, "tcp://10.0.0.5:8786")
+    with pytest.raises(ValueError, match="MEMUNLEARN_DASK_ADDRESS: set, but MEMUNLEARN_RUNNER is 'local'"):
+        Execution.from_environment({"MEMUNLEARN_DASK_ADDRESS": "tcp://10.0.0.5:8786"})
+
+
+def test_workers_side_by_side_share_the_cores_unless_threads_are_pinned(synthetic):
+    train, test, info, _ = synthetic
+    auto, pinned = ExactConfig(threads_per_worker=0), ExactConfig(threads_per_worker=3)
+    assert {job.threads for job in auto.jobs([0, 1], train, test, info, RECIPE, CPU, workers=1)} == {0}
+    cores = max(1, (os.cpu_count() or 1) // 2)
+    assert {job.threads for job in auto.jobs([0, 1], train, test, info, RECIPE, CPU, workers=2)} == {cores}
+    assert {job.threads for job in pinned.jobs([0, 1], train, test, info, RECIPE, CPU, workers=2)} == {3}
 
 
 @pytest.fixture(scope="module")
@@ -97,13 +126,13 @@ def test_prefect_process_and_dask_cluster_runs_equal_the_local_run(synthetic, pr
     local = ExactConfig(num_models=3, threads_per_worker=1)  # one thread everywhere: bit-identical results
     expected = train_subset_models(train, test, info, recipe, local, CPU).runs
 
-    processes = ExactConfig(num_models=3, threads_per_worker=1, runner="prefect", workers=2)
-    got = train_subset_models(train, test, info, recipe, processes, CPU, runner=prefect_runner(processes))
+    processes = Execution(runner="prefect", workers=2)
+    got = train_subset_models(train, test, info, recipe, local, CPU, runner=prefect_runner(processes), workers=2)
     assert got.trained == [0, 1, 2] and _equal_runs(expected, got.runs)
 
     with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
-        dask = ExactConfig(num_models=3, threads_per_worker=1, runner="dask", dask_address=cluster.scheduler_address)
-        got = train_subset_models(train, test, info, recipe, dask, CPU, runner=prefect_runner(dask))
+        dask = Execution(runner="dask", dask_address=cluster.scheduler_address)
+        got = train_subset_models(train, test, info, recipe, local, CPU, runner=prefect_runner(dask))
     assert got.trained == [0, 1, 2] and _equal_runs(expected, got.runs)
 
 

@@ -93,8 +93,8 @@ def test_local_processes_give_the_same_scores_as_one_process(synthetic, tmp_path
     train, test, info, _ = synthetic
     one = train_subset_models(train, test, info, RECIPE, ExactConfig(num_models=4, threads_per_worker=1), CPU,
                               SubsetModelStore(tmp_path / "one", "k"))
-    two = train_subset_models(train, test, info, RECIPE, ExactConfig(num_models=4, workers=2, threads_per_worker=1),
-                              CPU, SubsetModelStore(tmp_path / "two", "k"))
+    two = train_subset_models(train, test, info, RECIPE, ExactConfig(num_models=4, threads_per_worker=1), CPU,
+                              SubsetModelStore(tmp_path / "two", "k"), workers=2)
     assert sorted(two.trained) == [0, 1, 2, 3]
     pd.testing.assert_frame_equal(_scores(one, train), _scores(two, train))
     for a, b in zip(one.runs, two.runs):

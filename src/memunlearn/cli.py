@@ -1,8 +1,10 @@
 """``memunlearn list``: what the registries hold (the names params.yaml accepts); ``memunlearn check``: is
-params.yaml valid, every section through its typed config, before DVC deletes any output."""
+params.yaml valid, every section through its typed config, before DVC deletes any output; ``memunlearn store``:
+list, verify and garbage-collect the subset-model store."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -37,7 +39,8 @@ def list_registries() -> str:
 
 
 def check(path: Path) -> int:
-    """Print every problem of params file ``path`` (one line each, key path first) or one OK line; 0 = valid."""
+    """Print every problem of params file ``path`` and of the MEMUNLEARN_* environment variables (one line each,
+    key path or variable first) or one OK line; 0 = valid."""
     import yaml
 
     from .params import SECTIONS, check_params
@@ -50,7 +53,8 @@ def check(path: Path) -> int:
     except yaml.YAMLError as exc:
         print(f"{path}: not valid YAML: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
-    problems = check_params(params) if isinstance(params, dict) else [f"{path}: write a mapping of sections"]
+    problems = (check_params(params, os.environ) if isinstance(params, dict)
+                else [f"{path}: write a mapping of sections"])
     for problem in problems:
         print(problem, file=sys.stderr)
     if problems:
@@ -61,17 +65,96 @@ def check(path: Path) -> int:
     return 0
 
 
+# ---- memunlearn store ls | verify | gc: the subset-model store (memorization/housekeeping.py) ----------------
+
+def add_store_commands(commands) -> None:
+    store = commands.add_parser("store", help="the subset-model store: ls, verify, gc")
+    actions = store.add_subparsers(dest="store_command", required=True)
+    helps = {"ls": "keys, models and bytes per key, and the key the current params and code use",
+             "verify": "check every file's checksum; exit 1 on a bad one",
+             "gc": "remove the keys no current params use (a dry run unless --yes)"}
+    for name, text in helps.items():
+        action = actions.add_parser(name, help=text)
+        action.add_argument("--root", type=Path, default=Path("data/memorize_store"), help="the store folder")
+        if name != "verify":
+            action.add_argument("--params", type=Path, default=Path("params.yaml"), help="the params file")
+            action.add_argument("--prepared", type=Path, default=Path("data/prepared"), help="the prepared splits")
+        if name == "gc":
+            action.add_argument("--yes", action="store_true", help="delete them (default: list what would go)")
+
+
+def store_command(args) -> int:
+    """Run ``memunlearn store <ls|verify|gc>``; the exit code."""
+    from .memorization import housekeeping
+
+    if args.store_command == "verify":
+        checked, problems = housekeeping.verify(args.root)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"{args.root}: {checked} files checked, {len(problems)} bad")
+        return 1 if problems else 0
+    current, why = _current_store_key(args.params, args.prepared)
+    if args.store_command == "ls":
+        keys = housekeeping.stored_keys(args.root)
+        for stored in keys:
+            mark = "  <- current params and code" if stored.key == current else ""
+            print(f"{stored.key}  {len(stored.indices):>6} models  {_size(stored.bytes):>9}{mark}")
+        print(f"{args.root}: {len(keys)} keys, {sum(len(k.indices) for k in keys)} models, "
+              f"{_size(sum(k.bytes for k in keys))}; current key: {current or f'unknown ({why})'}")
+        return 0
+    if current is None:
+        print(f"cannot tell which key the current params use ({why}); nothing removed", file=sys.stderr)
+        return 1
+    unused = housekeeping.unused_keys(args.root, {current})
+    for stored in unused:
+        if args.yes:
+            housekeeping.remove_key(args.root, stored.key)
+        print(f"{'removed' if args.yes else 'would remove'} {stored.key} ({len(stored.indices)} models, "
+              f"{_size(stored.bytes)}): no current params use it")
+    if not unused:
+        print(f"{args.root}: every key is in use ({current})")
+    elif args.yes:
+        print("`dvc commit memorize` records the smaller store; the DVC cache keeps the removed models until `dvc gc`")
+    else:
+        print("dry run: `memunlearn store gc --yes` removes them")
+    return 0
+
+
+def _current_store_key(params_path: Path, prepared: Path) -> tuple[str | None, str]:
+    """(the key the memorize stage would use now, or None; why not)."""
+    import yaml
+
+    from .config import ConfigError
+    from .memorization.housekeeping import current_key
+
+    try:
+        return current_key(yaml.safe_load(params_path.read_text()) or {}, prepared), ""
+    except (OSError, ValueError, ConfigError, yaml.YAMLError) as exc:
+        return None, " ".join(str(exc).split())
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="memunlearn", description="memorization-aware machine unlearning")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="print the registered datasets, models, proxies and methods")
     checker = commands.add_parser("check", help="validate every params.yaml section; every problem at once")
     checker.add_argument("--params", type=Path, default=Path("params.yaml"), help="the params file (params.yaml)")
+    add_store_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "list":
         print(list_registries())
     elif args.command == "check":
         sys.exit(check(args.params))
+    elif args.command == "store":
+        sys.exit(store_command(args))
 
 
 if __name__ == "__main__":

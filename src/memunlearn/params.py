@@ -17,6 +17,7 @@ from .evaluation.claims import ClaimsConfig
 from .experiments.forgetting_quality import ForgettingQualityConfig
 from .grid import GRIDS, SweepConfig
 from .memorization import PROXIES, ExactConfig, ProxyConfig
+from .memorization.exact import ENVIRONMENT, execution_problems, moved_to_environment
 from .partition import EMBEDDING_SCORES, EXACT_SCORES, PartitionConfig
 from .registry import UnknownNameError
 from .training import RecordConfig, TrainConfig
@@ -41,9 +42,14 @@ SECTIONS: dict[str, type] = {  # params.yaml section -> the config class the sta
 METHODS_SECTION = "methods"  # one block per method: methods.<name> builds the config class of its method
 
 
-def check_params(params: Mapping[str, Any]) -> list[str]:
-    """Every problem in a whole params.yaml, one line each starting with its key path; [] when all is well."""
-    problems: list[str] = []
+def check_params(params: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> list[str]:
+    """Every problem in a whole params.yaml, one line each starting with its key path; [] when all is well.
+    With ``environ``, its MEMUNLEARN_* execution variables too (memorization/exact.py ``Execution``)."""
+    problems: list[str] = execution_problems(environ) if environ is not None else []
+    memorize = params.get("memorize")
+    if moved := moved_to_environment(memorize):  # one line naming the variable, not "unknown key"
+        problems += moved
+        params = {**params, "memorize": {k: v for k, v in memorize.items() if k not in ENVIRONMENT}}
 
     def attempt(build: Callable[[], Any]) -> Any:
         try:

@@ -1,15 +1,15 @@
 """Exact-memorization jobs through Prefect task runners: local processes or a Dask cluster.
 
 The memorize stage stays the DVC entry point (its outputs, cache and per-model
-store are unchanged); with ``memorize.runner: prefect`` or ``dask`` it hands
+store are unchanged); with ``MEMUNLEARN_RUNNER=prefect`` or ``dask`` it hands
 the missing subset models to ``prefect_runner``, its one way in, which runs one
 Prefect task per job (``memorize.stack`` models) inside a flow run:
 
-- ``prefect``: ``memorize.workers`` local processes (``ProcessPoolTaskRunner``),
-  or this process when ``workers: 1``;
+- ``prefect``: ``MEMUNLEARN_WORKERS`` local processes (``ProcessPoolTaskRunner``),
+  or this process when it is 1;
 - ``dask``: a Dask cluster through prefect-dask's ``DaskTaskRunner`` at
-  ``memorize.dask_address`` (``tcp://host:8786``), or a temporary
-  ``LocalCluster`` of ``workers`` processes when the address is empty.
+  ``MEMUNLEARN_DASK_ADDRESS`` (``tcp://host:8786``), or a temporary
+  ``LocalCluster`` of ``MEMUNLEARN_WORKERS`` processes when it is unset.
 
 Each finished job comes back to the stage's process, which saves its models
 to the store at once: a lost worker or a killed run loses only jobs in flight.
@@ -24,7 +24,7 @@ from prefect import flow, task
 from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-from memunlearn.memorization import ExactConfig, SubsetJob, SubsetModelOutputs, run_subset_job
+from memunlearn.memorization import Execution, SubsetJob, SubsetModelOutputs, run_subset_job
 from memunlearn.memorization.engine import JobDone, Runner
 
 
@@ -33,7 +33,7 @@ def train_job(job: SubsetJob) -> list[SubsetModelOutputs]:
     return run_subset_job(job)
 
 
-def task_runner(config: ExactConfig) -> TaskRunner:
+def task_runner(config: Execution) -> TaskRunner:
     """The Prefect task runner that ``config.runner`` / ``workers`` / ``dask_address`` ask for."""
     if config.runner == "dask":
         from prefect_dask import DaskTaskRunner
@@ -47,7 +47,7 @@ def task_runner(config: ExactConfig) -> TaskRunner:
     return ThreadPoolTaskRunner(max_workers=1)
 
 
-def prefect_runner(config: ExactConfig) -> Runner:
+def prefect_runner(config: Execution) -> Runner:
     """A memorization ``Runner`` (engine.py) that runs jobs as tasks of one Prefect flow run."""
     def run(jobs: Sequence[SubsetJob], done: JobDone) -> None:
         if not jobs:

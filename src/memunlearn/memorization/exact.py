@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..config import check_choice, check_fraction
+from ..config import ConfigError, check_fraction
 from ..data.splits import DatasetInfo, ImageSplit
 from ..training.recipe import TrainConfig
 from .engine import Runner, SubsetJob, SubsetModelOutputs, process_pool
@@ -35,40 +35,95 @@ RUNNERS = ("local", "prefect", "dask")  # local: this library; prefect, dask: fl
 
 @dataclass(frozen=True)
 class ExactConfig:
+    """The ``memorize`` section: what the subset models are and how they compute (any of it can change a result)."""
+
     num_models: int = 16  # K (reference: 400)
     subset_fraction: float = 0.7  # p
     seed: int = 0
-    workers: int = 1  # jobs side by side: local processes, or Prefect task-runner slots
-    threads_per_worker: int = 0  # torch threads per job; 0 = cores / workers locally, as is elsewhere
+    threads_per_worker: int = 0  # torch threads per job; 0 = auto: this machine's cores / MEMUNLEARN_WORKERS
     stack: int = 0  # models trained per kernel (training/stacked.py); 0 = auto: 1 on CPU, 16 on GPU
     channels_last: bool = True  # memory layout of the subset models; faster on CPU and GPU
-    runner: str = "local"  # local (this process / local processes) | prefect | dask
-    dask_address: str = ""  # runner dask: scheduler address, e.g. tcp://10.0.0.5:8786; "" = temporary local cluster
     influence_top: int = 0  # keep each test example's top-n train->test influences; 0 = off
 
     def validate(self) -> None:
-        if self.workers < 1 or self.threads_per_worker < 0 or self.stack < 0 or self.influence_top < 0:
-            raise ValueError("memorize.workers must be >= 1 and threads_per_worker, stack, influence_top >= 0")
+        if self.threads_per_worker < 0 or self.stack < 0 or self.influence_top < 0:
+            raise ValueError("memorize.threads_per_worker, stack and influence_top must be >= 0")
         if self.num_models < 2:
             raise ValueError(f"memorize.num_models must be >= 2, got {self.num_models}")
         check_fraction(self.subset_fraction, "memorize.subset_fraction", open_low=True)
         if self.subset_fraction == 1:
             raise ValueError("memorize.subset_fraction must be < 1, or no example is ever held out")
-        check_choice(self.runner, RUNNERS, "memorize.runner")
 
     def models_per_job(self, device: torch.device) -> int:
         return self.stack or (16 if device.type == "cuda" else 1)
 
     def jobs(self, indices: list[int], train: ImageSplit, test: ImageSplit, info: DatasetInfo, recipe: TrainConfig,
-             device: torch.device) -> list[SubsetJob]:
-        """The missing models ``indices`` as jobs of ``models_per_job`` models each."""
+             device: torch.device, workers: int = 1) -> list[SubsetJob]:
+        """The missing models ``indices`` as jobs of ``models_per_job`` models each; ``workers`` jobs side by
+        side share this machine's cores unless ``threads_per_worker`` pins the thread count."""
         size = self.models_per_job(device)
         threads = self.threads_per_worker
-        if self.runner == "local" and self.workers > 1 and not threads:
-            threads = max(1, (os.cpu_count() or 1) // self.workers)
+        if workers > 1 and not threads:
+            threads = max(1, (os.cpu_count() or 1) // workers)
         return [SubsetJob(tuple(indices[i:i + size]), train, test, info, recipe, self.subset_fraction, self.seed,
                           str(device), self.channels_last, threads)
                 for i in range(0, len(indices), size)]
+
+
+ENVIRONMENT = {  # Execution field -> the environment variable that sets it
+    "runner": "MEMUNLEARN_RUNNER", "workers": "MEMUNLEARN_WORKERS", "dask_address": "MEMUNLEARN_DASK_ADDRESS"}
+
+
+@dataclass(frozen=True)
+class Execution:
+    """Where the missing subset models train: environment variables (``ENVIRONMENT``), never DVC params, since
+    model k is the same model on every runner (and every worker count once ``threads_per_worker`` pins the
+    threads); switching them invalidates no cache and writes nothing machine-specific into dvc.lock
+    (docs/architecture.md rule 7)."""
+
+    runner: str = "local"  # local (this process / local processes) | prefect | dask
+    workers: int = 1  # jobs side by side: local processes, Prefect task slots, or local Dask workers
+    dask_address: str = ""  # runner dask: scheduler address, e.g. tcp://10.0.0.5:8786; "" = temporary local cluster
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> "Execution":
+        """The settings ``environ`` holds (unset = the default); a bad value is a ConfigError, one line each."""
+        problems = execution_problems(environ)
+        if problems:
+            raise ConfigError("\n".join(problems))
+        workers = environ.get(ENVIRONMENT["workers"], "").strip()
+        return cls(environ.get(ENVIRONMENT["runner"], "").strip() or cls.runner, int(workers) if workers else 1,
+                   environ.get(ENVIRONMENT["dask_address"], "").strip())
+
+
+def execution_problems(environ: Mapping[str, str]) -> list[str]:
+    """One line per bad ``MEMUNLEARN_*`` execution variable in ``environ``, naming it and the fix."""
+    runner_var, workers_var, address_var = ENVIRONMENT.values()
+    runner = environ.get(runner_var, "").strip() or Execution.runner
+    workers = environ.get(workers_var, "").strip()
+    address = environ.get(address_var, "").strip()
+    problems = []
+    if runner not in RUNNERS:
+        problems.append(f"{runner_var}: got {runner!r}; choose one of {', '.join(RUNNERS)} "
+                        f"(export {runner_var}=prefect), or unset it for local")
+    if workers and not (workers.isdigit() and int(workers) >= 1):
+        problems.append(f"{workers_var}: got {workers!r}; set a whole number >= 1 (export {workers_var}=2), "
+                        "or unset it for 1")
+    if address and "://" not in address:
+        problems.append(f"{address_var}: got {address!r}; write a scheduler address with its protocol "
+                        f"(export {address_var}=tcp://10.0.0.5:8786), or unset it for a temporary local cluster")
+    elif address and runner != "dask":
+        problems.append(f"{address_var}: set, but {runner_var} is {runner!r}; export {runner_var}=dask to use the "
+                        f"cluster, or unset {address_var}")
+    return problems
+
+
+def moved_to_environment(section: object) -> list[str]:
+    """One line per key of a ``memorize`` params section that is an environment variable now."""
+    if not isinstance(section, Mapping):
+        return []
+    return [f"memorize.{key}: not a param any more (it cannot change a result); delete it from params.yaml and "
+            f"export {var} instead" for key, var in ENVIRONMENT.items() if key in section]
 
 
 @dataclass(frozen=True)
@@ -88,13 +143,14 @@ def train_subset_models(
     store: SubsetModelStore | None = None,
     on_model: Callable[[SubsetModelOutputs, bool], None] | None = None,
     runner: Runner | None = None,
+    workers: int = 1,
 ) -> SubsetRuns:
     """The K subset models, reusing every one the store already holds.
 
     Missing models run as jobs through ``runner`` (default: this process,
-    or ``config.workers`` local processes); each model is saved to the store
-    as soon as its job is done, so a crash loses only the jobs in flight.
-    ``on_model(outputs, reused)`` sees every model.
+    or ``workers`` local processes; ``Execution.workers`` either way); each
+    model is saved to the store as soon as its job is done, so a crash loses
+    only the jobs in flight. ``on_model(outputs, reused)`` sees every model.
     """
     runs: dict[int, SubsetModelOutputs] = {}
     for k in range(config.num_models):
@@ -113,7 +169,7 @@ def train_subset_models(
             if on_model is not None:
                 on_model(run, False)
 
-    (runner or process_pool(config.workers))(config.jobs(missing, train, test, info, recipe, device), save)
+    (runner or process_pool(workers))(config.jobs(missing, train, test, info, recipe, device, workers), save)
     reused = sorted(set(runs) - set(missing))
     return SubsetRuns([runs[k] for k in range(config.num_models)], missing, reused)
 

@@ -20,6 +20,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,6 +29,9 @@ from ..io import atomic_write
 from ..provenance import PACKAGE_ROOT, imported_files, source_fingerprint
 from ..training.recipe import TrainConfig
 from .engine import SubsetModelOutputs
+
+if TYPE_CHECKING:
+    from .exact import ExactConfig
 
 log = logging.getLogger("memunlearn.memorization")
 
@@ -58,6 +62,11 @@ def store_key(fingerprint: str, recipe: TrainConfig, subset_fraction: float, see
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
+def key_for(train: ImageSplit, test: ImageSplit, recipe: TrainConfig, config: ExactConfig) -> str:
+    """The key of these splits' subset models under ``recipe`` and the ``memorize`` settings, with this code."""
+    return store_key(dataset_fingerprint(train, test), recipe, config.subset_fraction, config.seed)
+
+
 def _checksum(arrays: dict[str, np.ndarray]) -> str:
     digest = hashlib.sha256()
     for name in ARRAYS:
@@ -85,17 +94,27 @@ class SubsetModelStore:
         if not path.exists():
             return None
         try:
-            with np.load(path) as z:
-                arrays = {name: z[name] for name in ARRAYS}
-                seconds = float(z["seconds"])
-                valid = int(z["index"]) == index and str(z["checksum"]) == _checksum(arrays)
-        except Exception:  # truncated zip, missing member, bad header: all mean "recompute"
-            valid = False
-        if not valid:
+            return read_model(path, index)
+        except ValueError:
             log.warning("subset model file %s is corrupt, incomplete or of an older format; recomputing it", path)
             path.unlink(missing_ok=True)
             return None
-        return SubsetModelOutputs(index, *(arrays[name] for name in ARRAYS), seconds=seconds)
 
     def indices(self) -> list[int]:
         return sorted(int(p.stem.split("_")[1]) for p in self.folder.glob("model_*.npz"))
+
+
+def read_model(path: Path, index: int) -> SubsetModelOutputs:
+    """Model ``index``'s outputs from ``path``; ValueError saying why when the file is truncated, corrupt, of an
+    older format or another model's."""
+    try:
+        with np.load(path) as z:
+            arrays = {name: z[name] for name in ARRAYS}
+            seconds, stored_index, checksum = float(z["seconds"]), int(z["index"]), str(z["checksum"])
+    except Exception as exc:  # truncated zip, missing member, bad header
+        raise ValueError(f"unreadable ({type(exc).__name__}: {exc})") from None
+    if stored_index != index:
+        raise ValueError(f"holds model {stored_index}, not {index}")
+    if checksum != _checksum(arrays):
+        raise ValueError("checksum mismatch: its arrays changed after it was written")
+    return SubsetModelOutputs(index, *(arrays[name] for name in ARRAYS), seconds=seconds)

@@ -12,14 +12,14 @@ import torch
 
 from ..training.recipe import TrainConfig
 from .agreement import planted_auroc
-from .exact import ExactConfig, SubsetRuns
+from .exact import ExactConfig, Execution, SubsetRuns
 
 
 def memorize_summary(result: SubsetRuns, scores: pd.DataFrame, planted_ids, stability: Mapping[str, Any],
                      config: ExactConfig, recipe: TrainConfig, key: str, seconds: float,
-                     device: torch.device) -> dict[str, Any]:
+                     device: torch.device, execution: Execution) -> dict[str, Any]:
     """Mean score, missing share, how well the scores find the planted label noise, stability over K
-    (``stability``, from convergence.py), and the cost: ``seconds`` is this run's wall time."""
+    (``stability``, from convergence.py), and the cost: ``seconds`` is this run's wall time on ``execution``."""
     by_id = scores.set_index("example_id")
     mem = by_id["mem"]
     return {
@@ -38,5 +38,6 @@ def memorize_summary(result: SubsetRuns, scores: pd.DataFrame, planted_ids, stab
         "examples_processed": int(sum(result.runs[k].mask.sum() for k in result.trained)) * recipe.epochs,
         "models_per_hour": len(result.trained) / seconds * 3600 if result.trained else None,
         "models_per_job": config.models_per_job(device),
-        "runner": config.runner,
+        "runner": execution.runner,
+        "workers": execution.workers,
     }
