@@ -29,8 +29,8 @@ def restore(root: Path, store_root: Path, key: str, indices: Iterable[int]) -> i
         from dvc.repo import Repo
 
         with Repo(str(root)) as repo:
-            cache = Path(repo.cache.local.path)
-        from_cache = _from_cache(cache, store_root, missing)
+            objects = Path(repo.cache.local.path)  # <cache dir>/files/md5: objects by hash, .dir = manifests
+        from_cache = _from_cache(objects, store_root, missing)
         from_remote = _from_remote(root, store_root, missing - from_cache)
     except Exception as exc:  # not a DVC repo, no remote, offline: train what is missing
         log.warning("could not restore subset models from DVC (%s); training the missing ones",
@@ -42,9 +42,8 @@ def restore(root: Path, store_root: Path, key: str, indices: Iterable[int]) -> i
     return len(from_cache) + len(from_remote)
 
 
-def _from_cache(cache: Path, store_root: Path, wanted: set[str]) -> set[str]:
-    """Copy every file of ``wanted`` (paths inside the store) that a directory manifest in ``cache`` lists."""
-    objects = cache / "files" / "md5"
+def _from_cache(objects: Path, store_root: Path, wanted: set[str]) -> set[str]:
+    """Copy every file of ``wanted`` (paths inside the store) that a directory manifest in ``objects`` lists."""
     found: set[str] = set()
     for manifest in objects.glob("??/*.dir"):
         try:

@@ -1,0 +1,146 @@
+"""End to end: the subset-model store travels through a DVC remote and into experiments (issue 12, item 2).
+
+Real git and DVC on tiny copies of the project, in order: clone A trains K models and pushes to a
+local-directory remote; clone B pulls and reproduces with none trained, grows K (one trained) and pushes;
+A pulls and holds them all; a fresh clone grows K with `dvc repro --pull --allow-missing` (only the new
+model trained, the rest fetched from the remote); two `--temp` experiments find the store, the second
+also the first one's models. `models_trained` in metrics/memorize.json counts what each step trained.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from test_pipeline_e2e import TINY, dvc, set_params, tiny_project  # tests/ is on sys.path under pytest
+
+pytestmark = pytest.mark.e2e
+
+K = TINY["memorize"]["num_models"]  # 3
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True).stdout
+
+
+def memorize_metrics(root: Path) -> dict:
+    return json.loads((root / "metrics/memorize.json").read_text())
+
+
+def stored_models(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / "data/memorize_store").glob("*/model_*.npz"))
+
+
+def clone(world: dict, name: str) -> Path:
+    root = world["tmp"] / name
+    subprocess.run(["git", "clone", "-q", "-b", "main", str(world["origin"]), str(root)], check=True)
+    git(root, "config", "user.email", f"{name}@example.com")
+    git(root, "config", "user.name", name)
+    return root
+
+
+def publish(root: Path, message: str) -> None:
+    """What a teammate does after a run: commit params, dvc.lock and metrics, push to git and to DVC's remote."""
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", message)
+    git(root, "push", "-q", "origin", "HEAD:main")
+    dvc(root, "push")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A bare git origin, a local-directory DVC remote, and clone A holding the tiny project."""
+    tmp = tmp_path_factory.mktemp("sharing")
+    origin, remote = tmp / "origin.git", tmp / "remote"
+    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
+    remote.mkdir()
+    (tmp / "A").mkdir()
+    with tiny_project(tmp / "A") as a:
+        git(a, "config", "user.email", "a@example.com")
+        git(a, "config", "user.name", "A")
+        dvc(a, "remote", "add", "-d", "shared", str(remote))
+        git(a, "add", "-A")
+        git(a, "commit", "-q", "-m", "tiny project")
+        git(a, "branch", "-M", "main")
+        git(a, "remote", "add", "origin", str(origin))
+        yield {"tmp": tmp, "origin": origin, "remote": remote, "A": a}
+
+
+def test_clone_a_trains_k_models_and_pushes_them(world):
+    a = world["A"]
+    dvc(a, "repro", "memorize")
+    assert memorize_metrics(a)["models_trained"] == K and len(stored_models(a)) == K
+    publish(a, "K models")
+    assert "metrics/memorize.json" in git(a, "ls-files", "metrics")  # metrics are versioned in git
+    assert len([p for p in world["remote"].rglob("*") if p.is_file()]) > K  # the models, their manifest, data
+
+
+def test_clone_b_pulls_and_reproduces_with_no_model_trained(world):
+    b = world["B"] = clone(world, "B")
+    assert memorize_metrics(b)["models_trained"] == K  # A's metrics came with git, before any pull
+    dvc(b, "pull", "--with-deps", "memorize")  # only prepare and memorize ran here
+    assert stored_models(b) == stored_models(world["A"])
+    assert "Running stage" not in dvc(b, "repro", "memorize").stdout
+    dvc(b, "repro", "--force", "--single-item", "memorize")
+    assert (memorize_metrics(b)["models_trained"], memorize_metrics(b)["models_reused"]) == (0, K)
+
+
+def test_clone_b_grows_k_training_only_the_new_model_and_pushes(world):
+    b = world["B"]
+    set_params(b, {"memorize": {"num_models": K + 1}})
+    dvc(b, "repro", "memorize")
+    assert (memorize_metrics(b)["models_trained"], memorize_metrics(b)["models_reused"]) == (1, K)
+    diff = json.loads(dvc(b, "metrics", "diff", "--json").stdout)  # against the committed metrics
+    assert diff["metrics/memorize.json"]["num_models"] == {"old": K, "new": K + 1, "diff": 1}
+    publish(b, "K + 1 models")
+
+
+def test_clone_a_pulls_and_holds_every_model(world):
+    a = world["A"]
+    git(a, "pull", "-q", "origin", "main")
+    dvc(a, "pull", "--with-deps", "memorize")
+    assert len(stored_models(a)) == K + 1 and stored_models(a) == stored_models(world["B"])
+    assert json.loads(dvc(a, "status", "memorize", "--json").stdout) == {}
+    dvc(a, "repro", "--force", "--single-item", "memorize")
+    assert (memorize_metrics(a)["models_trained"], memorize_metrics(a)["models_reused"]) == (0, K + 1)
+    git(a, "checkout", "--", "metrics")  # the forced rerun's timings; the committed state again
+
+
+def test_repro_pull_allow_missing_continues_a_teammates_run_training_only_new_models(world):
+    c = clone(world, "C")
+    assert "Running stage" not in dvc(c, "repro", "--pull", "--allow-missing", "memorize").stdout  # all done
+    set_params(c, {"memorize": {"num_models": K + 2}})
+    # memorize changed: DVC pulls its deps (data/prepared), never its persistent output; the stage fetches the
+    # models dvc.lock records from the remote itself and trains only the new one
+    dvc(c, "repro", "--pull", "--allow-missing", "memorize")
+    assert (memorize_metrics(c)["models_trained"], memorize_metrics(c)["models_reused"]) == (1, K + 1)
+
+
+def experiment_metrics(root: Path, name: str) -> dict:
+    """metrics/memorize.json of experiment ``name`` (`dvc exp show --json`)."""
+    def find(node):
+        if isinstance(node, dict):
+            if node.get("name") == name and "data" in node:
+                return node["data"]["metrics"]["metrics/memorize.json"]["data"]
+            node = list(node.values())
+        if isinstance(node, list):
+            for child in node:
+                if (found := find(child)) is not None:
+                    return found
+        return None
+
+    found = find(json.loads(dvc(root, "exp", "show", "--json").stdout))
+    assert found is not None, f"no experiment {name!r}"
+    return found
+
+
+def test_temp_experiments_find_the_store_and_each_others_models(world):
+    a = world["A"]
+    dvc(a, "exp", "run", "--temp", "-n", "k-plus-3", "-S", f"memorize.num_models={K + 3}", "memorize")
+    assert experiment_metrics(a, "k-plus-3")["models_trained"] == 2  # K + 1 checked out from the cache
+    assert len(stored_models(a)) == K + 1  # a --temp experiment leaves the workspace alone
+    # from the same baseline (K + 1 models): the first experiment's models are in the shared cache
+    dvc(a, "exp", "run", "--temp", "-n", "k-plus-4", "-S", f"memorize.num_models={K + 4}", "memorize")
+    assert experiment_metrics(a, "k-plus-4")["models_trained"] == 1
