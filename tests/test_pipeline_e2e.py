@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ["prepare", "train", "memorize", "proxies", "proxy_study", "partition", "oracle", "unlearn", "evaluate",
-          "forgetting_quality", "sweep_score", "sweep_report", "claims"]
+          "summary", "forgetting_quality", "sweep_score", "sweep_report", "claims"]
 SWEEP_CELLS = [  # TINY's grids: one cell each
     "sweep_oracle@exact_prob-high-0", "sweep_cell@neggrad_plus-exact_prob-high-rum_f-0",
     "levels_oracle@exact_prob-low-0", "levels_cell@neggrad_plus-exact_prob-low-vanilla-0",
@@ -141,6 +141,21 @@ def test_metrics_show_lists_tow_mia_accuracies_and_proxy_correlations(project, f
     for proxy in ("confidence", "max_conf", "entropy", "binary_acc", "loss_curvature", "holdout_retrain"):
         assert {"spearman", "pearson", "precision_at_n", "cost_fraction_of_exact"} <= set(metrics[proxy])
     assert metrics["rum_beats_shuffle"]["verdict"] == "not run" and "largest_class_share" in metrics
+    summary = shown[""]["data"]["metrics/summary.json"]["data"]  # the headline, flat
+    evaluate = shown[""]["data"]["metrics/evaluate.json"]["data"]["unlearned"]
+    memorize = shown[""]["data"]["metrics/memorize.json"]["data"]
+    assert {k: summary[k] for k in ("tow", "tow_mia", "forget_acc", "retain_acc", "test_acc")} == {
+        k: evaluate[k] for k in ("tow", "tow_mia", "forget_acc", "retain_acc", "test_acc")}
+    assert summary["planted_noise_auroc"] == memorize["planted_noise_auroc"]
+    assert summary.get("score_stability") == memorize.get("spearman_split_halves")  # null at TINY's K = 3
+
+
+def test_metrics_are_versioned_in_git_and_data_is_not(project, first_repro):
+    import subprocess
+
+    ignored = subprocess.run(["git", "check-ignore", "metrics/summary.json", "metrics/memorize.json",
+                              "data/memorize/scores.parquet"], cwd=project, capture_output=True, text=True).stdout
+    assert ignored.split() == ["data/memorize/scores.parquet"]
 
 
 def test_mlflow_holds_one_parent_run_with_a_child_per_stage_and_the_models(project, first_repro):
@@ -179,7 +194,7 @@ def test_changing_an_unlearning_param_reruns_only_what_unlearns(project, first_r
     set_params(project, {"unlearn": {"seed": 1}})
     # evaluate follows unlearn's outputs; forgetting_quality unlearns its own copies with the same settings
     assert set(json.loads(dvc(project, "status", "--json").stdout)) == {"unlearn", "forgetting_quality"}
-    assert ran_stages(dvc(project, "repro").stdout) == ["unlearn", "evaluate", "forgetting_quality"]
+    assert ran_stages(dvc(project, "repro").stdout) == ["unlearn", "evaluate", "summary", "forgetting_quality"]
 
 
 def test_prefect_flow_runs_the_stages_and_dvc_decides_what_reruns(project, first_repro):
@@ -190,7 +205,7 @@ def test_prefect_flow_runs_the_stages_and_dvc_decides_what_reruns(project, first
     with prefect_test_harness():
         ran = pipeline(repo_dir=str(project), overrides={"unlearn.strategy": "vanilla"})
     assert sorted(ran) == sorted(STAGES + SWEEP_CELLS)
-    assert [s for s, did in ran.items() if did] == ["unlearn", "evaluate", "forgetting_quality"]
+    assert [s for s, did in ran.items() if did] == ["unlearn", "evaluate", "summary", "forgetting_quality"]
     assert yaml.safe_load((project / "params.yaml").read_text())["unlearn"]["strategy"] == "vanilla"
 
     import mlflow
