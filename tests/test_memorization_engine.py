@@ -67,6 +67,7 @@ def test_stacked_jobs_give_the_loop_s_scores(synthetic):
     ("MEMUNLEARN_RUNNER", "ray", "choose one of local, prefect, dask"),
     ("MEMUNLEARN_WORKERS", "two", "set a whole number >= 1"),
     ("MEMUNLEARN_WORKERS", "0", "set a whole number >= 1"),
+    ("MEMUNLEARN_WORKERS", "²", "set a whole number >= 1"),
     ("MEMUNLEARN_DASK_ADDRESS", "10.0.0.5:8786", "with its protocol"),
 ])
 def test_a_bad_execution_variable_is_one_line_naming_it_and_the_fix(variable, value, fix):

@@ -106,7 +106,7 @@ def execution_problems(environ: Mapping[str, str]) -> list[str]:
     if runner not in RUNNERS:
         problems.append(f"{runner_var}: got {runner!r}; choose one of {', '.join(RUNNERS)} "
                         f"(export {runner_var}=prefect), or unset it for local")
-    if workers and not (workers.isdigit() and int(workers) >= 1):
+    if workers and not (workers.isascii() and workers.isdigit() and int(workers) >= 1):
         problems.append(f"{workers_var}: got {workers!r}; set a whole number >= 1 (export {workers_var}=2), "
                         "or unset it for 1")
     if address and "://" not in address:
