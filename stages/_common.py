@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import numpy as np
 import psutil
 import torch
 import yaml
 
 from memunlearn.devices import resolve_device
-from memunlearn.tracking import StageRecord, TrackingTarget, record_stage
+from memunlearn.tracking import (EXPERIMENT_TAG, ModelRecord, StageRecord, StageRun, TrackingTarget, fail_stage,
+                                 finish_stage, log_row, start_stage, store_location)
 
 ROOT = Path.cwd()  # dvc runs every stage from the repository root
 PARAMS_FILE = ROOT / "params.yaml"
@@ -62,6 +62,14 @@ def environment() -> Mapping[str, str]:
     return os.environ
 
 
+def tag_param(dotted: str) -> str:
+    """A params.yaml value read for an MLflow tag only: it never reaches a result, so no stage declares it."""
+    node: Any = yaml.safe_load(PARAMS_FILE.read_text()) if PARAMS_FILE.exists() else {}
+    for key in dotted.split("."):
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return "" if node is None else str(node)
+
+
 def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in params.items():
@@ -73,11 +81,6 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def input_example(info) -> np.ndarray:
-    """A (2, C, H, W) float input for MLflow's model signature (batch 2: a batch of 1 would fix the size)."""
-    return np.zeros((2, info.in_channels, info.image_size, info.image_size), dtype=np.float32)
-
-
 def device(name: str) -> torch.device:
     chosen = resolve_device(name)
     log.info("device: %s", chosen)
@@ -86,25 +89,48 @@ def device(name: str) -> torch.device:
 
 # ---- tracking ----------------------------------------------------------------
 
+_RUN: StageRun | None = None  # this stage's MLflow run, open from the start of the stage (``stage``) to its end
+
+
 def tracking_target() -> TrackingTarget:
-    """MLFLOW_TRACKING_URI if set, else the embedded SQLite store beside the repo."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{ROOT / 'mlruns.db'}"
-    artifacts = None if uri.startswith("http") else (ROOT / "mlartifacts").as_uri()
+    """MLFLOW_TRACKING_URI if set, else the SQLite store of the DVC project: DVC_ROOT, which DVC sets to the
+    workspace even when the stage runs in a temporary copy (`dvc exp run --temp`, a queued experiment)."""
+    uri, artifacts = store_location(Path(os.environ.get("DVC_ROOT") or ROOT), os.environ.get("MLFLOW_TRACKING_URI"))
     key, name = _invocation()
-    return TrackingTarget(uri, artifacts, os.environ.get("MLFLOW_EXPERIMENT_NAME", "memunlearn"),
-                          key, name, {"git_commit": _git_commit()})
+    experiment = os.environ.get("DVC_EXP_NAME")
+    tags = {"git_commit": _git_commit(), **({EXPERIMENT_TAG: experiment} if experiment else {})}
+    return TrackingTarget(uri, artifacts, os.environ.get("MLFLOW_EXPERIMENT_NAME", "memunlearn"), key, name, tags)
+
+
+def stage_name() -> str:
+    """The stage's name as DVC addresses it (``DVC_STAGE``, e.g. ``sweep_cell@...``), else the script's."""
+    return os.environ.get("DVC_STAGE") or Path(sys.argv[0]).stem
 
 
 def track(record: StageRecord) -> None:
-    record_stage(record, tracking_target())
+    """Log the stage's record into its run and close the run."""
+    global _RUN
+    finish_stage(_RUN, record, _RUN.target if _RUN else tracking_target())
+    _RUN = None
+
+
+def log_epoch(row: Mapping[str, Any]) -> None:
+    """Log one per-epoch row of a training loop live (``fit``'s ``on_row``)."""
+    log_row(_RUN, row)
+
+
+def registered(model: torch.nn.Module, role: str, info, **tags: Any) -> ModelRecord:
+    """``model``, to be registered as ``memunlearn-<role>`` with these tags (method, strategy, forget kind)."""
+    return ModelRecord(model, role, info, {k: str(v) for k, v in tags.items()})
 
 
 def _invocation() -> tuple[str, str]:
-    """A key shared by all stages of one pipeline invocation.
+    """A key shared by all stages of one pipeline invocation, and the parent run's name.
 
-    The Prefect flow sets MEMUNLEARN_RUN_GROUP; under a plain ``dvc repro``
-    the key is the enclosing dvc process (pid + start time), so every stage
-    it runs lands under one parent run.
+    The Prefect flows set MEMUNLEARN_RUN_GROUP and MEMUNLEARN_RUN_NAME; under
+    a plain ``dvc repro`` or ``dvc exp run`` the key is the enclosing dvc
+    process (pid + start time), so every stage it runs lands under one parent
+    run, named for the DVC experiment if there is one.
     """
     if os.environ.get("MEMUNLEARN_RUN_GROUP"):
         key = os.environ["MEMUNLEARN_RUN_GROUP"]
@@ -116,8 +142,10 @@ def _invocation() -> tuple[str, str]:
             continue
         if any(Path(arg).name == "dvc" for arg in cmd[:2]) or "dvc" in cmd[1:3]:
             started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(proc.create_time()))
-            return f"dvc-{proc.pid}-{proc.create_time():.0f}", f"{' '.join(Path(a).name for a in cmd[:3])} {started}"
-    return f"stage-{os.getpid()}-{time.time():.0f}", "single stage"
+            at = next(i for i, arg in enumerate(cmd) if arg == "dvc" or Path(arg).name == "dvc")
+            name = os.environ.get("DVC_EXP_NAME") or " ".join(["dvc", *cmd[at + 1:at + 3], started])
+            return f"dvc-{proc.pid}-{proc.create_time():.0f}", name
+    return f"stage-{os.getpid()}-{time.time():.0f}", os.environ.get("DVC_EXP_NAME") or "single stage"
 
 
 def _git_commit() -> str:
@@ -140,17 +168,27 @@ class Timer:
 
 
 def stage(fn: Callable[[], None]) -> Callable[[], None]:
-    """Run a stage's main; bad input ends in one line naming the problem and the fix."""
+    """Run a stage's main inside its MLflow run (opened now, so its duration is the stage's; FAILED with the
+    error if the stage fails); bad input ends in one line naming the problem and the fix."""
 
     @functools.wraps(fn)
     def main() -> None:
+        global _RUN
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
         torch.set_num_threads(int(os.environ.get("MEMUNLEARN_THREADS", torch.get_num_threads())))
+        _RUN = start_stage(stage_name(), tracking_target(), {"memunlearn.command": " ".join(sys.argv)})
         try:
             fn()
         except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            fail_stage(_RUN, f"error: {message}")
             print(f"error: {message}", file=sys.stderr)
             sys.exit(1)
+        except BaseException as exc:  # a bug (traceback follows) or Ctrl-C
+            fail_stage(_RUN, f"{type(exc).__name__}: {exc}",
+                       "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
+            raise
+        if _RUN is not None:  # the stage recorded nothing: close its run all the same
+            track(StageRecord(stage_name()))
 
     return main

@@ -35,7 +35,8 @@ def main() -> None:
 
     metrics = {row["model"]: {k: v for k, v in row.items() if k != "model"} for row in table.to_dict("records")}
     save_json(metrics, METRICS_DIR / "evaluate.json")
-    track(StageRecord("evaluate", flatten(params), flatten(metrics), artifacts=[RESULTS_DIR / "evaluation.csv"]))
+    track(StageRecord("evaluate", flatten(params), flatten(metrics), artifacts=[RESULTS_DIR / "evaluation.csv"],
+                      datasets={"F": parts.forget, "R": parts.retain, "T": test}))
 
 
 if __name__ == "__main__":

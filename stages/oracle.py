@@ -1,6 +1,6 @@
 """Stage `oracle`: retrain from scratch on R = D \\ F, the reference every metric compares with."""
-from _common import (METRICS_DIR, ORACLE_CACHE, ORACLE_DIR, PARTITION_DIR, PREPARED, device, flatten, input_example,
-                     load_params, stage, track)
+from _common import (METRICS_DIR, ORACLE_CACHE, ORACLE_DIR, PARTITION_DIR, PREPARED, device, flatten, load_params,
+                     log_epoch, registered, stage, tag_param, track)
 
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
@@ -20,12 +20,13 @@ def main() -> None:
     parts = apply_partition(load_split(PREPARED / "train.npz"), load_table(PARTITION_DIR / "forget.csv", "partition"))
 
     model, seconds, cached = cached_oracle(parts.retain, info, recipe, device(recipe.device), config.seed,
-                                           ORACLE_CACHE)
+                                           ORACLE_CACHE, on_row=log_epoch)
     save_checkpoint(model, recipe.model, info, ORACLE_DIR / "model.pt")
     metrics = {"seconds": seconds, "examples_processed": len(parts.retain) * recipe.epochs, "cached": cached}
     save_json(metrics, METRICS_DIR / "oracle.json")
-    track(StageRecord("oracle", flatten(params), metrics, models={"oracle_model": model},
-                      input_example=input_example(info)))
+    oracle = registered(model, "oracle", info, forget_kind=tag_param("partition.kind"))
+    track(StageRecord("oracle", flatten(params), metrics, models={"oracle_model": oracle},
+                      datasets={"F": parts.forget, "R": parts.retain}))
 
 
 if __name__ == "__main__":

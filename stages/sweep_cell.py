@@ -9,7 +9,7 @@ unlearned model's class probabilities on F, R, T and the RUM subsets
 (§6), so an evaluation setting never reruns a cell. The seed drives the
 unlearning.
 """
-from _common import FIRST_EPOCH_GRADS, PREPARED, TRAIN_DIR, device, flatten, load_params, stage, track
+from _common import FIRST_EPOCH_GRADS, PREPARED, TRAIN_DIR, device, flatten, load_params, registered, stage, track
 
 import argparse
 from pathlib import Path
@@ -61,8 +61,12 @@ def main() -> None:
     save_json(record, args.out)
     used = {"train": params["train"], "methods": method_params, "cell": cell, args.grid: {"device": dev_name}}
     metrics = {k: v for k, v in record.items() if k not in KEYS}
-    track(StageRecord(f"{args.grid}_cell@" + "-".join(str(record[k]) for k in KEYS[1:]), flatten(used),
-                      flatten(metrics), artifacts=[args.out]))
+    name = f"{args.grid}_cell@" + "-".join(str(record[k]) for k in KEYS[1:])
+    unlearned = registered(model, f"{args.grid}-{args.group_score}-{args.kind}", info, cell=name,  # run_cell
+                           **{k: cell[k] for k in KEYS}, forget_kind=args.kind)  # unlearned `model` in place
+    track(StageRecord(name, flatten(used), flatten(metrics), artifacts=[args.out],
+                      models={"unlearned_model": unlearned},
+                      datasets={"F": parts.forget, "R": parts.retain, "T": test}))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ order, tie-breaks and the draw of seeded kinds (random, class). oracle.json
 says what F is made of (class histogram, planted noise, ES of F and of each
 RUM subset).
 """
-from _common import MEMORIZE_DIR, ORACLE_CACHE, PREPARED, PROXIES_DIR, TRAIN_DIR, device, flatten, load_params, stage, track
+from _common import (MEMORIZE_DIR, ORACLE_CACHE, PREPARED, PROXIES_DIR, TRAIN_DIR, device, flatten, load_params,
+                     log_epoch, stage, track)
 
 import argparse
 from pathlib import Path
@@ -52,7 +53,7 @@ def main() -> None:
     forget = choose_forget_set(config, sources)
     parts = apply_partition(train, forget)
 
-    model, seconds, cached = cached_oracle(parts.retain, info, recipe, dev, args.seed, ORACLE_CACHE)
+    model, seconds, cached = cached_oracle(parts.retain, info, recipe, dev, args.seed, ORACLE_CACHE, on_row=log_epoch)
     save_table(forget, args.out / "forget.csv")
     save_checkpoint(model, recipe.model, info, args.out / "model.pt")
     test = load_split(PREPARED / "test.npz")
@@ -63,7 +64,7 @@ def main() -> None:
     cell = {"grid": args.grid, "group_score": args.group_score, "kind": args.kind, "seed": args.seed}
     track(StageRecord(f"{args.grid}_oracle@{args.group_score}-{args.kind}-{args.seed}",
                       flatten({"train": params["train"], args.grid: used, "cell": cell}), flatten(metrics),
-                      artifacts=[args.out / "forget.csv"]))
+                      artifacts=[args.out / "forget.csv"], datasets={"F": parts.forget, "R": parts.retain}))
 
 
 if __name__ == "__main__":

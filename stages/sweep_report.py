@@ -5,7 +5,7 @@ from _common import METRICS_DIR, RESULTS_DIR, flatten, load_params, stage, track
 from memunlearn.config import from_params
 from memunlearn.experiments.sweep import GRIDS, SweepConfig, plot_metric, results_table, summarize, summary_metrics
 from memunlearn.io import load_json, save_json, save_table
-from memunlearn.tracking import StageRecord
+from memunlearn.tracking import Alias, StageRecord
 
 PLOTS_DIR = RESULTS_DIR / "plots/sweep"
 
@@ -26,7 +26,19 @@ def main() -> None:
         plot_metric(rows, PLOTS_DIR / f"{grid}_tow.png", "tow", config.kinds)
         plot_metric(rows, PLOTS_DIR / f"{grid}_tow_mia.png", "tow_mia", config.kinds, ylabel="ToW-MIA")
     track(StageRecord("sweep_report", flatten(params), flatten(metrics),
-                      artifacts=[RESULTS_DIR / "sweep/results.csv", RESULTS_DIR / "sweep/summary.csv", PLOTS_DIR]))
+                      artifacts=[RESULTS_DIR / "sweep/results.csv", RESULTS_DIR / "sweep/summary.csv", PLOTS_DIR],
+                      aliases=best_tow_aliases(results)))
+
+
+def best_tow_aliases(results) -> list[Alias]:
+    """``@best-tow`` of each forget set's registered model (``<grid>-<group score>-<kind>``, one version per cell):
+    the cell with the highest ToW."""
+    forget_sets = ["grid", "group_score", "kind"]
+    scored = results.dropna(subset=["tow"])
+    best = scored.loc[scored.groupby(forget_sets, sort=False)["tow"].idxmax()]
+    return [Alias(f"{row.grid}-{row.group_score}-{row.kind}", "best-tow",
+                  {"method": row.method, "strategy": row.strategy, "seed": str(row.seed)})
+            for row in best.itertuples()]
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Stage `train`: the original model, with learning events recorded from the same forward pass (and, per
 `train_records`, loss curvature and first-epoch per-example gradients)."""
-from _common import (FIRST_EPOCH_GRADS, METRICS_DIR, PREPARED, TRAIN_DIR, Timer, device, flatten, input_example,
-                     load_params, stage, track)
+from _common import (FIRST_EPOCH_GRADS, METRICS_DIR, PREPARED, TRAIN_DIR, Timer, device, flatten, load_params,
+                     log_epoch, registered, stage, track)
 
 import pandas as pd
 
@@ -40,7 +40,8 @@ def main() -> None:
 
     with Timer() as timer:
         history = fit(model, train, info, recipe, generator(recipe.seed, "train_order"), dev,
-                      on_batch=events, on_epoch=end_of_epoch, on_step=first_epoch)
+                      on_batch=events, on_epoch=end_of_epoch, on_step=first_epoch, on_row=log_epoch,
+                      progress="train epochs")
     save_checkpoint(model, recipe.model, info, TRAIN_DIR / "model.pt")
     save_table(events.to_frame(), TRAIN_DIR / "learning_events.parquet")
     if curvature:
@@ -61,7 +62,8 @@ def main() -> None:
     }
     save_json(metrics, METRICS_DIR / "train.json")
     track(StageRecord("train", flatten(params), metrics, history, [TRAIN_DIR / "history.csv"],
-                      models={"original_model": model}, input_example=input_example(info)))
+                      models={"original_model": registered(model, "original", info, model=recipe.model)},
+                      datasets={"D": train, "T": test}))
 
 
 if __name__ == "__main__":

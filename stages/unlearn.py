@@ -1,6 +1,6 @@
 """Stage `unlearn`: apply a registered method to the forget set, vanilla or through RUM (docs/methods.md §4-5)."""
 from _common import (FIRST_EPOCH_GRADS, METRICS_DIR, PARTITION_DIR, PREPARED, TRAIN_DIR, UNLEARN_DIR, Timer, device,
-                     flatten, input_example, load_params, stage, track)
+                     flatten, load_params, registered, stage, tag_param, track)
 
 import dataclasses
 
@@ -35,8 +35,10 @@ def main() -> None:
     metrics = {"seconds": timer.seconds, "strategy": config.strategy, "method": config.method,
                "steps": len(steps)}
     save_json(metrics, METRICS_DIR / "unlearn.json")
+    unlearned = registered(model, "unlearned", info, method=config.method, strategy=config.strategy,
+                           forget_kind=tag_param("partition.kind"))
     track(StageRecord("unlearn", flatten(params), metrics, artifacts=[UNLEARN_DIR / "steps.csv"],
-                      models={"unlearned_model": model}, input_example=input_example(info)))
+                      models={"unlearned_model": unlearned}, datasets={"F": parts.forget, "R": parts.retain}))
 
 
 if __name__ == "__main__":

@@ -1,23 +1,53 @@
-"""MLflow tracking against a real SQLite store: nesting, grouping, and failures that never raise."""
+"""MLflow tracking against a real SQLite store: stage runs open at the start, live rows, failures, nesting,
+datasets, registered models and aliases, and tracking failures that never raise."""
 import logging
+import time
 
 import mlflow
+import numpy as np
 import pytest
+import torch
+import yaml
 from torch import nn
 
-from memunlearn.tracking import GROUP_TAG, STAGE_TAG, StageRecord, TrackingTarget, record_stage
+from memunlearn.data import DatasetInfo, ImageSplit
+from memunlearn.tracking import (EXPERIMENT_TAG, GROUP_TAG, STAGE_TAG, Alias, ModelRecord, StageRecord,
+                                 TrackingTarget, close_parent, dataset_digest, fail_stage, finish_stage, log_row,
+                                 open_parent, record_stage, run_link, start_stage, store_location)
+
+INFO = DatasetInfo("mnist_embedded", 10, 1, 4, (0.13,), (0.31,))
 
 
 @pytest.fixture
 def target(tmp_path):
-    return TrackingTarget(f"sqlite:///{tmp_path / 'mlruns.db'}", (tmp_path / "artifacts").as_uri(),
-                          experiment="test", group_key="invocation-1", tags={"git_commit": "abc"})
+    uri, artifacts = store_location(tmp_path)
+    return TrackingTarget(uri, artifacts, experiment="test", group_key="invocation-1",
+                          tags={"git_commit": "abc", EXPERIMENT_TAG: "exp-1"})
+
+
+def _client(target):
+    return mlflow.tracking.MlflowClient(tracking_uri=target.uri)
 
 
 def _runs(target):
-    mlflow.set_tracking_uri(target.uri)
-    experiment = mlflow.get_experiment_by_name(target.experiment)
-    return mlflow.search_runs([experiment.experiment_id], output_format="list")
+    experiment = _client(target).get_experiment_by_name(target.experiment)
+    return _client(target).search_runs([experiment.experiment_id])
+
+
+def _split(ids, labels=None) -> ImageSplit:
+    ids = torch.as_tensor(ids)
+    labels = torch.as_tensor(labels) if labels is not None else ids % 10
+    return ImageSplit(torch.zeros(len(ids), 1, 4, 4, dtype=torch.uint8), labels, ids)
+
+
+def _model() -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(16, 10))
+
+
+def test_store_location_keeps_artifacts_beside_the_database(tmp_path):
+    assert store_location(tmp_path) == (f"sqlite:///{tmp_path}/mlruns.db", (tmp_path / "mlartifacts").as_uri())
+    assert store_location(tmp_path, "sqlite:////x/y.db") == ("sqlite:////x/y.db", "file:///x/mlartifacts")
+    assert store_location(tmp_path, "http://127.0.0.1:5000") == ("http://127.0.0.1:5000", None)
 
 
 def test_stages_of_one_invocation_share_a_parent_run(target, tmp_path):
@@ -30,17 +60,53 @@ def test_stages_of_one_invocation_share_a_parent_run(target, tmp_path):
 
     runs = _runs(target)
     parents = [r for r in runs if r.data.tags[STAGE_TAG] == "pipeline"]
-    assert len(parents) == 1
+    assert len(parents) == 1 and parents[0].data.tags[EXPERIMENT_TAG] == "exp-1"
     children = {r.data.tags[STAGE_TAG]: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
     assert set(children) == {"train", "evaluate"}
     train = children["train"]
     assert train.data.params == {"train.lr": "0.1", "train.milestones": "[1, 2]"}
     assert train.data.metrics["acc"] == 0.9 and train.data.tags["git_commit"] == "abc"
-    history = mlflow.tracking.MlflowClient().get_metric_history(train.info.run_id, "loss")
+    history = _client(target).get_metric_history(train.info.run_id, "loss")
     assert [(m.step, m.value) for m in history] == [(0, 1.0), (1, 0.5)]
-    assert [a.path for a in mlflow.artifacts.list_artifacts(run_id=train.info.run_id)] == ["table.csv"]
+    assert [a.path for a in mlflow.artifacts.list_artifacts(run_id=train.info.run_id, tracking_uri=target.uri)] == [
+        "table.csv"]
     assert "nan_metric" not in children["evaluate"].data.metrics
     assert children["evaluate"].data.metrics["rum_exact_.tow"] == 0.9  # names MLflow rejects are made valid
+
+
+def test_the_experiment_opens_on_training_runs_in_the_ui(target):
+    record_stage(StageRecord("train"), target)
+    experiment = _client(target).get_experiment_by_name("test")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_a_stage_run_spans_the_stage_and_takes_its_rows_live(target):
+    run = start_stage("train", target)
+    assert _client(target).get_run(run.run_id).info.status == "RUNNING"
+    log_row(run, {"epoch": 1, "train_loss": 2.0})
+    live = _client(target).get_metric_history(run.run_id, "train_loss")
+    assert [(m.step, m.value) for m in live] == [(0, 2.0)]  # visible while the stage still runs
+    time.sleep(1.0)
+    log_row(run, {"epoch": 2, "train_loss": 1.0})
+    history = [{"epoch": 1, "train_loss": 2.0}, {"epoch": 2, "train_loss": 1.0}]
+    finish_stage(run, StageRecord("train", history=history), target)
+
+    finished = _client(target).get_run(run.run_id).info
+    assert finished.status == "FINISHED" and finished.end_time - finished.start_time >= 1000
+    losses = _client(target).get_metric_history(run.run_id, "train_loss")
+    assert [(m.step, m.value) for m in losses] == [(0, 2.0), (1, 1.0)]  # the history is not logged twice
+    assert _client(target).get_run(run.parent_id).info.status == "FINISHED"
+
+
+def test_a_failed_stage_and_its_parent_read_failed_with_the_error(target):
+    record_stage(StageRecord("train"), target)
+    run = start_stage("unlearn", target)
+    fail_stage(run, "error: unknown unlearning method 'forgetall'")
+    failed = _client(target).get_run(run.run_id)
+    assert failed.info.status == "FAILED"
+    assert failed.data.tags["memunlearn.error"] == "error: unknown unlearning method 'forgetall'"
+    assert "forgetall" in failed.data.tags["mlflow.note.content"]
+    assert _client(target).get_run(run.parent_id).info.status == "FAILED"
 
 
 def test_another_invocation_gets_its_own_parent(target):
@@ -51,20 +117,67 @@ def test_another_invocation_gets_its_own_parent(target):
     assert groups == {"invocation-1", "invocation-2"}
 
 
-def test_a_logged_model_is_retrievable(target):
-    import numpy as np
-    import torch
+def test_a_flow_opens_and_closes_the_parent_and_links_to_it(target):
+    parent = open_parent(TrackingTarget(target.uri, target.artifact_location, "test", "flow-1", "clever-fox"))
+    flow_target = TrackingTarget(target.uri, target.artifact_location, "test", "flow-1")
+    child = record_stage(StageRecord("train"), flow_target)
+    assert _client(target).get_run(child).data.tags["mlflow.parentRunId"] == parent
+    close_parent(flow_target, parent, ok=False)
+    info = _client(target).get_run(parent).info
+    assert (info.run_name, info.status) == ("clever-fox", "FAILED")
+    assert run_link(flow_target, parent) == f"http://127.0.0.1:5000/#/experiments/{info.experiment_id}/runs/{parent}"
 
-    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
-    record_stage(StageRecord("train", models={"original_model": model},
-                             input_example=np.zeros((2, 1, 2, 2), dtype=np.float32)), target)
+
+def test_datasets_are_logged_with_digests_that_ignore_row_order(target):
+    forget = _split([5, 3, 9])
+    assert dataset_digest([5, 3, 9], [5, 3, 9]) == dataset_digest([9, 5, 3], [9, 5, 3])
+    assert dataset_digest([5, 3, 9], [5, 3, 9]) != dataset_digest([5, 3, 9], [5, 3, 8])
+    run_id = record_stage(StageRecord("unlearn", datasets={"F": forget, "R": _split(range(10, 40))}), target)
+    inputs = {d.dataset.name: d for d in _client(target).get_run(run_id).inputs.dataset_inputs}
+    assert set(inputs) == {"F", "R"}
+    assert inputs["F"].dataset.digest == dataset_digest([5, 3, 9], [5, 3, 9])
+    assert [t.value for t in inputs["F"].tags if t.key == "mlflow.data.context"] == ["forget"]
+
+
+def test_models_are_registered_with_tags_metadata_and_aliases(target):
+    models = [_model() for _ in range(3)]
+    for seed, model in enumerate(models):
+        record_stage(StageRecord("sweep_cell", datasets={"F": _split([1, 2, 3])}, models={"unlearned_model": ModelRecord(
+            model, "sweep-exact_prob-high", INFO, {"method": "neggrad_plus", "strategy": "rum_f", "seed": str(seed)})}),
+            target)
+    record_stage(StageRecord("sweep_report", aliases=[
+        Alias("sweep-exact_prob-high", "best-tow", {"method": "neggrad_plus", "seed": "1"})]), target)
+
+    client = _client(target)
+    latest = client.get_model_version_by_alias("test-sweep-exact_prob-high", "latest")
+    best = client.get_model_version_by_alias("test-sweep-exact_prob-high", "best-tow")
+    assert (int(latest.version), int(best.version)) == (3, 2)
+    assert best.tags == {"method": "neggrad_plus", "strategy": "rum_f", "seed": "1", "git_commit": "abc",
+                         "forget_digest": dataset_digest([1, 2, 3], [1, 2, 3])}
+
+    uri = "models:/test-sweep-exact_prob-high@best-tow"
+    local = mlflow.artifacts.download_artifacts(uri, tracking_uri=target.uri)
+    metadata = yaml.safe_load(open(f"{local}/MLmodel"))["metadata"]
+    assert metadata["mean"] == [0.13] and metadata["std"] == [0.31] and metadata["class_names"][3] == "3"
+    assert metadata["git_commit"] == "abc" and metadata["memunlearn_version"]
+    requirements = open(f"{local}/requirements.txt").read().split()
+    assert f"torch=={torch.__version__.split('+')[0]}" in requirements
+    assert not any(r.startswith("memunlearn") for r in requirements)  # nothing that no index has
+
     mlflow.set_tracking_uri(target.uri)
-    logged = mlflow.search_logged_models(experiment_ids=[mlflow.get_experiment_by_name("test").experiment_id],
-                                         output_format="list")
+    loaded = mlflow.pytorch.load_model(uri)
+    x = torch.randn(3, 1, 4, 4)  # another batch size than the example's
+    assert torch.allclose(loaded(x), models[1](x), atol=1e-6)
+
+
+def test_a_bare_module_is_logged_but_not_registered(target):
+    model = _model()
+    record_stage(StageRecord("train", models={"original_model": model},
+                             input_example=np.zeros((2, 1, 4, 4), dtype=np.float32)), target)
+    experiment_id = _client(target).get_experiment_by_name("test").experiment_id
+    logged = mlflow.search_logged_models(experiment_ids=[experiment_id], output_format="list")
     assert [m.name for m in logged] == ["original_model"]
-    loaded = mlflow.pytorch.load_model(logged[0].model_uri)
-    x = torch.randn(3, 1, 2, 2)  # another batch size than the example's
-    assert torch.allclose(loaded(x), model(x), atol=1e-6)
+    assert not _client(target).search_registered_models()
 
 
 def test_tracking_failure_warns_and_never_raises(tmp_path, caplog):
@@ -72,4 +185,6 @@ def test_tracking_failure_warns_and_never_raises(tmp_path, caplog):
     (tmp_path / "missing-dir").write_text("a file where a folder should be")
     with caplog.at_level(logging.WARNING, logger="memunlearn.tracking"):
         assert record_stage(StageRecord("train", metrics={"acc": 1.0}), broken) is None
-    assert "MLflow tracking of stage 'train' failed" in caplog.text
+        log_row(None, {"loss": 1.0})
+        fail_stage(None, "error: x")
+    assert "MLflow tracking failed" in caplog.text and "'train'" in caplog.text

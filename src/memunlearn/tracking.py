@@ -1,39 +1,83 @@
 """MLflow tracking: the only module that imports mlflow (docs/architecture.md rule 6).
 
-A stage writes its outputs first and then hands a ``StageRecord`` to
-``record_stage``; a tracking failure is reported as a warning and never
-raises, so a computed result is never lost to tracking. Stage runs are
-nested under one parent run per pipeline invocation, found or created by
-the invocation's ``group_key``.
+A stage's run opens when the stage starts (``start_stage``), so its duration
+is the stage's, takes per-epoch rows live (``log_row``), and closes when the
+stage ends: ``finish_stage`` logs the ``StageRecord`` (params, metrics,
+artifacts, datasets, registered models, aliases) and marks it FINISHED;
+``fail_stage`` marks it FAILED with the error. Stage runs of one pipeline
+invocation nest under one parent run, found or created by the invocation's
+``group_key``; the parent's status and end time follow its latest stage, and
+a flow that opened the parent (``open_parent``) closes it itself. Every
+function here warns and never raises on a tracking failure: a computed result
+is never lost to tracking.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+import numpy as np
 from torch import nn
 
 log = logging.getLogger("memunlearn.tracking")
 
 GROUP_TAG = "memunlearn.group"
 STAGE_TAG = "memunlearn.stage"
-# Declaring requirements skips MLflow's slow environment inference (~11 s -> ~3 s per model).
-MODEL_REQUIREMENTS = ["torch", "memunlearn"]
+EXPERIMENT_TAG = "memunlearn.dvc_experiment"  # the DVC experiment a run belongs to
+ERROR_TAG = "memunlearn.error"
+PARENT_STAGE = "pipeline"  # STAGE_TAG of a parent run
+NOTE_TAG = "mlflow.note.content"  # the run's description in the UI
+# Without it the MLflow 3 UI opens a new experiment on its GenAI overview instead of the runs table.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+DATASET_CONTEXT = {"D": "training", "F": "forget", "R": "retain", "T": "test"}
+DEFAULT_UI = "http://127.0.0.1:5000"  # `make ui`
 
 
 @dataclass(frozen=True)
 class TrackingTarget:
-    """Where and under what to record (the stage resolves these from its environment)."""
+    """Where and under what to record (the stage or flow resolves these from its environment)."""
 
     uri: str  # e.g. sqlite:///path/mlruns.db or http://127.0.0.1:5000
     artifact_location: str | None  # for a newly created experiment; None = server default
     experiment: str = "memunlearn"
     group_key: str = ""  # one parent run per distinct key
     group_name: str = "pipeline"
-    tags: Mapping[str, str] = field(default_factory=dict)  # e.g. git commit
+    tags: Mapping[str, str] = field(default_factory=dict)  # git commit, DVC experiment
+
+
+def store_location(root: Path, uri: str | None = None) -> tuple[str, str | None]:
+    """(tracking URI, artifact location): ``uri`` if given, else the SQLite store in ``root``; a SQLite store's
+    artifacts sit beside its database file (``mlartifacts/``), a server keeps its own."""
+    uri = uri or f"sqlite:///{Path(root) / 'mlruns.db'}"
+    if uri.startswith("sqlite:///"):
+        return uri, (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").as_uri()
+    return uri, None
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A model to log and register as ``<experiment>-<role>`` (e.g. ``memunlearn-unlearned``), with ``tags``
+    (method, strategy, forget kind; the forget-set digest is added from the record's F) and ``info``'s input
+    normalization and class names in its metadata."""
+
+    module: nn.Module
+    role: str  # original | oracle | unlearned | <grid>-<group score>-<kind>
+    info: Any  # memunlearn.data.DatasetInfo
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Alias:
+    """Point ``alias`` of model ``<experiment>-<role>`` at its newest version whose tags include ``tags``."""
+
+    role: str
+    alias: str
+    tags: Mapping[str, str]
 
 
 @dataclass
@@ -43,69 +87,260 @@ class StageRecord:
     metrics: Mapping[str, float] = field(default_factory=dict)
     history: list[Mapping[str, float]] = field(default_factory=list)  # per-step rows, e.g. per epoch
     artifacts: list[Path] = field(default_factory=list)
-    models: Mapping[str, nn.Module] = field(default_factory=dict)
-    input_example: Any = None  # (B, C, H, W) float32 array: MLflow 3 needs one to export a model
+    models: Mapping[str, nn.Module | ModelRecord] = field(default_factory=dict)  # a bare module is not registered
+    input_example: Any = None  # (B, C, H, W) float32 array for bare modules (a ModelRecord makes its own)
     tags: Mapping[str, str] = field(default_factory=dict)  # e.g. a claim's verdict
+    datasets: Mapping[str, Any] = field(default_factory=dict)  # D/F/R/T -> a split (example_ids, labels)
+    aliases: Sequence[Alias] = ()
+
+
+@dataclass
+class StageRun:
+    """An open stage run."""
+
+    run_id: str
+    parent_id: str
+    target: TrackingTarget
+    rows_logged: int = 0
+
+
+def _safely(what: str, default=None):
+    def wrap(fn):
+        def call(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except Exception as exc:  # tracking must never lose a computed result
+                log.warning("MLflow tracking failed to %s (%s: %s); the stage's outputs are saved", what,
+                            type(exc).__name__, exc)
+                return default
+        call.__doc__, call.__name__ = fn.__doc__, fn.__name__
+        return call
+    return wrap
+
+
+# ---- stage runs ----------------------------------------------------------------
+
+@_safely("open the stage's run")
+def start_stage(stage: str, target: TrackingTarget, tags: Mapping[str, str] | None = None) -> StageRun:
+    """Open the stage's run (RUNNING) under its invocation's parent, which is set RUNNING too."""
+    client = _client(target)
+    experiment_id = _experiment_id(client, target)
+    parent_id = _parent_run_id(client, experiment_id, target)
+    client.update_run(parent_id, status="RUNNING")
+    run = client.create_run(experiment_id, run_name=stage, tags={
+        **target.tags, **(tags or {}), STAGE_TAG: stage, GROUP_TAG: target.group_key,
+        "mlflow.parentRunId": parent_id})
+    return StageRun(run.info.run_id, parent_id, target)
+
+
+@_safely("log a row of live metrics")
+def log_row(run: StageRun | None, row: Mapping[str, Any]) -> None:
+    """Log one per-epoch row now (step = rows logged so far), e.g. from a training loop's hook."""
+    if run is None:
+        return
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    metrics = [Metric(_metric_name(k), float(v), now, run.rows_logged) for k, v in row.items() if _is_number(v)]
+    _client(run.target).log_batch(run.run_id, metrics=metrics)
+    run.rows_logged += 1
 
 
 def record_stage(record: StageRecord, target: TrackingTarget) -> str | None:
-    """Log one stage run under its pipeline's parent run; return its run id, or None on failure."""
-    try:
-        return _record(record, target)
-    except Exception as exc:  # tracking must never lose a computed result
-        log.warning("MLflow tracking of stage %r failed (%s: %s); the stage's outputs are saved",
-                    record.stage, type(exc).__name__, exc)
-        return None
+    """Log one finished stage in one go (its run opens and closes now); return its run id, or None."""
+    return finish_stage(start_stage(record.stage, target), record, target)
 
 
-def _record(record: StageRecord, target: TrackingTarget) -> str:
+@_safely("record the stage")
+def finish_stage(run: StageRun | None, record: StageRecord, target: TrackingTarget) -> str:
+    """Log ``record`` into the open ``run`` (opened now if it could not be at the start), mark it and its parent
+    FINISHED; return the run id."""
     import mlflow
-    import mlflow.pytorch
 
+    run = run or start_stage(record.stage, target)
+    if run is None:
+        raise RuntimeError(f"no run could be opened for stage {record.stage!r}")
+    client = _client(target)
+    client.update_run(run.run_id, name=record.stage)
+    client.set_tag(run.run_id, STAGE_TAG, record.stage)
     mlflow.set_tracking_uri(target.uri)
-    experiment_id = _experiment_id(mlflow, target)
-    parent_id = _parent_run_id(mlflow, experiment_id, target)
-    tags = {**target.tags, **record.tags, STAGE_TAG: record.stage, GROUP_TAG: target.group_key}
-    with mlflow.start_run(experiment_id=experiment_id, run_name=record.stage, parent_run_id=parent_id,
-                          tags=tags) as run:
-        if record.params:
-            mlflow.log_params({k: _param_value(v) for k, v in record.params.items()})
-        finite = {_metric_name(k): float(v) for k, v in record.metrics.items() if _is_number(v)}
-        if finite:
-            mlflow.log_metrics(finite)
+    with mlflow.start_run(run_id=run.run_id):
+        _log_record(mlflow, record, run)
+        forget_digest = _log_datasets(mlflow, record.datasets)
+        for name, model in record.models.items():
+            _log_model(mlflow, client, target, name, model, record.input_example, forget_digest)
+    for alias in record.aliases:
+        _set_alias(client, target, alias)
+    client.set_terminated(run.parent_id, "FINISHED")  # the parent's end time is its latest stage's
+    return run.run_id
+
+
+@_safely("mark the stage's run failed")
+def fail_stage(run: StageRun | None, error: str, status: str = "FAILED") -> None:
+    """Mark the open run (and its parent) FAILED (or KILLED), the error as a tag and as the run's description."""
+    if run is None:
+        return
+    client = _client(run.target)
+    client.set_tag(run.run_id, ERROR_TAG, error[:5000])
+    client.set_tag(run.run_id, NOTE_TAG, f"**{status}**: {error}"[:5000])
+    client.set_terminated(run.run_id, status)
+    client.set_terminated(run.parent_id, status)
+
+
+def _log_record(mlflow, record: StageRecord, run: StageRun) -> None:
+    if record.params:
+        mlflow.log_params({k: _param_value(v) for k, v in record.params.items()})
+    for key, value in record.tags.items():
+        mlflow.set_tag(key, value)
+    finite = {_metric_name(k): float(v) for k, v in record.metrics.items() if _is_number(v)}
+    if finite:
+        mlflow.log_metrics(finite)
+    if not run.rows_logged:  # rows already logged live are not logged twice
         for step, row in enumerate(record.history):
             mlflow.log_metrics({_metric_name(k): float(v) for k, v in row.items() if _is_number(v)}, step=step)
-        for path in record.artifacts:
-            path = Path(path)
-            if path.is_dir():
-                mlflow.log_artifacts(str(path), artifact_path=path.name)
-            elif path.exists():
-                mlflow.log_artifact(str(path))
-        for name, model in record.models.items():
-            mlflow.pytorch.log_model(model.cpu().eval(), name=name, input_example=record.input_example,
-                                     pip_requirements=MODEL_REQUIREMENTS)
-    mlflow.tracking.MlflowClient().set_terminated(parent_id)  # parent's end time = its last stage's
-    return run.info.run_id
+    for path in map(Path, record.artifacts):
+        if path.is_dir():
+            mlflow.log_artifacts(str(path), artifact_path=path.name)
+        elif path.exists():
+            mlflow.log_artifact(str(path))
 
 
-def _experiment_id(mlflow, target: TrackingTarget) -> str:
-    experiment = mlflow.get_experiment_by_name(target.experiment)
-    if experiment is not None:
-        return experiment.experiment_id
-    return mlflow.create_experiment(target.experiment, artifact_location=target.artifact_location)
+# ---- datasets and models ---------------------------------------------------------
+
+def dataset_digest(example_ids, labels) -> str:
+    """Digest of a set of (example_id, label) pairs, independent of row order."""
+    ids, labels = np.asarray(example_ids, dtype=np.int64), np.asarray(labels, dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    return hashlib.sha256(np.stack([ids[order], labels[order]]).tobytes()).hexdigest()[:12]
 
 
-def _parent_run_id(mlflow, experiment_id: str, target: TrackingTarget) -> str:
-    found = mlflow.search_runs(
-        [experiment_id], filter_string=f"tags.`{GROUP_TAG}` = '{target.group_key}' and tags.`{STAGE_TAG}` = 'pipeline'",
-        max_results=1, output_format="list",
-    )
+def _log_datasets(mlflow, datasets: Mapping[str, Any]) -> str | None:
+    """Log each split as an MLflow dataset input (example ids and labels); return F's digest, if logged."""
+    import warnings
+
+    import mlflow.data
+    import pandas as pd
+
+    digests = {}
+    for name, split in datasets.items():
+        ids, labels = np.asarray(split.example_ids), np.asarray(split.labels)
+        digests[name] = dataset_digest(ids, labels)
+        frame = pd.DataFrame({"example_id": ids, "label": labels})
+        with warnings.catch_warnings():  # "integer columns cannot represent missing values": ids never miss
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_pandas(frame, name=name, targets="label", digest=digests[name])
+            mlflow.log_input(dataset, context=DATASET_CONTEXT.get(name, name))
+    return digests.get("F")
+
+
+def registered_name(target: TrackingTarget, role: str) -> str:
+    return f"{target.experiment}-{role}"
+
+
+def model_requirements() -> list[str]:
+    """Pinned pip requirements that install from PyPI: MLflow saves the model as a torch.export graph ("pt2"),
+    which loads with torch alone, without this project's code."""
+    import torch
+
+    return [f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}"]
+
+
+def model_metadata(info, tags: Mapping[str, str]) -> dict[str, Any]:
+    """What a user of the model needs: the input normalization, class names, project version and commit."""
+    import memunlearn
+    from memunlearn.labels import class_names
+
+    return {
+        "memunlearn_version": memunlearn.__version__, "git_commit": tags.get("git_commit", "none"),
+        "dataset": info.name, "input_shape": [info.in_channels, info.image_size, info.image_size],
+        "input_normalization": "uint8 image / 255, then (x - mean) / std per channel",
+        "mean": list(info.mean), "std": list(info.std),
+        "class_names": class_names(info.name, info.num_classes),
+    }
+
+
+def _log_model(mlflow, client, target: TrackingTarget, name: str, model: nn.Module | ModelRecord,
+               input_example, forget_digest: str | None) -> None:
+    import mlflow.pytorch
+
+    if isinstance(model, nn.Module):
+        mlflow.pytorch.log_model(model.cpu().eval(), name=name, input_example=input_example,
+                                 pip_requirements=model_requirements())
+        return
+    info = model.info
+    tags = {**model.tags, **({"forget_digest": forget_digest} if forget_digest else {})}
+    example = np.zeros((2, info.in_channels, info.image_size, info.image_size), dtype=np.float32)  # batch 2: not fixed
+    logged = mlflow.pytorch.log_model(
+        model.module.cpu().eval(), name=name, input_example=example, pip_requirements=model_requirements(),
+        metadata=model_metadata(info, target.tags), registered_model_name=registered_name(target, model.role),
+        tags=tags)
+    for key, value in {**tags, "git_commit": target.tags.get("git_commit", "none")}.items():
+        client.set_model_version_tag(registered_name(target, model.role), logged.registered_model_version, key,
+                                     str(value))
+
+
+def _set_alias(client, target: TrackingTarget, alias: Alias) -> None:
+    name = registered_name(target, alias.role)
+    versions = [v for v in client.search_model_versions(f"name = '{name}'")
+                if all(v.tags.get(k) == str(t) for k, t in alias.tags.items())]
+    if not versions:
+        log.warning("no version of model %r has tags %s; alias %r not set", name, dict(alias.tags), alias.alias)
+        return
+    client.set_registered_model_alias(name, alias.alias, max(versions, key=lambda v: int(v.version)).version)
+
+
+# ---- parents: one per invocation ----------------------------------------------------
+
+@_safely("open the parent run")
+def open_parent(target: TrackingTarget) -> str:
+    """Find or create the invocation's parent run (RUNNING); a flow opens it so it can link to it."""
+    client = _client(target)
+    parent_id = _parent_run_id(client, _experiment_id(client, target), target)
+    client.update_run(parent_id, status="RUNNING")
+    return parent_id
+
+
+@_safely("close the parent run")
+def close_parent(target: TrackingTarget, parent_id: str | None, ok: bool) -> None:
+    if parent_id:
+        _client(target).set_terminated(parent_id, "FINISHED" if ok else "FAILED")
+
+
+@_safely("build the run's link", default="")
+def run_link(target: TrackingTarget, run_id: str | None, ui: str | None = None) -> str:
+    """The run's page in the MLflow UI (a tracking server's own, else ``ui``, default ``make ui``'s)."""
+    if not run_id:
+        return ""
+    run = _client(target).get_run(run_id)
+    base = target.uri if target.uri.startswith("http") else (ui or DEFAULT_UI)
+    return f"{base.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+
+
+def _client(target: TrackingTarget):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=target.uri)
+
+
+def _experiment_id(client, target: TrackingTarget) -> str:
+    experiment = client.get_experiment_by_name(target.experiment)
+    if experiment is None:
+        return client.create_experiment(target.experiment, artifact_location=target.artifact_location,
+                                        tags=EXPERIMENT_KIND)
+    for key, value in EXPERIMENT_KIND.items():
+        if experiment.tags.get(key) != value:  # an experiment made before this tag existed
+            client.set_experiment_tag(experiment.experiment_id, key, value)
+    return experiment.experiment_id
+
+
+def _parent_run_id(client, experiment_id: str, target: TrackingTarget) -> str:
+    found = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{GROUP_TAG}` = '{target.group_key}' and "
+                                       f"tags.`{STAGE_TAG}` = '{PARENT_STAGE}'", max_results=1)
     if found:
         return found[0].info.run_id
-    run = mlflow.tracking.MlflowClient().create_run(
-        experiment_id, run_name=target.group_name,
-        tags={**target.tags, GROUP_TAG: target.group_key, STAGE_TAG: "pipeline"},
-    )
+    run = client.create_run(experiment_id, run_name=target.group_name,
+                            tags={**target.tags, GROUP_TAG: target.group_key, STAGE_TAG: PARENT_STAGE})
     return run.info.run_id
 
 
@@ -124,5 +359,3 @@ def _is_number(v: Any) -> bool:
 def _param_value(v: Any) -> str:
     text = str(list(v) if isinstance(v, tuple) else v)
     return text if len(text) <= 6000 else text[:5997] + "..."
-
-

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import numpy as np
 import pandas as pd
 from torch import nn
+from tqdm import tqdm
 
 from ..config import ConfigError
 from ..data.splits import ImageSplit
@@ -122,6 +123,7 @@ def forgetting_quality(original: nn.Module, parts: PartitionedData, test: ImageS
     confs: dict[str, list[np.ndarray]] = {side: [] for side in runs}
     accs: dict[str, list[dict]] = {side: [] for side in runs}
     seconds = {side: 0.0 for side in runs}
+    bar = tqdm(total=copies * len(runs), desc="LiRA copies", unit="model", disable=None)
     for side, run in runs.items():
         for k in range(copies):
             start = time.perf_counter()
@@ -130,6 +132,8 @@ def forgetting_quality(original: nn.Module, parts: PartitionedData, test: ImageS
             c, a = _observe(model, parts, test, ctx)
             confs[side].append(c)
             accs[side].append(a)
+            bar.update()
+    bar.close()
 
     mean_acc = {f"{side}_{key}": float(np.mean([a[key] for a in accs[side]]))
                 for side in ("unlearned", "retrained") for key in ("forget_acc", "retain_acc", "test_acc")}

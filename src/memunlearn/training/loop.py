@@ -10,6 +10,7 @@ from typing import Callable, Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm import tqdm
 
 from ..data.splits import DatasetInfo, ImageSplit, normalize
 from .recipe import TrainConfig
@@ -20,6 +21,8 @@ BatchHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
 EpochHook = Callable[[int, nn.Module], dict]
 # on_step(model, x normalized (B, C, H, W), y (B,), positions (B,)) -> None, before the step's forward
 StepHook = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], None]
+# on_row(history row) -> None, once per epoch with its finished row (e.g. to log it live)
+RowHook = Callable[[dict], None]
 
 
 def batch_positions(n: int, batch_size: int, gen: torch.Generator | None) -> Iterator[torch.Tensor]:
@@ -60,14 +63,20 @@ def fit(
     on_batch: BatchHook | None = None,
     on_epoch: EpochHook | None = None,
     on_step: StepHook | None = None,
+    on_row: RowHook | None = None,
+    progress: str | None = None,
 ) -> list[dict]:
-    """Train ``model`` in place with SGD + step decay; return per-epoch history rows."""
+    """Train ``model`` in place with SGD + step decay; return per-epoch history rows.
+
+    progress: a progress bar over the epochs with this title (shown on a terminal only).
+    """
     model.to(device)
     data = to_device(data, device)
     optimizer = sgd(model, recipe.lr, recipe.momentum, recipe.weight_decay)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(recipe.lr_milestones), recipe.lr_gamma)
     history = []
-    for epoch in range(recipe.epochs):
+    epochs = tqdm(range(recipe.epochs), progress, unit="epoch", leave=False, disable=None if progress else True)
+    for epoch in epochs:  # disable=None: the bar shows on a terminal only
         model.train()
         loss_sum, correct = 0.0, 0
         for positions, x, y in normalized_batches(data, info, recipe.batch_size, device, gen):
@@ -87,6 +96,8 @@ def fit(
         if on_epoch is not None:
             row |= on_epoch(epoch, model)
         history.append(row)
+        if on_row is not None:
+            on_row(row)
     return history
 
 

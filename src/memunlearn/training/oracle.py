@@ -28,7 +28,7 @@ from ..models import build_model
 from ..provenance import PACKAGE_ROOT, imported_files, source_fingerprint
 from ..seeding import derive_seed, generator
 from .checkpoint import load_checkpoint, save_checkpoint
-from .loop import fit
+from .loop import RowHook, fit
 from .recipe import TrainConfig
 
 
@@ -40,12 +40,14 @@ class OracleConfig:
 
 
 def train_oracle(retain: ImageSplit, info: DatasetInfo, recipe: TrainConfig, device: torch.device,
-                 seed: int) -> nn.Module:
-    """A model trained from scratch on ``retain``; its init and data order derive from ``seed`` alone."""
+                 seed: int, on_row: RowHook | None = None) -> nn.Module:
+    """A model trained from scratch on ``retain``; its init and data order derive from ``seed`` alone.
+    ``on_row`` sees each epoch's history row (e.g. to log it live)."""
     # purposes keep the names of the `retrain` method's draws: the same seed gives the same oracle everywhere
     model = build_model(recipe.model, info.in_channels, info.num_classes, info.image_size,
                         seed=derive_seed(seed, "unlearn/retrain_init"))
-    fit(model, retain, info, recipe, generator(seed, "unlearn/retrain_order"), device)
+    fit(model, retain, info, recipe, generator(seed, "unlearn/retrain_order"), device, on_row=on_row,
+        progress="oracle epochs")
     return model
 
 
@@ -62,11 +64,11 @@ def oracle_key(retain: ImageSplit, recipe: TrainConfig, seed: int) -> str:
 
 
 def cached_oracle(retain: ImageSplit, info: DatasetInfo, recipe: TrainConfig, device: torch.device, seed: int,
-                  cache: Path) -> tuple[nn.Module, float, bool]:
+                  cache: Path, on_row: RowHook | None = None) -> tuple[nn.Module, float, bool]:
     """``train_oracle``, or its model from ``cache`` when an identical oracle was trained before.
 
     Returns (model, training seconds, whether it came from the cache); a cached model keeps the seconds its
-    training took, so cost comparisons do not change with caching."""
+    training took, so cost comparisons do not change with caching. ``on_row``: as ``train_oracle``'s."""
     folder = Path(cache) / oracle_key(retain, recipe, seed)
     record = folder / "oracle.json"
     if record.exists():
@@ -76,7 +78,7 @@ def cached_oracle(retain: ImageSplit, info: DatasetInfo, recipe: TrainConfig, de
         except (RuntimeError, FileNotFoundError, KeyError, ValueError):
             pass  # unreadable: train it again, overwriting
     start = time.perf_counter()
-    model = train_oracle(retain, info, recipe, device, seed)
+    model = train_oracle(retain, info, recipe, device, seed, on_row)
     seconds = time.perf_counter() - start
     save_checkpoint(model, recipe.model, info, folder / "model.pt")
     atomic_write(record, lambda f: f.write(json.dumps({"seconds": seconds}).encode()))  # last: marks it complete

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Mapping
 
 import numpy as np
+from tqdm import tqdm
 
 from ..data.splits import ImageSplit
 from ..partition import SUBSETS  # RUM order: low -> mid -> high
@@ -49,7 +50,7 @@ class Step:
 def _run_steps(model, steps: list[Step], plan: UnlearnPlan, ctx: UnlearnContext):
     """Unlearn ``steps`` in order, each from the previous step's model (docs/methods.md §4, step 2)."""
     records = []
-    for i, s in enumerate(steps):
+    for i, s in enumerate(tqdm(steps, "unlearning steps", unit="step", leave=False, disable=None)):
         config = plan.step_config(s.method, s.params_key)
         if s.epochs is not None:
             config = replace(config, epochs=s.epochs)
