@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ import yaml
 
 from memunlearn.devices import resolve_device
 from memunlearn.tracking import (EXPERIMENT_TAG, ModelRecord, StageRecord, StageRun, TrackingTarget, fail_stage,
-                                 finish_stage, log_row, start_stage, store_location)
+                                 finish_stage, git_commit, log_row, start_stage, store_location)
 
 ROOT = Path.cwd()  # dvc runs every stage from the repository root
 PARAMS_FILE = ROOT / "params.yaml"
@@ -98,7 +97,7 @@ def tracking_target() -> TrackingTarget:
     uri, artifacts = store_location(Path(os.environ.get("DVC_ROOT") or ROOT), os.environ.get("MLFLOW_TRACKING_URI"))
     key, name = _invocation()
     experiment = os.environ.get("DVC_EXP_NAME")
-    tags = {"git_commit": _git_commit(), **({EXPERIMENT_TAG: experiment} if experiment else {})}
+    tags = {"git_commit": git_commit(ROOT), **({EXPERIMENT_TAG: experiment} if experiment else {})}
     return TrackingTarget(uri, artifacts, os.environ.get("MLFLOW_EXPERIMENT_NAME", "memunlearn"), key, name, tags)
 
 
@@ -119,7 +118,7 @@ def log_epoch(row: Mapping[str, Any]) -> None:
     log_row(_RUN, row)
 
 
-def registered(model: torch.nn.Module, role: str, info, **tags: Any) -> ModelRecord:
+def registered(model: torch.nn.Module, role: str, info, /, **tags: Any) -> ModelRecord:
     """``model``, to be registered as ``memunlearn-<role>`` with these tags (method, strategy, forget kind)."""
     return ModelRecord(model, role, info, {k: str(v) for k, v in tags.items()})
 
@@ -146,14 +145,6 @@ def _invocation() -> tuple[str, str]:
             name = os.environ.get("DVC_EXP_NAME") or " ".join(["dvc", *cmd[at + 1:at + 3], started])
             return f"dvc-{proc.pid}-{proc.create_time():.0f}", name
     return f"stage-{os.getpid()}-{time.time():.0f}", os.environ.get("DVC_EXP_NAME") or "single stage"
-
-
-def _git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10)
-        return out.stdout.strip() or "none"
-    except (OSError, subprocess.SubprocessError):
-        return "none"
 
 
 # ---- running -----------------------------------------------------------------

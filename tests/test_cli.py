@@ -83,3 +83,42 @@ def test_a_named_method_block_must_name_a_registered_method():
     params["methods"]["salun_fast"] = {"method": "salunn", "epochs": 2}
     assert [p.split(";")[0] for p in check_params(params)] == [
         "methods.salun_fast.method: unknown unlearning method 'salunn'"]
+
+
+def test_top_lists_the_most_memorized_examples_with_labels_and_planted_noise(tmp_path, capsys, synthetic):
+    import pandas as pd
+
+    from memunlearn.data import save_info, save_split
+    from memunlearn.io import save_table
+
+    train, _, info, flipped = synthetic
+    ids = train.example_ids.numpy()
+    score = (ids % 7) / 7.0  # at most 0.86: the 3 set below follow the planted example
+    clean_rows = [i for i in range(len(ids)) if ids[i] not in flipped][:3]
+    score[clean_rows] = [0.99, 0.98, 0.97]
+    save_split(train, tmp_path / "data/prepared/train.npz")
+    save_info(info, tmp_path / "data/prepared/meta.json")
+    clean = {int(flipped[0]): 3}
+    save_table(pd.DataFrame({"example_id": list(clean), "clean_label": list(clean.values()),
+                             "noisy_label": [int(train.labels[ids == flipped[0]][0])]}),
+               tmp_path / "data/prepared/label_noise.csv")
+    score[ids == flipped[0]] = 0.995  # the planted example is the most memorized
+    save_table(pd.DataFrame({"example_id": ids, "mem": score, "mem_prob": score, "mem_se": 0.01,
+                             "mem_prob_se": 0.02}), tmp_path / "data/memorize/scores.parquet")
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["top", "--n", "4", "--root", str(tmp_path)])
+    assert exit_.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in lines[1:5]]
+    assert [int(r[1]) for r in rows] == [int(flipped[0]), *ids[clean_rows].tolist()]
+    assert lines[1].endswith("yes (was class 3)") and "yes" not in lines[2]
+    assert rows[1][2:4] == ["class", str(int(train.labels[clean_rows[0]]))]  # no names on record: "class <i>"
+    assert lines[-1].startswith("1 of 4 are planted label noise")
+
+
+def test_top_without_scores_names_the_stage_to_run(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["top", "--root", str(tmp_path)])
+    assert exit_.value.code == 1
+    assert "dvc repro prepare" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """``memunlearn list``: what the registries hold (the names params.yaml accepts); ``memunlearn check``: is
 params.yaml valid, every section through its typed config, before DVC deletes any output; ``memunlearn store``:
-list, verify and garbage-collect the subset-model store."""
+list, verify and garbage-collect the subset-model store; ``memunlearn top``: the most memorized training examples."""
 from __future__ import annotations
 
 import argparse
@@ -141,6 +141,37 @@ def _size(n: int) -> str:
     return ""
 
 
+# ---- memunlearn top -------------------------------------------------------------
+
+def top(n: int, score: str, root: Path) -> int:
+    """Print the ``n`` most memorized training examples of the project in ``root`` (its `memorize` and
+    `prepare` outputs): rank, example id, label, score ± SE, planted noise; 0 = printed."""
+    from .data import load_info, load_split
+    from .io import load_table
+    from .labels import class_names
+    from .memorization.ranking import ranked_examples
+
+    try:
+        info = load_info(root / "data/prepared/meta.json")
+        train = load_split(root / "data/prepared/train.npz")
+        scores = load_table(root / "data/memorize/scores.parquet", "memorize")
+        planted = load_table(root / "data/prepared/label_noise.csv", "prepare")
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    ranked = ranked_examples(scores, train.example_ids, train.labels, planted, score).head(n)
+    names = class_names(info.name, info.num_classes)
+    print(f"{'rank':>4}  {'example_id':>10}  {'label':<12}  {score + ' ± se':>15}  planted noise")
+    for rank, row in enumerate(ranked.itertuples(), 1):
+        noise = f"yes (was {names[row.clean_label]})" if row.planted_noise else ""
+        print(f"{rank:>4}  {row.example_id:>10}  {names[row.label]:<12}  {row.score:>7.3f} ± {row.score_se:<5.3f}  "
+              f"{noise}".rstrip())
+    planted_share = ranked["planted_noise"].mean() if len(ranked) else 0.0
+    print(f"{int(ranked['planted_noise'].sum())} of {len(ranked)} are planted label noise ({planted_share:.0%}); "
+          f"{len(planted)} of {len(train)} training examples were planted")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="memunlearn", description="memorization-aware machine unlearning")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -148,7 +179,14 @@ def main(argv: list[str] | None = None) -> None:
     checker = commands.add_parser("check", help="validate every params.yaml section; every problem at once")
     checker.add_argument("--params", type=Path, default=Path("params.yaml"), help="the params file (params.yaml)")
     add_store_commands(commands)
+    ranking = commands.add_parser("top", help="the most memorized training examples, labels and planted noise")
+    ranking.add_argument("--n", type=int, default=20, help="how many (20)")
+    ranking.add_argument("--score", choices=("mem_prob", "mem"), default="mem_prob",
+                         help="exact score: mem_prob (true-class probability, the default) or mem (0/1)")
+    ranking.add_argument("--root", type=Path, default=Path("."), help="the project (the working directory)")
     args = parser.parse_args(argv)
+    if args.command == "top":
+        sys.exit(top(args.n, args.score, args.root))
     if args.command == "list":
         print(list_registries())
     elif args.command == "check":

@@ -59,6 +59,17 @@ def store_location(root: Path, uri: str | None = None) -> tuple[str, str | None]
     return uri, None
 
 
+def git_commit(root: Path) -> str:
+    """The checkout's HEAD commit ("none" outside git), tagged on every run and model."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "none"
+    except (OSError, subprocess.SubprocessError):
+        return "none"
+
+
 @dataclass(frozen=True)
 class ModelRecord:
     """A model to log and register as ``<experiment>-<role>`` (e.g. ``memunlearn-unlearned``), with ``tags``

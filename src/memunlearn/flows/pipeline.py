@@ -1,25 +1,37 @@
-"""Prefect flow that runs the DVC pipeline, one task per stage.
+"""Prefect flow that runs the DVC pipeline.
 
-DVC decides what reruns (a stage whose deps and params are unchanged is
-skipped); Prefect adds retries, logs, parameters and deployments. Every
-stage of one flow run is grouped under one MLflow parent run.
+Without overrides it reproduces the workspace, one task per stage (DVC
+decides what reruns: a stage whose deps and params are unchanged is
+skipped). With overrides the whole run is a DVC experiment (`dvc exp run
+--temp -S ...`): the checkout's params.yaml and outputs stay untouched and
+`dvc exp show` lists the run. Either way params.yaml is checked first, one
+flow run at a time holds the checkout (later ones queue), every line DVC and
+the stages print goes into the run's log, the stages log under one MLflow
+parent run named for the experiment or flow run, and the run's artifact
+holds the evaluation table and a link to that parent run.
 
     python -m memunlearn.flows.pipeline             # run once (temporary local Prefect server)
-    python -m memunlearn.flows.pipeline --set unlearn.method=finetune --force evaluate
+    python -m memunlearn.flows.pipeline --set unlearn.method=finetune     # a DVC experiment
+    python -m memunlearn.flows.pipeline --force evaluate
     python -m memunlearn.flows.pipeline --serve     # serve the deployment 'memunlearn-pipeline/default'
     prefect deployment run memunlearn-pipeline/default -p 'overrides={"unlearn.strategy": "vanilla"}'
 """
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from typing import Any
 
+import pandas as pd
 from prefect import flow
 from prefect.runtime import flow_run
 
-from memunlearn.flows.tasks import (apply_overrides, mlflow_group, parse_overrides, project_root, reproduce_stage,
-                                   stage_order)
+from memunlearn.flows.tasks import (check_params, experiment_name, mlflow_parent, one_run_per_checkout,
+                                   parse_overrides, progress, project_root, publish, read_output, reproduce_stage,
+                                   run_experiment, stage_order)
+
+EVALUATION = "results/evaluation.csv"
 
 
 @flow(name="memunlearn-pipeline", log_prints=True)
@@ -27,38 +39,49 @@ def pipeline(
     repo_dir: str | None = None,
     overrides: dict[str, Any] | None = None,
     force: list[str] | None = None,
+    experiment: str | None = None,
 ) -> dict[str, bool]:
-    """Reproduce every stage in order; returns {stage: ran}.
+    """Reproduce every stage; returns {stage: ran}.
 
     repo_dir: the DVC project (None: the one holding the working directory).
-    overrides: dotted params written to params.yaml first, e.g. {"unlearn.method": "finetune"}.
-    force: stages to rerun even if unchanged (their downstream reruns as DVC decides).
+    overrides: dotted params, e.g. {"unlearn.method": "finetune"}: the run becomes a DVC experiment.
+    force: stages to rerun even if unchanged, in the workspace (their downstream reruns as DVC decides).
+    experiment: the DVC experiment's name (None: the flow run's name and id).
     """
-    repo_dir = repo_dir or str(project_root())
-    if overrides:
-        apply_overrides(repo_dir, overrides)
-    forced = set(force or [])
+    repo_dir = str(repo_dir or project_root())
+    check_params(repo_dir, overrides)
     stages = stage_order(repo_dir)
-    unknown = forced - set(stages)
+    unknown = set(force or []) - set(stages)
     if unknown:
         raise ValueError(f"unknown stage(s) {sorted(unknown)} in force; stages: {stages}")
-    ran = {}
-    with mlflow_group(f"prefect-{flow_run.id or 'local'}", f"prefect {flow_run.name or 'pipeline'}"):
-        for stage in stages:
-            ran[stage] = reproduce_stage(repo_dir, stage, force=stage in forced)
+    if overrides and force:
+        raise ValueError("force reruns stages in the workspace; overrides run a DVC experiment: give one of them")
+    name = (experiment or experiment_name()) if overrides else None
+    with one_run_per_checkout(repo_dir), mlflow_parent(repo_dir, name or f"pipeline {flow_run.name}", name) as (
+            env, link):
+        if name:
+            ran = run_experiment(repo_dir, name, overrides, [], stages, env)
+        else:
+            ran = {stage: reproduce_stage(repo_dir, stage, stage in (force or []), env) for stage in progress(stages)}
+    evaluation = read_output(repo_dir, EVALUATION, name)
+    publish("memunlearn-evaluation", f"memunlearn-pipeline {name or 'workspace'}: evaluation",
+            pd.read_csv(io.StringIO(evaluation)) if evaluation else None, link, name)
     return ran
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a param")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a param: the run becomes a DVC experiment")
+    parser.add_argument("--name", help="the DVC experiment's name (default: the flow run's)")
     parser.add_argument("--force", nargs="*", default=[], metavar="STAGE", help="rerun these stages")
     parser.add_argument("--serve", action="store_true", help="serve as deployment 'memunlearn-pipeline/default'")
     args = parser.parse_args()
     if args.serve:
-        pipeline.serve(name="default", description="memunlearn DVC pipeline; parameters: overrides, force")
+        pipeline.serve(name="default", description="memunlearn DVC pipeline; parameters: overrides (a DVC "
+                                                   "experiment), force, experiment, repo_dir")
         return
-    ran = pipeline(overrides=parse_overrides(args.set), force=args.force)
+    ran = pipeline(overrides=parse_overrides(args.set), force=args.force, experiment=args.name)
     print(json.dumps(ran, indent=2))
 
 

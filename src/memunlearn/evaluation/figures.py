@@ -1,0 +1,137 @@
+"""The study's figures: pure functions from tables and arrays to matplotlib figures, and ``save``.
+
+- ``memorized_examples``: per class, the most and least memorized training
+  images, planted-noise examples framed in red (docs/methods.md §1);
+- ``accuracy_bars``: FA/RA/TA/MIA of the original, unlearned and oracle models (§6);
+- ``tow_by_variant``: mean ToW with its 95% CI per variant of one grid (§6-7);
+- ``epsilon_histogram``: LiRA's per-example ε of forgetting quality (§6).
+
+Not imported by ``evaluation/__init__``: only the ``figures`` stage draws
+them, so editing a figure reruns nothing else.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+NOISE_COLOR = "tab:red"
+MODEL_LABELS = {"original": "original", "unlearned": "unlearned", "retrain": "oracle (retrain)",
+                "oracle": "oracle (retrain)"}
+ACCURACIES = {"forget_acc": "FA", "retain_acc": "RA", "test_acc": "TA", "mia": "MIA"}
+
+
+def memorized_examples(images: np.ndarray, ranked: pd.DataFrame, class_names: Sequence[str],
+                       per_class: int = 4, max_classes: int = 20) -> Figure:
+    """One row per class (the first ``max_classes``): its ``per_class`` most memorized training images, then its
+    least memorized.
+
+    images: (N, C, H, W) uint8; ranked: ``memorization.ranking.ranked_examples`` (most memorized first) with a
+    ``position`` column, the example's row in ``images``. Titles give the score; a planted-noise example is
+    framed in red, its title saying its label before the flip.
+    """
+    classes = sorted(ranked["label"].unique())[:max_classes]
+    columns = 2 * per_class
+    fig, axes = plt.subplots(len(classes), columns, figsize=(1.25 * columns + 1.2, 1.35 * len(classes) + 0.6),
+                             dpi=110, squeeze=False)
+    for row, label in enumerate(classes):
+        of_class = ranked[ranked["label"] == label]
+        top = of_class.head(per_class)
+        bottom = of_class.iloc[len(top):].tail(per_class).iloc[::-1]  # least memorized first, none of the top
+        picks = [*top.itertuples(), *[None] * (per_class - len(top)), *bottom.itertuples()]
+        for col, ax in enumerate(axes[row]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if col >= len(picks) or picks[col] is None:
+                continue
+            example = picks[col]
+            _show(ax, images[example.position])
+            title = f"{example.score:.2f}"
+            if example.planted_noise:
+                title += f" (was {class_names[example.clean_label]})"
+                for spine in ax.spines.values():
+                    spine.set_visible(True)
+                    spine.set_color(NOISE_COLOR)
+                    spine.set_linewidth(2.5)
+            ax.set_title(title, fontsize=7, color=NOISE_COLOR if example.planted_noise else "black")
+        axes[row][0].set_ylabel(class_names[label], fontsize=8, rotation=0, ha="right", va="center")
+    fig.suptitle(f"most memorized (left {per_class}) and least memorized (right {per_class}) per class; "
+                 "red: planted label noise", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _show(ax, image: np.ndarray) -> None:
+    """A (C, H, W) uint8 image: grayscale for one channel, RGB for three."""
+    if image.shape[0] == 1:
+        ax.imshow(image[0], cmap="gray", vmin=0, vmax=255)
+    else:
+        ax.imshow(np.transpose(image[:3], (1, 2, 0)))
+
+
+def accuracy_bars(evaluation: pd.DataFrame) -> Figure:
+    """Grouped bars: FA, RA, TA and MIA (the evaluate stage's table, one row per model)."""
+    metrics = [m for m in ACCURACIES if m in evaluation.columns]
+    models = evaluation["model"].tolist()
+    width = 0.8 / max(len(models), 1)
+    fig, ax = plt.subplots(figsize=(6.0, 3.6), dpi=110)
+    x = np.arange(len(metrics))
+    for i, (model, row) in enumerate(zip(models, evaluation[metrics].to_numpy(dtype=np.float64))):
+        bars = ax.bar(x + (i - (len(models) - 1) / 2) * width, row, width, label=MODEL_LABELS.get(model, model))
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(x, [ACCURACIES[m] for m in metrics])
+    ax.set_ylim(0, 1.12)
+    ax.set_ylabel("accuracy / MIA score")
+    ax.set_title("forget (FA), retain (RA), test (TA) accuracy and membership inference (MIA)", fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def tow_by_variant(summary: pd.DataFrame, grid: str) -> Figure:
+    """Mean ToW per variant (method, group score, kind, strategy) of ``grid``, error bars = 95% CI over seeds."""
+    rows = summary[summary["grid"] == grid]
+    varying = [k for k in ("method", "group_score", "kind", "strategy") if rows[k].nunique() > 1] or ["strategy"]
+    labels = [" / ".join(str(r[k]) for k in varying) for _, r in rows.iterrows()]
+    errors = rows["tow_ci95"].fillna(0).to_numpy(dtype=np.float64) if "tow_ci95" in rows else None
+    fig, ax = plt.subplots(figsize=(6.0, 0.45 * len(rows) + 1.4), dpi=110)
+    y = np.arange(len(rows))
+    ax.barh(y, rows["tow_mean"].to_numpy(dtype=np.float64), xerr=errors, capsize=3, color="tab:blue")
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.05)
+    ax.set_xlabel("ToW (1 = the oracle's accuracies)")
+    ax.set_title(f"{grid}: ToW by {' / '.join(varying)} (error bars: 95% CI over seeds)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def epsilon_histogram(table: pd.DataFrame, bins: int = 30) -> Figure:
+    """LiRA's per-example ε on the forget set (0 = unlearned and retrained copies are indistinguishable)."""
+    eps = table["epsilon"].to_numpy(dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(5.0, 3.4), dpi=110)
+    ax.hist(eps[np.isfinite(eps)], bins=bins, color="tab:purple")
+    ax.set_xlabel("ε per forget example")
+    ax.set_ylabel("forget examples")
+    ax.set_title(f"forgetting quality: ε of {len(eps)} forget examples (median {np.median(eps):.2f})",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def save(fig: Figure, path: Path) -> Path:
+    """Write ``fig`` as a PNG (folders created) and close it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,224 @@
+"""End to end: the served pipeline deployment on a real Prefect server on 127.0.0.1, triggered as a user would.
+
+A tiny copy of the project (committed: DVC experiments need a baseline
+commit) is served with `python -m memunlearn.flows.pipeline --serve`; `prefect
+deployment run` triggers it with overrides twice and once with a bad value.
+Each good run must be a DVC experiment (listed by `dvc exp show`, the
+checkout's params.yaml byte for byte untouched), the two must hold the
+checkout one after the other, every line the stages print must reach the
+run's Prefect log, the run's artifact must hold the evaluation table and a
+link to its MLflow parent run, and the MLflow runs must be tagged with the
+experiment and hold the registered models.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import pytest
+
+import memunlearn
+
+from test_pipeline_e2e import dvc, tiny_project  # tests/ is on sys.path under pytest (no __init__.py)
+
+pytestmark = pytest.mark.e2e
+
+PREFECT = [sys.executable, "-m", "prefect"]
+DEPLOYMENT = "memunlearn-pipeline/default"
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def background(command: list[str], cwd: Path, log: Path) -> Iterator[subprocess.Popen]:
+    """A long-running process, stopped with SIGINT (Prefect's server and `serve` ignore SIGTERM)."""
+    with log.open("w") as out:
+        process = subprocess.Popen(command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, env=os.environ.copy())
+        try:
+            yield process
+        finally:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_for(condition, timeout: float, what: str, log: Path | None = None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}" + (f":\n{log.read_text()[-3000:]}" if log else ""))
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """(project, API URL): the tiny project served as 'memunlearn-pipeline/default' on a fresh Prefect server."""
+    root = tmp_path_factory.mktemp("deployment")
+    project = root / "project"
+    project.mkdir()
+    with tiny_project(project), pytest.MonkeyPatch.context() as mp:
+        for key in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
+            mp.setenv(key, "test")
+        for key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
+            mp.setenv(key, "test@example.com")
+        subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+        subprocess.run(["git", "commit", "-qm", "tiny project"], cwd=project, check=True)
+        api = f"http://127.0.0.1:{free_port()}/api"
+        mp.setenv("PREFECT_API_URL", api)
+        mp.setenv("PREFECT_HOME", str(root / "prefect-home"))
+        mp.setenv("PYTHONPATH", str(Path(memunlearn.__file__).parents[1]))  # this checkout's code, in every process
+        port = api.split(":")[-1].split("/")[0]
+        with background([*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", port], root,
+                        root / "server.log"):
+            wait_for(lambda: _ok(f"{api}/health"), 180, "the Prefect server", root / "server.log")
+            with background([sys.executable, "-m", "memunlearn.flows.pipeline", "--serve"], project,
+                            root / "serve.log"):
+                wait_for(lambda: _deployment(api), 180, "the served deployment", root / "serve.log")
+                yield project, api
+
+
+def _ok(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _deployment(api: str) -> dict | None:
+    response = httpx.get(f"{api}/deployments/name/{DEPLOYMENT}", timeout=10)
+    return response.json() if response.status_code == 200 else None
+
+
+def trigger(project: Path, *params: str) -> str:
+    """`prefect deployment run`, as a user types it; the flow run's id."""
+    args = [a for p in params for a in ("-p", p)]
+    out = subprocess.run([*PREFECT, "deployment", "run", DEPLOYMENT, *args], cwd=project, capture_output=True,
+                         text=True, timeout=120, env=os.environ.copy())
+    assert out.returncode == 0, out.stdout + out.stderr
+    return next(line.split()[-1] for line in out.stdout.splitlines() if "UUID" in line)
+
+
+def flow_run(api: str, run_id: str) -> dict:
+    return httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()
+
+
+def logs(api: str, run_id: str) -> list[dict]:
+    body = {"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC", "limit": 200}
+    found, offset = [], 0
+    while True:
+        page = httpx.post(f"{api}/logs/filter", json={**body, "offset": offset}, timeout=30).json()
+        found += page
+        if len(page) < 200:
+            return found
+        offset += 200
+
+
+def when(entry: dict) -> datetime:
+    return datetime.fromisoformat(entry["timestamp"].replace("Z", "+00:00"))
+
+
+@pytest.fixture(scope="module")
+def runs(served):
+    """Two triggered runs with overrides, back to back, and one with a bad value; all finished."""
+    project, api = served
+    before = (project / "params.yaml").read_bytes()
+    ids = {
+        "vanilla": trigger(project, 'overrides={"unlearn.strategy": "vanilla"}', "experiment=served-vanilla"),
+        "seed": trigger(project, 'overrides={"unlearn.seed": 1}'),
+        "bad": trigger(project, 'overrides={"unlearn.strategy": "nope"}'),
+    }
+    finished = {name: wait_for(lambda i=i: (r := flow_run(api, i))["state_type"] in FINAL and r, 1500,
+                               f"flow run {name}") for name, i in ids.items()}
+    return project, api, before, finished
+
+
+def test_a_triggered_run_is_a_dvc_experiment_and_leaves_params_untouched(runs):
+    project, api, before, finished = runs
+    assert finished["vanilla"]["state_type"] == "COMPLETED", logs(api, finished["vanilla"]["id"])[-20:]
+    assert finished["seed"]["state_type"] == "COMPLETED", logs(api, finished["seed"]["id"])[-20:]
+    assert (project / "params.yaml").read_bytes() == before
+    assert not (project / "data").exists()  # the workspace's outputs are untouched too
+
+    shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
+    experiments = {rev["name"]: rev for baseline in shown for group in (baseline.get("experiments") or [])
+                   for rev in group["revs"]}
+    default_name = f"{finished['seed']['name']}-{finished['seed']['id'][:8]}"
+    assert {"served-vanilla", default_name} <= set(experiments)
+    params = experiments["served-vanilla"]["data"]["params"]["params.yaml"]["data"]
+    assert params["unlearn"]["strategy"] == "vanilla"
+    assert experiments[default_name]["data"]["params"]["params.yaml"]["data"]["unlearn"]["seed"] == 1
+    tow = experiments["served-vanilla"]["data"]["metrics"]["metrics/evaluate.json"]["data"]["unlearned"]["tow"]
+    assert 0 <= tow <= 1
+
+
+def test_runs_on_one_checkout_hold_it_one_after_the_other(runs):
+    _, api, _, finished = runs
+    spans = []
+    for name in ("vanilla", "seed"):
+        entries = logs(api, finished[name]["id"])
+        held = next(when(e) for e in entries if "is this run's until it ends" in e["message"])
+        dvc_lines = [when(e) for e in entries if e["message"].startswith(("Running stage", "Stage '"))]
+        spans.append((held, max(dvc_lines)))
+    first, second = sorted(spans)
+    assert first[1] <= second[0], f"DVC work of the two runs overlapped: {spans}"
+
+
+def test_stage_output_is_streamed_line_by_line_into_the_run_log(runs):
+    _, api, _, finished = runs
+    messages = [e["message"] for e in logs(api, finished["vanilla"]["id"])]
+    assert "Running stage 'unlearn':" in messages and "> python stages/unlearn.py" in messages
+    assert any(m.endswith("memunlearn: device: cpu") for m in messages)  # a line the stage itself printed
+    assert all("\n" not in m for m in messages if m.startswith(("Running stage", "> python")))
+
+
+def test_bad_params_fail_before_dvc_with_every_problem_in_the_log(runs):
+    project, api, before, finished = runs
+    assert finished["bad"]["state_type"] == "FAILED"
+    messages = "\n".join(e["message"] for e in logs(api, finished["bad"]["id"]))
+    assert "unlearn.strategy" in messages and "nope" in messages and "nothing ran" in messages
+    assert "Running stage" not in messages
+    assert (project / "params.yaml").read_bytes() == before
+
+
+def test_each_run_publishes_the_evaluation_and_a_link_to_its_mlflow_parent(runs):
+    project, api, _, finished = runs
+    artifacts = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"flow_run_id": {
+        "any_": [finished["vanilla"]["id"]]}}}, timeout=10).json()
+    report = next(a for a in artifacts if a["key"] == "memunlearn-evaluation")["data"]
+    assert "served-vanilla" in report and "| unlearned " in report and "| retrain " in report
+    assert "http://127.0.0.1:5000/#/experiments/" in report
+
+    import mlflow
+
+    client = mlflow.tracking.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlruns.db'}")
+    experiment = client.get_experiment_by_name("memunlearn")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs_ = client.search_runs([experiment.experiment_id], "tags.`memunlearn.dvc_experiment` = 'served-vanilla'")
+    parent = next(r for r in runs_ if r.data.tags["memunlearn.stage"] == "pipeline")
+    assert parent.info.run_name == "served-vanilla" and parent.info.status == "FINISHED"
+    assert f"/runs/{parent.info.run_id}" in report
+    children = [r for r in runs_ if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert {"unlearn", "evaluate"} <= {r.data.tags["memunlearn.stage"] for r in children}
+    assert all(r.info.status == "FINISHED" and r.info.end_time > r.info.start_time for r in children)
+    unlearned = client.get_model_version_by_alias("memunlearn-unlearned", "latest")
+    assert unlearned.tags["strategy"] in {"vanilla", "rum_f"} and unlearned.tags["forget_digest"]
