@@ -1,4 +1,4 @@
-"""End to end: the served pipeline deployment on a real Prefect server on 127.0.0.1, triggered as a user would.
+"""End to end: the flows as Prefect deployments on a real Prefect server on 127.0.0.1, triggered as a user would.
 
 A tiny copy of the project (committed: DVC experiments need a baseline
 commit) is served with `python -m memunlearn.flows.pipeline --serve`; `prefect
@@ -8,12 +8,15 @@ checkout's params.yaml byte for byte untouched), the two must hold the
 checkout one after the other, every line the stages print must reach the
 run's Prefect log, the run's artifact must hold the evaluation table and a
 link to its MLflow parent run, and the MLflow runs must be tagged with the
-experiment and hold the registered models.
+experiment and hold the registered models. Then `prefect deploy --all`
+(prefect.yaml) puts both flows on a process work pool, and a worker runs a
+triggered sweep.
 """
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,6 +36,7 @@ from test_pipeline_e2e import dvc, tiny_project  # tests/ is on sys.path under p
 
 pytestmark = pytest.mark.e2e
 
+REPO = Path(__file__).resolve().parents[1]
 PREFECT = [sys.executable, "-m", "prefect"]
 DEPLOYMENT = "memunlearn-pipeline/default"
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
@@ -71,12 +75,13 @@ def wait_for(condition, timeout: float, what: str, log: Path | None = None):
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    """(project, API URL): the tiny project served as 'memunlearn-pipeline/default' on a fresh Prefect server."""
+def server(tmp_path_factory):
+    """(project, API URL, folder): the tiny project, committed with prefect.yaml, and a fresh Prefect server."""
     root = tmp_path_factory.mktemp("deployment")
     project = root / "project"
     project.mkdir()
     with tiny_project(project), pytest.MonkeyPatch.context() as mp:
+        shutil.copy(REPO / "prefect.yaml", project / "prefect.yaml")
         for key in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
             mp.setenv(key, "test")
         for key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
@@ -91,10 +96,7 @@ def served(tmp_path_factory):
         with background([*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", port], root,
                         root / "server.log"):
             wait_for(lambda: _ok(f"{api}/health"), 180, "the Prefect server", root / "server.log")
-            with background([sys.executable, "-m", "memunlearn.flows.pipeline", "--serve"], project,
-                            root / "serve.log"):
-                wait_for(lambda: _deployment(api), 180, "the served deployment", root / "serve.log")
-                yield project, api
+            yield project, api, root
 
 
 def _ok(url: str) -> bool:
@@ -104,18 +106,24 @@ def _ok(url: str) -> bool:
         return False
 
 
-def _deployment(api: str) -> dict | None:
-    response = httpx.get(f"{api}/deployments/name/{DEPLOYMENT}", timeout=10)
+def _deployment(api: str, name: str) -> dict | None:
+    response = httpx.get(f"{api}/deployments/name/{name}", timeout=10)
     return response.json() if response.status_code == 200 else None
 
 
-def trigger(project: Path, *params: str) -> str:
-    """`prefect deployment run`, as a user types it; the flow run's id."""
-    args = [a for p in params for a in ("-p", p)]
-    out = subprocess.run([*PREFECT, "deployment", "run", DEPLOYMENT, *args], cwd=project, capture_output=True,
-                         text=True, timeout=120, env=os.environ.copy())
+def prefect(project: Path, *args: str) -> str:
+    """A `prefect` command, as a user types it; its output."""
+    out = subprocess.run([*PREFECT, *args], cwd=project, capture_output=True, text=True, timeout=300,
+                         env=os.environ.copy())
     assert out.returncode == 0, out.stdout + out.stderr
-    return next(line.split()[-1] for line in out.stdout.splitlines() if "UUID" in line)
+    return out.stdout
+
+
+def trigger(project: Path, deployment: str, *params: str) -> str:
+    """`prefect deployment run <deployment> -p ...`; the flow run's id."""
+    out = prefect(project, "deployment", "run", deployment, *[a for p in params for a in ("-p", p)])
+    return next(line.split()[-1] for line in out.splitlines() if "UUID" in line)
+
 
 
 def flow_run(api: str, run_id: str) -> dict:
@@ -138,18 +146,25 @@ def when(entry: dict) -> datetime:
 
 
 @pytest.fixture(scope="module")
-def runs(served):
-    """Two triggered runs with overrides, back to back, and one with a bad value; all finished."""
-    project, api = served
+def runs(server):
+    """The pipeline served as a user would (`--serve`, from the checkout), triggered twice with overrides back to
+    back and once with a bad value; all finished, then the serving stopped."""
+    project, api, root = server
     before = (project / "params.yaml").read_bytes()
-    ids = {
-        "vanilla": trigger(project, 'overrides={"unlearn.strategy": "vanilla"}', "experiment=served-vanilla"),
-        "seed": trigger(project, 'overrides={"unlearn.seed": 1}'),
-        "bad": trigger(project, 'overrides={"unlearn.strategy": "nope"}'),
-    }
-    finished = {name: wait_for(lambda i=i: (r := flow_run(api, i))["state_type"] in FINAL and r, 1500,
-                               f"flow run {name}") for name, i in ids.items()}
+    with background([sys.executable, "-m", "memunlearn.flows.pipeline", "--serve"], project, root / "serve.log"):
+        wait_for(lambda: _deployment(api, DEPLOYMENT), 180, "the served deployment", root / "serve.log")
+        ids = {
+            "vanilla": trigger(project, DEPLOYMENT, 'overrides={"unlearn.strategy": "vanilla"}',
+                               "experiment=served-vanilla"),
+            "seed": trigger(project, DEPLOYMENT, 'overrides={"unlearn.seed": 1}'),
+            "bad": trigger(project, DEPLOYMENT, 'overrides={"unlearn.strategy": "nope"}'),
+        }
+        finished = {name: finish(api, run_id) for name, run_id in ids.items()}
     return project, api, before, finished
+
+
+def finish(api: str, run_id: str) -> dict:
+    return wait_for(lambda: (run := flow_run(api, run_id))["state_type"] in FINAL and run, 1500, f"flow run {run_id}")
 
 
 def test_a_triggered_run_is_a_dvc_experiment_and_leaves_params_untouched(runs):
@@ -222,3 +237,26 @@ def test_each_run_publishes_the_evaluation_and_a_link_to_its_mlflow_parent(runs)
     assert all(r.info.status == "FINISHED" and r.info.end_time > r.info.start_time for r in children)
     unlearned = client.get_model_version_by_alias("memunlearn-unlearned", "latest")
     assert unlearned.tags["strategy"] in {"vanilla", "rum_f"} and unlearned.tags["forget_digest"]
+
+
+def test_prefect_yaml_deploys_both_flows_to_a_process_pool_whose_worker_runs_them(server, runs):
+    project, api, root = server
+    prefect(project, "work-pool", "create", "memunlearn", "--type", "process")
+    prefect(project, "--no-prompt", "deploy", "--all")
+    sweep = _deployment(api, "memunlearn-sweep/default")
+    assert sweep["work_pool_name"] == "memunlearn" and _deployment(api, DEPLOYMENT)["work_pool_name"] == "memunlearn"
+    steps = [step["prefect.deployments.steps.set_working_directory"]["directory"] for step in sweep["pull_steps"]]
+    assert [Path(step).resolve() for step in steps] == [project.resolve()]
+
+    with background([*PREFECT, "worker", "start", "--pool", "memunlearn"], project, root / "worker.log"):
+        run = finish(api, trigger(project, "memunlearn-sweep/default", "seeds=[0]", "experiment=worker-sweep"))
+    assert run["state_type"] == "COMPLETED", (root / "worker.log").read_text()[-3000:]
+    messages = [e["message"] for e in logs(api, run["id"])]
+    assert any(m.startswith("Stage 'sweep_report'") or m == "Running stage 'sweep_report':" for m in messages)
+    shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
+    assert "worker-sweep" in {rev["name"] for baseline in shown for group in (baseline.get("experiments") or [])
+                              for rev in group["revs"]}
+    artifacts = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run["id"]]}}},
+                           timeout=10).json()
+    summary = next(a for a in artifacts if a["key"] == "memunlearn-sweep-summary")["data"]
+    assert "worker-sweep" in summary and "| sweep " in summary and "| rum_compare " in summary

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -22,7 +23,8 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ["prepare", "train", "memorize", "proxies", "proxy_study", "partition", "oracle", "unlearn", "evaluate",
-          "summary", "forgetting_quality", "sweep_score", "sweep_report", "claims"]
+          "summary", "forgetting_quality", "sweep_score", "sweep_report", "claims", "figures"]
+FIGURES = ["memorized_examples.png", "evaluation.png", "rum_compare_tow.png", "forgetting_quality_epsilon.png"]
 SWEEP_CELLS = [  # TINY's grids: one cell each
     "sweep_oracle@exact_prob-high-0", "sweep_cell@neggrad_plus-exact_prob-high-rum_f-0",
     "levels_oracle@exact_prob-low-0", "levels_cell@neggrad_plus-exact_prob-low-vanilla-0",
@@ -127,6 +129,15 @@ def test_first_repro_runs_every_stage_and_writes_outputs(project, first_repro):
     assert sum(partition["class_histogram"].values()) == 30 and 0 < partition["largest_class_share"] <= 1
     assert set(partition["entanglement_kinds_es"]) == {"low", "mid", "high"}
     assert (project / "dvc.lock").exists()
+    assert sorted(p.name for p in (project / "results/plots/figures").glob("*.png")) == sorted(FIGURES)
+    assert all((project / "results/plots/figures" / name).stat().st_size > 5000 for name in FIGURES)
+
+
+def test_dvc_plots_declare_the_csv_series_and_the_figures(project, first_repro):
+    shown = json.loads(dvc(project, "plots", "show", "--json").stdout)
+    assert {"training history", "memorization convergence", "proxy study", "sweep summary"} <= set(shown)
+    assert {f"results/plots/figures/{name}" for name in FIGURES} <= set(shown)
+    assert not shown.get("errors")
 
 
 def test_metrics_show_lists_tow_mia_accuracies_and_proxy_correlations(project, first_repro):
@@ -168,12 +179,35 @@ def test_mlflow_holds_one_parent_run_with_a_child_per_stage_and_the_models(proje
     assert len(parents) == 1
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert sorted(r.data.tags["memunlearn.stage"] for r in children) == sorted(STAGES + SWEEP_CELLS)
-    evaluate = next(r for r in children if r.data.tags["memunlearn.stage"] == "evaluate")
-    assert "unlearned.tow" in evaluate.data.metrics
+    by_stage = {r.data.tags["memunlearn.stage"]: r for r in children}
+    assert "unlearned.tow" in by_stage["evaluate"].data.metrics
     assert all(r.data.tags.get("git_commit") for r in children)
+    assert all(r.info.status == "FINISHED" for r in [*children, parents[0]])
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    for stage in ("train", "oracle", "memorize"):  # a run spans its stage: at least the seconds it measured
+        run = by_stage[stage].info
+        assert run.end_time - run.start_time >= 1000 * json.loads((project / f"metrics/{stage}.json").read_text())[
+            "seconds"]
+    epochs = mlflow.tracking.MlflowClient().get_metric_history(by_stage["train"].info.run_id, "train_loss")
+    assert [m.step for m in epochs] == [0, 1]  # TINY trains 2 epochs; each logged once, as it ended
     models = mlflow.search_logged_models(experiment_ids=[experiment.experiment_id], output_format="list")
     assert {m.name for m in models} >= {"original_model", "unlearned_model", "oracle_model"}
     assert not any(p.name.startswith("mlruns") for p in project.glob("data/**/*"))  # the store is not a DVC output
+
+    client = mlflow.tracking.MlflowClient()
+    forget = pd.read_csv(project / "data/partition/forget.csv")["example_id"]
+    inputs = {d.dataset.name: d.dataset.digest for d in by_stage["unlearn"].inputs.dataset_inputs}
+    assert set(inputs) == {"F", "R"}
+    unlearned = client.get_model_version_by_alias("memunlearn-unlearned", "latest")
+    assert (unlearned.tags["method"], unlearned.tags["strategy"], unlearned.tags["forget_kind"]) == (
+        "neggrad_plus", "rum_f", "mix")
+    assert unlearned.tags["forget_digest"] == inputs["F"] and len(forget) == 30
+    for role in ("original", "oracle"):
+        assert client.get_model_version_by_alias(f"memunlearn-{role}", "latest")
+    best = client.get_model_version_by_alias("memunlearn-sweep-exact_prob-high", "best-tow")
+    assert (best.tags["method"], best.tags["strategy"], best.tags["seed"]) == ("neggrad_plus", "rum_f", "0")
+    figures = [a.path for a in mlflow.artifacts.list_artifacts(run_id=by_stage["figures"].info.run_id)]
+    assert sorted(figures) == sorted(FIGURES)
 
 
 def test_second_repro_runs_nothing(project, first_repro):
@@ -194,26 +228,45 @@ def test_changing_an_unlearning_param_reruns_only_what_unlearns(project, first_r
     set_params(project, {"unlearn": {"seed": 1}})
     # evaluate follows unlearn's outputs; forgetting_quality unlearns its own copies with the same settings
     assert set(json.loads(dvc(project, "status", "--json").stdout)) == {"unlearn", "forgetting_quality"}
-    assert ran_stages(dvc(project, "repro").stdout) == ["unlearn", "evaluate", "summary", "forgetting_quality"]
+    assert ran_stages(dvc(project, "repro").stdout) == ["unlearn", "evaluate", "summary", "forgetting_quality",
+                                                        "figures"]
 
 
-def test_prefect_flow_runs_the_stages_and_dvc_decides_what_reruns(project, first_repro):
+def commit(root: Path) -> None:
+    """Commit the project (DVC experiments run from a baseline commit); data stay git-ignored."""
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
+    subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "baseline"],
+                   cwd=root, check=True)
+
+
+def test_prefect_flow_runs_stages_in_the_workspace_and_overrides_as_a_dvc_experiment(project, first_repro):
     from prefect.testing.utilities import prefect_test_harness
 
     from memunlearn.flows.pipeline import pipeline
 
+    commit(project)
+    before = (project / "params.yaml").read_bytes()
     with prefect_test_harness():
-        ran = pipeline(repo_dir=str(project), overrides={"unlearn.strategy": "vanilla"})
-    assert sorted(ran) == sorted(STAGES + SWEEP_CELLS)
-    assert [s for s, did in ran.items() if did] == ["unlearn", "evaluate", "summary", "forgetting_quality"]
-    assert yaml.safe_load((project / "params.yaml").read_text())["unlearn"]["strategy"] == "vanilla"
+        forced = pipeline(repo_dir=str(project), force=["evaluate"])
+        ran = pipeline(repo_dir=str(project), overrides={"unlearn.strategy": "vanilla"}, experiment="flow-vanilla")
+    assert sorted(forced) == sorted(STAGES + SWEEP_CELLS) == sorted(ran)
+    assert [s for s, did in forced.items() if did] == ["evaluate"]
+    assert [s for s, did in ran.items() if did] == ["unlearn", "evaluate", "summary", "forgetting_quality", "figures"]
+    assert (project / "params.yaml").read_bytes() == before  # the experiment ran in a temporary copy
+
+    shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
+    experiment = next(rev for group in shown[0]["experiments"] for rev in group["revs"] if rev["name"] == "flow-vanilla")
+    assert experiment["data"]["params"]["params.yaml"]["data"]["unlearn"]["strategy"] == "vanilla"
 
     import mlflow
 
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
-    flow_parents = [r for r in runs if r.data.tags.get("memunlearn.stage") == "pipeline"
-                    and r.data.tags.get("memunlearn.group", "").startswith("prefect-")]
-    assert len(flow_parents) == 1
+    flow_parents = {r.info.run_name: r for r in runs if r.data.tags.get("memunlearn.stage") == "pipeline"
+                    and r.data.tags.get("memunlearn.group", "").startswith("prefect-")}
+    assert len(flow_parents) == 2 and "flow-vanilla" in flow_parents
+    tagged = {r.data.tags["memunlearn.stage"] for r in runs
+              if r.data.tags.get("memunlearn.dvc_experiment") == "flow-vanilla"}
+    assert tagged == {"pipeline", "unlearn", "evaluate", "forgetting_quality", "figures"}
 
 
 def test_missing_upstream_output_names_the_command_to_run(project, first_repro):
@@ -236,4 +289,12 @@ def test_bad_input_fails_in_one_line_and_leaves_no_stale_output(project, first_r
     assert errors and "unknown unlearning method 'forgetall'; choose one of:" in errors[0]
     assert "neggrad_plus" in errors[0]
     assert not (project / "data/unlearn/model.pt").exists()  # DVC removed the old output before the stage ran
+
+    import mlflow
+
+    runs = mlflow.search_runs(search_all_experiments=True, output_format="list", order_by=["start_time DESC"])
+    failed = next(r for r in runs if r.data.tags.get("memunlearn.stage") == "unlearn")
+    assert failed.info.status == "FAILED" and "forgetall" in failed.data.tags["memunlearn.error"]
+    parent = next(r for r in runs if r.info.run_id == failed.data.tags["mlflow.parentRunId"])
+    assert parent.info.status == "FAILED"
     set_params(project, {"unlearn": {"method": "neggrad_plus"}})

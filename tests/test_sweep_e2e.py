@@ -8,6 +8,7 @@ grid and rebuilds the summary.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -18,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from test_pipeline_e2e import dvc, set_params, tiny_project  # tests/ is on sys.path under pytest (no __init__.py)
+from test_pipeline_e2e import commit, dvc, set_params, tiny_project  # tests/ is on sys.path under pytest (no __init__.py)
 
 pytestmark = pytest.mark.e2e
 
@@ -125,28 +126,33 @@ def test_a_methods_params_invalidate_only_its_cells(project, first_repro):
     assert not [s for s in json.loads(dvc(project, "status", "--json").stdout) if s.startswith("sweep")]
 
 
-def test_prefect_sweep_flow_runs_new_cells_only_and_produces_the_summary(project, first_repro):
+def test_prefect_sweep_flow_runs_a_grown_grid_as_an_experiment_with_new_cells_only(project, first_repro):
     from prefect.testing.utilities import prefect_test_harness
 
     from memunlearn.flows.sweep import sweep
 
+    commit(project)
+    before = (project / "params.yaml").read_bytes()
+    workspace_summary = (project / "results/sweep/summary.csv").read_bytes()
     with prefect_test_harness():
-        with pytest.raises(ValueError, match="bad sweep grid: unknown unlearning method 'forgetall'"):
+        with pytest.raises(ValueError, match="bad sweep grid: (.|\n)*unknown unlearning method 'forgetall'"):
             sweep(repo_dir=str(project), methods=["forgetall"])
-        assert yaml.safe_load((project / "params.yaml").read_text())["sweep"]["methods"] == ["neggrad_plus"]
-        result = sweep(repo_dir=str(project), kinds=["high"], strategies=["vanilla", "rum"])
+        result = sweep(repo_dir=str(project), kinds=["high"], strategies=["vanilla", "rum"], experiment="grown")
 
     did = [stage for stage, yes in result["ran"].items() if yes]
     assert did == cells(kinds=("high",), strategies=("vanilla",), seeds=(0, 1)) + REPORT
     assert list(result["ran"])[:len(UPSTREAM)] == UPSTREAM
     assert set(oracles(("high",), (0, 1)) + cells(kinds=("high",), seeds=(0, 1))) <= set(result["ran"])  # cached
-    assert yaml.safe_load((project / "params.yaml").read_text())["sweep"]["strategies"] == ["vanilla", "rum"]
+    assert (project / "params.yaml").read_bytes() == before  # the grid ran as a DVC experiment
+    assert (project / "results/sweep/summary.csv").read_bytes() == workspace_summary
+    shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
+    grown = next(rev for group in shown[0]["experiments"] for rev in group["revs"] if rev["name"] == "grown")
+    assert grown["data"]["params"]["params.yaml"]["data"]["sweep"]["strategies"] == ["vanilla", "rum"]
 
-    summary = pd.read_csv(project / "results/sweep/summary.csv").query("grid == 'sweep'")
+    summary = pd.DataFrame(result["summary"]).query("grid == 'sweep'")
     assert summary[["method", "kind", "strategy"]].values.tolist() == [["neggrad_plus", "high", "vanilla"],
                                                                       ["neggrad_plus", "high", "rum"]]
     assert (summary["n_seeds"] == 2).all() and summary["tow_ci95"].notna().all()
-    assert [r["strategy"] for r in result["summary"] if r["grid"] == "sweep"] == ["vanilla", "rum"]
 
     import mlflow
 
@@ -154,10 +160,19 @@ def test_prefect_sweep_flow_runs_new_cells_only_and_produces_the_summary(project
     runs = mlflow.search_runs(search_all_experiments=True, output_format="list")
     parents = [r for r in runs if r.data.tags.get("memunlearn.stage") == "pipeline"
                and r.data.tags.get("memunlearn.group", "").startswith("prefect-")]
-    assert len(parents) == 1
-    children = {r.data.tags["memunlearn.stage"] for r in runs
-                if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
-    assert children == {*cells(kinds=("high",), strategies=("vanilla",), seeds=(0, 1)), *REPORT}
+    assert [p.info.run_name for p in parents] == ["grown"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert {r.data.tags["memunlearn.stage"] for r in children} == {
+        *cells(kinds=("high",), strategies=("vanilla",), seeds=(0, 1)), *REPORT}
+    assert all(r.data.tags["memunlearn.dvc_experiment"] == "grown" for r in children)
+    cell = next(r for r in children if r.data.tags["memunlearn.stage"].startswith("sweep_cell@"))
+    assert {d.dataset.name for d in cell.inputs.dataset_inputs} == {"F", "R", "T"}  # each cell's own forget set
+    import dvc.api
+
+    results = pd.read_csv(io.StringIO(dvc.api.read("results/sweep/results.csv", repo=str(project), rev="grown")))
+    top = results.query("grid == 'sweep' and kind == 'high'").sort_values("tow").iloc[-1]
+    best = mlflow.tracking.MlflowClient().get_model_version_by_alias("memunlearn-sweep-exact-high", "best-tow")
+    assert (best.tags["strategy"], best.tags["seed"]) == (top["strategy"], str(top["seed"]))  # the highest ToW
 
 
 def test_an_evaluation_setting_rescores_every_cell_without_unlearning_again(project, first_repro):

@@ -12,15 +12,13 @@ them, so editing a figure reruns nothing else.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 NOISE_COLOR = "tab:red"
 MODEL_LABELS = {"original": "original", "unlearned": "unlearned", "retrain": "oracle (retrain)",
@@ -29,7 +27,7 @@ ACCURACIES = {"forget_acc": "FA", "retain_acc": "RA", "test_acc": "TA", "mia": "
 
 
 def memorized_examples(images: np.ndarray, ranked: pd.DataFrame, class_names: Sequence[str],
-                       per_class: int = 4, max_classes: int = 20) -> Figure:
+                       per_class: int = 4, max_classes: int = 20) -> "Figure":
     """One row per class (the first ``max_classes``): its ``per_class`` most memorized training images, then its
     least memorized.
 
@@ -37,6 +35,7 @@ def memorized_examples(images: np.ndarray, ranked: pd.DataFrame, class_names: Se
     ``position`` column, the example's row in ``images``. Titles give the score; a planted-noise example is
     framed in red, its title saying its label before the flip.
     """
+    plt = _pyplot()
     classes = sorted(ranked["label"].unique())[:max_classes]
     columns = 2 * per_class
     fig, axes = plt.subplots(len(classes), columns, figsize=(1.25 * columns + 1.2, 1.35 * len(classes) + 0.6),
@@ -70,6 +69,16 @@ def memorized_examples(images: np.ndarray, ranked: pd.DataFrame, class_names: Se
     return fig
 
 
+def _pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def _show(ax, image: np.ndarray) -> None:
     """A (C, H, W) uint8 image: grayscale for one channel, RGB for three."""
     if image.shape[0] == 1:
@@ -78,8 +87,9 @@ def _show(ax, image: np.ndarray) -> None:
         ax.imshow(np.transpose(image[:3], (1, 2, 0)))
 
 
-def accuracy_bars(evaluation: pd.DataFrame) -> Figure:
+def accuracy_bars(evaluation: pd.DataFrame) -> "Figure":
     """Grouped bars: FA, RA, TA and MIA (the evaluate stage's table, one row per model)."""
+    plt = _pyplot()
     metrics = [m for m in ACCURACIES if m in evaluation.columns]
     models = evaluation["model"].tolist()
     width = 0.8 / max(len(models), 1)
@@ -97,8 +107,9 @@ def accuracy_bars(evaluation: pd.DataFrame) -> Figure:
     return fig
 
 
-def tow_by_variant(summary: pd.DataFrame, grid: str) -> Figure:
+def tow_by_variant(summary: pd.DataFrame, grid: str) -> "Figure":
     """Mean ToW per variant (method, group score, kind, strategy) of ``grid``, error bars = 95% CI over seeds."""
+    plt = _pyplot()
     rows = summary[summary["grid"] == grid]
     varying = [k for k in ("method", "group_score", "kind", "strategy") if rows[k].nunique() > 1] or ["strategy"]
     labels = [" / ".join(str(r[k]) for k in varying) for _, r in rows.iterrows()]
@@ -115,8 +126,9 @@ def tow_by_variant(summary: pd.DataFrame, grid: str) -> Figure:
     return fig
 
 
-def epsilon_histogram(table: pd.DataFrame, bins: int = 30) -> Figure:
+def epsilon_histogram(table: pd.DataFrame, bins: int = 30) -> "Figure":
     """LiRA's per-example ε on the forget set (0 = unlearned and retrained copies are indistinguishable)."""
+    plt = _pyplot()
     eps = table["epsilon"].to_numpy(dtype=np.float64)
     fig, ax = plt.subplots(figsize=(5.0, 3.4), dpi=110)
     ax.hist(eps[np.isfinite(eps)], bins=bins, color="tab:purple")
@@ -128,10 +140,10 @@ def epsilon_histogram(table: pd.DataFrame, bins: int = 30) -> Figure:
     return fig
 
 
-def save(fig: Figure, path: Path) -> Path:
+def save(fig: "Figure", path: Path) -> Path:
     """Write ``fig`` as a PNG (folders created) and close it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path

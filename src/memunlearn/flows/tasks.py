@@ -166,9 +166,9 @@ def stream(command: list[str], cwd: str, env: Mapping[str, str], on_line: Callab
     raises RuntimeError with the command's own error lines."""
     errors: list[str] = []
     with subprocess.Popen(command, cwd=cwd, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as process:
-        for raw in process.stdout:
-            line = raw.rstrip("\n").split("\r")[-1].rstrip()  # a progress bar's redraws: its last state
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as process:
+        for raw in process.stdout:  # bytes split at \n only: a progress bar's \r redraws stay on one line
+            line = raw.decode(errors="replace").rstrip("\r\n").split("\r")[-1].rstrip()  # the bar's last state
             if line:
                 on_line(line)
                 if line.startswith(("error: ", "ERROR: ")):

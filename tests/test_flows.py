@@ -1,0 +1,68 @@
+"""The flows' helpers that need no Prefect server: params checked before DVC, `dvc exp run -S` arguments as DVC
+itself applies them, DVC's stage notes, line-by-line streaming, one concurrency limit per checkout."""
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from memunlearn.flows.tasks import (check_params, checkout_limit, set_param_args, stage_outcome, stream,
+                                   with_overrides)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_overrides_become_hydra_arguments_that_dvc_applies_with_their_types(tmp_path):
+    from dvc.utils.hydra import apply_overrides
+
+    params = tmp_path / "params.yaml"
+    params.write_text("unlearn:\n  method: neggrad_plus  # a comment\n  seed: 0\nmethods:\n  finetune: {}\n")
+    overrides = {"unlearn.method": "finetune", "unlearn.seed": 3, "methods.finetune.lr": 0.5,
+                 "methods.salun": {"threshold": 0.5, "name": "1"}, "sweep.seeds": [0, 1], "x.flag": True,
+                 "x.quote": "it's", "x.none": None}
+    args = set_param_args(overrides)
+    assert args[::2] == ["-S"] * len(overrides)
+    apply_overrides(params, args[1::2])
+    assert yaml.safe_load(params.read_text()) == with_overrides(
+        {"unlearn": {"method": "neggrad_plus", "seed": 0}, "methods": {"finetune": {}}}, overrides)
+    assert "# a comment" in params.read_text()
+
+
+def test_overrides_are_checked_with_every_problem_before_any_dvc_work(tmp_path):
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    check_params(str(tmp_path), {"unlearn.method": "finetune"})
+    with pytest.raises(ValueError) as error:
+        check_params(str(tmp_path), {"unlearn.strategy": "nope", "train.epochs": "5", "nosection.x": 1})
+    lines = str(error.value).splitlines()
+    assert lines[0].endswith("has 3 problem(s); nothing ran:")
+    assert any(line.startswith("unlearn.strategy: unknown RUM strategy 'nope'") for line in lines)
+    assert any(line.startswith("train.epochs") for line in lines)
+    assert any(line.startswith("nosection: unknown section") for line in lines)
+    with pytest.raises(ValueError, match="'unlearn' is not a section"):
+        with_overrides({"unlearn": 1}, {"unlearn.seed": 0})
+
+
+@pytest.mark.parametrize("line, outcome", [
+    ("Running stage 'sweep_cell@neggrad_plus-exact_prob-high-rum_f-0':", ("sweep_cell@neggrad_plus-exact_prob-high-rum_f-0", True)),
+    ("Stage 'prepare' is cached - skipping run, checking out outputs", ("prepare", True)),
+    ("Stage 'train' didn't change, skipping", ("train", False)),
+    ("> python stages/train.py", None),
+])
+def test_dvc_stage_notes_say_which_stage_ran(line, outcome):
+    assert stage_outcome(line) == outcome
+
+
+def test_stream_hands_over_each_line_as_it_comes_and_raises_with_the_error_lines(tmp_path):
+    lines = []
+    script = "import sys, time; print('one'); print('bar 1\\rbar 2'); time.sleep(0.2); print('two', file=sys.stderr)"
+    stream([sys.executable, "-c", script], str(tmp_path), {}, lines.append)
+    assert lines == ["one", "bar 2", "two"]
+    failing = "import sys; print('working'); print('error: unknown method x', file=sys.stderr); sys.exit(1)"
+    with pytest.raises(RuntimeError, match="failed: error: unknown method x"):
+        stream([sys.executable, "-c", failing], str(tmp_path), {}, lines.append)
+
+
+def test_each_checkout_has_its_own_concurrency_limit(tmp_path):
+    (tmp_path / "a").mkdir()
+    assert checkout_limit(str(tmp_path / "a")) == checkout_limit(str(tmp_path / "a" / "."))
+    assert checkout_limit(str(tmp_path / "a")) != checkout_limit(str(tmp_path / "b"))
