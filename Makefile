@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup check run test flow serve sweep sweep-large ui list
+.PHONY: setup check run test flow serve deploy sweep sweep-large ui list top
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,21 +33,30 @@ test: setup                 ## unit tests + one end-to-end pipeline test (real D
 flow: check                 ## the same pipeline through the Prefect flow
 	python -m memunlearn.flows.pipeline
 
-serve: setup                ## serve the Prefect deployment 'memunlearn-pipeline/default'
+serve: setup                ## serve the Prefect deployment 'memunlearn-pipeline/default' (stop with Ctrl-C)
 	python -m memunlearn.flows.pipeline --serve
+
+deploy: setup               ## both flows on the process work pool 'memunlearn' (prefect.yaml); then: prefect worker start --pool memunlearn
+	prefect work-pool inspect memunlearn >/dev/null 2>&1 || prefect work-pool create memunlearn --type process
+	prefect --no-prompt deploy --all
 
 sweep: check                ## the experiment sweep (params.yaml `sweep`) as a Prefect flow; DVC reuses cached cells
 	python -m memunlearn.flows.sweep
 
-sweep-large: setup          ## a wider study than the default grids: more methods, kinds and proxies (hours on 2 cores)
-	python -m memunlearn.flows.sweep --methods neggrad_plus finetune l1_sparse salun scrub del --kinds low mid high mix \
+sweep-large: check          ## a wider study than the default grids as a DVC experiment, applied, then the claims (hours on 2 cores)
+	name=sweep-large-$$(date +%Y%m%d-%H%M%S) && \
+	python -m memunlearn.flows.sweep --name $$name \
+		--methods neggrad_plus finetune l1_sparse salun scrub del --kinds low mid high mix \
 		--set 'rum_compare.group_scores=[confidence, loss_curvature, holdout_retrain]' \
 		--set 'rum_compare.strategies=[vanilla, shuffle, rum_f]' \
-		--set 'entanglement.kinds=[low, mid, high]'
-	python -m dvc repro claims
+		--set 'entanglement.kinds=[low, mid, high]' && \
+	python -m dvc exp apply $$name && python -m dvc repro claims
 
 ui: setup                   ## browse runs and models in the MLflow UI (http://127.0.0.1:5000)
 	mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns.db --host 127.0.0.1 --port 5000
 
 list: setup                 ## registered datasets, models, proxies, methods
 	memunlearn list
+
+top: setup                  ## the 50 most memorized training examples, labels and planted noise (after `make run`)
+	memunlearn top --n 50

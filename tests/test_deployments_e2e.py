@@ -14,7 +14,6 @@ triggered sweep.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -32,7 +31,7 @@ import pytest
 
 import memunlearn
 
-from test_pipeline_e2e import dvc, tiny_project  # tests/ is on sys.path under pytest (no __init__.py)
+from test_pipeline_e2e import experiments, tiny_project  # tests/ is on sys.path under pytest (no __init__.py)
 
 pytestmark = pytest.mark.e2e
 
@@ -174,15 +173,13 @@ def test_a_triggered_run_is_a_dvc_experiment_and_leaves_params_untouched(runs):
     assert (project / "params.yaml").read_bytes() == before
     assert not (project / "data").exists()  # the workspace's outputs are untouched too
 
-    shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
-    experiments = {rev["name"]: rev for baseline in shown for group in (baseline.get("experiments") or [])
-                   for rev in group["revs"]}
+    found = experiments(project)
     default_name = f"{finished['seed']['name']}-{finished['seed']['id'][:8]}"
-    assert {"served-vanilla", default_name} <= set(experiments)
-    params = experiments["served-vanilla"]["data"]["params"]["params.yaml"]["data"]
+    assert {"served-vanilla", default_name} <= set(found)
+    params = found["served-vanilla"]["data"]["params"]["params.yaml"]["data"]
     assert params["unlearn"]["strategy"] == "vanilla"
-    assert experiments[default_name]["data"]["params"]["params.yaml"]["data"]["unlearn"]["seed"] == 1
-    tow = experiments["served-vanilla"]["data"]["metrics"]["metrics/evaluate.json"]["data"]["unlearned"]["tow"]
+    assert found[default_name]["data"]["params"]["params.yaml"]["data"]["unlearn"]["seed"] == 1
+    tow = found["served-vanilla"]["data"]["metrics"]["metrics/evaluate.json"]["data"]["unlearned"]["tow"]
     assert 0 <= tow <= 1
 
 
@@ -253,9 +250,7 @@ def test_prefect_yaml_deploys_both_flows_to_a_process_pool_whose_worker_runs_the
     assert run["state_type"] == "COMPLETED", (root / "worker.log").read_text()[-3000:]
     messages = [e["message"] for e in logs(api, run["id"])]
     assert any(m.startswith("Stage 'sweep_report'") or m == "Running stage 'sweep_report':" for m in messages)
-    shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
-    assert "worker-sweep" in {rev["name"] for baseline in shown for group in (baseline.get("experiments") or [])
-                              for rev in group["revs"]}
+    assert "worker-sweep" in experiments(project)
     artifacts = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run["id"]]}}},
                            timeout=10).json()
     summary = next(a for a in artifacts if a["key"] == "memunlearn-sweep-summary")["data"]

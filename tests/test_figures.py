@@ -12,10 +12,10 @@ from memunlearn.memorization.ranking import ranked_examples
 def ranked():
     """12 examples of 3 classes, scores 0.00..0.11 by id; example 10 (label 2, was 0) is planted noise."""
     ids = np.arange(12)
-    scores = pd.DataFrame({"example_id": ids[::-1], "mem_prob": ids[::-1] / 100, "mem_prob_se": 0.01,
-                           "mem": 0.0, "mem_se": 0.0})
+    scores = pd.DataFrame({"example_id": [*ids[::-1], 12], "mem_prob": [*ids[::-1] / 100, np.nan],
+                           "mem_prob_se": 0.01, "mem": 0.0, "mem_se": 0.0})  # 12: unscored (K too small)
     planted = pd.DataFrame({"example_id": [10], "clean_label": [0], "noisy_label": [2]})
-    table = ranked_examples(scores, ids, ids % 3, planted)
+    table = ranked_examples(scores, [*ids, 12], [*ids % 3, 0], planted)
     return table.assign(position=table["example_id"])  # image row i is example i
 
 

@@ -135,8 +135,8 @@ def test_first_repro_runs_every_stage_and_writes_outputs(project, first_repro):
 
 def test_dvc_plots_declare_the_csv_series_and_the_figures(project, first_repro):
     shown = json.loads(dvc(project, "plots", "show", "--json").stdout)
-    assert {"training history", "memorization convergence", "proxy study", "sweep summary"} <= set(shown)
-    assert {f"results/plots/figures/{name}" for name in FIGURES} <= set(shown)
+    assert {"training history", "memorization convergence", "proxy study", "sweep summary"} <= set(shown["data"])
+    assert {f"results/plots/figures/{name}" for name in FIGURES} <= set(shown["data"])
     assert not shown.get("errors")
 
 
@@ -232,6 +232,13 @@ def test_changing_an_unlearning_param_reruns_only_what_unlearns(project, first_r
                                                         "figures"]
 
 
+def experiments(root: Path) -> dict[str, dict]:
+    """`dvc exp show`'s experiments by name."""
+    shown = json.loads(dvc(root, "exp", "show", "--json").stdout)
+    return {rev["name"]: rev for baseline in shown for group in (baseline.get("experiments") or [])
+            for rev in group["revs"]}
+
+
 def commit(root: Path) -> None:
     """Commit the project (DVC experiments run from a baseline commit); data stay git-ignored."""
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
@@ -254,9 +261,8 @@ def test_prefect_flow_runs_stages_in_the_workspace_and_overrides_as_a_dvc_experi
     assert [s for s, did in ran.items() if did] == ["unlearn", "evaluate", "summary", "forgetting_quality", "figures"]
     assert (project / "params.yaml").read_bytes() == before  # the experiment ran in a temporary copy
 
-    shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
-    experiment = next(rev for group in shown[0]["experiments"] for rev in group["revs"] if rev["name"] == "flow-vanilla")
-    assert experiment["data"]["params"]["params.yaml"]["data"]["unlearn"]["strategy"] == "vanilla"
+    params = experiments(project)["flow-vanilla"]["data"]["params"]["params.yaml"]["data"]
+    assert params["unlearn"]["strategy"] == "vanilla"
 
     import mlflow
 

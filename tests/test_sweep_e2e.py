@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from test_pipeline_e2e import commit, dvc, set_params, tiny_project  # tests/ is on sys.path under pytest (no __init__.py)
+from test_pipeline_e2e import commit, dvc, experiments, set_params, tiny_project  # tests/ is on sys.path under pytest (no __init__.py)
 
 pytestmark = pytest.mark.e2e
 
@@ -145,9 +145,8 @@ def test_prefect_sweep_flow_runs_a_grown_grid_as_an_experiment_with_new_cells_on
     assert set(oracles(("high",), (0, 1)) + cells(kinds=("high",), seeds=(0, 1))) <= set(result["ran"])  # cached
     assert (project / "params.yaml").read_bytes() == before  # the grid ran as a DVC experiment
     assert (project / "results/sweep/summary.csv").read_bytes() == workspace_summary
-    shown = json.loads(dvc(project, "exp", "show", "--json").stdout)
-    grown = next(rev for group in shown[0]["experiments"] for rev in group["revs"] if rev["name"] == "grown")
-    assert grown["data"]["params"]["params.yaml"]["data"]["sweep"]["strategies"] == ["vanilla", "rum"]
+    grown = experiments(project)["grown"]["data"]["params"]["params.yaml"]["data"]
+    assert grown["sweep"]["strategies"] == ["vanilla", "rum"]
 
     summary = pd.DataFrame(result["summary"]).query("grid == 'sweep'")
     assert summary[["method", "kind", "strategy"]].values.tolist() == [["neggrad_plus", "high", "vanilla"],

@@ -99,10 +99,10 @@ def accuracy_bars(evaluation: pd.DataFrame) -> "Figure":
         bars = ax.bar(x + (i - (len(models) - 1) / 2) * width, row, width, label=MODEL_LABELS.get(model, model))
         ax.bar_label(bars, fmt="%.2f", fontsize=7)
     ax.set_xticks(x, [ACCURACIES[m] for m in metrics])
-    ax.set_ylim(0, 1.12)
+    ax.set_ylim(0, 1.3)  # room for the legend above the bars
     ax.set_ylabel("accuracy / MIA score")
     ax.set_title("forget (FA), retain (RA), test (TA) accuracy and membership inference (MIA)", fontsize=9)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", ncol=len(models))
     fig.tight_layout()
     return fig
 

@@ -13,7 +13,8 @@ RANK_SCORES = ("mem_prob", "mem")  # exact scores a ranking may use (docs/method
 
 def ranked_examples(scores: pd.DataFrame, example_ids, labels, planted: pd.DataFrame,
                     score: str = "mem_prob") -> pd.DataFrame:
-    """Every scored training example, most memorized first: ``example_id``, ``label`` (as trained on),
+    """Every scored training example (NaN: never held out, or never in, of a subset model), most memorized
+    first: ``example_id``, ``label`` (as trained on),
     ``score``, its standard error ``score_se``, ``planted_noise`` and ``clean_label`` (the label before the
     planted flip, -1 where none was planted).
 
@@ -28,4 +29,5 @@ def ranked_examples(scores: pd.DataFrame, example_ids, labels, planted: pd.DataF
     clean = planted.set_index("example_id")["clean_label"]
     table["planted_noise"] = table["example_id"].isin(clean.index)
     table["clean_label"] = table["example_id"].map(clean).fillna(-1).astype(np.int64)
+    table = table.dropna(subset=["score"])
     return table.sort_values("score", ascending=False, kind="stable").reset_index(drop=True)
