@@ -172,8 +172,8 @@ def stage(fn: Callable[[], None]) -> Callable[[], None]:
             fn()
         except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-            fail_stage(_RUN, f"error: {message}")
             print(f"error: {message}", file=sys.stderr)
+            fail_stage(_RUN, f"error: {message}")
             sys.exit(1)
         except BaseException as exc:  # a bug (traceback follows) or Ctrl-C
             fail_stage(_RUN, f"{type(exc).__name__}: {exc}",
