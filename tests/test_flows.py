@@ -66,3 +66,19 @@ def test_each_checkout_has_its_own_concurrency_limit(tmp_path):
     (tmp_path / "a").mkdir()
     assert checkout_limit(str(tmp_path / "a")) == checkout_limit(str(tmp_path / "a" / "."))
     assert checkout_limit(str(tmp_path / "a")) != checkout_limit(str(tmp_path / "b"))
+
+
+def test_only_outputs_that_neither_dvc_nor_git_keep_are_copied_into_an_experiment(tmp_path):
+    import subprocess
+
+    from memunlearn.flows.tasks import uncached_outputs
+
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"s": {"cmd": "true", "outs": [
+        "cached", {"local": {"cache": False, "persist": True}}, {"in_git.json": {"cache": False}},
+        {"missing": {"cache": False}}]}}}))
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=tmp_path, check=True)
+    for name in ("cached", "local", "in_git.json"):
+        (tmp_path / name).write_text("x")
+    subprocess.run(["git", "add", "in_git.json"], cwd=tmp_path, check=True)
+    assert uncached_outputs(str(tmp_path)) == ["local"]

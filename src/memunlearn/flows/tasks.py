@@ -53,11 +53,14 @@ def in_repo(repo_dir: str):
 
 
 def uncached_outputs(repo_dir: str) -> list[str]:
-    """Outputs DVC keeps in the workspace only (``cache: false``, e.g. the persistent subset-model store): an
-    experiment's temporary copy gets them copied in, or their stages would recompute them from nothing."""
+    """Outputs that only the workspace holds (``cache: false`` and not in git): an experiment's temporary copy
+    gets them copied in, or their stages would recompute them from nothing."""
     with in_repo(repo_dir) as repo:
         paths = [str(out.def_path) for stage in repo.index.stages for out in stage.outs if not out.use_cache]
-    return [path for path in dict.fromkeys(paths) if (Path(repo_dir) / path).exists()]
+    in_git = subprocess.run(["git", "ls-files", "--", *paths], cwd=repo_dir, capture_output=True, text=True).stdout
+    tracked = {Path(line) for line in in_git.splitlines()}
+    return [path for path in dict.fromkeys(paths) if (Path(repo_dir) / path).exists()
+            and not any(file == Path(path) or Path(path) in file.parents for file in tracked)]
 
 
 def stage_order(repo_dir: str) -> list[str]:
