@@ -163,7 +163,12 @@ def runs(server):
 
 
 def finish(api: str, run_id: str) -> dict:
-    return wait_for(lambda: (run := flow_run(api, run_id))["state_type"] in FINAL and run, 1500, f"flow run {run_id}")
+    """The flow run once it has finished and its last log lines have reached the server (the process that ran it
+    sends them after the final state: stopping the runner earlier would lose them)."""
+    run = wait_for(lambda: (r := flow_run(api, run_id))["state_type"] in FINAL and r, 1500, f"flow run {run_id}")
+    wait_for(lambda: any(e["message"].startswith("Finished in state") and e["task_run_id"] is None
+                         for e in logs(api, run_id)), 120, f"the last log lines of flow run {run_id}")
+    return run
 
 
 def test_a_triggered_run_is_a_dvc_experiment_and_leaves_params_untouched(runs):

@@ -272,7 +272,7 @@ def test_prefect_flow_runs_stages_in_the_workspace_and_overrides_as_a_dvc_experi
     assert len(flow_parents) == 2 and "flow-vanilla" in flow_parents
     tagged = {r.data.tags["memunlearn.stage"] for r in runs
               if r.data.tags.get("memunlearn.dvc_experiment") == "flow-vanilla"}
-    assert tagged == {"pipeline", "unlearn", "evaluate", "forgetting_quality", "figures"}
+    assert tagged == {"pipeline", "unlearn", "evaluate", "summary", "forgetting_quality", "figures"}
 
 
 def test_missing_upstream_output_names_the_command_to_run(project, first_repro):
