@@ -9,7 +9,7 @@ unlearned model's class probabilities on F, R, T and the RUM subsets
 (§6), so an evaluation setting never reruns a cell. The seed drives the
 unlearning.
 """
-from _common import FIRST_EPOCH_GRADS, PREPARED, TRAIN_DIR, device, flatten, load_params, registered, stage, track
+from _common import FIRST_EPOCH_GRADS, PREPARED, TRAIN_DIR, device, flatten, load_params, run_id, stage, track
 
 import argparse
 from pathlib import Path
@@ -20,8 +20,8 @@ from memunlearn.experiments.cell import run_cell
 from memunlearn.grid import GRIDS, KEYS
 from memunlearn.io import load_json, load_table, save_json
 from memunlearn.partition import apply_partition
-from memunlearn.tracking import StageRecord
-from memunlearn.training import TrainConfig, load_checkpoint
+from memunlearn.tracking import StageRecord, dataset_digest
+from memunlearn.training import TrainConfig, load_checkpoint, save_checkpoint
 from memunlearn.unlearning import UnlearnConfig
 from memunlearn.unlearning.context import unlearn_context
 
@@ -35,6 +35,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--oracle", type=Path, required=True, help="its forget set's sweep_oracle folder")
     parser.add_argument("--out", type=Path, required=True, help="the cell's JSON record")
     parser.add_argument("--outputs", type=Path, required=True, help="the unlearned model's outputs (.npz)")
+    parser.add_argument("--model", type=Path, required=True, help="the unlearned model's checkpoint (.pt)")
     return parser.parse_args()
 
 
@@ -58,14 +59,14 @@ def main() -> None:
 
     record, outputs = run_cell(cell, model, parts, test, config.plan(method_params), ctx, oracle_record)
     outputs.save(args.outputs)
-    save_json(record, args.out)
+    save_checkpoint(model, recipe.model, info, args.model)  # run_cell unlearned `model` in place
+    # sweep_report logs and registers this model into this run (one process for every cell's model)
+    tracking = {"run_id": run_id(), "forget_digest": dataset_digest(parts.forget.example_ids, parts.forget.labels)}
+    save_json({**record, **tracking}, args.out)
     used = {"train": params["train"], "methods": method_params, "cell": cell, args.grid: {"device": dev_name}}
     metrics = {k: v for k, v in record.items() if k not in KEYS}
     name = f"{args.grid}_cell@" + "-".join(str(record[k]) for k in KEYS[1:])
-    unlearned = registered(model, f"{args.grid}-{args.group_score}-{args.kind}", info, cell=name,  # run_cell
-                           **{k: cell[k] for k in KEYS}, forget_kind=args.kind)  # unlearned `model` in place
     track(StageRecord(name, flatten(used), flatten(metrics), artifacts=[args.out],
-                      models={"unlearned_model": unlearned},
                       datasets={"F": parts.forget, "R": parts.retain, "T": test}))
 
 

@@ -11,8 +11,8 @@ import yaml
 from torch import nn
 
 from memunlearn.data import DatasetInfo, ImageSplit
-from memunlearn.tracking import (EXPERIMENT_TAG, GROUP_TAG, STAGE_TAG, Alias, ModelRecord, StageRecord,
-                                 TrackingTarget, close_parent, dataset_digest, fail_stage, finish_stage, log_row,
+from memunlearn.tracking import (EXPERIMENT_TAG, GROUP_TAG, STAGE_TAG, Alias, ModelRecord, RunModel,
+                                 StageRecord, TrackingTarget, close_parent, dataset_digest, fail_stage, finish_stage, log_row,
                                  open_parent, record_stage, run_link, start_stage, store_location)
 
 INFO = DatasetInfo("mnist_embedded", 10, 1, 4, (0.13,), (0.31,))
@@ -168,6 +168,28 @@ def test_models_are_registered_with_tags_metadata_and_aliases(target):
     loaded = mlflow.pytorch.load_model(uri)
     x = torch.randn(3, 1, 4, 4)  # another batch size than the example's
     assert torch.allclose(loaded(x), models[1](x), atol=1e-6)
+
+
+def test_models_logged_later_into_their_cells_runs_once(target):
+    """The sweep's way: cells record no model; the report logs each cell's model into that cell's run."""
+    models = [_model() for _ in range(2)]
+    cells = [record_stage(StageRecord(f"sweep_cell@{seed}"), target) for seed in range(2)]
+    run_models = [RunModel(run_id, "unlearned_model", ModelRecord(model, "sweep-exact_prob-high", INFO, {"seed": str(seed)}),
+                           forget_digest="d1") for seed, (run_id, model) in enumerate(zip(cells, models))]
+    report = StageRecord("sweep_report", run_models=run_models,
+                         aliases=[Alias("sweep-exact_prob-high", "best-tow", {"seed": "1"})])
+    record_stage(report, target)
+    record_stage(report, target)  # a report rerun (e.g. another MIA feature) logs nothing twice
+
+    client = _client(target)
+    versions = client.search_model_versions("name = 'test-sweep-exact_prob-high'")
+    assert sorted(v.run_id for v in versions) == sorted(cells)
+    best = client.get_model_version_by_alias("test-sweep-exact_prob-high", "best-tow")
+    assert best.run_id == cells[1] and best.tags["forget_digest"] == "d1"
+    mlflow.set_tracking_uri(target.uri)
+    x = torch.randn(3, 1, 4, 4)
+    assert torch.allclose(mlflow.pytorch.load_model("models:/test-sweep-exact_prob-high@best-tow")(x), models[1](x),
+                          atol=1e-6)
 
 
 def test_a_bare_module_is_logged_but_not_registered(target):

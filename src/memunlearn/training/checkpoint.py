@@ -22,6 +22,12 @@ def save_checkpoint(model: nn.Module, model_name: str, info: DatasetInfo, path: 
 
 def load_checkpoint(path: Path, produced_by: str) -> tuple[nn.Module, str]:
     """Rebuild the model from a checkpoint; returns (model on CPU, model name)."""
+    model, name, _ = load_checkpoint_with_info(path, produced_by)
+    return model, name
+
+
+def load_checkpoint_with_info(path: Path, produced_by: str) -> tuple[nn.Module, str, DatasetInfo]:
+    """(model on CPU, model name, the dataset info it was trained with)."""
     path = require(path, produced_by)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -32,4 +38,4 @@ def load_checkpoint(path: Path, produced_by: str) -> tuple[nn.Module, str]:
         raise RuntimeError(
             f"checkpoint {path} is unreadable ({type(exc).__name__}); rerun `dvc repro --force {produced_by}`"
         ) from None
-    return model, payload["model"]
+    return model, payload["model"], info
