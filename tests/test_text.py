@@ -27,6 +27,7 @@ from memunlearn.unlearning.lm_first_epoch_ga import LMFirstEpochGAConfig, lm_fir
 
 DATA = TextDataConfig(vocab_size=512, seq_len=32, max_sequences=480, canary_copies=(1, 16), canaries_per_count=3)
 RECIPE = LMTrainConfig(model="gpt2_micro", epochs=8, batch_size=32, lr=3e-3)
+MEM_RECIPE = LMTrainConfig(model="gpt2_micro", epochs=4, batch_size=32, lr=3e-3)  # K = 6 subset models, p = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +157,7 @@ def test_canaries_inserted_16_times_reach_high_exposure_and_once_do_not(trained)
     table = trained["exposures"](trained["original"])
     many, once = table[table["copies"] == 16]["exposure"], table[table["copies"] == 1]["exposure"]
     oracle = trained["exposures"](trained["oracle"])["exposure"]
-    # 4 digits: exposure lies in [0, 13.29]; measured 16x >= 11.7, 1x <= 5.9, oracle <= 5.3
+    # 4 digits: exposure lies in [0, 13.29]; measured 16x >= 11.70, 1x <= 6.35, oracle <= 4.42
     assert many.min() >= 10.0
     assert once.max() <= 8.0 and oracle.max() <= 8.0
     assert many.min() - once.max() >= 3.0
@@ -173,13 +174,30 @@ def test_first_epoch_ga_on_the_embedding_lowers_canary_exposure_toward_the_oracl
     after = trained["exposures"](model)
     assert trace.reached and trace.scores[-1] <= trace.goal + 0.05  # calibrated: at the validation level, not past
     many = before["copies"] == 16
-    gap_before = float((before["exposure"] - oracle["exposure"])[many].mean())
-    gap_after = float((after["exposure"] - oracle["exposure"])[many].mean())
-    # measured: the 16x canaries' mean exposure gap to the oracle shrinks by about a third
-    assert gap_after <= 0.85 * gap_before
+    mean_before, mean_after = before["exposure"][many].mean(), after["exposure"][many].mean()
+    print(f"16x exposure: before {mean_before:.2f}, after {mean_after:.2f}, oracle {oracle['exposure'][many].mean():.2f}")
+    # measured: 12.43 -> 10.63 bits, oracle 0.93: a partial effect (README "Text (seed 003)"); assert 1 bit
+    assert mean_after <= mean_before - 1.0
+    assert mean_after > oracle["exposure"][many].mean()  # toward the oracle, not past it
     ppl = lm_metrics(trained["original"], prepared.validation, prepared.info.pad_id)["perplexity"]
     ppl_after = lm_metrics(model, prepared.validation, prepared.info.pad_id)["perplexity"]
-    assert ppl_after <= 1.15 * ppl  # stated bound: validation perplexity within +15% (measured about +6%)
+    assert ppl_after <= 1.10 * ppl  # stated bound: validation perplexity within +10% (measured +2.4%)
+
+
+def test_canaries_inserted_16_times_are_among_the_most_memorized_and_once_are_not(prepared):
+    groups = canary_groups(prepared.train, prepared.canaries)
+    mem = lm_memorization(prepared.train, groups, MEM_RECIPE, prepared.info.vocab_size, prepared.info.pad_id,
+                          num_models=6, fraction=0.5, seed=0)
+    copies = mem["example_id"].map(dict(zip(prepared.canaries["example_id"], prepared.canaries["copies"])))
+    both = (mem["n_in"] > 0) & (mem["n_out"] > 0)  # with K = 6 a few groups are always in (or out): no score
+    assert both[copies.notna()].all() and both.mean() > 0.9
+    corpus = mem[copies.isna() & both]["mem_acc"]
+    many, once = mem[copies == 16]["mem_acc"], mem[copies == 1]["mem_acc"]
+    print(f"mem_acc: corpus q90 {corpus.quantile(0.9):.3f} max {corpus.max():.3f}; 16x min {many.min():.3f}; "
+          f"1x max {once.max():.3f}")
+    # measured: corpus q90 0.105 (max 0.187), 16x copies >= 0.188, 1x canaries <= 0.083 (token-accuracy points)
+    assert many.min() >= corpus.quantile(0.9) + 0.04
+    assert once.max() <= many.min() - 0.05
 
 
 def test_learning_events_and_loss_mia(prepared, trained):

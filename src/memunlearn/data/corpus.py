@@ -1,4 +1,4 @@
-"""Offline text corpora (registry ``TEXT_CORPORA``) and a byte-level BPE trained on them.
+"""Offline text corpora (registry ``TEXT_CORPORA`` in base.py) and a byte-level BPE trained on them.
 
 The default corpus, ``pydoc_topics``, is the prose of Python's own reference
 documentation that ships with every CPython (``pydoc_data.topics``: 79
@@ -11,15 +11,11 @@ token, so every filling of a canary's digits is exactly ``digits`` tokens
 from __future__ import annotations
 
 import hashlib
-from typing import Callable
 
-from ..registry import Registry
+from .base import TEXT_CORPORA
 
 PAD = "<|pad|>"
 EOS = "<|endoftext|>"
-
-CorpusLoader = Callable[[], list[str]]  # () -> documents, in a fixed order
-TEXT_CORPORA: Registry[CorpusLoader] = Registry("text corpus")
 
 
 @TEXT_CORPORA.register("pydoc_topics")

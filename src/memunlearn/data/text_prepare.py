@@ -24,7 +24,8 @@ import torch
 
 from ..config import ConfigError, check_fraction, check_positive
 from ..seeding import generator
-from .corpus import EOS, PAD, TEXT_CORPORA, corpus_sha256, encode, train_tokenizer
+from .base import TEXT_CORPORA
+from .corpus import EOS, PAD, corpus_sha256, encode, train_tokenizer
 from .text import TextInfo, TextSplit
 
 PLACEHOLDER = "{}"

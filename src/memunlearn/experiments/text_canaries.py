@@ -81,7 +81,7 @@ def canary_study(prepared: PreparedText, data_cfg: TextDataConfig, recipe: LMTra
             after = exposures(model)["exposure"]
             names = layer_parameters(model, layers)
             rows.append({"source": source, "layers": "+".join(layers), "steps": len(trace.etas),
-                         "reached": trace.reached, "forget_loss": trace.scores[-1],
+                         "reached": trace.reached, "forget_score": trace.scores[-1],
                          "exposure_mean": float(after.mean()),
                          **{f"exposure_{c}x": float(after[table["copies"] == c].mean())
                             for c in sorted(table["copies"].unique())},

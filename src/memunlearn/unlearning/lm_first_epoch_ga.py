@@ -34,7 +34,7 @@ CALIBRATIONS = ("validation", "value")
 class LMFirstEpochGAConfig:
     step_size: float = 0.01  # each step moves θ_L by this fraction of its norm
     max_steps: int = 200
-    target: str = "loss"
+    target: str = "accuracy"  # as unlearning/first_epoch_ga.py; "loss" mostly breaks the shared canary template
     calibration: str = "validation"
     goal: float = 0.0  # calibration: value; in the target's units (loss nats, or token accuracy)
     tolerance: float = 0.05  # nats / accuracy points past the goal a step may land
