@@ -21,8 +21,8 @@ from memunlearn.memorization.text import canary_groups, group_masks, lm_memoriza
 from memunlearn.models import build_lm
 from memunlearn.registry import UnknownNameError
 from memunlearn.training.lm import LMTrainConfig
-from memunlearn.training.lm_grads import (LMFirstEpochGradRecorder, embedding_grads, layer_parameters,
-                                          sequence_nll)
+from memunlearn.training.lm_grads import (LMFirstEpochGradRecorder, embedding_grads, layer_parameters, load_lm_grads,
+                                          save_lm_grads, sequence_nll)
 from memunlearn.unlearning.lm_first_epoch_ga import LMFirstEpochGAConfig, lm_first_epoch_ga
 
 DATA = TextDataConfig(vocab_size=512, seq_len=32, max_sequences=480, canary_copies=(1, 16), canaries_per_count=3)
@@ -149,6 +149,28 @@ def test_sparse_embedding_gradient_equals_the_dense_rows_exactly(prepared):
     d0 = embedding_grads(model, data.tokens[:1], prepared.info.pad_id)
     assert torch.allclose(d[0], d0[0], atol=1e-6)
     assert grads.nbytes()["embedding_sparse"] * 10 < grads.nbytes()["embedding_if_dense"]
+
+
+def test_all_layers_store_the_embedding_sparse_and_round_trip(prepared, tmp_path):
+    model = build_lm("gpt2_micro", prepared.info.vocab_size, DATA.seq_len, seed=1)
+    data = prepared.train.take(torch.tensor([0, len(prepared.train) - 1]))
+    recorder = LMFirstEpochGradRecorder(model, data.example_ids, prepared.info.pad_id, ("all",))
+    recorder(model, data.tokens, torch.arange(len(data)))
+    grads = recorder.result()
+    assert "gpt.transformer.wte.weight" not in grads.dense_names and grads.embedding_shape is not None
+    path = tmp_path / "grads.pt"
+    save_lm_grads(grads, path)
+    back = load_lm_grads(path)
+    summed, again = grads.summed(data.example_ids), back.summed(data.example_ids)
+    assert summed.keys() == again.keys() == set(layer_parameters(model, ["all"]))
+    assert all(torch.equal(summed[n], again[n]) for n in summed)
+
+
+def test_ascent_on_an_unrecorded_layer_says_what_to_record(prepared, trained):
+    forget = prepared.train.select_ids(prepared.canaries["example_id"])
+    with pytest.raises(ConfigError, match="methods.lm_first_epoch_ga.layers"):
+        lm_first_epoch_ga(trained["original"], trained["grads"], forget, prepared.validation,
+                          LMFirstEpochGAConfig(layers=("head",)), prepared.info.pad_id)
 
 
 # ---- memorization and unlearning ---------------------------------------------------

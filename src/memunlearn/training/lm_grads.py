@@ -16,17 +16,20 @@ training (no parameter or ``.grad`` is touched).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..models.gpt2 import EMBEDDING
 from ..data.text import TextSplit
+from ..io import atomic_write, require
+from ..models.gpt2 import EMBEDDING
 from .lm import sequence_nll
 
 ALL = "all"
@@ -224,3 +227,20 @@ def layer_set_bytes(grads: LMFirstEpochGrads, names: Sequence[str]) -> int:
     if EMBEDDING in names:
         total += grads.nbytes()["embedding_sparse"]
     return total
+
+
+def save_lm_grads(grads: LMFirstEpochGrads, path: Path) -> None:
+    payload = {f.name: getattr(grads, f.name) for f in dataclasses.fields(grads)}
+    atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def load_lm_grads(path: Path) -> LMFirstEpochGrads:
+    path = require(path, "train")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return LMFirstEpochGrads(**{**payload, "dense_names": tuple(payload["dense_names"]),
+                                    "dense_shapes": tuple(tuple(s) for s in payload["dense_shapes"]),
+                                    "embedding_shape": (tuple(payload["embedding_shape"])
+                                                        if payload["embedding_shape"] is not None else None)})
+    except Exception as exc:
+        raise RuntimeError(f"{path} is unreadable ({type(exc).__name__}); record the gradients again") from None
