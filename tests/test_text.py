@@ -98,6 +98,7 @@ def test_group_masks_keep_a_canarys_copies_together(prepared):
     ({"validation_fraction": 0.6, "test_fraction": 0.5}, "text.validation_fraction"),
     ({"canary_copies": [0]}, "text.canary_copies"),
     ({"vocab_size": "big"}, "text.vocab_size"),
+    ({"vocab_size": 100}, "text.vocab_size"),
 ])
 def test_bad_text_params_name_the_key_and_the_fix(params, key):
     with pytest.raises(ConfigError) as err:

@@ -30,6 +30,7 @@ from .text import TextInfo, TextSplit
 
 PLACEHOLDER = "{}"
 MAX_DIGITS = 6  # exposure enumerates 10**digits fillings
+MIN_VOCAB = 258  # byte-level BPE: 256 bytes + PAD + EOS
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,8 @@ class TextDataConfig:
         if self.validation_fraction + self.test_fraction >= 1:
             raise ConfigError("text.validation_fraction + text.test_fraction must be < 1 (the rest is training "
                              f"data), got {self.validation_fraction + self.test_fraction}")
+        if self.vocab_size < MIN_VOCAB:
+            raise ConfigError(f"text.vocab_size must be >= {MIN_VOCAB} (256 bytes + pad + eos), got {self.vocab_size}")
         if self.max_sequences < 0 or self.canaries_per_count < 0:
             raise ConfigError("text.max_sequences and text.canaries_per_count must be >= 0 (0 = all / no canaries)")
         if self.canary_template.count(PLACEHOLDER) != 1:
