@@ -53,6 +53,9 @@ def main() -> None:
         "test_sequences": len(prepared.test), "canary_copies": len(prepared.canaries),
         "train_tokens": int((prepared.train.tokens != prepared.info.pad_id).sum()),
         "parameters": sum(p.numel() for p in model.parameters()), "prepare_s": prep_s,
+        "train_s": result["original"].seconds,  # includes recording every layer's first-epoch gradients
+        "epoch_s": [round(row["seconds"], 1) for row in result["original"].history],
+        "oracle_train_s": result["oracle"].seconds,
         "val_ppl": result["val_ppl"], "forget_loss": result["forget_loss"],
         "grad_bytes": result["grads"].nbytes(),
     }
