@@ -52,12 +52,6 @@ def sequence_nll(logits: torch.Tensor, tokens: torch.Tensor, pad_id: int
     return nll, mask.sum(1), correct
 
 
-def sequence_loss(model: nn.Module, tokens: torch.Tensor, pad_id: int) -> torch.Tensor:
-    """Mean token NLL of each sequence: (B,)."""
-    nll, count, _ = sequence_nll(model(tokens), tokens, pad_id)
-    return nll / count.clamp_min(1)
-
-
 class SequenceEventRecorder:
     """Learning events per epoch, from the training forward passes: each sequence's loss and token accuracy."""
 
