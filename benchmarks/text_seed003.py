@@ -56,7 +56,7 @@ def main() -> None:
         "train_s": result["original"].seconds,  # includes recording every layer's first-epoch gradients
         "epoch_s": [round(row["seconds"], 1) for row in result["original"].history],
         "oracle_train_s": result["oracle"].seconds,
-        "val_ppl": result["val_ppl"], "forget_loss": result["forget_loss"],
+        "val_ppl": result["val_ppl"], "forget_loss": result["forget_loss"], "mia": result["mia"],
         "grad_bytes": result["grads"].nbytes(),
     }
     print(json.dumps(figures, indent=1, default=str))

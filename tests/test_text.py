@@ -240,3 +240,18 @@ def test_exposure_counts_ties_against_the_secret():
     lls = np.zeros(100)
     lls[7] = 1.0
     assert exposure(lls, "07") == pytest.approx(np.log2(100))
+
+
+def test_canary_study_smoke():
+    from memunlearn.experiments.text_canaries import canary_study
+
+    data = TextDataConfig(vocab_size=300, seq_len=24, max_sequences=40, canary_copies=(1, 2), canaries_per_count=1,
+                          canary_digits=2)
+    prepared = prepare_text(data)
+    result = canary_study(prepared, data, LMTrainConfig(model="gpt2_micro", epochs=1), LMFirstEpochGAConfig(),
+                          seed=0, layer_sets=(("embedding",), ("head",)), sources=("first_epoch",))
+    assert list(result["exposure"]["copies"]) == [1, 2]
+    ablation = result["ablation"]
+    assert list(ablation["layers"]) == ["embedding", "head"]
+    assert ((ablation["exposure_mean"] >= 0) & (ablation["exposure_mean"] <= np.log2(100))).all()
+    assert ablation["stored_mib"].iloc[0] < ablation["stored_mib"].iloc[1]  # sparse embedding < dense head

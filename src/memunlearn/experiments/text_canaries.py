@@ -19,7 +19,7 @@ import torch
 
 from ..data.corpus import load_tokenizer
 from ..data.text_prepare import PreparedText, TextDataConfig
-from ..evaluation.text import canary_exposures, lm_metrics
+from ..evaluation.text import canary_exposures, lm_metrics, loss_mia
 from ..models.base import build_lm
 from ..seeding import derive_seed, generator
 from ..training.lm import LMTrainConfig, SequenceEventRecorder, fit_lm
@@ -58,6 +58,7 @@ def canary_study(prepared: PreparedText, data_cfg: TextDataConfig, recipe: LMTra
     tokenizer, pad = load_tokenizer(prepared.tokenizer_json), prepared.info.pad_id
     canary_ids = prepared.canaries["example_id"].to_numpy()
     forget = prepared.train.select_ids(canary_ids)
+    retain = prepared.train.drop_ids(canary_ids)
     original, first = train_lm(prepared, recipe, seed, recorder_layers=(ALL,))
     oracle, _ = train_lm(prepared, recipe, seed, exclude=canary_ids)
 
@@ -86,6 +87,7 @@ def canary_study(prepared: PreparedText, data_cfg: TextDataConfig, recipe: LMTra
                          **{f"exposure_{c}x": float(after[table["copies"] == c].mean())
                             for c in sorted(table["copies"].unique())},
                          "val_ppl": lm_metrics(model, prepared.validation, pad)["perplexity"],
+                         "mia_forget": loss_mia(model, retain, prepared.test, forget, pad, seed)["mia_forget"],
                          "stored_mib": layer_set_bytes(grads[source], names) / 2**20,
                          "params": sum(dict(model.named_parameters())[n].numel() for n in names),
                          "seconds": seconds})
@@ -94,6 +96,8 @@ def canary_study(prepared: PreparedText, data_cfg: TextDataConfig, recipe: LMTra
                for name, m in (("original", original), ("oracle", oracle))}
     return {"exposure": table, "ablation": pd.DataFrame(rows), "val_ppl": metrics, "original": original,
             "oracle": oracle, "grads": first,
+            "mia": {name: loss_mia(m.model, retain, prepared.test, forget, pad, seed)
+                    for name, m in (("original", original), ("oracle", oracle))},
             "forget_loss": {"original": lm_metrics(original.model, forget, pad)["loss"],
                             "oracle": lm_metrics(oracle.model, forget, pad)["loss"]}}
 
