@@ -46,7 +46,7 @@ def trained(prepared):
         return canary_exposures(model, tokenizer, prepared.canaries, DATA.canary_template, DATA.canary_digits)
 
     return {"original": original.model, "oracle": oracle.model, "grads": grads, "exposures": exposures,
-            "events": original.events}
+            "events": original.events, "before": exposures(original.model), "oracle_exposures": exposures(oracle.model)}
 
 
 # ---- data ---------------------------------------------------------------------
@@ -177,9 +177,9 @@ def test_ascent_on_an_unrecorded_layer_says_what_to_record(prepared, trained):
 # ---- memorization and unlearning ---------------------------------------------------
 
 def test_canaries_inserted_16_times_reach_high_exposure_and_once_do_not(trained):
-    table = trained["exposures"](trained["original"])
+    table = trained["before"]
     many, once = table[table["copies"] == 16]["exposure"], table[table["copies"] == 1]["exposure"]
-    oracle = trained["exposures"](trained["oracle"])["exposure"]
+    oracle = trained["oracle_exposures"]["exposure"]
     # 4 digits: exposure lies in [0, 13.29]; measured 16x >= 11.70, 1x <= 6.35, oracle <= 4.42
     assert many.min() >= 10.0
     assert once.max() <= 8.0 and oracle.max() <= 8.0
@@ -189,8 +189,7 @@ def test_canaries_inserted_16_times_reach_high_exposure_and_once_do_not(trained)
 def test_first_epoch_ga_on_the_embedding_lowers_canary_exposure_toward_the_oracle(prepared, trained):
     import copy
 
-    before = trained["exposures"](trained["original"])
-    oracle = trained["exposures"](trained["oracle"])
+    before, oracle = trained["before"], trained["oracle_exposures"]
     forget = prepared.train.select_ids(prepared.canaries["example_id"])
     model, trace = lm_first_epoch_ga(copy.deepcopy(trained["original"]), trained["grads"], forget,
                                      prepared.validation, LMFirstEpochGAConfig(), prepared.info.pad_id)
