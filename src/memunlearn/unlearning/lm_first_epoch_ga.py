@@ -8,9 +8,9 @@ it is reverted and η halved; η = step_size·‖θ_L‖/‖d‖. Score (higher 
 forgotten): ``loss`` = F's mean sequence loss, ``accuracy`` = −F's
 next-token accuracy. Goals (``calibration``):
 - ``validation`` (the paper): the original model's score on validation data;
-- ``value``: ``goal`` as given, e.g. the retrain oracle's forget loss in a
-  study (a canary's text is far more predictable than a corpus chunk: its
-  template is shared by every canary, so the validation level overshoots).
+- ``value``: ``goal`` as given, e.g. the retrain oracle's forget score in
+  a study (the validation level need not be where an oracle puts F: a
+  canary's template is shared by every canary, a corpus chunk's text is not).
 Not yet an entry of the unlearning ``METHODS`` registry: that contract is
 image-shaped (ImageSplit forget/retain, DatasetInfo in the context).
 """
@@ -34,7 +34,7 @@ CALIBRATIONS = ("validation", "value")
 class LMFirstEpochGAConfig:
     step_size: float = 0.01  # each step moves θ_L by this fraction of its norm
     max_steps: int = 200
-    target: str = "accuracy"  # as unlearning/first_epoch_ga.py; "loss" mostly breaks the shared canary template
+    target: str = "accuracy"  # as unlearning/first_epoch_ga.py (F's next-token accuracy), or "loss"
     calibration: str = "validation"
     goal: float = 0.0  # calibration: value; in the target's units (loss nats, or token accuracy)
     tolerance: float = 0.05  # nats / accuracy points past the goal a step may land
