@@ -7,21 +7,23 @@ from pathlib import Path
 import pytest
 
 from memunlearn.config import ConfigError, from_params
-from memunlearn.data import DATASETS, PrepareConfig
+from memunlearn.data import DATASETS, TEXT_CORPORA, PrepareConfig
 from memunlearn.evaluation import MIA_FEATURES
 from memunlearn.memorization import PROXIES
-from memunlearn.models import MODELS
+from memunlearn.models import LM_MODELS, MODELS
 from memunlearn.partition import FORGET_KINDS, PartitionConfig
 from memunlearn.registry import Registry, UnknownNameError
 from memunlearn.unlearning import METHODS, STRATEGIES, UnlearnConfig
 
-REGISTRIES = [DATASETS, MODELS, PROXIES, METHODS, STRATEGIES, FORGET_KINDS, MIA_FEATURES]
+REGISTRIES = [DATASETS, TEXT_CORPORA, MODELS, LM_MODELS, PROXIES, METHODS, STRATEGIES, FORGET_KINDS, MIA_FEATURES]
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "memunlearn"
 # docs/architecture.md rule 3: a registry's base module holds it, its entry type and its decorator, and imports
 # none of its entries. In a package that is base.py; a concept that is a single module is its own base module.
 HOMES = {
     "DATASETS": "memunlearn.data.base",
     "MODELS": "memunlearn.models.base",
+    "TEXT_CORPORA": "memunlearn.data.base",
+    "LM_MODELS": "memunlearn.models.base",
     "PROXIES": "memunlearn.memorization.proxies.base",
     "METHODS": "memunlearn.unlearning.base",
     "STRATEGIES": "memunlearn.unlearning.base",

@@ -3,15 +3,36 @@
 A loader returns the full train pool and test set as ``ImageSplit``s with
 stable ``example_id``s: train rows are numbered from 0, test rows continue
 after the last train id, so ids are unique across both.
+
+Text is a second modality with its own registry, ``TEXT_CORPORA`` below
+(entries in data/corpus.py): a corpus yields documents, not labelled arrays, and its
+tokenizer is an output of preparation. What both modalities share is
+``ExampleSplit``: rows keyed by ``example_id`` with the same id API, which
+is all that forget sets, partitions and per-example stores need.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
+
+import torch
 
 from ..registry import Registry
 from .splits import ImageSplit
+
+
+class ExampleSplit(Protocol):
+    """What ``ImageSplit`` and ``TextSplit`` (data/text.py) both offer: rows keyed by example_id."""
+
+    example_ids: torch.Tensor  # (N,) int64
+
+    def __len__(self) -> int: ...
+    def take(self, positions) -> "ExampleSplit": ...
+    def select_ids(self, ids) -> "ExampleSplit": ...
+    def drop_ids(self, ids) -> "ExampleSplit": ...
+    def id_mask(self, ids) -> torch.Tensor: ...
+    def concat(self, other) -> "ExampleSplit": ...
 
 
 @dataclass(frozen=True)
@@ -23,3 +44,7 @@ class RawDataset:
 
 Loader = Callable[[Path, int, float], RawDataset]  # (raw_dir, split_seed, test_fraction)
 DATASETS: Registry[Loader] = Registry("dataset")
+
+
+CorpusLoader = Callable[[], list[str]]  # () -> documents, in a fixed order (data/text_prepare.py tokenizes them)
+TEXT_CORPORA: Registry[CorpusLoader] = Registry("text corpus")

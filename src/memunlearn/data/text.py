@@ -1,0 +1,86 @@
+"""Token-sequence splits keyed by ``example_id``: the text counterpart of ``ImageSplit``.
+
+A text example is one fixed-length token sequence (N, T), right-padded with
+``pad_id`` (only canaries are shorter than T); the loss skips pad targets.
+``TextSplit`` offers ``ImageSplit``'s id API (take, select_ids, drop_ids,
+id_mask, concat), which is all that forget sets, partitions and stores use:
+see ``data/base.py``'s ``ExampleSplit``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..io import atomic_write, require
+
+
+@dataclass(frozen=True)
+class TextSplit:
+    tokens: torch.Tensor  # (N, T) int64, right-padded with TextInfo.pad_id
+    example_ids: torch.Tensor  # (N,) int64, unique and stable across runs
+
+    def __post_init__(self):
+        if self.tokens.dim() != 2 or len(self.tokens) != len(self.example_ids):
+            raise ValueError("tokens must be (N, T) and example_ids (N,)")
+
+    def __len__(self) -> int:
+        return len(self.example_ids)
+
+    def take(self, positions) -> "TextSplit":
+        """Rows at ``positions`` (indices or a boolean mask)."""
+        positions = torch.as_tensor(positions)
+        return TextSplit(self.tokens[positions], self.example_ids[positions])
+
+    def select_ids(self, ids) -> "TextSplit":
+        return self.take(self.id_mask(ids))
+
+    def drop_ids(self, ids) -> "TextSplit":
+        return self.take(~self.id_mask(ids))
+
+    def id_mask(self, ids) -> torch.Tensor:
+        return torch.isin(self.example_ids, torch.from_numpy(np.array(ids, dtype=np.int64).ravel()))
+
+    def concat(self, other: "TextSplit") -> "TextSplit":
+        return TextSplit(torch.cat([self.tokens, other.tokens]), torch.cat([self.example_ids, other.example_ids]))
+
+
+@dataclass(frozen=True)
+class TextInfo:
+    """What a language model needs to know about the data (the text ``meta.json``)."""
+
+    name: str  # corpus
+    vocab_size: int
+    seq_len: int  # T
+    pad_id: int
+    eos_id: int
+    corpus_sha256: str  # the corpus text (pydoc_topics changes with the Python version)
+    tokenizer_sha256: str
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, d: dict) -> "TextInfo":
+        return cls(**d)
+
+
+def save_text_split(split: TextSplit, path: Path) -> None:
+    atomic_write(path, lambda f: np.savez_compressed(f, tokens=split.tokens.numpy(),
+                                                     example_ids=split.example_ids.numpy()))
+
+
+def load_text_split(path: Path) -> TextSplit:
+    with np.load(require(path, "prepare")) as z:
+        return TextSplit(torch.from_numpy(z["tokens"]), torch.from_numpy(z["example_ids"]))
+
+
+def save_text_info(info: TextInfo, path: Path) -> None:
+    atomic_write(path, lambda f: f.write(json.dumps(info.to_json(), indent=2).encode()))
+
+
+def load_text_info(path: Path) -> TextInfo:
+    return TextInfo.from_json(json.loads(require(path, "prepare").read_text()))

@@ -1,0 +1,141 @@
+"""Text preparation: corpus -> BPE -> fixed-length sequences -> train/validation/test, plus planted canaries.
+
+Sequences: the corpus's documents joined with EOS, tokenized, cut into
+consecutive chunks of ``seq_len`` tokens (the remainder dropped); chunk c has
+``example_id`` c whatever the split. A seeded permutation puts
+``validation_fraction`` / ``test_fraction`` of the chunks into validation and
+test. ``max_sequences`` keeps the first chunks only (a fixed slice, for
+tests and quick runs).
+
+Canaries (Carlini et al. 2019, "The Secret Sharer"): ``template`` filled
+with ``digits`` random digits; ``canaries_per_count`` canaries for every
+entry of ``canary_copies``, each inserted that many times into the training
+split only, as identical sequences (canary tokens, EOS, then padding), one
+``example_id`` per copy, numbered after the last chunk. The canary table
+records every copy (like data/noise.py's flip table), so a forget set is a
+canary's copies: all of them, or the model still sees the secret.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from ..config import ConfigError, check_fraction, check_positive
+from ..seeding import generator
+from .base import TEXT_CORPORA
+from .corpus import EOS, PAD, corpus_sha256, encode, train_tokenizer
+from .text import TextInfo, TextSplit
+
+PLACEHOLDER = "{}"
+MAX_DIGITS = 6  # exposure enumerates 10**digits fillings
+MIN_VOCAB = 258  # byte-level BPE: 256 bytes + PAD + EOS
+
+
+@dataclass(frozen=True)
+class TextDataConfig:
+    corpus: str = "pydoc_topics"
+    vocab_size: int = 1024
+    seq_len: int = 64  # T: tokens per sequence (the model's context)
+    max_sequences: int = 0  # 0 = every chunk; else the first chunks only
+    split_seed: int = 0
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    canary_template: str = "my secret number is {}"
+    canary_digits: int = 4
+    canary_copies: tuple[int, ...] = (1, 4, 16)  # each canary is inserted this many times
+    canaries_per_count: int = 2  # canaries per entry of canary_copies
+    canary_seed: int = 0
+
+    def validate(self) -> None:
+        TEXT_CORPORA.get(self.corpus)  # unknown name -> error listing the corpora
+        for name in ("vocab_size", "seq_len", "canary_digits"):
+            check_positive(getattr(self, name), f"text.{name}")
+        check_fraction(self.validation_fraction, "text.validation_fraction")
+        check_fraction(self.test_fraction, "text.test_fraction")
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ConfigError("text.validation_fraction + text.test_fraction must be < 1 (the rest is training "
+                             f"data), got {self.validation_fraction + self.test_fraction}")
+        if self.vocab_size < MIN_VOCAB:
+            raise ConfigError(f"text.vocab_size must be >= {MIN_VOCAB} (256 bytes + pad + eos), got {self.vocab_size}")
+        if self.max_sequences < 0 or self.canaries_per_count < 0:
+            raise ConfigError("text.max_sequences and text.canaries_per_count must be >= 0 (0 = all / no canaries)")
+        if self.canary_template.count(PLACEHOLDER) != 1:
+            raise ConfigError(f"text.canary_template must contain '{PLACEHOLDER}' exactly once (where the digits go), "
+                             f"got {self.canary_template!r}")
+        if self.canary_digits > MAX_DIGITS:
+            raise ConfigError(f"text.canary_digits must be <= {MAX_DIGITS} (exposure enumerates 10**digits "
+                             f"fillings), got {self.canary_digits}")
+        if any(c < 1 for c in self.canary_copies):
+            raise ConfigError(f"text.canary_copies must be positive counts, e.g. [1, 4, 16], got "
+                             f"{list(self.canary_copies)}")
+
+
+@dataclass(frozen=True)
+class PreparedText:
+    train: TextSplit  # corpus chunks, then every canary copy
+    validation: TextSplit
+    test: TextSplit
+    info: TextInfo
+    tokenizer_json: str  # tokenizers.Tokenizer.to_str(): load with data.corpus.load_tokenizer
+    canaries: pd.DataFrame  # example_id, canary, copies, secret, text: one row per copy
+
+
+def chunk(ids: list[int], seq_len: int, max_sequences: int = 0) -> torch.Tensor:
+    """Consecutive (n, seq_len) chunks of a token stream; the remainder is dropped."""
+    n = len(ids) // seq_len
+    if max_sequences:
+        n = min(n, max_sequences)
+    return torch.tensor(ids[: n * seq_len], dtype=torch.int64).view(n, seq_len)
+
+
+def canary_secrets(cfg: TextDataConfig) -> pd.DataFrame:
+    """One row per canary: canary index, copies, secret digits; canary j's digits derive from (seed, j)."""
+    rows = []
+    for j, copies in enumerate(c for c in cfg.canary_copies for _ in range(cfg.canaries_per_count)):
+        digits = torch.randint(0, 10, (cfg.canary_digits,), generator=generator(cfg.canary_seed, "canary", j))
+        rows.append({"canary": j, "copies": copies, "secret": "".join(map(str, digits.tolist()))})
+    return pd.DataFrame(rows, columns=["canary", "copies", "secret"])
+
+
+def plant_canaries(cfg: TextDataConfig, tokenizer, first_id: int, pad_id: int, eos_id: int
+                   ) -> tuple[TextSplit, pd.DataFrame]:
+    """Every copy of every canary as a (copies_total, seq_len) split, and its table."""
+    secrets = canary_secrets(cfg)
+    rows, tokens = [], []
+    for canary in secrets.itertuples(index=False):
+        text = cfg.canary_template.format(canary.secret)
+        ids = encode(tokenizer, text) + [eos_id]
+        if len(ids) > cfg.seq_len:
+            raise ConfigError(f"text.canary_template: a canary is {len(ids)} tokens, longer than text.seq_len "
+                             f"{cfg.seq_len}; shorten the template or raise seq_len")
+        seq = torch.full((cfg.seq_len,), pad_id, dtype=torch.int64)
+        seq[: len(ids)] = torch.tensor(ids)
+        for _ in range(canary.copies):
+            rows.append({"example_id": first_id + len(rows), "canary": canary.canary, "copies": canary.copies,
+                         "secret": canary.secret, "text": text})
+            tokens.append(seq)
+    table = pd.DataFrame(rows, columns=["example_id", "canary", "copies", "secret", "text"])
+    split = TextSplit(torch.stack(tokens) if tokens else torch.empty(0, cfg.seq_len, dtype=torch.int64),
+                      torch.tensor(table["example_id"].to_numpy(), dtype=torch.int64))
+    return split, table
+
+
+def prepare_text(cfg: TextDataConfig) -> PreparedText:
+    cfg.validate()
+    documents = TEXT_CORPORA.get(cfg.corpus)()
+    tokenizer = train_tokenizer(documents, cfg.vocab_size)
+    pad_id, eos_id = tokenizer.token_to_id(PAD), tokenizer.token_to_id(EOS)
+    stream = [t for doc in documents for t in encode(tokenizer, doc) + [eos_id]]
+    chunks = chunk(stream, cfg.seq_len, cfg.max_sequences)  # (n, T)
+    n = len(chunks)
+    order = torch.randperm(n, generator=generator(cfg.split_seed, "text_split"))
+    n_val, n_test = int(round(cfg.validation_fraction * n)), int(round(cfg.test_fraction * n))
+    parts = order[:n_val], order[n_val:n_val + n_test], order[n_val + n_test:]
+    val, test, train = (TextSplit(chunks[p.sort().values], p.sort().values) for p in parts)
+    planted, table = plant_canaries(cfg, tokenizer, n, pad_id, eos_id)
+    json_text = tokenizer.to_str()
+    info = TextInfo(cfg.corpus, tokenizer.get_vocab_size(), cfg.seq_len, pad_id, eos_id, corpus_sha256(documents),
+                    corpus_sha256([json_text]))
+    return PreparedText(train.concat(planted), val, test, info, json_text, table)

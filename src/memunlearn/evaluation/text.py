@@ -1,0 +1,89 @@
+"""Language-model metrics: perplexity, next-token accuracy, canary exposure, loss-based membership inference.
+
+Exposure (Carlini et al. 2019, "The Secret Sharer", eq. 1): rank the true
+secret among all 10**digits fillings of the template by the model's
+log-likelihood of the filling; exposure = log2(10**digits) − log2(rank),
+from 0 (no better than the worst filling) to log2(10**digits) (rank 1).
+Enumerated exactly: every filling is the same prefix plus one token per
+digit (data/corpus.py), so one batch of 10**digits sequences scores them all.
+Ties count against the secret (rank = 1 + #fillings at least as likely,
+other than itself), so a model that ignores the digits gets exposure ~0.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+from torch import nn
+
+from ..data.corpus import encode
+from ..data.text import TextSplit
+from ..training.lm import score_sequences
+from .mia import svc_mia
+
+
+def lm_metrics(model: nn.Module, data: TextSplit, pad_id: int, batch_size: int = 256) -> dict[str, float]:
+    """Token-weighted: perplexity = exp(Σ NLL / Σ tokens), next-token accuracy; plus the mean sequence loss."""
+    s = score_sequences(model, data, pad_id, batch_size)
+    tokens = max(float(s["tokens"].sum()), 1.0)
+    return {"perplexity": math.exp(float(s["nll"].sum()) / tokens), "token_acc": float(s["correct"].sum()) / tokens,
+            "loss": float(s["loss"].mean()) if len(s) else float("nan"), "sequences": len(s)}
+
+
+@torch.no_grad()
+def filling_log_likelihoods(model: nn.Module, tokenizer, template: str, digits: int,
+                            batch_size: int = 2048) -> np.ndarray:
+    """log p(digits | prefix) of every filling, (10**digits,) float64, filling f at index int(f)."""
+    prefix = encode(tokenizer, template.split("{}")[0])
+    digit_ids = torch.tensor([encode(tokenizer, str(d))[0] for d in range(10)])
+    if encode(tokenizer, template.format("0" * digits))[:len(prefix) + digits] != prefix + [int(digit_ids[0])] * digits:
+        raise ValueError(f"text.canary_template {template!r}: the tokenizer does not split it into the prefix then one "
+                         "token per digit; put a space or punctuation before '{}'")
+    fillings = torch.tensor(list(itertools.product(range(10), repeat=digits)))  # (10**d, d), lexicographic
+    seqs = torch.cat([torch.tensor(prefix).expand(len(fillings), -1), digit_ids[fillings]], 1)  # (F, P + d)
+    out = []
+    model.eval()
+    for part in seqs.split(batch_size):
+        logp = F.log_softmax(model(part).double(), -1)  # (b, L, V)
+        targets = part[:, len(prefix):]  # (b, d): the digits, predicted from positions P-1 .. P+d-2
+        out.append(logp[:, len(prefix) - 1:-1].gather(2, targets.unsqueeze(2)).squeeze(2).sum(1))
+    return torch.cat(out).numpy()
+
+
+def exposure(log_likelihoods: np.ndarray, secret: str) -> float:
+    """log2(#fillings) − log2(rank of the secret); ties count against it."""
+    true = log_likelihoods[int(secret)]
+    rank = int((log_likelihoods >= true).sum())  # the secret itself included
+    return math.log2(len(log_likelihoods)) - math.log2(rank)
+
+
+def canary_exposures(model: nn.Module, tokenizer, canaries: pd.DataFrame, template: str, digits: int
+                     ) -> pd.DataFrame:
+    """One row per canary (canary, copies, secret, exposure) from a canary table (data/text_prepare.py)."""
+    lls = filling_log_likelihoods(model, tokenizer, template, digits)
+    table = canaries.drop_duplicates("canary")[["canary", "copies", "secret"]].reset_index(drop=True)
+    table["exposure"] = [exposure(lls, s) for s in table["secret"]]
+    return table
+
+
+def loss_mia(model: nn.Module, retain: TextSplit, test: TextSplit, forget: TextSplit, pad_id: int,
+             seed: int = 0) -> dict[str, float]:
+    """Loss-based membership inference. ``auc``: ROC AUC of −loss separating retain (members) from test;
+    ``mia_forget``: evaluation/mia.py's SVC on p = exp(−loss) (the geometric-mean token probability, a
+    sequence's "true-class probability"), fit on retain vs test: fraction of F called non-members."""
+    losses = {name: score_sequences(model, split, pad_id)["loss"].to_numpy()
+              for name, split in (("retain", retain), ("test", test), ("forget", forget))}
+
+    def as_probs(loss: np.ndarray):
+        p = np.exp(-loss)
+        return np.stack([p, 1 - p], 1), np.zeros(len(loss), dtype=np.int64)  # class 0 = "the sequence"
+
+    auc = roc_auc_score(np.r_[np.ones(len(losses["retain"])), np.zeros(len(losses["test"]))],
+                        -np.r_[losses["retain"], losses["test"]])
+    return {"auc": float(auc), "mia_forget": svc_mia(as_probs(losses["retain"]), as_probs(losses["test"]),
+                                                     as_probs(losses["forget"]), "true_prob", seed)}

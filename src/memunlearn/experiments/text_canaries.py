@@ -1,0 +1,106 @@
+"""Seed 003 on text: train a small GPT-2 with planted canaries, unlearn them by first-epoch gradient ascent.
+
+One original model (first-epoch gradients of every layer recorded: the
+embedding sparse, the rest dense), one retrain oracle (trained without any
+canary), then ``lm_first_epoch_ga`` with F = every canary copy, once per
+(gradient source, layer set): the paper's ablations (first- vs last-epoch
+gradients; embedding vs last block vs output layer vs all). Each row: the
+canaries' exposure, validation perplexity, F's loss, the stored bytes and
+the seconds. Everything derives from ``seed``.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from ..data.corpus import load_tokenizer
+from ..data.text_prepare import PreparedText, TextDataConfig
+from ..evaluation.text import canary_exposures, lm_metrics, loss_mia
+from ..models.base import build_lm
+from ..seeding import derive_seed, generator
+from ..training.lm import LMTrainConfig, SequenceEventRecorder, fit_lm
+from ..training.lm_grads import ALL, LMFirstEpochGradRecorder, grads_at, layer_parameters, layer_set_bytes
+from ..unlearning.lm_first_epoch_ga import LMFirstEpochGAConfig, lm_first_epoch_ga
+
+DEFAULT_LAYER_SETS = (("embedding",), ("block:-1",), ("head",), ("all",))
+
+
+@dataclass
+class TrainedLM:
+    model: torch.nn.Module
+    history: list[dict]
+    events: pd.DataFrame  # example_id, epoch, loss, token_acc
+    seconds: float
+
+
+def train_lm(prepared: PreparedText, recipe: LMTrainConfig, seed: int, *, exclude=(), recorder_layers=None):
+    """A model trained on the training split minus ``exclude`` ids; returns (TrainedLM, first-epoch grads or None)."""
+    data = prepared.train.drop_ids(list(exclude)) if len(exclude) else prepared.train
+    model = build_lm(recipe.model, prepared.info.vocab_size, prepared.info.seq_len, derive_seed(seed, "lm_init"))
+    recorder = (LMFirstEpochGradRecorder(model, data.example_ids, prepared.info.pad_id, recorder_layers)
+                if recorder_layers else None)
+    events = SequenceEventRecorder(data.example_ids, recipe.epochs)
+    start = time.perf_counter()
+    history = fit_lm(model, data, recipe, prepared.info.pad_id, generator(seed, "lm_order"), on_step=recorder,
+                     events=events)
+    trained = TrainedLM(model, history, events.to_frame(), time.perf_counter() - start)
+    return trained, (recorder.result() if recorder else None)
+
+
+def canary_study(prepared: PreparedText, data_cfg: TextDataConfig, recipe: LMTrainConfig,
+                 ga: LMFirstEpochGAConfig, seed: int = 0, layer_sets=DEFAULT_LAYER_SETS,
+                 sources=("first_epoch", "last_epoch")) -> dict:
+    """Tables: ``exposure`` (per canary: original, oracle), ``ablation`` (one row per source x layer set)."""
+    tokenizer, pad = load_tokenizer(prepared.tokenizer_json), prepared.info.pad_id
+    canary_ids = prepared.canaries["example_id"].to_numpy()
+    forget = prepared.train.select_ids(canary_ids)
+    retain = prepared.train.drop_ids(canary_ids)
+    original, first = train_lm(prepared, recipe, seed, recorder_layers=(ALL,))
+    oracle, _ = train_lm(prepared, recipe, seed, exclude=canary_ids)
+
+    def exposures(model):
+        return canary_exposures(model, tokenizer, prepared.canaries, data_cfg.canary_template,
+                                data_cfg.canary_digits)
+
+    table = exposures(original.model).rename(columns={"exposure": "original"})
+    table["oracle"] = exposures(oracle.model)["exposure"]
+    grads = {"first_epoch": first}
+    if "last_epoch" in sources:
+        grads["last_epoch"] = grads_at(original.model, prepared.train, pad, (ALL,))
+    rows = []
+    for source in sources:
+        for layers in layer_sets:
+            model = copy.deepcopy(original.model)
+            start = time.perf_counter()
+            model, trace = lm_first_epoch_ga(model, grads[source], forget, prepared.validation,
+                                             _with_layers(ga, layers), pad)
+            seconds = time.perf_counter() - start
+            after = exposures(model)["exposure"]
+            names = layer_parameters(model, layers)
+            rows.append({"source": source, "layers": "+".join(layers), "steps": len(trace.etas),
+                         "reached": trace.reached, "forget_score": trace.scores[-1],
+                         "exposure_mean": float(after.mean()),
+                         **{f"exposure_{c}x": float(after[table["copies"] == c].mean())
+                            for c in sorted(table["copies"].unique())},
+                         "val_ppl": lm_metrics(model, prepared.validation, pad)["perplexity"],
+                         "mia_forget": loss_mia(model, retain, prepared.test, forget, pad, seed)["mia_forget"],
+                         "stored_mib": layer_set_bytes(grads[source], names) / 2**20,
+                         "params": sum(dict(model.named_parameters())[n].numel() for n in names),
+                         "seconds": seconds})
+            table[f"{source}:{'+'.join(layers)}"] = after.to_numpy()
+    metrics = {name: lm_metrics(m.model, prepared.validation, pad)["perplexity"]
+               for name, m in (("original", original), ("oracle", oracle))}
+    return {"exposure": table, "ablation": pd.DataFrame(rows), "val_ppl": metrics, "original": original,
+            "oracle": oracle, "grads": first,
+            "mia": {name: loss_mia(m.model, retain, prepared.test, forget, pad, seed)
+                    for name, m in (("original", original), ("oracle", oracle))},
+            "forget_loss": {"original": lm_metrics(original.model, forget, pad)["loss"],
+                            "oracle": lm_metrics(oracle.model, forget, pad)["loss"]}}
+
+
+def _with_layers(cfg: LMFirstEpochGAConfig, layers) -> LMFirstEpochGAConfig:
+    return LMFirstEpochGAConfig(**{**cfg.__dict__, "layers": tuple(layers)})
