@@ -87,7 +87,8 @@ def cluster(tmp_path_factory):
                            60, "the scheduler's address", logs)
         for name in ("worker-1", "worker-2"):
             logs.append(tmp / f"{name}.log")
-            worker_env = {**env, "PREFECT_HOME": str(tmp / name / "prefect")}  # a machine of its own
+            (tmp / name).mkdir()
+            worker_env = {**env, "PREFECT_HOME": str(tmp / name)}  # a machine of its own: its own temporary server
             processes[name] = start([str(DASK), "worker", address, "--nthreads", "1", "--host", "127.0.0.1",
                                      "--no-dashboard", "--name", name], logs[-1], worker_env)
         from distributed import Client
