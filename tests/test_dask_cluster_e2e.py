@@ -7,8 +7,11 @@ README's cluster commands); `dvc repro memorize` with ``MEMUNLEARN_RUNNER=dask``
 - the cluster's scores equal, bit for bit, a local in-process run of the same models (one torch thread
   everywhere: ``memorize.threads_per_worker: 1``), and so do the stored models;
 - growing K on the cluster and SIGKILLing one worker (its whole process group: a lost machine) while it
-  trains a job: the scheduler reruns that job on the other worker, the stage finishes with all K models,
-  every stored file passes `memunlearn store verify`, and the scores still equal the local run.
+  holds a job: the scheduler reruns that job on the other worker (its story says so), the stage finishes
+  with all K models, every stored file passes `memunlearn store verify`, and the scores still equal the
+  local run.
+
+With no PREFECT_API_URL, the stage and each worker start a temporary Prefect server (as a user's would).
 """
 from __future__ import annotations
 
@@ -213,9 +216,11 @@ def test_a_killed_worker_loses_only_its_job(cluster, project, local_runs):
         stop(repro, signal.SIGINT, timeout=60)
     assert repro.returncode == 0, log.read_text()[-4000:]
     assert cluster["workers"][victim].poll() is not None  # it is dead
-    # the victim's job was in flight, went back to the scheduler when the worker died, and finished elsewhere
-    assert any(start == "processing" and "worker-cleanup" in why for start, _, why in story), story
-    assert story[-1][1] in ("memory", "forgotten") and any(end == "memory" for _, end, _ in story), story
+    # the victim's job went back to the scheduler when its worker died (running, or done with its result still
+    # on the worker: lost either way), and ran again on the other worker
+    lost = next((i for i, (start, _, why) in enumerate(story) if "worker-cleanup" in why), None)
+    assert lost is not None and story[lost][0] in ("processing", "memory"), story
+    assert ("processing", "memory") in [(start, end) for start, end, _ in story[lost:]], story
     metrics = memorize_metrics(project)
     assert (metrics["models_trained"], metrics["models_reused"]) == (GROWN - K, K)
     verify_store(project)
