@@ -117,7 +117,7 @@ def _equal_runs(a: list[SubsetModelOutputs], b: list[SubsetModelOutputs]) -> boo
                and np.array_equal(x.test_true_prob, y.test_true_prob) for x, y in zip(a, b))
 
 
-def test_prefect_process_and_dask_cluster_runs_equal_the_local_run(synthetic, prefect_harness):
+def test_prefect_process_and_dask_cluster_runs_equal_the_local_run(synthetic, prefect_harness, tmp_path):
     from distributed import LocalCluster
 
     from memunlearn.flows.memorize import prefect_runner
@@ -126,15 +126,21 @@ def test_prefect_process_and_dask_cluster_runs_equal_the_local_run(synthetic, pr
     recipe = TrainConfig(**{**RECIPE.__dict__, "epochs": 3})
     local = ExactConfig(num_models=3, threads_per_worker=1)  # one thread everywhere: bit-identical results
     expected = train_subset_models(train, test, info, recipe, local, CPU).runs
+    with (tmp_path / "progress.log").open("w") as progress:  # like the stage's progress bar: an open file that
+        def on_model(run, reused):  # cannot be pickled, so it must stay in this process
+            progress.write(f"{run.index}\n")
 
-    processes = Execution(runner="prefect", workers=2)
-    got = train_subset_models(train, test, info, recipe, local, CPU, runner=prefect_runner(processes), workers=2)
-    assert got.trained == [0, 1, 2] and _equal_runs(expected, got.runs)
+        processes = Execution(runner="prefect", workers=2)
+        got = train_subset_models(train, test, info, recipe, local, CPU, runner=prefect_runner(processes),
+                                  workers=2, on_model=on_model)
+        assert got.trained == [0, 1, 2] and _equal_runs(expected, got.runs)
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
-        dask = Execution(runner="dask", dask_address=cluster.scheduler_address)
-        got = train_subset_models(train, test, info, recipe, local, CPU, runner=prefect_runner(dask))
-    assert got.trained == [0, 1, 2] and _equal_runs(expected, got.runs)
+        with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as cluster:
+            dask = Execution(runner="dask", dask_address=cluster.scheduler_address)
+            got = train_subset_models(train, test, info, recipe, local, CPU, runner=prefect_runner(dask),
+                                      on_model=on_model)
+        assert got.trained == [0, 1, 2] and _equal_runs(expected, got.runs)
+    assert sorted((tmp_path / "progress.log").read_text().split()) == ["0", "0", "1", "1", "2", "2"]
 
 
 def _runs_from(masks: np.ndarray, test_correct: np.ndarray) -> list[SubsetModelOutputs]:

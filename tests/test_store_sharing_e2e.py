@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -144,3 +145,37 @@ def test_temp_experiments_find_the_store_and_each_others_models(world):
     # from the same baseline (K + 1 models): the first experiment's models are in the shared cache
     dvc(a, "exp", "run", "--temp", "-n", "k-plus-4", "-S", f"memorize.num_models={K + 4}", "memorize")
     assert experiment_metrics(a, "k-plus-4")["models_trained"] == 1
+
+
+def queue_status(root: Path) -> dict[str, str]:
+    """{experiment name: status} from `dvc queue status` (Queued, Running, Success, Failed)."""
+    lines = dvc(root, "queue", "status").stdout.splitlines()
+    return {fields[1]: fields[-1] for fields in (line.split() for line in lines[1:])
+            if len(fields) >= 4 and fields[-1] in {"Queued", "Running", "Success", "Failed"}}
+
+
+def test_queued_experiments_find_the_store_and_each_others_models(world):
+    """`dvc exp run --queue` runs in a temporary copy of the repo that a queue worker (`dvc queue start`)
+    makes: each finds the models of the baseline and of every experiment that ran before it."""
+    a = world["A"]
+    names = {"q-k-plus-5": K + 5, "q-k-plus-6": K + 6}  # from the K + 1 baseline; the --temp ones made K + 4
+    for name, k in names.items():
+        dvc(a, "exp", "run", "--queue", "-n", name, "-S", f"memorize.num_models={k}", "memorize")
+    assert set(queue_status(a)) >= set(names)
+    dvc(a, "queue", "start")  # one worker: queued experiments run one after another, in order
+    deadline = time.monotonic() + 900
+    while (statuses := {n: s for n, s in queue_status(a).items() if n in names}) and \
+            any(s in ("Queued", "Running") for s in statuses.values()) and time.monotonic() < deadline:
+        time.sleep(2)
+    logs = {name: dvc(a, "queue", "logs", name, check=False).stdout for name in names}
+    assert statuses == {name: "Success" for name in names}, f"{statuses}\n{logs}"
+    assert all("Running stage 'memorize'" in log for log in logs.values())
+    assert len(stored_models(a)) == K + 1  # the workspace is untouched until an experiment is applied
+    assert experiment_metrics(a, "q-k-plus-5")["models_trained"] == 1  # K + 4 restored from the shared cache
+    assert experiment_metrics(a, "q-k-plus-6")["models_trained"] == 1  # and the first queued one's model
+    applied = dvc(a, "exp", "apply", "q-k-plus-6", check=False)  # its params, dvc.lock, metrics; outputs from the cache
+    if applied.returncode:  # this world ran only prepare and memorize: the other stages' outputs have no hash
+        failed = applied.stderr.partition("Checkout failed for following targets:")[2]
+        assert failed and "memorize" not in failed and "prepared" not in failed, applied.stderr
+    assert memorize_metrics(a)["num_models"] == K + 6 and len(stored_models(a)) == K + 6
+    assert json.loads(dvc(a, "status", "memorize", "--json").stdout) == {}

@@ -47,17 +47,34 @@ def task_runner(config: Execution) -> TaskRunner:
     return ThreadPoolTaskRunner(max_workers=1)
 
 
+class _InThisProcess:
+    """The jobs and the ``done`` callback, for the flow function in this process only.
+
+    Prefect ships the flow object, closure included, in the context of every task it submits; a closure
+    over ``done`` would drag the stage's callback (its progress bar holds the open stderr: "Cannot pickle
+    files that are not opened for reading") and every job's data to each worker. Pickled, this holder is
+    empty: the workers run ``train_job``, never the flow function.
+    """
+
+    def __init__(self, jobs: Sequence[SubsetJob] = (), done: JobDone | None = None):
+        self.jobs, self.done = list(jobs), done
+
+    def __reduce__(self):
+        return _InThisProcess, ()
+
+
 def prefect_runner(config: Execution) -> Runner:
     """A memorization ``Runner`` (engine.py) that runs jobs as tasks of one Prefect flow run."""
     def run(jobs: Sequence[SubsetJob], done: JobDone) -> None:
         if not jobs:
             return
+        here = _InThisProcess(jobs, done)
 
         @flow(name="memunlearn-memorize", task_runner=task_runner(config), log_prints=True)
         def subset_models() -> int:
-            futures = [train_job.submit(job) for job in jobs]
+            futures = [train_job.submit(job) for job in here.jobs]
             for future in as_completed(futures):
-                done(future.result())  # back in this process: the store saves it now
+                here.done(future.result())  # back in this process: the store saves it now
             return len(futures)
 
         subset_models()
