@@ -31,7 +31,7 @@ import pytest
 
 import memunlearn
 
-from test_pipeline_e2e import experiments, tiny_project  # tests/ is on sys.path under pytest (no __init__.py)
+from test_pipeline_e2e import dvc, experiments, tiny_project  # tests/ is on sys.path under pytest (no __init__.py)
 
 pytestmark = pytest.mark.e2e
 
@@ -87,6 +87,13 @@ def server(tmp_path_factory):
             mp.setenv(key, "test@example.com")
         subprocess.run(["git", "add", "-A"], cwd=project, check=True)
         subprocess.run(["git", "commit", "-qm", "tiny project"], cwd=project, check=True)
+        # A baseline run in DVC's cache, as a team's checkout has: each triggered experiment then reruns only what
+        # its overrides change. The workspace keeps no outputs, so the tests see that experiments leave it alone.
+        dvc(project, "repro")
+        subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+        subprocess.run(["git", "commit", "-qm", "baseline run"], cwd=project, check=True)
+        for outputs in ("data", "results"):
+            shutil.rmtree(project / outputs)
         api = f"http://127.0.0.1:{free_port()}/api"
         mp.setenv("PREFECT_API_URL", api)
         mp.setenv("PREFECT_HOME", str(root / "prefect-home"))

@@ -218,10 +218,15 @@ def test_second_repro_runs_nothing(project, first_repro):
 
 def test_growing_k_under_dvc_trains_only_the_new_subset_model(project, first_repro):
     set_params(project, {"memorize": {"num_models": 4}})
-    assert "memorize" in ran_stages(dvc(project, "repro").stdout)
+    assert ran_stages(dvc(project, "repro", "memorize").stdout) == ["memorize"]  # downstream: not this test's
     metrics = json.loads((project / "metrics/memorize.json").read_text())
     assert (metrics["models_trained"], metrics["models_reused"]) == (1, 3)
     assert len(list((project / "data/memorize_store").glob("*/model_*.npz"))) == 4
+    set_params(project, {"memorize": {"num_models": 3}})  # shrinking K back trains nothing and gives K=3's scores:
+    ran = ran_stages(dvc(project, "repro").stdout)    # only what reads memorize's metrics (its cost) reruns
+    metrics = json.loads((project / "metrics/memorize.json").read_text())
+    assert (metrics["models_trained"], metrics["models_reused"]) == (0, 3)
+    assert "memorize" in ran and not {"proxies", "partition", "oracle", "unlearn"} & set(ran), ran
 
 
 def test_changing_an_unlearning_param_reruns_only_what_unlearns(project, first_repro):
