@@ -49,6 +49,7 @@ def timed_repro(workspace: Path, repro_args: list[str], log) -> tuple[dict[str, 
                 now = time.perf_counter()
                 if current is not None:
                     stages[current] = now - since
+                    log.write(f"[pipeline benchmark] {current}: {stages[current]:.1f} s (at {now - start:.0f} s)\n")
                 current, since = match.group(1), now
     if proc.returncode:
         raise SystemExit(f"dvc repro failed with exit code {proc.returncode}; its log is above")
