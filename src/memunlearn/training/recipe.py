@@ -2,6 +2,7 @@
 (``train``), and what is recorded beside it (``train_records``)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -52,6 +53,11 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
     if precision == "auto":
         return "bf16" if bf16_supported(device) else "fp32"
     return precision
+
+
+def resolved(recipe: TrainConfig, device: torch.device | str) -> TrainConfig:
+    """``recipe`` with its precision made concrete for ``device``."""
+    return dataclasses.replace(recipe, precision=resolve_precision(recipe.precision, device))
 
 
 def autocast(precision: str, device: torch.device | str):
