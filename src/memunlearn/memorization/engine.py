@@ -13,6 +13,8 @@ has the figures): on a CPU one model at a time in channels-last layout
 channels); on a GPU ``stack`` models per kernel (training/stacked.py) to
 keep the device busy. On a 2-core CPU stacking measured no faster than a
 loop: the small CNN is bound by memory traffic, not by kernel launches.
+Each split is normalized once per job (batches are row gathers), and
+forward passes run in ``recipe.precision`` (bf16 autocast where asked).
 """
 from __future__ import annotations
 
