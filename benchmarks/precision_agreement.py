@@ -1,12 +1,14 @@
 """Benchmark: do bf16 scores agree with fp32 as well as fp32 agrees with itself across thread counts?
 
 Trains the default memorize setting (params.yaml: data, train recipe, K,
-p) under three settings, in this process, each into its own store (so a
-rerun resumes): fp32 with 2 threads, fp32 with 1 thread, bf16 with 2
-threads. Prints, for ``mem`` and ``mem_prob``, the Spearman rho of each pair
-and each setting's planted-noise AUROC (as the memorize stage computes them).
+p) under each of ``--settings`` (fp32 or bf16, 1 or 2 torch threads), in
+this process, each into its own store (so a rerun resumes, and settings can
+run as separate processes). Prints, for ``mem`` and ``mem_prob``, the
+Spearman rho of each pair of settings present and each setting's
+planted-noise AUROC (as the memorize stage computes them). ``--models`` below
+K compares the first models of each store.
 
-    python benchmarks/precision_agreement.py [--store DIR] [--models K] [--json FILE]
+    python benchmarks/precision_agreement.py [--store DIR] [--settings fp32_t2,fp32_t1,bf16_t1] [--models K]
 """
 from __future__ import annotations
 
@@ -28,15 +30,16 @@ from memunlearn.memorization.store import key_for
 from memunlearn.training import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = {"fp32_t2": ("fp32", 2), "fp32_t1": ("fp32", 1), "bf16_t2": ("bf16", 2)}
-PAIRS = [("fp32_t2", "fp32_t1"), ("fp32_t2", "bf16_t2"), ("fp32_t1", "bf16_t2")]
+SETTINGS = {"fp32_t2": ("fp32", 2), "fp32_t1": ("fp32", 1), "bf16_t1": ("bf16", 1), "bf16_t2": ("bf16", 2)}
+PAIRS = [("fp32_t2", "fp32_t1"), ("fp32_t1", "bf16_t1"), ("fp32_t2", "bf16_t1"), ("fp32_t2", "bf16_t2"),
+         ("bf16_t1", "bf16_t2")]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", type=Path, default=Path("/tmp/memunlearn_precision_store"))
     parser.add_argument("--models", type=int, default=0, help="K; 0 = params.yaml's")
-    parser.add_argument("--settings", default=",".join(SETTINGS))
+    parser.add_argument("--settings", default="fp32_t2,fp32_t1,bf16_t1")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
