@@ -17,8 +17,8 @@ in machine load hits both.
 Time to stable scores (``--stable-train N`` training examples, 0 = skip):
 the engine with ``num_models: auto`` (its estimator mem_prob, its precision)
 vs the sequential reference (0/1 estimator ``mem``, fp32, NCHW), each in
-rounds of ``round_models`` until the split-half Spearman of its estimator
-reaches ``stable_spearman`` or K reaches ``max_models`` (params.yaml).
+rounds of ``round_models`` until the split-half Pearson r of its estimator
+reaches ``stable_pearson`` or K reaches ``max_models`` (params.yaml).
 
     python benchmarks/memorization.py [--models K] [--variants] [--stable-train N] [--json FILE]
 
@@ -70,7 +70,7 @@ def time_to_stable(data, recipe, config: ExactConfig, device, score: str) -> dic
         result = train_subset_models(data.train, data.test, data.info, recipe, config, device,
                                      SubsetModelStore(Path(tmp), "bench"), score=score)
         seconds = time.perf_counter() - start
-    return {"seconds": seconds, "models": len(result.runs), "split_half_spearman": result.split_half_spearman_prob,
+    return {"seconds": seconds, "models": len(result.runs), "split_half_pearson": result.split_half_pearson,
             "stable": result.stable, "estimator": score, "precision": recipe.precision}
 
 
@@ -134,10 +134,10 @@ def main() -> None:
         figures["time_to_stable_seconds"] = {name: r["seconds"] for name, r in race.items()}
         figures["time_to_stable_speedup"] = race["sequential"]["seconds"] / race["engine"]["seconds"]
         figures["time_to_stable"] = {**race, "train_examples": len(small.train), "round_models": auto.round_models,
-                                     "max_models": auto.max_models, "stable_spearman": auto.stable_spearman}
+                                     "max_models": auto.max_models, "stable_pearson": auto.stable_pearson}
         for name, r in race.items():
             print(f"  time to stable ({len(small.train)} examples), {name}: {r['seconds']:.0f}s, K={r['models']}, "
-                  f"split-half Spearman of {r['estimator']} {r['split_half_spearman']:.3f} "
+                  f"split-half Pearson r of {r['estimator']} {r['split_half_pearson']:.3f} "
                   f"({'stable' if r['stable'] else 'cap reached'})")
         print(f"  time_to_stable_speedup {figures['time_to_stable_speedup']:.2f}x")
     print(f"K={args.models} subset models, {recipe.epochs} epochs, {len(data.train)} training examples, {device}")

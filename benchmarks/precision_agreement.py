@@ -24,8 +24,8 @@ import yaml
 from memunlearn.config import from_params
 from memunlearn.data import PrepareConfig, prepare
 from memunlearn.memorization import ExactConfig, SubsetModelStore, memorization_scores, train_subset_models
-from memunlearn.memorization.agreement import planted_auroc, spearman
-from memunlearn.memorization.exact import split_half_spearman
+from memunlearn.memorization.agreement import agreement, planted_auroc, spearman
+from memunlearn.memorization.exact import split_half_pearson, split_half_spearman
 from memunlearn.memorization.store import key_for
 from memunlearn.training import TrainConfig
 
@@ -64,9 +64,12 @@ def main() -> None:
             "seconds": time.perf_counter() - start, "models_trained": len(result.trained),
             "compute_seconds_per_model": sum(run.seconds for run in result.runs) / len(result.runs),
             **{f"planted_noise_auroc_{s}": planted_auroc(table[s], planted) for s in ("mem", "mem_prob")},
-            **{f"split_half_spearman_{s}": split_half_spearman(result.runs, ids, s) for s in ("mem", "mem_prob")}}
+            **{f"split_half_spearman_{s}": split_half_spearman(result.runs, ids, s) for s in ("mem", "mem_prob")},
+            "split_half_pearson_mem_prob": split_half_pearson(result.runs, ids)}
         print(name, json.dumps(out["settings"][name]), flush=True)
-    out["pairs"] = {f"{a}_vs_{b}": {s: spearman(scores[a][s], scores[b][s]) for s in ("mem", "mem_prob")}
+    out["pairs"] = {f"{a}_vs_{b}": {**{s: spearman(scores[a][s], scores[b][s]) for s in ("mem", "mem_prob")},
+                                    "mem_prob_pearson": agreement(scores[a]["mem_prob"], scores[b]["mem_prob"], 200)[
+                                        "pearson"]}
                     for a, b in PAIRS if a in scores and b in scores}
     print(json.dumps(out, indent=2))
     if args.json:

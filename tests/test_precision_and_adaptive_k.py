@@ -12,7 +12,7 @@ from memunlearn.config import ConfigError, from_params
 from memunlearn.data.splits import normalize
 from memunlearn.memorization import ExactConfig, SubsetModelStore, dataset_fingerprint, store_key, train_subset_models
 from memunlearn.memorization import engine, exact
-from memunlearn.memorization.exact import split_half_spearman
+from memunlearn.memorization.exact import split_half_pearson
 from memunlearn.memorization.store import key_for
 from memunlearn.models import build_model
 from memunlearn.seeding import generator
@@ -132,18 +132,18 @@ def count_trainings(monkeypatch):
 
 
 def _scripted(monkeypatch, values: dict[int, float]):
-    """split_half_spearman answers ``values[K]`` (K = models passed): the stopping rule, apart from the scores."""
+    """split_half_pearson answers ``values[K]`` (K = models passed): the stopping rule, apart from the scores."""
     seen = []
 
     def fake(runs, example_ids, score="mem_prob"):
         seen.append(len(runs))
         return values[len(runs)]
 
-    monkeypatch.setattr(exact, "split_half_spearman", fake)
+    monkeypatch.setattr(exact, "split_half_pearson", fake)
     return seen
 
 
-AUTO = ExactConfig(num_models="auto", round_models=2, max_models=6, stable_spearman=0.8)
+AUTO = ExactConfig(num_models="auto", round_models=2, max_models=6, stable_pearson=0.8)
 
 
 def test_auto_stops_at_the_first_round_that_is_stable(synthetic, monkeypatch, count_trainings):
@@ -151,7 +151,7 @@ def test_auto_stops_at_the_first_round_that_is_stable(synthetic, monkeypatch, co
     checked = _scripted(monkeypatch, {2: 0.3, 4: 0.85, 6: 0.99})
     result = train_subset_models(train, test, info, RECIPE, AUTO, CPU)
     assert checked == [2, 4] and len(result.runs) == 4 and len(count_trainings) == 4
-    assert result.stable is True and result.split_half_spearman_prob == 0.85
+    assert result.stable is True and result.split_half_pearson == 0.85
     assert [run.index for run in result.runs] == [0, 1, 2, 3]
 
 
@@ -160,7 +160,7 @@ def test_auto_respects_the_cap(synthetic, monkeypatch, count_trainings):
     checked = _scripted(monkeypatch, {2: 0.1, 4: 0.2, 6: 0.3})
     result = train_subset_models(train, test, info, RECIPE, AUTO, CPU)
     assert checked == [2, 4, 6] and len(result.runs) == 6 and len(count_trainings) == 6
-    assert result.stable is False and result.split_half_spearman_prob == 0.3
+    assert result.stable is False and result.split_half_pearson == 0.3
 
 
 def test_growing_the_cap_trains_only_the_new_models(synthetic, monkeypatch, count_trainings, tmp_path):
@@ -177,15 +177,15 @@ def test_growing_the_cap_trains_only_the_new_models(synthetic, monkeypatch, coun
 
 
 def test_auto_reports_the_real_criterion_on_the_models_it_kept(synthetic):
-    """Unscripted: the reported value is the split-half Spearman of mem_prob over the K models returned, and K is
+    """Unscripted: the reported value is the split-half Pearson r of mem_prob over the K models returned, and K is
     the first round whose value reaches the threshold (or the cap)."""
     train, test, info, _ = synthetic
-    config = dataclasses.replace(AUTO, stable_spearman=0.5)
+    config = dataclasses.replace(AUTO, stable_pearson=0.5)
     result = train_subset_models(train, test, info, RECIPE, config, CPU)
     ids = train.example_ids.numpy()
     K = len(result.runs)
-    assert result.split_half_spearman_prob == split_half_spearman(result.runs, ids)
-    assert result.stable == (result.split_half_spearman_prob >= 0.5)
+    assert result.split_half_pearson == split_half_pearson(result.runs, ids)
+    assert result.stable == (result.split_half_pearson >= 0.5)
     assert result.stable or K == config.max_models
     for k in range(config.round_models, K, config.round_models):  # every earlier round was below the threshold
-        assert not split_half_spearman(result.runs[:k], ids) >= 0.5  # NaN (too few models per half) included
+        assert not split_half_pearson(result.runs[:k], ids) >= 0.5  # NaN (too few models per half) included

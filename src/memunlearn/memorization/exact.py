@@ -26,7 +26,7 @@ import torch
 from ..config import ConfigError, check_fraction
 from ..data.splits import DatasetInfo, ImageSplit
 from ..training.recipe import TrainConfig
-from .agreement import spearman
+from .agreement import aligned, spearman
 from .engine import Runner, SubsetJob, SubsetModelOutputs, process_pool
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class ExactConfig:
     num_models: int | Literal["auto"] = 16  # K (reference: 400); auto: rounds of round_models until stable
     max_models: int = 64  # auto: the cap on K
     round_models: int = 8  # auto: models added per round (K stays a multiple, so the halves stay equal)
-    stable_spearman: float = 0.9  # auto: stop once the split-half Spearman of mem_prob reaches this
+    stable_pearson: float = 0.9  # auto: stop once the split-half Pearson r of mem_prob reaches this
     subset_fraction: float = 0.7  # p
     seed: int = 0
     threads_per_worker: int = 0  # torch threads per job; 0 = auto: this machine's cores / MEMUNLEARN_WORKERS
@@ -63,8 +63,8 @@ class ExactConfig:
         if self.max_models < self.round_models:
             raise ConfigError(f"memorize.max_models must be >= memorize.round_models ({self.round_models}), "
                               f"got {self.max_models}")
-        if not 0 < self.stable_spearman < 1:
-            raise ConfigError(f"memorize.stable_spearman must lie in (0, 1), e.g. 0.9; got {self.stable_spearman}")
+        if not 0 < self.stable_pearson < 1:
+            raise ConfigError(f"memorize.stable_pearson must lie in (0, 1), e.g. 0.9; got {self.stable_pearson}")
         check_fraction(self.subset_fraction, "memorize.subset_fraction", open_low=True)
         if self.subset_fraction == 1:
             raise ValueError("memorize.subset_fraction must be < 1, or no example is ever held out")
@@ -155,7 +155,7 @@ class SubsetRuns:
     runs: list[SubsetModelOutputs]  # index order, k = 0..K-1
     trained: list[int]  # indices trained by this call
     reused: list[int]  # indices read back from the store
-    split_half_spearman_prob: float | None = None  # num_models auto: the stopping criterion's value at K
+    split_half_pearson: float | None = None  # num_models auto: the stopping criterion's value at K
     stable: bool | None = None  # num_models auto: the criterion was met (False: stopped at max_models)
 
 
@@ -180,8 +180,8 @@ def train_subset_models(
     only the jobs in flight. ``on_model(outputs, reused)`` sees every model.
 
     num_models auto: rounds of ``round_models`` more models until the
-    split-half Spearman of ``score`` (``split_half_spearman``) reaches
-    ``stable_spearman``, or K reaches ``max_models``. Model k depends on
+    split-half Pearson r of ``score`` (``split_half_pearson``) reaches
+    ``stable_pearson``, or K reaches ``max_models``. Model k depends on
     (seed, k) alone, so every round, and a later larger cap, reuses them.
     """
     args = (train, test, info, recipe, config, device, store, on_model, runner, workers)
@@ -194,15 +194,15 @@ def train_subset_models(
         K = min(K + config.round_models, config.max_models)
         result = _first_models(K, known, *args)
         trained += result.trained
-        rho = split_half_spearman(result.runs, train.example_ids.numpy(), score)
-        stable = bool(rho >= config.stable_spearman)
-        log.info("K=%d: split-half Spearman of %s %.3f (stop at %.3f)", K, score, rho, config.stable_spearman)
+        r = split_half_pearson(result.runs, train.example_ids.numpy(), score)
+        stable = bool(r >= config.stable_pearson)
+        log.info("K=%d: split-half Pearson r of %s %.3f (stop at %.3f)", K, score, r, config.stable_pearson)
         if stable or K >= config.max_models:
             break
     if not stable:
-        log.warning("memorize.num_models auto: split-half Spearman %.3f < %.3f at the cap K=%d; raise "
-                    "memorize.max_models for stabler scores", rho, config.stable_spearman, K)
-    return SubsetRuns(result.runs, sorted(trained), sorted(set(range(K)) - set(trained)), rho, stable)
+        log.warning("memorize.num_models auto: split-half Pearson r %.3f < %.3f at the cap K=%d; raise "
+                    "memorize.max_models for stabler scores", r, config.stable_pearson, K)
+    return SubsetRuns(result.runs, sorted(trained), sorted(set(range(K)) - set(trained)), r, stable)
 
 
 def _first_models(K: int, known: dict[int, SubsetModelOutputs], train, test, info, recipe, config, device, store,
@@ -233,8 +233,23 @@ def _first_models(K: int, known: dict[int, SubsetModelOutputs], train, test, inf
 
 def split_half_spearman(runs: list[SubsetModelOutputs], example_ids: np.ndarray, score: str = "mem_prob") -> float:
     """Spearman rho of ``score`` from the even-indexed vs the odd-indexed models: two disjoint halves of K."""
-    return spearman(memorization_scores(runs[0::2], example_ids)[score],
-                    memorization_scores(runs[1::2], example_ids)[score])
+    return spearman(*_halves(runs, example_ids, score))
+
+
+def split_half_pearson(runs: list[SubsetModelOutputs], example_ids: np.ndarray, score: str = "mem_prob") -> float:
+    """Pearson r of ``score`` between the even- and odd-indexed models; NaN with fewer than 3 shared examples.
+
+    auto K's criterion: unlike Spearman it is not swamped by the ~90% of examples whose mem_prob is noise
+    around 0 (ranking that noise decorrelates the halves whatever K: README "Performance").
+    """
+    both = aligned(*_halves(runs, example_ids, score))
+    if len(both) < 3 or both["s"].std() == 0 or both["r"].std() == 0:
+        return float("nan")
+    return float(np.corrcoef(both["s"], both["r"])[0, 1])
+
+
+def _halves(runs: list[SubsetModelOutputs], example_ids: np.ndarray, score: str) -> tuple[pd.Series, pd.Series]:
+    return (memorization_scores(runs[0::2], example_ids)[score], memorization_scores(runs[1::2], example_ids)[score])
 
 
 def memorization_scores(runs: list[SubsetModelOutputs], example_ids: np.ndarray) -> pd.DataFrame:

@@ -25,8 +25,8 @@ def memorize_summary(result: SubsetRuns, scores: pd.DataFrame, planted_ids, stab
     return {
         "num_models": len(result.runs),  # K (reached, under num_models: auto)
         "num_models_auto": config.adaptive,
-        "stable": result.stable,  # auto: split-half Spearman of mem_prob reached stable_spearman before max_models
-        "stable_spearman": config.stable_spearman if config.adaptive else None,
+        "stable": result.stable,  # auto: split-half Pearson r of mem_prob reached stable_pearson before max_models
+        "stable_pearson": config.stable_pearson if config.adaptive else None,
         "precision": recipe.precision,  # concrete (auto resolved for this device)
         "models_trained": len(result.trained),
         "models_reused": len(result.reused),
