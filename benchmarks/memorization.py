@@ -20,7 +20,7 @@ vs the sequential reference (0/1 estimator ``mem``, fp32, NCHW), each in
 rounds of ``round_models`` until the split-half Pearson r of its estimator
 reaches ``stable_pearson`` or K reaches ``max_models`` (params.yaml).
 
-    python benchmarks/memorization.py [--models K] [--variants] [--stable-train N] [--json FILE]
+    python benchmarks/memorization.py [--models K] [--variants] [--stable-train N] [--precision P] [--json FILE]
 
 --json writes the figures: the engine/sequential ratio at equal K under
 ``speedup``; ``time_to_stable_seconds`` per approach and their ratio
@@ -79,13 +79,15 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=4, help="K subset models per approach")
     parser.add_argument("--variants", action="store_true", help="also time each option the engine picks from")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", help="the engine's train.precision (default: params.yaml's)")
     parser.add_argument("--stable-train", type=int, default=1000,
                         help="training examples for the time-to-stable race (0 = skip it)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    recipe = from_params(TrainConfig, {**params["train"], "device": args.device}, "train")
+    recipe = from_params(TrainConfig, {**params["train"], "device": args.device,
+                                       **({"precision": args.precision} if args.precision else {})}, "train")
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     engine = dataclasses.replace(from_params(ExactConfig, params["memorize"], "memorize"), num_models=args.models)
