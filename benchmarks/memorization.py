@@ -14,9 +14,17 @@ Prints models per hour for each, ratios to sequential, peak memory, and
 whether the scores agree. Runs alternate (sequential first) so that drift
 in machine load hits both.
 
-    python benchmarks/memorization.py [--models K] [--variants] [--json FILE]
+Time to stable scores (``--stable-train N`` training examples, 0 = skip):
+the engine with ``num_models: auto`` (its estimator mem_prob, its precision)
+vs the sequential reference (0/1 estimator ``mem``, fp32, NCHW), each in
+rounds of ``round_models`` until the split-half Pearson r of its estimator
+reaches ``stable_pearson`` or K reaches ``max_models`` (params.yaml).
 
---json writes the figures; the engine/sequential ratio is under ``speedup``.
+    python benchmarks/memorization.py [--models K] [--variants] [--stable-train N] [--precision P] [--json FILE]
+
+--json writes the figures: the engine/sequential ratio at equal K under
+``speedup``; ``time_to_stable_seconds`` per approach and their ratio
+``time_to_stable_speedup`` (sequential / engine).
 """
 from __future__ import annotations
 
@@ -36,6 +44,7 @@ from memunlearn.data import PrepareConfig, prepare
 from memunlearn.memorization import ExactConfig, SubsetModelStore, memorization_scores, train_subset_models
 from memunlearn.memorization.agreement import spearman
 from memunlearn.training import TrainConfig
+from memunlearn.training.recipe import resolve_precision
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,24 +63,41 @@ def timed(data, recipe, config: ExactConfig, device, workers: int = 1) -> dict:
             "scores": memorization_scores(runs, data.train.example_ids.numpy()).set_index("example_id")["mem"]}
 
 
+def time_to_stable(data, recipe, config: ExactConfig, device, score: str) -> dict:
+    """Seconds until ``config`` (num_models auto) stops, K reached, the criterion's value, and whether it was met."""
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        result = train_subset_models(data.train, data.test, data.info, recipe, config, device,
+                                     SubsetModelStore(Path(tmp), "bench"), score=score)
+        seconds = time.perf_counter() - start
+    return {"seconds": seconds, "models": len(result.runs), "split_half_pearson": result.split_half_pearson,
+            "stable": result.stable, "estimator": score, "precision": recipe.precision}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=int, default=4, help="K subset models per approach")
     parser.add_argument("--variants", action="store_true", help="also time each option the engine picks from")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", help="the engine's train.precision (default: params.yaml's)")
+    parser.add_argument("--stable-train", type=int, default=1000,
+                        help="training examples for the time-to-stable race (0 = skip it)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    recipe = from_params(TrainConfig, {**params["train"], "device": args.device}, "train")
+    recipe = from_params(TrainConfig, {**params["train"], "device": args.device,
+                                       **({"precision": args.precision} if args.precision else {})}, "train")
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     engine = dataclasses.replace(from_params(ExactConfig, params["memorize"], "memorize"), num_models=args.models)
     data = prepare(from_params(PrepareConfig, params["data"], "data"), ROOT / "data/raw")
+    sequential_recipe = dataclasses.replace(recipe, precision="fp32")  # the reference: fp32, NCHW
     approaches = {
         "sequential": dataclasses.replace(engine, stack=1, channels_last=False, threads_per_worker=0),
         "engine": engine,
     }
+    recipes = {"sequential": sequential_recipe}
     if args.variants:
         for stack in (1, 4, 8):
             approaches[f"stack{stack}_channels_last"] = dataclasses.replace(engine, stack=stack, channels_last=True)
@@ -80,7 +106,8 @@ def main() -> None:
             engine, stack=1, channels_last=True, threads_per_worker=1)
 
     workers = {"2proc_x1thread_channels_last": 2}  # jobs side by side (MEMUNLEARN_WORKERS in the stage)
-    results = {name: timed(data, recipe, config, device, workers.get(name, 1)) for name, config in approaches.items()}
+    results = {name: timed(data, recipes.get(name, recipe), config, device, workers.get(name, 1))
+               for name, config in approaches.items()}
     base = results["sequential"]
     figures = {
         "sequential_models_per_hour": base["models_per_hour"],
@@ -90,6 +117,7 @@ def main() -> None:
         "engine_seconds": results["engine"]["seconds"],
         "engine_models_per_job": engine.models_per_job(device),
         "engine_channels_last": engine.channels_last,
+        "engine_precision": resolve_precision(recipe.precision, device),
         "variants": {name: {"models_per_hour": r["models_per_hour"], "ratio": r["models_per_hour"] / base["models_per_hour"],
                             "mem_spearman_vs_sequential": spearman(r["scores"], base["scores"])}
                      for name, r in results.items()},
@@ -98,6 +126,22 @@ def main() -> None:
         "models": args.models, "epochs": recipe.epochs, "train_examples": len(data.train),
         "torch_threads": torch.get_num_threads(), "device": str(device),
     }
+    if args.stable_train:
+        small = prepare(from_params(PrepareConfig, {**params["data"], "max_train": args.stable_train}, "data"),
+                        ROOT / "data/raw")
+        auto = dataclasses.replace(engine, num_models="auto")
+        race = {"sequential": time_to_stable(small, sequential_recipe, dataclasses.replace(
+                    auto, stack=1, channels_last=False, threads_per_worker=0), device, "mem"),
+                "engine": time_to_stable(small, recipe, auto, device, "mem_prob")}
+        figures["time_to_stable_seconds"] = {name: r["seconds"] for name, r in race.items()}
+        figures["time_to_stable_speedup"] = race["sequential"]["seconds"] / race["engine"]["seconds"]
+        figures["time_to_stable"] = {**race, "train_examples": len(small.train), "round_models": auto.round_models,
+                                     "max_models": auto.max_models, "stable_pearson": auto.stable_pearson}
+        for name, r in race.items():
+            print(f"  time to stable ({len(small.train)} examples), {name}: {r['seconds']:.0f}s, K={r['models']}, "
+                  f"split-half Pearson r of {r['estimator']} {r['split_half_pearson']:.3f} "
+                  f"({'stable' if r['stable'] else 'cap reached'})")
+        print(f"  time_to_stable_speedup {figures['time_to_stable_speedup']:.2f}x")
     print(f"K={args.models} subset models, {recipe.epochs} epochs, {len(data.train)} training examples, {device}")
     for name, row in figures["variants"].items():
         print(f"  {name:30s} {row['models_per_hour']:7.0f} models/h  {row['ratio']:.2f}x  "

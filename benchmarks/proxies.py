@@ -83,7 +83,7 @@ def main() -> None:
 
     start = time.perf_counter()
     run_subset_job(exact.jobs([0], data.train, data.test, data.info, recipe, dev)[0])
-    exact_seconds = (time.perf_counter() - start) * exact.num_models  # K subset models, one timed
+    exact_seconds = (time.perf_counter() - start) * exact.most_models  # K subset models (auto: the cap), one timed
 
     heldout = data.validation if data.validation is not None else data.test  # validation split, as the stage
     inputs = ProxyInputs(data.train, heldout, data.info, model, dev, proxy_config, events.to_frame(),
@@ -104,7 +104,7 @@ def main() -> None:
         "learning_event_recording_seconds": events.seconds,
         "curvature_recording_seconds": curvature.seconds,
         "exact_seconds_estimated": exact_seconds,
-        "num_models": exact.num_models,
+        "num_models": exact.most_models,
         "proxy_seconds": costs,
         "cost_ratio": {name: exact_seconds / s for name, s in costs.items()},
         "epochs": recipe.epochs,
@@ -114,7 +114,7 @@ def main() -> None:
     print(f"training, {recipe.epochs} epochs on {len(data.train)} examples ({dev}, {torch.get_num_threads()} threads):")
     print(f"  plain {plain:.2f}s | + learning events {with_events:.2f}s ({figures['overhead']:+.1%}) "
           f"| + curvature {with_curvature:.2f}s ({figures['curvature_overhead']:+.1%})")
-    print(f"exact memorization at K={exact.num_models}: {exact_seconds:.1f}s (one subset model timed x K)")
+    print(f"exact memorization at K={exact.most_models}: {exact_seconds:.1f}s (one subset model timed x K)")
     print(f"{'proxy':18s} {'seconds':>9s} {'x cheaper than exact':>22s}")
     for name, seconds in sorted(costs.items(), key=lambda kv: kv[1]):
         print(f"{name:18s} {seconds:9.3f} {figures['cost_ratio'][name]:22.0f}")

@@ -23,6 +23,7 @@ from memunlearn.memorization.store import key_for
 from memunlearn.memorization.summary import memorize_summary
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig
+from memunlearn.training.recipe import resolved
 
 STORE_ROOT = ROOT / "data/memorize_store"
 PLOTS = ROOT / "results/plots/memorization"
@@ -39,16 +40,17 @@ def main() -> None:
     train, test = load_split(PREPARED / "train.npz"), load_split(PREPARED / "test.npz")
     info = load_info(PREPARED / "meta.json")
     dev = device(recipe.device)
-    key = key_for(train, test, recipe, config)
+    recipe = resolved(recipe, dev)  # precision auto -> what this device runs: in the store key and the metrics
+    key = key_for(train, test, recipe, config, dev)
     store = SubsetModelStore(STORE_ROOT, key)
-    restore(ROOT, STORE_ROOT, key, range(config.num_models))
+    restore(ROOT, STORE_ROOT, key, range(config.most_models))
 
     runner = None
     if execution.runner != "local":  # Prefect and Dask are imported only when asked for (docs/architecture.md rule 6)
         from memunlearn.flows.memorize import prefect_runner
         runner = prefect_runner(execution)
 
-    progress = tqdm(total=config.num_models, desc="subset models", unit="model")  # ETA from finished models
+    progress = tqdm(total=config.most_models, desc="subset models", unit="model")  # ETA from finished models
     with Timer() as timer:
         result = train_subset_models(train, test, info, recipe, config, dev, store, runner=runner,
                                      workers=execution.workers, on_model=lambda run, reused: progress.update())

@@ -48,7 +48,7 @@ def from_params(cls: type[C], params: Mapping[str, Any] | None, section: str = "
     try:
         config = _adapter(cls).validate_json(document, strict=True)
     except ValidationError as exc:
-        raise ConfigError("\n".join(_explain(error, cls, section) for error in exc.errors())) from None
+        raise ConfigError("\n".join(_explain(error, cls, section) for error in _unions(exc.errors()))) from None
     validate = getattr(config, "validate", None)
     if validate is not None:
         try:
@@ -65,6 +65,36 @@ def _adapter(cls: type) -> TypeAdapter:
     return TypeAdapter(cls)
 
 
+def _unions(errors: list[dict]) -> list[dict]:
+    """A value that fits no member of a union (``int | Literal["auto"]``) gives one error per member, each located
+    under the member's tag: merge them into one at the field, expecting any member."""
+    out: list[dict] = []
+    for error in errors:
+        loc = tuple(error["loc"])
+        prev = out[-1] if out else None
+        if (prev is not None and len(loc) >= 2 and prev.get("_union") == loc[:-1]
+                and error.get("input") == prev.get("input")):
+            prev["msg"] += f" or {_member(error)}"
+            continue
+        if len(loc) >= 2 and _is_member_tag(loc[-1]):
+            out.append({**error, "loc": loc[:-1], "type": "union", "_union": loc[:-1], "msg": _member(error)})
+            continue
+        out.append(error)
+    return out
+
+
+def _is_member_tag(part: Any) -> bool:
+    """pydantic's tag of a union member (``int``, ``literal['auto']``), as opposed to a field name."""
+    return isinstance(part, str) and (part in _EXPECTED or part == "str" or "[" in part)
+
+
+def _member(error: Mapping[str, Any]) -> str:
+    tag = str(error["loc"][-1])
+    if tag.startswith("literal["):
+        return tag[len("literal["):-1].replace("'", "")
+    return _EXPECTED.get(error["type"].split("_")[0], tag)
+
+
 def _explain(error: Mapping[str, Any], cls: type, section: str) -> str:
     """One pydantic error as one line: key path, problem, fix."""
     loc = error["loc"]
@@ -76,6 +106,8 @@ def _explain(error: Mapping[str, Any], cls: type, section: str) -> str:
     if kind.startswith("missing"):
         return f"{path}: missing; add it"
     value = error.get("input")
+    if kind == "union":
+        return f"{path}: got {_shown(value)}; write {error['msg']}" + (_example(cls, str(loc[0])) if len(loc) == 1 else "")
     expected = _EXPECTED.get(kind.split("_")[0])
     if expected is None:
         return f"{path}: got {_shown(value)}; {error['msg'][0].lower()}{error['msg'][1:]}"

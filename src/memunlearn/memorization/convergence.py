@@ -13,11 +13,11 @@ import pandas as pd
 
 from .agreement import spearman
 from .engine import SubsetModelOutputs
-from .exact import memorization_scores
+from .exact import memorization_scores, split_half_pearson, split_half_spearman
 
 
 def convergence(runs: list[SubsetModelOutputs], example_ids: np.ndarray, points: int = 8) -> tuple[pd.DataFrame, dict]:
-    """(curve: k, spearman_vs_all; summary: spearman_half_vs_full, spearman_split_halves)."""
+    """(curve: k, spearman_vs_all; summary: spearman_half_vs_full, spearman_split_halves (mem), _prob (mem_prob), pearson_split_halves_prob)."""
     K = len(runs)
     full = memorization_scores(runs, example_ids)["mem"]
     ks = sorted({int(k) for k in np.linspace(2, K, num=min(points, K - 1))})
@@ -25,8 +25,9 @@ def convergence(runs: list[SubsetModelOutputs], example_ids: np.ndarray, points:
                                                        for k in ks]})
     summary = {
         "spearman_half_vs_full": spearman(memorization_scores(runs[: K // 2], example_ids)["mem"], full),
-        "spearman_split_halves": spearman(memorization_scores(runs[0::2], example_ids)["mem"],
-                                      memorization_scores(runs[1::2], example_ids)["mem"]),
+        "spearman_split_halves": split_half_spearman(runs, example_ids, "mem"),
+        "spearman_split_halves_prob": split_half_spearman(runs, example_ids, "mem_prob"),
+        "pearson_split_halves_prob": split_half_pearson(runs, example_ids, "mem_prob"),  # auto K's criterion
     }
     return curve, summary
 

@@ -13,6 +13,8 @@ has the figures): on a CPU one model at a time in channels-last layout
 channels); on a GPU ``stack`` models per kernel (training/stacked.py) to
 keep the device busy. On a 2-core CPU stacking measured no faster than a
 loop: the small CNN is bound by memory traffic, not by kernel launches.
+Each split is normalized once per job (batches are row gathers), and
+forward passes run in ``recipe.precision`` (bf16 autocast where asked).
 """
 from __future__ import annotations
 
@@ -30,8 +32,8 @@ from torch import nn
 from ..data.splits import DatasetInfo, ImageSplit
 from ..models import build_model
 from ..seeding import derive_seed, generator
-from ..training.loop import fit, predict_proba, true_class_prob
-from ..training.recipe import TrainConfig
+from ..training.loop import fit, normalized_inputs, predict_proba, true_class_prob
+from ..training.recipe import TrainConfig, resolve_precision
 from ..training.stacked import fit_stacked, predict_proba_stacked, stack_models
 
 
@@ -85,16 +87,24 @@ def run_subset_job(job: SubsetJob) -> list[SubsetModelOutputs]:
                   for k in job.indices]
         orders = [generator(job.seed, "subset_model_order", k) for k in job.indices]
         device = torch.device(job.device)
+        precision = resolve_precision(job.recipe.precision, device)
+        # every split normalized once, on the device: batches are row gathers (same values as per-batch)
+        inputs = {name: normalized_inputs(split, job.info, device, job.channels_last and len(models) == 1)
+                  for name, split in (("train", job.train), ("test", job.test))}
+        splits = {"train": job.train, "test": job.test}
         if len(models) == 1:
-            fit(models[0], job.train.take(masks[0]), job.info, job.recipe, orders[0], device)
-            probs = {name: predict_proba(models[0], split, job.info, device).unsqueeze(0)
-                     for name, split in (("train", job.train), ("test", job.test))}  # (1, N, C)
+            fit(models[0], job.train.take(masks[0]), job.info, job.recipe, orders[0], device,
+                inputs=inputs["train"][masks[0].to(device)])
+            probs = {name: predict_proba(models[0], split, job.info, device, precision=precision,
+                                         inputs=inputs[name]).unsqueeze(0)
+                     for name, split in splits.items()}  # (1, N, C)
         else:
             stacked = _prepare(stack_models(models), job)
             fit_stacked(stacked, job.train, [m.nonzero().squeeze(1) for m in masks], job.info, job.recipe, orders,
-                        device)
-            probs = {name: predict_proba_stacked(stacked, split, job.info, device, len(models))
-                     for name, split in (("train", job.train), ("test", job.test))}  # (M, N, C)
+                        device, inputs=inputs["train"])
+            probs = {name: predict_proba_stacked(stacked, split, job.info, device, len(models), precision=precision,
+                                                 inputs=inputs[name])
+                     for name, split in splits.items()}  # (M, N, C)
         seconds = (time.perf_counter() - start) / len(models)
         return [_outputs(k, mask, probs["train"][m], probs["test"][m], job, seconds)
                 for m, (k, mask) in enumerate(zip(job.indices, masks))]

@@ -14,9 +14,10 @@ trained and where jobs run: engine.py.
 """
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Literal, Mapping
 
 import numpy as np
 import pandas as pd
@@ -25,10 +26,13 @@ import torch
 from ..config import ConfigError, check_fraction
 from ..data.splits import DatasetInfo, ImageSplit
 from ..training.recipe import TrainConfig
+from .agreement import aligned, spearman
 from .engine import Runner, SubsetJob, SubsetModelOutputs, process_pool
 
 if TYPE_CHECKING:
     from .store import SubsetModelStore
+
+log = logging.getLogger("memunlearn.memorization")
 
 RUNNERS = ("local", "prefect", "dask")  # local: this library; prefect, dask: flows/memorize.py
 
@@ -37,7 +41,10 @@ RUNNERS = ("local", "prefect", "dask")  # local: this library; prefect, dask: fl
 class ExactConfig:
     """The ``memorize`` section: what the subset models are and how they compute (any of it can change a result)."""
 
-    num_models: int = 16  # K (reference: 400)
+    num_models: int | Literal["auto"] = 16  # K (reference: 400); auto: rounds of round_models until stable
+    max_models: int = 64  # auto: the cap on K
+    round_models: int = 8  # auto: models added per round (K stays a multiple, so the halves stay equal)
+    stable_pearson: float = 0.9  # auto: stop once the split-half Pearson r of mem_prob reaches this
     subset_fraction: float = 0.7  # p
     seed: int = 0
     threads_per_worker: int = 0  # torch threads per job; 0 = auto: this machine's cores / MEMUNLEARN_WORKERS
@@ -48,11 +55,28 @@ class ExactConfig:
     def validate(self) -> None:
         if self.threads_per_worker < 0 or self.stack < 0 or self.influence_top < 0:
             raise ValueError("memorize.threads_per_worker, stack and influence_top must be >= 0")
-        if self.num_models < 2:
-            raise ValueError(f"memorize.num_models must be >= 2, got {self.num_models}")
+        if self.num_models != "auto" and self.num_models < 2:
+            raise ConfigError(f"memorize.num_models must be >= 2 or auto, got {self.num_models}")
+        if self.round_models < 2 or self.round_models % 2:
+            raise ConfigError(f"memorize.round_models must be an even number >= 2 (two equal halves), "
+                              f"got {self.round_models}")
+        if self.max_models < self.round_models:
+            raise ConfigError(f"memorize.max_models must be >= memorize.round_models ({self.round_models}), "
+                              f"got {self.max_models}")
+        if not 0 < self.stable_pearson < 1:
+            raise ConfigError(f"memorize.stable_pearson must lie in (0, 1), e.g. 0.9; got {self.stable_pearson}")
         check_fraction(self.subset_fraction, "memorize.subset_fraction", open_low=True)
         if self.subset_fraction == 1:
             raise ValueError("memorize.subset_fraction must be < 1, or no example is ever held out")
+
+    @property
+    def adaptive(self) -> bool:
+        return self.num_models == "auto"
+
+    @property
+    def most_models(self) -> int:
+        """The largest K this config can reach: K itself, or the cap under auto."""
+        return self.max_models if self.adaptive else self.num_models
 
     def models_per_job(self, device: torch.device) -> int:
         return self.stack or (16 if device.type == "cuda" else 1)
@@ -131,6 +155,8 @@ class SubsetRuns:
     runs: list[SubsetModelOutputs]  # index order, k = 0..K-1
     trained: list[int]  # indices trained by this call
     reused: list[int]  # indices read back from the store
+    split_half_pearson: float | None = None  # num_models auto: the stopping criterion's value at K
+    stable: bool | None = None  # num_models auto: the criterion was met (False: stopped at max_models)
 
 
 def train_subset_models(
@@ -144,6 +170,7 @@ def train_subset_models(
     on_model: Callable[[SubsetModelOutputs, bool], None] | None = None,
     runner: Runner | None = None,
     workers: int = 1,
+    score: str = "mem_prob",
 ) -> SubsetRuns:
     """The K subset models, reusing every one the store already holds.
 
@@ -151,15 +178,45 @@ def train_subset_models(
     or ``workers`` local processes; ``Execution.workers`` either way); each
     model is saved to the store as soon as its job is done, so a crash loses
     only the jobs in flight. ``on_model(outputs, reused)`` sees every model.
+
+    num_models auto: rounds of ``round_models`` more models until the
+    split-half Pearson r of ``score`` (``split_half_pearson``) reaches
+    ``stable_pearson``, or K reaches ``max_models``. Model k depends on
+    (seed, k) alone, so every round, and a later larger cap, reuses them.
     """
-    runs: dict[int, SubsetModelOutputs] = {}
-    for k in range(config.num_models):
+    args = (train, test, info, recipe, config, device, store, on_model, runner, workers)
+    if not config.adaptive:
+        return _first_models(config.num_models, {}, *args)
+    known: dict[int, SubsetModelOutputs] = {}
+    trained: list[int] = []
+    K = 0
+    while True:
+        K = min(K + config.round_models, config.max_models)
+        result = _first_models(K, known, *args)
+        trained += result.trained
+        r = split_half_pearson(result.runs, train.example_ids.numpy(), score)
+        stable = bool(r >= config.stable_pearson)
+        log.info("K=%d: split-half Pearson r of %s %.3f (stop at %.3f)", K, score, r, config.stable_pearson)
+        if stable or K >= config.max_models:
+            break
+    if not stable:
+        log.warning("memorize.num_models auto: split-half Pearson r %.3f < %.3f at the cap K=%d; raise "
+                    "memorize.max_models for stabler scores", r, config.stable_pearson, K)
+    return SubsetRuns(result.runs, sorted(trained), sorted(set(range(K)) - set(trained)), r, stable)
+
+
+def _first_models(K: int, known: dict[int, SubsetModelOutputs], train, test, info, recipe, config, device, store,
+                  on_model, runner, workers) -> SubsetRuns:
+    """Models 0..K-1: those in ``known`` (filled in place), then the store's, then trained."""
+    runs: dict[int, SubsetModelOutputs] = known
+    fresh = [k for k in range(K) if k not in runs]
+    for k in fresh:
         stored = store.load(k) if store is not None else None
         if stored is not None:
             runs[k] = stored
             if on_model is not None:
                 on_model(stored, True)
-    missing = [k for k in range(config.num_models) if k not in runs]
+    missing = [k for k in fresh if k not in runs]
 
     def save(finished: list[SubsetModelOutputs]) -> None:
         for run in finished:
@@ -170,8 +227,29 @@ def train_subset_models(
                 on_model(run, False)
 
     (runner or process_pool(workers))(config.jobs(missing, train, test, info, recipe, device, workers), save)
-    reused = sorted(set(runs) - set(missing))
-    return SubsetRuns([runs[k] for k in range(config.num_models)], missing, reused)
+    reused = sorted(set(range(K)) - set(missing))
+    return SubsetRuns([runs[k] for k in range(K)], missing, reused)
+
+
+def split_half_spearman(runs: list[SubsetModelOutputs], example_ids: np.ndarray, score: str = "mem_prob") -> float:
+    """Spearman rho of ``score`` from the even-indexed vs the odd-indexed models: two disjoint halves of K."""
+    return spearman(*_halves(runs, example_ids, score))
+
+
+def split_half_pearson(runs: list[SubsetModelOutputs], example_ids: np.ndarray, score: str = "mem_prob") -> float:
+    """Pearson r of ``score`` between the even- and odd-indexed models; NaN with fewer than 3 shared examples.
+
+    auto K's criterion: unlike Spearman it is not swamped by the ~90% of examples whose mem_prob is noise
+    around 0 (ranking that noise decorrelates the halves whatever K: README "Performance").
+    """
+    both = aligned(*_halves(runs, example_ids, score))
+    if len(both) < 3 or both["s"].std() == 0 or both["r"].std() == 0:
+        return float("nan")
+    return float(np.corrcoef(both["s"], both["r"])[0, 1])
+
+
+def _halves(runs: list[SubsetModelOutputs], example_ids: np.ndarray, score: str) -> tuple[pd.Series, pd.Series]:
+    return (memorization_scores(runs[0::2], example_ids)[score], memorization_scores(runs[1::2], example_ids)[score])
 
 
 def memorization_scores(runs: list[SubsetModelOutputs], example_ids: np.ndarray) -> pd.DataFrame:

@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from ..data.splits import ImageSplit
+from ..devices import resolve_device
 from ..io import atomic_write
 from ..provenance import PACKAGE_ROOT, imported_files, source_fingerprint
-from ..training.recipe import TrainConfig
+from ..training.recipe import TrainConfig, resolve_precision
 from .engine import SubsetModelOutputs
 
 if TYPE_CHECKING:
@@ -55,15 +57,23 @@ def model_code_fingerprint(root: Path = PACKAGE_ROOT) -> str:
 
 def store_key(fingerprint: str, recipe: TrainConfig, subset_fraction: float, seed: int,
               code: str | None = None) -> str:
-    """``code``: ``model_code_fingerprint()`` of the code in use unless given."""
+    """``code``: ``model_code_fingerprint()`` of the code in use unless given. ``recipe.precision`` must be
+    concrete (``resolve_precision``): machines that resolve ``auto`` differently never share models."""
+    if recipe.precision not in ("fp32", "bf16"):
+        raise ValueError(f"store_key needs a concrete train.precision (fp32 or bf16), got {recipe.precision!r}; "
+                         "resolve it for the device first (training.recipe.resolve_precision)")
     recipe_fields = {k: v for k, v in dataclasses.asdict(recipe).items() if k not in RECIPE_FIELDS_THAT_DO_NOT_MATTER}
     identity = json.dumps({"data": fingerprint, "recipe": recipe_fields, "p": subset_fraction, "seed": seed,
                            "code": code or model_code_fingerprint()}, sort_keys=True, default=list)
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
-def key_for(train: ImageSplit, test: ImageSplit, recipe: TrainConfig, config: ExactConfig) -> str:
-    """The key of these splits' subset models under ``recipe`` and the ``memorize`` settings, with this code."""
+def key_for(train: ImageSplit, test: ImageSplit, recipe: TrainConfig, config: ExactConfig,
+            device: torch.device | None = None) -> str:
+    """The key of these splits' subset models under ``recipe`` and the ``memorize`` settings, with this code;
+    ``precision: auto`` resolved for ``device`` (default: where ``recipe.device`` lands)."""
+    device = device if device is not None else resolve_device(recipe.device)
+    recipe = dataclasses.replace(recipe, precision=resolve_precision(recipe.precision, device))
     return store_key(dataset_fingerprint(train, test), recipe, config.subset_fraction, config.seed)
 
 

@@ -23,7 +23,11 @@ def memorize_summary(result: SubsetRuns, scores: pd.DataFrame, planted_ids, stab
     by_id = scores.set_index("example_id")
     mem = by_id["mem"]
     return {
-        "num_models": config.num_models,
+        "num_models": len(result.runs),  # K (reached, under num_models: auto)
+        "num_models_auto": config.adaptive,
+        "stable": result.stable,  # auto: split-half Pearson r of mem_prob reached stable_pearson before max_models
+        "stable_pearson": config.stable_pearson if config.adaptive else None,
+        "precision": recipe.precision,  # concrete (auto resolved for this device)
         "models_trained": len(result.trained),
         "models_reused": len(result.reused),
         "store_key": key,

@@ -13,7 +13,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data.splits import DatasetInfo, ImageSplit, normalize
-from .recipe import TrainConfig
+from .recipe import TrainConfig, autocast
 
 # on_batch(positions (B,), logits (B, C) train-mode, labels (B,)) -> None
 BatchHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
@@ -37,11 +37,23 @@ def batch_inputs(data: ImageSplit, positions: torch.Tensor, info: DatasetInfo, d
 
 
 def normalized_batches(data: ImageSplit, info: DatasetInfo, batch_size: int, device,
-                       gen: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+                       gen: torch.Generator | None = None, inputs: torch.Tensor | None = None,
+                       ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """One pass over ``data`` (shuffled if ``gen``): (positions (B,), x normalized (B, C, H, W), y (B,)),
-    x and y on ``device``; every loop over a split batches through here."""
+    x and y on ``device``; every loop over a split batches through here.
+
+    inputs: ``normalize(data.images)`` computed once, on ``device`` (``normalized_inputs``): batches are then
+    row gathers of it, the same values without normalizing every batch again.
+    """
     for positions in batch_positions(len(data), batch_size, gen):
-        yield positions, batch_inputs(data, positions, info, device), data.labels[positions].to(device)
+        x = inputs[positions.to(inputs.device)] if inputs is not None else batch_inputs(data, positions, info, device)
+        yield positions, x, data.labels[positions].to(device)
+
+
+def normalized_inputs(data: ImageSplit, info: DatasetInfo, device, channels_last: bool = False) -> torch.Tensor:
+    """All of ``data`` normalized once: (N, C, H, W) float32 on ``device`` (channels-last strides if asked)."""
+    x = normalize(data.images.to(device), info)
+    return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
 def sgd(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float = 5e-4) -> torch.optim.SGD:
@@ -65,10 +77,13 @@ def fit(
     on_step: StepHook | None = None,
     on_row: RowHook | None = None,
     progress: str | None = None,
+    inputs: torch.Tensor | None = None,
 ) -> list[dict]:
     """Train ``model`` in place with SGD + step decay; return per-epoch history rows.
 
+    Forward passes run in ``recipe.precision`` (autocast); hooks see fp32 logits.
     progress: a progress bar over the epochs with this title (shown on a terminal only).
+    inputs: ``normalized_inputs(data)``, to skip normalizing every batch.
     """
     model.to(device)
     data = to_device(data, device)
@@ -78,21 +93,25 @@ def fit(
     epochs = tqdm(range(recipe.epochs), progress, unit="epoch", leave=False, disable=None if progress else True)
     for epoch in epochs:  # disable=None: the bar shows on a terminal only
         model.train()
-        loss_sum, correct = 0.0, 0
-        for positions, x, y in normalized_batches(data, info, recipe.batch_size, device, gen):
+        # summed on the device (float64, as Python floats would be): no host sync per step
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        for positions, x, y in normalized_batches(data, info, recipe.batch_size, device, gen, inputs):
             if on_step is not None:  # sees the parameters this step's gradient is taken at
                 on_step(model, x, y, positions)
-            logits = model(x)  # (B, C)
+            with autocast(recipe.precision, device):
+                logits = model(x)  # (B, C)
+            logits = logits.float()  # the loss in fp32 (a no-op under fp32)
             loss = F.cross_entropy(logits, y)
             if on_batch is not None:  # learning events come from this same forward pass
                 on_batch(positions, logits.detach(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += loss.item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
+            loss_sum += loss.detach().double() * len(y)
+            correct += (logits.detach().argmax(1) == y).sum()
         schedule.step()
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / len(data), "train_acc": correct / len(data)}
+        row = {"epoch": epoch + 1, "train_loss": loss_sum.item() / len(data), "train_acc": correct.item() / len(data)}
         if on_epoch is not None:
             row |= on_epoch(epoch, model)
         history.append(row)
@@ -103,18 +122,20 @@ def fit(
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, data: ImageSplit, info: DatasetInfo, device: torch.device,
-                   batch_size: int = 1024) -> torch.Tensor:
-    """Eval-mode logits (N, C) float32 on the CPU, in ``data``'s row order."""
+                   batch_size: int = 1024, precision: str = "fp32", inputs: torch.Tensor | None = None) -> torch.Tensor:
+    """Eval-mode logits (N, C) float32 on the CPU, in ``data``'s row order; forward passes in ``precision``."""
     model.to(device).eval()
-    out = [model(x).float().cpu() for _, x, _ in normalized_batches(data, info, batch_size, device)]
+    out = []
+    for _, x, _ in normalized_batches(data, info, batch_size, device, inputs=inputs):
+        with autocast(precision, device):
+            out.append(model(x).float().cpu())
     return torch.cat(out) if out else torch.empty(0, info.num_classes)
 
 
-def predict_proba(
-    model: nn.Module, data: ImageSplit, info: DatasetInfo, device: torch.device, batch_size: int = 1024
-) -> torch.Tensor:
+def predict_proba(model: nn.Module, data: ImageSplit, info: DatasetInfo, device: torch.device,
+                  batch_size: int = 1024, precision: str = "fp32", inputs: torch.Tensor | None = None) -> torch.Tensor:
     """Softmax outputs in eval mode: (N, C) float32 on the CPU, in ``data``'s row order."""
-    return F.softmax(predict_logits(model, data, info, device, batch_size), dim=1)
+    return F.softmax(predict_logits(model, data, info, device, batch_size, precision, inputs), dim=1)
 
 
 @torch.no_grad()

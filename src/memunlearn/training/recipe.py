@@ -2,10 +2,15 @@
 (``train``), and what is recorded beside it (``train_records``)."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+
+import torch
 
 from ..config import check_choice, check_positive
 from ..models import MODELS
+
+PRECISIONS = ("fp32", "bf16", "auto")  # auto: bf16 where bf16_supported(device), else fp32
 
 
 @dataclass(frozen=True)
@@ -20,11 +25,45 @@ class TrainConfig:
     lr_gamma: float = 0.1
     seed: int = 0
     device: str = "auto"
+    precision: str = "fp32"  # fp32 | bf16 (autocast: forward passes in bf16, weights and loss in fp32) | auto
 
     def validate(self) -> None:
         MODELS.get(self.model)
+        check_choice(self.precision, PRECISIONS, "train.precision")
         for name in ("epochs", "batch_size", "lr"):
             check_positive(getattr(self, name), f"train.{name}")
+
+
+def bf16_supported(device: torch.device | str) -> bool:
+    """Native bf16 kernels: a CUDA GPU with bf16 arithmetic, or a CPU with AVX-512 BF16 or AMX (oneDNN's)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        try:
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # older torch: no emulation argument
+            return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":  # private probes (torch.cpu); absent ones count as unsupported
+        return any(getattr(torch.cpu, probe, lambda: False)()
+                   for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return False
+
+
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """``precision`` with ``auto`` made concrete for ``device``: bf16 where ``bf16_supported``, else fp32."""
+    if precision == "auto":
+        return "bf16" if bf16_supported(device) else "fp32"
+    return precision
+
+
+def resolved(recipe: TrainConfig, device: torch.device | str) -> TrainConfig:
+    """``recipe`` with its precision made concrete for ``device``."""
+    return dataclasses.replace(recipe, precision=resolve_precision(recipe.precision, device))
+
+
+def autocast(precision: str, device: torch.device | str):
+    """bf16 autocast on ``device`` when ``precision`` resolves to bf16; otherwise a context that changes nothing."""
+    device = torch.device(device)
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=resolve_precision(precision, device) == "bf16")
 
 
 ESTIMATORS = ("sign_gradient", "rademacher")  # RUM code's sign-gradient direction | Garg et al.'s Rademacher draws

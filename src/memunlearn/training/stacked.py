@@ -32,7 +32,7 @@ from torch import nn
 
 from ..data.splits import DatasetInfo, ImageSplit
 from .loop import batch_inputs, normalized_batches, sgd, to_device
-from .recipe import TrainConfig
+from .recipe import TrainConfig, autocast
 
 CHANNELWISE = (nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Identity, nn.Sequential)
 
@@ -132,8 +132,11 @@ def fit_stacked(
     recipe: TrainConfig,
     generators: Sequence[torch.Generator],
     device: torch.device,
+    inputs: torch.Tensor | None = None,
 ) -> None:
     """``loop.fit`` for M models at once: model m trains on ``data.take(subsets[m])`` in ``generators[m]``'s order.
+
+    inputs: ``loop.normalized_inputs(data)``, to skip normalizing every batch.
 
     The subsets must have equal sizes (exact memorization's do: round(p*N)),
     so every model takes the same number of steps of the same batch size.
@@ -154,9 +157,12 @@ def fit_stacked(
         epoch_positions = torch.gather(subsets, 1, orders)  # (M, n)
         for positions in epoch_positions.split(recipe.batch_size, dim=1):  # (M, B)
             positions = positions.T  # (B, M)
-            x = batch_inputs(data, positions.reshape(-1), info, device)  # (B*M, C, H, W)
+            flat = positions.reshape(-1)
+            x = inputs[flat] if inputs is not None else batch_inputs(data, flat, info, device)  # (B*M, C, H, W)
             y = data.labels[positions]  # (B, M)
-            logits = stacked_logits(stacked, x.reshape(*positions.shape, *x.shape[1:]), num_models)  # (B, M, K)
+            with autocast(recipe.precision, device):
+                logits = stacked_logits(stacked, x.reshape(*positions.shape, *x.shape[1:]), num_models)  # (B, M, K)
+            logits = logits.float()
             # sum over models of each model's mean CE: model m's gradient is its own loss's
             loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum") / len(y)
             optimizer.zero_grad(set_to_none=True)
@@ -167,11 +173,13 @@ def fit_stacked(
 
 @torch.no_grad()
 def predict_proba_stacked(stacked: nn.Module, data: ImageSplit, info: DatasetInfo, device: torch.device,
-                          num_models: int, batch_size: int = 512) -> torch.Tensor:
+                          num_models: int, batch_size: int = 512, precision: str = "fp32",
+                          inputs: torch.Tensor | None = None) -> torch.Tensor:
     """Every model's softmax on every example of ``data``: (M, N, classes) float32 on the CPU."""
     stacked.to(device).eval()
     out = []
-    for _, x, _ in normalized_batches(data, info, batch_size, device):  # x (B, C, H, W)
-        logits = stacked(x.repeat(1, num_models, 1, 1)).reshape(len(x), num_models, -1)  # (B, M, K)
-        out.append(F.softmax(logits, dim=-1).float().cpu())
+    for _, x, _ in normalized_batches(data, info, batch_size, device, inputs=inputs):  # x (B, C, H, W)
+        with autocast(precision, device):
+            logits = stacked(x.repeat(1, num_models, 1, 1)).reshape(len(x), num_models, -1)  # (B, M, K)
+        out.append(F.softmax(logits.float(), dim=-1).cpu())
     return torch.cat(out).transpose(0, 1) if out else torch.empty(num_models, 0, info.num_classes)

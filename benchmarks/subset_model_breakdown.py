@@ -1,0 +1,124 @@
+"""Benchmark: where one subset model's time goes, per-batch normalization (before) vs normalize-once, fp32 vs bf16.
+
+One subset model of the default data and recipe (params.yaml), trained and
+scored by the library's own functions in three ways, interleaved, best of
+``--reps`` each (in one process, so machine load hits all alike):
+
+- ``per_batch_fp32``: the engine before: each batch gathered as uint8 and normalized;
+- ``once_fp32``: the engine now: each split normalized once per job, batches are row gathers;
+- ``once_bf16``: the same with ``train.precision: bf16`` (autocast).
+
+Phases: setup (mask, model init, channels-last, normalizing the splits),
+batching (gather + normalize, inside ``fit``), steps (forward, backward,
+SGD, bookkeeping), scoring (eval passes over D and T). Times are for
+``--epochs`` epochs and scaled to the recipe's epochs (batching and steps
+per epoch are constant).
+
+    python benchmarks/subset_model_breakdown.py [--epochs 3] [--reps 3] [--json FILE]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from memunlearn.config import from_params
+from memunlearn.data import PrepareConfig, prepare
+from memunlearn.memorization.engine import subset_mask
+from memunlearn.models import build_model
+from memunlearn.seeding import derive_seed, generator
+from memunlearn.training import TrainConfig, loop
+
+ROOT = Path(__file__).resolve().parents[1]
+CPU = torch.device("cpu")
+
+
+class Clock:
+    """Seconds spent inside ``loop.normalized_batches`` while ``active`` (fit's batching)."""
+
+    def __init__(self):
+        self.batching, self.active = 0.0, False
+        self._real = loop.normalized_batches
+        loop.normalized_batches = self._timed
+
+    def _timed(self, *args, **kwargs):
+        batches = self._real(*args, **kwargs)
+        while True:
+            start = time.perf_counter()
+            try:
+                item = next(batches)
+            except StopIteration:
+                return
+            finally:
+                if self.active:
+                    self.batching += time.perf_counter() - start
+            yield item
+
+
+def one_model(data, recipe: TrainConfig, once: bool, clock: Clock) -> dict[str, float]:
+    t0 = time.perf_counter()
+    mask = subset_mask(len(data.train), 0.7, 0, 0)
+    model = build_model(recipe.model, data.info.in_channels, data.info.num_classes, data.info.image_size,
+                        seed=derive_seed(0, "subset_model_init", 0)).to(memory_format=torch.channels_last)
+    inputs = {name: loop.normalized_inputs(split, data.info, CPU, True) if once else None
+              for name, split in (("train", data.train), ("test", data.test))}
+    t1 = time.perf_counter()
+    clock.batching, clock.active = 0.0, True
+    loop.fit(model, data.train.take(mask), data.info, recipe, generator(0, "subset_model_order", 0), CPU,
+             inputs=inputs["train"][mask] if once else None)
+    clock.active = False
+    t2 = time.perf_counter()
+    for name, split in (("train", data.train), ("test", data.test)):
+        loop.predict_proba(model, split, data.info, CPU, precision=recipe.precision, inputs=inputs[name])
+    t3 = time.perf_counter()
+    return {"setup": t1 - t0, "batching": clock.batching, "steps": t2 - t1 - clock.batching, "scoring": t3 - t2}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    recipe = from_params(TrainConfig, {**params["train"], "device": "cpu"}, "train")
+    data = prepare(from_params(PrepareConfig, params["data"], "data"), ROOT / "data/raw")
+    short = dataclasses.replace(recipe, epochs=args.epochs)
+    variants = {"per_batch_fp32": (dataclasses.replace(short, precision="fp32"), False),
+                "once_fp32": (dataclasses.replace(short, precision="fp32"), True),
+                "once_bf16": (dataclasses.replace(short, precision="bf16"), True)}
+    clock = Clock()
+    best: dict[str, dict[str, float]] = {}
+    for rep in range(args.reps + 1):  # the first round warms up
+        for name, (r, once) in variants.items():
+            row = one_model(data, r, once, clock)
+            if rep and (name not in best or sum(row.values()) < sum(best[name].values())):
+                best[name] = row
+    scale = recipe.epochs / args.epochs
+    table = {}
+    for name, row in best.items():
+        full = {"setup": row["setup"], "batching": row["batching"] * scale, "steps": row["steps"] * scale,
+                "scoring": row["scoring"]}
+        full["total"] = sum(full.values())
+        table[name] = full
+    base = table["per_batch_fp32"]["total"]
+    print(f"one subset model, {recipe.epochs} epochs (measured {args.epochs}, scaled), {args.threads} threads; seconds")
+    print(f"{'':16s}" + "".join(f"{k:>10s}" for k in ("setup", "batching", "steps", "scoring", "total")) + "   vs before")
+    for name, full in table.items():
+        print(f"{name:16s}" + "".join(f"{full[k]:10.2f}" for k in ("setup", "batching", "steps", "scoring", "total"))
+              + f"   {base / full['total']:.2f}x")
+    if args.json:
+        args.json.write_text(json.dumps({"epochs": recipe.epochs, "measured_epochs": args.epochs, "seconds": table,
+                                         "speedup_vs_per_batch_fp32": {n: base / t["total"] for n, t in table.items()}},
+                                        indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
