@@ -27,6 +27,7 @@ fraction of their norm, whatever the size of F.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
@@ -108,21 +109,32 @@ def ascend(model: nn.Module, direction: dict[str, torch.Tensor], forget: ImageSp
         goal = lambda: level  # noqa: E731
     trace = AscentTrace(goal=goal(), scores=[score(forget)])
     band = max(cfg.tolerance, 1 / max(len(forget), 1)) if cfg.target == "accuracy" else cfg.tolerance
+    calibrated_ascent(layers, d, lambda: score(forget), goal, band, cfg.step_size, cfg.max_steps, cfg.max_shrinks,
+                      trace)
+    return model, trace
+
+
+def calibrated_ascent(layers: dict[str, torch.Tensor], d: dict[str, torch.Tensor], forget_score: Callable[[], float],
+                      goal: Callable[[], float], band: float, step_size: float, max_steps: int, max_shrinks: int,
+                      trace: AscentTrace) -> None:
+    """θ_L += η·d one step at a time (η = step_size·‖θ_L‖/‖d‖) until ``forget_score()`` reaches ``goal()``; a
+    step landing more than ``band`` past the goal is reverted exactly and η halved. Appends to ``trace``, whose
+    ``scores`` start with the score before any step. Shared by the image and the language-model method."""
     d_norm = _norm(d.values())
     if d_norm == 0:
-        return model, trace
-    eta = cfg.step_size * _norm(layers.values()) / d_norm
+        return
+    eta = step_size * _norm(layers.values()) / d_norm
     with torch.no_grad():
-        while trace.scores[-1] < trace.goal and len(trace.etas) < cfg.max_steps:
+        while trace.scores[-1] < trace.goal and len(trace.etas) < max_steps:
             saved = {n: p.detach().clone() for n, p in layers.items()}
             for n, p in layers.items():
                 p.add_(d[n], alpha=eta)  # ascent: +η Σ g_i
-            new, now = score(forget), goal()
+            new, now = forget_score(), goal()
             if new > now + band:  # overshoot: revert exactly, halve η
                 for n, p in layers.items():
                     p.copy_(saved[n])
                 trace.shrinks += 1
-                if trace.shrinks > cfg.max_shrinks:
+                if trace.shrinks > max_shrinks:
                     break
                 eta /= 2
                 continue
@@ -130,7 +142,6 @@ def ascend(model: nn.Module, direction: dict[str, torch.Tensor], forget: ImageSp
             trace.etas.append(eta)
             trace.goal = now
     trace.reached = trace.scores[-1] >= trace.goal
-    return model, trace
 
 
 def _norm(tensors) -> float:

@@ -16,15 +16,15 @@ image-shaped (ImageSplit forget/retain, DatasetInfo in the context).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import torch
 from torch import nn
 
 from ..config import ConfigError, check_choice, check_positive
 from ..data.text import TextSplit
 from ..training.lm import score_sequences
 from ..training.lm_grads import EMBEDDING_LAYER, LMFirstEpochGrads, layer_parameters
+from .first_epoch_ga import AscentTrace, calibrated_ascent
 
 TARGETS = ("loss", "accuracy")
 CALIBRATIONS = ("validation", "value")
@@ -52,15 +52,6 @@ class LMFirstEpochGAConfig:
             raise ConfigError("methods.lm_first_epoch_ga.layers is empty; name a layer set, e.g. [embedding]")
 
 
-@dataclass
-class LMAscentTrace:
-    goal: float  # higher = more forgotten: loss, or -token accuracy
-    scores: list[float] = field(default_factory=list)  # F's score before, then after each accepted step
-    etas: list[float] = field(default_factory=list)
-    shrinks: int = 0
-    reached: bool = False
-
-
 def forgetting_score(model: nn.Module, data: TextSplit, target: str, pad_id: int) -> float:
     s = score_sequences(model, data, pad_id)
     if target == "loss":
@@ -69,7 +60,7 @@ def forgetting_score(model: nn.Module, data: TextSplit, target: str, pad_id: int
 
 
 def lm_first_epoch_ga(model: nn.Module, grads: LMFirstEpochGrads, forget: TextSplit, validation: TextSplit,
-                      cfg: LMFirstEpochGAConfig, pad_id: int) -> tuple[nn.Module, LMAscentTrace]:
+                      cfg: LMFirstEpochGAConfig, pad_id: int) -> tuple[nn.Module, AscentTrace]:
     """Ascend θ_L along Σ_{i∈F} g_i until F's score reaches the goal; ``model`` is changed in place."""
     cfg.validate()
     if len(forget) == 0:
@@ -88,30 +79,7 @@ def lm_first_epoch_ga(model: nn.Module, grads: LMFirstEpochGrads, forget: TextSp
 
     sign = 1.0 if cfg.target == "loss" else -1.0
     goal = score(validation) if cfg.calibration == "validation" else sign * cfg.goal
-    trace = LMAscentTrace(goal=goal, scores=[score(forget)])
-    d_norm = _norm(d.values())
-    if d_norm == 0:
-        return model, trace
-    eta = cfg.step_size * _norm(layers.values()) / d_norm
-    with torch.no_grad():
-        while trace.scores[-1] < goal and len(trace.etas) < cfg.max_steps:
-            saved = {n: p.detach().clone() for n, p in layers.items()}
-            for n, p in layers.items():
-                p.add_(d[n], alpha=eta)  # ascent: +η Σ g_i
-            new = score(forget)
-            if new > goal + cfg.tolerance:  # overshoot: revert exactly, halve η
-                for n, p in layers.items():
-                    p.copy_(saved[n])
-                trace.shrinks += 1
-                if trace.shrinks > cfg.max_shrinks:
-                    break
-                eta /= 2
-                continue
-            trace.scores.append(new)
-            trace.etas.append(eta)
-    trace.reached = trace.scores[-1] >= goal
+    trace = AscentTrace(goal=goal, scores=[score(forget)])
+    calibrated_ascent(layers, d, lambda: score(forget), lambda: goal, cfg.tolerance, cfg.step_size, cfg.max_steps,
+                      cfg.max_shrinks, trace)
     return model, trace
-
-
-def _norm(tensors) -> float:
-    return float(torch.sqrt(sum((t.detach().double() ** 2).sum() for t in tensors)))
