@@ -104,3 +104,22 @@ def test_cached_oracle_trains_once_per_identical_oracle_and_keeps_its_seconds(sy
         _, _, hit = cached_oracle(args[0], info, args[2], torch.device("cpu"), args[1], tmp_path)
         assert not hit  # another seed, another R or another recipe is another oracle
     assert len(list(tmp_path.iterdir())) == 4
+
+
+def test_oracle_key_holds_the_precision_auto_resolves_to(synthetic, tiny_recipe):
+    """The oracle cache and the subset-model store key a recipe the same way (training.recipe.recipe_identity)."""
+    import dataclasses
+
+    from memunlearn.training.oracle import oracle_key
+    from memunlearn.training.recipe import resolved
+
+    retain = synthetic[0]
+    auto = dataclasses.replace(tiny_recipe, precision="auto")
+    with pytest.raises(ValueError, match="concrete train.precision"):
+        oracle_key(retain, auto, 0)
+    resolved_key = oracle_key(retain, resolved(auto, torch.device("cpu")), 0)
+    concrete = dataclasses.replace(tiny_recipe, precision=resolved(auto, torch.device("cpu")).precision)
+    assert resolved_key == oracle_key(retain, concrete, 0)
+    assert oracle_key(retain, dataclasses.replace(concrete, device="cuda"), 0) == resolved_key  # device: not identity
+    other = "fp32" if concrete.precision == "bf16" else "bf16"
+    assert oracle_key(retain, dataclasses.replace(concrete, precision=other), 0) != resolved_key

@@ -5,6 +5,7 @@ one batch at a time (``normalize``), so CIFAR-sized data fits in memory.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,16 @@ class ImageSplit:
             torch.cat([self.labels, other.labels]),
             torch.cat([self.example_ids, other.example_ids]),
         )
+
+
+def dataset_fingerprint(*splits: ImageSplit) -> str:
+    """16 hex digits over the splits' images, labels and ids, in order: what a model trains on, by content
+    (the subset-model store's and the oracle cache's keys)."""
+    digest = hashlib.sha256()
+    for split in splits:
+        for tensor in (split.images, split.labels, split.example_ids):
+            digest.update(tensor.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ Model k's seed derives from the base seed and k alone, so:
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -25,11 +24,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from ..data.splits import ImageSplit
+from ..data.splits import ImageSplit, dataset_fingerprint
 from ..devices import resolve_device
 from ..io import atomic_write
 from ..provenance import PACKAGE_ROOT, imported_files, source_fingerprint
-from ..training.recipe import TrainConfig, resolve_precision
+from ..training.recipe import TrainConfig, recipe_identity, resolved
 from .engine import SubsetModelOutputs
 
 if TYPE_CHECKING:
@@ -38,15 +37,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("memunlearn.memorization")
 
 ARRAYS = ("mask", "train_true_prob", "train_correct", "test_true_prob", "test_correct")
-RECIPE_FIELDS_THAT_DO_NOT_MATTER = {"device"}  # results are the same model whichever device trains it
-
-
-def dataset_fingerprint(*splits: ImageSplit) -> str:
-    digest = hashlib.sha256()
-    for split in splits:
-        for tensor in (split.images, split.labels, split.example_ids):
-            digest.update(tensor.contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def model_code_fingerprint(root: Path = PACKAGE_ROOT) -> str:
@@ -59,11 +49,7 @@ def store_key(fingerprint: str, recipe: TrainConfig, subset_fraction: float, see
               code: str | None = None) -> str:
     """``code``: ``model_code_fingerprint()`` of the code in use unless given. ``recipe.precision`` must be
     concrete (``resolve_precision``): machines that resolve ``auto`` differently never share models."""
-    if recipe.precision not in ("fp32", "bf16"):
-        raise ValueError(f"store_key needs a concrete train.precision (fp32 or bf16), got {recipe.precision!r}; "
-                         "resolve it for the device first (training.recipe.resolve_precision)")
-    recipe_fields = {k: v for k, v in dataclasses.asdict(recipe).items() if k not in RECIPE_FIELDS_THAT_DO_NOT_MATTER}
-    identity = json.dumps({"data": fingerprint, "recipe": recipe_fields, "p": subset_fraction, "seed": seed,
+    identity = json.dumps({"data": fingerprint, "recipe": recipe_identity(recipe), "p": subset_fraction, "seed": seed,
                            "code": code or model_code_fingerprint()}, sort_keys=True, default=list)
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
@@ -73,8 +59,7 @@ def key_for(train: ImageSplit, test: ImageSplit, recipe: TrainConfig, config: Ex
     """The key of these splits' subset models under ``recipe`` and the ``memorize`` settings, with this code;
     ``precision: auto`` resolved for ``device`` (default: where ``recipe.device`` lands)."""
     device = device if device is not None else resolve_device(recipe.device)
-    recipe = dataclasses.replace(recipe, precision=resolve_precision(recipe.precision, device))
-    return store_key(dataset_fingerprint(train, test), recipe, config.subset_fraction, config.seed)
+    return store_key(dataset_fingerprint(train, test), resolved(recipe, device), config.subset_fraction, config.seed)
 
 
 def _checksum(arrays: dict[str, np.ndarray]) -> str:

@@ -12,7 +12,6 @@ the second stage loads the first one's model and its training seconds.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import time
@@ -22,14 +21,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data.splits import DatasetInfo, ImageSplit
+from ..data.splits import DatasetInfo, ImageSplit, dataset_fingerprint
 from ..io import atomic_write
 from ..models import build_model
 from ..provenance import PACKAGE_ROOT, imported_files, source_fingerprint
 from ..seeding import derive_seed, generator
 from .checkpoint import load_checkpoint, save_checkpoint
 from .loop import RowHook, fit
-from .recipe import TrainConfig
+from .recipe import TrainConfig, recipe_identity, resolved
 
 
 @dataclass(frozen=True)
@@ -52,15 +51,11 @@ def train_oracle(retain: ImageSplit, info: DatasetInfo, recipe: TrainConfig, dev
 
 
 def oracle_key(retain: ImageSplit, recipe: TrainConfig, seed: int) -> str:
-    """16 hex digits over R (images, labels, ids), the recipe (not its device), the seed and the training code."""
-    digest = hashlib.sha256()
-    for tensor in (retain.images, retain.labels, retain.example_ids):
-        digest.update(tensor.contiguous().numpy().tobytes())
-    recipe_fields = {k: v for k, v in dataclasses.asdict(recipe).items() if k != "device"}
+    """16 hex digits over R's content, the recipe's identity (``precision`` concrete), the seed and the training
+    code."""
     code = source_fingerprint(imported_files(PACKAGE_ROOT / "training" / "oracle.py"))
-    digest.update(json.dumps({"recipe": recipe_fields, "seed": seed, "code": code}, sort_keys=True,
-                             default=list).encode())
-    return digest.hexdigest()[:16]
+    identity = {"data": dataset_fingerprint(retain), "recipe": recipe_identity(recipe), "seed": seed, "code": code}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
 
 def cached_oracle(retain: ImageSplit, info: DatasetInfo, recipe: TrainConfig, device: torch.device, seed: int,
@@ -69,7 +64,7 @@ def cached_oracle(retain: ImageSplit, info: DatasetInfo, recipe: TrainConfig, de
 
     Returns (model, training seconds, whether it came from the cache); a cached model keeps the seconds its
     training took, so cost comparisons do not change with caching. ``on_row``: as ``train_oracle``'s."""
-    folder = Path(cache) / oracle_key(retain, recipe, seed)
+    folder = Path(cache) / oracle_key(retain, resolved(recipe, device), seed)
     record = folder / "oracle.json"
     if record.exists():
         try:

@@ -60,6 +60,16 @@ def resolved(recipe: TrainConfig, device: torch.device | str) -> TrainConfig:
     return dataclasses.replace(recipe, precision=resolve_precision(recipe.precision, device))
 
 
+def recipe_identity(recipe: TrainConfig) -> dict:
+    """The recipe's fields that determine a trained model, for content keys: all but ``device`` (the same model
+    on any device). ``precision`` must be concrete (``resolved``): machines that resolve ``auto`` differently
+    never share a model."""
+    if recipe.precision not in ("fp32", "bf16"):
+        raise ValueError(f"a model key needs a concrete train.precision (fp32 or bf16), got {recipe.precision!r}; "
+                         "resolve it for the device first (training.recipe.resolved)")
+    return {k: v for k, v in dataclasses.asdict(recipe).items() if k != "device"}
+
+
 def autocast(precision: str, device: torch.device | str):
     """bf16 autocast on ``device`` when ``precision`` resolves to bf16; otherwise a context that changes nothing."""
     device = torch.device(device)
