@@ -86,7 +86,7 @@ class ModelRecord:
 class RunModel:
     """A model to log and register into an earlier stage's run, once: each sweep cell keeps its checkpoint and
     its run id, and `sweep_report` logs every cell's model in one process (MLflow's model machinery and
-    torch.export load once, not once per cell: about 3 s a cell on 2 cores)."""
+    torch.export load once, not once per cell; README "MLflow" has the figure)."""
 
     run_id: str
     name: str  # the model's name in that run, e.g. unlearned_model
