@@ -31,7 +31,7 @@ import pytest
 
 import memunlearn
 
-from test_pipeline_e2e import dvc, experiments, tiny_project  # tests/ is on sys.path under pytest (no __init__.py)
+from e2e_project import copied_project, experiments  # tests/ is on sys.path under pytest (no __init__.py)
 
 pytestmark = pytest.mark.e2e
 
@@ -74,24 +74,21 @@ def wait_for(condition, timeout: float, what: str, log: Path | None = None):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(reproduced_tiny_project, tmp_path_factory):
     """(project, API URL, folder): the tiny project, committed with prefect.yaml, and a fresh Prefect server."""
     root = tmp_path_factory.mktemp("deployment")
     project = root / "project"
-    project.mkdir()
-    with tiny_project(project), pytest.MonkeyPatch.context() as mp:
+    # A baseline run in DVC's cache, as a team's checkout has: each triggered experiment then reruns only what
+    # its overrides change (the session's reproduced TINY project, tests/e2e_project.py). The workspace keeps no
+    # outputs, so the tests see that experiments leave it alone.
+    with copied_project(reproduced_tiny_project, project), pytest.MonkeyPatch.context() as mp:
         shutil.copy(REPO / "prefect.yaml", project / "prefect.yaml")
         for key in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
             mp.setenv(key, "test")
         for key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
             mp.setenv(key, "test@example.com")
         subprocess.run(["git", "add", "-A"], cwd=project, check=True)
-        subprocess.run(["git", "commit", "-qm", "tiny project"], cwd=project, check=True)
-        # A baseline run in DVC's cache, as a team's checkout has: each triggered experiment then reruns only what
-        # its overrides change. The workspace keeps no outputs, so the tests see that experiments leave it alone.
-        dvc(project, "repro")
-        subprocess.run(["git", "add", "-A"], cwd=project, check=True)
-        subprocess.run(["git", "commit", "-qm", "baseline run"], cwd=project, check=True)
+        subprocess.run(["git", "commit", "-qm", "tiny project, baseline run"], cwd=project, check=True)
         for outputs in ("data", "results"):
             shutil.rmtree(project / outputs)
         api = f"http://127.0.0.1:{free_port()}/api"
