@@ -119,3 +119,16 @@ def reproduced_tiny_project(tmp_path_factory) -> Reproduced:
         shared = shared.parent
     return reproduce_tiny_project(shared / "reproduced_tiny_project")
 
+
+# The order in which pytest-xdist (`-n 2 --dist loadscope --no-loadscope-reorder`, pyproject.toml) hands whole
+# modules to its workers: the longest end-to-end modules first, so that the short unit modules fill the gaps at
+# the end. The pipeline module, first, reproduces the shared TINY project (``reproduced_tiny_project``) while the
+# other worker runs the modules that need no copy of it; the deployments and sweep modules, which do, come after.
+# The order within a module is kept (its tests run in order on one project).
+FIRST = ["test_pipeline_e2e.py", "test_store_sharing_e2e.py", "test_dask_cluster_e2e.py", "test_deployments_e2e.py",
+         "test_sweep_e2e.py"]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))  # stable: every module keeps its order
