@@ -121,12 +121,15 @@ def reproduced_tiny_project(tmp_path_factory) -> Reproduced:
 
 
 # The order in which pytest-xdist (`-n 2 --dist loadscope --no-loadscope-reorder`, pyproject.toml) hands whole
-# modules to its workers: the longest end-to-end modules first, so that the short unit modules fill the gaps at
-# the end. The pipeline module, first, reproduces the shared TINY project (``reproduced_tiny_project``) while the
-# other worker runs the modules that need no copy of it; the deployments and sweep modules, which do, come after.
-# The order within a module is kept (its tests run in order on one project).
+# modules to its workers: the longest first, so that the short unit modules fill the gaps at the end. The
+# pipeline module, first, reproduces the shared TINY project (``reproduced_tiny_project``) while the other worker
+# runs the modules that need no copy of it; the deployments and sweep modules, which do, come after. The order
+# within a module is kept (its tests run in order on one project).
 FIRST = ["test_pipeline_e2e.py", "test_store_sharing_e2e.py", "test_dask_cluster_e2e.py", "test_deployments_e2e.py",
-         "test_sweep_e2e.py"]
+         "test_sweep_e2e.py",
+         # the slowest unit modules (minutes), then the others in name order
+         "test_text.py", "test_method_fidelity.py", "test_tracking.py", "test_memorization_store.py",
+         "test_memorization_engine.py"]
 
 
 def pytest_collection_modifyitems(config, items):

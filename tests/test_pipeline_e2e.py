@@ -182,7 +182,7 @@ def test_prefect_flow_runs_stages_in_the_workspace_and_overrides_as_a_dvc_experi
 
     commit(project)
     before = (project / "params.yaml").read_bytes()
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=180):  # Prefect waits 30 s: too short on a busy machine
         forced = pipeline(repo_dir=str(project), force=["evaluate"])
         ran = pipeline(repo_dir=str(project), overrides={"unlearn.strategy": "vanilla"}, experiment="flow-vanilla")
     assert sorted(forced) == sorted(STAGES + SWEEP_CELLS) == sorted(ran)

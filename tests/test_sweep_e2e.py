@@ -144,7 +144,7 @@ def test_prefect_sweep_flow_runs_a_grown_grid_as_an_experiment_with_new_cells_on
     commit(project)
     before = (project / "params.yaml").read_bytes()
     workspace_summary = (project / "results/sweep/summary.csv").read_bytes()
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=180):  # Prefect waits 30 s: too short on a busy machine
         with pytest.raises(ValueError, match="bad sweep grid: (.|\n)*sweep.methods: 'forgetall' has no methods"):
             sweep(repo_dir=str(project), methods=["forgetall"])
         result = sweep(repo_dir=str(project), kinds=["high"], strategies=["vanilla", "rum"], experiment="grown")
