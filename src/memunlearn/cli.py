@@ -172,6 +172,28 @@ def top(n: int, score: str, root: Path) -> int:
     return 0
 
 
+def overrides(path: Path) -> str:
+    """A params preset (e.g. params/text.yaml) as `dvc exp run` overrides: ``-S key=value`` per leaf key, values
+    in YAML flow style (lists as [1,4,16]), each shell-quoted: run them with ``eval`` (README)."""
+    import shlex
+
+    import yaml
+
+    def leaves(node, prefix=""):
+        for key, value in node.items():
+            if isinstance(value, dict) and value:
+                yield from leaves(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}", value
+
+    out = []
+    for key, value in leaves(yaml.safe_load(path.read_text()) or {}):
+        text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
+        text = text.removesuffix("\n...").strip().replace(", ", ",")
+        out.append(f"-S {shlex.quote(f'{key}={text}')}")
+    return " ".join(out)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="memunlearn", description="memorization-aware machine unlearning")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -179,6 +201,8 @@ def main(argv: list[str] | None = None) -> None:
     checker = commands.add_parser("check", help="validate every params.yaml section; every problem at once")
     checker.add_argument("--params", type=Path, default=Path("params.yaml"), help="the params file (params.yaml)")
     add_store_commands(commands)
+    preset = commands.add_parser("overrides", help="a params preset as `dvc exp run -S key=value` arguments")
+    preset.add_argument("preset", type=Path, help="e.g. params/text.yaml")
     ranking = commands.add_parser("top", help="the most memorized training examples, labels and planted noise")
     ranking.add_argument("--n", type=int, default=20, help="how many (20)")
     ranking.add_argument("--score", choices=("mem_prob", "mem"), default="mem_prob",
@@ -187,6 +211,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "top":
         sys.exit(top(args.n, args.score, args.root))
+    if args.command == "overrides":
+        print(overrides(args.preset))
+        return
     if args.command == "list":
         print(list_registries())
     elif args.command == "check":

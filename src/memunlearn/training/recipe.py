@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import check_choice, check_positive
-from ..models import MODELS
+from ..models import model_modality
 
 PRECISIONS = ("fp32", "bf16", "auto")  # auto: bf16 where bf16_supported(device), else fp32
 
@@ -28,7 +28,7 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 (autocast: forward passes in bf16, weights and loss in fp32) | auto
 
     def validate(self) -> None:
-        MODELS.get(self.model)
+        model_modality(self.model)  # an image model or a language model (models/base.py)
         check_choice(self.precision, PRECISIONS, "train.precision")
         for name in ("epochs", "batch_size", "lr"):
             check_positive(getattr(self, name), f"train.{name}")
