@@ -172,9 +172,10 @@ def top(n: int, score: str, root: Path) -> int:
     return 0
 
 
-def overrides(path: Path) -> str:
+def overrides(path: Path, base: Path = Path("params.yaml")) -> str:
     """A params preset (e.g. params/text.yaml) as `dvc exp run` overrides: ``-S key=value`` per leaf key, values
-    in YAML flow style (lists as [1,4,16]), each shell-quoted: run them with ``eval`` (README)."""
+    in YAML flow style (lists as [1,4,16]), each shell-quoted: run them with ``eval`` (README). A key that
+    ``base`` lacks (e.g. data.text.*) is added: ``-S +key=value``, as DVC's Hydra overrides want."""
     import shlex
 
     import yaml
@@ -186,8 +187,11 @@ def overrides(path: Path) -> str:
             else:
                 yield f"{prefix}{key}", value
 
+    present = dict(leaves(yaml.safe_load(base.read_text()) or {})) if base.exists() else {}
     out = []
     for key, value in leaves(yaml.safe_load(path.read_text()) or {}):
+        if key not in present and not any(p.startswith(key + ".") for p in present):
+            key = f"+{key}"
         text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
         text = text.removesuffix("\n...").strip().replace(", ", ",")
         out.append(f"-S {shlex.quote(f'{key}={text}')}")
@@ -203,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
     add_store_commands(commands)
     preset = commands.add_parser("overrides", help="a params preset as `dvc exp run -S key=value` arguments")
     preset.add_argument("preset", type=Path, help="e.g. params/text.yaml")
+    preset.add_argument("--params", type=Path, default=Path("params.yaml"), help="the params file it overrides")
     ranking = commands.add_parser("top", help="the most memorized training examples, labels and planted noise")
     ranking.add_argument("--n", type=int, default=20, help="how many (20)")
     ranking.add_argument("--score", choices=("mem_prob", "mem"), default="mem_prob",
@@ -212,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "top":
         sys.exit(top(args.n, args.score, args.root))
     if args.command == "overrides":
-        print(overrides(args.preset))
+        print(overrides(args.preset, args.params))
         return
     if args.command == "list":
         print(list_registries())
