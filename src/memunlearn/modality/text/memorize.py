@@ -72,8 +72,8 @@ def plot_by_copies(by_id, copies, out) -> list:
     out.mkdir(parents=True, exist_ok=True)
     groups = sorted(set(copies))
     fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.boxplot([by_id["mem"][copies == c].dropna().to_numpy() for c in groups],
-               labels=["corpus" if c == 0 else f"canary x{c}" for c in groups])
+    ax.boxplot([by_id["mem"][copies == c].dropna().to_numpy() for c in groups])
+    ax.set_xticks(range(1, len(groups) + 1), ["corpus" if c == 0 else f"canary x{c}" for c in groups])
     ax.set_ylabel("mem (token accuracy in − out)")
     fig.tight_layout()
     path = out / "mem_by_copies.png"
