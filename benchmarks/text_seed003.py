@@ -7,7 +7,10 @@ canary copy for first- vs last-epoch gradients x layer sets (experiments/text_ca
 and optionally the leave-group-out memorization scores (memorization/text.py).
 
     python benchmarks/text_seed003.py [--model gpt2_micro] [--max-sequences 480] [--seq-len 32]
-        [--epochs 8] [--target accuracy] [--memorization 6] [--json FILE]
+        [--epochs 8] [--target accuracy] [--memorization 6] [--seeds 0 1 2] [--json FILE]
+
+With several --seeds (training seed: init and data order; corpus, canaries and splits fixed) the ablation
+tables are printed as mean ± std over seeds, and per seed in the JSON.
 """
 from __future__ import annotations
 
@@ -35,6 +38,7 @@ def main() -> None:
     ap.add_argument("--target", default="accuracy", choices=["accuracy", "loss"])
     ap.add_argument("--memorization", type=int, default=0, help="K leave-group-out models (0 = skip)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--json")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -45,7 +49,11 @@ def main() -> None:
     prepared = prepare_text(data)
     prep_s = time.perf_counter() - start
     recipe = LMTrainConfig(model=args.model, epochs=args.epochs)
-    result = canary_study(prepared, data, recipe, LMFirstEpochGAConfig(target=args.target))
+    results = {seed: canary_study(prepared, data, recipe, LMFirstEpochGAConfig(target=args.target), seed=seed)
+               for seed in args.seeds}
+    if len(args.seeds) > 1:
+        seeded_tables(results)
+    result = results[args.seeds[0]]
     model = result["original"].model
     figures = {
         "corpus": prepared.info.name, "corpus_sha256": prepared.info.corpus_sha256[:12],
@@ -63,7 +71,10 @@ def main() -> None:
     print(result["exposure"].round(2).to_markdown(index=False))
     print(result["ablation"].round(3).to_markdown(index=False))
     out = {"figures": figures, "exposure": result["exposure"].to_dict("records"),
-           "ablation": result["ablation"].to_dict("records")}
+           "ablation": result["ablation"].to_dict("records"),
+           "seeds": {seed: {"ablation": r["ablation"].to_dict("records"), "val_ppl": r["val_ppl"],
+                            "forget_acc": r["forget_acc"], "train_s": r["original"].seconds,
+                            "exposure": r["exposure"].to_dict("records")} for seed, r in results.items()}}
     if args.memorization:
         groups = canary_groups(prepared.train, prepared.canaries)
         mem = lm_memorization(prepared.train, groups, LMTrainConfig(model=args.model, epochs=args.epochs),
@@ -78,6 +89,24 @@ def main() -> None:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1, default=str)
+
+
+def seeded_tables(results: dict) -> None:
+    """The paper's two ablations as mean ± std over seeds: gradient source (first vs last epoch) and layer set."""
+    rows = pd.concat([r["ablation"].assign(seed=seed) for seed, r in results.items()])
+    refs = pd.DataFrame([{"seed": seed, "original_exposure": r["exposure"]["original"].mean(),
+                          "oracle_exposure": r["exposure"]["oracle"].mean(), **{f"{k}_forget_acc": v for k, v in
+                                                                                r["forget_acc"].items()},
+                          **{f"{k}_val_ppl": v for k, v in r["val_ppl"].items()}} for seed, r in results.items()])
+    print(f"references over {len(results)} seeds (mean ± std):")
+    print(refs.drop(columns="seed").agg(["mean", "std"]).round(3).to_markdown())
+    columns = ["exposure_mean", "exposure_gap", "forget_acc", "forget_acc_gap", "val_ppl_change", "steps",
+               "stored_mib", "record_seconds", "seconds"]
+    grouped = rows.groupby(["source", "layers"], sort=False)[columns]
+    mean, std = grouped.mean(), grouped.std()
+    table = mean.round(3).astype(str) + " ± " + std.round(3).astype(str)
+    table["reached"] = rows.groupby(["source", "layers"], sort=False)["reached"].sum().astype(str) + f"/{len(results)}"
+    print(table.to_markdown())
 
 
 if __name__ == "__main__":

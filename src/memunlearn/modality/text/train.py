@@ -4,6 +4,7 @@ passes and, per ``train_records.first_epoch_grads``, each sequence's first-epoch
 the token embedding stored sparsely)."""
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Mapping
 
@@ -11,12 +12,12 @@ import pandas as pd
 
 from ...config import from_params
 from ...devices import resolve_device
-from ...evaluation.text import lm_metrics
 from ...io import save_json, save_table
 from ...models import build_lm
 from ...seeding import generator
 from ...tracking import StageRecord
-from ...training.lm import (LMTrainConfig, SequenceEventRecorder, TokenEventRecorder, fit_lm, save_lm_checkpoint)
+from ...training.lm import (LMTrainConfig, SequenceEventRecorder, TokenEventRecorder, fit_lm, save_lm_checkpoint,
+                            score_sequences)
 from ...training.lm_grads import LMFirstEpochGradRecorder, save_lm_grads
 from ...training.recipe import RecordConfig, TrainConfig
 from ..base import StagePaths
@@ -36,7 +37,7 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None) -> StageRecor
     heldout = data.validation if data.validation is not None else data.test
 
     def end_of_epoch(row):
-        row["validation_ppl"] = lm_metrics(model, heldout, info.pad_id)["perplexity"]
+        row["validation_ppl"] = perplexity_and_accuracy(model, heldout, info.pad_id)[0]
         if on_row is not None:
             on_row(row)
 
@@ -53,10 +54,11 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None) -> StageRecor
         grads = first_epoch.result()
         save_lm_grads(grads, paths.train / "first_epoch_grads.pt")
         grad_bytes = grads.nbytes()
-    train_m, test_m = lm_metrics(model, data.train, info.pad_id), lm_metrics(model, data.test, info.pad_id)
+    (train_ppl, train_acc), (test_ppl, test_acc) = (perplexity_and_accuracy(model, split, info.pad_id)
+                                                    for split in (data.train, data.test))
     metrics = {
-        "train_acc": train_m["token_acc"], "test_acc": test_m["token_acc"],  # next-token accuracy
-        "train_ppl": train_m["perplexity"], "test_ppl": test_m["perplexity"],
+        "train_acc": train_acc, "test_acc": test_acc,  # next-token accuracy
+        "train_ppl": train_ppl, "test_ppl": test_ppl,
         "validation_ppl": history[-1]["validation_ppl"],
         "parameters": sum(p.numel() for p in model.parameters()),
         "seconds": seconds,  # recording included
@@ -71,3 +73,11 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None) -> StageRecor
     return StageRecord("train", metrics=metrics, history=history, artifacts=[paths.train / "history.csv",
                                                                             paths.train / "model.pt"],
                        datasets={"D": logged(data.train, data.copies()), "T": logged(data.test)})
+
+
+def perplexity_and_accuracy(model, split, pad_id: int) -> tuple[float, float]:
+    """Token-weighted perplexity and next-token accuracy (evaluation/text.py's lm_metrics, without importing the
+    evaluation package into this stage's deps)."""
+    s = score_sequences(model, split, pad_id)
+    tokens = max(float(s["tokens"].sum()), 1.0)
+    return math.exp(float(s["nll"].sum()) / tokens), float(s["correct"].sum()) / tokens
