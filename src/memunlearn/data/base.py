@@ -58,5 +58,5 @@ def data_modality(name: str) -> str:
     for modality, registry in MODALITY_DATASETS.items():
         if name in registry:
             return modality
-    choices = "; ".join(f"{m}: {', '.join(r.names())}" for m, r in MODALITY_DATASETS.items())
-    raise UnknownNameError(f"unknown dataset {name!r}; choose one of ({choices})", name)
+    choices = ", ".join(f"{', '.join(r.names())} ({m})" for m, r in MODALITY_DATASETS.items())
+    raise UnknownNameError(f"unknown dataset {name!r}; choose one of: {choices}", name)

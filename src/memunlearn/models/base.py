@@ -50,5 +50,5 @@ def model_modality(name: str) -> str:
     for modality, registry in MODALITY_MODELS.items():
         if name in registry:
             return modality
-    choices = "; ".join(f"{m}: {', '.join(r.names())}" for m, r in MODALITY_MODELS.items())
-    raise UnknownNameError(f"unknown model {name!r}; choose one of ({choices})", name)
+    choices = ", ".join(f"{', '.join(r.names())} ({m})" for m, r in MODALITY_MODELS.items())
+    raise UnknownNameError(f"unknown model {name!r}; choose one of: {choices}", name)

@@ -9,7 +9,7 @@ from ...io import load_json, load_table, save_json, save_table
 from ...memorization.proxies import ProxyConfig, ProxyInputs, compute_proxies, proxy_costs
 from ...tracking import StageRecord
 from ..base import StagePaths
-from . import PROXIES
+from .applies import PROXIES
 from .common import load_prepared
 
 
