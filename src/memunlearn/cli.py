@@ -175,7 +175,8 @@ def top(n: int, score: str, root: Path) -> int:
 def overrides(path: Path, base: Path = Path("params.yaml")) -> str:
     """A params preset (e.g. params/text.yaml) as `dvc exp run` overrides: ``-S key=value`` per leaf key, values
     in YAML flow style (lists as [1,4,16]), each shell-quoted: run them with ``eval`` (README). A key that
-    ``base`` lacks (e.g. data.text.*) is added: ``-S +key=value``, as DVC's Hydra overrides want."""
+    ``base`` lacks (e.g. data.text.*) is added: ``-S ++key=value`` (Hydra: add or override), as the Prefect
+    flow writes every override."""
     import shlex
 
     import yaml
@@ -191,7 +192,7 @@ def overrides(path: Path, base: Path = Path("params.yaml")) -> str:
     out = []
     for key, value in leaves(yaml.safe_load(path.read_text()) or {}):
         if key not in present and not any(p.startswith(key + ".") for p in present):
-            key = f"+{key}"
+            key = f"++{key}"
         text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
         text = text.removesuffix("\n...").strip().replace(", ", ",")
         out.append(f"-S {shlex.quote(f'{key}={text}')}")
