@@ -10,16 +10,18 @@ from pathlib import Path
 
 
 def _registries():
-    from .data import DATASETS
+    from .data import MODALITY_DATASETS
     from .evaluation import MIA_FEATURES
     from .memorization import PROXIES
-    from .models import MODELS
+    from .modality import MODALITIES
+    from .models import MODALITY_MODELS
     from .partition import FORGET_KINDS
     from .unlearning import METHODS, STRATEGIES
 
     return {
-        "datasets (data.dataset)": {n: "" for n in DATASETS.names()},
-        "models (train.model)": {n: "" for n in MODELS.names()},
+        "modalities (picked by data.dataset and train.model)": {n: m.summary for n, m in MODALITIES.items()},
+        "datasets (data.dataset)": {n: m for m, r in MODALITY_DATASETS.items() for n in r.names()},
+        "models (train.model)": {n: m for m, r in MODALITY_MODELS.items() for n in r.names()},
         "proxies (proxies.names, partition.*_score)": {
             n: f"{'+' if p.direction > 0 else '-'} {p.summary}" for n, p in PROXIES.items()},
         "forget-set kinds (partition.kind)": {n: "" for n in FORGET_KINDS.names()},
