@@ -203,7 +203,7 @@ def test_first_epoch_ga_on_the_embedding_lowers_canary_exposure_toward_the_oracl
     many = before["copies"] == 16
     mean_before, mean_after = before["exposure"][many].mean(), after["exposure"][many].mean()
     print(f"16x exposure: before {mean_before:.2f}, after {mean_after:.2f}, oracle {oracle['exposure'][many].mean():.2f}")
-    # measured: 12.43 -> 10.63 bits, oracle 0.93: a partial effect (README "Text (seed 003)"); assert 1 bit
+    # measured: 12.43 -> 10.63 bits, oracle 0.93: a partial effect (README "Text: unlearning a language model"); assert 1 bit
     assert mean_after <= mean_before - 1.0
     assert mean_after > oracle["exposure"][many].mean()  # toward the oracle, not past it
     ppl = lm_metrics(trained["original"], prepared.validation, prepared.info.pad_id)["perplexity"]
