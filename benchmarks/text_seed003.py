@@ -23,6 +23,7 @@ import torch
 
 from memunlearn.data.text_prepare import TextDataConfig, prepare_text
 from memunlearn.experiments.text_canaries import canary_study
+from memunlearn.experiments.text_claims import seed003_claims
 from memunlearn.memorization.text import canary_groups, lm_memorization
 from memunlearn.training.lm import LMTrainConfig
 from memunlearn.unlearning.lm_first_epoch_ga import LMFirstEpochGAConfig
@@ -39,8 +40,13 @@ def main() -> None:
     ap.add_argument("--memorization", type=int, default=0, help="K leave-group-out models (0 = skip)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--claims-from", help="print the claims of an earlier --json run and stop")
     ap.add_argument("--json")
     args = ap.parse_args()
+    if args.claims_from:
+        with open(args.claims_from) as f:
+            print(claims_table(json.load(f)["seeds"]).round(3).to_markdown(index=False))
+        return
     torch.set_num_threads(args.threads)
     pd.set_option("display.width", 200)
     data = TextDataConfig(vocab_size=args.vocab_size, seq_len=args.seq_len, max_sequences=args.max_sequences,
@@ -86,9 +92,23 @@ def main() -> None:
         print(f"memorization: {args.memorization} models, {mem.attrs['seconds']:.0f} s")
         print(summary.round(3).to_markdown())
         out["memorization"] = summary.reset_index().to_dict("records")
+    if len(args.seeds) > 1:
+        claims = claims_table(json.loads(json.dumps(out["seeds"], default=str)))
+        print(claims.round(3).to_markdown(index=False))
+        out["claims"] = claims.to_dict("records")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1, default=str)
+
+
+def claims_table(seeds: dict) -> pd.DataFrame:
+    """Seed 003's findings 1, 2, 4 over the seeds of a run (experiments/text_claims.py)."""
+    rows = pd.concat([pd.DataFrame(s["ablation"]).assign(seed=int(k)) for k, s in seeds.items()])
+    exposure = {}
+    for k, s in seeds.items():
+        table = pd.DataFrame(s["exposure"])
+        exposure[int(k)] = table.loc[table["copies"] == table["copies"].max(), "original"].mean()
+    return seed003_claims(rows, pd.Series(exposure))
 
 
 def seeded_tables(results: dict) -> None:
