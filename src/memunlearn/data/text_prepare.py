@@ -80,23 +80,23 @@ class TextDataConfig:
                    test_fraction=test_fraction, **options.__dict__)
 
 
-def check_text_options(self) -> None:
+def check_text_options(options) -> None:
     """Ranges of the ``data.text`` keys (``TextOptions`` or ``TextDataConfig``)."""
     for name in ("vocab_size", "seq_len", "canary_digits"):
-        check_positive(getattr(self, name), f"data.text.{name}")
-    if self.vocab_size < MIN_VOCAB:
-        raise ConfigError(f"data.text.vocab_size must be >= {MIN_VOCAB} (256 bytes + pad + eos), got {self.vocab_size}")
-    if self.max_sequences < 0 or self.canaries_per_count < 0:
+        check_positive(getattr(options, name), f"data.text.{name}")
+    if options.vocab_size < MIN_VOCAB:
+        raise ConfigError(f"data.text.vocab_size must be >= {MIN_VOCAB} (256 bytes + pad + eos), got {options.vocab_size}")
+    if options.max_sequences < 0 or options.canaries_per_count < 0:
         raise ConfigError("data.text.max_sequences and data.text.canaries_per_count must be >= 0 (0 = all / no canaries)")
-    if self.canary_template.count(PLACEHOLDER) != 1:
+    if options.canary_template.count(PLACEHOLDER) != 1:
         raise ConfigError(f"data.text.canary_template must contain '{PLACEHOLDER}' exactly once (where the digits go), "
-                         f"got {self.canary_template!r}")
-    if self.canary_digits > MAX_DIGITS:
+                         f"got {options.canary_template!r}")
+    if options.canary_digits > MAX_DIGITS:
         raise ConfigError(f"data.text.canary_digits must be <= {MAX_DIGITS} (exposure enumerates 10**digits "
-                         f"fillings), got {self.canary_digits}")
-    if any(c < 1 for c in self.canary_copies):
+                         f"fillings), got {options.canary_digits}")
+    if any(c < 1 for c in options.canary_copies):
         raise ConfigError(f"data.text.canary_copies must be positive counts, e.g. [1, 4, 16], got "
-                         f"{list(self.canary_copies)}")
+                         f"{list(options.canary_copies)}")
 
 
 @dataclass(frozen=True)
