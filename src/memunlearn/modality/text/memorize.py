@@ -8,6 +8,7 @@ import time
 from typing import Any, Mapping
 
 from scipy.stats import spearmanr
+from tqdm import tqdm
 
 from ...config import from_params
 from ...devices import resolve_device
@@ -28,9 +29,11 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None) -> StageRecor
     data = load_prepared(paths)
     groups = canary_groups(data.train, data.canaries)
     start = time.perf_counter()
+    progress = tqdm(total=config.num_models, desc="subset models", unit="model")  # ETA from finished models
     runs = train_lm_subset_models(data.train, groups, LMTrainConfig.of(recipe), data.info.vocab_size,
                                   data.info.pad_id, config.num_models, config.subset_fraction, config.seed,
-                                  resolve_device(recipe.device))
+                                  resolve_device(recipe.device), on_model=lambda k: progress.update())
+    progress.close()
     seconds = time.perf_counter() - start
     ids = data.train.example_ids.numpy()
     scores = lm_scores(runs, ids, groups)
