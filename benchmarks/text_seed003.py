@@ -7,7 +7,10 @@ canary copy for first- vs last-epoch gradients x layer sets (experiments/text_ca
 and optionally the leave-group-out memorization scores (memorization/text.py).
 
     python benchmarks/text_seed003.py [--model gpt2_micro] [--max-sequences 480] [--seq-len 32]
-        [--epochs 8] [--target accuracy] [--memorization 6] [--json FILE]
+        [--epochs 8] [--target accuracy] [--memorization 6] [--seeds 0 1 2] [--json FILE]
+
+With several --seeds (training seed: init and data order; corpus, canaries and splits fixed) the ablation
+tables are printed as mean ± std over seeds, and per seed in the JSON.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import torch
 
 from memunlearn.data.text_prepare import TextDataConfig, prepare_text
 from memunlearn.experiments.text_canaries import canary_study
+from memunlearn.experiments.text_claims import seed003_claims
 from memunlearn.memorization.text import canary_groups, lm_memorization
 from memunlearn.training.lm import LMTrainConfig
 from memunlearn.unlearning.lm_first_epoch_ga import LMFirstEpochGAConfig
@@ -35,8 +39,14 @@ def main() -> None:
     ap.add_argument("--target", default="accuracy", choices=["accuracy", "loss"])
     ap.add_argument("--memorization", type=int, default=0, help="K leave-group-out models (0 = skip)")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--claims-from", help="print the claims of an earlier --json run and stop")
     ap.add_argument("--json")
     args = ap.parse_args()
+    if args.claims_from:
+        with open(args.claims_from) as f:
+            print(claims_table(json.load(f)["seeds"]).round(3).to_markdown(index=False))
+        return
     torch.set_num_threads(args.threads)
     pd.set_option("display.width", 200)
     data = TextDataConfig(vocab_size=args.vocab_size, seq_len=args.seq_len, max_sequences=args.max_sequences,
@@ -45,7 +55,11 @@ def main() -> None:
     prepared = prepare_text(data)
     prep_s = time.perf_counter() - start
     recipe = LMTrainConfig(model=args.model, epochs=args.epochs)
-    result = canary_study(prepared, data, recipe, LMFirstEpochGAConfig(target=args.target))
+    results = {seed: canary_study(prepared, data, recipe, LMFirstEpochGAConfig(target=args.target), seed=seed)
+               for seed in args.seeds}
+    if len(args.seeds) > 1:
+        seeded_tables(results)
+    result = results[args.seeds[0]]
     model = result["original"].model
     figures = {
         "corpus": prepared.info.name, "corpus_sha256": prepared.info.corpus_sha256[:12],
@@ -63,7 +77,10 @@ def main() -> None:
     print(result["exposure"].round(2).to_markdown(index=False))
     print(result["ablation"].round(3).to_markdown(index=False))
     out = {"figures": figures, "exposure": result["exposure"].to_dict("records"),
-           "ablation": result["ablation"].to_dict("records")}
+           "ablation": result["ablation"].to_dict("records"),
+           "seeds": {seed: {"ablation": r["ablation"].to_dict("records"), "val_ppl": r["val_ppl"],
+                            "forget_acc": r["forget_acc"], "train_s": r["original"].seconds,
+                            "exposure": r["exposure"].to_dict("records")} for seed, r in results.items()}}
     if args.memorization:
         groups = canary_groups(prepared.train, prepared.canaries)
         mem = lm_memorization(prepared.train, groups, LMTrainConfig(model=args.model, epochs=args.epochs),
@@ -75,9 +92,41 @@ def main() -> None:
         print(f"memorization: {args.memorization} models, {mem.attrs['seconds']:.0f} s")
         print(summary.round(3).to_markdown())
         out["memorization"] = summary.reset_index().to_dict("records")
+    if len(args.seeds) > 1:
+        claims = claims_table(json.loads(json.dumps(out["seeds"], default=str)))
+        print(claims.round(3).to_markdown(index=False))
+        out["claims"] = claims.to_dict("records")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1, default=str)
+
+
+def claims_table(seeds: dict) -> pd.DataFrame:
+    """Seed 003's findings 1, 2, 4 over the seeds of a run (experiments/text_claims.py)."""
+    rows = pd.concat([pd.DataFrame(s["ablation"]).assign(seed=int(k)) for k, s in seeds.items()])
+    exposure = {}
+    for k, s in seeds.items():
+        table = pd.DataFrame(s["exposure"])
+        exposure[int(k)] = table.loc[table["copies"] == table["copies"].max(), "original"].mean()
+    return seed003_claims(rows, pd.Series(exposure))
+
+
+def seeded_tables(results: dict) -> None:
+    """The paper's two ablations as mean ± std over seeds: gradient source (first vs last epoch) and layer set."""
+    rows = pd.concat([r["ablation"].assign(seed=seed) for seed, r in results.items()])
+    refs = pd.DataFrame([{"seed": seed, "original_exposure": r["exposure"]["original"].mean(),
+                          "oracle_exposure": r["exposure"]["oracle"].mean(), **{f"{k}_forget_acc": v for k, v in
+                                                                                r["forget_acc"].items()},
+                          **{f"{k}_val_ppl": v for k, v in r["val_ppl"].items()}} for seed, r in results.items()])
+    print(f"references over {len(results)} seeds (mean ± std):")
+    print(refs.drop(columns="seed").agg(["mean", "std"]).round(3).to_markdown())
+    columns = ["exposure_mean", "exposure_gap", "forget_acc", "forget_acc_gap", "val_ppl_change", "steps",
+               "stored_mib", "record_seconds", "seconds"]
+    grouped = rows.groupby(["source", "layers"], sort=False)[columns]
+    mean, std = grouped.mean(), grouped.std()
+    table = mean.round(3).astype(str) + " ± " + std.round(3).astype(str)
+    table["reached"] = rows.groupby(["source", "layers"], sort=False)["reached"].sum().astype(str) + f"/{len(results)}"
+    print(table.to_markdown())
 
 
 if __name__ == "__main__":

@@ -1,11 +1,13 @@
 """Stage `evaluate`: FA/RA/TA, per-subset accuracy, MIA, ToW against the retrain oracle (docs/methods.md §6)."""
 from _common import (METRICS_DIR, ORACLE_DIR, PARTITION_DIR, PREPARED, RESULTS_DIR, TRAIN_DIR, UNLEARN_DIR,
                      device, flatten, load_params, stage, track)
+from _modality import elsewhere
 
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
 from memunlearn.evaluation import EvaluateConfig, score_against_oracle
 from memunlearn.io import load_json, load_table, save_json, save_table
+from memunlearn.modality.text import evaluate as text_stage
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
 from memunlearn.training import load_checkpoint
@@ -20,6 +22,8 @@ MODELS = {  # row name -> (checkpoint, stage that makes it)
 @stage
 def main() -> None:
     params = load_params("evaluate")
+    if elsewhere(params, {"text": text_stage.run}):
+        return
     config = from_params(EvaluateConfig, params["evaluate"], "evaluate")
     info = load_info(PREPARED / "meta.json")
     parts = apply_partition(load_split(PREPARED / "train.npz"), load_table(PARTITION_DIR / "forget.csv", "partition"))

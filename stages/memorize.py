@@ -11,6 +11,7 @@ from _common import (MEMORIZE_DIR, METRICS_DIR, PREPARED, ROOT, Timer, device, e
                      stage, track)
 from _store_restore import restore
 from tqdm import tqdm
+from _modality import elsewhere
 
 from memunlearn.config import ConfigError, from_params
 from memunlearn.data import load_info, load_split
@@ -21,6 +22,7 @@ from memunlearn.memorization.convergence import convergence, plot_convergence
 from memunlearn.memorization.exact import moved_to_environment
 from memunlearn.memorization.store import key_for
 from memunlearn.memorization.summary import memorize_summary
+from memunlearn.modality.text import memorize as text_stage
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig
 from memunlearn.training.recipe import resolved
@@ -32,6 +34,8 @@ PLOTS = ROOT / "results/plots/memorization"
 @stage
 def main() -> None:
     params = load_params("train", "memorize")
+    if elsewhere(params, {"text": text_stage.run}):
+        return
     recipe = from_params(TrainConfig, params["train"], "train")
     if moved := moved_to_environment(params["memorize"]):
         raise ConfigError("\n".join(moved))

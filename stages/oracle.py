@@ -1,10 +1,12 @@
 """Stage `oracle`: retrain from scratch on R = D \\ F, the reference every metric compares with."""
 from _common import (METRICS_DIR, ORACLE_CACHE, ORACLE_DIR, PARTITION_DIR, PREPARED, device, flatten, load_params,
                      log_epoch, registered, stage, tag_param, track)
+from _modality import elsewhere
 
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
 from memunlearn.io import load_table, save_json
+from memunlearn.modality.text import oracle as text_stage
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig, save_checkpoint
@@ -14,6 +16,8 @@ from memunlearn.training.oracle import OracleConfig, cached_oracle
 @stage
 def main() -> None:
     params = load_params("train", "oracle")
+    if elsewhere(params, {"text": text_stage.run}):
+        return
     recipe = from_params(TrainConfig, params["train"], "train")
     config = from_params(OracleConfig, params["oracle"], "oracle")
     info = load_info(PREPARED / "meta.json")

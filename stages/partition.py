@@ -6,10 +6,12 @@ low/mid/high entanglement sets this size and seed would give.
 """
 from _common import (MEMORIZE_DIR, METRICS_DIR, PARTITION_DIR, PREPARED, PROXIES_DIR, TRAIN_DIR, device, flatten,
                      load_params, stage, track)
+from _modality import elsewhere
 
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
 from memunlearn.io import load_table, save_json, save_table
+from memunlearn.modality.text import partition as text_stage
 from memunlearn.partition import (PartitionConfig, choose_forget_set, describe_forget_set, entanglement_kinds_es,
                                   score_sources)
 from memunlearn.tracking import StageRecord
@@ -19,6 +21,8 @@ from memunlearn.training import load_checkpoint
 @stage
 def main() -> None:
     params = load_params("partition")
+    if elsewhere(params, {"text": text_stage.run}):
+        return
     config = from_params(PartitionConfig, params["partition"], "partition")
     sources = score_sources(load_split(PREPARED / "train.npz"), load_checkpoint(TRAIN_DIR / "model.pt", "train")[0],
                             load_info(PREPARED / "meta.json"), load_table(MEMORIZE_DIR / "scores.parquet", "memorize"),

@@ -1,9 +1,11 @@
 """Stage `prepare`: dataset -> train/validation/test splits with example ids and planted label noise."""
 from _common import PREPARED, RAW_DIR, Timer, flatten, load_params, stage, track
+from _modality import elsewhere
 
 from memunlearn.config import from_params
-from memunlearn.data import VALIDATION_FILE, PrepareConfig, prepare, save_info, save_split
+from memunlearn.data import VALIDATION_FILE, PrepareConfig, data_modality, prepare, save_info, save_split
 from memunlearn.io import save_table
+from memunlearn.modality.text import prepare as text_stage
 from memunlearn.tracking import StageRecord
 
 
@@ -11,6 +13,8 @@ from memunlearn.tracking import StageRecord
 def main() -> None:
     params = load_params("data")
     config = from_params(PrepareConfig, params["data"], "data")
+    if elsewhere(params, {"text": text_stage.run}, data_modality(config.dataset)):
+        return
     with Timer() as timer:
         data = prepare(config, RAW_DIR)
     save_split(data.train, PREPARED / "train.npz")

@@ -1,11 +1,13 @@
 """Stage `proxies`: every memorization proxy per training example (docs/methods.md §2), with its cost."""
 from _common import METRICS_DIR, PREPARED, PROXIES_DIR, TRAIN_DIR, device, flatten, load_params, stage, track
+from _modality import elsewhere
 
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split, load_validation
 from memunlearn.io import load_json, load_table, save_json, save_table
 from memunlearn.memorization import ProxyConfig, ProxyInputs, compute_proxies, proxy_costs
 from memunlearn.memorization.proxies import recorded_proxies
+from memunlearn.modality.text import proxies as text_stage
 from memunlearn.tracking import StageRecord
 from memunlearn.training import load_checkpoint
 
@@ -13,6 +15,8 @@ from memunlearn.training import load_checkpoint
 @stage
 def main() -> None:
     params = load_params("proxies")
+    if elsewhere(params, {"text": text_stage.run}):
+        return
     config = from_params(ProxyConfig, params["proxies"], "proxies")
     curvature_file = TRAIN_DIR / "loss_curvature.parquet"
     curvature = load_table(curvature_file, "train") if curvature_file.exists() else None

@@ -2,12 +2,14 @@
 `train_records`, loss curvature and first-epoch per-example gradients)."""
 from _common import (FIRST_EPOCH_GRADS, METRICS_DIR, PREPARED, TRAIN_DIR, Timer, device, flatten, load_params,
                      log_epoch, registered, stage, track)
+from _modality import elsewhere
 
 import pandas as pd
 
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
 from memunlearn.io import save_json, save_table
+from memunlearn.modality.text import train as text_stage
 from memunlearn.models import build_model
 from memunlearn.seeding import generator
 from memunlearn.tracking import StageRecord
@@ -18,6 +20,8 @@ from memunlearn.training import (CurvatureRecorder, FirstEpochGradRecorder, Lear
 @stage
 def main() -> None:
     params = load_params("train", "train_records")
+    if elsewhere(params, {"text": text_stage.run}):
+        return
     recipe = from_params(TrainConfig, params["train"], "train")
     records = from_params(RecordConfig, params["train_records"], "train_records")
     train, test = load_split(PREPARED / "train.npz"), load_split(PREPARED / "test.npz")

@@ -1,6 +1,7 @@
 """Stage `unlearn`: apply a registered method to the forget set, vanilla or through RUM (docs/methods.md §4-5)."""
 from _common import (FIRST_EPOCH_GRADS, METRICS_DIR, PARTITION_DIR, PREPARED, TRAIN_DIR, UNLEARN_CACHE, UNLEARN_DIR,
                      device, flatten, load_params, registered, stage, tag_param, track)
+from _modality import elsewhere
 
 import dataclasses
 
@@ -9,6 +10,7 @@ import pandas as pd
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
 from memunlearn.io import load_table, save_json, save_table
+from memunlearn.modality.text import unlearn as text_stage
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig, load_checkpoint, save_checkpoint
@@ -20,6 +22,8 @@ from memunlearn.unlearning.context import unlearn_context
 @stage
 def main() -> None:
     params = load_params("train", "unlearn", "methods")
+    if elsewhere(params, {"text": text_stage.run}):
+        return
     recipe = from_params(TrainConfig, params["train"], "train")
     config = from_params(UnlearnConfig, params["unlearn"], "unlearn")
     plan = config.plan(params["methods"])

@@ -122,3 +122,14 @@ def test_top_without_scores_names_the_stage_to_run(tmp_path, capsys):
         main(["top", "--root", str(tmp_path)])
     assert exit_.value.code == 1
     assert "dvc repro prepare" in capsys.readouterr().err
+
+
+def test_overrides_turn_the_text_preset_into_dvc_set_params(capsys):
+    import shlex
+
+    main(["overrides", str(PARAMS_FILE.parent / "params/text.yaml"), "--params", str(PARAMS_FILE)])
+    args = shlex.split(capsys.readouterr().out)
+    pairs = dict(a.split("=", 1) for a in args[1::2])
+    assert set(args[0::2]) == {"-S"}
+    assert pairs["data.dataset"] == "pydoc_topics" and pairs["train.model"] == "gpt2_tiny"
+    assert pairs["++data.text.canary_copies"] == "[1,4,16]"  # a key params.yaml lacks: added (Hydra ++)

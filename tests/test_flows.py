@@ -82,3 +82,18 @@ def test_only_outputs_that_neither_dvc_nor_git_keep_are_copied_into_an_experimen
         (tmp_path / name).write_text("x")
     subprocess.run(["git", "add", "in_git.json"], cwd=tmp_path, check=True)
     assert uncached_outputs(str(tmp_path)) == ["local"]
+
+
+def test_a_target_stage_runs_only_what_it_needs_and_a_preset_becomes_overrides():
+    from memunlearn.flows.tasks import preset_overrides, stage_order
+
+    repo = Path(__file__).resolve().parents[1]
+    assert stage_order(str(repo), "summary") == ["prepare", "train", "memorize", "proxies", "partition", "oracle",
+                                                 "unlearn", "evaluate", "summary"]  # the text path (README)
+    with pytest.raises(ValueError, match="unknown target stage 'nope'"):
+        stage_order(str(repo), "nope")
+    overrides = preset_overrides(repo / "params/text.yaml")
+    assert overrides["data.dataset"] == "pydoc_topics" and overrides["data.text.canary_copies"] == [1, 4, 16]
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    check_params(str(repo), overrides)  # the preset over params.yaml is valid
+    assert params["data"]["dataset"] == "mnist_embedded"  # untouched

@@ -37,7 +37,7 @@ def class_sorted_with_ties(n_per_class=100, classes=5):
     return exact, proxies, labels
 
 
-@pytest.mark.parametrize("kind", [k for k in FORGET_KINDS.names() if k != "class"])
+@pytest.mark.parametrize("kind", [k for k in FORGET_KINDS.names() if k not in ("class", "canaries")])
 def test_every_kind_gives_n_distinct_training_ids(tables, kind):
     exact, proxies, labels = tables
     forget = make_forget_set(PartitionConfig(kind=kind, size=90), exact, proxies, labels)
@@ -45,6 +45,19 @@ def test_every_kind_gives_n_distinct_training_ids(tables, kind):
     assert forget["example_id"].is_unique
     assert set(forget["example_id"]) <= set(labels.index)
     assert forget["subset"].value_counts().to_dict() == {"low": 30, "mid": 30, "high": 30}
+
+
+def test_canaries_kind_takes_every_copy_of_the_chosen_canaries(tables):
+    """Text: labels are canary copy counts (0 = corpus text); every copy goes, or the model still sees the secret."""
+    exact, proxies, _ = tables
+    copies = pd.Series(0, index=exact["example_id"].to_numpy())
+    copies.iloc[-20:] = [1] * 4 + [16] * 16
+    forget = make_forget_set(PartitionConfig(kind="canaries", size=0), exact, proxies, copies)
+    assert set(forget["example_id"]) == set(copies.index[copies > 0])
+    only_16 = make_forget_set(PartitionConfig(kind="canaries", size=0, classes=(16,)), exact, proxies, copies)
+    assert set(only_16["example_id"]) == set(copies.index[copies == 16])
+    with pytest.raises(ValueError, match="partition.size: 0"):
+        make_forget_set(PartitionConfig(kind="canaries", size=20), exact, proxies, copies)
 
 
 def test_class_kind_takes_every_example_of_the_classes(tables):

@@ -10,12 +10,14 @@ from memunlearn.config import ConfigError, from_params
 from memunlearn.data import DATASETS, TEXT_CORPORA, PrepareConfig
 from memunlearn.evaluation import MIA_FEATURES
 from memunlearn.memorization import PROXIES
+from memunlearn.modality import MODALITIES
 from memunlearn.models import LM_MODELS, MODELS
 from memunlearn.partition import FORGET_KINDS, PartitionConfig
 from memunlearn.registry import Registry, UnknownNameError
 from memunlearn.unlearning import METHODS, STRATEGIES, UnlearnConfig
 
-REGISTRIES = [DATASETS, TEXT_CORPORA, MODELS, LM_MODELS, PROXIES, METHODS, STRATEGIES, FORGET_KINDS, MIA_FEATURES]
+REGISTRIES = [DATASETS, TEXT_CORPORA, MODELS, LM_MODELS, PROXIES, METHODS, STRATEGIES, FORGET_KINDS, MIA_FEATURES,
+              MODALITIES]
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "memunlearn"
 # docs/architecture.md rule 3: a registry's base module holds it, its entry type and its decorator, and imports
 # none of its entries. In a package that is base.py; a concept that is a single module is its own base module.
@@ -29,6 +31,7 @@ HOMES = {
     "STRATEGIES": "memunlearn.unlearning.base",
     "FORGET_KINDS": "memunlearn.partition",
     "MIA_FEATURES": "memunlearn.evaluation.mia",
+    "MODALITIES": "memunlearn.modality.base",
 }
 
 

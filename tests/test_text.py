@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from memunlearn.config import ConfigError, from_params
+from memunlearn.data import PrepareConfig
 from memunlearn.data.corpus import load_tokenizer, pydoc_topics, train_tokenizer
 from memunlearn.data.text import TextSplit
 from memunlearn.data.text_prepare import TextDataConfig, prepare_text
@@ -93,18 +94,22 @@ def test_group_masks_keep_a_canarys_copies_together(prepared):
 # ---- errors ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("params, key", [
-    ({"canary_template": "no placeholder"}, "text.canary_template"),
-    ({"canary_digits": 9}, "text.canary_digits"),
-    ({"validation_fraction": 0.6, "test_fraction": 0.5}, "text.validation_fraction"),
-    ({"canary_copies": [0]}, "text.canary_copies"),
-    ({"vocab_size": "big"}, "text.vocab_size"),
-    ({"vocab_size": 100}, "text.vocab_size"),
+    ({"text": {"canary_template": "no placeholder"}}, "data.text.canary_template"),
+    ({"text": {"canary_digits": 9}}, "data.text.canary_digits"),
+    ({"validation_fraction": 0.6, "test_fraction": 0.5}, "data.validation_fraction"),
+    ({"text": {"canary_copies": [0]}}, "data.text.canary_copies"),
+    ({"text": {"vocab_size": "big"}}, "data.text.vocab_size"),
+    ({"text": {"vocab_size": 100}}, "data.text.vocab_size"),
+    ({"noise_fraction": 0.05}, "data.noise_fraction"),
+    ({"text": {"seq_lenn": 32}}, "data.text.seq_lenn"),
 ])
 def test_bad_text_params_name_the_key_and_the_fix(params, key):
-    with pytest.raises(ConfigError) as err:
-        from_params(TextDataConfig, params, "text")
+    """As the pipeline reads them: params section ``data`` with a text corpus (PrepareConfig, data.text)."""
+    with pytest.raises((ConfigError, ValueError)) as err:
+        from_params(PrepareConfig, {"dataset": "pydoc_topics", "noise_fraction": 0.0, **params}, "data")
     message = str(err.value)
-    assert key in message and "\n" not in message
+    assert message.startswith(key) or f" {key}" in message, message
+    assert "\n" not in message
 
 
 def test_unknown_corpus_lists_the_known_ones():
@@ -198,7 +203,7 @@ def test_first_epoch_ga_on_the_embedding_lowers_canary_exposure_toward_the_oracl
     many = before["copies"] == 16
     mean_before, mean_after = before["exposure"][many].mean(), after["exposure"][many].mean()
     print(f"16x exposure: before {mean_before:.2f}, after {mean_after:.2f}, oracle {oracle['exposure'][many].mean():.2f}")
-    # measured: 12.43 -> 10.63 bits, oracle 0.93: a partial effect (README "Text (seed 003)"); assert 1 bit
+    # measured: 12.43 -> 10.63 bits, oracle 0.93: a partial effect (README "Text: unlearning a language model"); assert 1 bit
     assert mean_after <= mean_before - 1.0
     assert mean_after > oracle["exposure"][many].mean()  # toward the oracle, not past it
     ppl = lm_metrics(trained["original"], prepared.validation, prepared.info.pad_id)["perplexity"]

@@ -10,16 +10,18 @@ from pathlib import Path
 
 
 def _registries():
-    from .data import DATASETS
+    from .data import MODALITY_DATASETS
     from .evaluation import MIA_FEATURES
     from .memorization import PROXIES
-    from .models import MODELS
+    from .modality import MODALITIES
+    from .models import MODALITY_MODELS
     from .partition import FORGET_KINDS
     from .unlearning import METHODS, STRATEGIES
 
     return {
-        "datasets (data.dataset)": {n: "" for n in DATASETS.names()},
-        "models (train.model)": {n: "" for n in MODELS.names()},
+        "modalities (picked by data.dataset and train.model)": {n: m.summary for n, m in MODALITIES.items()},
+        "datasets (data.dataset)": {n: m for m, r in MODALITY_DATASETS.items() for n in r.names()},
+        "models (train.model)": {n: m for m, r in MODALITY_MODELS.items() for n in r.names()},
         "proxies (proxies.names, partition.*_score)": {
             n: f"{'+' if p.direction > 0 else '-'} {p.summary}" for n, p in PROXIES.items()},
         "forget-set kinds (partition.kind)": {n: "" for n in FORGET_KINDS.names()},
@@ -172,6 +174,33 @@ def top(n: int, score: str, root: Path) -> int:
     return 0
 
 
+def overrides(path: Path, base: Path = Path("params.yaml")) -> str:
+    """A params preset (e.g. params/text.yaml) as `dvc exp run` overrides: ``-S key=value`` per leaf key, values
+    in YAML flow style (lists as [1,4,16]), each shell-quoted: run them with ``eval`` (README). A key that
+    ``base`` lacks (e.g. data.text.*) is added: ``-S ++key=value`` (Hydra: add or override), as the Prefect
+    flow writes every override."""
+    import shlex
+
+    import yaml
+
+    def leaves(node, prefix=""):
+        for key, value in node.items():
+            if isinstance(value, dict) and value:
+                yield from leaves(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}", value
+
+    present = dict(leaves(yaml.safe_load(base.read_text()) or {})) if base.exists() else {}
+    out = []
+    for key, value in leaves(yaml.safe_load(path.read_text()) or {}):
+        if key not in present and not any(p.startswith(key + ".") for p in present):
+            key = f"++{key}"
+        text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
+        text = text.removesuffix("\n...").strip().replace(", ", ",")
+        out.append(f"-S {shlex.quote(f'{key}={text}')}")
+    return " ".join(out)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="memunlearn", description="memorization-aware machine unlearning")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -179,6 +208,9 @@ def main(argv: list[str] | None = None) -> None:
     checker = commands.add_parser("check", help="validate every params.yaml section; every problem at once")
     checker.add_argument("--params", type=Path, default=Path("params.yaml"), help="the params file (params.yaml)")
     add_store_commands(commands)
+    preset = commands.add_parser("overrides", help="a params preset as `dvc exp run -S key=value` arguments")
+    preset.add_argument("preset", type=Path, help="e.g. params/text.yaml")
+    preset.add_argument("--params", type=Path, default=Path("params.yaml"), help="the params file it overrides")
     ranking = commands.add_parser("top", help="the most memorized training examples, labels and planted noise")
     ranking.add_argument("--n", type=int, default=20, help="how many (20)")
     ranking.add_argument("--score", choices=("mem_prob", "mem"), default="mem_prob",
@@ -187,6 +219,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "top":
         sys.exit(top(args.n, args.score, args.root))
+    if args.command == "overrides":
+        print(overrides(args.preset, args.params))
+        return
     if args.command == "list":
         print(list_registries())
     elif args.command == "check":

@@ -101,7 +101,7 @@ def _explain(error: Mapping[str, Any], cls: type, section: str) -> str:
     path = _path(section, loc)
     kind = error["type"]
     if kind == "unexpected_keyword_argument":
-        valid = sorted(f.name for f in dataclasses.fields(cls))
+        valid = sorted(f.name for f in dataclasses.fields(_nested(cls, loc[:-1])))
         return f"{path}: unknown key; " + (f"valid keys: {', '.join(valid)}" if valid else "this section takes none")
     if kind.startswith("missing"):
         return f"{path}: missing; add it"
@@ -117,6 +117,17 @@ def _explain(error: Mapping[str, Any], cls: type, section: str) -> str:
     elif len(loc) == 1:
         fix += _example(cls, str(loc[0]))
     return f"{path}: got {_shown(value)}; {fix}"
+
+
+def _nested(cls: type, loc: tuple) -> type:
+    """The dataclass at ``loc`` inside ``cls`` (a nested section such as ``data.text``), else ``cls``."""
+    for part in loc:
+        hints = typing.get_type_hints(cls) if dataclasses.is_dataclass(cls) else {}
+        inner = hints.get(part) if isinstance(part, str) else None
+        if not (isinstance(inner, type) and dataclasses.is_dataclass(inner)):
+            return cls
+        cls = inner
+    return cls
 
 
 def _path(section: str, loc: tuple) -> str:

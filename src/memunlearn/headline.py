@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 UNLEARNED = ("tow", "tow_mia", "forget_acc", "retain_acc", "test_acc")  # the unlearned model's, from evaluate
+OPTIONAL = ("forget_exposure", "validation_ppl")  # the unlearned model's, where evaluate wrote them (a text run)
 MEMORIZATION = {  # headline name -> metrics/memorize.json key
     "planted_noise_auroc": "planted_noise_auroc",  # the 0/1 estimator (exact) finds the planted label noise
     "planted_noise_auroc_prob": "planted_noise_auroc_prob",  # the true-class-probability one (exact_prob)
@@ -18,4 +19,5 @@ def headline(evaluate: Mapping[str, Any], memorize: Mapping[str, Any]) -> dict[s
     """The headline from the evaluate and memorize stages' metrics (metrics/evaluate.json, metrics/memorize.json)."""
     unlearned = evaluate["unlearned"]
     return {**{key: unlearned[key] for key in UNLEARNED},
+            **{key: unlearned[key] for key in OPTIONAL if key in unlearned},
             **{name: memorize[key] for name, key in MEMORIZATION.items()}}

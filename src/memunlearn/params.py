@@ -11,18 +11,20 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 from .config import ConfigError, from_params, keyed
-from .data import PrepareConfig
+from .data import PrepareConfig, data_modality
 from .evaluation import EvaluateConfig
 from .evaluation.claims import ClaimsConfig
 from .experiments.forgetting_quality import ForgettingQualityConfig
 from .grid import GRIDS, SweepConfig
 from .memorization import PROXIES, ExactConfig, ProxyConfig
 from .memorization.exact import ENVIRONMENT, execution_problems, moved_to_environment
+from .modality.checks import modality_problems
 from .partition import EMBEDDING_SCORES, EXACT_SCORES, PartitionConfig
 from .registry import UnknownNameError
 from .training import RecordConfig, TrainConfig
 from .training.oracle import OracleConfig
-from .unlearning import UnlearnConfig, UnlearnPlan
+from .unlearning import STRATEGIES, UnlearnConfig, UnlearnPlan
+from .unlearning.config import REFERENCE_SUBSET_METHODS
 
 
 SECTIONS: dict[str, type] = {  # params.yaml section -> the config class the stages build from it
@@ -76,7 +78,11 @@ def check_params(params: Mapping[str, Any], environ: Mapping[str, str] | None = 
     for grid in GRIDS:
         if configs.get(grid) is not None:
             problems += _grid_problems(grid, configs[grid], blocks)
-    problems += _score_problems(params, configs.get("proxies"))
+    if configs.get("data") is None or data_modality(configs["data"].dataset) == "image":
+        problems += _score_problems(params, configs.get("proxies"))
+    unlearn = configs.get("unlearn")
+    per_subset = unlearn is not None and STRATEGIES.get(unlearn.strategy).per_subset_methods
+    problems += modality_problems(params, reference_methods=REFERENCE_SUBSET_METHODS, per_subset=per_subset)
     return problems
 
 

@@ -49,7 +49,7 @@ class PartitionConfig:
         FORGET_KINDS.get(self.kind)
         if self.size < 0:
             raise ValueError(f"partition.size must be >= 0, got {self.size}")
-        if self.kind != "class" and self.size < len(SUBSETS):
+        if self.kind not in ("class", "canaries") and self.size < len(SUBSETS):
             raise ValueError(f"partition.size must be >= {len(SUBSETS)} to refine into {SUBSETS}, got {self.size}")
         if self.entanglement_bins < 1:
             raise ValueError(f"partition.entanglement_bins must be >= 1, got {self.entanglement_bins}")
@@ -87,7 +87,7 @@ class ScoreSources:
 
     exact: pd.DataFrame  # the memorize stage's scores (mem, mem_prob, ...)
     proxies: pd.DataFrame  # the proxies stage's table
-    labels: pd.Series  # label by example_id, all of D
+    labels: pd.Series  # label by example_id, all of D (text: the copy count of a planted canary, 0 for corpus text)
     embeddings: np.ndarray | None = None  # (N, D) penultimate layer of the original model, rows in labels' order
 
 
@@ -220,6 +220,23 @@ def class_set(score: Score, labels: pd.Series, cfg: PartitionConfig) -> np.ndarr
         raise ValueError(f"partition.size={cfg.size} is larger than classes {list(cfg.classes)} ({len(ids)}); lower it")
     rng = np.random.default_rng(derive_seed(cfg.seed, "forget/class"))
     return rng.choice(ids, size=cfg.size, replace=False)
+
+
+@FORGET_KINDS.register("canaries")
+def canary_set(score: Score, labels: pd.Series, cfg: PartitionConfig) -> np.ndarray:
+    """Text: every copy of the planted canaries (labels = copy count, 0 for corpus sequences), only those
+    inserted ``classes`` times when given (e.g. [16]); ``size`` 0. A canary's copies go together: a model that
+    still sees one copy still sees the secret."""
+    if cfg.size:
+        raise ValueError("partition.kind=canaries takes every copy of the chosen canaries; set partition.size: 0 "
+                         "(partition.classes picks canaries by copy count, e.g. [16])")
+    chosen = labels[labels > 0]
+    if cfg.classes:
+        chosen = chosen[chosen.isin(cfg.classes)]
+    if chosen.empty:
+        raise ValueError(f"partition.kind=canaries: no canary inserted {list(cfg.classes) or 'any number of'} "
+                         "times; see data.text.canary_copies")
+    return chosen.index.to_numpy()
 
 
 # ---- RUM refinement ----------------------------------------------------------

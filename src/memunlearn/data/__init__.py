@@ -1,12 +1,12 @@
 """Datasets (embedded default + torchvision; registry in base.py), ids, splits and label noise."""
-from .base import DATASETS, TEXT_CORPORA, ExampleSplit, RawDataset
+from .base import DATASETS, MODALITY_DATASETS, TEXT_CORPORA, ExampleSplit, RawDataset, data_modality
 from . import corpus, datasets  # noqa: F401  (the built-in loaders and corpora; importing registers them)
 from .noise import flip_labels
 from .prepare import VALIDATION_FILE, PrepareConfig, PreparedData, load_validation, prepare
 from .splits import DatasetInfo, ImageSplit, load_info, load_split, normalize, save_info, save_split
 
 __all__ = [
-    "DATASETS", "TEXT_CORPORA", "ExampleSplit", "RawDataset", "flip_labels", "PrepareConfig", "PreparedData", "prepare", "load_validation",
+    "DATASETS", "MODALITY_DATASETS", "TEXT_CORPORA", "data_modality", "ExampleSplit", "RawDataset", "flip_labels", "PrepareConfig", "PreparedData", "prepare", "load_validation",
     "VALIDATION_FILE",
     "DatasetInfo", "ImageSplit", "load_info", "load_split", "normalize", "save_info", "save_split",
 ]

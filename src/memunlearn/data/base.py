@@ -18,7 +18,7 @@ from typing import Callable, Protocol
 
 import torch
 
-from ..registry import Registry
+from ..registry import Registry, UnknownNameError
 from .splits import ImageSplit
 
 
@@ -48,3 +48,15 @@ DATASETS: Registry[Loader] = Registry("dataset")
 
 CorpusLoader = Callable[[], list[str]]  # () -> documents, in a fixed order (data/text_prepare.py tokenizes them)
 TEXT_CORPORA: Registry[CorpusLoader] = Registry("text corpus")
+
+
+MODALITY_DATASETS: dict[str, Registry] = {"image": DATASETS, "text": TEXT_CORPORA}  # modality -> its data registry
+
+
+def data_modality(name: str) -> str:
+    """The modality whose registry holds dataset ``name`` (``data.dataset`` accepts any of them)."""
+    for modality, registry in MODALITY_DATASETS.items():
+        if name in registry:
+            return modality
+    choices = ", ".join(f"{', '.join(r.names())} ({m})" for m, r in MODALITY_DATASETS.items())
+    raise UnknownNameError(f"unknown dataset {name!r}; choose one of: {choices}", name)

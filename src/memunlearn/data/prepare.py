@@ -17,11 +17,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..config import check_choice, check_fraction
+from ..config import ConfigError, check_choice, check_fraction
 from ..seeding import generator
-from .base import DATASETS
+from .base import DATASETS, data_modality
 from .noise import flip_labels
 from .splits import DatasetInfo, ImageSplit, channel_stats, load_split
+from .text_prepare import TextDataConfig, TextOptions, check_text_options
 
 VALIDATION_SOURCES = ("test", "train")
 VALIDATION_FILE = "val.npz"
@@ -38,9 +39,18 @@ class PrepareConfig:
     noise_seed: int = 0
     validation_fraction: float = 0.0  # of validation_source held out as the validation split; 0 = none
     validation_source: str = "test"  # test | train
+    text: TextOptions = TextOptions()  # a text corpus's own keys (data.text); image datasets ignore them
 
     def validate(self) -> None:
-        DATASETS.get(self.dataset)  # unknown name -> error listing the datasets
+        if data_modality(self.dataset) == "text":  # unknown name -> error listing every modality's datasets
+            self.text_config().validate()
+            for name, off in (("noise_fraction", 0.0), ("max_train", 0), ("max_test", 0)):
+                if getattr(self, name) != off:
+                    raise ConfigError(f"data.{name}: does not apply to text corpus {self.dataset!r} (it plants "
+                                      f"canaries, data.text.canary_*, and data.text.max_sequences limits it); set "
+                                      f"data.{name}: {off}")
+            return
+        check_text_options(self.text)
         check_fraction(self.test_fraction, "data.test_fraction", open_low=True)
         check_fraction(self.noise_fraction, "data.noise_fraction")
         check_fraction(self.validation_fraction, "data.validation_fraction")
@@ -51,6 +61,12 @@ class PrepareConfig:
         for name in ("max_train", "max_test"):
             if getattr(self, name) < 0:
                 raise ValueError(f"data.{name} must be >= 0 (0 keeps all), got {getattr(self, name)}")
+
+
+    def text_config(self) -> TextDataConfig:
+        """A text corpus's preparation config: the shared keys and ``data.text``."""
+        return TextDataConfig.of(self.dataset, self.split_seed, self.validation_fraction, self.test_fraction,
+                                 self.text)
 
 
 @dataclass(frozen=True)

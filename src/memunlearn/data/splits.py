@@ -112,6 +112,9 @@ def save_split(split: ImageSplit, path: Path) -> None:
 
 def load_split(path: Path) -> ImageSplit:
     with np.load(require(path, "prepare")) as z:
+        if "tokens" in z.files:  # data/text.py's TextSplit: a stage without a text path reached text data
+            raise ValueError(f"{path} holds token sequences (data.dataset is a text corpus) and this stage runs on "
+                             "images only; run the text path's stages: `dvc repro summary` (README, \"Text\")")
         return ImageSplit(
             torch.from_numpy(z["images"]), torch.from_numpy(z["labels"]), torch.from_numpy(z["example_ids"])
         )

@@ -34,6 +34,21 @@ MIN_VOCAB = 258  # byte-level BPE: 256 bytes + PAD + EOS
 
 
 @dataclass(frozen=True)
+class TextOptions:
+    """Params ``data.text``: what a text corpus needs beyond ``data``'s shared keys (dataset, split_seed,
+    validation_fraction, test_fraction); ignored by image datasets. Defaults as ``TextDataConfig``'s."""
+
+    vocab_size: int = 1024
+    seq_len: int = 64
+    max_sequences: int = 0
+    canary_template: str = "my secret number is {}"
+    canary_digits: int = 4
+    canary_copies: tuple[int, ...] = (1, 4, 16)
+    canaries_per_count: int = 2
+    canary_seed: int = 0
+
+
+@dataclass(frozen=True)
 class TextDataConfig:
     corpus: str = "pydoc_topics"
     vocab_size: int = 1024
@@ -50,26 +65,38 @@ class TextDataConfig:
 
     def validate(self) -> None:
         TEXT_CORPORA.get(self.corpus)  # unknown name -> error listing the corpora
-        for name in ("vocab_size", "seq_len", "canary_digits"):
-            check_positive(getattr(self, name), f"text.{name}")
-        check_fraction(self.validation_fraction, "text.validation_fraction")
-        check_fraction(self.test_fraction, "text.test_fraction")
+        check_text_options(self)
+        check_fraction(self.validation_fraction, "data.validation_fraction")
+        check_fraction(self.test_fraction, "data.test_fraction")
         if self.validation_fraction + self.test_fraction >= 1:
-            raise ConfigError("text.validation_fraction + text.test_fraction must be < 1 (the rest is training "
-                             f"data), got {self.validation_fraction + self.test_fraction}")
-        if self.vocab_size < MIN_VOCAB:
-            raise ConfigError(f"text.vocab_size must be >= {MIN_VOCAB} (256 bytes + pad + eos), got {self.vocab_size}")
-        if self.max_sequences < 0 or self.canaries_per_count < 0:
-            raise ConfigError("text.max_sequences and text.canaries_per_count must be >= 0 (0 = all / no canaries)")
-        if self.canary_template.count(PLACEHOLDER) != 1:
-            raise ConfigError(f"text.canary_template must contain '{PLACEHOLDER}' exactly once (where the digits go), "
-                             f"got {self.canary_template!r}")
-        if self.canary_digits > MAX_DIGITS:
-            raise ConfigError(f"text.canary_digits must be <= {MAX_DIGITS} (exposure enumerates 10**digits "
-                             f"fillings), got {self.canary_digits}")
-        if any(c < 1 for c in self.canary_copies):
-            raise ConfigError(f"text.canary_copies must be positive counts, e.g. [1, 4, 16], got "
-                             f"{list(self.canary_copies)}")
+            raise ConfigError("data.validation_fraction + data.test_fraction must be < 1 for a text corpus (the rest "
+                             f"is training data), got {self.validation_fraction + self.test_fraction}")
+
+    @classmethod
+    def of(cls, corpus: str, split_seed: int, validation_fraction: float, test_fraction: float,
+           options: TextOptions) -> "TextDataConfig":
+        """The config of params ``data`` for a text corpus: its shared keys and ``data.text``."""
+        return cls(corpus=corpus, split_seed=split_seed, validation_fraction=validation_fraction,
+                   test_fraction=test_fraction, **options.__dict__)
+
+
+def check_text_options(options) -> None:
+    """Ranges of the ``data.text`` keys (``TextOptions`` or ``TextDataConfig``)."""
+    for name in ("vocab_size", "seq_len", "canary_digits"):
+        check_positive(getattr(options, name), f"data.text.{name}")
+    if options.vocab_size < MIN_VOCAB:
+        raise ConfigError(f"data.text.vocab_size must be >= {MIN_VOCAB} (256 bytes + pad + eos), got {options.vocab_size}")
+    if options.max_sequences < 0 or options.canaries_per_count < 0:
+        raise ConfigError("data.text.max_sequences and data.text.canaries_per_count must be >= 0 (0 = all / no canaries)")
+    if options.canary_template.count(PLACEHOLDER) != 1:
+        raise ConfigError(f"data.text.canary_template must contain '{PLACEHOLDER}' exactly once (where the digits go), "
+                         f"got {options.canary_template!r}")
+    if options.canary_digits > MAX_DIGITS:
+        raise ConfigError(f"data.text.canary_digits must be <= {MAX_DIGITS} (exposure enumerates 10**digits "
+                         f"fillings), got {options.canary_digits}")
+    if any(c < 1 for c in options.canary_copies):
+        raise ConfigError(f"data.text.canary_copies must be positive counts, e.g. [1, 4, 16], got "
+                         f"{list(options.canary_copies)}")
 
 
 @dataclass(frozen=True)
@@ -108,7 +135,7 @@ def plant_canaries(cfg: TextDataConfig, tokenizer, first_id: int, pad_id: int, e
         text = cfg.canary_template.format(canary.secret)
         ids = encode(tokenizer, text) + [eos_id]
         if len(ids) > cfg.seq_len:
-            raise ConfigError(f"text.canary_template: a canary is {len(ids)} tokens, longer than text.seq_len "
+            raise ConfigError(f"data.text.canary_template: a canary is {len(ids)} tokens, longer than text.seq_len "
                              f"{cfg.seq_len}; shorten the template or raise seq_len")
         seq = torch.full((cfg.seq_len,), pad_id, dtype=torch.int64)
         seq[: len(ids)] = torch.tensor(ids)

@@ -71,6 +71,13 @@ def canary_study(prepared: PreparedText, data_cfg: TextDataConfig, recipe: LMTra
     grads = {"first_epoch": first}
     if "last_epoch" in sources:
         grads["last_epoch"] = grads_at(original.model, prepared.train, pad, (ALL,))
+    oracle_forget = lm_metrics(oracle.model, forget, pad)["token_acc"]
+    original_val = lm_metrics(original.model, prepared.validation, pad)["perplexity"]
+    record_seconds = {}  # one pass of per-sequence gradients of a layer set: what recording it in epoch 1 costs
+    for layers in layer_sets:
+        start = time.perf_counter()
+        grads_at(original.model, prepared.train, pad, layers)
+        record_seconds["+".join(layers)] = time.perf_counter() - start
     rows = []
     for source in sources:
         for layers in layer_sets:
@@ -81,15 +88,20 @@ def canary_study(prepared: PreparedText, data_cfg: TextDataConfig, recipe: LMTra
             seconds = time.perf_counter() - start
             after = exposures(model)["exposure"]
             names = layer_parameters(model, layers)
+            forget_acc = lm_metrics(model, forget, pad)["token_acc"]
+            val_ppl = lm_metrics(model, prepared.validation, pad)["perplexity"]
             rows.append({"source": source, "layers": "+".join(layers), "steps": len(trace.etas),
                          "reached": trace.reached, "forget_score": trace.scores[-1],
                          "exposure_mean": float(after.mean()),
+                         "exposure_gap": float(after.mean() - table["oracle"].mean()),  # to the oracle's
                          **{f"exposure_{c}x": float(after[table["copies"] == c].mean())
                             for c in sorted(table["copies"].unique())},
-                         "val_ppl": lm_metrics(model, prepared.validation, pad)["perplexity"],
+                         "forget_acc": forget_acc, "forget_acc_gap": forget_acc - oracle_forget,
+                         "val_ppl": val_ppl, "val_ppl_change": val_ppl / original_val - 1,
                          "mia_forget": loss_mia(model, retain, prepared.test, forget, pad, seed)["mia_forget"],
                          "stored_mib": layer_set_bytes(grads[source], names) / 2**20,
                          "params": sum(dict(model.named_parameters())[n].numel() for n in names),
+                         "record_seconds": record_seconds["+".join(layers)],
                          "seconds": seconds})
             table[f"{source}:{'+'.join(layers)}"] = after.to_numpy()
     metrics = {name: lm_metrics(m.model, prepared.validation, pad)["perplexity"]
@@ -99,7 +111,8 @@ def canary_study(prepared: PreparedText, data_cfg: TextDataConfig, recipe: LMTra
             "mia": {name: loss_mia(m.model, retain, prepared.test, forget, pad, seed)
                     for name, m in (("original", original), ("oracle", oracle))},
             "forget_loss": {"original": lm_metrics(original.model, forget, pad)["loss"],
-                            "oracle": lm_metrics(oracle.model, forget, pad)["loss"]}}
+                            "oracle": lm_metrics(oracle.model, forget, pad)["loss"]},
+            "forget_acc": {"original": lm_metrics(original.model, forget, pad)["token_acc"], "oracle": oracle_forget}}
 
 
 def _with_layers(cfg: LMFirstEpochGAConfig, layers) -> LMFirstEpochGAConfig:

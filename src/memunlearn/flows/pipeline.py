@@ -12,6 +12,7 @@ holds the evaluation table and a link to that parent run.
 
     python -m memunlearn.flows.pipeline             # run once (temporary local Prefect server)
     python -m memunlearn.flows.pipeline --set unlearn.method=finetune     # a DVC experiment
+    python -m memunlearn.flows.pipeline --preset params/text.yaml --target summary   # the text path
     python -m memunlearn.flows.pipeline --force evaluate
     python -m memunlearn.flows.pipeline --serve     # serve the deployment 'memunlearn-pipeline/default'
     prefect deployment run memunlearn-pipeline/default -p 'overrides={"unlearn.strategy": "vanilla"}'
@@ -28,8 +29,8 @@ from prefect import flow
 from prefect.runtime import flow_run
 
 from memunlearn.flows.tasks import (check_params, experiment_name, mlflow_parent, one_run_per_checkout,
-                                   parse_overrides, progress, project_root, publish, read_output, reproduce_stage,
-                                   run_experiment, stage_order)
+                                   parse_overrides, preset_overrides, progress, project_root, publish, read_output,
+                                   reproduce_stage, run_experiment, stage_order)
 
 EVALUATION = "results/evaluation.csv"
 
@@ -40,6 +41,7 @@ def pipeline(
     overrides: dict[str, Any] | None = None,
     force: list[str] | None = None,
     experiment: str | None = None,
+    target: str | None = None,
 ) -> dict[str, bool]:
     """Reproduce every stage; returns {stage: ran}.
 
@@ -47,10 +49,11 @@ def pipeline(
     overrides: dotted params, e.g. {"unlearn.method": "finetune"}: the run becomes a DVC experiment.
     force: stages to rerun even if unchanged, in the workspace (their downstream reruns as DVC decides).
     experiment: the DVC experiment's name (None: the flow run's name and id).
+    target: run only this stage and what it needs (None: every stage), e.g. summary for a text run.
     """
     repo_dir = str(repo_dir or project_root())
     check_params(repo_dir, overrides)
-    stages = stage_order(repo_dir)
+    stages = stage_order(repo_dir, target)
     unknown = set(force or []) - set(stages)
     if unknown:
         raise ValueError(f"unknown stage(s) {sorted(unknown)} in force; stages: {stages}")
@@ -60,7 +63,7 @@ def pipeline(
     with one_run_per_checkout(repo_dir), mlflow_parent(repo_dir, name or f"pipeline {flow_run.name}", name) as (
             env, link):
         if name:
-            ran = run_experiment(repo_dir, name, overrides, [], stages, env)
+            ran = run_experiment(repo_dir, name, overrides, [target] if target else [], stages, env)
         else:
             ran = {stage: reproduce_stage(repo_dir, stage, stage in (force or []), env) for stage in progress(stages)}
     evaluation = read_output(repo_dir, EVALUATION, name)
@@ -75,13 +78,16 @@ def main() -> None:
                         help="override a param: the run becomes a DVC experiment")
     parser.add_argument("--name", help="the DVC experiment's name (default: the flow run's)")
     parser.add_argument("--force", nargs="*", default=[], metavar="STAGE", help="rerun these stages")
+    parser.add_argument("--preset", help="a params preset as overrides, e.g. params/text.yaml (--set wins)")
+    parser.add_argument("--target", help="run only this stage and what it needs, e.g. summary")
     parser.add_argument("--serve", action="store_true", help="serve as deployment 'memunlearn-pipeline/default'")
     args = parser.parse_args()
     if args.serve:
         pipeline.serve(name="default", description="memunlearn DVC pipeline; parameters: overrides (a DVC "
                                                    "experiment), force, experiment, repo_dir")
         return
-    ran = pipeline(overrides=parse_overrides(args.set), force=args.force, experiment=args.name)
+    overrides = {**(preset_overrides(args.preset) if args.preset else {}), **parse_overrides(args.set)}
+    ran = pipeline(overrides=overrides, force=args.force, experiment=args.name, target=args.target)
     print(json.dumps(ran, indent=2))
 
 

@@ -63,16 +63,36 @@ def uncached_outputs(repo_dir: str) -> list[str]:
             and not any(file == Path(path) or Path(path) in file.parents for file in tracked)]
 
 
-def stage_order(repo_dir: str) -> list[str]:
-    """The pipeline's stage names, upstream first (DVC's graph), ties in dvc.yaml order."""
+def stage_order(repo_dir: str, target: str | None = None) -> list[str]:
+    """The pipeline's stage names, upstream first (DVC's graph), ties in dvc.yaml order; with ``target``, only
+    that stage and the stages it needs (e.g. ``summary``: the text path, README "Text")."""
     with in_repo(repo_dir) as repo:
         position = {stage: i for i, stage in enumerate(repo.index.stages)}
         graph = repo.index.graph.reverse(copy=False)  # DVC's edges point from a stage to its deps
         ordered = nx.lexicographical_topological_sort(graph, key=position.get)
-        return [stage.name for stage in ordered if getattr(stage, "name", None)]
+        names = [stage.name for stage in ordered if getattr(stage, "name", None)]
+        if target is None:
+            return names
+        found = [stage for stage in repo.index.stages if getattr(stage, "name", None) == target]
+        if not found:
+            raise ValueError(f"unknown target stage {target!r}; stages: {names}")
+        needed = {s.name for s in nx.ancestors(graph, found[0]) if getattr(s, "name", None)} | {target}
+        return [name for name in names if name in needed]
 
 
 # ---- params ----------------------------------------------------------------------
+
+def preset_overrides(path: str | Path) -> dict[str, Any]:
+    """A params preset file (e.g. params/text.yaml) as dotted overrides: one per leaf key."""
+    def leaves(node, prefix=""):
+        for key, value in node.items():
+            if isinstance(value, dict) and value:
+                yield from leaves(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}", value
+
+    return dict(leaves(yaml.safe_load(Path(path).read_text()) or {}))
+
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """``--set key=value`` pairs -> {key: value}, each value read as YAML."""

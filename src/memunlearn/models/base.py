@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..registry import Registry
+from ..registry import Registry, UnknownNameError
 
 ModelFactory = Callable[[int, int, int], nn.Module]  # (in_channels, num_classes, image_size)
 MODELS: Registry[ModelFactory] = Registry("model")
@@ -40,3 +40,15 @@ def build_lm(name: str, vocab_size: int, context: int, seed: int) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return factory(vocab_size, context)
+
+
+MODALITY_MODELS: dict[str, Registry] = {"image": MODELS, "text": LM_MODELS}  # modality -> its model registry
+
+
+def model_modality(name: str) -> str:
+    """The modality whose registry holds model ``name`` (``train.model`` accepts any of them)."""
+    for modality, registry in MODALITY_MODELS.items():
+        if name in registry:
+            return modality
+    choices = ", ".join(f"{', '.join(r.names())} ({m})" for m, r in MODALITY_MODELS.items())
+    raise UnknownNameError(f"unknown model {name!r}; choose one of: {choices}", name)

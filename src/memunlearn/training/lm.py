@@ -19,8 +19,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import check_positive
-from ..data.text import TextSplit
-from ..models.base import LM_MODELS
+from ..data.text import TextInfo, TextSplit
+from ..io import atomic_write, require
+from ..models.base import LM_MODELS, build_lm
+from .events import EVENT_COLUMNS
 from .loop import batch_positions
 
 # on_step(model, tokens (B, T), positions (B,)) -> None, before the step's forward
@@ -32,13 +34,24 @@ class LMTrainConfig:
     model: str = "gpt2_tiny"
     epochs: int = 10
     batch_size: int = 32
-    lr: float = 3e-3  # AdamW, constant
+    lr: float = 3e-3  # AdamW
     weight_decay: float = 0.0
+    momentum: float = 0.9  # AdamW's beta1 (its momentum coefficient; the default 0.9)
+    lr_milestones: tuple[int, ...] = ()  # lr *= lr_gamma at these epochs; () = constant
+    lr_gamma: float = 0.1
 
     def validate(self) -> None:
         LM_MODELS.get(self.model)
         for name in ("epochs", "batch_size", "lr"):
             check_positive(getattr(self, name), f"lm_train.{name}")
+
+    @classmethod
+    def of(cls, recipe) -> "LMTrainConfig":
+        """The language-model recipe of params ``train`` (``TrainConfig``): the same keys, AdamW for SGD, with
+        ``train.momentum`` as AdamW's beta1."""
+        return cls(model=recipe.model, epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr,
+                   weight_decay=recipe.weight_decay, momentum=recipe.momentum,
+                   lr_milestones=tuple(recipe.lr_milestones), lr_gamma=recipe.lr_gamma)
 
 
 def sequence_nll(logits: torch.Tensor, tokens: torch.Tensor, pad_id: int
@@ -74,30 +87,80 @@ class SequenceEventRecorder:
                              "loss": self.loss.ravel(), "token_acc": self.token_acc.ravel()})
 
 
+class TokenEventRecorder:
+    """Learning events (training/events.py's columns) of a language model, per sequence, from the training
+    forward passes: each step's per-token statistics averaged over the sequence's non-pad targets, then over
+    steps: ``confidence`` p(next token), ``max_conf``, ``entropy``, ``binary_acc`` (next-token accuracy). So
+    the learning-event proxies read a text run's table as they read an image run's."""
+
+    def __init__(self, example_ids: torch.Tensor, pad_id: int):
+        self.example_ids, self.pad_id = example_ids.cpu(), pad_id
+        self.sums = torch.zeros(len(EVENT_COLUMNS), len(example_ids), dtype=torch.float64)  # (4, N)
+        self.counts = torch.zeros(len(example_ids), dtype=torch.int64)
+        self.seconds = 0.0
+
+    @torch.no_grad()
+    def __call__(self, positions: torch.Tensor, logits: torch.Tensor, tokens: torch.Tensor) -> None:
+        start = time.perf_counter()
+        log_p = F.log_softmax(logits[:, :-1].float(), -1)  # (B, T-1, V)
+        p = log_p.exp()
+        targets = tokens[:, 1:]
+        mask = (targets != self.pad_id).double()  # (B, T-1)
+        per_token = torch.stack([p.gather(2, targets.unsqueeze(2)).squeeze(2), p.max(-1).values,
+                                 -(p * log_p).sum(-1), (p.argmax(-1) == targets).float()]).double()  # (4, B, T-1)
+        stats = (per_token * mask).sum(2) / mask.sum(1).clamp_min(1)  # (4, B)
+        self.sums.index_add_(1, positions.cpu(), stats.cpu())
+        self.counts.index_add_(0, positions.cpu(), torch.ones_like(positions.cpu()))
+        self.seconds += time.perf_counter() - start
+
+    def to_frame(self) -> pd.DataFrame:
+        means = (self.sums / self.counts.clamp_min(1)).numpy()
+        frame = pd.DataFrame({name: means[i] for i, name in enumerate(EVENT_COLUMNS)})
+        frame.insert(0, "example_id", self.example_ids.numpy())
+        frame["n_events"] = self.counts.numpy()
+        return frame
+
+
+# on_batch(positions (B,), logits (B, T, V), tokens (B, T)): the training forward's outputs (TokenEventRecorder)
+LMBatchHook = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
+
+
 def fit_lm(model: nn.Module, data: TextSplit, cfg: LMTrainConfig, pad_id: int, gen: torch.Generator, *,
-           on_step: LMStepHook | None = None, events: SequenceEventRecorder | None = None) -> list[dict]:
-    """Train ``model`` in place (AdamW); return per-epoch rows (epoch, train_loss, train_token_acc, seconds)."""
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+           on_step: LMStepHook | None = None, events: SequenceEventRecorder | None = None,
+           on_batch: LMBatchHook | None = None, device: torch.device | str = "cpu",
+           on_row: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train ``model`` in place (AdamW, lr *= lr_gamma at lr_milestones); return per-epoch rows (epoch,
+    train_loss, train_token_acc, seconds), each also handed to ``on_row``."""
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                  betas=(cfg.momentum, 0.999))
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.lr_milestones), cfg.lr_gamma)
     history = []
     for epoch in range(cfg.epochs):
         model.train()
         start, loss_sum, tokens_right, tokens_all = time.perf_counter(), 0.0, 0, 0
         for positions in batch_positions(len(data), cfg.batch_size, gen):
-            x = data.tokens[positions]  # (B, T)
+            x = data.tokens[positions].to(device)  # (B, T)
             if on_step is not None:  # sees the parameters this step's gradient is taken at
                 on_step(model, x, positions)
-            nll, count, correct = sequence_nll(model(x), x, pad_id)
+            logits = model(x)  # (B, T, V)
+            nll, count, correct = sequence_nll(logits, x, pad_id)
             loss = (nll / count.clamp_min(1)).mean()
             if events is not None:
-                events(epoch, positions, nll, count, correct)
+                events(epoch, positions, nll.cpu(), count.cpu(), correct.cpu())
+            if on_batch is not None:
+                on_batch(positions, logits.detach(), x)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             loss_sum += loss.item() * len(x)
             tokens_right, tokens_all = tokens_right + int(correct.sum()), tokens_all + int(count.sum())
+        schedule.step()
         history.append({"epoch": epoch + 1, "train_loss": loss_sum / len(data),
                         "train_token_acc": tokens_right / max(tokens_all, 1),
                         "seconds": time.perf_counter() - start})
+        if on_row is not None:
+            on_row(history[-1])
     return history
 
 
@@ -105,9 +168,33 @@ def fit_lm(model: nn.Module, data: TextSplit, cfg: LMTrainConfig, pad_id: int, g
 def score_sequences(model: nn.Module, data: TextSplit, pad_id: int, batch_size: int = 256) -> pd.DataFrame:
     """Eval mode, per sequence: example_id, nll (summed), tokens, correct, loss (mean token NLL), token_acc."""
     model.eval()
-    parts = [torch.stack(sequence_nll(model(data.tokens[p]), data.tokens[p], pad_id)).double()
+    device = next(model.parameters()).device
+    parts = [torch.stack(sequence_nll(model(data.tokens[p].to(device)), data.tokens[p].to(device), pad_id)).double().cpu()
              for p in batch_positions(len(data), batch_size, None)]  # each (3, B)
     nll, count, correct = torch.cat(parts, 1).numpy() if parts else np.zeros((3, 0))
     n = np.maximum(count, 1)
     return pd.DataFrame({"example_id": data.example_ids.numpy(), "nll": nll, "tokens": count, "correct": correct,
                          "loss": nll / n, "token_acc": correct / n})
+
+
+# ---- checkpoints ---------------------------------------------------------------
+
+def save_lm_checkpoint(model: nn.Module, model_name: str, info: TextInfo, path) -> None:
+    """A language model with what rebuilds it (name, vocabulary size, context), written atomically."""
+    payload = {"model": model_name, "text_info": info.to_json(),
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    atomic_write(path, lambda f: torch.save(payload, f))
+
+
+def load_lm_checkpoint(path, produced_by: str) -> tuple[nn.Module, str, TextInfo]:
+    """(model on CPU, model name, the text info it was trained with)."""
+    path = require(path, produced_by)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        info = TextInfo.from_json(payload["text_info"])
+        model = build_lm(payload["model"], info.vocab_size, info.seq_len, seed=0)
+        model.load_state_dict(payload["state_dict"])
+    except Exception as exc:
+        raise RuntimeError(f"checkpoint {path} is unreadable ({type(exc).__name__}); rerun "
+                           f"`dvc repro --force {produced_by}`") from None
+    return model, payload["model"], info

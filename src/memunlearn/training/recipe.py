@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import check_choice, check_positive
-from ..models import MODELS
+from ..models import model_modality
 
 PRECISIONS = ("fp32", "bf16", "auto")  # auto: bf16 where bf16_supported(device), else fp32
 
@@ -34,7 +34,7 @@ class TrainConfig:
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
     def validate(self) -> None:
-        MODELS.get(self.model)
+        model_modality(self.model)  # an image model or a language model (models/base.py)
         check_choice(self.precision, PRECISIONS, "train.precision")
         for name in ("epochs", "batch_size", "lr"):
             check_positive(getattr(self, name), f"train.{name}")

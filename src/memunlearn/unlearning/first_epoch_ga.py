@@ -34,7 +34,7 @@ from torch import nn
 
 from ..config import check_choice, check_positive
 from ..data.splits import DatasetInfo, ImageSplit
-from ..training.first_epoch_grads import DEFAULT_LAYERS, select_parameters
+from ..training.first_epoch_grads import DEFAULT_LAYERS, FirstEpochGrads, select_parameters
 from ..training.loop import accuracy, predict_proba, true_class_prob
 from .base import register_method
 
@@ -156,6 +156,12 @@ def first_epoch_ga(model, forget, retain, cfg: FirstEpochGAConfig, ctx):
     if ctx.heldout is None:
         raise ValueError("first_epoch_ga needs held-out data (UnlearnContext.heldout: the validation split); set "
                          "data.validation_fraction > 0 and rerun `dvc repro prepare`")
+    if not isinstance(ctx.first_epoch_grads, FirstEpochGrads):  # a language model's (lm_first_epoch_ga.py)
+        from .lm_first_epoch_ga import from_image_config, lm_first_epoch_ga
+
+        model, _ = lm_first_epoch_ga(model.to(ctx.device), ctx.first_epoch_grads, forget, ctx.heldout,
+                                     from_image_config(cfg), ctx.info.pad_id)
+        return model
     direction = ctx.first_epoch_grads.summed(forget.example_ids)  # Σ_{i∈F} g_i per stored layer
     if cfg.layers:
         chosen = select_parameters(model, cfg.layers)

@@ -11,8 +11,8 @@ next-token accuracy. Goals (``calibration``):
 - ``value``: ``goal`` as given, e.g. the retrain oracle's forget score in
   a study (the validation level need not be where an oracle puts F: a
   canary's template is shared by every canary, a corpus chunk's text is not).
-Not yet an entry of the unlearning ``METHODS`` registry: that contract is
-image-shaped (ImageSplit forget/retain, DatasetInfo in the context).
+The registered ``first_epoch_ga`` method runs this when the stored gradients
+are a language model's (``from_image_config`` maps its params block).
 """
 from __future__ import annotations
 
@@ -50,6 +50,17 @@ class LMFirstEpochGAConfig:
             raise ConfigError(f"methods.lm_first_epoch_ga.tolerance must be >= 0, got {self.tolerance}")
         if not self.layers:
             raise ConfigError("methods.lm_first_epoch_ga.layers is empty; name a layer set, e.g. [embedding]")
+
+
+def from_image_config(cfg) -> LMFirstEpochGAConfig:
+    """``methods.first_epoch_ga`` (unlearning/first_epoch_ga.py's config) for a language model: the same keys;
+    ``layers`` from this file's aliases (embedding, head, block:<i>, all), () = the embedding."""
+    if cfg.calibration != "validation":
+        raise ConfigError(f"methods.first_epoch_ga.calibration: {cfg.calibration!r} is not implemented for a "
+                          "language model; use validation (the paper's)")
+    return LMFirstEpochGAConfig(step_size=cfg.step_size, max_steps=cfg.max_steps, target=cfg.target,
+                                calibration="validation", tolerance=cfg.tolerance, max_shrinks=cfg.max_shrinks,
+                                layers=tuple(cfg.layers) or (EMBEDDING_LAYER,))
 
 
 def forgetting_score(model: nn.Module, data: TextSplit, target: str, pad_id: int) -> float:

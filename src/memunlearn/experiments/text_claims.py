@@ -1,0 +1,66 @@
+"""Seed 003's findings 1, 2 and 4 tested on the text ablation's seeds (benchmarks/text_seed003.py).
+
+Each claim is a per-seed effect (positive = as the paper says), its mean and 95% t-interval over seeds
+(evaluation/stats.py), and a verdict: ``supported`` when the interval clears the claim's threshold,
+``contradicted`` when it lies wholly on the other side, else ``inconclusive``. Exposure is the mean over the
+most-copied canaries (``exposure_<max>x``), in bits; ``margin`` bits count as "no difference".
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from ..evaluation.stats import mean_ci
+
+MARGIN_BITS = 1.0  # exposure differences within one bit are "on par"
+PPL_BOUND = 0.10  # finding 4: calibrated ascent keeps validation perplexity within +10%
+
+
+def seed003_claims(rows: pd.DataFrame, original_exposure: pd.Series, margin: float = MARGIN_BITS) -> pd.DataFrame:
+    """``rows``: the ablation rows of every seed (columns seed, source, layers, exposure_<c>x, val_ppl_change,
+    stored_mib); ``original_exposure``: the original model's exposure of the most-copied canaries per seed."""
+    col = max((c for c in rows.columns if c.startswith("exposure_") and c.endswith("x")),
+              key=lambda c: int(c[len("exposure_"):-1]))
+    at = rows.set_index(["seed", "source", "layers"])[col]
+
+    def per_seed(source, layers):
+        return at.xs((source, layers), level=("source", "layers"))
+
+    out = []
+
+    def claim(name, finding, effect, threshold, text, opposite=None):
+        mean, half, n = mean_ci(effect.to_numpy())
+        low, high = mean - half, mean + half
+        opposite = -threshold if opposite is None else opposite
+        verdict = ("supported" if low > threshold else "contradicted" if high < opposite else "inconclusive")
+        out.append({"claim": name, "finding": finding, "effect": mean, "ci_low": low, "ci_high": high, "n": n,
+                    "verdict": verdict, "effect_means": text})
+
+    for layers in rows["layers"].unique():
+        claim(f"first_epoch_beats_last_epoch[{layers}]", 1,
+              per_seed("last_epoch", layers) - per_seed("first_epoch", layers), 0.0,
+              f"{col} after last-epoch minus after first-epoch ascent ({layers}); > 0: first epoch forgets more")
+    first = rows[rows["source"] == "first_epoch"]
+    if {"embedding", "all"} <= set(first["layers"]):
+        claim("embedding_on_par_with_all_layers", 2,
+              per_seed("first_epoch", "all") - per_seed("first_epoch", "embedding"), -margin,
+              f"{col} after all-layer minus after embedding-only first-epoch ascent; > -{margin}: on par or better",
+              opposite=-margin)
+        stored = first.groupby("layers")["stored_mib"].first()
+        saved = float(1 - stored["embedding"] / stored["all"])  # exact: the same bytes on every seed
+        out.append({"claim": "embedding_halves_space", "finding": 2, "effect": saved, "ci_low": saved,
+                    "ci_high": saved, "n": rows["seed"].nunique(),
+                    "verdict": "supported" if saved > 0.5 else "contradicted",
+                    "effect_means": "1 - stored bytes embedding / all layers (exact); > 0.5: halved"})
+    if "head" in set(first["layers"]):
+        drop = original_exposure - per_seed("first_epoch", "head")
+        mean, half, n = mean_ci(drop.to_numpy())
+        verdict = ("supported" if -margin < mean - half and mean + half < margin
+                   else "contradicted" if mean - half > margin else "inconclusive")
+        out.append({"claim": "output_layer_has_no_impact", "finding": 2, "effect": mean, "ci_low": mean - half,
+                    "ci_high": mean + half, "n": n, "verdict": verdict,
+                    "effect_means": f"{col} drop from first-epoch ascent on the output layer; within ±{margin}: none"})
+    if "embedding" in set(first["layers"]):
+        change = first[first["layers"] == "embedding"].set_index("seed")["val_ppl_change"]
+        claim("calibration_keeps_validation", 4, PPL_BOUND - change, 0.0,
+              f"{PPL_BOUND:.0%} minus the relative change of validation perplexity (embedding); > 0: within bound")
+    return pd.DataFrame(out)

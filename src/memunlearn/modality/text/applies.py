@@ -1,0 +1,51 @@
+"""What applies to the text modality, and the params keys that do not (``problems``); registers it."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ..base import MODALITIES, Modality
+
+TEXT = "text"
+METHODS = ("none", "finetune", "neggrad", "neggrad_plus", "first_epoch_ga")  # built on unlearning/common.py's
+#   batches/ce (TokenBatch) or, first_epoch_ga, on lm_first_epoch_ga; the rest read image labels or logits
+PROXIES = ("binary_acc", "confidence", "entropy", "max_conf")  # the learning-event proxies (TokenEventRecorder)
+KINDS = ("random", "low", "mid", "high", "mix", "canaries")
+SCORES = ("exact", "exact_prob")  # next-token accuracy / geometric-mean token probability, in − out
+IMAGE_LAYERS = ("penultimate", "input")  # train_records.first_epoch_grads aliases of image models only
+
+
+def problems(params: Mapping[str, Any]) -> list[str]:
+    """Keys whose values do not apply to a text run (one line each: key, why, fix)."""
+    def get(*keys, default=None):
+        node: Any = params
+        for key in keys:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        return default if node is None else node
+
+    out = []
+    if get("train_records", "curvature", default=True) is not False:
+        out.append("train_records.curvature: loss curvature is recorded for image models only; set "
+                   "train_records.curvature: false for a text corpus")
+    layers = get("train_records", "first_epoch_grads", default=["head", "penultimate"])
+    for layer in [x for x in layers if x in IMAGE_LAYERS] if isinstance(layers, list) else []:
+        out.append(f"train_records.first_epoch_grads: {layer!r} names an image layer; for a language model use "
+                   "embedding, head, block:<i>, all or a module name, e.g. [embedding]")
+    if get("train", "precision", default="fp32") != "fp32":
+        out.append("train.precision: language models train in fp32 only here; set train.precision: fp32")
+    if get("memorize", "num_models") == "auto":
+        out.append("memorize.num_models: auto (adaptive K) is image-only; give a number, e.g. 8")
+    if get("memorize", "influence_top", default=0):
+        out.append("memorize.influence_top: train->test influence is image-only; set memorize.influence_top: 0")
+    if get("evaluate", "mia_feature", default="true_prob") != "true_prob":
+        out.append("evaluate.mia_feature: a text run's MIA reads each sequence's loss (true_prob = exp(-mean "
+                   "token loss)); set evaluate.mia_feature: true_prob")
+    ga_layers = get("methods", "first_epoch_ga", "layers", default=[])
+    for layer in [x for x in ga_layers if x in IMAGE_LAYERS] if isinstance(ga_layers, list) else []:
+        out.append(f"methods.first_epoch_ga.layers: {layer!r} names an image layer; for a language model use "
+                   "embedding, head, block:<i> or all, e.g. [embedding]")
+    return out
+
+
+MODALITIES.register(TEXT, Modality(TEXT, "token sequences of a text corpus with planted canaries, small GPT-2s",
+                                   methods=METHODS, proxies=PROXIES, kinds=KINDS, scores=SCORES,
+                                   only_kinds=("canaries",), problems=problems))

@@ -1,0 +1,108 @@
+"""The modality layer: one params switch picks text, `memunlearn check` names every combination that does not
+apply in one line, and the shared unlearning methods take text splits (docs/architecture.md, "Modalities")."""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from memunlearn.data.text import TextInfo, TextSplit
+from memunlearn.memorization.proxies import ProxyConfig, ProxyInputs, compute_proxies
+from memunlearn.modality import MODALITIES
+from memunlearn.modality.text import PROXIES
+from memunlearn.models import build_lm
+from memunlearn.params import check_params
+from memunlearn.training.events import EVENT_COLUMNS
+from memunlearn.training.lm import LMTrainConfig, TokenEventRecorder, fit_lm, score_sequences
+from memunlearn.training.recipe import TrainConfig
+from memunlearn.unlearning import METHODS, UnlearnContext
+
+ROOT = Path(__file__).resolve().parents[1]
+IMAGE = yaml.safe_load((ROOT / "params.yaml").read_text())
+PRESET = yaml.safe_load((ROOT / "params/text.yaml").read_text())
+
+
+def merged(base: dict, update: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        out[key] = merged(out.get(key) or {}, value) if isinstance(value, dict) else value
+    return out
+
+
+TEXT = merged(IMAGE, PRESET)
+
+
+def test_params_yaml_and_the_text_preset_are_valid():
+    assert check_params(IMAGE) == []
+    assert check_params(TEXT) == []
+    assert set(MODALITIES.names()) == {"image", "text"}
+
+
+@pytest.mark.parametrize("base, update, key", [
+    ("text", {"train": {"model": "small_cnn"}}, "train.model: 'small_cnn' is an image model"),
+    ("image", {"train": {"model": "gpt2_tiny"}}, "train.model: 'gpt2_tiny' is a language model"),
+    ("text", {"unlearn": {"method": "salun"}}, "unlearn.method: 'salun' does not apply to text"),
+    ("text", {"unlearn": {"strategy": "rum"}}, "unlearn.subset_methods (empty: rum's reference, high: salun)"),
+    ("text", {"unlearn": {"strategy": "rum", "subset_methods": {"high": "scrub"}}}, "unlearn.subset_methods.high"),
+    ("text", {"partition": {"kind": "class"}}, "partition.kind: 'class' does not apply to text"),
+    ("image", {"partition": {"kind": "canaries", "size": 0}}, "partition.kind: 'canaries' does not apply to image"),
+    ("text", {"partition": {"group_score": "entanglement"}}, "partition.group_score: 'entanglement'"),
+    ("text", {"proxies": {"names": ["loss_curvature"]}}, "proxies.names[0]: 'loss_curvature'"),
+    ("text", {"train_records": {"curvature": True}}, "train_records.curvature:"),
+    ("text", {"train_records": {"first_epoch_grads": ["penultimate"]}}, "train_records.first_epoch_grads:"),
+    ("text", {"memorize": {"num_models": "auto"}}, "memorize.num_models: auto"),
+    ("text", {"train": {"precision": "bf16"}}, "train.precision:"),
+    ("text", {"evaluate": {"mia_feature": "entropy"}}, "evaluate.mia_feature:"),
+    ("text", {"data": {"noise_fraction": 0.05}}, "data.noise_fraction: does not apply to text corpus"),
+])
+def test_a_combination_that_does_not_apply_is_one_line_naming_the_key(base, update, key):
+    problems = check_params(merged(TEXT if base == "text" else IMAGE, update))
+    assert len(problems) == 1 and problems[0].startswith(key), problems
+    assert "\n" not in problems[0]
+
+
+# ---- the shared methods on text ---------------------------------------------------
+
+PAD = 0
+
+
+@pytest.fixture(scope="module")
+def lm():
+    """A gpt2_micro trained 3 epochs on 48 random 12-token sequences (vocabulary 300)."""
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(2, 300, (48, 12), generator=g)
+    data = TextSplit(tokens, torch.arange(48))
+    model = build_lm("gpt2_micro", 300, 12, seed=0)
+    events = TokenEventRecorder(data.example_ids, PAD)
+    fit_lm(model, data, LMTrainConfig(model="gpt2_micro", epochs=3, batch_size=16), PAD,
+           torch.Generator().manual_seed(1), on_batch=events)
+    info = TextInfo("random", 300, 12, PAD, 1, "", "")
+    return model, data, info, events
+
+
+def test_token_learning_events_feed_the_learning_event_proxies(lm):
+    _, data, info, events = lm
+    frame = events.to_frame()
+    assert list(frame.columns) == ["example_id", *EVENT_COLUMNS, "n_events"] and (frame["n_events"] == 3).all()
+    table, _ = compute_proxies(list(PROXIES), ProxyInputs(data, None, info, None, None, ProxyConfig(),
+                                                          learning_events=frame))
+    assert set(PROXIES) <= set(table.columns) and table[list(PROXIES)].notna().all().all()
+
+
+@pytest.mark.parametrize("name, forget_goes", [("neggrad", "up"), ("neggrad_plus", "up"), ("finetune", None)])
+def test_methods_built_on_batches_and_ce_unlearn_a_language_model(lm, name, forget_goes):
+    model, data, info, _ = lm
+    forget, retain = data.take(torch.arange(8)), data.take(torch.arange(8, 48))
+    method = METHODS.get(name)
+    params = {"lr": 0.01, "epochs": 2, **({"alpha": 0.5} if name == "neggrad_plus" else {})}
+    ctx = UnlearnContext(info, TrainConfig(model="gpt2_micro"), torch.device("cpu"), seed=0)
+    before = {k: score_sequences(model, s, PAD)["loss"].mean() for k, s in (("f", forget), ("r", retain))}
+    out = method.run(copy.deepcopy(model), forget, retain, method.config(params), ctx)
+    after = {k: score_sequences(out, s, PAD)["loss"].mean() for k, s in (("f", forget), ("r", retain))}
+    if forget_goes == "up":  # ascent on F: F's loss rises above R's more than before
+        assert after["f"] - after["r"] > before["f"] - before["r"]
+    else:
+        assert after["r"] < before["r"]  # descent on R
