@@ -1,5 +1,6 @@
 """RUM strategies (docs/methods.md §4): step order, retain sets, the shuffle control, per-step hyperparameters."""
 import copy
+import dataclasses
 import re
 from dataclasses import dataclass
 
@@ -257,3 +258,18 @@ def test_cached_strategy_runs_once_per_identical_run_and_keys_what_changes_it(da
                    {"subsets": fewer}, {"model": other_original}):
         assert not cached(**kwargs)[3], kwargs
     assert len(list(tmp_path.iterdir())) == 6
+
+
+def test_a_method_that_builds_a_new_model_still_unlearns_the_given_one(data, tiny_recipe, tmp_path):
+    """`retrain` returns a fresh model; the caller's model (the one a cell saves) must hold its weights."""
+    from memunlearn.unlearning.cache import cached_strategy
+
+    forget, retain, subsets, info = data
+    ctx = UnlearnContext(info, dataclasses.replace(tiny_recipe, epochs=1), CPU, 0)
+    plan = UnlearnConfig(method="retrain", strategy="vanilla").plan({})
+    for cache in (None, tmp_path):
+        given = build_model("small_cnn", 1, info.num_classes, info.image_size, seed=5)
+        before = copy.deepcopy(given.state_dict())
+        returned = cached_strategy("vanilla", given, subsets, retain, plan, ctx, cache)[0]
+        assert returned is given
+        assert not all(torch.equal(a, b) for a, b in zip(before.values(), given.state_dict().values()))

@@ -75,6 +75,15 @@ def run_key(strategy: str, model: nn.Module, subsets: Mapping[str, ImageSplit], 
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
 
+def _run_in_place(strategy: str, model: nn.Module, subsets, retain, plan, ctx) -> list[StepRecord]:
+    """``run_strategy`` with its result in ``model`` itself: a method that builds a new model (``retrain``)
+    hands its weights back, so a caller that keeps ``model`` keeps the unlearned one."""
+    unlearned, steps = run_strategy(strategy, model, subsets, retain, plan, ctx)
+    if unlearned is not model:
+        model.load_state_dict(unlearned.state_dict())
+    return steps
+
+
 def cached_strategy(strategy: str, model: nn.Module, subsets: Mapping[str, ImageSplit], retain: ImageSplit,
                     plan: UnlearnPlan, ctx: UnlearnContext, cache: Path | None
                     ) -> tuple[nn.Module, list[StepRecord], float, bool]:
@@ -86,7 +95,7 @@ def cached_strategy(strategy: str, model: nn.Module, subsets: Mapping[str, Image
     """
     if cache is None:
         start = time.perf_counter()
-        model, steps = run_strategy(strategy, model, subsets, retain, plan, ctx)
+        steps = _run_in_place(strategy, model, subsets, retain, plan, ctx)
         return model, steps, time.perf_counter() - start, False
     folder = Path(cache) / run_key(strategy, model, subsets, retain, plan, ctx)
     record = folder / "run.json"
@@ -99,7 +108,7 @@ def cached_strategy(strategy: str, model: nn.Module, subsets: Mapping[str, Image
         except (RuntimeError, FileNotFoundError, KeyError, TypeError, ValueError):
             pass  # unreadable: run it again, overwriting
     start = time.perf_counter()
-    model, steps = run_strategy(strategy, model, subsets, retain, plan, ctx)
+    steps = _run_in_place(strategy, model, subsets, retain, plan, ctx)
     seconds = time.perf_counter() - start
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write(folder / "model.pt", lambda f: torch.save(model.state_dict(), f))
