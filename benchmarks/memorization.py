@@ -92,22 +92,22 @@ def main() -> None:
                           ("cpu" if args.device == "auto" else args.device))
     engine = dataclasses.replace(from_params(ExactConfig, params["memorize"], "memorize"), num_models=args.models)
     data = prepare(from_params(PrepareConfig, params["data"], "data"), ROOT / "data/raw")
-    sequential_recipe = dataclasses.replace(recipe, precision="fp32")  # the reference: fp32, NCHW
-    approaches = {
-        "sequential": dataclasses.replace(engine, stack=1, channels_last=False, threads_per_worker=0),
-        "engine": engine,
+    sequential_recipe = dataclasses.replace(recipe, precision="fp32", channels_last=False)  # the reference
+    channels_last, nchw = (dataclasses.replace(recipe, channels_last=flag) for flag in (True, False))
+    approaches = {  # name -> (memorize settings, recipe)
+        "sequential": (dataclasses.replace(engine, stack=1, threads_per_worker=0), sequential_recipe),
+        "engine": (engine, recipe),
     }
-    recipes = {"sequential": sequential_recipe}
     if args.variants:
         for stack in (1, 4, 8):
-            approaches[f"stack{stack}_channels_last"] = dataclasses.replace(engine, stack=stack, channels_last=True)
-        approaches["stack4_nchw"] = dataclasses.replace(engine, stack=4, channels_last=False)
-        approaches["2proc_x1thread_channels_last"] = dataclasses.replace(
-            engine, stack=1, channels_last=True, threads_per_worker=1)
+            approaches[f"stack{stack}_channels_last"] = (dataclasses.replace(engine, stack=stack), channels_last)
+        approaches["stack4_nchw"] = (dataclasses.replace(engine, stack=4), nchw)
+        approaches["2proc_x1thread_channels_last"] = (
+            dataclasses.replace(engine, stack=1, threads_per_worker=1), channels_last)
 
     workers = {"2proc_x1thread_channels_last": 2}  # jobs side by side (MEMUNLEARN_WORKERS in the stage)
-    results = {name: timed(data, recipes.get(name, recipe), config, device, workers.get(name, 1))
-               for name, config in approaches.items()}
+    results = {name: timed(data, approach_recipe, config, device, workers.get(name, 1))
+               for name, (config, approach_recipe) in approaches.items()}
     base = results["sequential"]
     figures = {
         "sequential_models_per_hour": base["models_per_hour"],
@@ -116,7 +116,7 @@ def main() -> None:
         "sequential_seconds": base["seconds"],
         "engine_seconds": results["engine"]["seconds"],
         "engine_models_per_job": engine.models_per_job(device),
-        "engine_channels_last": engine.channels_last,
+        "engine_channels_last": recipe.channels_last,
         "engine_precision": resolve_precision(recipe.precision, device),
         "variants": {name: {"models_per_hour": r["models_per_hour"], "ratio": r["models_per_hour"] / base["models_per_hour"],
                             "mem_spearman_vs_sequential": spearman(r["scores"], base["scores"])}
@@ -131,7 +131,7 @@ def main() -> None:
                         ROOT / "data/raw")
         auto = dataclasses.replace(engine, num_models="auto")
         race = {"sequential": time_to_stable(small, sequential_recipe, dataclasses.replace(
-                    auto, stack=1, channels_last=False, threads_per_worker=0), device, "mem"),
+                    auto, stack=1, threads_per_worker=0), device, "mem"),
                 "engine": time_to_stable(small, recipe, auto, device, "mem_prob")}
         figures["time_to_stable_seconds"] = {name: r["seconds"] for name, r in race.items()}
         figures["time_to_stable_speedup"] = race["sequential"]["seconds"] / race["engine"]["seconds"]
@@ -147,7 +147,7 @@ def main() -> None:
         print(f"  {name:30s} {row['models_per_hour']:7.0f} models/h  {row['ratio']:.2f}x  "
               f"(mem Spearman vs sequential {row['mem_spearman_vs_sequential']:.3f})")
     print(f"  speedup (engine as configured: stack {figures['engine_models_per_job']}, channels_last "
-          f"{engine.channels_last}) {figures['speedup']:.2f}x; peak RSS main {figures['peak_rss_mib_main']:.0f} MiB, "
+          f"{recipe.channels_last}) {figures['speedup']:.2f}x; peak RSS main {figures['peak_rss_mib_main']:.0f} MiB, "
           f"largest worker {figures['peak_rss_mib_workers']:.0f} MiB")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")

@@ -36,6 +36,7 @@ PARTITION_DIR = ROOT / "data/partition"
 ORACLE_DIR = ROOT / "data/oracle"
 ORACLE_CACHE = ROOT / "data/oracle_cache"  # retrain oracles by content (training/oracle.py): no stage trains one twice
 UNLEARN_DIR = ROOT / "data/unlearn"
+UNLEARN_CACHE = ROOT / "data/unlearn_cache"  # unlearning runs by content (unlearning/cache.py): none runs twice
 METRICS_DIR = ROOT / "metrics"
 RESULTS_DIR = ROOT / "results"
 SWEEP_DATA_DIR = ROOT / "data/sweep"  # <grid>/<score>-<kind>-<seed>/ (oracles), <grid>/cells/<cell>.npz (outputs)

@@ -4,8 +4,8 @@ Unlearns the original model `copies` times and retrains `copies` times from
 scratch, then scores each forget example by how well its confidence tells the
 two apart (memunlearn.experiments.forgetting_quality, scored by memunlearn.evaluation.lira).
 """
-from _common import (FIRST_EPOCH_GRADS, METRICS_DIR, PARTITION_DIR, PREPARED, RESULTS_DIR, TRAIN_DIR, Timer, device,
-                     flatten, load_params, stage, track)
+from _common import (FIRST_EPOCH_GRADS, METRICS_DIR, ORACLE_CACHE, PARTITION_DIR, PREPARED, RESULTS_DIR, TRAIN_DIR,
+                     UNLEARN_CACHE, Timer, device, flatten, load_params, stage, track)
 
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
@@ -33,7 +33,7 @@ def main() -> None:
 
     with Timer() as timer:
         result = forgetting_quality(model, parts, test, evaluated.strategy, plan, ctx, config.copies,
-                                    config.null_baseline)
+                                    config.null_baseline, ORACLE_CACHE, UNLEARN_CACHE)
     save_table(result.table(), RESULTS_DIR / "forgetting_quality.csv")
     metrics = {**result.metrics(), "method": evaluated.method, "strategy": evaluated.strategy,
                "seconds": timer.seconds}

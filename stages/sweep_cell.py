@@ -9,7 +9,8 @@ unlearned model's class probabilities on F, R, T and the RUM subsets
 (§6), so an evaluation setting never reruns a cell. The seed drives the
 unlearning.
 """
-from _common import FIRST_EPOCH_GRADS, PREPARED, TRAIN_DIR, device, flatten, load_params, run_id, stage, track
+from _common import (FIRST_EPOCH_GRADS, PREPARED, TRAIN_DIR, UNLEARN_CACHE, device, flatten, load_params, run_id, stage,
+                     track)
 
 import argparse
 from pathlib import Path
@@ -57,7 +58,8 @@ def main() -> None:
     oracle_record = load_json(args.oracle / "oracle.json", oracle_stage)
     ctx = unlearn_context(info, recipe, device(dev_name), config.seed, PREPARED, FIRST_EPOCH_GRADS)
 
-    record, outputs = run_cell(cell, model, parts, test, config.plan(method_params), ctx, oracle_record)
+    record, outputs = run_cell(cell, model, parts, test, config.plan(method_params), ctx, oracle_record,
+                               UNLEARN_CACHE)
     outputs.save(args.outputs)
     save_checkpoint(model, recipe.model, info, args.model)  # run_cell unlearned `model` in place
     # sweep_report logs and registers this model into this run (one process for every cell's model)

@@ -2,11 +2,13 @@
 cell group over seeds, DVC metrics, and the ToW plots by forget set and strategy (docs/methods.md §6-7)."""
 from _common import METRICS_DIR, RESULTS_DIR, SWEEP_DATA_DIR, flatten, load_params, registered, stage, track
 
+import functools
+
 from memunlearn.config import from_params
 from memunlearn.experiments.sweep import GRIDS, SweepConfig, plot_metric, results_table, summarize, summary_metrics
 from memunlearn.io import load_json, save_json, save_table
 from memunlearn.grid import KEYS, cell_name
-from memunlearn.tracking import Alias, RunModel, StageRecord
+from memunlearn.tracking import Alias, ModelRecord, RunModel, StageRecord
 from memunlearn.training.checkpoint import load_checkpoint_with_info
 
 PLOTS_DIR = RESULTS_DIR / "plots/sweep"
@@ -34,18 +36,23 @@ def main() -> None:
 
 def cell_models(results) -> list[RunModel]:
     """Each cell's unlearned model (its checkpoint), to log and register into the cell's own run as
-    ``<grid>-<group score>-<kind>``, one version per cell (done once: a rerun skips cells already registered)."""
+    ``<grid>-<group score>-<kind>``, one version per cell (done once: a rerun loads no checkpoint of a cell
+    already registered)."""
     models = []
     for row in results.to_dict("records"):
         if not isinstance(row.get("run_id"), str):  # the cell ran without MLflow
             continue
-        name = cell_name(row)
-        stage_name = f"{row['grid']}_cell@{name}"
-        model, _, info = load_checkpoint_with_info(SWEEP_DATA_DIR / row["grid"] / "cells" / f"{name}.pt", stage_name)
-        record = registered(model, f"{row['grid']}-{row['group_score']}-{row['kind']}", info, cell=stage_name,
-                            **{k: row[k] for k in KEYS}, forget_kind=row["kind"])
-        models.append(RunModel(row["run_id"], "unlearned_model", record, row.get("forget_digest")))
+        models.append(RunModel(row["run_id"], "unlearned_model", functools.partial(cell_model, row),
+                               row.get("forget_digest")))
     return models
+
+
+def cell_model(row: dict) -> ModelRecord:
+    name = cell_name(row)
+    stage_name = f"{row['grid']}_cell@{name}"
+    model, _, info = load_checkpoint_with_info(SWEEP_DATA_DIR / row["grid"] / "cells" / f"{name}.pt", stage_name)
+    return registered(model, f"{row['grid']}-{row['group_score']}-{row['kind']}", info, cell=stage_name,
+                      **{k: row[k] for k in KEYS}, forget_kind=row["kind"])
 
 
 def best_tow_aliases(results) -> list[Alias]:

@@ -1,6 +1,6 @@
 """Stage `unlearn`: apply a registered method to the forget set, vanilla or through RUM (docs/methods.md §4-5)."""
-from _common import (FIRST_EPOCH_GRADS, METRICS_DIR, PARTITION_DIR, PREPARED, TRAIN_DIR, UNLEARN_DIR, Timer, device,
-                     flatten, load_params, registered, stage, tag_param, track)
+from _common import (FIRST_EPOCH_GRADS, METRICS_DIR, PARTITION_DIR, PREPARED, TRAIN_DIR, UNLEARN_CACHE, UNLEARN_DIR,
+                     device, flatten, load_params, registered, stage, tag_param, track)
 from _modality import elsewhere
 
 import dataclasses
@@ -14,7 +14,7 @@ from memunlearn.modality.text import unlearn as text_stage
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig, load_checkpoint, save_checkpoint
-from memunlearn.unlearning import run_strategy
+from memunlearn.unlearning.cache import cached_strategy
 from memunlearn.unlearning import UnlearnConfig
 from memunlearn.unlearning.context import unlearn_context
 
@@ -32,11 +32,11 @@ def main() -> None:
     model, model_name = load_checkpoint(TRAIN_DIR / "model.pt", "train")
     ctx = unlearn_context(info, recipe, device(config.device), config.seed, PREPARED, FIRST_EPOCH_GRADS)
 
-    with Timer() as timer:
-        model, steps = run_strategy(config.strategy, model, parts.subsets, parts.retain, plan, ctx)
+    model, steps, seconds, cached = cached_strategy(config.strategy, model, parts.subsets, parts.retain, plan, ctx,
+                                                    UNLEARN_CACHE)
     save_checkpoint(model, model_name, info, UNLEARN_DIR / "model.pt")
     save_table(pd.DataFrame([dataclasses.asdict(s) for s in steps]), UNLEARN_DIR / "steps.csv")
-    metrics = {"seconds": timer.seconds, "strategy": config.strategy, "method": config.method,
+    metrics = {"seconds": seconds, "cached": cached, "strategy": config.strategy, "method": config.method,
                "steps": len(steps)}
     save_json(metrics, METRICS_DIR / "unlearn.json")
     unlearned = registered(model, "unlearned", info, method=config.method, strategy=config.strategy,

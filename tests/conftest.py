@@ -21,6 +21,8 @@ from memunlearn.seeding import generator
 from memunlearn.training import (CurvatureRecorder, FirstEpochGradRecorder, FirstEpochGrads, LearningEventRecorder,
                                  RecordConfig, TrainConfig, fit)
 
+from e2e_project import Reproduced, reproduce_tiny_project  # tests/ is on sys.path under pytest (no __init__.py)
+
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -103,3 +105,33 @@ def original(synthetic, tiny_recipe):
     yield Original(model, events, curvature, first_epoch.result(), history)
     changed = [k for k, v in model.state_dict().items() if not torch.equal(v, frozen[k])]
     assert not changed, f"a test changed the shared original model ({changed[:3]}...): use original.copy()"
+
+
+@pytest.fixture(scope="session")
+def reproduced_tiny_project(tmp_path_factory) -> Reproduced:
+    """TINY's project (tests/e2e_project.py) after one `dvc repro` from scratch, shared by the session: the
+    pipeline, sweep and deployments modules each work on a copy of it (``copied_project``), never on it, and
+    assert on its ``first_repro`` where they assert on a first repro."""
+    # under pytest-xdist each worker has a session of its own: they share one reproduction in the folder that
+    # holds their base temporary folders (this test run's own)
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    return reproduce_tiny_project(shared / "reproduced_tiny_project")
+
+
+# The order in which pytest-xdist (`-n 2 --dist loadscope --no-loadscope-reorder`, pyproject.toml) hands whole
+# modules to its workers: the longest first, so that the short unit modules fill the gaps at the end. The
+# pipeline module, first, reproduces the shared TINY project (``reproduced_tiny_project``) while the other worker
+# runs the modules that need no copy of it; the deployments and sweep modules, which do, come after. The order
+# within a module is kept (its tests run in order on one project).
+FIRST = ["test_pipeline_e2e.py", "test_store_sharing_e2e.py", "test_dask_cluster_e2e.py", "test_deployments_e2e.py",
+         "test_sweep_e2e.py",
+         # the slowest unit modules (minutes), then the others in name order
+         "test_text.py", "test_method_fidelity.py", "test_tracking.py", "test_memorization_store.py",
+         "test_memorization_engine.py"]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))  # stable: every module keeps its order

@@ -29,7 +29,7 @@ import pytest
 import torch
 import yaml
 
-from test_pipeline_e2e import REPO, TINY, dvc, set_params, tiny_project  # tests/ is on sys.path under pytest
+from e2e_project import REPO, TINY, dvc, set_params, tiny_project  # tests/ is on sys.path under pytest
 
 pytestmark = pytest.mark.e2e
 

@@ -31,7 +31,7 @@ import pytest
 
 import memunlearn
 
-from test_pipeline_e2e import dvc, experiments, tiny_project  # tests/ is on sys.path under pytest (no __init__.py)
+from e2e_project import copied_project, experiments  # tests/ is on sys.path under pytest (no __init__.py)
 
 pytestmark = pytest.mark.e2e
 
@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 PREFECT = [sys.executable, "-m", "prefect"]
 DEPLOYMENT = "memunlearn-pipeline/default"
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+ANSWER = 60  # seconds the server may take to answer a request: it shares a busy machine with the runs it serves
 
 
 def free_port() -> int:
@@ -64,9 +65,14 @@ def background(command: list[str], cwd: Path, log: Path) -> Iterator[subprocess.
 
 
 def wait_for(condition, timeout: float, what: str, log: Path | None = None):
+    """``condition()``'s value once true, asked every second (a request the server did not answer in time is
+    asked again) until ``timeout``."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = condition()
+        try:
+            value = condition()
+        except httpx.TimeoutException:
+            value = None
         if value:
             return value
         time.sleep(1)
@@ -74,24 +80,21 @@ def wait_for(condition, timeout: float, what: str, log: Path | None = None):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(reproduced_tiny_project, tmp_path_factory):
     """(project, API URL, folder): the tiny project, committed with prefect.yaml, and a fresh Prefect server."""
     root = tmp_path_factory.mktemp("deployment")
     project = root / "project"
-    project.mkdir()
-    with tiny_project(project), pytest.MonkeyPatch.context() as mp:
+    # A baseline run in DVC's cache, as a team's checkout has: each triggered experiment then reruns only what
+    # its overrides change (the session's reproduced TINY project, tests/e2e_project.py). The workspace keeps no
+    # outputs, so the tests see that experiments leave it alone.
+    with copied_project(reproduced_tiny_project, project), pytest.MonkeyPatch.context() as mp:
         shutil.copy(REPO / "prefect.yaml", project / "prefect.yaml")
         for key in ("GIT_AUTHOR_NAME", "GIT_COMMITTER_NAME"):
             mp.setenv(key, "test")
         for key in ("GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"):
             mp.setenv(key, "test@example.com")
         subprocess.run(["git", "add", "-A"], cwd=project, check=True)
-        subprocess.run(["git", "commit", "-qm", "tiny project"], cwd=project, check=True)
-        # A baseline run in DVC's cache, as a team's checkout has: each triggered experiment then reruns only what
-        # its overrides change. The workspace keeps no outputs, so the tests see that experiments leave it alone.
-        dvc(project, "repro")
-        subprocess.run(["git", "add", "-A"], cwd=project, check=True)
-        subprocess.run(["git", "commit", "-qm", "baseline run"], cwd=project, check=True)
+        subprocess.run(["git", "commit", "-qm", "tiny project, baseline run"], cwd=project, check=True)
         for outputs in ("data", "results"):
             shutil.rmtree(project / outputs)
         api = f"http://127.0.0.1:{free_port()}/api"
@@ -113,7 +116,7 @@ def _ok(url: str) -> bool:
 
 
 def _deployment(api: str, name: str) -> dict | None:
-    response = httpx.get(f"{api}/deployments/name/{name}", timeout=10)
+    response = httpx.get(f"{api}/deployments/name/{name}", timeout=ANSWER)
     return response.json() if response.status_code == 200 else None
 
 
@@ -133,14 +136,14 @@ def trigger(project: Path, deployment: str, *params: str) -> str:
 
 
 def flow_run(api: str, run_id: str) -> dict:
-    return httpx.get(f"{api}/flow_runs/{run_id}", timeout=10).json()
+    return httpx.get(f"{api}/flow_runs/{run_id}", timeout=ANSWER).json()
 
 
 def logs(api: str, run_id: str) -> list[dict]:
     body = {"logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC", "limit": 200}
     found, offset = [], 0
     while True:
-        page = httpx.post(f"{api}/logs/filter", json={**body, "offset": offset}, timeout=30).json()
+        page = httpx.post(f"{api}/logs/filter", json={**body, "offset": offset}, timeout=ANSWER).json()
         found += page
         if len(page) < 200:
             return found
@@ -227,7 +230,7 @@ def test_bad_params_fail_before_dvc_with_every_problem_in_the_log(runs):
 def test_each_run_publishes_the_evaluation_and_a_link_to_its_mlflow_parent(runs):
     project, api, _, finished = runs
     artifacts = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"flow_run_id": {
-        "any_": [finished["vanilla"]["id"]]}}}, timeout=10).json()
+        "any_": [finished["vanilla"]["id"]]}}}, timeout=ANSWER).json()
     report = next(a for a in artifacts if a["key"] == "memunlearn-evaluation")["data"]
     assert "served-vanilla" in report and "| unlearned " in report and "| retrain " in report
     assert "http://127.0.0.1:5000/#/experiments/" in report
@@ -264,6 +267,6 @@ def test_prefect_yaml_deploys_both_flows_to_a_process_pool_whose_worker_runs_the
     assert any(m.startswith("Stage 'sweep_report'") or m == "Running stage 'sweep_report':" for m in messages)
     assert "worker-sweep" in experiments(project)
     artifacts = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run["id"]]}}},
-                           timeout=10).json()
+                           timeout=ANSWER).json()
     summary = next(a for a in artifacts if a["key"] == "memunlearn-sweep-summary")["data"]
     assert "worker-sweep" in summary and "| sweep " in summary and "| rum_compare " in summary

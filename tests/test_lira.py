@@ -1,4 +1,6 @@
 """LiRA-style forgetting quality (docs/methods.md §6; the NeurIPS 2023 unlearning challenge metric)."""
+import copy
+import dataclasses
 import math
 
 import numpy as np
@@ -181,3 +183,21 @@ def test_result_table_and_the_final_score_is_the_utility_adjusted_forget_score(s
     np.testing.assert_allclose(table["points"].mean(), res.forget_score)
     metrics = res.metrics()
     assert metrics["copies"] == 4 and metrics["forget_score"] == res.forget_score
+
+
+def test_unlearned_copy_k_is_the_run_with_seed_k_and_loads_from_the_cache(setup, tmp_path):
+    """LiRA's unlearned copy k is the run a grid cell with seed k makes on the same F: a run made there first is
+    loaded here (the unlearning cache), and the copies' scores are those of running them fresh."""
+    from memunlearn.unlearning.cache import cached_strategy
+
+    model, parts, test, ctx = setup
+    plan = UnlearnPlan("finetune", {"finetune": {"epochs": 1}})
+    cell = dataclasses.replace(ctx, seed=ctx.seed + 1)  # the cell with seed ctx.seed + 1 = unlearned copy 1
+    cached_strategy("vanilla", copy.deepcopy(model), parts.subsets, parts.retain, plan, cell, tmp_path / "unlearn")
+    fresh = forgetting_quality(model, parts, test, "vanilla", plan, ctx, copies=3, null_baseline=False)
+    cached = forgetting_quality(model, parts, test, "vanilla", plan, ctx, copies=3, null_baseline=False,
+                                oracle_cache=tmp_path / "oracle", unlearn_cache=tmp_path / "unlearn")
+    assert len(list((tmp_path / "unlearn").iterdir())) == 3  # copies 0 and 2 added beside the cell's run
+    assert np.array_equal(fresh.unlearned_confs, cached.unlearned_confs)
+    assert np.array_equal(fresh.retrained_confs, cached.retrained_confs)
+    assert fresh.forget_score == cached.forget_score

@@ -102,7 +102,7 @@ def prefect_harness(tmp_path_factory, monkeypatch_module):
     from prefect.testing.utilities import prefect_test_harness
 
     monkeypatch_module.setenv("PREFECT_HOME", str(tmp_path_factory.mktemp("prefect_home")))
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=180):  # Prefect waits 30 s: too short on a busy machine
         yield
 
 

@@ -1,8 +1,9 @@
 """End to end: the real DVC pipeline, MLflow store and Prefect flow on a tiny copy of the project.
 
 One temporary project is shared by the tests of this module, which run in
-order: a first `dvc repro`, a no-op second one, a param change that reruns
-only unlearn + evaluate, the Prefect flow, and bad input.
+order: a first `dvc repro` (the session's, run from scratch on TINY's params:
+the project is a copy of it, tests/e2e_project.py), a no-op second one, a param
+change that reruns only unlearn + evaluate, the Prefect flow, and bad input.
 """
 from __future__ import annotations
 
@@ -11,92 +12,29 @@ import os
 import shutil
 import subprocess
 import sys
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 import pytest
-import yaml
+
+from e2e_project import (STAGES, SWEEP_CELLS, commit, copied_project, dvc, experiments, ran_stages,  # tests/ is on
+                         set_params)  # sys.path under pytest (no __init__.py)
 
 pytestmark = pytest.mark.e2e
 
-REPO = Path(__file__).resolve().parents[1]
-STAGES = ["prepare", "train", "memorize", "proxies", "proxy_study", "partition", "oracle", "unlearn", "evaluate",
-          "summary", "forgetting_quality", "sweep_score", "sweep_report", "claims", "figures"]
 FIGURES = ["memorized_examples.png", "evaluation.png", "rum_compare_tow.png", "forgetting_quality_epsilon.png"]
-SWEEP_CELLS = [  # TINY's grids: one cell each
-    "sweep_oracle@exact_prob-high-0", "sweep_cell@neggrad_plus-exact_prob-high-rum_f-0",
-    "levels_oracle@exact_prob-low-0", "levels_cell@neggrad_plus-exact_prob-low-vanilla-0",
-    "rum_compare_oracle@confidence-mix-0", "rum_compare_cell@neggrad_plus-confidence-mix-rum_f-0",
-    "entanglement_oracle@entanglement-high-0", "entanglement_cell@neggrad_plus-entanglement-high-vanilla-0"]
-ONE_CELL = {"methods": ["neggrad_plus"], "seeds": [0], "partition": {"size": 30}}
-TINY = {
-    "data": {"max_train": 500, "max_test": 200, "noise_fraction": 0.05},
-    "train": {"epochs": 2, "lr_milestones": [], "device": "cpu"},
-    "memorize": {"num_models": 3, "influence_top": 5},
-    "proxies": {"top_n": 20, "holdout_max_epochs": 2},
-    "partition": {"size": 30},
-    "methods": {"finetune": {"epochs": 1}, "neggrad_plus": {"epochs": 1}},
-    "evaluate": {"mia_max_per_class": 200},
-    "sweep": {**ONE_CELL, "group_scores": ["exact_prob"], "kinds": ["high"], "strategies": ["rum_f"]},
-    "levels": {**ONE_CELL, "group_scores": ["exact_prob"], "kinds": ["low"], "strategies": ["vanilla"]},
-    "rum_compare": {**ONE_CELL, "group_scores": ["confidence"], "kinds": ["mix"], "strategies": ["rum_f"]},
-    "entanglement": {**ONE_CELL, "group_scores": ["entanglement"], "kinds": ["high"], "strategies": ["vanilla"]},
-    "forgetting_quality": {"copies": 3},
-}
 
 
-def _merge(base: dict, update: dict) -> dict:
-    for key, value in update.items():
-        base[key] = _merge(base.get(key, {}), value) if isinstance(value, dict) else value
-    return base
-
-
-def set_params(root: Path, update: dict) -> None:
-    path = root / "params.yaml"
-    path.write_text(yaml.safe_dump(_merge(yaml.safe_load(path.read_text()), update), sort_keys=False))
-
-
-def dvc(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, env=os.environ.copy(),
-                            capture_output=True, text=True, timeout=900)
-    if check and result.returncode != 0:
-        raise AssertionError(f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-def ran_stages(output: str) -> list[str]:
-    return [s for s in STAGES + SWEEP_CELLS if f"Running stage '{s}'" in output]
-
-
-@contextmanager
-def tiny_project(root: Path, params: dict = TINY) -> Iterator[Path]:
-    """A git + DVC copy of this project in ``root`` with ``params``, and the environment its stages need."""
-    for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
-        shutil.copy(REPO / name, root / name)
-    for name in ("stages", "src"):
-        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
-    dvc(root, "init", "-q")
-    set_params(root, params)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # `python` in dvc.yaml
-        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlruns.db'}")
-        mp.setenv("PREFECT_HOME", str(root / ".prefect"))
-        mp.delenv("MEMUNLEARN_RUN_GROUP", raising=False)
+@pytest.fixture(scope="module")
+def project(reproduced_tiny_project, tmp_path_factory):
+    """This module's copy of the session's reproduced TINY project (tests/e2e_project.py)."""
+    with copied_project(reproduced_tiny_project, tmp_path_factory.mktemp("pipeline") / "project") as root:
         yield root
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    with tiny_project(tmp_path_factory.mktemp("project")) as root:
-        yield root
-
-
-@pytest.fixture(scope="module")
-def first_repro(project):
-    return dvc(project, "repro")
+def first_repro(reproduced_tiny_project, project):
+    """The first `dvc repro` of the project, from scratch (the session's, which ``project`` copies)."""
+    return reproduced_tiny_project.first_repro
 
 
 def test_first_repro_runs_every_stage_and_writes_outputs(project, first_repro):
@@ -237,20 +175,6 @@ def test_changing_an_unlearning_param_reruns_only_what_unlearns(project, first_r
                                                         "figures"]
 
 
-def experiments(root: Path) -> dict[str, dict]:
-    """`dvc exp show`'s experiments by name."""
-    shown = json.loads(dvc(root, "exp", "show", "--json").stdout)
-    return {rev["name"]: rev for baseline in shown for group in (baseline.get("experiments") or [])
-            for rev in group["revs"]}
-
-
-def commit(root: Path) -> None:
-    """Commit the project (DVC experiments run from a baseline commit); data stay git-ignored."""
-    subprocess.run(["git", "add", "-A"], cwd=root, check=True)
-    subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", "commit", "-qm", "baseline"],
-                   cwd=root, check=True)
-
-
 def test_prefect_flow_runs_stages_in_the_workspace_and_overrides_as_a_dvc_experiment(project, first_repro):
     from prefect.testing.utilities import prefect_test_harness
 
@@ -258,7 +182,7 @@ def test_prefect_flow_runs_stages_in_the_workspace_and_overrides_as_a_dvc_experi
 
     commit(project)
     before = (project / "params.yaml").read_bytes()
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=180):  # Prefect waits 30 s: too short on a busy machine
         forced = pipeline(repo_dir=str(project), force=["evaluate"])
         ran = pipeline(repo_dir=str(project), overrides={"unlearn.strategy": "vanilla"}, experiment="flow-vanilla")
     assert sorted(forced) == sorted(STAGES + SWEEP_CELLS) == sorted(ran)

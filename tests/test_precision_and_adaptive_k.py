@@ -20,6 +20,7 @@ from memunlearn.training import TrainConfig, fit, predict_proba
 from memunlearn.training import recipe as recipe_module
 from memunlearn.training.loop import normalized_inputs
 from memunlearn.training.recipe import autocast, resolve_precision
+from memunlearn.unlearning import UnlearnConfig, UnlearnContext, run_strategy
 
 CPU = torch.device("cpu")
 RECIPE = TrainConfig(model="small_cnn", epochs=2, batch_size=32, lr=0.05, weight_decay=5e-4, device="cpu")
@@ -53,7 +54,7 @@ def test_bf16_changes_the_model_and_fp32_equals_the_plain_loop(synthetic):
     train, _, info, _ = synthetic
     fp32 = build_model("small_cnn", 1, 4, 8, seed=0)
     bf16 = build_model("small_cnn", 1, 4, 8, seed=0)
-    plain = build_model("small_cnn", 1, 4, 8, seed=0)
+    plain = build_model("small_cnn", 1, 4, 8, seed=0).to(memory_format=RECIPE.memory_format)  # the recipe's layout
     fit(fp32, train, info, RECIPE, generator(0, "o"), CPU)
     fit(bf16, train, info, dataclasses.replace(RECIPE, precision="bf16"), generator(0, "o"), CPU)
     optimizer = torch.optim.SGD(plain.parameters(), lr=RECIPE.lr, momentum=RECIPE.momentum,
@@ -84,6 +85,32 @@ def test_normalizing_once_gives_the_same_model_and_scores_bit_for_bit(synthetic)
         assert torch.equal(x, y), name
     assert torch.equal(predict_proba(a, test, info, CPU),
                        predict_proba(b, test, info, CPU, inputs=normalized_inputs(test, info, CPU, True)))
+
+
+def test_the_recipe_layout_trains_and_unlearns_in_it_and_keys_the_store(synthetic):
+    """train.channels_last: fit and every unlearning strategy put the weights in the recipe's layout; the two
+    layouts give different last bits, so they never share a stored model."""
+    train, test, info, _ = synthetic
+    # a conv weight with several input channels (with one, both layouts have the same strides)
+    conv = lambda model: next(p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1)  # noqa: E731
+    models = {}
+    for flag in (True, False):
+        recipe = dataclasses.replace(RECIPE, channels_last=flag)
+        model = build_model("small_cnn", 1, 4, 8, seed=0)
+        fit(model, train, info, recipe, generator(0, "o"), CPU)
+        assert conv(model).is_contiguous(memory_format=torch.channels_last) == flag
+        assert conv(model).is_contiguous() != flag
+        models[flag] = model
+        unlearned = build_model("small_cnn", 1, 4, 8, seed=0)
+        ctx = UnlearnContext(info, recipe, CPU, 0)
+        plan = UnlearnConfig(method="finetune", strategy="vanilla").plan({"finetune": {"epochs": 1}})
+        run_strategy("vanilla", unlearned, {"low": train.take(torch.arange(8))}, test, plan, ctx)
+        assert conv(unlearned).is_contiguous(memory_format=torch.channels_last) == flag
+    assert any(not torch.equal(a, b) for a, b in zip(models[True].state_dict().values(),
+                                                      models[False].state_dict().values()))
+    fingerprint = dataset_fingerprint(train, test)
+    assert store_key(fingerprint, RECIPE, 0.7, 0) != store_key(
+        fingerprint, dataclasses.replace(RECIPE, channels_last=not RECIPE.channels_last), 0.7, 0)
 
 
 def test_precision_is_in_the_store_key_and_auto_resolves_before_it(synthetic, monkeypatch):

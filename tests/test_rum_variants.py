@@ -1,4 +1,5 @@
 """RUM strategies (docs/methods.md §4): step order, retain sets, the shuffle control, per-step hyperparameters."""
+import copy
 import re
 from dataclasses import dataclass
 
@@ -221,3 +222,38 @@ def test_every_methods_block_in_params_yaml_builds_its_config():
         plan.step_config(name, None)
     assert plan.registered("first_epoch_ga_input") == "first_epoch_ga"
     assert plan.step_config("first_epoch_ga_input", None).layers == ("input",)
+
+
+def test_cached_strategy_runs_once_per_identical_run_and_keys_what_changes_it(data, tiny_recipe, tmp_path):
+    """The unlearn stage, a grid cell and LiRA's unlearned copies share identical runs: the second loads the
+    first's model, steps and seconds; another seed, plan block, forget set or original is another run."""
+    from memunlearn.unlearning.cache import cached_strategy, run_key
+
+    forget, retain, subsets, info = data
+    original = build_model("small_cnn", 1, info.num_classes, info.image_size, seed=0)
+    ctx = UnlearnContext(info, tiny_recipe, CPU, 0)
+    methods = {"neggrad_plus": {"epochs": 1}, "finetune": {"epochs": 1}}
+    plan = UnlearnConfig(method="neggrad_plus", strategy="rum_f").plan(methods)
+
+    def cached(strategy="rum_f", plan=plan, ctx=ctx, subsets=subsets, model=original):
+        return cached_strategy(strategy, copy.deepcopy(model), subsets, retain, plan, ctx, tmp_path)
+
+    first, steps, seconds, hit = cached()
+    again, steps_again, seconds_again, hit_again = cached()
+    assert (hit, hit_again) == (False, True) and seconds_again == seconds > 0 and steps_again == steps
+    fresh, fresh_steps = run_strategy("rum_f", copy.deepcopy(original), subsets, retain, plan, ctx)
+    assert [s.subset for s in fresh_steps] == [s.subset for s in steps]
+    for model in (first, again):  # the cached model is the model unlearning gives, bit for bit
+        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), fresh.state_dict().values()))
+
+    # a block the strategy never reads does not change the run (the unlearn stage passes every block)
+    unused = UnlearnConfig(method="neggrad_plus", strategy="rum_f").plan({**methods, "salun": {"lr": 0.5}})
+    assert run_key("rum_f", original, subsets, retain, unused, ctx) == run_key("rum_f", original, subsets, retain,
+                                                                               plan, ctx)
+    other_plan = UnlearnConfig(method="neggrad_plus", strategy="rum_f").plan({"neggrad_plus": {"epochs": 2}})
+    other_original = build_model("small_cnn", 1, info.num_classes, info.image_size, seed=1)
+    fewer = {name: split.take(torch.arange(len(split) - 1)) for name, split in subsets.items()}
+    for kwargs in ({"ctx": UnlearnContext(info, tiny_recipe, CPU, 1)}, {"plan": other_plan}, {"strategy": "shuffle"},
+                   {"subsets": fewer}, {"model": other_original}):
+        assert not cached(**kwargs)[3], kwargs
+    assert len(list(tmp_path.iterdir())) == 6

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from test_pipeline_e2e import TINY, dvc, set_params, tiny_project  # tests/ is on sys.path under pytest
+from e2e_project import TINY, dvc, set_params, tiny_project  # tests/ is on sys.path under pytest
 
 pytestmark = pytest.mark.e2e
 

@@ -1,7 +1,11 @@
 """End to end: the experiment sweep under real DVC (matrix stages), MLflow and Prefect, on a tiny project copy.
 
 One temporary project is shared by the tests of this module, which run in
-order: a first `dvc repro sweep_report` runs every cell, a second runs
+order: a first `dvc repro sweep_report` runs every cell of GRID (the project
+is a copy of the session's reproduced TINY project, tests/e2e_project.py:
+what GRID shares with it, the upstream stages and the other grids, is
+cached, and `dvc repro --dry --force` shows what a checkout with nothing
+cached runs), a second runs
 none, adding a seed runs only the new cells, a method's params block
 invalidates only that method's cells, and the Prefect sweep flow grows the
 grid and rebuilds the summary.
@@ -19,7 +23,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from test_pipeline_e2e import commit, dvc, experiments, set_params, tiny_project  # tests/ is on sys.path under pytest (no __init__.py)
+from e2e_project import commit, copied_project, dvc, experiments, set_params  # tests/ is on sys.path under pytest
 
 pytestmark = pytest.mark.e2e
 
@@ -47,8 +51,9 @@ def oracles(kinds=("low", "high"), seeds=(0,)) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    with tiny_project(tmp_path_factory.mktemp("sweep_project")) as root:
+def project(reproduced_tiny_project, tmp_path_factory):
+    """A copy of the session's reproduced TINY project with GRID as its sweep."""
+    with copied_project(reproduced_tiny_project, tmp_path_factory.mktemp("sweep") / "project") as root:
         params = yaml.safe_load((root / "params.yaml").read_text())
         params["sweep"] = GRID  # the whole section: the default grid's lists are not merged in
         (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -60,11 +65,16 @@ def first_repro(project):
     return dvc(project, "repro", "sweep_report")
 
 
-def test_first_repro_runs_every_cell_once_and_writes_the_tables(project, first_repro):
-    stages = ran(first_repro.stdout)
-    assert set(stages[:len(UPSTREAM)]) == set(UPSTREAM)  # and not the pipeline's partition/oracle/unlearn/...
-    assert sorted(stages[len(UPSTREAM):]) == sorted(oracles() + cells() + OTHER_GRIDS + REPORT)
-    assert stages[-1] == "sweep_report" and "oracle" not in stages and "unlearn" not in stages
+def test_first_repro_runs_every_cell_once_and_writes_the_tables(reproduced_tiny_project, project, first_repro):
+    # what `dvc repro sweep_report` runs in a checkout with nothing cached: every stage it depends on, forced
+    planned = ran(dvc(project, "repro", "--dry", "--force", "sweep_report").stdout)
+    assert set(planned[:len(UPSTREAM)]) == set(UPSTREAM)  # and not the pipeline's partition/oracle/unlearn/...
+    assert sorted(planned[len(UPSTREAM):]) == sorted(oracles() + cells() + OTHER_GRIDS + REPORT)
+    assert planned[-1] == "sweep_report" and "oracle" not in planned and "unlearn" not in planned
+    # the upstream stages and the other grids ran once, in the session's first repro of the project; this first
+    # repro of GRID runs each of its oracles and cells once, then the report
+    assert set(UPSTREAM + OTHER_GRIDS) <= set(ran(reproduced_tiny_project.first_repro.stdout))
+    assert sorted(ran(first_repro.stdout)) == sorted(oracles() + cells() + REPORT)
 
     results = pd.read_csv(project / "results/sweep/results.csv").query("grid == 'sweep'")
     assert results[["kind", "strategy", "seed"]].values.tolist() == [["low", "rum", 0], ["high", "rum", 0]]
@@ -134,7 +144,7 @@ def test_prefect_sweep_flow_runs_a_grown_grid_as_an_experiment_with_new_cells_on
     commit(project)
     before = (project / "params.yaml").read_bytes()
     workspace_summary = (project / "results/sweep/summary.csv").read_bytes()
-    with prefect_test_harness():
+    with prefect_test_harness(server_startup_timeout=180):  # Prefect waits 30 s: too short on a busy machine
         with pytest.raises(ValueError, match="bad sweep grid: (.|\n)*sweep.methods: 'forgetall' has no methods"):
             sweep(repo_dir=str(project), methods=["forgetall"])
         result = sweep(repo_dir=str(project), kinds=["high"], strategies=["vanilla", "rum"], experiment="grown")

@@ -1,5 +1,6 @@
 """MLflow tracking against a real SQLite store: stage runs open at the start, live rows, failures, nesting,
 datasets, registered models and aliases, and tracking failures that never raise."""
+import functools
 import logging
 import time
 
@@ -174,12 +175,19 @@ def test_models_logged_later_into_their_cells_runs_once(target):
     """The sweep's way: cells record no model; the report logs each cell's model into that cell's run."""
     models = [_model() for _ in range(2)]
     cells = [record_stage(StageRecord(f"sweep_cell@{seed}"), target) for seed in range(2)]
-    run_models = [RunModel(run_id, "unlearned_model", ModelRecord(model, "sweep-exact_prob-high", INFO, {"seed": str(seed)}),
-                           forget_digest="d1") for seed, (run_id, model) in enumerate(zip(cells, models))]
+    loaded = []  # the cells whose model the report had to load
+
+    def load(seed, model):
+        loaded.append(seed)
+        return ModelRecord(model, "sweep-exact_prob-high", INFO, {"seed": str(seed)})
+
+    run_models = [RunModel(run_id, "unlearned_model", functools.partial(load, seed, model), forget_digest="d1")
+                  for seed, (run_id, model) in enumerate(zip(cells, models))]
     report = StageRecord("sweep_report", run_models=run_models,
                          aliases=[Alias("sweep-exact_prob-high", "best-tow", {"seed": "1"})])
     record_stage(report, target)
-    record_stage(report, target)  # a report rerun (e.g. another MIA feature) logs nothing twice
+    record_stage(report, target)  # a report rerun (e.g. another MIA feature) logs (and loads) nothing twice
+    assert loaded == [0, 1]
 
     client = _client(target)
     versions = client.search_model_versions("name = 'test-sweep-exact_prob-high'")

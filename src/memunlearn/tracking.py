@@ -19,7 +19,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from torch import nn
@@ -86,11 +86,12 @@ class ModelRecord:
 class RunModel:
     """A model to log and register into an earlier stage's run, once: each sweep cell keeps its checkpoint and
     its run id, and `sweep_report` logs every cell's model in one process (MLflow's model machinery and
-    torch.export load once, not once per cell; README "MLflow" has the figure)."""
+    torch.export load once, not once per cell; README "MLflow" has the figure). ``load`` builds the
+    ``ModelRecord`` and is called only for a run that has no model version yet (a rerun loads nothing)."""
 
     run_id: str
     name: str  # the model's name in that run, e.g. unlearned_model
-    model: ModelRecord
+    load: Callable[[], ModelRecord]
     forget_digest: str | None = None  # of the run's forget set (``dataset_digest``), a tag of the version
 
 
@@ -195,7 +196,7 @@ def finish_stage(run: StageRun | None, record: StageRecord, target: TrackingTarg
             _log_model(mlflow, client, target, name, model, record.input_example, forget_digest)
     for item in record.run_models:
         if not client.search_model_versions(f"run_id = '{item.run_id}'"):  # not by an earlier report
-            _log_model(mlflow, client, target, item.name, item.model, None, item.forget_digest, run_id=item.run_id)
+            _log_model(mlflow, client, target, item.name, item.load(), None, item.forget_digest, run_id=item.run_id)
     for alias in record.aliases:
         _set_alias(client, target, alias)
     client.set_terminated(run.parent_id, "FINISHED")  # the parent's end time is its latest stage's

@@ -9,7 +9,7 @@ evaluation setting re-scores every cell without unlearning any again.
 """
 from __future__ import annotations
 
-import time
+from pathlib import Path
 from typing import Any, Mapping
 
 from torch import nn
@@ -18,23 +18,24 @@ from ..data.splits import ImageSplit
 from ..evaluation.report import ModelOutputs, compare, model_outputs
 from ..grid import KEYS
 from ..partition import PartitionedData
-from ..unlearning import UnlearnContext, UnlearnPlan, run_strategy
+from ..unlearning import UnlearnContext, UnlearnPlan
+from ..unlearning.cache import cached_strategy
 
 FORGET_SET_FACTS = ("entanglement_score", "largest_class_share", "planted_noise_in_forget")  # from oracle.json
 
 
 def run_cell(cell: Mapping[str, Any], original: nn.Module, parts: PartitionedData, test: ImageSplit,
-             plan: UnlearnPlan, ctx: UnlearnContext, oracle_record: Mapping[str, Any]
+             plan: UnlearnPlan, ctx: UnlearnContext, oracle_record: Mapping[str, Any], cache: Path | None = None
              ) -> tuple[dict[str, Any], ModelOutputs]:
     """The cell's record (its keys, unlearning wall seconds beside the oracle's, the forget set's facts from
-    ``oracle_record``) and the unlearned model's outputs. ``original`` is unlearned in place."""
-    start = time.perf_counter()
-    model, steps = run_strategy(cell["strategy"], original, parts.subsets, parts.retain, plan, ctx)
-    seconds = time.perf_counter() - start
+    ``oracle_record``) and the unlearned model's outputs. ``original`` is unlearned in place; ``cache``: the
+    unlearning cache (``unlearning/cache.py``), where the ``unlearn`` stage's identical run is found."""
+    model, steps, seconds, cached = cached_strategy(cell["strategy"], original, parts.subsets, parts.retain, plan,
+                                                    ctx, cache)
     outputs = model_outputs(model, parts.forget, parts.retain, test, parts.subsets, ctx.info, ctx.device)
     record = {
         **{k: cell[k] for k in KEYS},
-        "seconds": seconds, "oracle_seconds": oracle_record["seconds"], "forget_size": len(parts.forget),
+        "seconds": seconds, "cached": cached, "oracle_seconds": oracle_record["seconds"], "forget_size": len(parts.forget),
         "steps": len(steps), **{k: oracle_record.get(k) for k in FORGET_SET_FACTS},
     }
     return record, outputs

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
@@ -19,10 +20,10 @@ from ..config import ConfigError
 from ..data.splits import ImageSplit
 from ..evaluation.lira import MIN_COPIES, final_score, forget_score, logit_scaled_confidence
 from ..partition import PartitionedData
-from ..seeding import derive_seed
 from ..training.loop import accuracy, predict_logits, predict_proba
-from ..training.oracle import train_oracle
-from ..unlearning import METHODS, STRATEGIES, UnlearnContext, UnlearnPlan, run_strategy
+from ..training.oracle import cached_oracle, train_oracle
+from ..unlearning import METHODS, STRATEGIES, UnlearnContext, UnlearnPlan
+from ..unlearning.cache import cached_strategy
 from ..unlearning import UnlearnConfig
 
 
@@ -99,8 +100,15 @@ def _observe(model: nn.Module, parts: PartitionedData, test: ImageSplit, ctx: Un
     return logit_scaled_confidence(logits, parts.forget.labels), accs
 
 
+# copy k of a side has seed ``seed + offset + k``: the sides' seeds are disjoint (so is every pair of models, even
+# when the method is ``retrain``), and the unlearned copies' are the grid cells' seeds 0, 1, 2, ...
+SEED_OFFSETS = {"unlearned": 0, "retrained": 1000, "retrained_null": 2000}
+MAX_COPIES = 1000
+
+
 def forgetting_quality(original: nn.Module, parts: PartitionedData, test: ImageSplit, strategy: str,
-                       plan: UnlearnPlan, ctx: UnlearnContext, copies: int, null_baseline: bool = True
+                       plan: UnlearnPlan, ctx: UnlearnContext, copies: int, null_baseline: bool = True,
+                       oracle_cache: Path | None = None, unlearn_cache: Path | None = None
                        ) -> ForgettingQualityResult:
     """Unlearn ``original`` ``copies`` times and retrain ``copies`` times, then score F (docs/methods.md §6).
 
@@ -108,27 +116,38 @@ def forgetting_quality(original: nn.Module, parts: PartitionedData, test: ImageS
     first) are scored against the retrained ones the same way: both samples
     come from one distribution, so this is what a perfect unlearner scores
     with this few copies (the score's small-sample bias; it shrinks as copies
-    grow). Copy k's seed derives from ``ctx.seed``, its side and k alone, so
-    copy k is the same model whatever ``copies`` is (docs/architecture.md rule 5).
+    grow). Copy k of a side is the run with seed ``ctx.seed + SEED_OFFSETS[side]
+    + k``, so copy k is the same model whatever ``copies`` is (docs/architecture.md
+    rule 5), and unlearned copy k is the run a grid cell with seed k makes on
+    this forget set: through the unlearning cache (and the oracle cache for the
+    retrained side), a run made before is loaded, with the seconds it took.
     """
-    if copies < MIN_COPIES:
-        raise ValueError(f"copies must be >= {MIN_COPIES}, got {copies}")
-    retrained = lambda c: train_oracle(parts.retain, c.info, c.recipe, c.device, c.seed)  # noqa: E731
-    runs = {
-        "unlearned": lambda c: run_strategy(strategy, copy.deepcopy(original), parts.subsets, parts.retain, plan, c)[0],
-        "retrained": retrained,
-    }
+    if not MIN_COPIES <= copies <= MAX_COPIES:
+        raise ValueError(f"copies must be in [{MIN_COPIES}, {MAX_COPIES}], got {copies}")
+
+    def retrained(c):
+        if oracle_cache is not None:
+            return cached_oracle(parts.retain, c.info, c.recipe, c.device, c.seed, oracle_cache)[:2]
+        start = time.perf_counter()
+        model = train_oracle(parts.retain, c.info, c.recipe, c.device, c.seed)
+        return model, time.perf_counter() - start
+
+    def unlearned(c):
+        model, _, seconds, _ = cached_strategy(strategy, copy.deepcopy(original), parts.subsets, parts.retain, plan,
+                                               c, unlearn_cache)
+        return model, seconds
+
+    runs = {"unlearned": unlearned, "retrained": retrained}
     if null_baseline:
-        runs["retrained_null"] = retrained  # the seed's side name keeps these disjoint from "retrained"
+        runs["retrained_null"] = retrained
     confs: dict[str, list[np.ndarray]] = {side: [] for side in runs}
     accs: dict[str, list[dict]] = {side: [] for side in runs}
     seconds = {side: 0.0 for side in runs}
     bar = tqdm(total=copies * len(runs), desc="LiRA copies", unit="model", disable=None)
     for side, run in runs.items():
         for k in range(copies):
-            start = time.perf_counter()
-            model = run(replace(ctx, seed=derive_seed(ctx.seed, f"lira/{side}", k)))
-            seconds[side] += (time.perf_counter() - start) / copies
+            model, took = run(replace(ctx, seed=ctx.seed + SEED_OFFSETS[side] + k))
+            seconds[side] += took / copies
             c, a = _observe(model, parts, test, ctx)
             confs[side].append(c)
             accs[side].append(a)

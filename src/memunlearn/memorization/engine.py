@@ -70,7 +70,6 @@ class SubsetJob:
     fraction: float  # p
     seed: int  # the base seed; model k's seeds derive from (seed, k)
     device: str
-    channels_last: bool = True
     threads: int = 0  # torch threads while the job runs; 0 = leave as is
 
 
@@ -89,7 +88,7 @@ def run_subset_job(job: SubsetJob) -> list[SubsetModelOutputs]:
         device = torch.device(job.device)
         precision = resolve_precision(job.recipe.precision, device)
         # every split normalized once, on the device: batches are row gathers (same values as per-batch)
-        inputs = {name: normalized_inputs(split, job.info, device, job.channels_last and len(models) == 1)
+        inputs = {name: normalized_inputs(split, job.info, device, job.recipe.channels_last and len(models) == 1)
                   for name, split in (("train", job.train), ("test", job.test))}
         splits = {"train": job.train, "test": job.test}
         if len(models) == 1:
@@ -111,7 +110,7 @@ def run_subset_job(job: SubsetJob) -> list[SubsetModelOutputs]:
 
 
 def _prepare(model: nn.Module, job: SubsetJob) -> nn.Module:
-    return model.to(memory_format=torch.channels_last) if job.channels_last else model
+    return model.to(memory_format=job.recipe.memory_format)
 
 
 def _outputs(k: int, mask: torch.Tensor, train_probs: torch.Tensor, test_probs: torch.Tensor, job: SubsetJob,

@@ -49,7 +49,6 @@ class ExactConfig:
     seed: int = 0
     threads_per_worker: int = 0  # torch threads per job; 0 = auto: this machine's cores / MEMUNLEARN_WORKERS
     stack: int = 0  # models trained per kernel (training/stacked.py); 0 = auto: 1 on CPU, 16 on GPU
-    channels_last: bool = True  # memory layout of the subset models; faster on CPU and GPU
     influence_top: int = 0  # keep each test example's top-n train->test influences; 0 = off
 
     def validate(self) -> None:
@@ -90,7 +89,7 @@ class ExactConfig:
         if workers > 1 and not threads:
             threads = max(1, (os.cpu_count() or 1) // workers)
         return [SubsetJob(tuple(indices[i:i + size]), train, test, info, recipe, self.subset_fraction, self.seed,
-                          str(device), self.channels_last, threads)
+                          str(device), threads)
                 for i in range(0, len(indices), size)]
 
 

@@ -85,7 +85,7 @@ def fit(
     progress: a progress bar over the epochs with this title (shown on a terminal only).
     inputs: ``normalized_inputs(data)``, to skip normalizing every batch.
     """
-    model.to(device)
+    model.to(device, memory_format=recipe.memory_format)
     data = to_device(data, device)
     optimizer = sgd(model, recipe.lr, recipe.momentum, recipe.weight_decay)
     schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(recipe.lr_milestones), recipe.lr_gamma)

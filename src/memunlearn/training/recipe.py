@@ -26,6 +26,12 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     precision: str = "fp32"  # fp32 | bf16 (autocast: forward passes in bf16, weights and loss in fp32) | auto
+    channels_last: bool = True  # conv weights (so activations) laid out channels-last: faster on CPU and GPU
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """The layout every training and unlearning run puts the model's 4-D weights in."""
+        return torch.channels_last if self.channels_last else torch.contiguous_format
 
     def validate(self) -> None:
         model_modality(self.model)  # an image model or a language model (models/base.py)

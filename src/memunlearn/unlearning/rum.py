@@ -133,6 +133,9 @@ def rum_reference_retain(model, subsets, retain, plan, ctx):
 
 
 def run_strategy(name: str, model, subsets, retain, plan: UnlearnPlan, ctx: UnlearnContext):
+    """Unlearn with strategy ``name``; ``model`` (unlearned in place) first takes the recipe's memory layout,
+    as the original trained in it."""
+    model.to(memory_format=ctx.recipe.memory_format)
     return STRATEGIES.get(name)(model, subsets, retain, plan, ctx)
 
 

@@ -1,0 +1,108 @@
+"""Unlearning runs by content: a run one stage computed is loaded, not repeated, by the next.
+
+The ``unlearn`` stage, the ``sweep`` grid's cell with the same forget set,
+method, strategy and seed, and ``forgetting_quality``'s unlearned copies run
+the same unlearning. ``cached_strategy`` keys a run by everything that
+determines its model (``run_key``) and keeps the model, its steps and its
+seconds in a local folder, as ``training/oracle.py``'s ``cached_oracle`` does
+for retrain oracles.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from ..data.splits import ImageSplit, dataset_fingerprint
+from ..io import atomic_write
+from ..partition import SUBSETS
+from ..provenance import PACKAGE_ROOT, imported_files, source_fingerprint
+from ..training.recipe import recipe_identity, resolved
+from .base import STRATEGIES, StepRecord, UnlearnContext
+from .config import UnlearnPlan
+from .rum import run_strategy
+
+
+def _weights_digest(model: nn.Module) -> str:
+    """Over the model's parameters and buffers by name, in a layout-independent form."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _plan_identity(strategy: str, plan: UnlearnPlan) -> dict:
+    """What of the plan ``strategy`` reads: the method, per-step hyperparameters, per-subset methods where the
+    strategy has them, and only the ``methods`` blocks of the methods it can run."""
+    per_subset = STRATEGIES.get(strategy).per_subset_methods
+    names = {plan.method, *((plan.method_for(s) for s in SUBSETS) if per_subset else ())}
+    return {"method": plan.method, "subset_methods": dict(plan.subset_methods) if per_subset else {},
+            "subset_params": {k: dict(v) for k, v in plan.subset_params.items()},
+            "blocks": {name: dict(plan.method_params.get(name) or {}) for name in sorted(names)}}
+
+
+def _context_identity(ctx: UnlearnContext) -> dict:
+    """What a method reads from its context: seed, recipe, data normalization, held-out split, first-epoch
+    gradients (by content)."""
+    grads = ctx.first_epoch_grads
+    if grads is not None:
+        digest = hashlib.sha256(repr((grads.names, grads.shapes, grads.factored)).encode())
+        for tensor in (grads.example_ids, grads.grads):
+            digest.update(tensor.contiguous().numpy().tobytes())
+        grads = digest.hexdigest()[:16]
+    return {"seed": ctx.seed, "recipe": recipe_identity(resolved(ctx.recipe, ctx.device)),
+            "info": dataclasses.asdict(ctx.info), "first_epoch_grads": grads,
+            "heldout": dataset_fingerprint(ctx.heldout) if ctx.heldout is not None else None}
+
+
+def run_key(strategy: str, model: nn.Module, subsets: Mapping[str, ImageSplit], retain: ImageSplit,
+            plan: UnlearnPlan, ctx: UnlearnContext) -> str:
+    """16 hex digits over the original's weights, F's subsets and R by content, the strategy, the plan, the
+    context and the code that unlearns."""
+    code = source_fingerprint(imported_files(PACKAGE_ROOT / "unlearning" / "__init__.py",
+                                             PACKAGE_ROOT / "unlearning" / "cache.py"))
+    identity = {"strategy": strategy, "model": _weights_digest(model),
+                "subsets": {name: dataset_fingerprint(subsets[name]) for name in SUBSETS if name in subsets},
+                "retain": dataset_fingerprint(retain), "plan": _plan_identity(strategy, plan),
+                "context": _context_identity(ctx), "code": code}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=list).encode()).hexdigest()[:16]
+
+
+def cached_strategy(strategy: str, model: nn.Module, subsets: Mapping[str, ImageSplit], retain: ImageSplit,
+                    plan: UnlearnPlan, ctx: UnlearnContext, cache: Path | None
+                    ) -> tuple[nn.Module, list[StepRecord], float, bool]:
+    """``run_strategy``, or its result from ``cache`` when the same run (``run_key``) was made before.
+
+    Returns (unlearned model, its steps, the unlearning seconds, whether it came from the cache); a cached run
+    keeps the seconds it took, so cost comparisons do not change with caching. ``model`` is unlearned in place
+    either way. ``cache=None`` always runs.
+    """
+    if cache is None:
+        start = time.perf_counter()
+        model, steps = run_strategy(strategy, model, subsets, retain, plan, ctx)
+        return model, steps, time.perf_counter() - start, False
+    folder = Path(cache) / run_key(strategy, model, subsets, retain, plan, ctx)
+    record = folder / "run.json"
+    if record.exists():
+        try:
+            saved = json.loads(record.read_text())
+            state = torch.load(folder / "model.pt", map_location=ctx.device, weights_only=True)
+            model.to(ctx.device, memory_format=ctx.recipe.memory_format).load_state_dict(state)
+            return model, [StepRecord(**s) for s in saved["steps"]], float(saved["seconds"]), True
+        except (RuntimeError, FileNotFoundError, KeyError, TypeError, ValueError):
+            pass  # unreadable: run it again, overwriting
+    start = time.perf_counter()
+    model, steps = run_strategy(strategy, model, subsets, retain, plan, ctx)
+    seconds = time.perf_counter() - start
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write(folder / "model.pt", lambda f: torch.save(model.state_dict(), f))
+    saved = {"seconds": seconds, "steps": [dataclasses.asdict(s) for s in steps]}
+    atomic_write(record, lambda f: f.write(json.dumps(saved).encode()))  # last: marks it complete
+    return model, steps, seconds, False
