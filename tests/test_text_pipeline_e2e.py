@@ -13,7 +13,7 @@ import sys
 import pytest
 import yaml
 
-from test_pipeline_e2e import REPO, _merge, dvc, ran_stages, tiny_project
+from e2e_project import REPO, _merge, dvc, ran_stages, tiny_project  # tests/ is on sys.path under pytest
 
 pytestmark = pytest.mark.e2e
 
