@@ -183,16 +183,11 @@ def overrides(path: Path, base: Path = Path("params.yaml")) -> str:
 
     import yaml
 
-    def leaves(node, prefix=""):
-        for key, value in node.items():
-            if isinstance(value, dict) and value:
-                yield from leaves(value, f"{prefix}{key}.")
-            else:
-                yield f"{prefix}{key}", value
+    from .config import dotted_leaves
 
-    present = dict(leaves(yaml.safe_load(base.read_text()) or {})) if base.exists() else {}
+    present = dotted_leaves(yaml.safe_load(base.read_text()) or {}) if base.exists() else {}
     out = []
-    for key, value in leaves(yaml.safe_load(path.read_text()) or {}):
+    for key, value in dotted_leaves(yaml.safe_load(path.read_text()) or {}).items():
         if key not in present and not any(p.startswith(key + ".") for p in present):
             key = f"++{key}"
         text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()

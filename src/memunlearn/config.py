@@ -199,3 +199,15 @@ def check_choice(value: str, choices: typing.Iterable[str], name: str) -> None:
     choices = list(choices)
     if value not in choices:
         raise ConfigError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def dotted_leaves(node: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested params mapping (a params.yaml or a preset) as one ``section.key.subkey -> value`` per leaf; an
+    empty mapping is a leaf."""
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if isinstance(value, Mapping) and value:
+            out |= dotted_leaves(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

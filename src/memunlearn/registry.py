@@ -8,7 +8,7 @@ docs/architecture.md rule 3.
 """
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Callable, Generic, Iterator, Mapping, TypeVar
 
 T = TypeVar("T")
 
@@ -69,3 +69,13 @@ class Registry(Generic[T]):
 
 
 Factory = Callable[..., object]
+
+
+def modality_of(name: str, registries: Mapping[str, Registry], what: str) -> str:
+    """The modality whose registry in ``registries`` (modality -> registry) holds ``name``; an unknown name is an
+    error listing every modality's names, e.g. ``what="dataset"`` for ``data.dataset``."""
+    for modality, registry in registries.items():
+        if name in registry:
+            return modality
+    choices = ", ".join(f"{', '.join(r.names())} ({m})" for m, r in registries.items())
+    raise UnknownNameError(f"unknown {what} {name!r}; choose one of: {choices}", name)

@@ -18,7 +18,7 @@ from typing import Callable, Protocol
 
 import torch
 
-from ..registry import Registry, UnknownNameError
+from ..registry import Registry, modality_of
 from .splits import ImageSplit
 
 
@@ -55,8 +55,4 @@ MODALITY_DATASETS: dict[str, Registry] = {"image": DATASETS, "text": TEXT_CORPOR
 
 def data_modality(name: str) -> str:
     """The modality whose registry holds dataset ``name`` (``data.dataset`` accepts any of them)."""
-    for modality, registry in MODALITY_DATASETS.items():
-        if name in registry:
-            return modality
-    choices = ", ".join(f"{', '.join(r.names())} ({m})" for m, r in MODALITY_DATASETS.items())
-    raise UnknownNameError(f"unknown dataset {name!r}; choose one of: {choices}", name)
+    return modality_of(name, MODALITY_DATASETS, "dataset")

@@ -25,6 +25,7 @@ from prefect import get_run_logger, task
 from prefect.runtime import flow_run
 from tqdm import tqdm
 
+from memunlearn.config import dotted_leaves
 from memunlearn.tracking import (EXPERIMENT_TAG, TrackingTarget, close_parent, git_commit, open_parent, run_link,
                                  store_location)
 
@@ -84,14 +85,7 @@ def stage_order(repo_dir: str, target: str | None = None) -> list[str]:
 
 def preset_overrides(path: str | Path) -> dict[str, Any]:
     """A params preset file (e.g. params/text.yaml) as dotted overrides: one per leaf key."""
-    def leaves(node, prefix=""):
-        for key, value in node.items():
-            if isinstance(value, dict) and value:
-                yield from leaves(value, f"{prefix}{key}.")
-            else:
-                yield f"{prefix}{key}", value
-
-    return dict(leaves(yaml.safe_load(Path(path).read_text()) or {}))
+    return dotted_leaves(yaml.safe_load(Path(path).read_text()) or {})
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

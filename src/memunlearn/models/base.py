@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..registry import Registry, UnknownNameError
+from ..registry import Registry, modality_of
 
 ModelFactory = Callable[[int, int, int], nn.Module]  # (in_channels, num_classes, image_size)
 MODELS: Registry[ModelFactory] = Registry("model")
@@ -47,8 +47,4 @@ MODALITY_MODELS: dict[str, Registry] = {"image": MODELS, "text": LM_MODELS}  # m
 
 def model_modality(name: str) -> str:
     """The modality whose registry holds model ``name`` (``train.model`` accepts any of them)."""
-    for modality, registry in MODALITY_MODELS.items():
-        if name in registry:
-            return modality
-    choices = ", ".join(f"{', '.join(r.names())} ({m})" for m, r in MODALITY_MODELS.items())
-    raise UnknownNameError(f"unknown model {name!r}; choose one of: {choices}", name)
+    return modality_of(name, MODALITY_MODELS, "model")
