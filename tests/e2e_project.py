@@ -127,8 +127,11 @@ def reproduce_tiny_project(folder: Path) -> Reproduced:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not record.exists():
             root.mkdir()
-            with tiny_project(root):
-                result = dvc(root, "repro", check=False, timeout=2400)  # 23 stages: slow on a busy machine
+            try:
+                with tiny_project(root):
+                    result = dvc(root, "repro", check=False, timeout=2400)  # 23 stages: slow on a busy machine
+            except subprocess.TimeoutExpired as timeout:  # the other workers fail at once, as this one does
+                result = subprocess.CompletedProcess(timeout.cmd, -1, str(timeout.stdout), str(timeout))
             record.write_text(json.dumps({"args": result.args, "returncode": result.returncode,
                                           "stdout": result.stdout, "stderr": result.stderr}))
     result = subprocess.CompletedProcess(**json.loads(record.read_text()))

@@ -1,14 +1,13 @@
 """End to end: the experiment sweep under real DVC (matrix stages), MLflow and Prefect, on a tiny project copy.
 
 One temporary project is shared by the tests of this module, which run in
-order: a first `dvc repro sweep_report` runs every cell of GRID (the project
-is a copy of the session's reproduced TINY project, tests/e2e_project.py:
-what GRID shares with it, the upstream stages and the other grids, is
-cached, and `dvc repro --dry --force` shows what a checkout with nothing
-cached runs), a second runs
-none, adding a seed runs only the new cells, a method's params block
-invalidates only that method's cells, and the Prefect sweep flow grows the
-grid and rebuilds the summary.
+order: a first `dvc repro sweep_report` runs every cell of GRID once (the
+project is a copy of the session's reproduced TINY project,
+tests/e2e_project.py, so what GRID shares with it, the upstream stages and
+the other grids, is cached; `dvc repro --dry --force` shows what a checkout
+with nothing cached runs), a second runs none, adding a seed runs only the
+new cells, a method's params block invalidates only that method's cells, and
+the Prefect sweep flow grows the grid and rebuilds the summary.
 """
 from __future__ import annotations
 
