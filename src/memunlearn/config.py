@@ -211,3 +211,13 @@ def dotted_leaves(node: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+def nested_value(params: Any, *keys: str) -> Any:
+    """``params[k1][k2]...``, or None where a key is missing or a level is not a mapping (checks read raw,
+    possibly malformed params.yaml)."""
+    for key in keys:
+        if not isinstance(params, Mapping):
+            return None
+        params = params.get(key)
+    return params

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from .config import ConfigError, from_params, keyed
+from .config import ConfigError, from_params, keyed, nested_value
 from .data import PrepareConfig, data_modality
 from .evaluation import EvaluateConfig
 from .evaluation.claims import ClaimsConfig
@@ -109,20 +109,12 @@ def _score_problems(params: Mapping[str, Any], proxies: ProxyConfig | None) -> l
     valid = [*EXACT_SCORES, *EMBEDDING_SCORES, *computed]
     named = []
     for key in ("group_score", "refine_score"):
-        named.append((f"partition.{key}", _get(params, "partition", key)))
+        named.append((f"partition.{key}", nested_value(params, "partition", key)))
     for grid in GRIDS:
-        scores = _get(params, grid, "group_scores")
+        scores = nested_value(params, grid, "group_scores")
         named += [(f"{grid}.group_scores[{i}]", s) for i, s in enumerate(scores if isinstance(scores, list) else [])]
-        named += [(f"{grid}.fixed_group_score", _get(params, grid, "fixed_group_score") or None),
-                  (f"{grid}.partition.refine_score", _get(params, grid, "partition", "refine_score"))]
+        named += [(f"{grid}.fixed_group_score", nested_value(params, grid, "fixed_group_score") or None),
+                  (f"{grid}.partition.refine_score", nested_value(params, grid, "partition", "refine_score"))]
     return [f"{key}: unknown score {name!r}; choose one of: {', '.join(valid)}" + (
             " (proxies.names lists the computed proxies)" if name in PROXIES else "")
             for key, name in named if isinstance(name, str) and name not in valid]
-
-
-def _get(params: Mapping[str, Any], *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(params, Mapping):
-            return None
-        params = params.get(key)
-    return params

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from ..config import nested_value
 from ..data import MODALITY_DATASETS, data_modality
 from ..models import MODALITY_MODELS, model_modality
 from ..registry import UnknownNameError
@@ -20,8 +21,8 @@ def modality_problems(params: Mapping[str, Any], *, grids=(), reference_methods:
     """Problems of ``params`` (a whole params.yaml) against the modality ``data.dataset`` names.
     ``grids``: the grid sections; ``reference_methods``: rum's methods when unlearn.subset_methods is empty,
     consulted when ``per_subset`` (the strategy takes a method per subset)."""
-    dataset = _get(params, "data", "dataset") or "mnist_embedded"
-    model = _get(params, "train", "model") or "small_cnn"
+    dataset = nested_value(params, "data", "dataset") or "mnist_embedded"
+    model = nested_value(params, "train", "model") or "small_cnn"
     try:
         modality = data_modality(dataset)
         model_kind = model_modality(model)
@@ -34,15 +35,15 @@ def modality_problems(params: Mapping[str, Any], *, grids=(), reference_methods:
                 f"{', '.join(MODALITY_DATASETS[model_kind].names())})"]
     entry = MODALITIES.get(modality)
     out = list(entry.problems(params))
-    blocks = _get(params, "methods") or {}
+    blocks = nested_value(params, "methods") or {}
 
     def registered(name):
         block = blocks.get(name) if isinstance(blocks, Mapping) else None
         return block.get("method", name) if isinstance(block, Mapping) else name
 
     if entry.methods is not None:
-        named = [("unlearn.method", _get(params, "unlearn", "method"))]
-        subset_methods = _get(params, "unlearn", "subset_methods") or {}
+        named = [("unlearn.method", nested_value(params, "unlearn", "method"))]
+        subset_methods = nested_value(params, "unlearn", "subset_methods") or {}
         named += [(f"unlearn.subset_methods.{k}", v) for k, v in subset_methods.items()]
         if per_subset and not subset_methods:
             named += [(f"unlearn.subset_methods (empty: rum's reference, {k}: {v})", v)
@@ -50,19 +51,19 @@ def modality_problems(params: Mapping[str, Any], *, grids=(), reference_methods:
         out += [f"{key}: {name!r} does not apply to {modality} data; choose one of: {', '.join(entry.methods)}"
                 for key, name in named if isinstance(name, str) and registered(name) not in entry.methods]
     if entry.proxies is not None:
-        names = _get(params, "proxies", "names") or []
+        names = nested_value(params, "proxies", "names") or []
         out += [f"proxies.names[{i}]: {n!r} does not apply to {modality} data; choose from: "
                 f"{', '.join(entry.proxies)} ([] = all of them)"
                 for i, n in enumerate(names) if n not in entry.proxies]
-    kind = _get(params, "partition", "kind")
+    kind = nested_value(params, "partition", "kind")
     kinds = entry.kinds if entry.kinds is not None else [
         k for k in _all_kinds() if not any(k in m.only_kinds for n, m in MODALITIES.items() if n != modality)]
     if isinstance(kind, str) and kind not in kinds:
         out.append(f"partition.kind: {kind!r} does not apply to {modality} data; choose one of: {', '.join(kinds)}")
     if entry.scores is not None:
-        scores = [*entry.scores, *(_get(params, "proxies", "names") or entry.proxies or ())]
+        scores = [*entry.scores, *(nested_value(params, "proxies", "names") or entry.proxies or ())]
         for key in ("group_score", "refine_score"):
-            score = _get(params, "partition", key)
+            score = nested_value(params, "partition", key)
             if isinstance(score, str) and score not in scores:
                 out.append(f"partition.{key}: {score!r} does not apply to {modality} data; choose one of: "
                            f"{', '.join(scores)}")
@@ -74,10 +75,3 @@ def _all_kinds() -> list[str]:
 
     return FORGET_KINDS.names()
 
-
-def _get(params: Mapping[str, Any], *keys: str) -> Any:
-    for key in keys:
-        if not isinstance(params, Mapping):
-            return None
-        params = params.get(key)
-    return params

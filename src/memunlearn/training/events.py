@@ -38,10 +38,14 @@ class LearningEventRecorder:
                     (p.argmax(1) == labels).float(),
                 ]
             ).cpu().double()  # (4, B)
-        positions = positions.cpu()
-        self.sums.index_add_(1, positions, stats)
-        self.counts.index_add_(0, positions, torch.ones_like(positions))
+        self._add(positions, stats)
         self.seconds += time.perf_counter() - start
+
+    def _add(self, positions: torch.Tensor, stats: torch.Tensor) -> None:
+        """One event per example of the batch: ``stats`` (4, B) into the running sums of rows ``positions``."""
+        positions = positions.cpu()
+        self.sums.index_add_(1, positions, stats.cpu())
+        self.counts.index_add_(0, positions, torch.ones_like(positions))
 
     def to_frame(self) -> pd.DataFrame:
         """One row per example_id: the running mean of each statistic and the count."""

@@ -22,7 +22,7 @@ from ..config import check_positive
 from ..data.text import TextInfo, TextSplit
 from ..io import atomic_write, require
 from ..models.base import LM_MODELS, build_lm
-from .events import EVENT_COLUMNS
+from .events import LearningEventRecorder
 from .loop import batch_positions
 
 # on_step(model, tokens (B, T), positions (B,)) -> None, before the step's forward
@@ -87,17 +87,15 @@ class SequenceEventRecorder:
                              "loss": self.loss.ravel(), "token_acc": self.token_acc.ravel()})
 
 
-class TokenEventRecorder:
+class TokenEventRecorder(LearningEventRecorder):
     """Learning events (training/events.py's columns) of a language model, per sequence, from the training
     forward passes: each step's per-token statistics averaged over the sequence's non-pad targets, then over
     steps: ``confidence`` p(next token), ``max_conf``, ``entropy``, ``binary_acc`` (next-token accuracy). So
     the learning-event proxies read a text run's table as they read an image run's."""
 
     def __init__(self, example_ids: torch.Tensor, pad_id: int):
-        self.example_ids, self.pad_id = example_ids.cpu(), pad_id
-        self.sums = torch.zeros(len(EVENT_COLUMNS), len(example_ids), dtype=torch.float64)  # (4, N)
-        self.counts = torch.zeros(len(example_ids), dtype=torch.int64)
-        self.seconds = 0.0
+        super().__init__(example_ids)
+        self.pad_id = pad_id
 
     @torch.no_grad()
     def __call__(self, positions: torch.Tensor, logits: torch.Tensor, tokens: torch.Tensor) -> None:
@@ -108,17 +106,8 @@ class TokenEventRecorder:
         mask = (targets != self.pad_id).double()  # (B, T-1)
         per_token = torch.stack([p.gather(2, targets.unsqueeze(2)).squeeze(2), p.max(-1).values,
                                  -(p * log_p).sum(-1), (p.argmax(-1) == targets).float()]).double()  # (4, B, T-1)
-        stats = (per_token * mask).sum(2) / mask.sum(1).clamp_min(1)  # (4, B)
-        self.sums.index_add_(1, positions.cpu(), stats.cpu())
-        self.counts.index_add_(0, positions.cpu(), torch.ones_like(positions.cpu()))
+        self._add(positions, (per_token * mask).sum(2) / mask.sum(1).clamp_min(1))  # stats (4, B)
         self.seconds += time.perf_counter() - start
-
-    def to_frame(self) -> pd.DataFrame:
-        means = (self.sums / self.counts.clamp_min(1)).numpy()
-        frame = pd.DataFrame({name: means[i] for i, name in enumerate(EVENT_COLUMNS)})
-        frame.insert(0, "example_id", self.example_ids.numpy())
-        frame["n_events"] = self.counts.numpy()
-        return frame
 
 
 # on_batch(positions (B,), logits (B, T, V), tokens (B, T)): the training forward's outputs (TokenEventRecorder)
