@@ -201,3 +201,8 @@ def test_unlearned_copy_k_is_the_run_with_seed_k_and_loads_from_the_cache(setup,
     assert np.array_equal(fresh.unlearned_confs, cached.unlearned_confs)
     assert np.array_equal(fresh.retrained_confs, cached.retrained_confs)
     assert fresh.forget_score == cached.forget_score
+
+
+def test_config_rejects_more_copies_than_the_seed_spacing():
+    with pytest.raises(ConfigError, match=r"forgetting_quality.copies must be <= 1000"):
+        from_params(ForgettingQualityConfig, {"copies": 1001}, "forgetting_quality")

@@ -35,8 +35,8 @@ def run_cell(cell: Mapping[str, Any], original: nn.Module, parts: PartitionedDat
     outputs = model_outputs(model, parts.forget, parts.retain, test, parts.subsets, ctx.info, ctx.device)
     record = {
         **{k: cell[k] for k in KEYS},
-        "seconds": seconds, "cached": cached, "oracle_seconds": oracle_record["seconds"], "forget_size": len(parts.forget),
-        "steps": len(steps), **{k: oracle_record.get(k) for k in FORGET_SET_FACTS},
+        "seconds": seconds, "cached": cached, "oracle_seconds": oracle_record["seconds"],
+        "forget_size": len(parts.forget), "steps": len(steps), **{k: oracle_record.get(k) for k in FORGET_SET_FACTS},
     }
     return record, outputs
 

@@ -6,7 +6,6 @@ The driver of the ``forgetting_quality`` stage; the score itself (per-example
 from __future__ import annotations
 
 import copy
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,7 +20,7 @@ from ..data.splits import ImageSplit
 from ..evaluation.lira import MIN_COPIES, final_score, forget_score, logit_scaled_confidence
 from ..partition import PartitionedData
 from ..training.loop import accuracy, predict_logits, predict_proba
-from ..training.oracle import cached_oracle, train_oracle
+from ..training.oracle import cached_oracle
 from ..unlearning import METHODS, STRATEGIES, UnlearnContext, UnlearnPlan
 from ..unlearning.cache import cached_strategy
 from ..unlearning import UnlearnConfig
@@ -43,6 +42,10 @@ class ForgettingQualityConfig:
         if not isinstance(self.copies, int) or self.copies < MIN_COPIES:
             raise ConfigError(f"forgetting_quality.copies must be an int >= {MIN_COPIES} (with 2 copies the "
                               f"ε scale ceil(ln(copies-1)) is 0 and every score is 0), got {self.copies!r}")
+        if self.copies > MAX_COPIES:
+            raise ConfigError(f"forgetting_quality.copies must be <= {MAX_COPIES} (copy k's seeds are seed + k, "
+                              f"seed + {MAX_COPIES} + k, ...: more would share seeds between sides), "
+                              f"got {self.copies}")
         if self.method is not None:
             METHODS.get(self.method)
         if self.strategy is not None:
@@ -103,7 +106,7 @@ def _observe(model: nn.Module, parts: PartitionedData, test: ImageSplit, ctx: Un
 # copy k of a side has seed ``seed + offset + k``: the sides' seeds are disjoint (so is every pair of models, even
 # when the method is ``retrain``), and the unlearned copies' are the grid cells' seeds 0, 1, 2, ...
 SEED_OFFSETS = {"unlearned": 0, "retrained": 1000, "retrained_null": 2000}
-MAX_COPIES = 1000
+MAX_COPIES = SEED_OFFSETS["retrained"]  # more would make the sides' seeds overlap
 
 
 def forgetting_quality(original: nn.Module, parts: PartitionedData, test: ImageSplit, strategy: str,
@@ -126,11 +129,7 @@ def forgetting_quality(original: nn.Module, parts: PartitionedData, test: ImageS
         raise ValueError(f"copies must be in [{MIN_COPIES}, {MAX_COPIES}], got {copies}")
 
     def retrained(c):
-        if oracle_cache is not None:
-            return cached_oracle(parts.retain, c.info, c.recipe, c.device, c.seed, oracle_cache)[:2]
-        start = time.perf_counter()
-        model = train_oracle(parts.retain, c.info, c.recipe, c.device, c.seed)
-        return model, time.perf_counter() - start
+        return cached_oracle(parts.retain, c.info, c.recipe, c.device, c.seed, oracle_cache)[:2]
 
     def unlearned(c):
         model, _, seconds, _ = cached_strategy(strategy, copy.deepcopy(original), parts.subsets, parts.retain, plan,

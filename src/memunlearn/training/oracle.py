@@ -59,11 +59,16 @@ def oracle_key(retain: ImageSplit, recipe: TrainConfig, seed: int) -> str:
 
 
 def cached_oracle(retain: ImageSplit, info: DatasetInfo, recipe: TrainConfig, device: torch.device, seed: int,
-                  cache: Path, on_row: RowHook | None = None) -> tuple[nn.Module, float, bool]:
+                  cache: Path | None, on_row: RowHook | None = None) -> tuple[nn.Module, float, bool]:
     """``train_oracle``, or its model from ``cache`` when an identical oracle was trained before.
 
     Returns (model, training seconds, whether it came from the cache); a cached model keeps the seconds its
-    training took, so cost comparisons do not change with caching. ``on_row``: as ``train_oracle``'s."""
+    training took, so cost comparisons do not change with caching. ``cache=None`` always trains. ``on_row``:
+    as ``train_oracle``'s."""
+    if cache is None:
+        start = time.perf_counter()
+        model = train_oracle(retain, info, recipe, device, seed, on_row)
+        return model, time.perf_counter() - start, False
     folder = Path(cache) / oracle_key(retain, resolved(recipe, device), seed)
     record = folder / "oracle.json"
     if record.exists():
