@@ -22,7 +22,7 @@ import yaml
 
 from memunlearn.devices import resolve_device
 from memunlearn.tracking import (EXPERIMENT_TAG, ModelRecord, StageRecord, StageRun, TrackingTarget, fail_stage,
-                                 finish_stage, git_commit, log_row, start_stage, store_location)
+                                 finish_stage, git_commit, log_row, record_stage, start_stage, store_location)
 
 ROOT = Path.cwd()  # dvc runs every stage from the repository root
 PARAMS_FILE = ROOT / "params.yaml"
@@ -103,7 +103,7 @@ def tracking_target() -> TrackingTarget:
 
 
 def stage_name() -> str:
-    """The stage's name as DVC addresses it (``DVC_STAGE``, e.g. ``sweep_cell@...``), else the script's."""
+    """The stage's name as DVC addresses it (``DVC_STAGE``, e.g. ``grid@sweep``), else the script's."""
     return os.environ.get("DVC_STAGE") or Path(sys.argv[0]).stem
 
 
@@ -112,6 +112,12 @@ def track(record: StageRecord) -> None:
     global _RUN
     finish_stage(_RUN, record, _RUN.target if _RUN else tracking_target())
     _RUN = None
+
+
+def record(item: StageRecord) -> str | None:
+    """Log one finished piece of this stage (a grid's forget set or cell) as a run of its own beside the
+    stage's, under the same parent; return its run id (None if tracking is unavailable)."""
+    return record_stage(item, _RUN.target if _RUN else tracking_target())
 
 
 def run_id() -> str | None:

@@ -49,9 +49,10 @@ def cell_models(results) -> list[RunModel]:
 
 def cell_model(row: dict) -> ModelRecord:
     name = cell_name(row)
-    stage_name = f"{row['grid']}_cell@{name}"
-    model, _, info = load_checkpoint_with_info(SWEEP_DATA_DIR / row["grid"] / "cells" / f"{name}.pt", stage_name)
-    return registered(model, f"{row['grid']}-{row['group_score']}-{row['kind']}", info, cell=stage_name,
+    model, _, info = load_checkpoint_with_info(SWEEP_DATA_DIR / row["grid"] / "cells" / f"{name}.pt",
+                                               f"grid@{row['grid']}")
+    return registered(model, f"{row['grid']}-{row['group_score']}-{row['kind']}", info,
+                      cell=f"{row['grid']}_cell@{name}",
                       **{k: row[k] for k in KEYS}, forget_kind=row["kind"])
 
 

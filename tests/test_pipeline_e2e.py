@@ -16,8 +16,8 @@ import sys
 import pandas as pd
 import pytest
 
-from e2e_project import (STAGES, SWEEP_CELLS, commit, copied_project, dvc, experiments, ran_stages,  # tests/ is on
-                         set_params)  # sys.path under pytest (no __init__.py)
+from e2e_project import (GRID_RUNS, GRID_STAGES, STAGES, commit, copied_project, dvc, experiments,  # tests/ is on
+                         ran_stages, set_params)  # sys.path under pytest (no __init__.py)
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +38,7 @@ def first_repro(reproduced_tiny_project, project):
 
 
 def test_first_repro_runs_every_stage_and_writes_outputs(project, first_repro):
-    assert sorted(ran_stages(first_repro.stdout)) == sorted(STAGES + SWEEP_CELLS)
+    assert sorted(ran_stages(first_repro.stdout)) == sorted(STAGES + GRID_STAGES)
     import pandas as pd
 
     scores = pd.read_parquet(project / "data/memorize/scores.parquet")
@@ -116,7 +116,7 @@ def test_mlflow_holds_one_parent_run_with_a_child_per_stage_and_the_models(proje
     parents = [r for r in runs if r.data.tags.get("memunlearn.stage") == "pipeline"]
     assert len(parents) == 1
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert sorted(r.data.tags["memunlearn.stage"] for r in children) == sorted(STAGES + SWEEP_CELLS)
+    assert sorted(r.data.tags["memunlearn.stage"] for r in children) == sorted(STAGES + GRID_STAGES + GRID_RUNS)
     by_stage = {r.data.tags["memunlearn.stage"]: r for r in children}
     assert "unlearned.tow" in by_stage["evaluate"].data.metrics
     assert all(r.data.tags.get("git_commit") for r in children)
@@ -185,7 +185,7 @@ def test_prefect_flow_runs_stages_in_the_workspace_and_overrides_as_a_dvc_experi
     with prefect_test_harness(server_startup_timeout=180):  # Prefect waits 30 s: too short on a busy machine
         forced = pipeline(repo_dir=str(project), force=["evaluate"])
         ran = pipeline(repo_dir=str(project), overrides={"unlearn.strategy": "vanilla"}, experiment="flow-vanilla")
-    assert sorted(forced) == sorted(STAGES + SWEEP_CELLS) == sorted(ran)
+    assert sorted(forced) == sorted(STAGES + GRID_STAGES) == sorted(ran)
     assert [s for s, did in forced.items() if did] == ["evaluate"]
     assert [s for s, did in ran.items() if did] == ["unlearn", "evaluate", "summary", "forgetting_quality", "figures"]
     assert (project / "params.yaml").read_bytes() == before  # the experiment ran in a temporary copy

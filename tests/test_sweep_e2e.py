@@ -1,13 +1,15 @@
-"""End to end: the experiment sweep under real DVC (matrix stages), MLflow and Prefect, on a tiny project copy.
+"""End to end: the experiment sweep under real DVC (a stage per grid), MLflow and Prefect, on a tiny project copy.
 
 One temporary project is shared by the tests of this module, which run in
-order: a first `dvc repro sweep_report` runs every cell of GRID once (the
-project is a copy of the session's reproduced TINY project,
-tests/e2e_project.py, so what GRID shares with it, the upstream stages and
-the other grids, is cached; `dvc repro --dry --force` shows what a checkout
-with nothing cached runs), a second runs none, adding a seed runs only the
-new cells, a method's params block invalidates only that method's cells, and
-the Prefect sweep flow grows the grid and rebuilds the summary.
+order: a first `dvc repro sweep_report` runs GRID's stage, which computes
+every forget set, oracle and cell once (the project is a copy of the
+session's reproduced TINY project, tests/e2e_project.py, so what GRID
+shares with it, the upstream stages and the other grids, is cached; `dvc
+repro --dry --force` shows what a checkout with nothing cached runs), a
+second runs nothing, adding a seed computes only the new forget set and
+cells, an edit of a method no cell uses computes nothing and an edit of the
+grid's method recomputes its cells, and the Prefect sweep flow grows the
+grid and rebuilds the summary.
 """
 from __future__ import annotations
 
@@ -28,10 +30,7 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
 UPSTREAM = ["prepare", "train", "memorize", "proxies"]  # what the sweep needs of the pipeline
-OTHER_GRIDS = ["levels_oracle@exact_prob-low-0", "levels_cell@neggrad_plus-exact_prob-low-vanilla-0",
-               "rum_compare_oracle@confidence-mix-0", "rum_compare_cell@neggrad_plus-confidence-mix-rum_f-0",
-               "entanglement_oracle@entanglement-high-0",
-               "entanglement_cell@neggrad_plus-entanglement-high-vanilla-0"]  # TINY's, reported beside `sweep`
+OTHER_GRIDS = ["grid@levels", "grid@rum_compare", "grid@entanglement"]  # TINY's, reported beside `sweep`
 REPORT = ["sweep_score", "sweep_report"]  # every cell scored against its oracle, then the tables
 GRID = {"methods": ["neggrad_plus"], "group_scores": ["exact"], "kinds": ["low", "high"], "strategies": ["rum"],
         "seeds": [0], "partition": {"size": 30, "refine_score": "exact"}, "fixed_group_score": "", "device": "cpu"}
@@ -42,11 +41,20 @@ def ran(output: str) -> list[str]:
 
 
 def cells(method="neggrad_plus", kinds=("low", "high"), strategies=("rum",), seeds=(0,)) -> list[str]:
-    return [f"sweep_cell@{method}-exact-{k}-{s}-{seed}" for k in kinds for s in strategies for seed in seeds]
+    """The cells' names (their files under results/sweep/sweep/, and their MLflow runs ``sweep_cell@<name>``)."""
+    return [f"{method}-exact-{k}-{s}-{seed}" for k in kinds for s in strategies for seed in seeds]
 
 
 def oracles(kinds=("low", "high"), seeds=(0,)) -> list[str]:
-    return [f"sweep_oracle@exact-{k}-{seed}" for k in kinds for seed in seeds]
+    """The forget sets' folders under data/sweep/sweep/ (their MLflow runs: ``sweep_oracle@<name>``)."""
+    return [f"exact-{k}-{seed}" for k in kinds for seed in seeds]
+
+
+def cached(project: Path) -> dict[str, bool]:
+    """Whether each forget set's oracle and each cell came from the caches in the grid stage's last run."""
+    folder = project / "data/sweep/sweep"
+    return {**{p.parent.name: json.loads(p.read_text())["cached"] for p in folder.glob("*/oracle.json")},
+            **{p.stem: json.loads(p.read_text())["cached"] for p in (project / "results/sweep/sweep").glob("*.json")}}
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +76,13 @@ def test_first_repro_runs_every_cell_once_and_writes_the_tables(reproduced_tiny_
     # what `dvc repro sweep_report` runs in a checkout with nothing cached: every stage it depends on, forced
     planned = ran(dvc(project, "repro", "--dry", "--force", "sweep_report").stdout)
     assert set(planned[:len(UPSTREAM)]) == set(UPSTREAM)  # and not the pipeline's partition/oracle/unlearn/...
-    assert sorted(planned[len(UPSTREAM):]) == sorted(oracles() + cells() + OTHER_GRIDS + REPORT)
+    assert sorted(planned[len(UPSTREAM):]) == sorted(["grid@sweep"] + OTHER_GRIDS + REPORT)
     assert planned[-1] == "sweep_report" and "oracle" not in planned and "unlearn" not in planned
     # the upstream stages and the other grids ran once, in the session's first repro of the project; this first
-    # repro of GRID runs each of its oracles and cells once, then the report
+    # repro of GRID runs its stage, which computes each of its oracles and cells once, then the report
     assert set(UPSTREAM + OTHER_GRIDS) <= set(ran(reproduced_tiny_project.first_repro.stdout))
-    assert sorted(ran(first_repro.stdout)) == sorted(oracles() + cells() + REPORT)
+    assert ran(first_repro.stdout) == ["grid@sweep"] + REPORT
+    assert cached(project) == dict.fromkeys(oracles() + cells(), False)
 
     results = pd.read_csv(project / "results/sweep/results.csv").query("grid == 'sweep'")
     assert results[["kind", "strategy", "seed"]].values.tolist() == [["low", "rum", 0], ["high", "rum", 0]]
@@ -91,8 +100,7 @@ def test_first_repro_runs_every_cell_once_and_writes_the_tables(reproduced_tiny_
     high = pd.read_csv(project / "data/sweep/sweep/exact-high-0/forget.csv")
     assert len(low) == len(high) == 30 and high["group_score"].min() >= low["group_score"].max()
     lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
-    assert set(cells() + oracles()) <= set(lock)
-    assert "methods.neggrad_plus" in lock[cells()[0]]["params"]["params.yaml"]  # only its own method's block
+    assert lock["grid@sweep"]["params"]["params.yaml"]["sweep"]["kinds"] == ["low", "high"]
 
 
 def test_dvc_metrics_show_the_summary(project, first_repro):
@@ -107,13 +115,20 @@ def test_second_repro_runs_nothing(project, first_repro):
     assert json.loads(dvc(project, "status", "--with-deps", "sweep_report", "--json").stdout) == {}
 
 
-def test_adding_a_seed_runs_only_the_new_cells(project, first_repro):
-    before = {p.name: p.read_bytes() for p in (project / "results/sweep/sweep").glob("*.json")}
+def records(project: Path) -> dict[str, dict]:
+    """Each cell's record but what says how this run got it (cached) and where it logged (its MLflow run)."""
+    return {p.stem: {k: v for k, v in json.loads(p.read_text()).items() if k not in ("cached", "run_id")}
+            for p in (project / "results/sweep/sweep").glob("*.json")}
+
+
+def test_adding_a_seed_computes_only_the_new_cells(project, first_repro):
+    before = records(project)
     set_params(project, {"sweep": {"seeds": [0, 1]}})
-    stages = ran(dvc(project, "repro", "sweep_report").stdout)
-    assert sorted(stages) == sorted(oracles(seeds=(1,)) + cells(seeds=(1,)) + REPORT)
-    after = {p.name: p.read_bytes() for p in (project / "results/sweep/sweep").glob("*.json")}
-    assert {k: after[k] for k in before} == before  # the seed-0 cells were kept, not recomputed
+    assert ran(dvc(project, "repro", "sweep_report").stdout) == ["grid@sweep"] + REPORT
+    assert cached(project) == {**dict.fromkeys(oracles(seeds=(0,)) + cells(seeds=(0,)), True),
+                               **dict.fromkeys(oracles(seeds=(1,)) + cells(seeds=(1,)), False)}
+    after = records(project)
+    assert {k: after[k] for k in before} == before  # the seed-0 cells were loaded, not recomputed
 
     summary = pd.read_csv(project / "results/sweep/summary.csv").query("grid == 'sweep'")
     assert (summary["n_seeds"] == 2).all() and summary["tow_ci95"].notna().all()
@@ -125,14 +140,18 @@ def test_adding_a_seed_runs_only_the_new_cells(project, first_repro):
     assert row["tow_ci95"] == pytest.approx(math.tan(math.pi * 0.475) * values.std(ddof=1) / math.sqrt(2))
 
 
-def test_a_methods_params_invalidate_only_its_cells(project, first_repro):
-    set_params(project, {"methods": {"finetune": {"lr": 0.02}}})  # not in the grid: nothing changes
-    assert not [s for s in json.loads(dvc(project, "status", "--json").stdout) if s.startswith("sweep")]
-    set_params(project, {"methods": {"neggrad_plus": {"lr": 0.02}}})
-    stale = {s for s in json.loads(dvc(project, "status", "--json").stdout) if s.startswith("sweep")}
-    assert stale == set(cells(seeds=(0, 1)))
+def test_a_methods_params_recompute_only_its_cells(project, first_repro):
+    before = records(project)
+    set_params(project, {"methods": {"finetune": {"lr": 0.02}}})  # no grid lists finetune: nothing recomputes
+    assert "grid@sweep" in ran(dvc(project, "repro", "grid@sweep").stdout)
+    assert all(cached(project).values()) and records(project) == before
+    set_params(project, {"methods": {"neggrad_plus": {"lr": 0.02}}})  # every cell, no oracle
+    dvc(project, "repro", "grid@sweep")
+    assert cached(project) == {**dict.fromkeys(oracles(seeds=(0, 1)), True),
+                               **dict.fromkeys(cells(seeds=(0, 1)), False)}
     set_params(project, {"methods": {"neggrad_plus": {"lr": 0.01}, "finetune": {"lr": 0.01}}})
-    assert not [s for s in json.loads(dvc(project, "status", "--json").stdout) if s.startswith("sweep")]
+    dvc(project, "repro", "grid@sweep")  # back to the first setting: every run is in the caches
+    assert all(cached(project).values()) and records(project) == before
 
 
 def test_prefect_sweep_flow_runs_a_grown_grid_as_an_experiment_with_new_cells_only(project, first_repro):
@@ -149,9 +168,8 @@ def test_prefect_sweep_flow_runs_a_grown_grid_as_an_experiment_with_new_cells_on
         result = sweep(repo_dir=str(project), kinds=["high"], strategies=["vanilla", "rum"], experiment="grown")
 
     did = [stage for stage, yes in result["ran"].items() if yes]
-    assert did == cells(kinds=("high",), strategies=("vanilla",), seeds=(0, 1)) + REPORT
+    assert did == ["grid@sweep"] + REPORT
     assert list(result["ran"])[:len(UPSTREAM)] == UPSTREAM
-    assert set(oracles(("high",), (0, 1)) + cells(kinds=("high",), seeds=(0, 1))) <= set(result["ran"])  # cached
     assert (project / "params.yaml").read_bytes() == before  # the grid ran as a DVC experiment
     assert (project / "results/sweep/summary.csv").read_bytes() == workspace_summary
     grown = experiments(project)["grown"]["data"]["params"]["params.yaml"]["data"]
@@ -170,10 +188,14 @@ def test_prefect_sweep_flow_runs_a_grown_grid_as_an_experiment_with_new_cells_on
                and r.data.tags.get("memunlearn.group", "").startswith("prefect-")]
     assert [p.info.run_name for p in parents] == ["grown"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert {r.data.tags["memunlearn.stage"] for r in children} == {
-        *cells(kinds=("high",), strategies=("vanilla",), seeds=(0, 1)), *REPORT}
+    grown_cells = cells(kinds=("high",), strategies=("vanilla", "rum"), seeds=(0, 1))
+    runs = {r.data.tags["memunlearn.stage"]: r for r in children}
+    assert set(runs) == {"grid@sweep", *(f"sweep_oracle@{o}" for o in oracles(("high",), (0, 1))),
+                         *(f"sweep_cell@{c}" for c in grown_cells), *REPORT}
     assert all(r.data.tags["memunlearn.dvc_experiment"] == "grown" for r in children)
-    cell = next(r for r in children if r.data.tags["memunlearn.stage"].startswith("sweep_cell@"))
+    for name in grown_cells:  # the rum cells came from the caches, the vanilla ones were computed
+        assert runs[f"sweep_cell@{name}"].data.metrics["cached"] == float("-vanilla-" not in name), name
+    cell = runs[f"sweep_cell@{grown_cells[0]}"]
     assert {d.dataset.name for d in cell.inputs.dataset_inputs} == {"F", "R", "T"}  # each cell's own forget set
     import dvc.api
 

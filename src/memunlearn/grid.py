@@ -2,11 +2,13 @@
 ``entanglement``).
 
 A grid is methods x scores x forget-set kinds x strategies x seeds. Each
-grid is its own params section, expanded by its own DVC matrix stages
-(``<grid>_oracle@<score>-<kind>-<seed>``, ``<grid>_cell@<method>-<score>-
-<kind>-<strategy>-<seed>``); the default grids share no cell, so nothing is
-computed twice. This module is only the grid's typed config: it is a
-dependency of every oracle and cell, so it holds nothing a report changes.
+grid is its own params section, run by its own DVC stage (``grid@<grid>``,
+stages/grid.py): one forget set and oracle per (score, kind, seed), one
+unlearning run per cell, each its own MLflow run (``<grid>_oracle@<score>-
+<kind>-<seed>``, ``<grid>_cell@<method>-<score>-<kind>-<strategy>-<seed>``);
+the default grids share no cell, so nothing is computed twice. This module
+is only the grid's typed config: it is a dependency of every grid stage, so
+it holds nothing a report changes.
 """
 from __future__ import annotations
 
@@ -19,18 +21,19 @@ from .config import ConfigError
 from .partition import FORGET_KINDS, grid_forget_set
 from .unlearning import METHODS, STRATEGIES, UnlearnPlan
 
-GRIDS = ("sweep", "levels", "rum_compare", "entanglement")  # params sections holding a grid; dvc.yaml: <grid>_oracle, _cell
+GRIDS = ("sweep", "levels", "rum_compare", "entanglement")  # params sections holding a grid; dvc.yaml: grid@<grid>
 KEYS = ("grid", "method", "group_score", "kind", "strategy", "seed")  # one cell
 AXES = ("methods", "group_scores", "kinds", "strategies", "seeds")  # a grid's lists, one per KEYS entry after grid
 
 
 def forget_set_name(cell: Mapping[str, Any]) -> str:
-    """``<score>-<kind>-<seed>``: a forget set's folder under ``data/sweep/<grid>/`` (dvc.yaml: ``<grid>_oracle``)."""
+    """``<score>-<kind>-<seed>``: a forget set's folder under ``data/sweep/<grid>/``; its MLflow run is
+    ``<grid>_oracle@<name>``."""
     return f"{cell['group_score']}-{cell['kind']}-{cell['seed']}"
 
 
 def cell_name(cell: Mapping[str, Any]) -> str:
-    """``<method>-<score>-<kind>-<strategy>-<seed>``: a cell's files (dvc.yaml: ``<grid>_cell``)."""
+    """``<method>-<score>-<kind>-<strategy>-<seed>``: a cell's files; its MLflow run is ``<grid>_cell@<name>``."""
     return "-".join(str(cell[k]) for k in KEYS[1:])
 
 
@@ -76,7 +79,7 @@ class SweepConfig:
 
     def partition_params(self, group_score: str, kind: str, seed: int) -> dict[str, Any]:
         """The ``PartitionConfig`` params of one (grid score, kind, seed) forget set (validated; see
-        ``partition.grid_forget_set``, which the ``<grid>_oracle`` stages call directly)."""
+        ``partition.grid_forget_set``, which stages/grid.py calls through this)."""
         return grid_forget_set(self.partition, group_score, kind, seed, self.fixed_group_score)
 
     def cells(self, grid: str = "sweep") -> pd.DataFrame:

@@ -1,8 +1,9 @@
 """One cell of an experiment grid: unlearn one forget set; score it against its oracle (a separate step).
 
-The driver of the ``<grid>_cell`` stages (docs/methods.md §4-6): a cell is
-one (grid, method, group score, kind, strategy, seed) of ``grid.KEYS``; its
-forget set and oracle come from its ``<grid>_oracle`` stage. ``run_cell``
+What the ``grid@<grid>`` stages run per cell (docs/methods.md §4-6): a cell
+is one (grid, method, group score, kind, strategy, seed) of ``grid.KEYS``;
+its forget set and oracle are chosen and trained once per (score, kind,
+seed) by the same stage. ``run_cell``
 unlearns and keeps the unlearned model's outputs; ``score_cell`` (the
 ``sweep_score`` stage) turns them and the oracle's into metrics, so a changed
 evaluation setting re-scores every cell without unlearning any again.

@@ -1,12 +1,13 @@
 """Prefect flow that runs the experiment grids: one task per DVC stage, or the grid as one DVC experiment.
 
 The grid (methods x group scores x forget-set kinds x strategies x seeds)
-is params.yaml's `sweep` section; DVC's matrix stages expand it into one
-stage per cell and decide which cells rerun (a cell whose deps and params
-are unchanged is skipped or restored from DVC's run cache). Without grid
+is params.yaml's `sweep` section, run by the DVC stage `grid@sweep` (each
+grid has one); DVC decides whether a grid reruns, and a rerun loads every
+forget set, oracle and cell it computed before from the content-keyed
+caches, so only new cells compute. Without grid
 arguments or overrides the flow reproduces the workspace, one task per
 stage; with them the sweep is a DVC experiment (`dvc exp run --temp -S
-...`): params.yaml stays untouched and `dvc exp show` lists the run. Cells
+...`): params.yaml stays untouched and `dvc exp show` lists the run. Stages
 run one after another and one flow run at a time holds the checkout (two
 reproductions in one workspace would collide on DVC's lock). Every stage of
 one flow run logs under one MLflow parent run; the summary table and a link
@@ -94,9 +95,9 @@ def sweep(
     publish("memunlearn-sweep-summary", f"memunlearn-sweep {name or 'workspace'}: ToW, ToW-MIA and seconds, mean "
             "and t-based 95% CI half-width over seeds", summary[[c for c in SUMMARY_COLUMNS if c in summary]],
             link, name)
-    cells = [s for s in ran if "_cell@" in s]
-    get_run_logger().info("sweep: %d of %d cells ran, the rest were cached; summary in %s%s",
-                          sum(ran[s] for s in cells), len(cells), SUMMARY, f" of experiment {name}" if name else "")
+    grids = [s for s in ran if s.startswith("grid@")]
+    get_run_logger().info("sweep: %d of %d grid stages ran (each computing only its new cells); summary in %s%s",
+                          sum(ran[s] for s in grids), len(grids), SUMMARY, f" of experiment {name}" if name else "")
     return {"ran": ran, "summary": summary.to_dict("records"), "experiment": name}
 
 
