@@ -37,22 +37,29 @@ def main() -> None:
 def cell_models(results) -> list[RunModel]:
     """Each cell's unlearned model (its checkpoint), to log and register into the cell's own run as
     ``<grid>-<group score>-<kind>``, one version per cell (done once: a rerun loads no checkpoint of a cell
-    already registered)."""
+    already registered). A cell its grid loaded from the unlearning cache is registered only if no version with
+    its keys and forget set is (one computed by the unlearn stage or LiRA's copies is not): a grid that reruns
+    for an unrelated edit adds no versions."""
     models = []
     for row in results.to_dict("records"):
         if not isinstance(row.get("run_id"), str):  # the cell ran without MLflow
             continue
+        same = Alias(forget_set_role(row), "", {**{k: row[k] for k in KEYS}, "forget_digest": row["forget_digest"]})
         models.append(RunModel(row["run_id"], "unlearned_model", functools.partial(cell_model, row),
-                               row.get("forget_digest")))
+                               row.get("forget_digest"), unless=same if row.get("cached") else None))
     return models
+
+
+def forget_set_role(row) -> str:
+    """A forget set's registered model role, ``<grid>-<group score>-<kind>`` (one version per cell)."""
+    return f"{row['grid']}-{row['group_score']}-{row['kind']}"
 
 
 def cell_model(row: dict) -> ModelRecord:
     name = cell_name(row)
     model, _, info = load_checkpoint_with_info(SWEEP_DATA_DIR / row["grid"] / "cells" / f"{name}.pt",
                                                f"grid@{row['grid']}")
-    return registered(model, f"{row['grid']}-{row['group_score']}-{row['kind']}", info,
-                      cell=f"{row['grid']}_cell@{name}",
+    return registered(model, forget_set_role(row), info, cell=f"{row['grid']}_cell@{name}",
                       **{k: row[k] for k in KEYS}, forget_kind=row["kind"])
 
 
@@ -62,7 +69,7 @@ def best_tow_aliases(results) -> list[Alias]:
     forget_sets = ["grid", "group_score", "kind"]
     scored = results.dropna(subset=["tow"])
     best = scored.loc[scored.groupby(forget_sets, sort=False)["tow"].idxmax()]
-    return [Alias(f"{row.grid}-{row.group_score}-{row.kind}", "best-tow",
+    return [Alias(forget_set_role(row._asdict()), "best-tow",
                   {"method": row.method, "strategy": row.strategy, "seed": str(row.seed)})
             for row in best.itertuples()]
 

@@ -200,6 +200,30 @@ def test_models_logged_later_into_their_cells_runs_once(target):
                           atol=1e-6)
 
 
+def test_a_cached_cells_model_is_registered_only_when_no_identical_version_is(target):
+    """A grid rerun (an unrelated edit) re-records every cell, loaded from the unlearning cache: the report adds
+    no version for a cell whose keys and forget set already have one, and adds one for a cell that has none
+    (its run was computed by another stage)."""
+    model, loaded = _model(), []
+
+    def load(seed):
+        loaded.append(seed)
+        return ModelRecord(model, "sweep-exact_prob-high", INFO, {"seed": str(seed)})
+
+    def report(seeds, cached):
+        cells = [record_stage(StageRecord(f"sweep_cell@{seed}"), target) for seed in seeds]
+        same = {seed: Alias("sweep-exact_prob-high", "", {"seed": str(seed), "forget_digest": "d1"}) for seed in seeds}
+        record_stage(StageRecord("sweep_report", run_models=[
+            RunModel(run_id, "unlearned_model", functools.partial(load, seed), "d1", same[seed] if cached else None)
+            for seed, run_id in zip(seeds, cells)]), target)
+
+    report([0], cached=False)
+    report([0, 1], cached=True)  # 0: registered when computed; 1: never registered
+    assert loaded == [0, 1]
+    versions = _client(target).search_model_versions("name = 'test-sweep-exact_prob-high'")
+    assert sorted(v.tags["seed"] for v in versions) == ["0", "1"]
+
+
 def test_a_bare_module_is_logged_but_not_registered(target):
     model = _model()
     record_stage(StageRecord("train", models={"original_model": model},

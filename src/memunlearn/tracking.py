@@ -93,6 +93,8 @@ class RunModel:
     name: str  # the model's name in that run, e.g. unlearned_model
     load: Callable[[], ModelRecord]
     forget_digest: str | None = None  # of the run's forget set (``dataset_digest``), a tag of the version
+    unless: Alias | None = None  # skip it if model ``<experiment>-<role>`` has a version with these tags (a cached
+    #                              run's identical model, registered when it was computed; ``alias`` unused)
 
 
 @dataclass(frozen=True)
@@ -195,8 +197,11 @@ def finish_stage(run: StageRun | None, record: StageRecord, target: TrackingTarg
         for name, model in record.models.items():
             _log_model(mlflow, client, target, name, model, record.input_example, forget_digest)
     for item in record.run_models:
-        if not client.search_model_versions(f"run_id = '{item.run_id}'"):  # not by an earlier report
-            _log_model(mlflow, client, target, item.name, item.load(), None, item.forget_digest, run_id=item.run_id)
+        if client.search_model_versions(f"run_id = '{item.run_id}'"):  # by an earlier report
+            continue
+        if item.unless and _versions_with(client, target, item.unless):
+            continue
+        _log_model(mlflow, client, target, item.name, item.load(), None, item.forget_digest, run_id=item.run_id)
     for alias in record.aliases:
         _set_alias(client, target, alias)
     client.set_terminated(run.parent_id, "FINISHED")  # the parent's end time is its latest stage's
@@ -308,10 +313,15 @@ def _log_model(mlflow, client, target: TrackingTarget, name: str, model: nn.Modu
                                      str(value))
 
 
+def _versions_with(client, target: TrackingTarget, alias: Alias) -> list:
+    """The versions of model ``<experiment>-<alias.role>`` whose tags include ``alias.tags``."""
+    return [v for v in client.search_model_versions(f"name = '{registered_name(target, alias.role)}'")
+            if all(v.tags.get(k) == str(t) for k, t in alias.tags.items())]
+
+
 def _set_alias(client, target: TrackingTarget, alias: Alias) -> None:
     name = registered_name(target, alias.role)
-    versions = [v for v in client.search_model_versions(f"name = '{name}'")
-                if all(v.tags.get(k) == str(t) for k, t in alias.tags.items())]
+    versions = _versions_with(client, target, alias)
     if not versions:
         log.warning("no version of model %r has tags %s; alias %r not set", name, dict(alias.tags), alias.alias)
         return
