@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup check run test flow serve deploy sweep sweep-large ui list top
+.PHONY: setup check run full test flow serve deploy sweep sweep-large ui list top
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ check: setup                ## validate every params.yaml section (all problems 
 run: check                  ## reproduce the DVC pipeline on the default (embedded MNIST) data
 	dvc repro
 	dvc metrics show
+
+full: check                 ## the default run at full size (all 4,000 digits, params/full.yaml) as DVC experiment 'full'
+	eval dvc exp run --name full-$$(date +%Y%m%d-%H%M%S) $$(memunlearn overrides params/full.yaml)
 
 test: setup                 ## unit tests + one end-to-end pipeline test (real DVC, MLflow, Prefect)
 	python -m pytest

@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from sklearn.svm import SVC
 
 from ..registry import Registry
 
@@ -68,6 +67,8 @@ def svc_mia(
         return float("nan")
     members = featurize(*retain)[rng.choice(len(retain[1]), n, replace=False)]
     nonmembers = featurize(*test)[rng.choice(len(test[1]), n, replace=False)]
+    from sklearn.svm import SVC  # here: importing sklearn costs every stage that only reads outputs 1.4 s
+
     attack = SVC(C=3, kernel="rbf", gamma="auto")
     attack.fit(np.concatenate([members, nonmembers]), np.r_[np.ones(n), np.zeros(n)])
     return float((attack.predict(featurize(*forget)) == 0).mean())
