@@ -34,9 +34,12 @@ MEMORIZE_DIR = ROOT / "data/memorize"
 PROXIES_DIR = ROOT / "data/proxies"
 PARTITION_DIR = ROOT / "data/partition"
 ORACLE_DIR = ROOT / "data/oracle"
-ORACLE_CACHE = ROOT / "data/oracle_cache"  # retrain oracles by content (training/oracle.py): no stage trains one twice
+# The caches by content live in the user's checkout (DVC_ROOT: DVC sets it to the checkout also when a stage runs
+# in a temporary copy, `dvc exp run --temp` or a queued experiment), so experiments share them with the workspace.
+WORKSPACE = Path(os.environ.get("DVC_ROOT") or ROOT)
+ORACLE_CACHE = WORKSPACE / "data/oracle_cache"  # retrain oracles by content (training/oracle.py): none trains twice
 UNLEARN_DIR = ROOT / "data/unlearn"
-UNLEARN_CACHE = ROOT / "data/unlearn_cache"  # unlearning runs by content (unlearning/cache.py): none runs twice
+UNLEARN_CACHE = WORKSPACE / "data/unlearn_cache"  # unlearning runs by content (unlearning/cache.py): none runs twice
 METRICS_DIR = ROOT / "metrics"
 RESULTS_DIR = ROOT / "results"
 SWEEP_DATA_DIR = ROOT / "data/sweep"  # <grid>/<score>-<kind>-<seed>/ (oracles), <grid>/cells/<cell>.npz (outputs)
@@ -95,7 +98,7 @@ _RUN: StageRun | None = None  # this stage's MLflow run, open from the start of 
 def tracking_target() -> TrackingTarget:
     """MLFLOW_TRACKING_URI if set, else the SQLite store of the DVC project: DVC_ROOT, which DVC sets to the
     workspace even when the stage runs in a temporary copy (`dvc exp run --temp`, a queued experiment)."""
-    uri, artifacts = store_location(Path(os.environ.get("DVC_ROOT") or ROOT), os.environ.get("MLFLOW_TRACKING_URI"))
+    uri, artifacts = store_location(WORKSPACE, os.environ.get("MLFLOW_TRACKING_URI"))
     key, name = _invocation()
     experiment = os.environ.get("DVC_EXP_NAME")
     tags = {"git_commit": git_commit(ROOT), **({EXPERIMENT_TAG: experiment} if experiment else {})}
