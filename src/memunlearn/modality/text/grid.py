@@ -30,6 +30,7 @@ import numpy as np
 from ...config import from_params
 from ...data.corpus import load_tokenizer
 from ...devices import resolve_device
+from ...evaluation.text import lm_metrics
 from ...experiments.text_canaries import train_lm
 from ...grid import KEYS, SweepConfig, cell_name, forget_set_name
 from ...io import load_table, save_json, save_table
@@ -141,11 +142,13 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None, *, grid: str,
         save_lm_checkpoint(oracle, recipe.model, data.info, folder / "model.pt")
         oracle_row = model_row(oracle, data, parts, tokenizer, forgotten, seed)
         save_json(oracle_row, folder / "metrics.json")
+        original_forget_acc = lm_metrics(original, parts.forget, data.info.pad_id)["token_acc"]  # this F's
         oracle_record = {"seconds": oracle_run["seconds"], "cached": cached,
                          **describe_forget_set(forget, sources, data.canary_ids),
                          "original_seconds": original_record["seconds"], "original_cached": original_record["cached"],
                          "original_record_layers": "+".join(record_layers),
-                         **{f"original_{k}": v for k, v in original_row.items()}}
+                         **{f"original_{k}": v for k, v in original_row.items() if not k.startswith("forget_")},
+                         "original_forget_acc": original_forget_acc}
         save_json(oracle_record, folder / "oracle.json")
         record(StageRecord(f"{grid}_oracle@{forget_set_name(forget_set)}",
                            flat({"train": params["train"], "cell": {"grid": grid, **forget_set}}),
@@ -172,7 +175,7 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None, *, grid: str,
                 "planted_noise_in_forget": oracle_record.get("planted_noise_in_forget"),
                 **ablation_facts(original, grads, source, layers, row, original_row, len(data.train)),
                 **{f"original_{k}": v for k, v in original_row.items() if k.startswith("exposure_")},
-                "original_validation_ppl": original_row["validation_ppl"],
+                "original_validation_ppl": original_row["validation_ppl"], "original_forget_acc": original_forget_acc,
                 "evaluate_seconds": time.perf_counter() - start,
             }
             save_lm_checkpoint(model, recipe.model, data.info, data_dir / "cells" / f"{name}.pt")
