@@ -4,18 +4,22 @@ Writes results/claims.csv (claim, finding, comparison, effect, ci_low,
 ci_high, n_seeds, verdict), results/claims.md and metrics/claims.json.
 """
 from _common import METRICS_DIR, RESULTS_DIR, flatten, load_params, stage, track
+from _modality import elsewhere
 
 import pandas as pd
 
 from memunlearn.config import from_params
 from memunlearn.evaluation.claims import ClaimsConfig, claims_markdown, evaluate_claims
 from memunlearn.io import load_json, save_json, save_table
+from memunlearn.modality.text import claims as text_stage
 from memunlearn.tracking import StageRecord
 
 
 @stage
 def main() -> None:
     params = load_params("claims", "rum_compare", "sweep")
+    if elsewhere(params, {"text": text_stage.run}):
+        return
     config = from_params(ClaimsConfig, params["claims"], "claims")
     results = pd.read_csv(RESULTS_DIR / "sweep/results.csv")
     study = load_json(METRICS_DIR / "proxy_study.json", "proxy_study")

@@ -26,6 +26,9 @@ from _common import (FIRST_EPOCH_GRADS, MEMORIZE_DIR, ORACLE_CACHE, PREPARED, PR
 import argparse
 import copy
 import dataclasses
+import functools
+
+from _modality import elsewhere
 
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
@@ -33,6 +36,7 @@ from memunlearn.evaluation import model_outputs
 from memunlearn.experiments.cell import run_cell
 from memunlearn.grid import GRIDS, KEYS, SweepConfig, cell_name, forget_set_name
 from memunlearn.io import load_table, save_json, save_table
+from memunlearn.modality.text import grid as text_stage
 from memunlearn.partition import (PartitionConfig, apply_partition, choose_forget_set, describe_forget_set,
                                   score_sources)
 from memunlearn.tracking import StageRecord, dataset_digest
@@ -52,6 +56,8 @@ def arguments() -> argparse.Namespace:
 def main() -> None:
     grid = arguments().grid
     params = load_params("train", "methods", grid)
+    if elsewhere(params, {"text": functools.partial(text_stage.run, grid=grid, record=record)}):
+        return
     config = from_params(SweepConfig, params[grid], grid)
     config.check_methods(params["methods"])
     recipe = from_params(TrainConfig, params["train"], "train")

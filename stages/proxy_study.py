@@ -1,10 +1,12 @@
 """Stage `proxy_study`: how well and how cheaply each proxy stands in for exact memorization."""
 from _common import MEMORIZE_DIR, METRICS_DIR, PREPARED, PROXIES_DIR, RESULTS_DIR, flatten, load_params, stage, track
+from _modality import elsewhere
 
 from memunlearn.config import from_params
 from memunlearn.io import load_json, load_table, save_json, save_table
 from memunlearn.memorization import ProxyConfig
 from memunlearn.memorization.study import plot_proxy_vs_exact, proxy_study
+from memunlearn.modality.text import proxy_study as text_stage
 from memunlearn.tracking import StageRecord
 
 PLOTS = RESULTS_DIR / "plots" / "proxy_vs_exact"
@@ -13,6 +15,8 @@ PLOTS = RESULTS_DIR / "plots" / "proxy_vs_exact"
 @stage
 def main() -> None:
     params = load_params("proxies")
+    if elsewhere(params, {"text": text_stage.run}):
+        return
     top_n = from_params(ProxyConfig, params["proxies"], "proxies").top_n
     proxies = load_table(PROXIES_DIR / "proxies.parquet", "proxies")
     exact = load_table(MEMORIZE_DIR / "scores.parquet", "memorize").set_index("example_id")["mem"]

@@ -1,6 +1,7 @@
 """Stage `sweep_report`: every grid's scored cells (`sweep_score`) -> tidy table, mean ± t-based 95% CI per
 cell group over seeds, DVC metrics, and the ToW plots by forget set and strategy (docs/methods.md §6-7)."""
 from _common import METRICS_DIR, RESULTS_DIR, SWEEP_DATA_DIR, flatten, load_params, registered, stage, track
+from _modality import elsewhere
 
 import functools
 
@@ -8,6 +9,7 @@ from memunlearn.config import from_params
 from memunlearn.experiments.sweep import GRIDS, SweepConfig, plot_metric, results_table, summarize, summary_metrics
 from memunlearn.io import load_json, save_json, save_table
 from memunlearn.grid import KEYS, cell_name
+from memunlearn.modality.text import sweep_report as text_stage
 from memunlearn.tracking import Alias, ModelRecord, RunModel, StageRecord
 from memunlearn.training.checkpoint import load_checkpoint_with_info
 
@@ -17,6 +19,8 @@ PLOTS_DIR = RESULTS_DIR / "plots/sweep"
 @stage
 def main() -> None:
     params = load_params(*GRIDS)
+    if elsewhere(params, {"text": text_stage.run}):
+        return
     configs = {grid: from_params(SweepConfig, params[grid], grid) for grid in GRIDS}
     cells = load_json(RESULTS_DIR / "sweep/cells.json", "sweep_score")
     results = results_table(cells, configs)

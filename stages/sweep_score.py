@@ -8,6 +8,7 @@ stage and the reports after it depend on `evaluate`: changing how models are
 scored never unlearns again.
 """
 from _common import PREPARED, RESULTS_DIR, SWEEP_DATA_DIR, flatten, load_params, stage, track
+from _modality import elsewhere
 
 from memunlearn.config import from_params
 from memunlearn.data import load_split
@@ -15,6 +16,7 @@ from memunlearn.evaluation import EvaluateConfig, ModelOutputs, output_metrics
 from memunlearn.experiments.cell import score_cell
 from memunlearn.grid import GRIDS, SweepConfig, cell_name, forget_set_name
 from memunlearn.io import load_json, load_table, save_json
+from memunlearn.modality.text import sweep_score as text_stage
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
 
@@ -24,6 +26,8 @@ CELLS_FILE = RESULTS_DIR / "sweep/cells.json"
 @stage
 def main() -> None:
     params = load_params("evaluate", *GRIDS)
+    if elsewhere(params, {"text": text_stage.run}):
+        return
     train, test = load_split(PREPARED / "train.npz"), load_split(PREPARED / "test.npz")
     scored, oracles = [], {}  # oracles: forget-set folder -> its oracle's metrics (shared by the set's cells)
     for grid in GRIDS:

@@ -82,7 +82,8 @@ def check_params(params: Mapping[str, Any], environ: Mapping[str, str] | None = 
         problems += _score_problems(params, configs.get("proxies"))
     unlearn = configs.get("unlearn")
     per_subset = unlearn is not None and STRATEGIES.get(unlearn.strategy).per_subset_methods
-    problems += modality_problems(params, reference_methods=REFERENCE_SUBSET_METHODS, per_subset=per_subset)
+    problems += modality_problems(params, grids=GRIDS, reference_methods=REFERENCE_SUBSET_METHODS,
+                                  per_subset=per_subset)
     return problems
 
 

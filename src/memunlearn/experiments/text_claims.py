@@ -36,6 +36,8 @@ def seed003_claims(rows: pd.DataFrame, original_exposure: pd.Series, margin: flo
                     "verdict": verdict, "effect_means": text})
 
     for layers in rows["layers"].unique():
+        if not {"first_epoch", "last_epoch"} <= set(rows.loc[rows["layers"] == layers, "source"]):
+            continue  # finding 1 compares the two sources on one layer set
         claim(f"first_epoch_beats_last_epoch[{layers}]", 1,
               per_seed("last_epoch", layers) - per_seed("first_epoch", layers), 0.0,
               f"{col} after last-epoch minus after first-epoch ascent ({layers}); > 0: first epoch forgets more")

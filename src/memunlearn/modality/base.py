@@ -40,6 +40,9 @@ class StagePaths:
     unlearn: Path
     metrics: Path
     results: Path
+    sweep: Path | None = None  # the grids' data (data/sweep/<grid>/); results/sweep/<grid>/ under ``results``
+    oracle_cache: Path | None = None  # models trained by content (training/oracle.py; text: modality/text/cache.py)
+    unlearn_cache: Path | None = None  # unlearning runs by content (unlearning/cache.py)
 
 
 # a modality's stage: (params of the sections the stage declares, paths, on_row for per-epoch rows) -> the

@@ -67,6 +67,15 @@ def modality_problems(params: Mapping[str, Any], *, grids=(), reference_methods:
             if isinstance(score, str) and score not in scores:
                 out.append(f"partition.{key}: {score!r} does not apply to {modality} data; choose one of: "
                            f"{', '.join(scores)}")
+    for grid in grids:  # each grid's lists, one line per value that does not apply
+        axes = [("methods", entry.methods, registered), ("kinds", kinds, str)]
+        if entry.scores is not None:
+            axes.append(("group_scores", scores, str))
+        for axis, valid, name_of in axes:
+            values = nested_value(params, grid, axis)
+            out += [f"{grid}.{axis}[{i}]: {v!r} does not apply to {modality} data; choose from: {', '.join(valid)}"
+                    for i, v in enumerate(values if isinstance(values, list) else [])
+                    if valid is not None and isinstance(v, str) and name_of(v) not in valid]
     return out
 
 

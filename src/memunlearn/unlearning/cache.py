@@ -85,19 +85,20 @@ def _run_in_place(strategy: str, model: nn.Module, subsets, retain, plan, ctx) -
 
 
 def cached_strategy(strategy: str, model: nn.Module, subsets: Mapping[str, ImageSplit], retain: ImageSplit,
-                    plan: UnlearnPlan, ctx: UnlearnContext, cache: Path | None
+                    plan: UnlearnPlan, ctx: UnlearnContext, cache: Path | None, key: str | None = None
                     ) -> tuple[nn.Module, list[StepRecord], float, bool]:
     """``run_strategy``, or its result from ``cache`` when the same run (``run_key``) was made before.
 
     Returns (unlearned model, its steps, the unlearning seconds, whether it came from the cache); a cached run
     keeps the seconds it took, so cost comparisons do not change with caching. ``model`` is unlearned in place
-    either way. ``cache=None`` always runs.
+    either way. ``cache=None`` always runs. ``key``: the run's key when ``run_key`` cannot compute it (a language
+    model's run: modality/text/cache.py ``text_run_key``).
     """
     if cache is None:
         start = time.perf_counter()
         steps = _run_in_place(strategy, model, subsets, retain, plan, ctx)
         return model, steps, time.perf_counter() - start, False
-    folder = Path(cache) / run_key(strategy, model, subsets, retain, plan, ctx)
+    folder = Path(cache) / (key or run_key(strategy, model, subsets, retain, plan, ctx))
     record = folder / "run.json"
     if record.exists():
         try:

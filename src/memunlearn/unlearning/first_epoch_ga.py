@@ -40,6 +40,7 @@ from .base import register_method
 
 TARGETS = ("accuracy", "loss")
 CALIBRATIONS = ("validation", "gap")
+GRADIENTS = ("first_epoch", "last_epoch")  # last_epoch (language models): Σ g_i at the final parameters
 NO_GRADS = ("first_epoch_ga needs the stored first-epoch gradients; enable train_records.first_epoch_grads "
             "and rerun the train stage")
 
@@ -56,12 +57,15 @@ class FirstEpochGAConfig:
     layers: tuple[str, ...] = DEFAULT_LAYERS  # ascend along these stored layers (aliases as train_records.
     #                                           first_epoch_grads: head, penultimate, input, or module names);
     #                                           () = every stored layer
+    gradients: str = "first_epoch"  # first_epoch (stored while training) | last_epoch (language models only:
+    #                                 taken at the final parameters over F, seed 003's ablation)
 
     def validate(self) -> None:
         for name in ("step_size", "max_steps", "max_shrinks", "batch_size"):
             check_positive(getattr(self, name), f"methods.first_epoch_ga.{name}")
         check_choice(self.target, TARGETS, "methods.first_epoch_ga.target")
         check_choice(self.calibration, CALIBRATIONS, "methods.first_epoch_ga.calibration")
+        check_choice(self.gradients, GRADIENTS, "methods.first_epoch_ga.gradients")
         if self.tolerance < 0:
             raise ValueError(f"methods.first_epoch_ga.tolerance must be >= 0, got {self.tolerance}")
 
@@ -151,17 +155,21 @@ def _norm(tensors) -> float:
 @register_method("first_epoch_ga", FirstEpochGAConfig,
                  "ascend along stored first-epoch gradients of F until F looks like held-out data")
 def first_epoch_ga(model, forget, retain, cfg: FirstEpochGAConfig, ctx):
-    if ctx.first_epoch_grads is None:
+    language_model = hasattr(ctx.info, "pad_id")  # a TextInfo: lm_first_epoch_ga.py
+    if ctx.first_epoch_grads is None and not (language_model and cfg.gradients == "last_epoch"):
         raise ValueError(NO_GRADS)
     if ctx.heldout is None:
         raise ValueError("first_epoch_ga needs held-out data (UnlearnContext.heldout: the validation split); set "
                          "data.validation_fraction > 0 and rerun `dvc repro prepare`")
-    if not isinstance(ctx.first_epoch_grads, FirstEpochGrads):  # a language model's (lm_first_epoch_ga.py)
+    if language_model:
         from .lm_first_epoch_ga import from_image_config, lm_first_epoch_ga
 
         model, _ = lm_first_epoch_ga(model.to(ctx.device), ctx.first_epoch_grads, forget, ctx.heldout,
                                      from_image_config(cfg), ctx.info.pad_id)
         return model
+    if cfg.gradients != "first_epoch":
+        raise ValueError(f"methods.first_epoch_ga.gradients: {cfg.gradients!r} is implemented for language models "
+                         "only; set gradients: first_epoch for an image model")
     direction = ctx.first_epoch_grads.summed(forget.example_ids)  # Σ_{i∈F} g_i per stored layer
     if cfg.layers:
         chosen = select_parameters(model, cfg.layers)

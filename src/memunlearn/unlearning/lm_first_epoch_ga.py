@@ -11,8 +11,11 @@ next-token accuracy. Goals (``calibration``):
 - ``value``: ``goal`` as given, e.g. the retrain oracle's forget score in
   a study (the validation level need not be where an oracle puts F: a
   canary's template is shared by every canary, a corpus chunk's text is not).
-The registered ``first_epoch_ga`` method runs this when the stored gradients
-are a language model's (``from_image_config`` maps its params block).
+``gradients`` (seed 003's first ablation): ``first_epoch`` reads the stored
+first-epoch gradients; ``last_epoch`` takes g_i at the model's final
+parameters (one backward per sequence of F, nothing stored ahead), what
+"multi-epoch" gradients end at. The registered ``first_epoch_ga`` method runs
+this for a language model (``from_image_config`` maps its params block).
 """
 from __future__ import annotations
 
@@ -23,8 +26,8 @@ from torch import nn
 from ..config import ConfigError, check_choice, check_positive
 from ..data.text import TextSplit
 from ..training.lm import score_sequences
-from ..training.lm_grads import EMBEDDING_LAYER, LMFirstEpochGrads, layer_parameters
-from .first_epoch_ga import AscentTrace, calibrated_ascent
+from ..training.lm_grads import EMBEDDING_LAYER, LMFirstEpochGrads, grads_at, layer_parameters
+from .first_epoch_ga import GRADIENTS, AscentTrace, calibrated_ascent
 
 TARGETS = ("loss", "accuracy")
 CALIBRATIONS = ("validation", "value")
@@ -39,13 +42,15 @@ class LMFirstEpochGAConfig:
     goal: float = 0.0  # calibration: value; in the target's units (loss nats, or token accuracy)
     tolerance: float = 0.05  # nats / accuracy points past the goal a step may land
     max_shrinks: int = 12
-    layers: tuple[str, ...] = (EMBEDDING_LAYER,)  # must have been recorded
+    layers: tuple[str, ...] = (EMBEDDING_LAYER,)  # must have been recorded (first_epoch)
+    gradients: str = "first_epoch"  # first_epoch (stored) | last_epoch (at the final parameters, over F)
 
     def validate(self) -> None:
         for name in ("step_size", "max_steps", "max_shrinks"):
             check_positive(getattr(self, name), f"methods.lm_first_epoch_ga.{name}")
         check_choice(self.target, TARGETS, "methods.lm_first_epoch_ga.target")
         check_choice(self.calibration, CALIBRATIONS, "methods.lm_first_epoch_ga.calibration")
+        check_choice(self.gradients, GRADIENTS, "methods.lm_first_epoch_ga.gradients")
         if self.tolerance < 0:
             raise ConfigError(f"methods.lm_first_epoch_ga.tolerance must be >= 0, got {self.tolerance}")
         if not self.layers:
@@ -60,7 +65,7 @@ def from_image_config(cfg) -> LMFirstEpochGAConfig:
                           "language model; use validation (the paper's)")
     return LMFirstEpochGAConfig(step_size=cfg.step_size, max_steps=cfg.max_steps, target=cfg.target,
                                 calibration="validation", tolerance=cfg.tolerance, max_shrinks=cfg.max_shrinks,
-                                layers=tuple(cfg.layers) or (EMBEDDING_LAYER,))
+                                layers=tuple(cfg.layers) or (EMBEDDING_LAYER,), gradients=cfg.gradients)
 
 
 def forgetting_score(model: nn.Module, data: TextSplit, target: str, pad_id: int) -> float:
@@ -70,13 +75,20 @@ def forgetting_score(model: nn.Module, data: TextSplit, target: str, pad_id: int
     return -float(s["correct"].sum()) / max(float(s["tokens"].sum()), 1.0)
 
 
-def lm_first_epoch_ga(model: nn.Module, grads: LMFirstEpochGrads, forget: TextSplit, validation: TextSplit,
+def lm_first_epoch_ga(model: nn.Module, grads: LMFirstEpochGrads | None, forget: TextSplit, validation: TextSplit,
                       cfg: LMFirstEpochGAConfig, pad_id: int) -> tuple[nn.Module, AscentTrace]:
-    """Ascend θ_L along Σ_{i∈F} g_i until F's score reaches the goal; ``model`` is changed in place."""
+    """Ascend θ_L along Σ_{i∈F} g_i until F's score reaches the goal; ``model`` is changed in place. ``grads``:
+    the stored first-epoch gradients (unused, may be None, with ``gradients: last_epoch``)."""
     cfg.validate()
     if len(forget) == 0:
         raise ValueError("lm_first_epoch_ga: the forget set is empty; choose at least one sequence")
-    stored = grads.summed(forget.example_ids)
+    if cfg.gradients == "last_epoch":
+        stored = grads_at(model, forget, pad_id, cfg.layers).summed(forget.example_ids)  # CPU, as recording
+    elif grads is None:
+        raise ValueError("lm_first_epoch_ga: no stored first-epoch gradients; record them while training "
+                         "(train_records.first_epoch_grads) or set gradients: last_epoch")
+    else:
+        stored = grads.summed(forget.example_ids)
     names = layer_parameters(model, cfg.layers)
     missing = [n for n in names if n not in stored]
     if missing:

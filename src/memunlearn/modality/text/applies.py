@@ -39,10 +39,18 @@ def problems(params: Mapping[str, Any]) -> list[str]:
     if get("evaluate", "mia_feature", default="true_prob") != "true_prob":
         out.append("evaluate.mia_feature: a text run's MIA reads each sequence's loss (true_prob = exp(-mean "
                    "token loss)); set evaluate.mia_feature: true_prob")
-    ga_layers = get("methods", "first_epoch_ga", "layers", default=[])
-    for layer in [x for x in ga_layers if x in IMAGE_LAYERS] if isinstance(ga_layers, list) else []:
-        out.append(f"methods.first_epoch_ga.layers: {layer!r} names an image layer; for a language model use "
-                   "embedding, head, block:<i> or all, e.g. [embedding]")
+    blocks = get("methods", default={})
+    used = {"first_epoch_ga", get("unlearn", "method", default="")}  # and every method a grid lists
+    used |= {m for body in params.values() if isinstance(body, Mapping) and isinstance(body.get("methods"), list)
+             for m in body["methods"] if isinstance(m, str)}
+    for name in sorted(used):
+        block = blocks.get(name) if isinstance(blocks, Mapping) else None
+        if not isinstance(block, Mapping) or block.get("method", name) != "first_epoch_ga":
+            continue
+        ga_layers = block.get("layers", [])
+        for layer in [x for x in ga_layers if x in IMAGE_LAYERS] if isinstance(ga_layers, list) else []:
+            out.append(f"methods.{name}.layers: {layer!r} names an image layer; for a language model use "
+                       "embedding, head, block:<i> or all, e.g. [embedding]")
     return out
 
 

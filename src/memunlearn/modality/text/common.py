@@ -5,6 +5,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
@@ -62,3 +63,21 @@ def logged(split: TextSplit, labels: pd.Series | None = None) -> SimpleNamespace
     ids = split.example_ids.numpy()
     values = labels.reindex(ids).fillna(0).to_numpy(dtype=np.int64) if labels is not None else np.zeros_like(ids)
     return SimpleNamespace(example_ids=ids, labels=values)
+
+
+def flat(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as ``section.key`` -> value (stages/_common.py's ``flatten``, for runs a text stage logs
+    itself)."""
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        if isinstance(v, Mapping):
+            out |= flat(v, f"{prefix}{k}.")
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def numeric(values: Mapping[str, Any]) -> dict[str, float]:
+    """The finite numbers of a record (MLflow metrics)."""
+    return {k: float(v) for k, v in values.items()
+            if isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and np.isfinite(v)}

@@ -18,18 +18,22 @@ from ..base import StagePaths
 from .common import load_prepared, logged
 
 
+def train_text_oracle(retain, info, recipe: TrainConfig, seed: int, on_row=None):
+    """(a language model trained from scratch on ``retain``, its history); init and order from ``seed`` alone,
+    drawn with the purposes of training/oracle.py's train_oracle (the oracle stage and the text grids)."""
+    model = build_lm(recipe.model, info.vocab_size, info.seq_len, seed=derive_seed(seed, "unlearn/retrain_init"))
+    history = fit_lm(model, retain, LMTrainConfig.of(recipe), info.pad_id, generator(seed, "unlearn/retrain_order"),
+                     device=resolve_device(recipe.device), on_row=on_row)
+    return model, history
+
+
 def run(params: Mapping[str, Any], paths: StagePaths, on_row=None) -> StageRecord:
     recipe = from_params(TrainConfig, params["train"], "train")
     config = from_params(OracleConfig, params["oracle"], "oracle")
     data = load_prepared(paths)
     parts = apply_partition(data.train, load_table(paths.partition / "forget.csv", "partition"))
-    # the purposes of training/oracle.py's train_oracle: the same seed draws the same init and order
-    model = build_lm(recipe.model, data.info.vocab_size, data.info.seq_len,
-                     seed=derive_seed(config.seed, "unlearn/retrain_init"))
     start = time.perf_counter()
-    history = fit_lm(model, parts.retain, LMTrainConfig.of(recipe), data.info.pad_id,
-                     generator(config.seed, "unlearn/retrain_order"), device=resolve_device(recipe.device),
-                     on_row=on_row)
+    model, history = train_text_oracle(parts.retain, data.info, recipe, config.seed, on_row)
     seconds = time.perf_counter() - start
     save_lm_checkpoint(model, recipe.model, data.info, paths.oracle / "model.pt")
     metrics = {"seconds": seconds, "examples_processed": len(parts.retain) * recipe.epochs, "cached": False}
