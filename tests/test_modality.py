@@ -50,7 +50,7 @@ def test_params_yaml_and_the_text_preset_are_valid():
     ("text", {"partition": {"kind": "class"}}, "partition.kind: 'class' does not apply to text"),
     ("image", {"partition": {"kind": "canaries", "size": 0}}, "partition.kind: 'canaries' does not apply to image"),
     ("text", {"partition": {"group_score": "entanglement"}}, "partition.group_score: 'entanglement'"),
-    ("text", {"proxies": {"names": ["loss_curvature"]}}, "proxies.names[0]: 'loss_curvature'"),
+    ("text", {"proxies": {"names": ["loss_curvature", "confidence"]}}, "proxies.names[0]: 'loss_curvature'"),
     ("text", {"train_records": {"curvature": True}}, "train_records.curvature:"),
     ("text", {"train_records": {"first_epoch_grads": ["penultimate"]}}, "train_records.first_epoch_grads:"),
     ("text", {"memorize": {"num_models": "auto"}}, "memorize.num_models: auto"),
