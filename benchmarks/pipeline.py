@@ -5,7 +5,7 @@ folder, checks the params, runs `dvc repro` there and times every stage from
 DVC's own "Running stage" lines: a stage's seconds run from its line to the
 next one, so they include the stage's process start, imports, MLflow logging
 and DVC's hashing and lock update, everything a user waits for. Prints the
-table, slowest first, grouped by stage family (`grid@sweep` -> `grid`).
+table, slowest first, grouped by stage family (`name@item` -> `name`).
 
     python benchmarks/pipeline.py [--rev REV] [--keep DIR] [--json FILE] [-- dvc repro args]
 

@@ -106,7 +106,7 @@ def tracking_target() -> TrackingTarget:
 
 
 def stage_name() -> str:
-    """The stage's name as DVC addresses it (``DVC_STAGE``, e.g. ``grid@sweep``), else the script's."""
+    """The stage's name as DVC addresses it (``DVC_STAGE``, e.g. ``grids``), else the script's."""
     return os.environ.get("DVC_STAGE") or Path(sys.argv[0]).stem
 
 

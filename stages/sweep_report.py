@@ -61,8 +61,7 @@ def forget_set_role(row) -> str:
 
 def cell_model(row: dict) -> ModelRecord:
     name = cell_name(row)
-    model, _, info = load_checkpoint_with_info(SWEEP_DATA_DIR / row["grid"] / "cells" / f"{name}.pt",
-                                               f"grid@{row['grid']}")
+    model, _, info = load_checkpoint_with_info(SWEEP_DATA_DIR / row["grid"] / "cells" / f"{name}.pt", "grids")
     return registered(model, forget_set_role(row), info, cell=f"{row['grid']}_cell@{name}",
                       **{k: row[k] for k in KEYS}, forget_kind=row["kind"])
 

@@ -1,7 +1,7 @@
 """Stage `sweep_score`: every grid cell scored against its forget set's oracle (docs/methods.md §6).
 
 Reads each cell's unlearned outputs and its oracle's (both from its grid's
-stage, `grid@<grid>`), computes FA/RA/TA, per-subset forget accuracy, MIA, ToW and
+stage, `grids`), computes FA/RA/TA, per-subset forget accuracy, MIA, ToW and
 ToW-MIA with the `evaluate` params (the MIA subsample drawn from the cell's
 seed), and writes every cell's record to `results/sweep/cells.json`. Only this
 stage and the reports after it depend on `evaluate`: changing how models are
@@ -33,15 +33,15 @@ def main() -> None:
     for grid in GRIDS:
         for cell in from_params(SweepConfig, params[grid], grid).cells(grid).to_dict("records"):
             name, forget_set = cell_name(cell), forget_set_name(cell)
-            folder, grid_stage = SWEEP_DATA_DIR / grid / forget_set, f"grid@{grid}"
-            parts = apply_partition(train, load_table(folder / "forget.csv", grid_stage))
+            folder = SWEEP_DATA_DIR / grid / forget_set
+            parts = apply_partition(train, load_table(folder / "forget.csv", "grids"))
             evaluate = from_params(EvaluateConfig, {**params["evaluate"], "seed": cell["seed"]}, "evaluate")
             if folder not in oracles:
-                outputs = ModelOutputs.load(folder / "outputs.npz", grid_stage)
+                outputs = ModelOutputs.load(folder / "outputs.npz", "grids")
                 oracles[folder] = output_metrics(outputs, parts.forget, parts.retain, test, parts.subsets, evaluate)
-            unlearned = ModelOutputs.load(SWEEP_DATA_DIR / grid / "cells" / f"{name}.npz", grid_stage)
+            unlearned = ModelOutputs.load(SWEEP_DATA_DIR / grid / "cells" / f"{name}.npz", "grids")
             metrics = output_metrics(unlearned, parts.forget, parts.retain, test, parts.subsets, evaluate)
-            record = load_json(RESULTS_DIR / "sweep" / grid / f"{name}.json", grid_stage)
+            record = load_json(RESULTS_DIR / "sweep" / grid / f"{name}.json", "grids")
             scored.append(score_cell(record, metrics, oracles[folder]))
     save_json(scored, CELLS_FILE)
     track(StageRecord("sweep_score", flatten({"evaluate": params["evaluate"]}),

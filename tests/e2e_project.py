@@ -1,7 +1,7 @@
 """The tiny DVC project the end-to-end modules run on, and copies of one reproduced once per session.
 
 Each stage of a `dvc repro` pays seconds of fixed cost (process start, torch import, an MLflow run, DVC
-hashing), so reproducing TINY's 19 stages from scratch costs minutes on 2 cores. The pipeline, sweep and
+hashing), so reproducing TINY's 16 stages from scratch costs minutes on 2 cores. The pipeline, sweep and
 deployments modules therefore start from one session-wide reproduction (``reproduced_tiny_project`` in
 conftest.py): each gets its own self-contained copy (workspace, git, `.dvc/cache`, MLflow store) that it
 may change, and the record of what that first `dvc repro` ran.
@@ -26,7 +26,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ["prepare", "train", "memorize", "proxies", "proxy_study", "partition", "oracle", "unlearn", "evaluate",
           "summary", "forgetting_quality", "sweep_score", "sweep_report", "claims", "figures"]
-GRID_STAGES = ["grid@sweep", "grid@levels", "grid@rum_compare", "grid@entanglement"]
+GRID_STAGES = ["grids"]
 GRID_RUNS = [  # TINY's grids: one forget set and one cell each, each an MLflow run of its grid's stage
     "sweep_oracle@exact_prob-high-0", "sweep_cell@neggrad_plus-exact_prob-high-rum_f-0",
     "levels_oracle@exact_prob-low-0", "levels_cell@neggrad_plus-exact_prob-low-vanilla-0",

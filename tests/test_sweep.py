@@ -25,7 +25,7 @@ def config(**changes) -> SweepConfig:
 
 def record(grid="sweep", method="neggrad_plus", group_score="exact", kind="low", strategy="rum", seed=0, tow=0.9,
            **extra):
-    """A cell record as stages/grid.py writes it."""
+    """A cell record as stages/grids.py writes it."""
     unlearned = {"forget_acc": 0.5, "retain_acc": 0.95, "test_acc": 0.9, "forget_acc_low": 1.0, "mia": 0.4,
                  "tow": tow, "tow_mia": 0.8}
     oracle = {**unlearned, "tow": 1.0, "tow_mia": 1.0}

@@ -1,8 +1,8 @@
 """End to end: the experiment sweep under real DVC (a stage per grid), MLflow and Prefect, on a tiny project copy.
 
 One temporary project is shared by the tests of this module, which run in
-order: a first `dvc repro sweep_report` runs GRID's stage, which computes
-every forget set, oracle and cell once (the project is a copy of the
+order: a first `dvc repro sweep_report` runs the grids' stage, which
+computes every forget set, oracle and cell of GRID once (the project is a copy of the
 session's reproduced TINY project, tests/e2e_project.py, so what GRID
 shares with it, the upstream stages and the other grids, is cached; `dvc
 repro --dry --force` shows what a checkout with nothing cached runs), a
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
 UPSTREAM = ["prepare", "train", "memorize", "proxies"]  # what the sweep needs of the pipeline
-OTHER_GRIDS = ["grid@levels", "grid@rum_compare", "grid@entanglement"]  # TINY's, reported beside `sweep`
+OTHER_GRIDS = ["levels", "rum_compare", "entanglement"]  # TINY's one-cell grids, reported beside `sweep`
 REPORT = ["sweep_score", "sweep_report"]  # every cell scored against its oracle, then the tables
 GRID = {"methods": ["neggrad_plus"], "group_scores": ["exact"], "kinds": ["low", "high"], "strategies": ["rum"],
         "seeds": [0], "partition": {"size": 30, "refine_score": "exact"}, "fixed_group_score": "", "device": "cpu"}
@@ -76,13 +76,16 @@ def test_first_repro_runs_every_cell_once_and_writes_the_tables(reproduced_tiny_
     # what `dvc repro sweep_report` runs in a checkout with nothing cached: every stage it depends on, forced
     planned = ran(dvc(project, "repro", "--dry", "--force", "sweep_report").stdout)
     assert set(planned[:len(UPSTREAM)]) == set(UPSTREAM)  # and not the pipeline's partition/oracle/unlearn/...
-    assert sorted(planned[len(UPSTREAM):]) == sorted(["grid@sweep"] + OTHER_GRIDS + REPORT)
+    assert planned[len(UPSTREAM):] == ["grids"] + REPORT
     assert planned[-1] == "sweep_report" and "oracle" not in planned and "unlearn" not in planned
-    # the upstream stages and the other grids ran once, in the session's first repro of the project; this first
-    # repro of GRID runs its stage, which computes each of its oracles and cells once, then the report
-    assert set(UPSTREAM + OTHER_GRIDS) <= set(ran(reproduced_tiny_project.first_repro.stdout))
-    assert ran(first_repro.stdout) == ["grid@sweep"] + REPORT
+    # the upstream stages and TINY's grids ran once, in the session's first repro of the project; this first repro
+    # of GRID reruns the grids' stage, which computes each of GRID's oracles and cells once and loads the other
+    # grids' runs from the caches, then the report
+    assert set(UPSTREAM + ["grids"]) <= set(ran(reproduced_tiny_project.first_repro.stdout))
+    assert ran(first_repro.stdout) == ["grids"] + REPORT
     assert cached(project) == dict.fromkeys(oracles() + cells(), False)
+    for grid in OTHER_GRIDS:
+        assert all(json.loads(p.read_text())["cached"] for p in (project / "results/sweep" / grid).glob("*.json"))
 
     results = pd.read_csv(project / "results/sweep/results.csv").query("grid == 'sweep'")
     assert results[["kind", "strategy", "seed"]].values.tolist() == [["low", "rum", 0], ["high", "rum", 0]]
@@ -100,7 +103,7 @@ def test_first_repro_runs_every_cell_once_and_writes_the_tables(reproduced_tiny_
     high = pd.read_csv(project / "data/sweep/sweep/exact-high-0/forget.csv")
     assert len(low) == len(high) == 30 and high["group_score"].min() >= low["group_score"].max()
     lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
-    assert lock["grid@sweep"]["params"]["params.yaml"]["sweep"]["kinds"] == ["low", "high"]
+    assert lock["grids"]["params"]["params.yaml"]["sweep"]["kinds"] == ["low", "high"]
 
 
 def test_dvc_metrics_show_the_summary(project, first_repro):
@@ -124,7 +127,7 @@ def records(project: Path) -> dict[str, dict]:
 def test_adding_a_seed_computes_only_the_new_cells(project, first_repro):
     before = records(project)
     set_params(project, {"sweep": {"seeds": [0, 1]}})
-    assert ran(dvc(project, "repro", "sweep_report").stdout) == ["grid@sweep"] + REPORT
+    assert ran(dvc(project, "repro", "sweep_report").stdout) == ["grids"] + REPORT
     assert cached(project) == {**dict.fromkeys(oracles(seeds=(0,)) + cells(seeds=(0,)), True),
                                **dict.fromkeys(oracles(seeds=(1,)) + cells(seeds=(1,)), False)}
     after = records(project)
@@ -143,15 +146,15 @@ def test_adding_a_seed_computes_only_the_new_cells(project, first_repro):
 def test_a_methods_params_recompute_only_its_cells(project, first_repro):
     before = records(project)
     set_params(project, {"methods": {"finetune": {"lr": 0.02}}})  # no grid lists finetune: nothing recomputes
-    assert "grid@sweep" in ran(dvc(project, "repro", "grid@sweep").stdout)
+    assert "grids" in ran(dvc(project, "repro", "grids").stdout)
     assert all(cached(project).values()) and records(project) == before
     set_params(project, {"methods": {"neggrad_plus": {"lr": 0.02}}})  # every cell, no oracle
-    dvc(project, "repro", "grid@sweep")
+    dvc(project, "repro", "grids")
     assert cached(project) == {**dict.fromkeys(oracles(seeds=(0, 1)), True),
                                **dict.fromkeys(cells(seeds=(0, 1)), False)}
     set_params(project, {"methods": {"neggrad_plus": {"lr": 0.01}, "finetune": {"lr": 0.01}}})
     # back to the first setting: DVC's run cache restores that run's outputs, nothing runs
-    assert ran(dvc(project, "repro", "grid@sweep").stdout) == []
+    assert ran(dvc(project, "repro", "grids").stdout) == []
     assert records(project) == before
 
 
@@ -169,7 +172,7 @@ def test_prefect_sweep_flow_runs_a_grown_grid_as_an_experiment_with_new_cells_on
         result = sweep(repo_dir=str(project), kinds=["high"], strategies=["vanilla", "rum"], experiment="grown")
 
     did = [stage for stage, yes in result["ran"].items() if yes]
-    assert did == ["grid@sweep"] + REPORT
+    assert did == ["grids"] + REPORT
     assert list(result["ran"])[:len(UPSTREAM)] == UPSTREAM
     assert (project / "params.yaml").read_bytes() == before  # the grid ran as a DVC experiment
     assert (project / "results/sweep/summary.csv").read_bytes() == workspace_summary
@@ -191,8 +194,11 @@ def test_prefect_sweep_flow_runs_a_grown_grid_as_an_experiment_with_new_cells_on
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     grown_cells = cells(kinds=("high",), strategies=("vanilla", "rum"), seeds=(0, 1))
     runs = {r.data.tags["memunlearn.stage"]: r for r in children}
-    assert set(runs) == {"grid@sweep", *(f"sweep_oracle@{o}" for o in oracles(("high",), (0, 1))),
-                         *(f"sweep_cell@{c}" for c in grown_cells), *REPORT}
+    assert {name for name in runs if name.startswith("sweep")} == {
+        *(f"sweep_oracle@{o}" for o in oracles(("high",), (0, 1))), *(f"sweep_cell@{c}" for c in grown_cells),
+        *REPORT}
+    assert "grids" in runs  # and the other grids' cells, loaded from the caches, under the same parent:
+    assert all(any(name.startswith(f"{grid}_cell@") for name in runs) for grid in OTHER_GRIDS)
     assert all(r.data.tags["memunlearn.dvc_experiment"] == "grown" for r in children)
     for name in grown_cells:  # the rum cells came from the caches, the vanilla ones were computed
         assert runs[f"sweep_cell@{name}"].data.metrics["cached"] == float("-vanilla-" not in name), name

@@ -33,8 +33,7 @@ TINY_TEXT = {
     "rum_compare": {"seeds": [0], "partition": {"size": 10}},
     "entanglement": {"methods": ["finetune"], "seeds": [0]},
 }
-GRID_STAGES = ["proxy_study", "grid@sweep", "grid@levels", "grid@rum_compare", "grid@entanglement", "sweep_score",
-               "sweep_report", "claims"]
+GRID_STAGES = ["proxy_study", "grids", "sweep_score", "sweep_report", "claims"]
 ABLATIONS = {("first_epoch", "embedding"), ("first_epoch", "all"), ("last_epoch", "embedding"), ("last_epoch", "all")}
 
 
@@ -143,8 +142,8 @@ def test_the_claims_report_on_text_has_a_verdict_for_findings_1_2_and_4(project,
 
 def test_a_text_grid_rerun_computes_nothing_again(project, claims_repro):
     assert ran_stages(dvc(project, "repro", "claims").stdout) == []
-    forced = dvc(project, "repro", "--force", "--single-item", "grid@sweep")
-    assert ran_stages(forced.stdout) == ["grid@sweep"]
+    forced = dvc(project, "repro", "--force", "--single-item", "grids")
+    assert ran_stages(forced.stdout) == ["grids"]
     records = [json.loads(p.read_text()) for p in (project / "results/sweep/sweep").glob("*.json")]
     assert len(records) == 12 and all(r["cached"] for r in records)
     for seed in (0, 1, 2):

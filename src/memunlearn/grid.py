@@ -2,12 +2,12 @@
 ``entanglement``).
 
 A grid is methods x scores x forget-set kinds x strategies x seeds. Each
-grid is its own params section, run by its own DVC stage (``grid@<grid>``,
-stages/grid.py): one forget set and oracle per (score, kind, seed), one
+grid is its own params section; one DVC stage runs them all (``grids``,
+stages/grids.py): one forget set and oracle per (score, kind, seed), one
 unlearning run per cell, each its own MLflow run (``<grid>_oracle@<score>-
 <kind>-<seed>``, ``<grid>_cell@<method>-<score>-<kind>-<strategy>-<seed>``);
 the default grids share no cell, so nothing is computed twice. This module
-is only the grid's typed config: it is a dependency of every grid stage, so
+is only the grid's typed config: it is a dependency of the grids stage, so
 it holds nothing a report changes.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from .config import ConfigError
 from .partition import FORGET_KINDS, grid_forget_set
 from .unlearning import METHODS, STRATEGIES, UnlearnPlan
 
-GRIDS = ("sweep", "levels", "rum_compare", "entanglement")  # params sections holding a grid; dvc.yaml: grid@<grid>
+GRIDS = ("sweep", "levels", "rum_compare", "entanglement")  # params sections holding a grid; dvc.yaml: stage grids
 KEYS = ("grid", "method", "group_score", "kind", "strategy", "seed")  # one cell
 AXES = ("methods", "group_scores", "kinds", "strategies", "seeds")  # a grid's lists, one per KEYS entry after grid
 
@@ -79,7 +79,7 @@ class SweepConfig:
 
     def partition_params(self, group_score: str, kind: str, seed: int) -> dict[str, Any]:
         """The ``PartitionConfig`` params of one (grid score, kind, seed) forget set (validated; see
-        ``partition.grid_forget_set``, which stages/grid.py calls through this)."""
+        ``partition.grid_forget_set``, which stages/grids.py calls through this)."""
         return grid_forget_set(self.partition, group_score, kind, seed, self.fixed_group_score)
 
     def cells(self, grid: str = "sweep") -> pd.DataFrame:

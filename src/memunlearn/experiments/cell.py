@@ -1,6 +1,6 @@
 """One cell of an experiment grid: unlearn one forget set; score it against its oracle (a separate step).
 
-What the ``grid@<grid>`` stages run per cell (docs/methods.md §4-6): a cell
+What the ``grids`` stage runs per cell (docs/methods.md §4-6): a cell
 is one (grid, method, group score, kind, strategy, seed) of ``grid.KEYS``;
 its forget set and oracle are chosen and trained once per (score, kind,
 seed) by the same stage. ``run_cell``

@@ -4,7 +4,7 @@ A grid runs every (method, group score, forget-set kind, strategy, seed)
 cell; a forget set is a kind (low/mid/high/mix groups, random, class, ...)
 by a group score (exact memorization, a proxy, entanglement). The default
 run has four grids, each a params section run by its own DVC stage
-(``grid@<grid>``, stages/grid.py) and sharing no cell with the others, so
+(one DVC stage runs them all: ``grids``, stages/grids.py) and sharing no cell with the others, so
 nothing is computed twice:
 
 - ``sweep``: memorization level (low, high, mix) x the RUM controls;
@@ -43,7 +43,7 @@ def cell_row(cell: Mapping[str, Any]) -> dict[str, Any]:
     """One cell record -> one tidy row: the keys, the unlearned model's metrics, ``oracle_<metric>``."""
     missing = [k for k in (*KEYS, "unlearned", "oracle") if k not in cell]
     if missing:
-        raise ValueError(f"sweep cell record lacks {missing}; rerun its grid's stage, `dvc repro grid@<grid>`")
+        raise ValueError(f"sweep cell record lacks {missing}; rerun the grids' stage, `dvc repro grids`")
     row = {k: cell[k] for k in KEYS}
     row |= dict(cell["unlearned"])
     row |= {f"oracle_{k}": v for k, v in cell["oracle"].items()}

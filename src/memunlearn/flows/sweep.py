@@ -1,8 +1,8 @@
 """Prefect flow that runs the experiment grids: one task per DVC stage, or the grid as one DVC experiment.
 
 The grid (methods x group scores x forget-set kinds x strategies x seeds)
-is params.yaml's `sweep` section, run by the DVC stage `grid@sweep` (each
-grid has one); DVC decides whether a grid reruns, and a rerun loads every
+is params.yaml's `sweep` section, run with the other grids by the DVC
+stage `grids`; DVC decides whether it reruns, and a rerun loads every
 forget set, oracle and cell it computed before from the content-keyed
 caches, so only new cells compute. Without grid
 arguments or overrides the flow reproduces the workspace, one task per
@@ -95,9 +95,9 @@ def sweep(
     publish("memunlearn-sweep-summary", f"memunlearn-sweep {name or 'workspace'}: ToW, ToW-MIA and seconds, mean "
             "and t-based 95% CI half-width over seeds", summary[[c for c in SUMMARY_COLUMNS if c in summary]],
             link, name)
-    grids = [s for s in ran if s.startswith("grid@")]
-    get_run_logger().info("sweep: %d of %d grid stages ran (each computing only its new cells); summary in %s%s",
-                          sum(ran[s] for s in grids), len(grids), SUMMARY, f" of experiment {name}" if name else "")
+    get_run_logger().info("sweep: the grids %s (computing only new cells); summary in %s%s",
+                          "ran" if ran.get("grids") else "were unchanged", SUMMARY,
+                          f" of experiment {name}" if name else "")
     return {"ran": ran, "summary": summary.to_dict("records"), "experiment": name}
 
 

@@ -2,7 +2,7 @@
 
 Every metric compares an unlearned model with this model on the same
 forget set. The ``retrain`` unlearning method, the ``oracle`` and
-``grid@<grid>`` stages and LiRA's retrained copies all train it here.
+``grids`` stage and LiRA's retrained copies all train it here.
 
 Stages that train the same oracle (the ``oracle`` stage and the ``sweep``
 grid's first mixed forget set share F, recipe and seed) go through

@@ -1,4 +1,4 @@
-"""Stage ``grid@<grid>`` on text: seed 003's ablations as an experiment grid (docs/methods.md §8).
+"""Stage ``grids`` on text, one grid: seed 003's ablations as an experiment grid (docs/methods.md §8).
 
 A grid's methods may be named ``methods.<name>`` variant blocks of ``first_epoch_ga`` (``layers``: embedding,
 block:<i>, head, all; ``gradients``: first_epoch | last_epoch), beside any text method. The grid's ``seed`` is
@@ -188,6 +188,6 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None, *, grid: str,
             save_json({**cell_record, "run_id": run_id}, results_dir / f"{name}.json")
             log.info("%s: cell %s (%.1f s%s)", grid, name, seconds, ", cached" if was_cached else "")
     forget_sets = cells.groupby(["group_score", "kind", "seed"]).ngroups
-    return StageRecord(f"grid@{grid}", metrics={"forget_sets": forget_sets, "cells": len(cells),
+    return StageRecord("grids", metrics={"forget_sets": forget_sets, "cells": len(cells),
                                                 "originals": len(originals)})
 

@@ -18,7 +18,7 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None) -> StageRecor
     scored, oracles = [], {}
     for grid in GRIDS:
         for cell in from_params(SweepConfig, params[grid], grid).cells(grid).to_dict("records"):
-            name, folder, stage = cell_name(cell), paths.sweep / grid / forget_set_name(cell), f"grid@{grid}"
+            name, folder, stage = cell_name(cell), paths.sweep / grid / forget_set_name(cell), "grids"
             if folder not in oracles:
                 oracles[folder] = load_json(folder / "metrics.json", stage)
             unlearned = load_json(paths.sweep / grid / "cells" / f"{name}.json", stage)

@@ -1,8 +1,8 @@
-"""Stage `grid@<grid>`: every forget set, retrain oracle and unlearning run of one experiment grid.
+"""Stage `grids`: every forget set, retrain oracle and unlearning run of the experiment grids.
 
 A grid (params section `sweep`, `levels`, `rum_compare` or `entanglement`;
 src/memunlearn/grid.py) is methods x scores x kinds x strategies x seeds.
-For each (score, kind, seed) this stage chooses the forget set F once,
+For each grid and (score, kind, seed) this stage chooses the forget set F once,
 trains its retrain oracle on R = D \\ F once, and keeps both with their
 outputs under `data/sweep/<grid>/<score>-<kind>-<seed>/` (oracle.json says
 what F is made of: class histogram, planted noise, ES of F and of each RUM
@@ -12,10 +12,11 @@ subset). Each cell of that forget set then unlearns from the original model
 checkpoint under `data/sweep/<grid>/cells/`. `sweep_score` scores them
 against the oracle (§6), so an evaluation setting never reruns a cell.
 
-One process runs the whole grid: the oracle and unlearning caches (by
-content: training/oracle.py, unlearning/cache.py) make a rerun after a grown
-list or an unrelated params edit load every finished run instead of
-computing it, and an interrupted run keeps what it finished. Each forget set
+One process runs every grid (a stage process pays about 10 s of start-up:
+torch, MLflow, DVC's lock): the oracle and unlearning caches (by content:
+training/oracle.py, unlearning/cache.py) make a rerun after a grown list, an
+edit of one grid or an unrelated params edit load every finished run
+instead of computing it, and an interrupted run keeps what it finished. Each forget set
 and each cell is its own MLflow run (`<grid>_oracle@...`, `<grid>_cell@...`)
 under the invocation's parent run.
 """
@@ -23,7 +24,6 @@ from _common import (FIRST_EPOCH_GRADS, MEMORIZE_DIR, ORACLE_CACHE, PREPARED, PR
                      SWEEP_DATA_DIR, TRAIN_DIR, UNLEARN_CACHE, device, flatten, load_params, log, record, stage,
                      stage_name, track)
 
-import argparse
 import copy
 import dataclasses
 import functools
@@ -46,29 +46,34 @@ from memunlearn.unlearning import UnlearnConfig
 from memunlearn.unlearning.context import unlearn_context
 
 
-def arguments() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="one experiment grid; dvc.yaml passes its name")
-    parser.add_argument("--grid", choices=GRIDS, required=True, help="the params section holding the grid")
-    return parser.parse_args()
-
-
 @stage
 def main() -> None:
-    grid = arguments().grid
-    params = load_params("train", "methods", grid)
-    if elsewhere(params, {"text": functools.partial(text_stage.run, grid=grid, record=record)}):
+    params = load_params("train", "methods", *GRIDS)
+    if elsewhere(params, {"text": text_grids}):
         return
-    config = from_params(SweepConfig, params[grid], grid)
-    config.check_methods(params["methods"])
+    configs = {grid: from_params(SweepConfig, params[grid], grid) for grid in GRIDS}  # every grid checked first
+    for config in configs.values():
+        config.check_methods(params["methods"])
     recipe = from_params(TrainConfig, params["train"], "train")
-    dev = device(config.device)
     info = load_info(PREPARED / "meta.json")
     train, test = load_split(PREPARED / "train.npz"), load_split(PREPARED / "test.npz")
     original, _ = load_checkpoint(TRAIN_DIR / "model.pt", "train")
-    sources = score_sources(train, original, info, load_table(MEMORIZE_DIR / "scores.parquet", "memorize"),
-                            load_table(PROXIES_DIR / "proxies.parquet", "proxies"), dev)  # (N, D) once per grid
+    scores = load_table(MEMORIZE_DIR / "scores.parquet", "memorize"), load_table(PROXIES_DIR / "proxies.parquet",
+                                                                                 "proxies")
     planted = load_table(PREPARED / "label_noise.csv", "prepare")["example_id"]
-    context = unlearn_context(info, recipe, dev, 0, PREPARED, FIRST_EPOCH_GRADS)  # the seed is each cell's
+    sources = functools.cache(lambda dev: score_sources(train, original, info, *scores, dev))  # (N, D) embeddings
+    metrics = {}
+    for grid, config in configs.items():
+        dev = device(config.device)
+        context = unlearn_context(info, recipe, dev, 0, PREPARED, FIRST_EPOCH_GRADS)  # the seed is each cell's
+        metrics |= run_grid(grid, config, params, recipe, info, train, test, original, sources(dev), planted,
+                            context)
+    track(StageRecord(stage_name(), flatten({grid: params[grid] for grid in GRIDS}), metrics))
+
+
+def run_grid(grid, config, params, recipe, info, train, test, original, sources, planted, context) -> dict:
+    """One grid's forget sets, oracles and cells (files, MLflow runs); its counts for the stage's record."""
+    dev = context.device
     shared = {"partition": dict(config.partition), "fixed_group_score": config.fixed_group_score,
               "device": config.device}
     data_dir, results_dir = SWEEP_DATA_DIR / grid, RESULTS_DIR / "sweep" / grid
@@ -113,8 +118,16 @@ def main() -> None:
             save_json({**cell_record, **tracking}, results_dir / f"{name}.json")
             log.info("%s: cell %s (%.1f s%s)", grid, name, cell_record["seconds"],
                      ", cached" if cell_record["cached"] else "")
-    forget_sets = cells.groupby(["group_score", "kind", "seed"]).ngroups
-    track(StageRecord(stage_name(), flatten({grid: params[grid]}), {"forget_sets": forget_sets, "cells": len(cells)}))
+    return {f"{grid}.forget_sets": cells.groupby(["group_score", "kind", "seed"]).ngroups, f"{grid}.cells": len(cells)}
+
+
+def text_grids(params, paths, on_row=None) -> StageRecord:
+    """A text run: each grid by modality/text/grid.py."""
+    metrics = {}
+    for grid in GRIDS:
+        done = text_stage.run(params, paths, on_row, grid=grid, record=record)
+        metrics |= {f"{grid}.{key}": value for key, value in done.metrics.items()}
+    return StageRecord(stage_name(), metrics=metrics)
 
 
 if __name__ == "__main__":
