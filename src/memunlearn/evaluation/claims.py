@@ -137,17 +137,23 @@ def evaluate_claims(results: pd.DataFrame, proxy_cost: Mapping[str, float], cfg:
 
 def claims_markdown(table: pd.DataFrame, cfg: ClaimsConfig) -> str:
     """A readable report: one line per claim with its verdict, effect and CI."""
-    lines = ["# Claims tested on this run", "",
-             f"Metric: {cfg.metric} (higher = closer to the retrain oracle), method {cfg.method}; effect = mean "
-             "paired difference over seeds, 95% t-based CI. A positive effect supports a 'beats' or 'harder' "
-             "claim (the harder forget set has the lower ToW).", "",
+    return claims_report(
+        f"Metric: {cfg.metric} (higher = closer to the retrain oracle), method {cfg.method}; effect = mean paired "
+        "difference over seeds, 95% t-based CI. A positive effect supports a 'beats' or 'harder' claim (the harder "
+        "forget set has the lower ToW).", table)
+
+
+def claims_report(intro: str, table: pd.DataFrame, label=lambda row: row["finding"]) -> str:
+    """``results/claims.md`` of any modality: ``intro``, then one line per claim (``label(row)``) with its
+    verdict, effect (a cost factor, which has no seeds, as ``<n>x``), 95% CI, seeds and comparison."""
+    lines = ["# Claims tested on this run", "", intro, "",
              "| claim | verdict | effect | 95% CI | seeds | comparison |", "|---|---|---|---|---|---|"]
     for row in table.to_dict("records"):
         ci = "" if not np.isfinite([row["ci_low"], row["ci_high"]]).all() else \
             f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
         effect = "" if not np.isfinite(row["effect"]) else f"{row['effect']:+.3f}" if row["n_seeds"] else \
             f"{row['effect']:.0f}x"
-        lines.append(f"| {row['finding']} | **{row['verdict']}** | {effect} | {ci} | {row['n_seeds']} | "
+        lines.append(f"| {label(row)} | **{row['verdict']}** | {effect} | {ci} | {row['n_seeds']} | "
                      f"`{row['comparison']}` |")
     return "\n".join(lines) + "\n"
 

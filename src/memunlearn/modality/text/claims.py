@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ...config import ConfigError
+from ...evaluation.claims import claims_report
 from ...experiments.text_claims import MARGIN_BITS, PPL_BOUND, seed003_claims
 from ...io import load_table, save_json, save_table
 from ...tracking import StageRecord
@@ -64,19 +65,11 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None) -> StageRecor
 
 
 def claims_markdown(table: pd.DataFrame, rows: pd.DataFrame) -> str:
-    """The image report's layout (evaluation/claims.py ``claims_markdown``) with seed 003's metric."""
+    """The image report's layout (evaluation/claims.py ``claims_report``) with seed 003's metric."""
     variants = ", ".join(f"{s} x {l}" for s, l in rows[["source", "layers"]].drop_duplicates().itertuples(index=False))
-    lines = ["# Claims tested on this run", "",
-             f"Seed 003's findings 1, 2 and 4 on the {GRID} grid's first_epoch_ga cells ({variants}); "
-             f"{rows['seed'].nunique()} training seeds. Metric: canary exposure in bits (lower = more forgotten); "
-             f"{MARGIN_BITS:g} bit counts as no difference; finding 4's bound is +{PPL_BOUND:.0%} validation "
-             "perplexity. Effect = mean per-seed difference, 95% t-based CI; a positive effect is what the paper "
-             "says.", "",
-             "| claim | verdict | effect | 95% CI | seeds | comparison |", "|---|---|---|---|---|---|"]
-    for row in table.to_dict("records"):
-        ci = "" if not np.isfinite([row["ci_low"], row["ci_high"]]).all() else \
-            f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
-        effect = "" if not np.isfinite(row["effect"]) else f"{row['effect']:+.3f}"
-        lines.append(f"| {row['finding']}: {row['claim']} | **{row['verdict']}** | {effect} | {ci} | "
-                     f"{row['n_seeds']} | `{row['comparison']}` |")
-    return "\n".join(lines) + "\n"
+    return claims_report(
+        f"Seed 003's findings 1, 2 and 4 on the {GRID} grid's first_epoch_ga cells ({variants}); "
+        f"{rows['seed'].nunique()} training seeds. Metric: canary exposure in bits (lower = more forgotten); "
+        f"{MARGIN_BITS:g} bit counts as no difference; finding 4's bound is +{PPL_BOUND:.0%} validation "
+        "perplexity. Effect = mean per-seed difference, 95% t-based CI; a positive effect is what the paper says.",
+        table, label=lambda row: f"{row['finding']}: {row['claim']}")
