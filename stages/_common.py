@@ -123,11 +123,6 @@ def record(item: StageRecord) -> str | None:
     return record_stage(item, _RUN.target if _RUN else tracking_target())
 
 
-def run_id() -> str | None:
-    """This stage's MLflow run id (None if tracking is unavailable)."""
-    return _RUN.run_id if _RUN is not None else None
-
-
 def log_epoch(row: Mapping[str, Any]) -> None:
     """Log one per-epoch row of a training loop live (``fit``'s ``on_row``)."""
     log_row(_RUN, row)

@@ -61,13 +61,15 @@ def main() -> None:
     scores = load_table(MEMORIZE_DIR / "scores.parquet", "memorize"), load_table(PROXIES_DIR / "proxies.parquet",
                                                                                  "proxies")
     planted = load_table(PREPARED / "label_noise.csv", "prepare")["example_id"]
-    sources = functools.cache(lambda dev: score_sources(train, original, info, *scores, dev))  # (N, D) embeddings
+    # per device, once for every grid on it: the original's (N, D) embeddings; the first-epoch gradients and the
+    # validation split the methods read (the seed is each cell's)
+    sources = functools.cache(lambda dev: score_sources(train, original, info, *scores, dev))
+    contexts = functools.cache(lambda dev: unlearn_context(info, recipe, dev, 0, PREPARED, FIRST_EPOCH_GRADS))
     metrics = {}
     for grid, config in configs.items():
         dev = device(config.device)
-        context = unlearn_context(info, recipe, dev, 0, PREPARED, FIRST_EPOCH_GRADS)  # the seed is each cell's
         metrics |= run_grid(grid, config, params, recipe, info, train, test, original, sources(dev), planted,
-                            context)
+                            contexts(dev))
     track(StageRecord(stage_name(), flatten({grid: params[grid] for grid in GRIDS}), metrics))
 
 
