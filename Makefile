@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup check run full test flow serve deploy sweep sweep-large ui list top
+.PHONY: setup check run full text test flow serve deploy sweep sweep-large ui list top
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,13 @@ run: check                  ## reproduce the DVC pipeline on the default (embedd
 	dvc repro
 	dvc metrics show
 
-full: check                 ## the default run at full size (all 4,000 digits, params/full.yaml) as DVC experiment 'full'
+full: setup                 ## the default run at full size (all 4,000 digits, params/full.yaml) as DVC experiment 'full-…'
+	memunlearn check --preset params/full.yaml
 	eval dvc exp run --name full-$$(date +%Y%m%d-%H%M%S) $$(memunlearn overrides params/full.yaml)
+
+text: setup                 ## seed 003 on a language model (params/text.yaml) through the same stages, as DVC experiment 'text-…'
+	memunlearn check --preset params/text.yaml
+	eval dvc exp run claims --name text-$$(date +%Y%m%d-%H%M%S) $$(memunlearn overrides params/text.yaml)
 
 test: setup                 ## unit tests + one end-to-end pipeline test (real DVC, MLflow, Prefect)
 	python -m pytest

@@ -8,6 +8,10 @@ and DVC's hashing and lock update, everything a user waits for. Prints the
 table, slowest first, grouped by stage family (`name@item` -> `name`).
 
     python benchmarks/pipeline.py [--rev REV] [--keep DIR] [--json FILE] [-- dvc repro args]
+    python benchmarks/pipeline.py --preset params/text.yaml --target claims [--keep DIR] [--json FILE]
+
+--preset runs the preset as a DVC experiment (`dvc exp run TARGET` with the
+preset's overrides, as the README's text section does) instead of `dvc repro`.
 
 --json writes ``total_seconds``, ``stages`` (name -> seconds, in run order)
 and ``families`` (family -> seconds, count). The machine's load is not
@@ -19,6 +23,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -33,14 +38,25 @@ QUIET = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "true", "M
          "DVC_NO_ANALYTICS": "1"}
 
 
-def timed_repro(workspace: Path, repro_args: list[str], log) -> tuple[dict[str, float], float]:
-    """Run `dvc repro` in ``workspace``; (seconds per stage in run order, total seconds)."""
+def timed_repro(workspace: Path, repro_args: list[str], log, preset: Path | None = None,
+                target: str = "") -> tuple[dict[str, float], float]:
+    """Run `dvc repro` (or, with ``preset``, `dvc exp run TARGET` with its overrides) in ``workspace``; (seconds
+    per stage in run order, total seconds)."""
     env = {**os.environ, **QUIET, "PYTHONPATH": str(workspace / "src")}  # the clone's code, not an installed copy
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "memunlearn.cli", "check"], cwd=workspace, env=env, check=True)
+    check = [sys.executable, "-m", "memunlearn.cli", "check"]
+    command = [sys.executable, "-m", "dvc", "repro", *repro_args]
+    if preset is not None:
+        overrides = subprocess.run([sys.executable, "-m", "memunlearn.cli", "overrides", str(preset)], cwd=workspace,
+                                   env=env, check=True, capture_output=True, text=True).stdout
+        name = f"bench-{preset.stem}"
+        command = [sys.executable, "-m", "dvc", "exp", "run", *([target] if target else []), "--name", name,
+                   *shlex.split(overrides), *repro_args]
+        check += ["--preset", str(preset)]
+    subprocess.run(check, cwd=workspace, env=env, check=True)
     stages: dict[str, float] = {}
     current, since = None, time.perf_counter()
-    with subprocess.Popen([sys.executable, "-m", "dvc", "repro", *repro_args], cwd=workspace, env=env, text=True,
+    with subprocess.Popen(command, cwd=workspace, env=env, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1) as proc:
         for line in proc.stdout:
             log.write(line)
@@ -64,6 +80,8 @@ def main() -> None:
     parser.add_argument("--rev", default="HEAD", help="the commit to clone and run")
     parser.add_argument("--keep", type=Path, help="run in this (new) folder and keep it, instead of a temporary one")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--preset", type=Path, help="a params preset (e.g. params/text.yaml): run it as an experiment")
+    parser.add_argument("--target", default="", help="with --preset: the stage `dvc exp run` reproduces")
     parser.add_argument("repro_args", nargs="*", help="extra `dvc repro` arguments (after --)")
     args = parser.parse_args()
 
@@ -71,7 +89,7 @@ def main() -> None:
     try:
         subprocess.run(["git", "clone", "--quiet", str(ROOT), str(folder)], check=True)
         subprocess.run(["git", "checkout", "--quiet", args.rev], cwd=folder, check=True)
-        stages, total = timed_repro(folder, args.repro_args, sys.stdout)
+        stages, total = timed_repro(folder, args.repro_args, sys.stdout, args.preset, args.target)
     finally:
         if args.keep is None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -86,7 +104,7 @@ def main() -> None:
     print(f"{'total (incl. check)':28s} {len(stages):6d} {total:8.1f}")
     if args.json:
         args.json.write_text(json.dumps({"total_seconds": total, "stages": stages, "families": dict(families),
-                                         "rev": args.rev, "cpus": os.cpu_count()}, indent=2) + "\n")
+                                         "rev": args.rev, "preset": str(args.preset or ""), "cpus": os.cpu_count()}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -133,3 +133,16 @@ def test_overrides_turn_the_text_preset_into_dvc_set_params(capsys):
     assert set(args[0::2]) == {"-S"}
     assert pairs["data.dataset"] == "pydoc_topics" and pairs["train.model"] == "gpt2_tiny"
     assert pairs["++data.text.canary_copies"] == "[1,4,16]"  # a key params.yaml lacks: added (Hydra ++)
+
+
+def test_check_with_a_preset_checks_the_params_a_dvc_experiment_would_run(tmp_path, capsys):
+    preset = PARAMS_FILE.parent / "params/text.yaml"
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", "--params", str(PARAMS_FILE), "--preset", str(preset)])
+    assert exit_.value.code == 0 and "params/text.yaml: OK" in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data:\n  dataset: pydoc_topics\ntrain:\n  model: small_cnn\n")  # an image model on text
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", "--params", str(PARAMS_FILE), "--preset", str(bad)])
+    err = capsys.readouterr().err.splitlines()
+    assert exit_.value.code == 1 and any(e.startswith("train.model: 'small_cnn' is an image model") for e in err)

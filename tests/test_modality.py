@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from memunlearn.config import with_preset
 from memunlearn.data.text import TextInfo, TextSplit
 from memunlearn.memorization.proxies import ProxyConfig, ProxyInputs, compute_proxies
 from memunlearn.modality import MODALITIES
@@ -25,14 +26,7 @@ IMAGE = yaml.safe_load((ROOT / "params.yaml").read_text())
 PRESET = yaml.safe_load((ROOT / "params/text.yaml").read_text())
 
 
-def merged(base: dict, update: dict) -> dict:
-    out = copy.deepcopy(base)
-    for key, value in update.items():
-        out[key] = merged(out.get(key) or {}, value) if isinstance(value, dict) else value
-    return out
-
-
-TEXT = merged(IMAGE, PRESET)
+TEXT = with_preset(IMAGE, PRESET)
 
 
 def test_params_yaml_and_the_text_preset_are_valid():
@@ -57,9 +51,13 @@ def test_params_yaml_and_the_text_preset_are_valid():
     ("text", {"train": {"precision": "bf16"}}, "train.precision:"),
     ("text", {"evaluate": {"mia_feature": "entropy"}}, "evaluate.mia_feature:"),
     ("text", {"data": {"noise_fraction": 0.05}}, "data.noise_fraction: does not apply to text corpus"),
+    ("image", {"methods": {"first_epoch_ga": {"gradients": "last_epoch"}}},
+     "methods.first_epoch_ga.gradients: 'last_epoch' is implemented for language models only"),
+    ("image", {"methods": {"ga_last": {"method": "first_epoch_ga", "gradients": "last_epoch"}},
+               "levels": {"methods": ["ga_last"]}}, "methods.ga_last.gradients: 'last_epoch'"),
 ])
 def test_a_combination_that_does_not_apply_is_one_line_naming_the_key(base, update, key):
-    problems = check_params(merged(TEXT if base == "text" else IMAGE, update))
+    problems = check_params(with_preset(TEXT if base == "text" else IMAGE, update))
     assert len(problems) == 1 and problems[0].startswith(key), problems
     assert "\n" not in problems[0]
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from memunlearn.config import ConfigError
+from memunlearn.config import ConfigError, with_preset
 from memunlearn.data.text_prepare import TextDataConfig, prepare_text
 from memunlearn.experiments.text_canaries import train_lm
 from memunlearn.experiments.text_claims import seed003_claims
@@ -147,18 +147,11 @@ def test_text_claims_read_the_sweep_grids_ablation_cells_on_the_canaries():
         ablation_rows(results_rows().assign(source=""))
 
 
-def merged(base, update):
-    out = dict(base)
-    for key, value in update.items():
-        out[key] = merged(base.get(key) or {}, value) if isinstance(value, dict) else value
-    return out
-
-
 def test_check_accepts_the_text_preset_and_names_a_grid_value_that_does_not_apply():
-    params = merged(yaml.safe_load((REPO / "params.yaml").read_text()),
+    params = with_preset(yaml.safe_load((REPO / "params.yaml").read_text()),
                     yaml.safe_load((REPO / "params/text.yaml").read_text()))
     assert check_params(params) == []
-    bad = merged(params, {"entanglement": {"group_scores": ["entanglement"], "methods": ["salun"]},
+    bad = with_preset(params, {"entanglement": {"group_scores": ["entanglement"], "methods": ["salun"]},
                           "levels": {"kinds": ["class"]}, "methods": {"first_epoch_ga_all": {"layers": ["input"]}}})
     assert sorted(check_params(bad)) == sorted([
         "entanglement.methods[0]: 'salun' does not apply to text data; choose from: none, finetune, neggrad, "

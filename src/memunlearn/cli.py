@@ -40,20 +40,28 @@ def list_registries() -> str:
     return "\n".join(lines)
 
 
-def check(path: Path) -> int:
-    """Print every problem of params file ``path`` and of the MEMUNLEARN_* environment variables (one line each,
-    key path or variable first) or one OK line; 0 = valid."""
+def check(path: Path, preset: Path | None = None) -> int:
+    """Print every problem of params file ``path`` (with ``preset``'s keys applied, as `dvc exp run` with
+    `memunlearn overrides` would) and of the MEMUNLEARN_* environment variables (one line each, key path or
+    variable first) or one OK line; 0 = valid."""
     import yaml
 
+    from .config import ConfigError, with_preset
     from .params import SECTIONS, check_params
 
     try:
         params = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        print(f"{path}: not found; run from the repository root or pass --params", file=sys.stderr)
+        if preset is not None:
+            params = with_preset(params, yaml.safe_load(preset.read_text()) or {})
+            path = Path(f"{path} + {preset}")
+    except FileNotFoundError as exc:
+        print(f"{exc.filename}: not found; run from the repository root or pass --params", file=sys.stderr)
         return 1
     except yaml.YAMLError as exc:
         print(f"{path}: not valid YAML: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    except ConfigError as exc:
+        print(f"{preset}: {exc}", file=sys.stderr)
         return 1
     problems = (check_params(params, os.environ) if isinstance(params, dict)
                 else [f"{path}: write a mapping of sections"])
@@ -202,6 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("list", help="print the registered datasets, models, proxies and methods")
     checker = commands.add_parser("check", help="validate every params.yaml section; every problem at once")
     checker.add_argument("--params", type=Path, default=Path("params.yaml"), help="the params file (params.yaml)")
+    checker.add_argument("--preset", type=Path, help="check the params with this preset applied (params/text.yaml)")
     add_store_commands(commands)
     preset = commands.add_parser("overrides", help="a params preset as `dvc exp run -S key=value` arguments")
     preset.add_argument("preset", type=Path, help="e.g. params/text.yaml")
@@ -220,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "list":
         print(list_registries())
     elif args.command == "check":
-        sys.exit(check(args.params))
+        sys.exit(check(args.params, args.preset))
     elif args.command == "store":
         sys.exit(store_command(args))
 

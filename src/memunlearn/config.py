@@ -213,6 +213,23 @@ def dotted_leaves(node: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def with_preset(params: Any, preset: Mapping[str, Any]) -> Any:
+    """``params`` with every leaf of ``preset`` set (a copy), as `dvc exp run -S` applies `memunlearn overrides`."""
+    import copy
+
+    out = copy.deepcopy(params)
+    for dotted, value in dotted_leaves(preset).items():
+        *sections, leaf = dotted.split(".")
+        node = out
+        for key in sections:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"{dotted}: the params file holds a value where the preset has a section; "
+                                  f"make {key} a mapping")
+        node[leaf] = value
+    return out
+
+
 def nested_value(params: Any, *keys: str) -> Any:
     """``params[k1][k2]...``, or None where a key is missing or a level is not a mapping (checks read raw,
     possibly malformed params.yaml)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from ..registry import Registry
 
@@ -63,6 +63,25 @@ class Modality:
 
 
 MODALITIES: Registry[Modality] = Registry("modality")
+
+
+def used_method_blocks(params: Mapping[str, Any], method: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(name, block) of each ``methods`` block of registered ``method`` that the run uses: ``method``'s own block,
+    unlearn.method's and each one a grid section's ``methods`` list names."""
+    def get(*keys):
+        node: Any = params
+        for key in keys:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        return node
+
+    blocks = get("methods")
+    used = {method, get("unlearn", "method")}
+    used |= {m for body in params.values() if isinstance(body, Mapping) and isinstance(body.get("methods"), list)
+             for m in body["methods"]}
+    for name in sorted(n for n in used if isinstance(n, str)):
+        block = blocks.get(name) if isinstance(blocks, Mapping) else None
+        if isinstance(block, Mapping) and block.get("method", name) == method:
+            yield name, block
 
 
 def prepared_modality(prepared: Path) -> str:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..base import MODALITIES, Modality
+from ..base import MODALITIES, Modality, used_method_blocks
 
 TEXT = "text"
 METHODS = ("none", "finetune", "neggrad", "neggrad_plus", "first_epoch_ga")  # built on unlearning/common.py's
@@ -39,14 +39,7 @@ def problems(params: Mapping[str, Any]) -> list[str]:
     if get("evaluate", "mia_feature", default="true_prob") != "true_prob":
         out.append("evaluate.mia_feature: a text run's MIA reads each sequence's loss (true_prob = exp(-mean "
                    "token loss)); set evaluate.mia_feature: true_prob")
-    blocks = get("methods", default={})
-    used = {"first_epoch_ga", get("unlearn", "method", default="")}  # and every method a grid lists
-    used |= {m for body in params.values() if isinstance(body, Mapping) and isinstance(body.get("methods"), list)
-             for m in body["methods"] if isinstance(m, str)}
-    for name in sorted(used):
-        block = blocks.get(name) if isinstance(blocks, Mapping) else None
-        if not isinstance(block, Mapping) or block.get("method", name) != "first_epoch_ga":
-            continue
+    for name, block in used_method_blocks(params, "first_epoch_ga"):
         ga_layers = block.get("layers", [])
         for layer in [x for x in ga_layers if x in IMAGE_LAYERS] if isinstance(ga_layers, list) else []:
             out.append(f"methods.{name}.layers: {layer!r} names an image layer; for a language model use "
