@@ -5,8 +5,11 @@ and MLflow artifacts. It only draws, so editing a figure reruns nothing else.
 - evaluation.png: FA/RA/TA/MIA of the original, unlearned and oracle models (`evaluate`);
 - rum_compare_tow.png: ToW by variant of the `rum_compare` grid (`sweep_report`);
 - forgetting_quality_epsilon.png: the per-example ε of forgetting quality (`forgetting_quality`).
+
+A text run draws its own set (memunlearn.modality.text.figures).
 """
 from _common import MEMORIZE_DIR, PREPARED, RESULTS_DIR, stage, track
+from _modality import elsewhere
 
 import numpy as np
 
@@ -16,6 +19,7 @@ from memunlearn.evaluation.figures import (accuracy_bars, epsilon_histogram, mem
 from memunlearn.io import load_table
 from memunlearn.labels import class_names
 from memunlearn.memorization.ranking import ranked_examples
+from memunlearn.modality.text import figures as text_stage
 from memunlearn.tracking import StageRecord
 
 FIGURES = RESULTS_DIR / "plots/figures"
@@ -23,6 +27,8 @@ FIGURES = RESULTS_DIR / "plots/figures"
 
 @stage
 def main() -> None:
+    if elsewhere({}, {"text": text_stage.run}):
+        return
     info = load_info(PREPARED / "meta.json")
     train = load_split(PREPARED / "train.npz")
     ranked = ranked_examples(load_table(MEMORIZE_DIR / "scores.parquet", "memorize"), train.example_ids,

@@ -6,11 +6,13 @@ two apart (memunlearn.experiments.forgetting_quality, scored by memunlearn.evalu
 """
 from _common import (FIRST_EPOCH_GRADS, METRICS_DIR, ORACLE_CACHE, PARTITION_DIR, PREPARED, RESULTS_DIR, TRAIN_DIR,
                      UNLEARN_CACHE, Timer, device, flatten, load_params, stage, track)
+from _modality import elsewhere
 
 from memunlearn.config import from_params
 from memunlearn.data import load_info, load_split
 from memunlearn.experiments.forgetting_quality import ForgettingQualityConfig, forgetting_quality
 from memunlearn.io import load_table, save_json, save_table
+from memunlearn.modality.text import forgetting_quality as text_stage
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
 from memunlearn.training import TrainConfig, load_checkpoint
@@ -21,6 +23,8 @@ from memunlearn.unlearning.context import unlearn_context
 @stage
 def main() -> None:
     params = load_params("train", "unlearn", "methods", "forgetting_quality")
+    if elsewhere(params, {"text": text_stage.run}):
+        return
     recipe = from_params(TrainConfig, params["train"], "train")
     config = from_params(ForgettingQualityConfig, params["forgetting_quality"], "forgetting_quality")
     evaluated = config.resolve(from_params(UnlearnConfig, params["unlearn"], "unlearn"))

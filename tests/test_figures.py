@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memunlearn.evaluation.figures import (NOISE_COLOR, accuracy_bars, epsilon_histogram, memorized_examples, save,
-                                           tow_by_variant)
+from memunlearn.evaluation.figures import (NOISE_COLOR, accuracy_bars, epsilon_histogram, exposure_bars,
+                                           memorized_examples, save, score_by_group, tow_by_variant, variant_panels)
 from memunlearn.memorization.ranking import ranked_examples
 
 
@@ -76,3 +76,31 @@ def test_epsilon_histogram_counts_every_finite_epsilon(tmp_path):
     assert sum(bar.get_height() for bar in fig.axes[0].patches) == 4
     path = save(fig, tmp_path / "deeper/eps.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_variant_panels_draw_one_panel_per_metric_with_the_grids_variants():
+    summary = pd.DataFrame({"grid": ["sweep"] * 2 + ["levels"], "method": ["ga_embedding", "ga_all", "ga_embedding"],
+                            "group_score": ["exact"] * 3, "kind": ["canaries"] * 3, "strategy": ["vanilla"] * 3,
+                            "stored_mib_mean": [2.5, 200.0, 2.5], "val_ppl_change_mean": [0.05, 0.3, 0.1],
+                            "val_ppl_change_ci95": [0.01, 0.02, 0.0]})
+    fig = variant_panels(summary, "sweep", {"stored_mib": "MiB", "val_ppl_change": "ppl change"})
+    assert len(fig.axes) == 2 and [ax.get_xlabel() for ax in fig.axes] == ["MiB", "ppl change"]
+    assert [[bar.get_width() for bar in ax.patches] for ax in fig.axes] == [[2.5, 200.0], [0.05, 0.3]]
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["ga_embedding", "ga_all"]
+
+
+def test_score_by_group_puts_each_example_in_its_groups_box():
+    scores = pd.Series([0.0, 0.1, 0.9, 0.8, 0.7], index=pd.Index([10, 11, 12, 13, 14], name="example_id"))
+    copies = pd.Series([0, 0, 16, 16, 4], index=[10, 11, 12, 13, 14])
+    ax = score_by_group(scores, copies, "canary copies", "mem_prob").axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0\n(n=2)", "4\n(n=1)", "16\n(n=2)"]
+    dots = [line for line in ax.lines if line.get_marker() == "."]
+    assert [sorted(line.get_ydata()) for line in dots] == [[0.0, 0.1], [0.7], [0.8, 0.9]]
+
+
+def test_exposure_bars_order_copy_counts_numerically():
+    table = pd.DataFrame({"model": ["original", "retrain"], "exposure_16x": [12.0, 1.0], "exposure_4x": [9.0, 1.5],
+                          "exposure_mean": [10.0, 1.2]})
+    ax = exposure_bars(table).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["4x copies", "16x copies"]
+    assert [bar.get_height() for container in ax.containers for bar in container] == [9.0, 12.0, 1.5, 1.0]

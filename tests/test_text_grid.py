@@ -18,7 +18,8 @@ from memunlearn.experiments.text_claims import seed003_claims
 from memunlearn.models import build_lm
 from memunlearn.modality.text.cache import cached_lm
 from memunlearn.modality.text.claims import ablation_rows
-from memunlearn.modality.text.grid import ablation_facts, recorded_layers
+from memunlearn.modality.text.grid import ablation_facts
+from memunlearn.modality.text.trained import recorded_layers
 from memunlearn.params import check_params
 from memunlearn.training.lm import LMTrainConfig
 from memunlearn.training.lm_grads import grads_at, layer_parameters

@@ -149,3 +149,15 @@ def test_a_text_grid_rerun_computes_nothing_again(project, claims_repro):
     for seed in (0, 1, 2):
         oracle = json.loads((project / f"data/sweep/sweep/exact-canaries-{seed}/oracle.json").read_text())
         assert oracle["cached"] and oracle["original_cached"]
+
+
+def test_forgetting_quality_and_the_figures_run_on_text(project, claims_repro):
+    ran = ran_stages(dvc(project, "repro", "figures", timeout=1200).stdout)
+    assert {"forgetting_quality", "figures"} <= set(ran) and "grids" not in ran and "train" not in ran
+    quality = json.loads((project / "metrics/forgetting_quality.json").read_text())
+    assert quality["method"] == "first_epoch_ga" and quality["copies"] == 3
+    assert 0 <= quality["forget_score"] <= 1 and 0 <= quality["null_forget_score"] <= 1
+    figures = project / "results/plots/figures"
+    assert sorted(p.name for p in figures.glob("*.png")) == [
+        "evaluation.png", "exposure.png", "forgetting_quality_epsilon.png", "memorization_by_copies.png",
+        "rum_compare_tow.png", "seed003_ablations.png"]

@@ -4,7 +4,10 @@
   images, planted-noise examples framed in red (docs/methods.md §1);
 - ``accuracy_bars``: FA/RA/TA/MIA of the original, unlearned and oracle models (§6);
 - ``tow_by_variant``: mean ToW with its 95% CI per variant of one grid (§6-7);
-- ``epsilon_histogram``: LiRA's per-example ε of forgetting quality (§6).
+  ``variant_panels``: the same for several metrics side by side (text: seed 003's ablations, §8);
+- ``epsilon_histogram``: LiRA's per-example ε of forgetting quality (§6);
+- text (§8): ``score_by_group`` (a memorization score by canary copy count), ``exposure_bars`` (canary exposure
+  per copy count of the original, unlearned and oracle models).
 
 Not imported by ``evaluation/__init__``: only the ``figures`` stage draws
 them, so editing a figure reruns nothing else.
@@ -12,7 +15,7 @@ them, so editing a figure reruns nothing else.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -109,19 +112,71 @@ def accuracy_bars(evaluation: pd.DataFrame) -> "Figure":
 
 def tow_by_variant(summary: pd.DataFrame, grid: str) -> "Figure":
     """Mean ToW per variant (method, group score, kind, strategy) of ``grid``, error bars = 95% CI over seeds."""
+    return variant_panels(summary, grid, {"tow": "ToW (1 = the oracle's accuracies)"}, limits={"tow": (0, 1.05)})
+
+
+def variant_panels(summary: pd.DataFrame, grid: str, metrics: Mapping[str, str],
+                   limits: Mapping[str, tuple[float, float]] = {}) -> "Figure":
+    """One horizontal bar panel per metric (``<metric>_mean`` of the sweep summary -> axis label) for each variant
+    (method, group score, kind, strategy) of ``grid``; error bars = 95% CI over seeds."""
     plt = _pyplot()
     rows = summary[summary["grid"] == grid]
     varying = [k for k in ("method", "group_score", "kind", "strategy") if rows[k].nunique() > 1] or ["strategy"]
     labels = [" / ".join(str(r[k]) for k in varying) for _, r in rows.iterrows()]
-    errors = rows["tow_ci95"].fillna(0).to_numpy(dtype=np.float64) if "tow_ci95" in rows else None
-    fig, ax = plt.subplots(figsize=(6.0, 0.45 * len(rows) + 1.4), dpi=110)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 + 2.8 * len(metrics), 0.45 * len(rows) + 1.4), dpi=110,
+                             sharey=True, squeeze=False)
     y = np.arange(len(rows))
-    ax.barh(y, rows["tow_mean"].to_numpy(dtype=np.float64), xerr=errors, capsize=3, color="tab:blue")
-    ax.set_yticks(y, labels, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1.05)
-    ax.set_xlabel("ToW (1 = the oracle's accuracies)")
-    ax.set_title(f"{grid}: ToW by {' / '.join(varying)} (error bars: 95% CI over seeds)", fontsize=9)
+    for ax, (metric, label) in zip(axes[0], metrics.items()):
+        errors = (rows[f"{metric}_ci95"].fillna(0).to_numpy(dtype=np.float64) if f"{metric}_ci95" in rows
+                  else None)
+        ax.barh(y, rows[f"{metric}_mean"].to_numpy(dtype=np.float64), xerr=errors, capsize=3, color="tab:blue")
+        if metric in limits:
+            ax.set_xlim(*limits[metric])
+        ax.set_xlabel(label, fontsize=8)
+    axes[0][0].set_yticks(y, labels, fontsize=8)
+    axes[0][0].invert_yaxis()
+    fig.suptitle(f"{grid}: by {' / '.join(varying)} (error bars: 95% CI over seeds)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def score_by_group(scores: pd.Series, groups: pd.Series, group_label: str, score_label: str) -> "Figure":
+    """A box per group of examples (e.g. canary copy count; both Series indexed by example_id) of their scores,
+    each example a dot: do more often repeated sequences score as more memorized?"""
+    plt = _pyplot()
+    joined = pd.concat({"score": scores, "group": groups}, axis=1, join="inner")
+    names = sorted(joined["group"].unique())
+    values = [joined.loc[joined["group"] == g, "score"].to_numpy(dtype=np.float64) for g in names]
+    fig, ax = plt.subplots(figsize=(5.0, 3.4), dpi=110)
+    ax.boxplot(values, showfliers=False)
+    for i, v in enumerate(values, start=1):
+        ax.plot(np.full(len(v), i) + np.linspace(-0.15, 0.15, len(v)), v, ".", color="tab:gray", alpha=0.4,
+                markersize=3)
+    ax.set_xticks(range(1, len(names) + 1), [f"{g}\n(n={len(v)})" for g, v in zip(names, values)], fontsize=8)
+    ax.set_xlabel(group_label)
+    ax.set_ylabel(score_label)
+    ax.set_title(f"{score_label} by {group_label}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def exposure_bars(evaluation: pd.DataFrame) -> "Figure":
+    """Grouped bars: mean canary exposure (bits) per copy count (``exposure_<c>x`` columns of the text evaluate
+    stage's table), one bar per model."""
+    plt = _pyplot()
+    columns = sorted((c for c in evaluation.columns if c.startswith("exposure_") and c.endswith("x")),
+                     key=lambda c: int(c[len("exposure_"):-1]))
+    models = evaluation["model"].tolist()
+    width = 0.8 / max(len(models), 1)
+    fig, ax = plt.subplots(figsize=(6.0, 3.6), dpi=110)
+    x = np.arange(len(columns))
+    for i, (model, row) in enumerate(zip(models, evaluation[columns].to_numpy(dtype=np.float64))):
+        bars = ax.bar(x + (i - (len(models) - 1) / 2) * width, row, width, label=MODEL_LABELS.get(model, model))
+        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+    ax.set_xticks(x, [f"{c[len('exposure_'):]} copies" for c in columns])
+    ax.set_ylabel("exposure (bits)")
+    ax.set_title("canary exposure by copies in training (Carlini et al. 2019)", fontsize=9)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

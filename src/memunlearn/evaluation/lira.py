@@ -66,6 +66,14 @@ def logit_scaled_confidence(logits: torch.Tensor | np.ndarray, labels: torch.Ten
     return (z.gather(1, y).squeeze(1) - torch.logsumexp(others, dim=1)).numpy()
 
 
+def logit_scaled_sequence_confidence(mean_nll: np.ndarray) -> np.ndarray:
+    """A sequence's ``log p − log(1 − p)`` with p = exp(−mean next-token NLL), the geometric-mean token
+    probability (a language model's counterpart of p_y): (N,) -> (N,) float64, as ``−l − log(−expm1(−l))``,
+    exact where 1 − p rounds to 0 or 1."""
+    loss = np.maximum(np.asarray(mean_nll, dtype=np.float64), np.finfo(np.float64).tiny)
+    return -loss - np.log(-np.expm1(-loss))
+
+
 def _grid(low: float, high: float) -> np.ndarray:
     return np.linspace(low, high, int(math.ceil((high - low) * THRESHOLDS_PER_UNIT)))
 

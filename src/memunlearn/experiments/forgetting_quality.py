@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -94,26 +94,57 @@ class ForgettingQualityResult:
                 **{f"{k}_seconds_per_copy": v for k, v in self.seconds.items()}}
 
 
-def _observe(model: nn.Module, parts: PartitionedData, test: ImageSplit, ctx: UnlearnContext):
-    """(confidences on F (N,), {forget,retain,test}_acc) of one model copy."""
-    logits = predict_logits(model, parts.forget, ctx.info, ctx.device)
-    accs = {"forget_acc": accuracy(logits, parts.forget.labels)}
-    for name, split in (("retain", parts.retain), ("test", test)):
-        accs[f"{name}_acc"] = accuracy(predict_proba(model, split, ctx.info, ctx.device), split.labels)
-    return logit_scaled_confidence(logits, parts.forget.labels), accs
-
-
 # copy k of a side has seed ``seed + offset + k``: the sides' seeds are disjoint (so is every pair of models, even
 # when the method is ``retrain``), and the unlearned copies' are the grid cells' seeds 0, 1, 2, ...
 SEED_OFFSETS = {"unlearned": 0, "retrained": 1000, "retrained_null": 2000}
 MAX_COPIES = SEED_OFFSETS["retrained"]  # more would make the sides' seeds overlap
 
 
+@dataclass(frozen=True)
+class Sides:
+    """How one modality makes and observes the model copies (the image path: ``image_sides``; text:
+    modality/text/forgetting_quality.py). Each maker gets the copy's context (its seed in ``ctx.seed``)."""
+
+    unlearned: Callable[[UnlearnContext], tuple[nn.Module, float]]  # -> (model, seconds it took)
+    retrained: Callable[[UnlearnContext], tuple[nn.Module, float]]
+    observe: Callable[[nn.Module], tuple[np.ndarray, dict[str, float]]]  # -> (confidences on F (N,),
+    #                                                                           {forget,retain,test}_acc)
+
+
+def image_sides(original: nn.Module, parts: PartitionedData, test: ImageSplit, strategy: str, plan: UnlearnPlan,
+                ctx: UnlearnContext, oracle_cache: Path | None = None, unlearn_cache: Path | None = None) -> Sides:
+    """An image model's copies: ``original`` unlearned (unlearning cache), models retrained on R (oracle cache);
+    observed as logit-scaled label confidence on F and label accuracy."""
+    def unlearned(c):
+        model, _, seconds, _ = cached_strategy(strategy, copy.deepcopy(original), parts.subsets, parts.retain, plan,
+                                               c, unlearn_cache)
+        return model, seconds
+
+    def retrained(c):
+        return cached_oracle(parts.retain, c.info, c.recipe, c.device, c.seed, oracle_cache)[:2]
+
+    def observe(model):
+        logits = predict_logits(model, parts.forget, ctx.info, ctx.device)
+        accs = {"forget_acc": accuracy(logits, parts.forget.labels)}
+        for name, split in (("retain", parts.retain), ("test", test)):
+            accs[f"{name}_acc"] = accuracy(predict_proba(model, split, ctx.info, ctx.device), split.labels)
+        return logit_scaled_confidence(logits, parts.forget.labels), accs
+
+    return Sides(unlearned, retrained, observe)
+
+
 def forgetting_quality(original: nn.Module, parts: PartitionedData, test: ImageSplit, strategy: str,
                        plan: UnlearnPlan, ctx: UnlearnContext, copies: int, null_baseline: bool = True,
                        oracle_cache: Path | None = None, unlearn_cache: Path | None = None
                        ) -> ForgettingQualityResult:
-    """Unlearn ``original`` ``copies`` times and retrain ``copies`` times, then score F (docs/methods.md §6).
+    """Forgetting quality of an image model's unlearning: ``score_copies`` of ``image_sides``."""
+    return score_copies(image_sides(original, parts, test, strategy, plan, ctx, oracle_cache, unlearn_cache),
+                        parts.forget.example_ids.numpy(), ctx, copies, null_baseline)
+
+
+def score_copies(sides: Sides, forget_ids: np.ndarray, ctx: UnlearnContext, copies: int,
+                 null_baseline: bool = True) -> ForgettingQualityResult:
+    """Make ``copies`` unlearned and ``copies`` retrained models, then score F (docs/methods.md §6).
 
     With ``null_baseline``, ``copies`` more retrained models (seeds disjoint from the
     first) are scored against the retrained ones the same way: both samples
@@ -127,18 +158,9 @@ def forgetting_quality(original: nn.Module, parts: PartitionedData, test: ImageS
     """
     if not MIN_COPIES <= copies <= MAX_COPIES:
         raise ValueError(f"copies must be in [{MIN_COPIES}, {MAX_COPIES}], got {copies}")
-
-    def retrained(c):
-        return cached_oracle(parts.retain, c.info, c.recipe, c.device, c.seed, oracle_cache)[:2]
-
-    def unlearned(c):
-        model, _, seconds, _ = cached_strategy(strategy, copy.deepcopy(original), parts.subsets, parts.retain, plan,
-                                               c, unlearn_cache)
-        return model, seconds
-
-    runs = {"unlearned": unlearned, "retrained": retrained}
+    runs = {"unlearned": sides.unlearned, "retrained": sides.retrained}
     if null_baseline:
-        runs["retrained_null"] = retrained
+        runs["retrained_null"] = sides.retrained
     confs: dict[str, list[np.ndarray]] = {side: [] for side in runs}
     accs: dict[str, list[dict]] = {side: [] for side in runs}
     seconds = {side: 0.0 for side in runs}
@@ -147,7 +169,7 @@ def forgetting_quality(original: nn.Module, parts: PartitionedData, test: ImageS
         for k in range(copies):
             model, took = run(replace(ctx, seed=ctx.seed + SEED_OFFSETS[side] + k))
             seconds[side] += took / copies
-            c, a = _observe(model, parts, test, ctx)
+            c, a = sides.observe(model)
             confs[side].append(c)
             accs[side].append(a)
             bar.update()
@@ -160,5 +182,5 @@ def forgetting_quality(original: nn.Module, parts: PartitionedData, test: ImageS
     final = final_score(score, mean_acc["unlearned_retain_acc"], mean_acc["retrained_retain_acc"],
                         mean_acc["unlearned_test_acc"], mean_acc["retrained_test_acc"])
     null_score = forget_score(np.stack(confs["retrained_null"]), r)[0] if null_baseline else float("nan")
-    return ForgettingQualityResult(parts.forget.example_ids.numpy(), u, r, eps, points, score, final, mean_acc,
+    return ForgettingQualityResult(np.asarray(forget_ids), u, r, eps, points, score, final, mean_acc,
                                    {k: seconds[k] for k in ("unlearned", "retrained")}, null_score)

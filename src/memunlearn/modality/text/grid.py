@@ -31,42 +31,24 @@ from ...config import from_params
 from ...data.corpus import load_tokenizer
 from ...devices import resolve_device
 from ...evaluation.text import lm_metrics
-from ...experiments.text_canaries import train_lm
 from ...grid import KEYS, SweepConfig, cell_name, forget_set_name
 from ...io import load_table, save_json, save_table
 from ...partition import PartitionConfig, ScoreSources, apply_partition, choose_forget_set, describe_forget_set
 from ...tracking import StageRecord
-from ...training.lm import LMTrainConfig, save_lm_checkpoint
-from ...training.lm_grads import ALL, layer_parameters, layer_set_bytes
+from ...training.lm import save_lm_checkpoint
+from ...training.lm_grads import layer_parameters, layer_set_bytes
 from ...training.recipe import TrainConfig
 from ...unlearning import UnlearnConfig, UnlearnContext
 from ...unlearning.cache import cached_strategy
-from ...unlearning.lm_first_epoch_ga import from_image_config
 from ..base import StagePaths
-from .cache import cached_lm, text_run_key
+from .cache import text_run_key
 from .common import flat, load_prepared, logged, numeric
 from .evaluate import model_row
-from .oracle import train_text_oracle
+from .trained import ascent, cached_oracle, cached_original, recorded_layers
 
 log = logging.getLogger("memunlearn")
-FIRST_EPOCH_GA = "first_epoch_ga"
 TEXT_FACTS = ("source", "layers", "params", "stored_mib", "dense_mib", "val_ppl_change", "calibration_gap")
 MIB = 2 ** 20
-
-
-def ascent(plan) -> tuple[str, tuple[str, ...]] | None:
-    """(gradient source, layer set) of a first_epoch_ga plan's method block; None for another method."""
-    if plan.registered(plan.method) != FIRST_EPOCH_GA:
-        return None
-    cfg = from_image_config(plan.step_config(plan.method, None))
-    return cfg.gradients, tuple(cfg.layers)
-
-
-def recorded_layers(ascents) -> tuple[str, ...]:
-    """The layer sets the original must record in its first epoch: every first-epoch cell's, once (``all``
-    covers every other)."""
-    layers = sorted({layer for source, chosen in ascents if source == "first_epoch" for layer in chosen})
-    return (ALL,) if ALL in layers else tuple(layers)
 
 
 def ablation_facts(original, grads, source: str | None, layers, unlearned_row: Mapping[str, float],
@@ -105,20 +87,14 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None, *, grid: str,
     plans = {m: from_params(UnlearnConfig, {"method": m, "strategy": "vanilla", "device": config.device}, grid)
              .plan({m: params["methods"].get(m) or {}}) for m in config.methods}
     ascents = {m: ascent(plan) for m, plan in plans.items()}
-    record_layers = recorded_layers([a for a in ascents.values() if a is not None])
+    record_layers = recorded_layers(ascents.values())
     originals: dict[int, tuple] = {}
 
     def original_of(seed: int):
         """The seed's original model (the train stage's seeds: text_canaries.train_lm), its recorded gradients,
         its record and text metrics on every split (F: the canaries)."""
         if seed not in originals:
-            def train():
-                trained, grads = train_lm(data, LMTrainConfig.of(recipe), seed, recorder_layers=record_layers or None)
-                return trained.model, grads
-
-            model, grads, run_record, cached = cached_lm(paths.oracle_cache, "original", data.train, data.info,
-                                                         recipe, seed, record_layers, train,
-                                                         "experiments/text_canaries.py")
+            model, grads, run_record, cached = cached_original(paths.oracle_cache, data, recipe, seed, record_layers)
             canaries = apply_partition(data.train, data.canaries[["example_id"]].assign(subset=""))
             row = model_row(model, data, canaries, tokenizer, data.canaries, seed)
             originals[seed] = (model, grads, {**run_record, "cached": cached}, row)
@@ -135,9 +111,7 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None, *, grid: str,
         forget = choose_forget_set(partition, sources)
         parts = apply_partition(data.train, forget)
         forgotten = data.canaries[data.canaries["example_id"].isin(parts.forget.example_ids.numpy())]
-        oracle, _, oracle_run, cached = cached_lm(
-            paths.oracle_cache, "oracle", parts.retain, data.info, recipe, seed, (),
-            lambda: (train_text_oracle(parts.retain, data.info, recipe, seed)[0], None), "modality/text/oracle.py")
+        oracle, oracle_run, cached = cached_oracle(paths.oracle_cache, parts.retain, data.info, recipe, seed)
         save_table(forget, folder / "forget.csv")
         save_lm_checkpoint(oracle, recipe.model, data.info, folder / "model.pt")
         oracle_row = model_row(oracle, data, parts, tokenizer, forgotten, seed)

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 
 from ...config import from_params
 from ...devices import resolve_device
-from ...io import load_json, load_table, save_json
+from ...io import load_table, save_json
 from ...models import build_lm
 from ...partition import apply_partition
 from ...seeding import derive_seed, generator
