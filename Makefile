@@ -33,7 +33,7 @@ full: setup                 ## the default run at full size (all 4,000 digits, p
 
 text: setup                 ## seed 003 on a language model (params/text.yaml) through the same stages, as DVC experiment 'text-…'
 	memunlearn check --preset params/text.yaml
-	eval dvc exp run claims --name text-$$(date +%Y%m%d-%H%M%S) $$(memunlearn overrides params/text.yaml)
+	eval dvc exp run --name text-$$(date +%Y%m%d-%H%M%S) $$(memunlearn overrides params/text.yaml)
 
 test: setup                 ## unit tests + one end-to-end pipeline test (real DVC, MLflow, Prefect)
 	python -m pytest

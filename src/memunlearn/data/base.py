@@ -8,13 +8,15 @@ Text is a second modality with its own registry, ``TEXT_CORPORA`` below
 (entries in data/corpus.py): a corpus yields documents, not labelled arrays, and its
 tokenizer is an output of preparation. What both modalities share is
 ``ExampleSplit``: rows keyed by ``example_id`` with the same id API, which
-is all that forget sets, partitions and per-example stores need.
+is all that forget sets, partitions and per-example stores need, and
+training batches that know their own loss, which is all that the
+gradient-based unlearning methods need (unlearning/common.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 import torch
 
@@ -33,6 +35,7 @@ class ExampleSplit(Protocol):
     def drop_ids(self, ids) -> "ExampleSplit": ...
     def id_mask(self, ids) -> torch.Tensor: ...
     def concat(self, other) -> "ExampleSplit": ...
+    def training_batches(self, info, batch_size: int, gen, device) -> Iterator: ...  # batches with .loss(model)
 
 
 @dataclass(frozen=True)

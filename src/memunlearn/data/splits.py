@@ -2,6 +2,9 @@
 
 Images stay uint8 ``(N, C, H, W)``; they are converted to normalized floats
 one batch at a time (``normalize``), so CIFAR-sized data fits in memory.
+A split hands out its own training batches (``training_batches``), each of
+which knows its loss (``ImageBatch.loss``): the unlearning methods built on
+them run on any split type (text: data/text.py's ``TextSplit``, ``TokenBatch``).
 """
 from __future__ import annotations
 
@@ -9,11 +12,30 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
 
 from ..io import atomic_write, require
+
+
+def batch_positions(n: int, batch_size: int, gen: torch.Generator | None) -> Iterator[torch.Tensor]:
+    """Shuffled (if ``gen``) index batches covering ``range(n)`` once."""
+    order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
+    yield from order.split(batch_size)
+
+
+class ImageBatch(tuple):
+    """A classifier batch: (x normalized (B, C, H, W), y (B,)); unpacks as ``x, y``."""
+
+    def __new__(cls, x: torch.Tensor, y: torch.Tensor):
+        return super().__new__(cls, (x, y))
+
+    def loss(self, model: torch.nn.Module) -> torch.Tensor:
+        """Mean cross-entropy of ``model`` on the batch."""
+        x, y = self
+        return torch.nn.functional.cross_entropy(model(x), y)
 
 
 @dataclass(frozen=True)
@@ -54,6 +76,12 @@ class ImageSplit:
             torch.cat([self.labels, other.labels]),
             torch.cat([self.example_ids, other.example_ids]),
         )
+
+    def training_batches(self, info: "DatasetInfo", batch_size: int, gen: torch.Generator | None,
+                         device) -> Iterator[ImageBatch]:
+        """One pass (shuffled if ``gen``) as normalized device batches."""
+        for positions in batch_positions(len(self), batch_size, gen):
+            yield ImageBatch(normalize(self.images[positions].to(device), info), self.labels[positions].to(device))
 
 
 def dataset_fingerprint(*splits: ImageSplit) -> str:

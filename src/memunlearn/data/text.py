@@ -3,7 +3,9 @@
 A text example is one fixed-length token sequence (N, T), right-padded with
 ``pad_id`` (only canaries are shorter than T); the loss skips pad targets.
 ``TextSplit`` offers ``ImageSplit``'s id API (take, select_ids, drop_ids,
-id_mask, concat), which is all that forget sets, partitions and stores use:
+id_mask, concat), which is all that forget sets, partitions and stores use,
+and its training batches (``TokenBatch``, whose loss is training/lm.py's
+next-token loss), which is all that finetune, neggrad and neggrad_plus use:
 see ``data/base.py``'s ``ExampleSplit``.
 """
 from __future__ import annotations
@@ -11,11 +13,38 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..io import atomic_write, require
+from .splits import batch_positions
+
+
+def sequence_nll(logits: torch.Tensor, tokens: torch.Tensor, pad_id: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per sequence: summed next-token NLL (B,), non-pad target count (B,), correct next tokens (B,)."""
+    targets = tokens[:, 1:]  # (B, T-1)
+    mask = targets != pad_id
+    nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), targets, reduction="none")  # (B, T-1)
+    nll = (nll * mask).sum(1)
+    correct = ((logits[:, :-1].argmax(-1) == targets) & mask).sum(1)
+    return nll, mask.sum(1), correct
+
+
+class TokenBatch(tuple):
+    """A language-model batch: (tokens (B, T), pad_id); unpacks as ``tokens, pad_id``."""
+
+    def __new__(cls, tokens: torch.Tensor, pad_id: int):
+        return super().__new__(cls, (tokens, pad_id))
+
+    def loss(self, model: torch.nn.Module) -> torch.Tensor:
+        """The mean over sequences of each sequence's mean next-token cross-entropy (training/lm.py's loss)."""
+        tokens, pad_id = self
+        nll, count, _ = sequence_nll(model(tokens), tokens, pad_id)
+        return (nll / count.clamp_min(1)).mean()
 
 
 @dataclass(frozen=True)
@@ -46,6 +75,12 @@ class TextSplit:
 
     def concat(self, other: "TextSplit") -> "TextSplit":
         return TextSplit(torch.cat([self.tokens, other.tokens]), torch.cat([self.example_ids, other.example_ids]))
+
+    def training_batches(self, info: "TextInfo", batch_size: int, gen: torch.Generator | None,
+                         device) -> Iterator[TokenBatch]:
+        """One pass (shuffled if ``gen``) as device token batches."""
+        for positions in batch_positions(len(self), batch_size, gen):
+            yield TokenBatch(self.tokens[positions].to(device), info.pad_id)
 
 
 @dataclass(frozen=True)

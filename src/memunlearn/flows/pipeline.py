@@ -12,7 +12,7 @@ holds the evaluation table and a link to that parent run.
 
     python -m memunlearn.flows.pipeline             # run once (temporary local Prefect server)
     python -m memunlearn.flows.pipeline --set unlearn.method=finetune     # a DVC experiment
-    python -m memunlearn.flows.pipeline --preset params/text.yaml --target summary   # the text path
+    python -m memunlearn.flows.pipeline --preset params/text.yaml                     # the text run
     python -m memunlearn.flows.pipeline --force evaluate
     python -m memunlearn.flows.pipeline --serve     # serve the deployment 'memunlearn-pipeline/default'
     prefect deployment run memunlearn-pipeline/default -p 'overrides={"unlearn.strategy": "vanilla"}'

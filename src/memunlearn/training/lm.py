@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import check_positive
-from ..data.text import TextInfo, TextSplit
+from ..data.text import TextInfo, TextSplit, sequence_nll
 from ..io import atomic_write, require
 from ..models.base import LM_MODELS, build_lm
 from .events import LearningEventRecorder
@@ -52,17 +52,6 @@ class LMTrainConfig:
         return cls(model=recipe.model, epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr,
                    weight_decay=recipe.weight_decay, momentum=recipe.momentum,
                    lr_milestones=tuple(recipe.lr_milestones), lr_gamma=recipe.lr_gamma)
-
-
-def sequence_nll(logits: torch.Tensor, tokens: torch.Tensor, pad_id: int
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per sequence: summed next-token NLL (B,), non-pad target count (B,), correct next tokens (B,)."""
-    targets = tokens[:, 1:]  # (B, T-1)
-    mask = targets != pad_id
-    nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), targets, reduction="none")  # (B, T-1)
-    nll = (nll * mask).sum(1)
-    correct = ((logits[:, :-1].argmax(-1) == targets) & mask).sum(1)
-    return nll, mask.sum(1), correct
 
 
 class SequenceEventRecorder:

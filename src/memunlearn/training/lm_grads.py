@@ -27,10 +27,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.text import TextSplit
+from ..data.text import TextSplit, sequence_nll
 from ..io import atomic_write, require
 from ..models.gpt2 import EMBEDDING
-from .lm import sequence_nll
 
 ALL = "all"
 EMBEDDING_LAYER = "embedding"

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ..data.splits import DatasetInfo, ImageSplit, normalize
+from ..data.splits import DatasetInfo, ImageSplit, batch_positions, normalize
 from .recipe import TrainConfig, autocast
 
 # on_batch(positions (B,), logits (B, C) train-mode, labels (B,)) -> None
@@ -23,12 +23,6 @@ EpochHook = Callable[[int, nn.Module], dict]
 StepHook = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], None]
 # on_row(history row) -> None, once per epoch with its finished row (e.g. to log it live)
 RowHook = Callable[[dict], None]
-
-
-def batch_positions(n: int, batch_size: int, gen: torch.Generator | None) -> Iterator[torch.Tensor]:
-    """Shuffled (if ``gen``) index batches covering ``range(n)`` once."""
-    order = torch.randperm(n, generator=gen) if gen is not None else torch.arange(n)
-    yield from order.split(batch_size)
 
 
 def batch_inputs(data: ImageSplit, positions: torch.Tensor, info: DatasetInfo, device) -> torch.Tensor:

@@ -5,25 +5,16 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Mapping
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..config import check_positive
-from ..data.splits import DatasetInfo, ImageSplit
-from ..data.text import TextSplit
+from ..data.base import ExampleSplit
+from ..data.splits import ImageBatch
+from ..data.text import TokenBatch
 from ..seeding import generator
-from ..training.loop import batch_positions, normalized_batches, sgd
+from ..training.loop import sgd
 
-Batch = tuple[torch.Tensor, torch.Tensor]  # (x normalized (B, C, H, W), y (B,))
-
-
-class TokenBatch(tuple):
-    """A language-model batch: (tokens (B, T), pad_id). ``ce`` takes its loss as training/lm.py does (the mean
-    over sequences of each sequence's mean next-token CE), so the methods built on ``batches`` and ``ce``
-    (finetune, neggrad, neggrad_plus) unlearn text unchanged."""
-
-    def __new__(cls, tokens: torch.Tensor, pad_id: int):
-        return super().__new__(cls, (tokens, pad_id))
+Batch = ImageBatch | TokenBatch  # a split's training batch: x, y (images) or tokens, pad_id (text); .loss(model)
 
 
 @dataclass(frozen=True)
@@ -41,17 +32,12 @@ class OptimConfig:
             check_positive(getattr(self, name), name)
 
 
-def batches(data: ImageSplit, info: DatasetInfo, batch_size: int, gen: torch.Generator, device) -> Iterator[Batch]:
-    """One shuffled pass over ``data`` as normalized device batches (a ``TextSplit``: ``TokenBatch``es)."""
-    if isinstance(data, TextSplit):  # info: data/text.py's TextInfo
-        for positions in batch_positions(len(data), batch_size, gen):
-            yield TokenBatch(data.tokens[positions].to(device), info.pad_id)
-        return
-    for _, x, y in normalized_batches(data, info, batch_size, device, gen):
-        yield x, y
+def batches(data: ExampleSplit, info, batch_size: int, gen: torch.Generator, device) -> Iterator[Batch]:
+    """One shuffled pass over ``data`` as its device training batches (``ExampleSplit.training_batches``)."""
+    yield from data.training_batches(info, batch_size, gen, device)
 
 
-def cycled_batches(data: ImageSplit, info: DatasetInfo, batch_size: int, gen: torch.Generator, device) -> Iterator[Batch]:
+def cycled_batches(data: ExampleSplit, info, batch_size: int, gen: torch.Generator, device) -> Iterator[Batch]:
     """Endless reshuffled passes over ``data`` (to cycle F beside R)."""
     while True:
         yield from batches(data, info, batch_size, gen, device)
@@ -121,14 +107,8 @@ def optimize(
 
 
 def ce(model: nn.Module, batch: Batch) -> torch.Tensor:
-    if isinstance(batch, TokenBatch):
-        from ..training.lm import sequence_nll
-
-        tokens, pad_id = batch
-        nll, count, _ = sequence_nll(model(tokens), tokens, pad_id)
-        return (nll / count.clamp_min(1)).mean()
-    x, y = batch
-    return F.cross_entropy(model(x), y)
+    """The batch's training loss (cross-entropy; for text, the mean next-token cross-entropy)."""
+    return batch.loss(model)
 
 
 def seeded(seed: int, purpose: str) -> torch.Generator:
