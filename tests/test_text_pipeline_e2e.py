@@ -14,7 +14,7 @@ import sys
 import pytest
 import yaml
 
-from e2e_project import REPO, _merge, dvc, ran_stages, tiny_project  # tests/ is on sys.path under pytest
+from e2e_project import REPO, _merge, commit, dvc, experiments, ran_stages, tiny_project  # tests/ is on sys.path under pytest
 
 pytestmark = pytest.mark.e2e
 
@@ -161,3 +161,23 @@ def test_forgetting_quality_and_the_figures_run_on_text(project, claims_repro):
     assert sorted(p.name for p in figures.glob("*.png")) == [
         "evaluation.png", "exposure.png", "forgetting_quality_epsilon.png", "memorization_by_copies.png",
         "rum_compare_tow.png", "seed003_ablations.png"]
+
+
+def test_the_prefect_flow_runs_the_text_preset_as_a_dvc_experiment(project, claims_repro):
+    """`python -m memunlearn.flows.pipeline --preset ...` as a call: the preset's keys become the experiment's
+    overrides; the same params as the workspace's, so DVC's run cache restores every stage instead of rerunning."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    from memunlearn.config import dotted_leaves
+    from memunlearn.flows.pipeline import pipeline
+
+    commit(project)
+    preset = _merge(yaml.safe_load((REPO / "params/text.yaml").read_text()), TINY_TEXT)
+    with prefect_test_harness(server_startup_timeout=180):
+        ran = pipeline(repo_dir=str(project), overrides=dotted_leaves(preset), experiment="flow-text",
+                       target="summary")
+    assert sorted(ran) == sorted(TEXT_STAGES)
+    params = experiments(project)["flow-text"]["data"]["params"]["params.yaml"]["data"]
+    assert params["data"]["dataset"] == "pydoc_topics" and params["train"]["model"] == "gpt2_micro"
+    shown = experiments(project)["flow-text"]["data"]["metrics"]["metrics/summary.json"]["data"]
+    assert shown["tow"] == json.loads((project / "metrics/summary.json").read_text())["tow"]

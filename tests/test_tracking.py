@@ -56,8 +56,9 @@ def test_stages_of_one_invocation_share_a_parent_run(target, tmp_path):
     table.write_text("a,b\n1,2\n")
     record_stage(StageRecord("train", {"train.lr": 0.1, "train.milestones": (1, 2)}, {"acc": 0.9},
                              history=[{"loss": 1.0}, {"loss": 0.5}], artifacts=[table]), target)
-    record_stage(StageRecord("evaluate", metrics={"tow": 0.8, "nan_metric": float("nan"), "rum[exact].tow": 0.9}),
-                 target)
+    record_stage(StageRecord("evaluate", {"grid[0]": "a"}, {"tow": 0.8, "nan_metric": float("nan"),
+                                                            "rum[exact].tow": 0.9},
+                             tags={"verdict.first_beats_last[embedding]": "supported"}), target)
 
     runs = _runs(target)
     parents = [r for r in runs if r.data.tags[STAGE_TAG] == "pipeline"]
@@ -72,7 +73,9 @@ def test_stages_of_one_invocation_share_a_parent_run(target, tmp_path):
     assert [a.path for a in mlflow.artifacts.list_artifacts(run_id=train.info.run_id, tracking_uri=target.uri)] == [
         "table.csv"]
     assert "nan_metric" not in children["evaluate"].data.metrics
-    assert children["evaluate"].data.metrics["rum_exact_.tow"] == 0.9  # names MLflow rejects are made valid
+    evaluate = children["evaluate"].data  # names MLflow rejects are made valid, metrics, params and tags alike
+    assert evaluate.metrics["rum_exact_.tow"] == 0.9 and evaluate.params == {"grid_0_": "a"}
+    assert evaluate.tags["verdict.first_beats_last_embedding_"] == "supported"
 
 
 def test_the_experiment_opens_on_training_runs_in_the_ui(target):

@@ -168,7 +168,7 @@ def log_row(run: StageRun | None, row: Mapping[str, Any]) -> None:
     from mlflow.entities import Metric
 
     now = int(time.time() * 1000)
-    metrics = [Metric(_metric_name(k), float(v), now, run.rows_logged) for k, v in row.items() if _is_number(v)]
+    metrics = [Metric(_mlflow_key(k), float(v), now, run.rows_logged) for k, v in row.items() if _is_number(v)]
     _client(run.target).log_batch(run.run_id, metrics=metrics)
     run.rows_logged += 1
 
@@ -222,15 +222,15 @@ def fail_stage(run: StageRun | None, error: str, status: str = "FAILED") -> None
 
 def _log_record(mlflow, record: StageRecord, run: StageRun) -> None:
     if record.params:
-        mlflow.log_params({k: _param_value(v) for k, v in record.params.items()})
+        mlflow.log_params({_mlflow_key(k): _param_value(v) for k, v in record.params.items()})
     for key, value in record.tags.items():
-        mlflow.set_tag(key, value)
-    finite = {_metric_name(k): float(v) for k, v in record.metrics.items() if _is_number(v)}
+        mlflow.set_tag(_mlflow_key(key), value)
+    finite = {_mlflow_key(k): float(v) for k, v in record.metrics.items() if _is_number(v)}
     if finite:
         mlflow.log_metrics(finite)
     if not run.rows_logged:  # rows already logged live are not logged twice
         for step, row in enumerate(record.history):
-            mlflow.log_metrics({_metric_name(k): float(v) for k, v in row.items() if _is_number(v)}, step=step)
+            mlflow.log_metrics({_mlflow_key(k): float(v) for k, v in row.items() if _is_number(v)}, step=step)
     for path in map(Path, record.artifacts):
         if path.is_dir():
             mlflow.log_artifacts(str(path), artifact_path=path.name)
@@ -383,8 +383,9 @@ def _parent_run_id(client, experiment_id: str, target: TrackingTarget) -> str:
     return run.info.run_id
 
 
-def _metric_name(name: str) -> str:
-    """MLflow allows alphanumerics and _ - . space : / in names: 'rum[exact].tow' -> 'rum_exact_.tow'."""
+def _mlflow_key(name: str) -> str:
+    """MLflow allows alphanumerics and _ - . space : / in metric, param and tag names: 'rum[exact].tow' ->
+    'rum_exact_.tow'."""
     return re.sub(r"[^\w\-. :/]", "_", name)
 
 

@@ -90,22 +90,28 @@ def _show(ax, image: np.ndarray) -> None:
         ax.imshow(np.transpose(image[:3], (1, 2, 0)))
 
 
-def accuracy_bars(evaluation: pd.DataFrame) -> "Figure":
-    """Grouped bars: FA, RA, TA and MIA (the evaluate stage's table, one row per model)."""
+def _model_bars(evaluation: pd.DataFrame, columns: Sequence[str], ticks: Sequence[str], fmt: str):
+    """(figure, axes) of grouped bars: one group per column (tick label), one bar per model (row)."""
     plt = _pyplot()
-    metrics = [m for m in ACCURACIES if m in evaluation.columns]
     models = evaluation["model"].tolist()
     width = 0.8 / max(len(models), 1)
     fig, ax = plt.subplots(figsize=(6.0, 3.6), dpi=110)
-    x = np.arange(len(metrics))
-    for i, (model, row) in enumerate(zip(models, evaluation[metrics].to_numpy(dtype=np.float64))):
+    x = np.arange(len(columns))
+    for i, (model, row) in enumerate(zip(models, evaluation[list(columns)].to_numpy(dtype=np.float64))):
         bars = ax.bar(x + (i - (len(models) - 1) / 2) * width, row, width, label=MODEL_LABELS.get(model, model))
-        ax.bar_label(bars, fmt="%.2f", fontsize=7)
-    ax.set_xticks(x, [ACCURACIES[m] for m in metrics])
+        ax.bar_label(bars, fmt=fmt, fontsize=7)
+    ax.set_xticks(x, ticks)
+    return fig, ax
+
+
+def accuracy_bars(evaluation: pd.DataFrame) -> "Figure":
+    """Grouped bars: FA, RA, TA and MIA (the evaluate stage's table, one row per model)."""
+    metrics = [m for m in ACCURACIES if m in evaluation.columns]
+    fig, ax = _model_bars(evaluation, metrics, [ACCURACIES[m] for m in metrics], "%.2f")
     ax.set_ylim(0, 1.3)  # room for the legend above the bars
     ax.set_ylabel("accuracy / MIA score")
     ax.set_title("forget (FA), retain (RA), test (TA) accuracy and membership inference (MIA)", fontsize=9)
-    ax.legend(fontsize=8, loc="upper center", ncol=len(models))
+    ax.legend(fontsize=8, loc="upper center", ncol=len(evaluation))
     fig.tight_layout()
     return fig
 
@@ -163,17 +169,9 @@ def score_by_group(scores: pd.Series, groups: pd.Series, group_label: str, score
 def exposure_bars(evaluation: pd.DataFrame) -> "Figure":
     """Grouped bars: mean canary exposure (bits) per copy count (``exposure_<c>x`` columns of the text evaluate
     stage's table), one bar per model."""
-    plt = _pyplot()
     columns = sorted((c for c in evaluation.columns if c.startswith("exposure_") and c.endswith("x")),
                      key=lambda c: int(c[len("exposure_"):-1]))
-    models = evaluation["model"].tolist()
-    width = 0.8 / max(len(models), 1)
-    fig, ax = plt.subplots(figsize=(6.0, 3.6), dpi=110)
-    x = np.arange(len(columns))
-    for i, (model, row) in enumerate(zip(models, evaluation[columns].to_numpy(dtype=np.float64))):
-        bars = ax.bar(x + (i - (len(models) - 1) / 2) * width, row, width, label=MODEL_LABELS.get(model, model))
-        ax.bar_label(bars, fmt="%.1f", fontsize=7)
-    ax.set_xticks(x, [f"{c[len('exposure_'):]} copies" for c in columns])
+    fig, ax = _model_bars(evaluation, columns, [f"{c[len('exposure_'):]} copies" for c in columns], "%.1f")
     ax.set_ylabel("exposure (bits)")
     ax.set_title("canary exposure by copies in training (Carlini et al. 2019)", fontsize=9)
     ax.legend(fontsize=8)

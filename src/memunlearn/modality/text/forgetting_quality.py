@@ -21,6 +21,7 @@ from typing import Any, Mapping
 from ...config import from_params
 from ...devices import resolve_device
 from ...evaluation.lira import logit_scaled_sequence_confidence
+from ...evaluation.text import lm_metrics
 from ...experiments.forgetting_quality import ForgettingQualityConfig, Sides, score_copies
 from ...io import load_table, save_json, save_table
 from ...partition import PartitionedData, apply_partition
@@ -33,12 +34,6 @@ from ..base import StagePaths
 from .cache import text_run_key
 from .common import PreparedRun, load_prepared, logged
 from .trained import ascent, cached_oracle, cached_original, recorded_layers
-
-
-def token_accuracy(model, split, pad_id: int) -> float:
-    """Token-weighted next-token accuracy."""
-    s = score_sequences(model, split, pad_id)
-    return float(s["correct"].sum()) / max(float(s["tokens"].sum()), 1.0)
 
 
 def text_sides(data: PreparedRun, parts: PartitionedData, strategy: str, plan: UnlearnPlan,
@@ -63,7 +58,7 @@ def text_sides(data: PreparedRun, parts: PartitionedData, strategy: str, plan: U
 
     def observe(model):
         loss = score_sequences(model, parts.forget, pad)["loss"].to_numpy()
-        accs = {f"{name}_acc": token_accuracy(model, split, pad)
+        accs = {f"{name}_acc": lm_metrics(model, split, pad)["token_acc"]
                 for name, split in (("forget", parts.forget), ("retain", parts.retain), ("test", data.test))}
         return logit_scaled_sequence_confidence(loss), accs
 
