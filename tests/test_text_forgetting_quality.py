@@ -46,7 +46,7 @@ def test_doing_nothing_leaves_the_canaries_more_confident_than_retrained_models(
     nothing = score("none")
     eight = prepared.canaries.set_index("example_id")["copies"].reindex(nothing.example_ids).to_numpy() == 8
     gap = nothing.unlearned_confs.mean(0) - nothing.retrained_confs.mean(0)  # (N,) logit units
-    assert gap[eight].mean() > 0.5  # memorized 8x canaries: the originals know them, the oracles do not (1.24)
+    assert gap[eight].mean() > 0.5  # memorized 8x canaries: the originals know them, the oracles do not (1.38)
     assert np.all(nothing.unlearned_confs.std(axis=0) > 0)  # copy k unlearns the original of seed k
     assert nothing.accuracies["unlearned_forget_acc"] > nothing.accuracies["retrained_forget_acc"] + 0.1
     assert 0 <= nothing.forget_score <= 1 and 0 <= nothing.null_forget_score <= 1
@@ -59,7 +59,7 @@ def test_first_epoch_ascent_closes_part_of_the_gap_and_a_rerun_loads_every_copy(
     ascent = score("first_epoch_ga", **caches)
     eight = prepared.canaries.set_index("example_id")["copies"].reindex(ascent.example_ids).to_numpy() == 8
     gap = lambda r: (r.unlearned_confs.mean(0) - r.retrained_confs.mean(0))[eight].mean()  # noqa: E731
-    # calibrated to the validation level, the ascent stops short of the oracle: measured 1.24 -> 0.96 logits
+    # calibrated to the validation level, the ascent stops short of the oracle: measured 1.38 -> 0.96 logits
     assert 0 < gap(ascent) < gap(nothing) - 0.1
     np.testing.assert_array_equal(ascent.retrained_confs, nothing.retrained_confs)  # the same retrained copies
     # 3 originals and 6 retrained models (copies and null) by content, 3 unlearning runs
