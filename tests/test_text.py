@@ -276,3 +276,25 @@ def test_gpt2_tiny_oracles_train_on_every_seed_with_the_clipped_recipe():
     for seed in (1, 2):
         oracle, _ = train_text_oracle(retain, prepared.info, recipe, seed)
         assert lm_metrics(oracle, prepared.test, prepared.info.pad_id)["token_acc"] > 0.15, seed
+
+
+def test_fillings_scored_down_the_digit_tree_equal_scoring_every_full_filling(prepared, trained):
+    """filling_log_likelihoods scores each shared digit prefix once; the reference scores every 10**d filling as
+    one sequence and sums its digits' log-probabilities: the same numbers up to float rounding."""
+    import itertools
+
+    import torch.nn.functional as F
+
+    from memunlearn.data.corpus import encode
+    from memunlearn.evaluation.text import filling_log_likelihoods
+
+    model, tokenizer = trained["original"], load_tokenizer(prepared.tokenizer_json)
+    prefix = encode(tokenizer, DATA.canary_template.split("{}")[0])
+    digit_ids = torch.tensor([encode(tokenizer, str(d))[0] for d in range(10)])
+    fillings = torch.tensor(list(itertools.product(range(10), repeat=3)))  # 3 digits: 1,000 fillings
+    seqs = torch.cat([torch.tensor(prefix).expand(len(fillings), -1), digit_ids[fillings]], 1)
+    with torch.no_grad():
+        logp = F.log_softmax(model(seqs).double(), -1)[:, len(prefix) - 1:-1]  # (F, 3, V)
+    reference = logp.gather(2, seqs[:, len(prefix):].unsqueeze(2)).squeeze(2).sum(1).numpy()
+    tree = filling_log_likelihoods(model, tokenizer, DATA.canary_template, 3, batch_size=64)
+    np.testing.assert_allclose(tree, reference, rtol=0, atol=1e-4)  # float32 forwards of other lengths

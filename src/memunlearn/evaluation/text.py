@@ -5,7 +5,8 @@ secret among all 10**digits fillings of the template by the model's
 log-likelihood of the filling; exposure = log2(10**digits) − log2(rank),
 from 0 (no better than the worst filling) to log2(10**digits) (rank 1).
 Enumerated exactly: every filling is the same prefix plus one token per
-digit (data/corpus.py), so one batch of 10**digits sequences scores them all.
+digit (data/corpus.py), so the fillings form a tree of digit strings that
+``filling_log_likelihoods`` scores level by level.
 Ties count against the secret (rank = 1 + #fillings at least as likely,
 other than itself), so a model that ignores the digits gets exposure ~0.
 """
@@ -29,7 +30,12 @@ from .mia import svc_mia
 
 def lm_metrics(model: nn.Module, data: TextSplit, pad_id: int, batch_size: int = 256) -> dict[str, float]:
     """Token-weighted: perplexity = exp(Σ NLL / Σ tokens), next-token accuracy; plus the mean sequence loss."""
-    s = score_sequences(model, data, pad_id, batch_size)
+    return metrics_of(score_sequences(model, data, pad_id, batch_size))
+
+
+def metrics_of(s: pd.DataFrame) -> dict[str, float]:
+    """``lm_metrics`` from the per-sequence table of training/lm.py's ``score_sequences`` (any subset of its
+    rows)."""
     tokens = max(float(s["tokens"].sum()), 1.0)
     return {"perplexity": math.exp(float(s["nll"].sum()) / tokens), "token_acc": float(s["correct"].sum()) / tokens,
             "loss": float(s["loss"].mean()) if len(s) else float("nan"), "sequences": len(s)}
@@ -38,21 +44,27 @@ def lm_metrics(model: nn.Module, data: TextSplit, pad_id: int, batch_size: int =
 @torch.no_grad()
 def filling_log_likelihoods(model: nn.Module, tokenizer, template: str, digits: int,
                             batch_size: int = 2048) -> np.ndarray:
-    """log p(digits | prefix) of every filling, (10**digits,) float64, filling f at index int(f)."""
+    """log p(digits | prefix) of every filling, (10**digits,) float64, filling f at index int(f).
+
+    Down the digit tree: log p(f) = Σ_k log p(f_k | prefix, f_<k), so level k scores each of its 10**k contexts
+    (the prefix and a k-digit string) once: 1 + 10 + ... + 10**(d-1) forwards of length P + k instead of 10**d
+    of length P + d (about 9x fewer tokens at d = 4; the same values up to float rounding).
+    """
     prefix = encode(tokenizer, template.split("{}")[0])
     digit_ids = torch.tensor([encode(tokenizer, str(d))[0] for d in range(10)])
     if encode(tokenizer, template.format("0" * digits))[:len(prefix) + digits] != prefix + [int(digit_ids[0])] * digits:
         raise ValueError(f"text.canary_template {template!r}: the tokenizer does not split it into the prefix then one "
                          "token per digit; put a space or punctuation before '{}'")
-    fillings = torch.tensor(list(itertools.product(range(10), repeat=digits)))  # (10**d, d), lexicographic
-    seqs = torch.cat([torch.tensor(prefix).expand(len(fillings), -1), digit_ids[fillings]], 1)  # (F, P + d)
-    out = []
     model.eval()
-    for part in seqs.split(batch_size):
-        logp = F.log_softmax(model(part).double(), -1)  # (b, L, V)
-        targets = part[:, len(prefix):]  # (b, d): the digits, predicted from positions P-1 .. P+d-2
-        out.append(logp[:, len(prefix) - 1:-1].gather(2, targets.unsqueeze(2)).squeeze(2).sum(1))
-    return torch.cat(out).numpy()
+    device = next(model.parameters()).device
+    total = torch.zeros(1, dtype=torch.float64)  # level 0: the empty filling
+    for k in range(digits):
+        contexts = torch.tensor(list(itertools.product(range(10), repeat=k)), dtype=torch.long).view(10 ** k, k)
+        seqs = torch.cat([torch.tensor(prefix).expand(10 ** k, -1), digit_ids[contexts]], 1)  # (10^k, P + k)
+        next_digit = torch.cat([F.log_softmax(model(part.to(device))[:, -1].double(), -1)[:, digit_ids].cpu()
+                                for part in seqs.split(batch_size)])  # (10^k, 10): log p(j | context)
+        total = (total.view(-1, 1) + next_digit).view(-1)  # (10^(k+1),): context c, digit j at index 10c + j
+    return total.numpy()
 
 
 def exposure(log_likelihoods: np.ndarray, secret: str) -> float:
@@ -76,8 +88,13 @@ def loss_mia(model: nn.Module, retain: TextSplit, test: TextSplit, forget: TextS
     """Loss-based membership inference. ``auc``: ROC AUC of −loss separating retain (members) from test;
     ``mia_forget``: evaluation/mia.py's SVC on p = exp(−loss) (the geometric-mean token probability, a
     sequence's "true-class probability"), fit on retain vs test: fraction of F called non-members."""
-    losses = {name: score_sequences(model, split, pad_id)["loss"].to_numpy()
-              for name, split in (("retain", retain), ("test", test), ("forget", forget))}
+    return mia_of(*(score_sequences(model, split, pad_id)["loss"].to_numpy() for split in (retain, test, forget)),
+                  seed=seed)
+
+
+def mia_of(retain: np.ndarray, test: np.ndarray, forget: np.ndarray, seed: int = 0) -> dict[str, float]:
+    """``loss_mia`` from each split's per-sequence mean losses."""
+    losses = {"retain": retain, "test": test, "forget": forget}
 
     def as_probs(loss: np.ndarray):
         p = np.exp(-loss)

@@ -13,11 +13,11 @@ from ...config import from_params
 from ...data.corpus import load_tokenizer
 from ...evaluation import EvaluateConfig
 from ...evaluation.report import compare
-from ...evaluation.text import canary_exposures, lm_metrics, loss_mia
+from ...evaluation.text import canary_exposures, metrics_of, mia_of
 from ...io import load_json, load_table, save_json, save_table
 from ...partition import apply_partition
 from ...tracking import StageRecord
-from ...training.lm import load_lm_checkpoint
+from ...training.lm import load_lm_checkpoint, score_sequences
 from ..base import StagePaths
 from .common import load_prepared, logged
 
@@ -52,14 +52,17 @@ def model_row(model, data, parts, tokenizer, forgotten, seed: int) -> dict[str, 
     pad = data.info.pad_id
     splits = {"forget": parts.forget, "retain": parts.retain, "test": data.test,
               **({"validation": data.validation} if data.validation is not None else {})}
+    scores = {name: score_sequences(model, split, pad) for name, split in splits.items()}  # each split once
     row: dict[str, float] = {}
-    for split_name, split in splits.items():
-        m = lm_metrics(model, split, pad)
+    for split_name, table in scores.items():
+        m = metrics_of(table)
         row |= {f"{split_name}_acc": m["token_acc"], f"{split_name}_ppl": m["perplexity"],
                 f"{split_name}_loss": m["loss"]}
-    for subset, split in parts.subsets.items():
-        row[f"forget_acc_{subset}"] = lm_metrics(model, split, pad)["token_acc"] if len(split) else np.nan
-    mia = loss_mia(model, parts.retain, data.test, parts.forget, pad, seed)
+    forget = scores["forget"]
+    for subset, split in parts.subsets.items():  # F's rows of each RUM subset
+        rows = forget[forget["example_id"].isin(split.example_ids.numpy())]
+        row[f"forget_acc_{subset}"] = metrics_of(rows)["token_acc"] if len(split) else np.nan
+    mia = mia_of(*(scores[name]["loss"].to_numpy() for name in ("retain", "test", "forget")), seed=seed)
     row |= {"mia": mia["mia_forget"], "mia_auc": mia["auc"]}
     if len(data.canaries):
         exposures = canary_exposures(model, tokenizer, data.canaries, data.canary_template, data.canary_digits)
