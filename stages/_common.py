@@ -22,7 +22,8 @@ import yaml
 
 from memunlearn.devices import resolve_device
 from memunlearn.tracking import (EXPERIMENT_TAG, ModelRecord, StageRecord, StageRun, TrackingTarget, fail_stage,
-                                 finish_stage, git_commit, log_row, record_stage, start_stage, store_location)
+                                 finish_stage, flatten, git_commit, log_row, record_stage, start_stage,
+                                 store_location)  # flatten: the stage scripts' params -> MLflow params
 
 ROOT = Path.cwd()  # dvc runs every stage from the repository root
 PARAMS_FILE = ROOT / "params.yaml"
@@ -71,17 +72,6 @@ def tag_param(dotted: str) -> str:
     for key in dotted.split("."):
         node = node.get(key) if isinstance(node, Mapping) else None
     return "" if node is None else str(node)
-
-
-def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping):
-            out |= flatten(value, f"{name}.")
-        else:
-            out[name] = value
-    return out
 
 
 def device(name: str) -> torch.device:

@@ -6,6 +6,7 @@ import pytest
 from memunlearn.evaluation.figures import (NOISE_COLOR, accuracy_bars, epsilon_histogram, exposure_bars,
                                            memorized_examples, save, score_by_group, tow_by_variant, variant_panels)
 from memunlearn.memorization.ranking import ranked_examples
+from memunlearn.modality.text.common import exposure_columns
 
 
 @pytest.fixture
@@ -101,6 +102,10 @@ def test_score_by_group_puts_each_example_in_its_groups_box():
 def test_exposure_bars_order_copy_counts_numerically():
     table = pd.DataFrame({"model": ["original", "retrain"], "exposure_16x": [12.0, 1.0], "exposure_4x": [9.0, 1.5],
                           "exposure_mean": [10.0, 1.2]})
-    ax = exposure_bars(table).axes[0]
+    columns = exposure_columns(table.columns)
+    assert columns == ["exposure_4x", "exposure_16x"]
+    assert exposure_columns([*table.columns, "exposure_16x_mean", "exposure_2x_mean"], "_mean") == [
+        "exposure_2x_mean", "exposure_16x_mean"]
+    ax = exposure_bars(table, columns).axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["4x copies", "16x copies"]
     assert [bar.get_height() for container in ax.containers for bar in container] == [9.0, 12.0, 1.5, 1.0]

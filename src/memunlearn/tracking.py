@@ -38,6 +38,18 @@ DATASET_CONTEXT = {"D": "training", "F": "forget", "R": "retain", "T": "test"}
 DEFAULT_UI = "http://127.0.0.1:5000"  # `make ui`
 
 
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested params as ``section.key`` -> value (a run's MLflow params; an empty section adds nothing)."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out |= flatten(value, f"{name}.")
+        else:
+            out[name] = value
+    return out
+
+
 @dataclass(frozen=True)
 class TrackingTarget:
     """Where and under what to record (the stage or flow resolves these from its environment)."""

@@ -166,12 +166,10 @@ def score_by_group(scores: pd.Series, groups: pd.Series, group_label: str, score
     return fig
 
 
-def exposure_bars(evaluation: pd.DataFrame) -> "Figure":
-    """Grouped bars: mean canary exposure (bits) per copy count (``exposure_<c>x`` columns of the text evaluate
-    stage's table), one bar per model."""
-    columns = sorted((c for c in evaluation.columns if c.startswith("exposure_") and c.endswith("x")),
-                     key=lambda c: int(c[len("exposure_"):-1]))
-    fig, ax = _model_bars(evaluation, columns, [f"{c[len('exposure_'):]} copies" for c in columns], "%.1f")
+def exposure_bars(evaluation: pd.DataFrame, columns: Sequence[str]) -> "Figure":
+    """Grouped bars: mean canary exposure (bits) per copy count (``columns``: the text evaluate stage's
+    ``exposure_<c>x``, in the order drawn), one bar per model."""
+    fig, ax = _model_bars(evaluation, columns, [f"{c.removeprefix('exposure_')} copies" for c in columns], "%.1f")
     ax.set_ylabel("exposure (bits)")
     ax.set_title("canary exposure by copies in training (Carlini et al. 2019)", fontsize=9)
     ax.legend(fontsize=8)

@@ -34,7 +34,7 @@ from torch import nn
 
 from ..config import check_choice, check_positive
 from ..data.splits import DatasetInfo, ImageSplit
-from ..training.first_epoch_grads import DEFAULT_LAYERS, FirstEpochGrads, select_parameters
+from ..training.first_epoch_grads import DEFAULT_LAYERS, select_parameters
 from ..training.loop import accuracy, predict_proba, true_class_prob
 from .base import register_method
 

@@ -19,15 +19,10 @@ from ...experiments.text_claims import MARGIN_BITS, PPL_BOUND, seed003_claims
 from ...io import load_table, save_json, save_table
 from ...tracking import StageRecord
 from ..base import StagePaths
+from .common import exposure_columns
 
 GRID = "sweep"  # the grid whose first_epoch_ga variants are the ablations (params/text.yaml)
 SOURCES = ("first_epoch", "last_epoch")
-
-
-def exposure_columns(results: pd.DataFrame, prefix: str = "exposure_") -> list[str]:
-    """``exposure_<c>x`` columns by copy count, ascending."""
-    found = [c for c in results.columns if c.startswith(prefix) and c.endswith("x") and c[len(prefix):-1].isdigit()]
-    return sorted(found, key=lambda c: int(c[len(prefix):-1]))
 
 
 def ablation_rows(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
@@ -41,7 +36,7 @@ def ablation_rows(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
     kind = "canaries" if "canaries" in set(rows["kind"]) else rows["kind"].iloc[0]
     rows = rows[(rows["kind"] == kind) & (rows["group_score"] == rows["group_score"].iloc[0])]
     rows = rows[rows["strategy"] == rows["strategy"].iloc[0]]
-    exposures = exposure_columns(rows)
+    exposures = exposure_columns(rows.columns)
     table = rows[["seed", "source", "layers", *exposures, "val_ppl_change", "stored_mib"]].reset_index(drop=True)
     original = rows.groupby("seed")[f"original_{exposures[-1]}"].first()
     return table, original

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Mapping
@@ -64,16 +65,12 @@ def logged(split: TextSplit, labels: pd.Series | None = None) -> SimpleNamespace
     return SimpleNamespace(example_ids=ids, labels=values)
 
 
-def flat(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as ``section.key`` -> value (stages/_common.py's ``flatten``, for runs a text stage logs
-    itself)."""
-    out: dict[str, Any] = {}
-    for k, v in params.items():
-        if isinstance(v, Mapping):
-            out |= flat(v, f"{prefix}{k}.")
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
+def exposure_columns(columns, suffix: str = "") -> list[str]:
+    """The ``exposure_<c>x<suffix>`` columns (modality/text/evaluate.py's canary exposure per copy count c; a sweep
+    summary's with suffix ``_mean``), by c ascending."""
+    pattern = re.compile(rf"exposure_(\d+)x{re.escape(suffix)}")
+    found = [(int(m.group(1)), c) for c in columns if (m := pattern.fullmatch(c))]
+    return [c for _, c in sorted(found)]
 
 
 def numeric(values: Mapping[str, Any]) -> dict[str, float]:

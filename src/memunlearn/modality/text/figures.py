@@ -18,7 +18,7 @@ from ...evaluation.figures import (accuracy_bars, epsilon_histogram, exposure_ba
 from ...io import load_table
 from ...tracking import StageRecord
 from ..base import StagePaths
-from .common import load_prepared
+from .common import exposure_columns, load_prepared
 
 
 def run(params: Mapping[str, Any], paths: StagePaths, on_row=None) -> StageRecord:
@@ -27,17 +27,16 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None) -> StageRecor
     scores = load_table(paths.memorize / "scores.parquet", "memorize").set_index("example_id")["mem_prob"]
     evaluation = load_table(paths.results / "evaluation.csv", "evaluate")
     summary = load_table(paths.results / "sweep/summary.csv", "sweep_report")
-    top = max((c for c in summary.columns if c.startswith("exposure_") and c.endswith("x_mean")),
-              key=lambda c: int(c[len("exposure_"):-len("x_mean")]), default=None)
-    ablations = {**({top.removesuffix("_mean"): f"exposure of {top[len('exposure_'):-len('_mean')]} canaries "
-                                                "(bits)"} if top else {}),
+    top = exposure_columns(summary.columns, "_mean")[-1:]  # the most copied canaries' exposure, if any
+    ablations = {**{c.removesuffix("_mean"): f"exposure of {c.removesuffix('_mean').removeprefix('exposure_')} "
+                                             "canaries (bits)" for c in top},
                  "val_ppl_change": "validation perplexity change", "stored_mib": "stored ahead (MiB)",
                  "seconds": "seconds"}
     paths_out = [
         save(score_by_group(scores, data.copies(), "canary copies (0 = corpus text)", "mem_prob"),
              out / "memorization_by_copies.png"),
         save(accuracy_bars(evaluation), out / "evaluation.png"),
-        save(exposure_bars(evaluation), out / "exposure.png"),
+        save(exposure_bars(evaluation, exposure_columns(evaluation.columns)), out / "exposure.png"),
         save(variant_panels(summary, "sweep", ablations), out / "seed003_ablations.png"),
         save(tow_by_variant(summary, "rum_compare"), out / "rum_compare_tow.png"),
         save(epsilon_histogram(load_table(paths.results / "forgetting_quality.csv", "forgetting_quality")),

@@ -21,7 +21,7 @@ from typing import Any, Mapping
 from ...config import from_params
 from ...devices import resolve_device
 from ...evaluation.lira import logit_scaled_sequence_confidence
-from ...evaluation.text import lm_metrics
+from ...evaluation.text import lm_metrics, metrics_of
 from ...experiments.forgetting_quality import ForgettingQualityConfig, Sides, score_copies
 from ...io import load_table, save_json, save_table
 from ...partition import PartitionedData, apply_partition
@@ -57,10 +57,11 @@ def text_sides(data: PreparedRun, parts: PartitionedData, strategy: str, plan: U
         return model, record["seconds"]
 
     def observe(model):
-        loss = score_sequences(model, parts.forget, pad)["loss"].to_numpy()
-        accs = {f"{name}_acc": lm_metrics(model, split, pad)["token_acc"]
-                for name, split in (("forget", parts.forget), ("retain", parts.retain), ("test", data.test))}
-        return logit_scaled_sequence_confidence(loss), accs
+        forget = score_sequences(model, parts.forget, pad)  # F once: its confidences and its accuracy
+        accs = {"forget_acc": metrics_of(forget)["token_acc"],
+                **{f"{name}_acc": lm_metrics(model, split, pad)["token_acc"]
+                   for name, split in (("retain", parts.retain), ("test", data.test))}}
+        return logit_scaled_sequence_confidence(forget["loss"].to_numpy()), accs
 
     return Sides(unlearned, retrained, observe)
 

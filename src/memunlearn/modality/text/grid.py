@@ -34,7 +34,7 @@ from ...evaluation.text import lm_metrics
 from ...grid import KEYS, SweepConfig, cell_name, forget_set_name
 from ...io import load_table, save_json, save_table
 from ...partition import PartitionConfig, ScoreSources, apply_partition, choose_forget_set, describe_forget_set
-from ...tracking import StageRecord
+from ...tracking import StageRecord, flatten
 from ...training.lm import save_lm_checkpoint
 from ...training.lm_grads import layer_parameters, layer_set_bytes
 from ...training.recipe import TrainConfig
@@ -42,7 +42,7 @@ from ...unlearning import UnlearnConfig, UnlearnContext
 from ...unlearning.cache import cached_strategy
 from ..base import StagePaths
 from .cache import text_run_key
-from .common import flat, load_prepared, logged, numeric
+from .common import load_prepared, logged, numeric
 from .evaluate import model_row
 from .trained import ascent, cached_oracle, cached_original, recorded_layers
 
@@ -125,7 +125,7 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None, *, grid: str,
                          "original_forget_acc": original_forget_acc}
         save_json(oracle_record, folder / "oracle.json")
         record(StageRecord(f"{grid}_oracle@{forget_set_name(forget_set)}",
-                           flat({"train": params["train"], "cell": {"grid": grid, **forget_set}}),
+                           flatten({"train": params["train"], "cell": {"grid": grid, **forget_set}}),
                            numeric(oracle_record), artifacts=[folder / "forget.csv"],
                            datasets={"F": logged(parts.forget, copies), "R": logged(parts.retain, copies)}))
         log.info("%s: oracle %s (%.1f s%s)", grid, folder.name, oracle_run["seconds"], ", cached" if cached else "")
@@ -154,7 +154,7 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None, *, grid: str,
             }
             save_lm_checkpoint(model, recipe.model, data.info, data_dir / "cells" / f"{name}.pt")
             save_json(row, data_dir / "cells" / f"{name}.json")
-            run_id = record(StageRecord(f"{grid}_cell@{name}", flat({"train": params["train"],
+            run_id = record(StageRecord(f"{grid}_cell@{name}", flatten({"train": params["train"],
                                                                      "methods": method_params, "cell": cell}),
                                         numeric({**cell_record, **row}),
                                         datasets={"F": logged(parts.forget, copies), "R": logged(parts.retain, copies),

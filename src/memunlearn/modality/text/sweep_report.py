@@ -10,9 +10,9 @@ from ...config import from_params
 from ...experiments.sweep import GRIDS, SUMMARY_METRICS, SweepConfig, plot_metric, results_table, summarize, \
     summary_metrics
 from ...io import load_json, save_json, save_table
-from ...tracking import StageRecord
+from ...tracking import StageRecord, flatten
 from ..base import StagePaths
-from .common import flat, numeric
+from .common import exposure_columns, numeric
 
 TEXT_METRICS = ("exposure_mean", "forget_exposure", "validation_ppl", "val_ppl_change", "stored_mib")
 
@@ -20,8 +20,7 @@ TEXT_METRICS = ("exposure_mean", "forget_exposure", "validation_ppl", "val_ppl_c
 def run(params: Mapping[str, Any], paths: StagePaths, on_row=None) -> StageRecord:
     configs = {grid: from_params(SweepConfig, params[grid], grid) for grid in GRIDS}
     results = results_table(load_json(paths.results / "sweep/cells.json", "sweep_score"), configs)
-    exposures = sorted((c for c in results.columns if c.startswith("exposure_") and c.endswith("x")),
-                       key=lambda c: int(c[len("exposure_"):-1]))
+    exposures = exposure_columns(results.columns)
     summary = summarize(results, (*SUMMARY_METRICS, *TEXT_METRICS, *exposures))
     save_table(results, paths.results / "sweep/results.csv")
     save_table(summary, paths.results / "sweep/summary.csv")
@@ -32,5 +31,5 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None) -> StageRecor
         rows = summary[summary["grid"] == grid]
         plot_metric(rows, plots / f"{grid}_tow.png", "tow", config.kinds)
         plot_metric(rows, plots / f"{grid}_tow_mia.png", "tow_mia", config.kinds, ylabel="ToW-MIA")
-    return StageRecord("sweep_report", metrics=numeric(flat(metrics)),
+    return StageRecord("sweep_report", metrics=numeric(flatten(metrics)),
                        artifacts=[paths.results / "sweep/results.csv", paths.results / "sweep/summary.csv", plots])
