@@ -5,7 +5,13 @@
   (``training/stacked.py``) names a file that exists;
 - no file cites the design notes that live outside the clone;
 - every section cited with docs/methods.md is a heading there, every rule cited with
-  docs/architecture.md is a numbered rule there.
+  docs/architecture.md is a numbered rule there;
+- every section cited by name with a docs page (`docs/params.md`, "Ablations") begins a heading
+  of that page;
+- the README is a front door (at most ~15 KB) that names the quick start's commands and the docs
+  index; every relative link in README.md and docs/ reaches a file (and a heading, with an anchor);
+  the index links every page of docs/; user-facing docs name the papers, never a file label
+  ("seed 003").
 
 Scanned: src/, stages/, tests/, benchmarks/, docs/, README.md, dvc.yaml, params.yaml,
 Makefile. Outputs that exist only after ``dvc repro`` (data/, metrics/, results/) are never
@@ -19,6 +25,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+DOCS_INDEX = DOCS / "README.md"
+README_MAX_BYTES = 16_000  # the front door: what it is, quick start, glossary, pipeline, commands, links
 THIS = Path(__file__).resolve()
 PACKAGE = ROOT / "src" / "memunlearn"
 METHODS_DOC = ROOT / "docs" / "methods.md"
@@ -45,6 +55,13 @@ SECTION_CITATION = re.compile(
     r"(?:docs/methods\.md|\bMETHODS\.md)[\s#\"'`*(]*§\s*(\d+(?:\.\d+)*)(?:\s*[-–]\s*(\d+(?:\.\d+)*))?")
 RULE_CITATION = re.compile(r"(?:docs/architecture\.md|\bARCHITECTURE)\s+rules?\s+(\d+)")
 HEADING = re.compile(r"^#{1,6}\s+(\d+(?:\.\d+)*)\.?\s", re.MULTILINE)
+# `docs/params.md`, "Ablations" (the quoted name begins a heading of that page; the line may break)
+NAMED_SECTION = re.compile(r"(docs/[\w-]+\.md)`?,?\s*\(?\"([^\"\n]+)\"")
+ANY_HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$", re.MULTILINE)
+# a relative Markdown link: [text](target) with no scheme
+LINK = re.compile(r"\[[^\]\n]*\]\((?![a-z][a-z0-9+.-]*:)([^)\s]+)\)")
+# the internal label of the first-epoch gradient ascent paper; file and code names (text_seed003.py) excepted
+FILE_LABEL = re.compile(r"\bseed[ -]0*03\b", re.IGNORECASE)
 
 
 def scanned_files() -> list[Path]:
@@ -96,8 +113,23 @@ def files() -> list[Path]:
     return scanned_files()
 
 
+def headings(path: Path) -> list[str]:
+    text = re.sub(r"^```.*?^```", "", path.read_text(encoding="utf-8"), flags=re.MULTILINE | re.DOTALL)
+    return ANY_HEADING.findall(text)
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", "")).replace(" ", "-")
+
+
+def markdown_pages() -> list[Path]:
+    return [README, *sorted(DOCS.rglob("*.md"))]
+
+
 def test_the_docs_exist_and_methods_keeps_its_section_numbers():
-    for name in ("methods.md", "architecture.md", "howto.md"):
+    for name in ("README.md", "methods.md", "architecture.md", "howto.md", "results.md", "text.md",
+                 "params.md", "operations.md", "benchmarks.md"):
         assert (ROOT / "docs" / name).is_file(), f"docs/{name} is missing"
     expected = {"1", "2", "2.1", "2.2", "2.3", "2.4", "3", "4", "5", "6", "7"}
     assert expected <= methods_sections(), f"docs/methods.md lacks sections {sorted(expected - methods_sections())}"
@@ -155,3 +187,58 @@ def test_the_checks_see_what_they_should():
     assert not package_path_pattern().findall("Classification/evaluation/SVC_MIA.py, results/sweep/x.json")
     assert package_path_pattern().findall("(training/stacked.py)") == ["training/stacked.py"]
     assert STALE.search("the ../shared notes") and not STALE.search("docs/methods.md §3")
+
+
+def test_every_section_cited_by_name_is_a_heading_of_its_page(files):
+    missing = []
+    for path, line, m in occurrences(NAMED_SECTION, files):
+        page, name = ROOT / m.group(1), m.group(2)
+        if path == THIS or not page.is_file():
+            continue  # a missing page is test_every_cited_repo_path_exists's to report
+        if not any(h.lower().startswith(name.lower()) for h in headings(page)):
+            missing.append(f"{where(path, line)}: {m.group(1)}, \"{name}\" (headings: {headings(page)})")
+    assert not missing, "these citations name a section their page does not have:\n" + "\n".join(missing)
+
+
+def test_every_relative_link_in_the_docs_resolves():
+    broken = []
+    for path, line, m in occurrences(LINK, markdown_pages()):
+        target, _, fragment = m.group(1).partition("#")
+        page = (path.parent / target).resolve() if target else path
+        if not page.exists():
+            broken.append(f"{where(path, line)}: {m.group(1)} (no file {page})")
+        elif fragment and page.suffix == ".md" and fragment not in {anchor(h) for h in headings(page)}:
+            broken.append(f"{where(path, line)}: {m.group(1)} (no heading with anchor #{fragment} in "
+                          f"{page.relative_to(ROOT)})")
+    assert not broken, "these links lead nowhere (fix the target or the heading):\n" + "\n".join(broken)
+
+
+def test_the_readme_is_a_front_door_and_the_index_lists_every_page():
+    text = README.read_text(encoding="utf-8")
+    size = len(text.encode("utf-8"))
+    assert size <= README_MAX_BYTES, (f"README.md is {size} bytes (at most {README_MAX_BYTES}): move reference "
+                                      "text into a docs/ page and link it")
+    for command in ("make run", "make test"):  # .ci/run runs the quick start's commands
+        assert re.search(rf"^{command}\b", text, re.MULTILINE), f"README.md's quick start lacks `{command}`"
+    assert "## Glossary" in text and "docs/README.md" in text, "README.md lacks its glossary or the docs index"
+    index = DOCS_INDEX.read_text(encoding="utf-8")
+    linked = {(DOCS_INDEX.parent / m.group(1).partition("#")[0]).resolve() for m in LINK.finditer(index)}
+    unlisted = [p.name for p in sorted(DOCS.glob("*.md")) if p != DOCS_INDEX and p.resolve() not in linked]
+    assert not unlisted, f"docs/README.md does not link these pages: {unlisted}"
+
+
+def test_the_docs_name_papers_not_file_labels():
+    labels = [f"{where(path, line)}: {m.group(0)}" for path, line, m in occurrences(FILE_LABEL, markdown_pages())]
+    assert not labels, ("name the paper (*A More Practical Approach to Machine Unlearning*) or the method "
+                        "(first-epoch gradient ascent), not its file label:\n" + "\n".join(labels))
+
+
+def test_the_docs_checks_see_what_they_should():
+    """The link, anchor, named-section and label patterns find what they are meant to, and no more."""
+    text = 'see [the glossary](../README.md#glossary), [PyPI](https://pypi.org) and `docs/params.md`,\n"Ablations"'
+    assert [m.group(1) for m in LINK.finditer(text)] == ["../README.md#glossary"]
+    assert [m.groups() for m in NAMED_SECTION.finditer(text)] == [("docs/params.md", "Ablations")]
+    assert anchor("At full size (`make full`)") == "at-full-size-make-full"
+    assert anchor("Figures, plots and the most memorized examples") == "figures-plots-and-the-most-memorized-examples"
+    assert FILE_LABEL.search("Seed 003's findings") and FILE_LABEL.search("seed-003")
+    assert not FILE_LABEL.search("benchmarks/text_seed003.py") and not FILE_LABEL.search("seed 0, 1 and 2")
