@@ -39,21 +39,21 @@ test: setup                 ## unit tests + one end-to-end pipeline test (real D
 	python -m pytest
 
 flow: check                 ## the same pipeline through the Prefect flow
-	python -m memunlearn.flows.pipeline
+	python -m flows.pipeline
 
 serve: setup                ## serve the Prefect deployment 'memunlearn-pipeline/default' (stop with Ctrl-C)
-	python -m memunlearn.flows.pipeline --serve
+	python -m flows.pipeline --serve
 
 deploy: setup               ## both flows on the process work pool 'memunlearn' (prefect.yaml); then: prefect worker start --pool memunlearn
 	prefect work-pool inspect memunlearn >/dev/null 2>&1 || prefect work-pool create memunlearn --type process
 	prefect --no-prompt deploy --all
 
 sweep: check                ## the experiment sweep (params.yaml `sweep`) as a Prefect flow; DVC reuses cached cells
-	python -m memunlearn.flows.sweep
+	python -m flows.sweep
 
 sweep-large: check          ## a wider study than the default grids as a DVC experiment, applied, then the claims (hours on 2 cores)
 	name=sweep-large-$$(date +%Y%m%d-%H%M%S) && \
-	python -m memunlearn.flows.sweep --name $$name \
+	python -m flows.sweep --name $$name \
 		--methods neggrad_plus finetune l1_sparse salun scrub del --kinds low mid high mix \
 		--set 'rum_compare.group_scores=[confidence, loss_curvature, holdout_retrain]' \
 		--set 'rum_compare.strategies=[vanilla, shuffle, rum_f]' \

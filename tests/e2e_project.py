@@ -102,7 +102,7 @@ def tiny_project(root: Path, params: dict = TINY) -> Iterator[Path]:
     """A git + DVC copy of this project in ``root`` with ``params``, and the environment its stages need."""
     for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO / name, root / name)
-    for name in ("stages", "src"):
+    for name in ("stages", "src", "flows"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     dvc(root, "init", "-q")

@@ -1,7 +1,7 @@
 """End to end: the flows as Prefect deployments on a real Prefect server on 127.0.0.1, triggered as a user would.
 
 A tiny copy of the project (committed: DVC experiments need a baseline
-commit) is served with `python -m memunlearn.flows.pipeline --serve`; `prefect
+commit) is served with `python -m flows.pipeline --serve`; `prefect
 deployment run` triggers it with overrides twice and once with a bad value.
 Each good run must be a DVC experiment (listed by `dvc exp show`, the
 checkout's params.yaml byte for byte untouched), the two must hold the
@@ -160,7 +160,7 @@ def runs(server):
     back and once with a bad value; all finished, then the serving stopped."""
     project, api, root = server
     before = (project / "params.yaml").read_bytes()
-    with background([sys.executable, "-m", "memunlearn.flows.pipeline", "--serve"], project, root / "serve.log"):
+    with background([sys.executable, "-m", "flows.pipeline", "--serve"], project, root / "serve.log"):
         wait_for(lambda: _deployment(api, DEPLOYMENT), 180, "the served deployment", root / "serve.log")
         ids = {
             "vanilla": trigger(project, DEPLOYMENT, 'overrides={"unlearn.strategy": "vanilla"}',

@@ -7,7 +7,7 @@
 - every section cited with docs/methods.md is a heading there, every rule cited with
   docs/architecture.md is a numbered rule there.
 
-Scanned: src/, stages/, tests/, benchmarks/, docs/, README.md, dvc.yaml, params.yaml,
+Scanned: src/, stages/, flows/, tests/, benchmarks/, docs/, README.md, dvc.yaml, params.yaml,
 Makefile. Outputs that exist only after ``dvc repro`` (data/, metrics/, results/) are never
 checked, nor files of other projects named beside their repository.
 """
@@ -24,7 +24,7 @@ PACKAGE = ROOT / "src" / "memunlearn"
 METHODS_DOC = ROOT / "docs" / "methods.md"
 ARCHITECTURE_DOC = ROOT / "docs" / "architecture.md"
 
-SCANNED_DIRS = ("src", "stages", "tests", "benchmarks", "docs")
+SCANNED_DIRS = ("src", "stages", "flows", "tests", "benchmarks", "docs")
 SCANNED_FILES = ("README.md", "dvc.yaml", "params.yaml", "Makefile")
 TEXT_SUFFIXES = {".py", ".md", ".yaml", ".yml", ".toml", ".txt", ".cfg", ".ini"}
 SKIPPED_DIRS = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints"}

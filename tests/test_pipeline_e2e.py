@@ -178,7 +178,7 @@ def test_changing_an_unlearning_param_reruns_only_what_unlearns(project, first_r
 def test_prefect_flow_runs_stages_in_the_workspace_and_overrides_as_a_dvc_experiment(project, first_repro):
     from prefect.testing.utilities import prefect_test_harness
 
-    from memunlearn.flows.pipeline import pipeline
+    from flows.pipeline import pipeline
 
     commit(project)
     before = (project / "params.yaml").read_bytes()

@@ -164,12 +164,12 @@ def test_forgetting_quality_and_the_figures_run_on_text(project, claims_repro):
 
 
 def test_the_prefect_flow_runs_the_text_preset_as_a_dvc_experiment(project, claims_repro):
-    """`python -m memunlearn.flows.pipeline --preset ...` as a call: the preset's keys become the experiment's
+    """`python -m flows.pipeline --preset ...` as a call: the preset's keys become the experiment's
     overrides; the same params as the workspace's, so DVC's run cache restores every stage instead of rerunning."""
     from prefect.testing.utilities import prefect_test_harness
 
     from memunlearn.config import dotted_leaves
-    from memunlearn.flows.pipeline import pipeline
+    from flows.pipeline import pipeline
 
     commit(project)
     preset = _merge(yaml.safe_load((REPO / "params/text.yaml").read_text()), TINY_TEXT)
