@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup check run full text test flow serve deploy sweep sweep-large ui list top
+.PHONY: setup check run full text report test flow serve deploy sweep sweep-large ui list top
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,17 +23,19 @@ setup: $(VENV)/.installed   ## create .venv and install memunlearn with its dev 
 check: setup                ## validate every params.yaml section (all problems at once) before DVC deletes outputs
 	memunlearn check
 
-run: check                  ## reproduce the DVC pipeline on the default (embedded MNIST) data
+run: check                  ## reproduce the DVC pipeline on the default (embedded MNIST) data; then its headline and claims
 	dvc repro
-	dvc metrics show
+	memunlearn report
 
 full: setup                 ## the default run at full size (all 4,000 digits, params/full.yaml) as DVC experiment 'full-…'
 	memunlearn check --preset params/full.yaml
 	eval dvc exp run --name full-$$(date +%Y%m%d-%H%M%S) $$(memunlearn overrides params/full.yaml)
+	memunlearn report
 
 text: setup                 ## seed 003 on a language model (params/text.yaml) through the same stages, as DVC experiment 'text-…'
 	memunlearn check --preset params/text.yaml
 	eval dvc exp run --name text-$$(date +%Y%m%d-%H%M%S) $$(memunlearn overrides params/text.yaml)
+	memunlearn report
 
 test: setup                 ## unit tests + one end-to-end pipeline test (real DVC, MLflow, Prefect)
 	python -m pytest
@@ -65,6 +67,9 @@ ui: setup                   ## browse runs and models in the MLflow UI (http://1
 
 list: setup                 ## registered datasets, models, proxies, methods
 	memunlearn list
+
+report: setup               ## the last run's headline, claims with verdicts and where to look next (after `make run`)
+	memunlearn report
 
 top: setup                  ## the 50 most memorized training examples, labels and planted noise (after `make run`)
 	memunlearn top --n 50
