@@ -7,7 +7,7 @@
 - every section cited with docs/methods.md is a heading there, every rule cited with
   docs/architecture.md is a numbered rule there.
 
-Scanned: src/, stages/, flows/, tests/, benchmarks/, docs/, README.md, dvc.yaml, params.yaml,
+Scanned: src/, stages/, flows/, tests/, benchmarks/, docs/, README.md, data/README.md, dvc.yaml, params.yaml,
 Makefile. Outputs that exist only after ``dvc repro`` (data/, metrics/, results/) are never
 checked, nor files of other projects named beside their repository.
 """
@@ -25,7 +25,7 @@ METHODS_DOC = ROOT / "docs" / "methods.md"
 ARCHITECTURE_DOC = ROOT / "docs" / "architecture.md"
 
 SCANNED_DIRS = ("src", "stages", "flows", "tests", "benchmarks", "docs")
-SCANNED_FILES = ("README.md", "dvc.yaml", "params.yaml", "Makefile")
+SCANNED_FILES = ("README.md", "data/README.md", "dvc.yaml", "params.yaml", "Makefile")
 TEXT_SUFFIXES = {".py", ".md", ".yaml", ".yml", ".toml", ".txt", ".cfg", ".ini"}
 SKIPPED_DIRS = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
 
@@ -155,3 +155,20 @@ def test_the_checks_see_what_they_should():
     assert not package_path_pattern().findall("Classification/evaluation/SVC_MIA.py, results/sweep/x.json")
     assert package_path_pattern().findall("(training/stacked.py)") == ["training/stacked.py"]
     assert STALE.search("the ../shared notes") and not STALE.search("docs/methods.md §3")
+
+
+def test_git_keeps_data_readme_and_ignores_the_rest_of_data():
+    """data/README.md (what each stage writes there, what is safe to delete) is the one file of data/ in git."""
+    import subprocess
+
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", "data/README.md", "data/prepared/meta.json",
+                              "data/.gitignore", "data/oracle_cache/x/model.pt"], cwd=ROOT, capture_output=True,
+                             text=True).stdout.split()
+    assert ignored == ["data/prepared/meta.json", "data/.gitignore", "data/oracle_cache/x/model.pt"]
+    readme = (ROOT / "data/README.md").read_text()
+    folders = {out.split("/")[1] for out in re.findall(r"^\s+- (data/[\w_]+)", (ROOT / "dvc.yaml").read_text(),
+                                                           re.MULTILINE) if out.count("/") == 1}
+    missing = sorted(f for f in folders if f"`{f}/`" not in readme)
+    assert not missing, f"data/README.md does not say what these DVC folders under data/ hold: {missing}"
