@@ -111,6 +111,10 @@ def test_before_the_pipeline_one_line_names_the_missing_file_and_its_stage(tmp_p
     (tmp_path / "results/claims.csv").write_text("claim,verdict\nx,supported\n")
     code, out, err = _report(tmp_path, capsys)
     assert code == 1 and err.count("\n") == 1 and "claims.csv lacks the columns" in err
+    (tmp_path / "metrics/summary.json").write_text('{"tow": 0.8')  # cut short
+    code, out, err = _report(tmp_path, capsys)
+    assert code == 1 and err.count("\n") == 1 and "metrics/summary.json is unreadable" in err
+    assert "`dvc repro summary`" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics", "results"]  # no MLflow store was created
 
 

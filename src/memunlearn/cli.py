@@ -196,20 +196,23 @@ def report(root: Path) -> int:
     from .run_report import INPUTS, run_report
     from .tracking import DEFAULT_UI, TrackingTarget, runs_link, store_location
 
-    (summary_path, summary_stage), (claims_path, claims_stage) = ((root / p, s) for p, s in INPUTS.items())
-    for path, stage in ((summary_path, summary_stage), (claims_path, claims_stage)):
+    read = {".json": lambda path: json.loads(path.read_text()), ".csv": pd.read_csv}
+    loaded = []
+    for name, stage in INPUTS.items():
+        path = root / name
         if not path.exists():
             print(f"error: {path} is missing; run `dvc repro {stage}` (or `make run`) first", file=sys.stderr)
             return 1
-    try:
-        summary = json.loads(summary_path.read_text())
-        claims = pd.read_csv(claims_path)
-    except (ValueError, pd.errors.ParserError) as exc:
-        print(f"error: {exc.__class__.__name__} reading {summary_path} or {claims_path} ({' '.join(str(exc).split())})"
-              f"; rerun `dvc repro {summary_stage} {claims_stage}`", file=sys.stderr)
-        return 1
+        try:
+            loaded.append(read[path.suffix](path))
+        except (ValueError, pd.errors.ParserError) as exc:  # JSONDecodeError and pandas' EmptyDataError included
+            print(f"error: {path} is unreadable ({' '.join(str(exc).split())}); rerun `dvc repro {stage}`",
+                  file=sys.stderr)
+            return 1
+    summary, claims = loaded
     if missing := [c for c in COLUMNS if c not in claims.columns]:
-        print(f"error: {claims_path} lacks the columns {missing}; rerun `dvc repro {claims_stage}`", file=sys.stderr)
+        print(f"error: {root / 'results/claims.csv'} lacks the columns {missing}; rerun `dvc repro claims`",
+              file=sys.stderr)
         return 1
     meta = root / "data/prepared/meta.json"  # the run's modality: an image meta.json has no such key
     modality = json.loads(meta.read_text()).get("modality", "image") if meta.exists() else "image"
