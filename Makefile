@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup check run full text test flow serve deploy sweep sweep-large ui list top
+.PHONY: setup check run full text report test flow serve deploy sweep sweep-large ui list top
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,37 +23,39 @@ setup: $(VENV)/.installed   ## create .venv and install memunlearn with its dev 
 check: setup                ## validate every params.yaml section (all problems at once) before DVC deletes outputs
 	memunlearn check
 
-run: check                  ## reproduce the DVC pipeline on the default (embedded MNIST) data
+run: check                  ## reproduce the DVC pipeline on the default (embedded MNIST) data; then its headline and claims
 	dvc repro
-	dvc metrics show
+	memunlearn report
 
 full: setup                 ## the default run at full size (all 4,000 digits, params/full.yaml) as DVC experiment 'full-…'
 	memunlearn check --preset params/full.yaml
 	eval dvc exp run --name full-$$(date +%Y%m%d-%H%M%S) $$(memunlearn overrides params/full.yaml)
+	memunlearn report
 
 text: setup                 ## seed 003 on a language model (params/text.yaml) through the same stages, as DVC experiment 'text-…'
 	memunlearn check --preset params/text.yaml
 	eval dvc exp run --name text-$$(date +%Y%m%d-%H%M%S) $$(memunlearn overrides params/text.yaml)
+	memunlearn report
 
 test: setup                 ## unit tests + one end-to-end pipeline test (real DVC, MLflow, Prefect)
 	python -m pytest
 
 flow: check                 ## the same pipeline through the Prefect flow
-	python -m memunlearn.flows.pipeline
+	python -m flows.pipeline
 
 serve: setup                ## serve the Prefect deployment 'memunlearn-pipeline/default' (stop with Ctrl-C)
-	python -m memunlearn.flows.pipeline --serve
+	python -m flows.pipeline --serve
 
 deploy: setup               ## both flows on the process work pool 'memunlearn' (prefect.yaml); then: prefect worker start --pool memunlearn
 	prefect work-pool inspect memunlearn >/dev/null 2>&1 || prefect work-pool create memunlearn --type process
 	prefect --no-prompt deploy --all
 
 sweep: check                ## the experiment sweep (params.yaml `sweep`) as a Prefect flow; DVC reuses cached cells
-	python -m memunlearn.flows.sweep
+	python -m flows.sweep
 
 sweep-large: check          ## a wider study than the default grids as a DVC experiment, applied, then the claims (hours on 2 cores)
 	name=sweep-large-$$(date +%Y%m%d-%H%M%S) && \
-	python -m memunlearn.flows.sweep --name $$name \
+	python -m flows.sweep --name $$name \
 		--methods neggrad_plus finetune l1_sparse salun scrub del --kinds low mid high mix \
 		--set 'rum_compare.group_scores=[confidence, loss_curvature, holdout_retrain]' \
 		--set 'rum_compare.strategies=[vanilla, shuffle, rum_f]' \
@@ -65,6 +67,9 @@ ui: setup                   ## browse runs and models in the MLflow UI (http://1
 
 list: setup                 ## registered datasets, models, proxies, methods
 	memunlearn list
+
+report: setup               ## the last run's headline, claims with verdicts and where to look next (after `make run`)
+	memunlearn report
 
 top: setup                  ## the 50 most memorized training examples, labels and planted noise (after `make run`)
 	memunlearn top --n 50

@@ -5,7 +5,7 @@ cached `persist: true` output, so `dvc push`/`dvc pull` and experiments carry
 it): a rerun after a crash, or with a larger K, trains only the models that
 neither the store nor DVC (_store_restore.py) holds. MEMUNLEARN_RUNNER picks
 where the missing models train: here (local), or as Prefect tasks on local
-processes or a Dask cluster (`prefect_runner` in src/memunlearn/flows/memorize.py).
+processes or a Dask cluster (`prefect_runner` in src/memunlearn/memorization/runners.py).
 """
 from _common import (MEMORIZE_DIR, METRICS_DIR, PREPARED, ROOT, Timer, device, environment, flatten, load_params,
                      stage, track)
@@ -51,7 +51,7 @@ def main() -> None:
 
     runner = None
     if execution.runner != "local":  # Prefect and Dask are imported only when asked for (docs/architecture.md rule 6)
-        from memunlearn.flows.memorize import prefect_runner
+        from memunlearn.memorization.runners import prefect_runner
         runner = prefect_runner(execution)
 
     progress = tqdm(total=config.most_models, desc="subset models", unit="model")  # ETA from finished models

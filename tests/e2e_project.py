@@ -102,8 +102,10 @@ def tiny_project(root: Path, params: dict = TINY) -> Iterator[Path]:
     """A git + DVC copy of this project in ``root`` with ``params``, and the environment its stages need."""
     for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO / name, root / name)
-    for name in ("stages", "src"):
+    for name in ("stages", "src", "flows"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (root / "data").mkdir()
+    shutil.copy(REPO / "data/README.md", root / "data/README.md")  # git's one file of data/, as in a clone
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     dvc(root, "init", "-q")
     set_params(root, params)

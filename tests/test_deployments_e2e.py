@@ -1,7 +1,7 @@
 """End to end: the flows as Prefect deployments on a real Prefect server on 127.0.0.1, triggered as a user would.
 
 A tiny copy of the project (committed: DVC experiments need a baseline
-commit) is served with `python -m memunlearn.flows.pipeline --serve`; `prefect
+commit) is served with `python -m flows.pipeline --serve`; `prefect
 deployment run` triggers it with overrides twice and once with a bad value.
 Each good run must be a DVC experiment (listed by `dvc exp show`, the
 checkout's params.yaml byte for byte untouched), the two must hold the
@@ -95,8 +95,9 @@ def server(reproduced_tiny_project, tmp_path_factory):
             mp.setenv(key, "test@example.com")
         subprocess.run(["git", "add", "-A"], cwd=project, check=True)
         subprocess.run(["git", "commit", "-qm", "tiny project, baseline run"], cwd=project, check=True)
-        for outputs in ("data", "results"):
-            shutil.rmtree(project / outputs)
+        for output in [*(project / "data").iterdir(), project / "results"]:
+            if output.name != "README.md":  # data/README.md is in git
+                shutil.rmtree(output) if output.is_dir() else output.unlink()
         api = f"http://127.0.0.1:{free_port()}/api"
         mp.setenv("PREFECT_API_URL", api)
         mp.setenv("PREFECT_HOME", str(root / "prefect-home"))
@@ -160,7 +161,7 @@ def runs(server):
     back and once with a bad value; all finished, then the serving stopped."""
     project, api, root = server
     before = (project / "params.yaml").read_bytes()
-    with background([sys.executable, "-m", "memunlearn.flows.pipeline", "--serve"], project, root / "serve.log"):
+    with background([sys.executable, "-m", "flows.pipeline", "--serve"], project, root / "serve.log"):
         wait_for(lambda: _deployment(api, DEPLOYMENT), 180, "the served deployment", root / "serve.log")
         ids = {
             "vanilla": trigger(project, DEPLOYMENT, 'overrides={"unlearn.strategy": "vanilla"}',
@@ -188,7 +189,7 @@ def test_a_triggered_run_is_a_dvc_experiment_and_leaves_params_untouched(runs):
     assert (project / "params.yaml").read_bytes() == before
     # the workspace's outputs are untouched too; only the caches by content, shared with experiments, are written
     data = project / "data"
-    assert not data.exists() or {p.name for p in data.iterdir()} <= {"oracle_cache", "unlearn_cache"}
+    assert {p.name for p in data.iterdir()} <= {"README.md", "oracle_cache", "unlearn_cache"}
 
     found = experiments(project)
     default_name = f"{finished['seed']['name']}-{finished['seed']['id'][:8]}"

@@ -13,7 +13,7 @@
   the index links every page of docs/; user-facing docs name the papers, never a file label
   ("seed 003").
 
-Scanned: src/, stages/, tests/, benchmarks/, docs/, README.md, dvc.yaml, params.yaml,
+Scanned: src/, stages/, flows/, tests/, benchmarks/, docs/, README.md, data/README.md, dvc.yaml, params.yaml,
 Makefile. Outputs that exist only after ``dvc repro`` (data/, metrics/, results/) are never
 checked, nor files of other projects named beside their repository.
 """
@@ -34,8 +34,8 @@ PACKAGE = ROOT / "src" / "memunlearn"
 METHODS_DOC = ROOT / "docs" / "methods.md"
 ARCHITECTURE_DOC = ROOT / "docs" / "architecture.md"
 
-SCANNED_DIRS = ("src", "stages", "tests", "benchmarks", "docs")
-SCANNED_FILES = ("README.md", "dvc.yaml", "params.yaml", "Makefile")
+SCANNED_DIRS = ("src", "stages", "flows", "tests", "benchmarks", "docs")
+SCANNED_FILES = ("README.md", "data/README.md", "dvc.yaml", "params.yaml", "Makefile")
 TEXT_SUFFIXES = {".py", ".md", ".yaml", ".yml", ".toml", ".txt", ".cfg", ".ini"}
 SKIPPED_DIRS = {"__pycache__", ".pytest_cache", ".ipynb_checkpoints"}
 
@@ -242,3 +242,20 @@ def test_the_docs_checks_see_what_they_should():
     assert anchor("Figures, plots and the most memorized examples") == "figures-plots-and-the-most-memorized-examples"
     assert FILE_LABEL.search("Seed 003's findings") and FILE_LABEL.search("seed-003")
     assert not FILE_LABEL.search("benchmarks/text_seed003.py") and not FILE_LABEL.search("seed 0, 1 and 2")
+
+
+def test_git_keeps_data_readme_and_ignores_the_rest_of_data():
+    """data/README.md (what each stage writes there, what is safe to delete) is the one file of data/ in git."""
+    import subprocess
+
+    if not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", "data/README.md", "data/prepared/meta.json",
+                              "data/.gitignore", "data/oracle_cache/x/model.pt"], cwd=ROOT, capture_output=True,
+                             text=True).stdout.split()
+    assert ignored == ["data/prepared/meta.json", "data/.gitignore", "data/oracle_cache/x/model.pt"]
+    readme = (ROOT / "data/README.md").read_text()
+    folders = {out.split("/")[1] for out in re.findall(r"^\s+- (data/[\w_]+)", (ROOT / "dvc.yaml").read_text(),
+                                                           re.MULTILINE) if out.count("/") == 1}
+    missing = sorted(f for f in folders if f"`{f}/`" not in readme)
+    assert not missing, f"data/README.md does not say what these DVC folders under data/ hold: {missing}"

@@ -1,13 +1,16 @@
 """The flows' helpers that need no Prefect server: params checked before DVC, `dvc exp run -S` arguments as DVC
-itself applies them, DVC's stage notes, line-by-line streaming, one concurrency limit per checkout."""
+itself applies them, DVC's stage notes, line-by-line streaming, one concurrency limit per checkout; where the
+flows live (the top-level `flows/`, beside dvc.yaml) and how they are run."""
+import ast
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from memunlearn.flows.tasks import (check_params, checkout_limit, set_param_args, stage_outcome, stream,
-                                   with_overrides)
+from flows.tasks import check_params, checkout_limit, set_param_args, stage_outcome, stream, with_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,7 +74,7 @@ def test_each_checkout_has_its_own_concurrency_limit(tmp_path):
 def test_only_outputs_that_neither_dvc_nor_git_keep_are_copied_into_an_experiment(tmp_path):
     import subprocess
 
-    from memunlearn.flows.tasks import uncached_outputs
+    from flows.tasks import uncached_outputs
 
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"s": {"cmd": "true", "outs": [
         "cached", {"local": {"cache": False, "persist": True}}, {"in_git.json": {"cache": False}},
@@ -85,7 +88,7 @@ def test_only_outputs_that_neither_dvc_nor_git_keep_are_copied_into_an_experimen
 
 
 def test_a_target_stage_runs_only_what_it_needs_and_a_preset_becomes_overrides():
-    from memunlearn.flows.tasks import preset_overrides, stage_order
+    from flows.tasks import preset_overrides, stage_order
 
     repo = Path(__file__).resolve().parents[1]
     assert stage_order(str(repo), "summary") == ["prepare", "train", "memorize", "proxies", "partition", "oracle",
@@ -97,3 +100,41 @@ def test_a_target_stage_runs_only_what_it_needs_and_a_preset_becomes_overrides()
     params = yaml.safe_load((repo / "params.yaml").read_text())
     check_params(str(repo), overrides)  # the preset over params.yaml is valid
     assert params["data"]["dataset"] == "mnist_embedded"  # untouched
+
+
+FLOWS = REPO / "flows"
+
+
+def _from_imports(path: Path) -> list[tuple[str, str]]:
+    return [(node.module or "", alias.name) for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ImportFrom) for alias in node.names]
+
+
+@pytest.mark.parametrize("flow", ["pipeline", "sweep"])
+def test_a_flow_imports_the_library_and_the_shared_tasks_without_path_edits(flow):
+    source = FLOWS / f"{flow}.py"
+    local = [(module, name) for module, name in _from_imports(source) if module.split(".")[0] == "flows"]
+    assert local and all(module == "flows.tasks" and not name.startswith("_") for module, name in local)
+    assert "sys.path" not in source.read_text()
+
+
+def test_the_library_never_imports_the_flows():  # flows/ drives a checkout; src/memunlearn is what it drives
+    for path in (REPO / "src" / "memunlearn").rglob("*.py"):
+        assert not [m for m, _ in _from_imports(path) if m.split(".")[0] == "flows"], path
+        assert "memunlearn.flows" not in path.read_text(), path
+
+
+def test_prefect_yaml_names_the_flows_in_the_top_level_folder():
+    deployments = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
+    entrypoints = [d["entrypoint"] for d in deployments]
+    assert entrypoints == ["flows/pipeline.py:pipeline", "flows/sweep.py:sweep"]
+    for entry in entrypoints:
+        path, name = entry.split(":")
+        assert f"def {name}(" in (REPO / path).read_text()
+
+
+def test_python_m_flows_runs_from_the_root_with_only_the_library_installed():
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}  # the library as installed; the root is not on it
+    out = subprocess.run([sys.executable, "-m", "flows.pipeline", "--help"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "--preset" in out.stdout, out.stderr

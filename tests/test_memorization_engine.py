@@ -120,7 +120,7 @@ def _equal_runs(a: list[SubsetModelOutputs], b: list[SubsetModelOutputs]) -> boo
 def test_prefect_process_and_dask_cluster_runs_equal_the_local_run(synthetic, prefect_harness, tmp_path):
     from distributed import LocalCluster
 
-    from memunlearn.flows.memorize import prefect_runner
+    from memunlearn.memorization.runners import prefect_runner
 
     train, test, info, _ = synthetic
     recipe = TrainConfig(**{**RECIPE.__dict__, "epochs": 3})

@@ -154,6 +154,32 @@ def test_second_repro_runs_nothing(project, first_repro):
     assert json.loads(dvc(project, "status", "--json").stdout) == {}
 
 
+def test_git_keeps_only_data_readme_of_data_and_stays_clean_through_a_repro(project, first_repro):
+    commit(project, "after the first repro")
+    git = lambda *args: subprocess.run(["git", *args], cwd=project, capture_output=True, text=True,  # noqa: E731
+                                       check=True).stdout
+    assert git("ls-files", "data").split() == ["data/README.md"]
+    assert ran_stages(dvc(project, "repro").stdout) == [] and git("status", "--porcelain") == ""
+
+
+def test_memunlearn_report_prints_the_runs_headline_and_every_claim_within_120_characters(project, first_repro):
+    from memunlearn.run_report import WIDTH
+
+    out = subprocess.run([sys.executable, "-m", "memunlearn.cli", "report"], cwd=project, capture_output=True,
+                         text=True, timeout=300, env=os.environ.copy())
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert max(map(len, lines)) <= WIDTH
+    summary = json.loads((project / "metrics/summary.json").read_text())
+    assert f"ToW {summary['tow']:.3f}" in out.stdout and f"ToW-MIA {summary['tow_mia']:.3f}" in out.stdout
+    assert f"planted-noise AUROC {summary['planted_noise_auroc']:.3f}" in out.stdout
+    claims = pd.read_csv(project / "results/claims.csv")
+    assert len(claims) >= 5
+    for claim, verdict in zip(claims["claim"], claims["verdict"]):  # a verdict may be two words: "not run"
+        assert any(line.startswith(f"  {verdict}  ") and claim in line.split() for line in lines), claim
+    assert "/#/experiments/" in out.stdout and "/runs" in out.stdout  # the project's MLflow store has its runs
+
+
 def test_growing_k_under_dvc_trains_only_the_new_subset_model(project, first_repro):
     set_params(project, {"memorize": {"num_models": 4}})
     assert ran_stages(dvc(project, "repro", "memorize").stdout) == ["memorize"]  # downstream: not this test's
@@ -178,7 +204,7 @@ def test_changing_an_unlearning_param_reruns_only_what_unlearns(project, first_r
 def test_prefect_flow_runs_stages_in_the_workspace_and_overrides_as_a_dvc_experiment(project, first_repro):
     from prefect.testing.utilities import prefect_test_harness
 
-    from memunlearn.flows.pipeline import pipeline
+    from flows.pipeline import pipeline
 
     commit(project)
     before = (project / "params.yaml").read_bytes()

@@ -212,16 +212,3 @@ def test_the_grid_axes_are_the_cell_keys_in_one_place():
     assert list(grid.cells("sweep").columns) == list(KEYS) and len(AXES) == len(KEYS) - 1
     assert grid.cells("sweep").shape[0] == math.prod(len(getattr(grid, axis)) for axis in AXES)
     assert grid.partition_params("exact", "low", 1) == grid_forget_set({"size": 30}, "exact", "low", 1)
-
-
-def test_flows_import_without_path_edits_and_share_only_public_helpers():
-    import ast
-    from pathlib import Path
-
-    import memunlearn.flows.sweep as sweep_flow
-
-    source = ast.parse(Path(sweep_flow.__file__).read_text())
-    imported = [(node.module, alias.name) for node in ast.walk(source) if isinstance(node, ast.ImportFrom)
-                for alias in node.names if (node.module or "").startswith("memunlearn.flows")]
-    assert imported and all(not name.startswith("_") and module == "memunlearn.flows.tasks" for module, name in imported)
-    assert "sys.path" not in Path(sweep_flow.__file__).read_text()

@@ -161,7 +161,7 @@ def test_a_methods_params_recompute_only_its_cells(project, first_repro):
 def test_prefect_sweep_flow_runs_a_grown_grid_as_an_experiment_with_new_cells_only(project, first_repro):
     from prefect.testing.utilities import prefect_test_harness
 
-    from memunlearn.flows.sweep import sweep
+    from flows.sweep import sweep
 
     commit(project)
     before = (project / "params.yaml").read_bytes()

@@ -140,6 +140,23 @@ def test_the_claims_report_on_text_has_a_verdict_for_findings_1_2_and_4(project,
     assert all(f"{name} | **{c['verdict']}**" in report for name, c in claims.items())
 
 
+def test_memunlearn_report_reads_the_text_runs_summary_and_claims(project, claims_repro):
+    from memunlearn.run_report import WIDTH
+
+    out = subprocess.run([sys.executable, "-m", "memunlearn.cli", "report"], cwd=project, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert max(map(len, lines)) <= WIDTH
+    summary = json.loads((project / "metrics/summary.json").read_text())
+    assert f"ToW {summary['tow']:.3f}" in out.stdout and f"canary AUROC {summary['planted_noise_auroc']:.3f}" \
+        in out.stdout and "next-token accuracy" in out.stdout and "planted-noise" not in out.stdout
+    if "validation_ppl" in summary:  # evaluate writes it where the corpus has a validation split
+        assert f"validation perplexity {summary['validation_ppl']:.2f}" in out.stdout
+    for name, claim in json.loads((project / "metrics/claims.json").read_text()).items():
+        assert any(line.startswith(f"  {claim['verdict']}  ") and name in line.split() for line in lines), name
+
+
 def test_a_text_grid_rerun_computes_nothing_again(project, claims_repro):
     assert ran_stages(dvc(project, "repro", "claims").stdout) == []
     forced = dvc(project, "repro", "--force", "--single-item", "grids")
@@ -164,12 +181,12 @@ def test_forgetting_quality_and_the_figures_run_on_text(project, claims_repro):
 
 
 def test_the_prefect_flow_runs_the_text_preset_as_a_dvc_experiment(project, claims_repro):
-    """`python -m memunlearn.flows.pipeline --preset ...` as a call: the preset's keys become the experiment's
+    """`python -m flows.pipeline --preset ...` as a call: the preset's keys become the experiment's
     overrides; the same params as the workspace's, so DVC's run cache restores every stage instead of rerunning."""
     from prefect.testing.utilities import prefect_test_harness
 
     from memunlearn.config import dotted_leaves
-    from memunlearn.flows.pipeline import pipeline
+    from flows.pipeline import pipeline
 
     commit(project)
     preset = _merge(yaml.safe_load((REPO / "params/text.yaml").read_text()), TINY_TEXT)

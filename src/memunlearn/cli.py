@@ -1,6 +1,7 @@
 """``memunlearn list``: what the registries hold (the names params.yaml accepts); ``memunlearn check``: is
 params.yaml valid, every section through its typed config, before DVC deletes any output; ``memunlearn store``:
-list, verify and garbage-collect the subset-model store; ``memunlearn top``: the most memorized training examples."""
+list, verify and garbage-collect the subset-model store; ``memunlearn top``: the most memorized training examples;
+``memunlearn report``: the run's headline, its claims with their verdicts and where to look next."""
 from __future__ import annotations
 
 import argparse
@@ -182,6 +183,45 @@ def top(n: int, score: str, root: Path) -> int:
     return 0
 
 
+# ---- memunlearn report ----------------------------------------------------------
+
+def report(root: Path) -> int:
+    """Print the headline and claims of the run in project ``root`` and where to look next (run_report.py);
+    0 = printed, 1 = an input is missing or unreadable (one line naming it and the stage that writes it)."""
+    import json
+
+    import pandas as pd
+
+    from .evaluation.claims import COLUMNS
+    from .run_report import INPUTS, run_report
+    from .tracking import DEFAULT_UI, TrackingTarget, runs_link, store_location
+
+    read = {".json": lambda path: json.loads(path.read_text()), ".csv": pd.read_csv}
+    loaded = []
+    for name, stage in INPUTS.items():
+        path = root / name
+        if not path.exists():
+            print(f"error: {path} is missing; run `dvc repro {stage}` (or `make run`) first", file=sys.stderr)
+            return 1
+        try:
+            loaded.append(read[path.suffix](path))
+        except (ValueError, pd.errors.ParserError) as exc:  # JSONDecodeError and pandas' EmptyDataError included
+            print(f"error: {path} is unreadable ({' '.join(str(exc).split())}); rerun `dvc repro {stage}`",
+                  file=sys.stderr)
+            return 1
+    summary, claims = loaded
+    if missing := [c for c in COLUMNS if c not in claims.columns]:
+        print(f"error: {root / 'results/claims.csv'} lacks the columns {missing}; rerun `dvc repro claims`",
+              file=sys.stderr)
+        return 1
+    meta = root / "data/prepared/meta.json"  # the run's modality: an image meta.json has no such key
+    modality = json.loads(meta.read_text()).get("modality", "image") if meta.exists() else "image"
+    uri, artifacts = store_location(root.resolve(), os.environ.get("MLFLOW_TRACKING_URI"))
+    target = TrackingTarget(uri, artifacts, os.environ.get("MLFLOW_EXPERIMENT_NAME", "memunlearn"))
+    print(run_report(summary, claims, runs_link(target) or DEFAULT_UI, modality))
+    return 0
+
+
 def overrides(path: Path, base: Path = Path("params.yaml")) -> str:
     """A params preset (e.g. params/text.yaml) as `dvc exp run` overrides: ``-S key=value`` per leaf key, values
     in YAML flow style (lists as [1,4,16]), each shell-quoted: run them with ``eval`` (README). A key that
@@ -220,7 +260,11 @@ def main(argv: list[str] | None = None) -> None:
     ranking.add_argument("--score", choices=("mem_prob", "mem"), default="mem_prob",
                          help="exact score: mem_prob (true-class probability, the default) or mem (0/1)")
     ranking.add_argument("--root", type=Path, default=Path("."), help="the project (the working directory)")
+    summary = commands.add_parser("report", help="the run's headline, its claims with verdicts, where to look next")
+    summary.add_argument("--root", type=Path, default=Path("."), help="the project (the working directory)")
     args = parser.parse_args(argv)
+    if args.command == "report":
+        sys.exit(report(args.root))
     if args.command == "top":
         sys.exit(top(args.n, args.score, args.root))
     if args.command == "overrides":

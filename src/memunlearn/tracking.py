@@ -363,8 +363,22 @@ def run_link(target: TrackingTarget, run_id: str | None, ui: str | None = None) 
     if not run_id:
         return ""
     run = _client(target).get_run(run_id)
-    base = target.uri if target.uri.startswith("http") else (ui or DEFAULT_UI)
-    return f"{base.rstrip('/')}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+    return f"{_ui(target, ui)}/#/experiments/{run.info.experiment_id}/runs/{run_id}"
+
+
+@_safely("find the experiment's runs", default="")
+def runs_link(target: TrackingTarget, ui: str | None = None) -> str:
+    """The runs table of ``target.experiment`` in the MLflow UI; "" if the store holds no such experiment (a
+    missing SQLite store stays missing: nothing is created)."""
+    if target.uri.startswith("sqlite:///") and not Path(target.uri.removeprefix("sqlite:///")).exists():
+        return ""
+    experiment = _client(target).get_experiment_by_name(target.experiment)
+    return f"{_ui(target, ui)}/#/experiments/{experiment.experiment_id}/runs" if experiment else ""
+
+
+def _ui(target: TrackingTarget, ui: str | None) -> str:
+    """The MLflow UI's address: a tracking server's own, else ``ui``, default ``make ui``'s."""
+    return (target.uri if target.uri.startswith("http") else (ui or DEFAULT_UI)).rstrip("/")
 
 
 def _client(target: TrackingTarget):

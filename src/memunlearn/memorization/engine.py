@@ -2,7 +2,7 @@
 
 A ``SubsetJob`` is self-contained and picklable (data, recipe, indices), so
 the same job runs in this process, in a local worker process, or on a Dask
-worker through a Prefect task runner (flows/memorize.py); a ``Runner`` maps
+worker through a Prefect task runner (memorization/runners.py); a ``Runner`` maps
 jobs to results as they finish. Model k of K is the same model whatever the
 runner, the job it lands in, or K: its subset, init and data order derive
 from (seed, k) alone.

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("memunlearn.memorization")
 
-RUNNERS = ("local", "prefect", "dask")  # local: this library; prefect, dask: flows/memorize.py
+RUNNERS = ("local", "prefect", "dask")  # local: this library; prefect, dask: memorization/runners.py
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,11 @@ the stages print goes into the run's log, the stages log under one MLflow
 parent run named for the experiment or flow run, and the run's artifact
 holds the evaluation table and a link to that parent run.
 
-    python -m memunlearn.flows.pipeline             # run once (temporary local Prefect server)
-    python -m memunlearn.flows.pipeline --set unlearn.method=finetune     # a DVC experiment
-    python -m memunlearn.flows.pipeline --preset params/text.yaml                     # the text run
-    python -m memunlearn.flows.pipeline --force evaluate
-    python -m memunlearn.flows.pipeline --serve     # serve the deployment 'memunlearn-pipeline/default'
+    python -m flows.pipeline             # run once (temporary local Prefect server)
+    python -m flows.pipeline --set unlearn.method=finetune     # a DVC experiment
+    python -m flows.pipeline --preset params/text.yaml                     # the text run
+    python -m flows.pipeline --force evaluate
+    python -m flows.pipeline --serve     # serve the deployment 'memunlearn-pipeline/default'
     prefect deployment run memunlearn-pipeline/default -p 'overrides={"unlearn.strategy": "vanilla"}'
 """
 from __future__ import annotations
@@ -28,9 +28,9 @@ import pandas as pd
 from prefect import flow
 from prefect.runtime import flow_run
 
-from memunlearn.flows.tasks import (check_params, experiment_name, mlflow_parent, one_run_per_checkout,
-                                   parse_overrides, preset_overrides, progress, project_root, publish, read_output,
-                                   reproduce_stage, run_experiment, stage_order)
+from flows.tasks import (check_params, experiment_name, mlflow_parent, one_run_per_checkout,
+                         parse_overrides, preset_overrides, progress, project_root, publish, read_output,
+                         reproduce_stage, run_experiment, stage_order)
 
 EVALUATION = "results/evaluation.csv"
 
@@ -84,7 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve:
         pipeline.serve(name="default", description="memunlearn DVC pipeline; parameters: overrides (a DVC "
-                                                   "experiment), force, experiment, repo_dir")
+                                         "experiment), force, experiment, repo_dir")
         return
     overrides = {**(preset_overrides(args.preset) if args.preset else {}), **parse_overrides(args.set)}
     ran = pipeline(overrides=overrides, force=args.force, experiment=args.name, target=args.target)

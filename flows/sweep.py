@@ -13,9 +13,9 @@ reproductions in one workspace would collide on DVC's lock). Every stage of
 one flow run logs under one MLflow parent run; the summary table and a link
 to that run become the flow run's Prefect artifact.
 
-    python -m memunlearn.flows.sweep                        # the grids in params.yaml, in the workspace
-    python -m memunlearn.flows.sweep --methods neggrad_plus finetune --seeds 0 1 2 3    # a DVC experiment
-    python -m memunlearn.flows.sweep --serve                # deployment 'memunlearn-sweep/default'
+    python -m flows.sweep                        # the grids in params.yaml, in the workspace
+    python -m flows.sweep --methods neggrad_plus finetune --seeds 0 1 2 3    # a DVC experiment
+    python -m flows.sweep --serve                # deployment 'memunlearn-sweep/default'
     prefect deployment run memunlearn-sweep/default -p 'seeds=[0, 1, 2, 3]' -p 'kinds=["low", "mix", "high"]'
 """
 from __future__ import annotations
@@ -30,9 +30,9 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
-from memunlearn.flows.tasks import (check_params, experiment_name, in_repo, mlflow_parent, one_run_per_checkout,
-                                   parse_overrides, progress, project_root, publish, read_output, reproduce_stage,
-                                   run_experiment, stage_order)
+from flows.tasks import (check_params, experiment_name, in_repo, mlflow_parent, one_run_per_checkout,
+                         parse_overrides, progress, project_root, publish, read_output, reproduce_stage,
+                         run_experiment, stage_order)
 from memunlearn.grid import AXES
 
 REPORT_STAGE = "sweep_report"
@@ -114,8 +114,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.serve:
         sweep.serve(name="default", description="memunlearn experiment sweep; parameters: the grid "
-                                                "(methods, group_scores, kinds, strategies, seeds), size, "
-                                                "refine_score, overrides")
+                                      "(methods, group_scores, kinds, strategies, seeds), size, "
+                                      "refine_score, overrides")
         return
     grid = {name: getattr(args, name) for name in (*AXES, *FORGET_SET)}
     result = sweep(**grid, overrides=parse_overrides(args.set), experiment=args.name)

@@ -1,5 +1,8 @@
 """Exact-memorization jobs through Prefect task runners: local processes or a Dask cluster.
 
+The only library module that imports Prefect (docs/architecture.md rule 6), and only the memorize stage
+imports it, only when asked for: ``memorization/__init__.py`` does not import it.
+
 The memorize stage stays the DVC entry point (its outputs, cache and per-model
 store are unchanged); with ``MEMUNLEARN_RUNNER=prefect`` or ``dask`` it hands
 the missing subset models to ``prefect_runner``, its one way in, which runs one
@@ -24,8 +27,8 @@ from prefect import flow, task
 from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner, TaskRunner, ThreadPoolTaskRunner
 
-from memunlearn.memorization import Execution, SubsetJob, SubsetModelOutputs, run_subset_job
-from memunlearn.memorization.engine import JobDone, Runner
+from .engine import JobDone, Runner, SubsetJob, SubsetModelOutputs, run_subset_job
+from .exact import Execution
 
 
 @task(retries=1, retry_delay_seconds=2, task_run_name="subset models {job.indices}")

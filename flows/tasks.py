@@ -3,8 +3,8 @@ one run at a time per checkout, the Prefect tasks that run DVC with its output s
 (a stage in the workspace, or the whole run as a DVC experiment), the MLflow parent run of one flow run, and
 the run's Prefect artifact.
 
-Absolute imports only in this package: a served deployment loads a flow's
-file by path (Prefect's entrypoint), not as part of the package.
+Absolute imports only in this package (``from flows.tasks import ...``): a served deployment loads a flow's
+file by path (Prefect's entrypoint) with the project root, its working directory, on ``sys.path``.
 """
 from __future__ import annotations
 
