@@ -11,14 +11,16 @@ subset models are trained by:
   per kernel (grouped convs), channels-last, local processes.
 
 Prints models per hour for each, ratios to sequential, peak memory, and
-whether the scores agree. Runs alternate (sequential first) so that drift
-in machine load hits both.
+whether the scores agree. Runs interleave (``interleaved``: each approach
+trains its next model, or its next stack, in turn, sequential first) so
+that drift in machine load hits all alike.
 
 Time to stable scores (``--stable-train N`` training examples, 0 = skip):
 the engine with ``num_models: auto`` (its estimator mem_prob, its precision)
 vs the sequential reference (0/1 estimator ``mem``, fp32, NCHW), each in
 rounds of ``round_models`` until the split-half Pearson r of its estimator
-reaches ``stable_pearson`` or K reaches ``max_models`` (params.yaml).
+reaches ``stable_pearson`` or K reaches ``max_models`` (params.yaml); the
+two alternate round by round.
 
     python benchmarks/memorization.py [--models K] [--variants] [--stable-train N] [--precision P] [--json FILE]
 
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import resource
 import tempfile
 import time
@@ -53,25 +56,57 @@ def peak_rss_mib(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB
 
 
-def timed(data, recipe, config: ExactConfig, device, workers: int = 1) -> dict:
+def interleaved(data, approaches: dict[str, tuple[ExactConfig, TrainConfig]], device, workers: dict[str, int],
+                models: int) -> dict[str, dict]:
+    """Each approach's ``models`` subset models, trained in turns: every approach trains its next round (as
+    many models as it runs at once: ``workers`` x models per job), then the next approach, each into its own
+    store, until all reach K; so drift in machine load (other processes) hits every approach alike."""
+    seconds, done, runs = dict.fromkeys(approaches, 0.0), dict.fromkeys(approaches, 0), {}
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        runs = train_subset_models(data.train, data.test, data.info, recipe, config, device,
-                                   SubsetModelStore(Path(tmp), "bench"), workers=workers).runs
-        seconds = time.perf_counter() - start
-    return {"seconds": seconds, "models_per_hour": config.num_models / seconds * 3600,
-            "scores": memorization_scores(runs, data.train.example_ids.numpy()).set_index("example_id")["mem"]}
+        stores = {name: SubsetModelStore(Path(tmp) / name, "bench") for name in approaches}
+        while any(k < models for k in done.values()):
+            for name, (config, recipe) in approaches.items():
+                step = workers.get(name, 1) * config.models_per_job(device)
+                if done[name] >= models:
+                    continue
+                done[name] = min(models, done[name] + step)
+                start = time.perf_counter()
+                runs[name] = train_subset_models(data.train, data.test, data.info, recipe,
+                                                 dataclasses.replace(config, num_models=done[name]), device,
+                                                 stores[name], workers=workers.get(name, 1)).runs  # models 0..done-1
+                seconds[name] += time.perf_counter() - start
+    ids = data.train.example_ids.numpy()
+    return {name: {"seconds": seconds[name], "models_per_hour": models / seconds[name] * 3600,
+                   "scores": memorization_scores(runs[name], ids).set_index("example_id")["mem"]}
+            for name in approaches}
 
 
-def time_to_stable(data, recipe, config: ExactConfig, device, score: str) -> dict:
-    """Seconds until ``config`` (num_models auto) stops, K reached, the criterion's value, and whether it was met."""
+def time_to_stable(data, racers: dict[str, tuple[TrainConfig, ExactConfig, str]], device) -> dict[str, dict]:
+    """Per racer (recipe, memorize settings with num_models auto, estimator): seconds until it stops, K reached,
+    the criterion's value, and whether it was met. Interleaved: each racer trains its next round of
+    ``round_models`` in turn (its cap raised one round at a time; the store keeps the earlier rounds)."""
+    seconds, results = dict.fromkeys(racers, 0.0), {}
+    logging.getLogger("memunlearn.memorization").setLevel(logging.ERROR)  # not "cap reached" at every raised cap
     with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        result = train_subset_models(data.train, data.test, data.info, recipe, config, device,
-                                     SubsetModelStore(Path(tmp), "bench"), score=score)
-        seconds = time.perf_counter() - start
-    return {"seconds": seconds, "models": len(result.runs), "split_half_pearson": result.split_half_pearson,
-            "stable": result.stable, "estimator": score, "precision": recipe.precision}
+        cap = 0
+        while len(results) < len(racers) or not all(_finished(r, racers[n][1]) for n, r in results.items()):
+            cap += min(config.round_models for _, config, _ in racers.values())
+            for name, (recipe, config, score) in racers.items():
+                if name in results and _finished(results[name], config):
+                    continue
+                start = time.perf_counter()
+                results[name] = train_subset_models(
+                    data.train, data.test, data.info, recipe,
+                    dataclasses.replace(config, max_models=min(cap, config.max_models)), device,
+                    SubsetModelStore(Path(tmp) / name, "bench"), score=score)
+                seconds[name] += time.perf_counter() - start
+    return {name: {"seconds": seconds[name], "models": len(r.runs), "split_half_pearson": r.split_half_pearson,
+                   "stable": r.stable, "estimator": racers[name][2], "precision": racers[name][0].precision}
+            for name, r in results.items()}
+
+
+def _finished(result, config: ExactConfig) -> bool:
+    return bool(result.stable) or len(result.runs) >= config.max_models
 
 
 def main() -> None:
@@ -106,8 +141,7 @@ def main() -> None:
             dataclasses.replace(engine, stack=1, threads_per_worker=1), channels_last)
 
     workers = {"2proc_x1thread_channels_last": 2}  # jobs side by side (MEMUNLEARN_WORKERS in the stage)
-    results = {name: timed(data, approach_recipe, config, device, workers.get(name, 1))
-               for name, (config, approach_recipe) in approaches.items()}
+    results = interleaved(data, approaches, device, workers, args.models)
     base = results["sequential"]
     figures = {
         "sequential_models_per_hour": base["models_per_hour"],
@@ -130,9 +164,9 @@ def main() -> None:
         small = prepare(from_params(PrepareConfig, {**params["data"], "max_train": args.stable_train}, "data"),
                         ROOT / "data/raw")
         auto = dataclasses.replace(engine, num_models="auto")
-        race = {"sequential": time_to_stable(small, sequential_recipe, dataclasses.replace(
-                    auto, stack=1, threads_per_worker=0), device, "mem"),
-                "engine": time_to_stable(small, recipe, auto, device, "mem_prob")}
+        race = time_to_stable(small, {
+            "sequential": (sequential_recipe, dataclasses.replace(auto, stack=1, threads_per_worker=0), "mem"),
+            "engine": (recipe, auto, "mem_prob")}, device)
         figures["time_to_stable_seconds"] = {name: r["seconds"] for name, r in race.items()}
         figures["time_to_stable_speedup"] = race["sequential"]["seconds"] / race["engine"]["seconds"]
         figures["time_to_stable"] = {**race, "train_examples": len(small.train), "round_models": auto.round_models,

@@ -28,6 +28,7 @@ from memunlearn.training import TrainConfig
 from memunlearn.training.recipe import resolved
 
 STORE_ROOT = ROOT / "data/memorize_store"
+TIMINGS = ROOT / "data/memorize_timings"  # each stored model's seconds: local, not a DVC output (store.py)
 PLOTS = ROOT / "results/plots/memorization"
 
 
@@ -46,7 +47,7 @@ def main() -> None:
     dev = device(recipe.device)
     recipe = resolved(recipe, dev)  # precision auto -> what this device runs: in the store key and the metrics
     key = key_for(train, test, recipe, config, dev)
-    store = SubsetModelStore(STORE_ROOT, key)
+    store = SubsetModelStore(STORE_ROOT, key, TIMINGS)
     restore(ROOT, STORE_ROOT, key, range(config.most_models))
 
     runner = None

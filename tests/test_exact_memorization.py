@@ -1,4 +1,6 @@
 """Exact memorization (docs/methods.md §1): subset masks, the estimator, and planted noise found."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -107,4 +109,10 @@ def test_memorize_summary_reports_scores_and_cost():
     assert (metrics["runner"], metrics["workers"]) == ("prefect", 2)
     assert metrics["missing_fraction"] == 0.25 and metrics["planted_noise_auroc"] == 1.0 and metrics["stable"] == 1.0
     assert metrics["compute_seconds"] == 6.0 and metrics["models_per_hour"] == 2.0
+    assert metrics["models_timed"] == 3
+    # a model pulled from a DVC remote has no time (store files hold none): counted at the timed models' mean
+    runs[2] = dataclasses.replace(runs[2], seconds=float("nan"))
+    untimed = memorize_summary(SubsetRuns(runs, trained=[0, 1], reused=[2]), scores, [10], {}, ExactConfig(num_models=3),
+                               TrainConfig(epochs=2), "key", 3600.0, torch.device("cpu"), Execution())
+    assert (untimed["compute_seconds"], untimed["models_timed"]) == (6.0, 2)
     assert metrics["examples_processed"] == 4 * 2  # 2 + 2 examples in the trained models, times 2 epochs

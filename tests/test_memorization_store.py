@@ -23,7 +23,8 @@ def _scores(result, train):
 @pytest.fixture
 def store(tmp_path, synthetic):
     train, test, _, _ = synthetic
-    return SubsetModelStore(tmp_path, store_key(dataset_fingerprint(train, test), RECIPE, 0.7, seed=0))
+    return SubsetModelStore(tmp_path / "store", store_key(dataset_fingerprint(train, test), RECIPE, 0.7, seed=0),
+                            timings=tmp_path / "timings")
 
 
 def test_growing_k_trains_only_the_new_models_and_shrinking_trains_none(synthetic, store):
@@ -36,8 +37,37 @@ def test_growing_k_trains_only_the_new_models_and_shrinking_trains_none(syntheti
     assert (back.trained, back.reused) == ([], [0, 1, 2])
     pd.testing.assert_frame_equal(_scores(back, train), _scores(first, train))
     assert store.indices() == [0, 1, 2, 3, 4]
-    # a reused model keeps the cost of its training: the exact method's price does not vanish on reuse
+    # a reused model keeps the cost of its training (the timings ledger): the exact method's price does not vanish
     assert back.runs[0].seconds == first.runs[0].seconds > 0
+
+
+def test_the_same_models_trained_twice_give_the_same_store_bytes(synthetic, tmp_path):
+    """Issue 28 item 4: no wall-clock time (nor zip timestamps) in a store file, so DVC hashes equal stores equally;
+    the time goes to the ledger outside the store, where a reused model finds it."""
+    train, test, info, _ = synthetic
+    stores = [SubsetModelStore(tmp_path / name / "store", "k", timings=tmp_path / name / "timings")
+              for name in ("clone_a", "clone_b")]
+    runs = [train_subset_models(train, test, info, RECIPE, ExactConfig(num_models=2), CPU, s).runs for s in stores]
+    assert runs[0][0].seconds != runs[1][0].seconds  # two trainings, two wall-clock times ...
+    for k in (0, 1):
+        assert stores[0].path(k).read_bytes() == stores[1].path(k).read_bytes()  # ... one set of bytes
+        with np.load(stores[0].path(k)) as z:
+            assert "seconds" not in z.files
+        assert stores[0].load(k).seconds == runs[0][k].seconds  # the ledger's time, not the other clone's
+    assert np.isnan(SubsetModelStore(tmp_path / "clone_a" / "store", "k").load(0).seconds)  # no ledger: unknown
+
+
+def test_a_file_of_the_older_format_with_seconds_still_reads(synthetic, store):
+    train, test, info, _ = synthetic
+    first = train_subset_models(train, test, info, RECIPE, ExactConfig(num_models=1), CPU, store)
+    with np.load(store.path(0)) as z:
+        members = {k: z[k] for k in z.files}
+    np.savez(store.path(0), **members, seconds=12.5)  # as the store wrote before issue 28
+    store.ledger.unlink()
+    again = train_subset_models(train, test, info, RECIPE, ExactConfig(num_models=1), CPU, store)
+    assert (again.trained, again.reused) == ([], [0])
+    assert again.runs[0].seconds == 12.5
+    np.testing.assert_array_equal(again.runs[0].train_true_prob, first.runs[0].train_true_prob)
 
 
 def test_an_interrupted_run_resumes_to_identical_scores(synthetic, store, tmp_path):

@@ -78,6 +78,24 @@ def test_clone_a_trains_k_models_and_pushes_them(world):
     assert len([p for p in world["remote"].rglob("*") if p.is_file()]) > K  # the models, their manifest, data
 
 
+def store_hash(root: Path) -> str:
+    """The md5 dvc.lock records for the memorize stage's data/memorize_store."""
+    import yaml
+
+    outs = yaml.safe_load((root / "dvc.lock").read_text())["stages"]["memorize"]["outs"]
+    return next(out["md5"] for out in outs if out["path"] == "data/memorize_store")
+
+
+def test_a_fresh_clone_that_trains_the_same_models_records_the_same_store_hash(world):
+    """Issue 28 item 4: store files hold no wall-clock time, so a clone that trains A's K models itself (no
+    remote to fetch them from) writes the same bytes, and its dvc.lock the same hash: no conflict, one copy."""
+    twin = clone(world, "twin")
+    dvc(twin, "remote", "remove", "shared")  # train, do not fetch
+    dvc(twin, "repro", "memorize")
+    assert memorize_metrics(twin)["models_trained"] == K
+    assert store_hash(twin) == store_hash(world["A"])  # (metrics/memorize.json differs: it holds the timing)
+
+
 def test_clone_b_pulls_and_reproduces_with_no_model_trained(world):
     b = world["B"] = clone(world, "B")
     assert memorize_metrics(b)["models_trained"] == K  # A's metrics came with git, before any pull

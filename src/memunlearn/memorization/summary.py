@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import numpy as np
+
 import pandas as pd
 import torch
 
@@ -38,10 +40,21 @@ def memorize_summary(result: SubsetRuns, scores: pd.DataFrame, planted_ids, stab
         "min_mem_se": float(by_id["mem_se"].min()),
         **stability,
         "seconds": seconds,  # small when models are reused
-        "compute_seconds": float(sum(run.seconds for run in result.runs)),  # the K models' own cost
+        **model_cost(result),
         "examples_processed": int(sum(result.runs[k].mask.sum() for k in result.trained)) * recipe.epochs,
         "models_per_hour": len(result.trained) / seconds * 3600 if result.trained else None,
         "models_per_job": config.models_per_job(device),
         "runner": execution.runner,
         "workers": execution.workers,
     }
+
+
+def model_cost(result: SubsetRuns) -> dict[str, Any]:
+    """``compute_seconds``: the K models' own training cost (the exact method's price, which proxy_study
+    compares against). Each model's seconds come from this run or the store's timings ledger; models with
+    none (pulled from a DVC remote: the store's files hold no times) count at the timed models' mean, and
+    ``models_timed`` says how many were timed. None when no model was."""
+    seconds = np.array([run.seconds for run in result.runs], dtype=float)
+    timed = np.isfinite(seconds)
+    cost = float(seconds[timed].sum() + seconds[timed].mean() * (~timed).sum()) if timed.any() else None
+    return {"compute_seconds": cost, "models_timed": int(timed.sum())}
