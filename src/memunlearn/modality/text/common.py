@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Mapping
 
@@ -13,7 +14,7 @@ import pandas as pd
 from ...data.prepare import VALIDATION_FILE
 from ...data.text import TextInfo, TextSplit, load_text_split
 from ...io import load_table, require
-from ..base import MODALITY_KEY, StagePaths
+from ..base import MODALITY_KEY
 
 META = "meta.json"
 TOKENIZER = "tokenizer.json"
@@ -36,7 +37,12 @@ class PreparedRun:
     def canary_ids(self) -> np.ndarray:
         return self.canaries["example_id"].to_numpy()
 
-    def copies(self) -> pd.Series:
+    @property
+    def planted(self) -> np.ndarray:
+        """The planted examples (modality/base.py ``Prepared``): every canary copy."""
+        return self.canary_ids
+
+    def labels(self) -> pd.Series:
         """Each training sequence's canary copy count (0 for corpus text), by example_id: ScoreSources.labels."""
         ids = self.train.example_ids.numpy()
         by_id = dict(zip(self.canaries["example_id"], self.canaries["copies"]))
@@ -48,14 +54,15 @@ def meta_json(info: TextInfo, canary_template: str, canary_digits: int) -> dict:
             MODALITY_KEY: "text"}
 
 
-def load_prepared(paths: StagePaths) -> PreparedRun:
-    meta = json.loads(require(paths.prepared / META, "prepare").read_text())
+def load_prepared(prepared: Path) -> PreparedRun:
+    """The text run's prepared data (the prepare stage's folder)."""
+    meta = json.loads(require(prepared / META, "prepare").read_text())
     extra = {k: meta.pop(k) for k in (*CANARY_KEYS, MODALITY_KEY)}
-    validation = load_text_split(paths.prepared / VALIDATION_FILE)
-    return PreparedRun(load_text_split(paths.prepared / "train.npz"), validation if len(validation) else None,
-                       load_text_split(paths.prepared / "test.npz"), TextInfo.from_json(meta),
-                       load_table(paths.prepared / CANARIES, "prepare"), extra["canary_template"],
-                       int(extra["canary_digits"]), require(paths.prepared / TOKENIZER, "prepare").read_text())
+    validation = load_text_split(prepared / VALIDATION_FILE)
+    return PreparedRun(load_text_split(prepared / "train.npz"), validation if len(validation) else None,
+                       load_text_split(prepared / "test.npz"), TextInfo.from_json(meta),
+                       load_table(prepared / CANARIES, "prepare"), extra["canary_template"],
+                       int(extra["canary_digits"]), require(prepared / TOKENIZER, "prepare").read_text())
 
 
 def logged(split: TextSplit, labels: pd.Series | None = None) -> SimpleNamespace:

@@ -26,7 +26,7 @@ MODELS = {"original": ("train", "train"), "unlearned": ("unlearn", "unlearn"), "
 
 def run(params: Mapping[str, Any], paths: StagePaths, on_row=None) -> StageRecord:
     config = from_params(EvaluateConfig, params["evaluate"], "evaluate")
-    data = load_prepared(paths)
+    data = load_prepared(paths.prepared)
     parts = apply_partition(data.train, load_table(paths.partition / "forget.csv", "partition"))
     tokenizer = load_tokenizer(data.tokenizer_json)
     forgotten = data.canaries[data.canaries["example_id"].isin(parts.forget.example_ids.numpy())]
@@ -42,7 +42,7 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None) -> StageRecor
     metrics = {row["model"]: {k: v for k, v in row.items() if k != "model"} for row in table.to_dict("records")}
     save_json(metrics, paths.metrics / "evaluate.json")
     flat = {f"{m}.{k}": v for m, row in metrics.items() for k, v in row.items() if isinstance(v, (int, float))}
-    copies = data.copies()
+    copies = data.labels()
     return StageRecord("evaluate", metrics=flat, artifacts=[paths.results / "evaluation.csv"],
                        datasets={"F": logged(parts.forget, copies), "R": logged(parts.retain, copies),
                                  "T": logged(data.test)})

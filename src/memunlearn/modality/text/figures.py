@@ -23,7 +23,7 @@ from .common import exposure_columns, load_prepared
 
 def run(params: Mapping[str, Any], paths: StagePaths, on_row=None) -> StageRecord:
     out = paths.results / "plots/figures"
-    data = load_prepared(paths)
+    data = load_prepared(paths.prepared)
     scores = load_table(paths.memorize / "scores.parquet", "memorize").set_index("example_id")["mem_prob"]
     evaluation = load_table(paths.results / "evaluation.csv", "evaluate")
     summary = load_table(paths.results / "sweep/summary.csv", "sweep_report")
@@ -33,7 +33,7 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None) -> StageRecor
                  "val_ppl_change": "validation perplexity change", "stored_mib": "stored ahead (MiB)",
                  "seconds": "seconds"}
     paths_out = [
-        save(score_by_group(scores, data.copies(), "canary copies (0 = corpus text)", "mem_prob"),
+        save(score_by_group(scores, data.labels(), "canary copies (0 = corpus text)", "mem_prob"),
              out / "memorization_by_copies.png"),
         save(accuracy_bars(evaluation), out / "evaluation.png"),
         save(exposure_bars(evaluation, exposure_columns(evaluation.columns)), out / "exposure.png"),

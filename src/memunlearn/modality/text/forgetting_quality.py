@@ -31,9 +31,9 @@ from ...training.recipe import TrainConfig
 from ...unlearning import UnlearnConfig, UnlearnContext, UnlearnPlan
 from ...unlearning.cache import cached_strategy
 from ..base import StagePaths
-from .cache import text_run_key
 from .common import PreparedRun, load_prepared, logged
-from .trained import ascent, cached_oracle, cached_original, recorded_layers
+from .cache import cached_oracle
+from .trained import ascent, cached_original, recorded_layers
 
 
 def text_sides(data: PreparedRun, parts: PartitionedData, strategy: str, plan: UnlearnPlan,
@@ -47,9 +47,7 @@ def text_sides(data: PreparedRun, parts: PartitionedData, strategy: str, plan: U
         original, grads, _, _ = cached_original(oracle_cache, data, recipe, c.seed, layers)
         c = UnlearnContext(info, recipe, c.device, c.seed, first_epoch_grads=grads, heldout=data.validation)
         model = copy.deepcopy(original)
-        key = text_run_key(strategy, model, parts.subsets, parts.retain, plan, c)
-        model, _, seconds, _ = cached_strategy(strategy, model, parts.subsets, parts.retain, plan, c, unlearn_cache,
-                                               key=key)
+        model, _, seconds, _ = cached_strategy(strategy, model, parts.subsets, parts.retain, plan, c, unlearn_cache)
         return model, seconds
 
     def retrained(c):
@@ -71,7 +69,7 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None) -> StageRecor
     config = from_params(ForgettingQualityConfig, params["forgetting_quality"], "forgetting_quality")
     evaluated = config.resolve(from_params(UnlearnConfig, params["unlearn"], "unlearn"))
     plan = evaluated.plan(params["methods"])
-    data = load_prepared(paths)
+    data = load_prepared(paths.prepared)
     parts = apply_partition(data.train, load_table(paths.partition / "forget.csv", "partition"))
     ctx = UnlearnContext(data.info, recipe, resolve_device(config.device), config.seed, heldout=data.validation)
     sides = text_sides(data, parts, evaluated.strategy, plan, ctx, paths.oracle_cache, paths.unlearn_cache)
@@ -81,6 +79,6 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None) -> StageRecor
     save_table(result.table(), paths.results / "forgetting_quality.csv")
     metrics = {**result.metrics(), "method": evaluated.method, "strategy": evaluated.strategy, "seconds": seconds}
     save_json(metrics, paths.metrics / "forgetting_quality.json")
-    copies = data.copies()
+    copies = data.labels()
     return StageRecord("forgetting_quality", metrics=metrics, artifacts=[paths.results / "forgetting_quality.csv"],
                        datasets={"F": logged(parts.forget, copies), "R": logged(parts.retain, copies)})

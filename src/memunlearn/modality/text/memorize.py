@@ -26,7 +26,7 @@ from .common import load_prepared
 def run(params: Mapping[str, Any], paths: StagePaths, on_row=None) -> StageRecord:
     recipe = from_params(TrainConfig, params["train"], "train")
     config = from_params(ExactConfig, params["memorize"], "memorize")
-    data = load_prepared(paths)
+    data = load_prepared(paths.prepared)
     groups = canary_groups(data.train, data.canaries)
     start = time.perf_counter()
     progress = tqdm(total=config.num_models, desc="subset models", unit="model")  # ETA from finished models
@@ -43,7 +43,7 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None) -> StageRecor
     a, b = (lm_scores(runs, ids, groups, part)["mem_prob"] for part in (slice(0, half), slice(half, None)))
     both = a.notna() & b.notna()
     by_id = scores.set_index("example_id")
-    copies = data.copies()
+    copies = data.labels()
     rank = by_id["mem"].rank(ascending=False)
     plots = plot_by_copies(by_id, copies, paths.memorize_plots)
     metrics = {

@@ -9,14 +9,14 @@ from ...io import load_json, load_table, save_json, save_table
 from ...memorization.proxies import ProxyConfig, ProxyInputs, compute_proxies, proxy_costs
 from ...tracking import StageRecord
 from ..base import StagePaths
-from .applies import PROXIES
+from ..applies import PROXIES
 from .common import load_prepared
 
 
 def run(params: Mapping[str, Any], paths: StagePaths, on_row=None) -> StageRecord:
     config = from_params(ProxyConfig, params["proxies"], "proxies")
     names = list(config.names) or list(PROXIES)
-    data = load_prepared(paths)
+    data = load_prepared(paths.prepared)
     inputs = ProxyInputs(train=data.train, heldout=None, info=data.info, model=None, device=None, config=config,
                          learning_events=load_table(paths.train / "learning_events.parquet", "train"))
     table, own_seconds = compute_proxies(names, inputs)

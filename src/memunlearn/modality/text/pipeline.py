@@ -1,0 +1,166 @@
+"""The text modality's behaviour (modality/base.py ``Modality``): a corpus cut into fixed-length sequences with
+planted canaries (data/text_prepare.py), a language model trained with next-token cross-entropy (training/lm.py).
+
+The original model records learning events (per-sequence token statistics, TokenEventRecorder; per-epoch loss
+and next-token accuracy, SequenceEventRecorder) from the training forward passes and, per
+``train_records.first_epoch_grads``, each sequence's first-epoch gradient (training/lm_grads.py: the token
+embedding stored sparsely). A split's "labels" are its sequences' canary copy counts (0 for corpus text), so the
+partition's class histogram reads as canaries by copies and the ``canaries`` kind picks them. Each method imports
+what it runs, so a stage's DVC deps are the code of the methods it calls (tests/test_stage_deps.py
+``pipeline_names``).
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ...data.prepare import VALIDATION_FILE
+from ...io import atomic_write, save_json, save_table
+from ...tracking import ModelCard
+from .common import CANARIES, META, TOKENIZER, PreparedRun, load_prepared, logged, meta_json
+
+TEXT = "text"
+FIRST_EPOCH_GRADS = "first_epoch_grads.pt"  # in the train stage's folder
+
+
+class TextModality:
+    name = TEXT
+
+    def prepare(self, config, raw: Path, out: Path) -> tuple[dict, list[Path]]:
+        from ...data.text import save_text_split
+        from ...data.text_prepare import prepare_text
+
+        text = config.text_config()
+        start = time.perf_counter()
+        data = prepare_text(text)
+        seconds = time.perf_counter() - start
+        for split, name in ((data.train, "train.npz"), (data.validation, VALIDATION_FILE), (data.test, "test.npz")):
+            save_text_split(split, out / name)
+        atomic_write(out / TOKENIZER, lambda f: f.write(data.tokenizer_json.encode()))
+        save_table(data.canaries, out / CANARIES)
+        save_json(meta_json(data.info, text.canary_template, text.canary_digits), out / META)
+        pad = data.info.pad_id
+        return {
+            "n_train": len(data.train), "n_validation": len(data.validation), "n_test": len(data.test),
+            "n_canary_copies": len(data.canaries), "n_canaries": int(data.canaries["canary"].nunique()),
+            "train_tokens": int((data.train.tokens != pad).sum()), "vocab_size": data.info.vocab_size,
+            "seq_len": data.info.seq_len, "seconds": seconds,
+        }, [out / META, out / CANARIES]
+
+    def load(self, prepared: Path) -> PreparedRun:
+        return load_prepared(prepared)
+
+    def train_original(self, data: PreparedRun, recipe, records, device, out: Path, on_row=None):
+        from ...models import build_lm
+        from ...seeding import derive_seed, generator
+        from ...training.lm import LMTrainConfig, SequenceEventRecorder, TokenEventRecorder, fit_lm
+        from ...training.lm_grads import LMFirstEpochGradRecorder, save_lm_grads
+
+        info = data.info
+        # the seeds of experiments/text_canaries.py's train_lm (the benchmark's and tests' original model)
+        model = build_lm(recipe.model, info.vocab_size, info.seq_len, seed=derive_seed(recipe.seed, "lm_init"))
+        events = TokenEventRecorder(data.train.example_ids, info.pad_id)
+        curves = SequenceEventRecorder(data.train.example_ids, recipe.epochs)
+        first_epoch = (LMFirstEpochGradRecorder(model, data.train.example_ids, info.pad_id,
+                                                records.first_epoch_grads)
+                       if records.first_epoch_grads else None)
+        heldout = data.validation if data.validation is not None else data.test
+
+        def end_of_epoch(row):
+            row["validation_ppl"] = perplexity_and_accuracy(model, heldout, info.pad_id)[0]
+            if on_row is not None:
+                on_row(row)
+
+        start = time.perf_counter()
+        history = fit_lm(model, data.train, LMTrainConfig.of(recipe), info.pad_id, generator(recipe.seed, "lm_order"),
+                         on_step=first_epoch, events=curves, on_batch=events, device=device, on_row=end_of_epoch)
+        seconds = time.perf_counter() - start
+        save_table(events.to_frame(), out / "learning_events.parquet")
+        save_table(curves.to_frame(), out / "learning_curves.parquet")
+        grad_bytes = {}
+        if first_epoch:
+            grads = first_epoch.result()
+            save_lm_grads(grads, out / FIRST_EPOCH_GRADS)
+            grad_bytes = grads.nbytes()
+        (train_ppl, train_acc), (test_ppl, test_acc) = (perplexity_and_accuracy(model, split, info.pad_id)
+                                                        for split in (data.train, data.test))
+        metrics = {
+            "train_acc": train_acc, "test_acc": test_acc,  # next-token accuracy
+            "train_ppl": train_ppl, "test_ppl": test_ppl,
+            "validation_ppl": history[-1]["validation_ppl"],
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "seconds": seconds,  # recording included
+            "learning_event_seconds": events.seconds,
+            "curvature_seconds": 0.0, "curvature_rademacher_seconds": 0.0,
+            "first_epoch_grad_seconds": first_epoch.seconds if first_epoch else 0.0,
+            "first_epoch_grad_bytes": grad_bytes,
+            "examples_processed": len(data.train) * recipe.epochs,
+            "device": str(device),
+        }
+        return model, metrics, history, []
+
+    def save_model(self, model, name: str, info, path: Path) -> None:
+        from ...training.lm import save_lm_checkpoint
+
+        save_lm_checkpoint(model, name, info, path)
+
+    def load_model(self, path: Path, stage: str):
+        from ...training.lm import load_lm_checkpoint
+
+        model, name, _ = load_lm_checkpoint(path, stage)
+        return model, name
+
+    def cached_oracle(self, retain, info, recipe, device, seed: int, cache: Path | None, on_row=None):
+        """cache.py's ``cached_oracle`` (the text grids' and forgetting quality's too; it trains on
+        ``recipe.device``, which ``device`` resolves)."""
+        from .cache import cached_oracle
+
+        model, record, cached = cached_oracle(cache, retain, info, recipe, seed, on_row)
+        return model, float(record["seconds"]), cached
+
+    def unlearn_context(self, data: PreparedRun, recipe, device, seed: int, train_dir: Path):
+        from ...training.lm_grads import load_lm_grads
+        from ...unlearning import UnlearnContext
+
+        grads_file = Path(train_dir) / FIRST_EPOCH_GRADS
+        grads = load_lm_grads(grads_file) if grads_file.exists() else None
+        return UnlearnContext(data.info, recipe, device, seed, first_epoch_grads=grads, heldout=data.validation)
+
+    def score_sources(self, data: PreparedRun, exact, proxies, original: Path, device):
+        from ...partition import ScoreSources
+
+        return ScoreSources(exact, proxies, data.labels())  # no embeddings: no entanglement kinds for text
+
+    def describe_forget_set(self, config, forget, sources, data: PreparedRun) -> dict:
+        from ...partition import describe_forget_set
+
+        metrics = describe_forget_set(forget, sources, data.planted)
+        metrics["canaries_in_forget"] = metrics["planted_noise_in_forget"]
+        metrics["canary_copies"] = len(data.planted)
+        return metrics
+
+    def dataset_view(self, split, data: PreparedRun):
+        return logged(split, data.labels())
+
+    def model_card(self, info) -> ModelCard:
+        return ModelCard(np.full((2, info.seq_len), info.pad_id, dtype=np.int64), {  # (B, T) token ids
+            "dataset": info.name, "input_shape": [info.seq_len], "vocab_size": info.vocab_size,
+            "pad_id": info.pad_id, "eos_id": info.eos_id,
+            "input_normalization": "token ids of the byte-level BPE in data/prepared/tokenizer.json",
+        })
+
+
+def perplexity_and_accuracy(model, split, pad_id: int) -> tuple[float, float]:
+    """Token-weighted perplexity and next-token accuracy (evaluation/text.py's lm_metrics, without importing the
+    evaluation package into the train stage's deps)."""
+    from ...training.lm import score_sequences
+
+    s = score_sequences(model, split, pad_id)
+    tokens = max(float(s["tokens"].sum()), 1.0)
+    return math.exp(float(s["nll"].sum()) / tokens), float(s["correct"].sum()) / tokens
+
+
+MODALITY = TextModality()
