@@ -101,6 +101,17 @@ def prepared_modality(prepared: Path) -> str:
     return json.loads(meta.read_text()).get(MODALITY_KEY, IMAGE)
 
 
+@dataclass(frozen=True)
+class SubsetModels:
+    """Where the memorize stage's subset models live and train (an image run's persistent store; a text run
+    trains its K models each run)."""
+
+    root: Path  # the store (data/memorize_store)
+    execution: Any  # memorization/exact.py Execution: MEMUNLEARN_RUNNER, MEMUNLEARN_WORKERS
+    runner: Any  # None (local), or flows/memorize.py prefect_runner's
+    restore: Callable[[str, range], Any]  # (store key, model indices) -> copies models back from DVC's cache
+
+
 class Prepared(Protocol):
     """A run's prepared data (data/prepared/), as the stages read it."""
 
@@ -149,6 +160,17 @@ class Modality(Protocol):
 
     def describe_forget_set(self, config: Any, forget: Any, sources: Any, data: Prepared) -> dict[str, Any]:
         """metrics/partition.json: what the forget set is made of."""
+
+    def memorize(self, data: Prepared, recipe: Any, config: Any, device: Any, out: Path, plots: Path,
+                  subset_models: SubsetModels) -> tuple[Any, dict[str, Any], list[Path]]:
+        """Exact memorization scores of the training examples: (the scores table, metrics/memorize.json, files to
+        log); writes its other tables into ``out`` and its plots into ``plots``."""
+
+    def proxy_inputs(self, data: Prepared, config: Any, train_dir: Path, device: Any) -> tuple[list[str], Any]:
+        """(the proxies to compute: ``proxies.names`` or every one that applies, their ProxyInputs)."""
+
+    def model_metrics(self, model: Any, data: Prepared, parts: Any, config: Any, device: Any) -> dict[str, Any]:
+        """One model's row of the evaluation (forget/retain/test accuracy, per-subset accuracy, MIA, ...)."""
 
     def dataset_view(self, split: Any, data: Prepared) -> Any:
         """``split`` as MLflow's dataset inputs take it (``example_ids``, ``labels``)."""

@@ -35,7 +35,7 @@ class PreparedImages:
     @property
     def planted(self) -> np.ndarray:
         """The examples whose labels the prepare stage flipped."""
-        return load_table(self.folder / PLANTED, "prepare")["example_id"]
+        return load_table(self.folder / PLANTED, "prepare")["example_id"].to_numpy()
 
     def labels(self) -> pd.Series:
         return pd.Series(self.train.labels.numpy(), index=pd.Index(self.train.example_ids.numpy(), name="example_id"))
@@ -143,6 +143,66 @@ class ImageModality:
 
         return {**describe_forget_set(forget, sources, data.planted),
                 "entanglement_kinds_es": entanglement_kinds_es(config, sources)}
+
+    def memorize(self, data: PreparedImages, recipe, config, device, out: Path, plots: Path, subset_models):
+        """Exact memorization from K leave-subset-out models (docs/methods.md §1), each kept in the persistent
+        store: a rerun after a crash, or with a larger K, trains only the models that neither the store nor DVC
+        (``subset_models.restore``) holds."""
+        from tqdm import tqdm
+
+        from ...memorization import SubsetModelStore, memorization_scores, top_influences, train_subset_models
+        from ...memorization.convergence import convergence, plot_convergence
+        from ...memorization.store import key_for
+        from ...memorization.summary import memorize_summary
+        from ...training.recipe import resolved
+
+        train, test = data.train, data.test
+        recipe = resolved(recipe, device)  # precision auto -> what this device runs: in the store key and metrics
+        key = key_for(train, test, recipe, config, device)
+        store = SubsetModelStore(subset_models.root, key)
+        subset_models.restore(key, range(config.most_models))
+        execution = subset_models.execution
+        progress = tqdm(total=config.most_models, desc="subset models", unit="model")  # ETA from finished models
+        start = time.perf_counter()
+        result = train_subset_models(train, test, data.info, recipe, config, device, store,
+                                     runner=subset_models.runner, workers=execution.workers,
+                                     on_model=lambda run, reused: progress.update())
+        seconds = time.perf_counter() - start
+        progress.close()
+        scores = memorization_scores(result.runs, train.example_ids.numpy())
+        curve, stability = convergence(result.runs, train.example_ids.numpy())
+        save_table(curve, out / "convergence.csv")
+        artifacts = plot_convergence(curve, scores, plots)
+        if config.influence_top:
+            influence = top_influences(result.runs, train.example_ids.numpy(), test.example_ids.numpy(),
+                                       config.influence_top)
+            save_table(influence, out / "influence.parquet")
+            artifacts.append(out / "influence.parquet")
+        metrics = memorize_summary(result, scores, data.planted, stability, config, recipe, key, seconds, device,
+                                   execution)
+        return scores, metrics, artifacts
+
+    def proxy_inputs(self, data: PreparedImages, config, train_dir: Path, device):
+        from ...data import load_validation
+        from ...memorization import ProxyInputs
+        from ...memorization.proxies import recorded_proxies
+
+        curvature_file = Path(train_dir) / "loss_curvature.parquet"
+        curvature = load_table(curvature_file, "train") if curvature_file.exists() else None
+        names = list(config.names) or recorded_proxies(curvature)
+        return names, ProxyInputs(
+            train=data.train,
+            # held-out data is the validation split (the test set is for evaluation only); only holdout_retrain
+            # reads it
+            heldout=load_validation(data.folder) if "holdout_retrain" in names else None,
+            info=data.info, model=self.load_model(Path(train_dir) / "model.pt", "train")[0], device=device,
+            config=config, learning_events=load_table(Path(train_dir) / "learning_events.parquet", "train"),
+            curvature=curvature)
+
+    def model_metrics(self, model, data: PreparedImages, parts, config, device) -> dict:
+        from ...evaluation import model_metrics
+
+        return model_metrics(model, parts.forget, parts.retain, data.test, parts.subsets, data.info, config, device)
 
     def dataset_view(self, split, data: PreparedImages):
         return split  # an ImageSplit has example_ids and labels

@@ -73,7 +73,7 @@ def logged(split: TextSplit, labels: pd.Series | None = None) -> SimpleNamespace
 
 
 def exposure_columns(columns, suffix: str = "") -> list[str]:
-    """The ``exposure_<c>x<suffix>`` columns (modality/text/evaluate.py's canary exposure per copy count c; a sweep
+    """The ``exposure_<c>x<suffix>`` columns (modality/text/metrics.py's canary exposure per copy count c; a sweep
     summary's with suffix ``_mean``), by c ascending."""
     pattern = re.compile(rf"exposure_(\d+)x{re.escape(suffix)}")
     found = [(int(m.group(1)), c) for c in columns if (m := pattern.fullmatch(c))]

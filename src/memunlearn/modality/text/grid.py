@@ -15,7 +15,7 @@ original through the unlearning cache. Written as the image path writes them:
   image path's ``.npz`` outputs);
 - ``results/sweep/<grid>/<cell>.json``: the cell's record, with the findings' facts (``TEXT_FACTS``).
 
-Text metrics per model (modality/text/evaluate.py ``model_row``): F/R/validation/test perplexity and next-token
+Text metrics per model (modality/text/metrics.py ``model_row``): F/R/validation/test perplexity and next-token
 accuracy, canary exposure per copy count (``exposure_<c>x``), loss MIA (the cell's seed).
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ from ...unlearning import UnlearnConfig, UnlearnContext
 from ...unlearning.cache import cached_strategy
 from ..base import StagePaths
 from .common import load_prepared, logged, numeric
-from .evaluate import model_row
+from .metrics import model_row
 from .cache import cached_oracle
 from .trained import ascent, cached_original, recorded_layers
 

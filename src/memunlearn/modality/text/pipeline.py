@@ -142,6 +142,72 @@ class TextModality:
         metrics["canary_copies"] = len(data.planted)
         return metrics
 
+    def memorize(self, data: PreparedRun, recipe, config, device, out: Path, plots: Path, subset_models):
+        """Per-sequence exact memorization from K leave-group-out language models (memorization/text.py; a
+        canary's copies are one group). The canaries play the image path's planted label noise in the metrics
+        (``planted_noise_auroc``: how well the scores single out every canary copy). No subset-model store (the K
+        models are trained each run, here: ``subset_models`` unused)."""
+        from scipy.stats import spearmanr
+        from tqdm import tqdm
+
+        from ...memorization.agreement import planted_auroc
+        from ...memorization.text import canary_groups, lm_scores, train_lm_subset_models
+        from ...training.lm import LMTrainConfig
+
+        groups = canary_groups(data.train, data.canaries)
+        start = time.perf_counter()
+        progress = tqdm(total=config.num_models, desc="subset models", unit="model")  # ETA from finished models
+        runs = train_lm_subset_models(data.train, groups, LMTrainConfig.of(recipe), data.info.vocab_size,
+                                      data.info.pad_id, config.num_models, config.subset_fraction, config.seed,
+                                      device, on_model=lambda k: progress.update())
+        progress.close()
+        seconds = time.perf_counter() - start
+        ids = data.train.example_ids.numpy()
+        scores = lm_scores(runs, ids, groups)
+        half = config.num_models // 2
+        a, b = (lm_scores(runs, ids, groups, part)["mem_prob"] for part in (slice(0, half), slice(half, None)))
+        both = a.notna() & b.notna()
+        by_id = scores.set_index("example_id")
+        copies = data.labels()
+        rank = by_id["mem"].rank(ascending=False)
+        artifacts = plot_by_copies(by_id, copies, plots)
+        metrics = {
+            "num_models": config.num_models, "num_models_auto": False, "models_trained": config.num_models,
+            "models_reused": 0, "precision": recipe.precision,
+            "mean_mem": float(by_id["mem"].mean()), "missing_fraction": float(by_id["mem"].isna().mean()),
+            "planted_noise_auroc": planted_auroc(by_id["mem"], data.canary_ids),  # here: the canaries
+            "planted_noise_auroc_prob": planted_auroc(by_id["mem_prob"], data.canary_ids),
+            "spearman_split_halves": float(spearmanr(a[both], b[both]).statistic) if both.sum() > 2 else None,
+            "canary_median_mem": {str(c): float(by_id["mem"][copies == c].median())
+                                  for c in sorted(set(copies)) if c},
+            "canary_median_rank": {str(c): float(rank[copies == c].median()) for c in sorted(set(copies)) if c},
+            "corpus_median_mem": float(by_id["mem"][copies == 0].median()),
+            "seconds": seconds, "compute_seconds": runs.seconds,
+            "examples_processed": int(runs.masks.sum()) * recipe.epochs,
+            "models_per_hour": config.num_models / seconds * 3600,
+            "runner": "local", "workers": 1,
+        }
+        return scores, metrics, artifacts
+
+    def proxy_inputs(self, data: PreparedRun, config, train_dir: Path, device):
+        """The learning-event proxies (the text modality's PROXIES), from the per-sequence token statistics the
+        train stage recorded; their cost is the recording's."""
+        from ...io import load_table
+        from ...memorization.proxies import ProxyInputs
+        from ..applies import PROXIES
+
+        names = list(config.names) or list(PROXIES)
+        return names, ProxyInputs(train=data.train, heldout=None, info=data.info, model=None, device=None,
+                                  config=config,
+                                  learning_events=load_table(Path(train_dir) / "learning_events.parquet", "train"))
+
+    def model_metrics(self, model, data: PreparedRun, parts, config, device) -> dict:
+        from ...data.corpus import load_tokenizer
+        from .metrics import model_row
+
+        forgotten = data.canaries[data.canaries["example_id"].isin(parts.forget.example_ids.numpy())]
+        return model_row(model, data, parts, load_tokenizer(data.tokenizer_json), forgotten, config.seed)
+
     def dataset_view(self, split, data: PreparedRun):
         return logged(split, data.labels())
 
@@ -161,6 +227,26 @@ def perplexity_and_accuracy(model, split, pad_id: int) -> tuple[float, float]:
     s = score_sequences(model, split, pad_id)
     tokens = max(float(s["tokens"].sum()), 1.0)
     return math.exp(float(s["nll"].sum()) / tokens), float(s["correct"].sum()) / tokens
+
+
+def plot_by_copies(by_id, copies, out) -> list:
+    """mem (next-token accuracy, in − out) of corpus sequences and of canary copies by copy count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    groups = sorted(set(copies))
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.boxplot([by_id["mem"][copies == c].dropna().to_numpy() for c in groups])
+    ax.set_xticks(range(1, len(groups) + 1), ["corpus" if c == 0 else f"canary x{c}" for c in groups])
+    ax.set_ylabel("mem (token accuracy in − out)")
+    fig.tight_layout()
+    path = out / "mem_by_copies.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return [path]
 
 
 MODALITY = TextModality()
