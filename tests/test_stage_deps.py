@@ -183,7 +183,8 @@ def test_stage_deps_cover_the_code_it_imports(name, modality):
                          f"(or a folder) in deps")
 
 
-MIGRATED = ("prepare", "train", "memorize", "proxies", "proxy_study", "partition", "oracle", "unlearn", "evaluate")
+MIGRATED = ("prepare", "train", "memorize", "proxies", "proxy_study", "partition", "oracle", "unlearn", "evaluate",
+            "forgetting_quality")
 
 
 def test_stages_load_their_modality_by_name():

@@ -17,7 +17,7 @@ from memunlearn.experiments.text_canaries import train_lm
 from memunlearn.experiments.text_claims import seed003_claims
 from memunlearn.models import build_lm
 from memunlearn.modality.text.cache import cached_lm
-from memunlearn.modality.text.claims import ablation_rows
+from memunlearn.experiments.text_claims import ablation_rows
 from memunlearn.modality.text.grid import ablation_facts
 from memunlearn.modality.text.trained import recorded_layers
 from memunlearn.params import check_params

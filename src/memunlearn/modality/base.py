@@ -172,6 +172,18 @@ class Modality(Protocol):
     def model_metrics(self, model: Any, data: Prepared, parts: Any, config: Any, device: Any) -> dict[str, Any]:
         """One model's row of the evaluation (forget/retain/test accuracy, per-subset accuracy, MIA, ...)."""
 
+    def lira_sides(self, data: Prepared, parts: Any, strategy: str, plan: Any, ctx: Any, train_dir: Path,
+                   oracle_cache: Path | None, unlearn_cache: Path | None) -> Any:
+        """LiRA's Sides (experiments/forgetting_quality.py): how this modality makes an unlearned and a retrained
+        copy of the model and observes one (its confidences on F, its accuracies)."""
+
+    def claims(self, results: Any, params: Mapping[str, Any], metrics_dir: Path) -> tuple[Any, str]:
+        """The papers' findings tested on the grids' seeds (``results``: results/sweep/results.csv; ``params``:
+        the claims, rum_compare and sweep sections): (the claims table, its markdown report)."""
+
+    def figures(self, data: Prepared, results: Path, memorize: Path, out: Path) -> list[Path]:
+        """Draw the study's figures from the stages' tables into ``out``; the files written."""
+
     def dataset_view(self, split: Any, data: Prepared) -> Any:
         """``split`` as MLflow's dataset inputs take it (``example_ids``, ``labels``)."""
 

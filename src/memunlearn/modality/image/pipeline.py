@@ -204,6 +204,52 @@ class ImageModality:
 
         return model_metrics(model, parts.forget, parts.retain, data.test, parts.subsets, data.info, config, device)
 
+    def lira_sides(self, data: PreparedImages, parts, strategy: str, plan, ctx, train_dir: Path, oracle_cache,
+                   unlearn_cache):
+        from ...experiments.forgetting_quality import image_sides
+
+        original = self.load_model(Path(train_dir) / "model.pt", "train")[0]
+        return image_sides(original, parts, data.test, strategy, plan, ctx, oracle_cache, unlearn_cache)
+
+    def claims(self, results, params, metrics_dir: Path):
+        """Each finding of docs/methods.md §7 on the image grids; the proxies' cost from the proxy study."""
+        from ...config import from_params
+        from ...evaluation.claims import ClaimsConfig, claims_markdown, evaluate_claims
+        from ...io import load_json
+
+        config = from_params(ClaimsConfig, params["claims"], "claims")
+        study = load_json(Path(metrics_dir) / "proxy_study.json", "proxy_study")
+        proxies = tuple(params["rum_compare"].get("group_scores") or ())
+        cost = {name: float(study[name]["times_cheaper_than_exact"]) for name in proxies if name in study}
+        exact_score = (params["sweep"].get("group_scores") or ["exact_prob"])[0]
+        table = evaluate_claims(results, cost, config, rum_scores=proxies, exact_score=exact_score)
+        return table, claims_markdown(table, config)
+
+    def figures(self, data: PreparedImages, results: Path, memorize: Path, out: Path) -> list[Path]:
+        """memorized_examples.png: per class, the most and least memorized training images, planted noise in red;
+        evaluation.png: FA/RA/TA/MIA of the original, unlearned and oracle models; rum_compare_tow.png: ToW by
+        variant of the rum_compare grid; forgetting_quality_epsilon.png: the per-example ε of forgetting
+        quality."""
+        from ...evaluation.figures import (accuracy_bars, epsilon_histogram, memorized_examples, save,
+                                           tow_by_variant)
+        from ...labels import class_names
+        from ...memorization.ranking import ranked_examples
+
+        train, info = data.train, data.info
+        ranked = ranked_examples(load_table(Path(memorize) / "scores.parquet", "memorize"), train.example_ids,
+                                 train.labels, load_table(data.folder / PLANTED, "prepare"))
+        position = {int(i): row for row, i in enumerate(train.example_ids.numpy())}
+        ranked["position"] = ranked["example_id"].map(position)
+        names = class_names(info.name, info.num_classes)
+        summary = load_table(Path(results) / "sweep/summary.csv", "sweep_report")
+        return [
+            save(memorized_examples(np.asarray(train.images), ranked, names), out / "memorized_examples.png"),
+            save(accuracy_bars(load_table(Path(results) / "evaluation.csv", "evaluate")), out / "evaluation.png"),
+            save(tow_by_variant(summary, "rum_compare"), out / "rum_compare_tow.png"),
+            save(epsilon_histogram(load_table(Path(results) / "forgetting_quality.csv", "forgetting_quality")),
+                 out / "forgetting_quality_epsilon.png"),
+        ]
+
     def dataset_view(self, split, data: PreparedImages):
         return split  # an ImageSplit has example_ids and labels
 

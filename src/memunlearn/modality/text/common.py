@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -70,14 +69,6 @@ def logged(split: TextSplit, labels: pd.Series | None = None) -> SimpleNamespace
     ids = split.example_ids.numpy()
     values = labels.reindex(ids).fillna(0).to_numpy(dtype=np.int64) if labels is not None else np.zeros_like(ids)
     return SimpleNamespace(example_ids=ids, labels=values)
-
-
-def exposure_columns(columns, suffix: str = "") -> list[str]:
-    """The ``exposure_<c>x<suffix>`` columns (modality/text/metrics.py's canary exposure per copy count c; a sweep
-    summary's with suffix ``_mean``), by c ascending."""
-    pattern = re.compile(rf"exposure_(\d+)x{re.escape(suffix)}")
-    found = [(int(m.group(1)), c) for c in columns if (m := pattern.fullmatch(c))]
-    return [c for _, c in sorted(found)]
 
 
 def numeric(values: Mapping[str, Any]) -> dict[str, float]:

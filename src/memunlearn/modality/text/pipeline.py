@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ...data.prepare import VALIDATION_FILE
-from ...io import atomic_write, save_json, save_table
+from ...io import atomic_write, load_table, save_json, save_table
 from ...tracking import ModelCard
 from .common import CANARIES, META, TOKENIZER, PreparedRun, load_prepared, logged, meta_json
 
@@ -192,7 +192,6 @@ class TextModality:
     def proxy_inputs(self, data: PreparedRun, config, train_dir: Path, device):
         """The learning-event proxies (the text modality's PROXIES), from the per-sequence token statistics the
         train stage recorded; their cost is the recording's."""
-        from ...io import load_table
         from ...memorization.proxies import ProxyInputs
         from ..applies import PROXIES
 
@@ -207,6 +206,55 @@ class TextModality:
 
         forgotten = data.canaries[data.canaries["example_id"].isin(parts.forget.example_ids.numpy())]
         return model_row(model, data, parts, load_tokenizer(data.tokenizer_json), forgotten, config.seed)
+
+    def lira_sides(self, data: PreparedRun, parts, strategy: str, plan, ctx, train_dir: Path, oracle_cache,
+                   unlearn_cache):
+        return text_sides(data, parts, strategy, plan, ctx, oracle_cache, unlearn_cache)
+
+    def claims(self, results, params, metrics_dir: Path):
+        """Seed 003's findings 1, 2 and 4 (experiments/text_claims.py) on the ``sweep`` grid's first_epoch_ga
+        cells, one per (gradient source, layer set) and seed: each cell's exposure of the most-copied canaries
+        after the ascent, its validation perplexity change and its stored gradient bytes, the seed's original
+        model's exposure the reference. In the image run's shape (claim, finding, comparison, effect, ci_low,
+        ci_high, n_seeds, verdict)."""
+        from ...experiments.text_claims import ablation_rows, seed003_claims, text_claims_markdown
+
+        rows, original = ablation_rows(results)
+        found = seed003_claims(rows, original)
+        table = found.rename(columns={"effect_means": "comparison", "n": "n_seeds"})[
+            ["claim", "finding", "comparison", "effect", "ci_low", "ci_high", "n_seeds", "verdict"]]
+        return table, text_claims_markdown(table, rows)
+
+    def figures(self, data: PreparedRun, results: Path, memorize: Path, out: Path) -> list[Path]:
+        """memorization_by_copies.png: the exact score ``mem_prob`` of each training sequence by its canary copy
+        count (0 = corpus text): repeated canaries should stand out; evaluation.png: F/R/test next-token accuracy
+        and MIA of the original, unlearned and oracle models; exposure.png: canary exposure per copy count of
+        those three models; seed003_ablations.png: the ``sweep`` grid's variants (gradient source x layer set):
+        exposure of the most repeated canaries after unlearning, validation perplexity change, gradients stored
+        ahead, seconds; rum_compare_tow.png, forgetting_quality_epsilon.png: as on images."""
+        from ...evaluation.figures import (accuracy_bars, epsilon_histogram, exposure_bars, save, score_by_group,
+                                           tow_by_variant, variant_panels)
+        from ...evaluation.text import exposure_columns
+
+        results = Path(results)
+        scores = load_table(Path(memorize) / "scores.parquet", "memorize").set_index("example_id")["mem_prob"]
+        evaluation = load_table(results / "evaluation.csv", "evaluate")
+        summary = load_table(results / "sweep/summary.csv", "sweep_report")
+        top = exposure_columns(summary.columns, "_mean")[-1:]  # the most copied canaries' exposure, if any
+        ablations = {**{c.removesuffix("_mean"): f"exposure of {c.removesuffix('_mean').removeprefix('exposure_')} "
+                                                 "canaries (bits)" for c in top},
+                     "val_ppl_change": "validation perplexity change", "stored_mib": "stored ahead (MiB)",
+                     "seconds": "seconds"}
+        return [
+            save(score_by_group(scores, data.labels(), "canary copies (0 = corpus text)", "mem_prob"),
+                 out / "memorization_by_copies.png"),
+            save(accuracy_bars(evaluation), out / "evaluation.png"),
+            save(exposure_bars(evaluation, exposure_columns(evaluation.columns)), out / "exposure.png"),
+            save(variant_panels(summary, "sweep", ablations), out / "seed003_ablations.png"),
+            save(tow_by_variant(summary, "rum_compare"), out / "rum_compare_tow.png"),
+            save(epsilon_histogram(load_table(results / "forgetting_quality.csv", "forgetting_quality")),
+                 out / "forgetting_quality_epsilon.png"),
+        ]
 
     def dataset_view(self, split, data: PreparedRun):
         return logged(split, data.labels())
@@ -227,6 +275,52 @@ def perplexity_and_accuracy(model, split, pad_id: int) -> tuple[float, float]:
     s = score_sequences(model, split, pad_id)
     tokens = max(float(s["tokens"].sum()), 1.0)
     return math.exp(float(s["nll"].sum()) / tokens), float(s["correct"].sum()) / tokens
+
+
+def text_sides(data: PreparedRun, parts, strategy: str, plan, ctx, oracle_cache=None, unlearn_cache=None):
+    """A language model's copies: the original of seed k (recording the layers ``plan``'s first-epoch ascent
+    reads) unlearned with seed k, and models retrained on R; observed on F as sequence confidences.
+
+    A sequence's confidence is the logit-scaled geometric-mean token probability ``log p − log(1 − p)``,
+    p = exp(−mean next-token NLL) (evaluation/lira.py ``logit_scaled_sequence_confidence``); accuracies are
+    next-token accuracies. Unlearned copy k unlearns an original trained with seed k (the text grids' seed), not
+    one shared original: first-epoch ascent draws nothing, so copies of one original would be one model and the
+    unlearned sample a constant. The originals and the retrained copies go through the text model cache
+    (cache.py), the unlearning runs through the unlearning cache, so a grid's seed-k original, oracle or cell
+    with the same data, recipe and recorded layers is loaded, not trained again."""
+    import copy
+
+    from ...evaluation.lira import logit_scaled_sequence_confidence
+    from ...evaluation.text import lm_metrics, metrics_of
+    from ...experiments.forgetting_quality import Sides
+    from ...training.lm import score_sequences
+    from ...unlearning import UnlearnContext
+    from ...unlearning.cache import cached_strategy
+    from .cache import cached_oracle
+    from .trained import ascent, cached_original, recorded_layers
+
+    info, recipe, pad = data.info, ctx.recipe, data.info.pad_id
+    layers = recorded_layers([ascent(plan)])
+
+    def unlearned(c):
+        original, grads, _, _ = cached_original(oracle_cache, data, recipe, c.seed, layers)
+        c = UnlearnContext(info, recipe, c.device, c.seed, first_epoch_grads=grads, heldout=data.validation)
+        model = copy.deepcopy(original)
+        model, _, seconds, _ = cached_strategy(strategy, model, parts.subsets, parts.retain, plan, c, unlearn_cache)
+        return model, seconds
+
+    def retrained(c):
+        model, record, _ = cached_oracle(oracle_cache, parts.retain, info, recipe, c.seed)
+        return model, record["seconds"]
+
+    def observe(model):
+        forget = score_sequences(model, parts.forget, pad)  # F once: its confidences and its accuracy
+        accs = {"forget_acc": metrics_of(forget)["token_acc"],
+                **{f"{name}_acc": lm_metrics(model, split, pad)["token_acc"]
+                   for name, split in (("retain", parts.retain), ("test", data.test))}}
+        return logit_scaled_sequence_confidence(forget["loss"].to_numpy()), accs
+
+    return Sides(unlearned, retrained, observe)
 
 
 def plot_by_copies(by_id, copies, out) -> list:
