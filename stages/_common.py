@@ -21,8 +21,8 @@ import torch
 import yaml
 
 from memunlearn.devices import resolve_device
-from memunlearn.tracking import (EXPERIMENT_TAG, ModelRecord, StageRecord, StageRun, TrackingTarget, fail_stage,
-                                 finish_stage, flatten, git_commit, log_row, record_stage, start_stage,
+from memunlearn.tracking import (EXPERIMENT_TAG, ModelCard, ModelRecord, StageRecord, StageRun, TrackingTarget,
+                                 fail_stage, finish_stage, flatten, git_commit, log_row, record_stage, start_stage,
                                  store_location)  # flatten: the stage scripts' params -> MLflow params
 
 ROOT = Path.cwd()  # dvc runs every stage from the repository root
@@ -118,9 +118,12 @@ def log_epoch(row: Mapping[str, Any]) -> None:
     log_row(_RUN, row)
 
 
-def registered(model: torch.nn.Module, role: str, info, /, **tags: Any) -> ModelRecord:
-    """``model``, to be registered as ``memunlearn-<role>`` with these tags (method, strategy, forget kind)."""
-    return ModelRecord(model, role, info, {k: str(v) for k, v in tags.items()})
+def registered(model: torch.nn.Module, role: str, info, /, card: ModelCard | None = None, **tags: Any
+               ) -> ModelRecord:
+    """``model``, to be registered as ``memunlearn-<role>`` with these tags (method, strategy, forget kind) and
+    its modality's ``card`` (None: an image model's, from ``info``)."""
+    return ModelRecord(model, role, info, {k: str(v) for k, v in tags.items()}, card)
+
 
 
 def _invocation() -> tuple[str, str]:

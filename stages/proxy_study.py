@@ -1,12 +1,12 @@
-"""Stage `proxy_study`: how well and how cheaply each proxy stands in for exact memorization."""
+"""Stage `proxy_study`: how well and how cheaply each proxy stands in for exact memorization (the planted
+examples: image label noise, text canaries)."""
 from _common import MEMORIZE_DIR, METRICS_DIR, PREPARED, PROXIES_DIR, RESULTS_DIR, flatten, load_params, stage, track
-from _modality import elsewhere
 
 from memunlearn.config import from_params
 from memunlearn.io import load_json, load_table, save_json, save_table
-from memunlearn.memorization import ProxyConfig
+from memunlearn.memorization.proxies import ProxyConfig
 from memunlearn.memorization.study import plot_proxy_vs_exact, proxy_study
-from memunlearn.modality.text import proxy_study as text_stage
+from memunlearn.modality import load_modality
 from memunlearn.tracking import StageRecord
 
 PLOTS = RESULTS_DIR / "plots" / "proxy_vs_exact"
@@ -14,13 +14,12 @@ PLOTS = RESULTS_DIR / "plots" / "proxy_vs_exact"
 
 @stage
 def main() -> None:
-    params = load_params("proxies")
-    if elsewhere(params, {"text": text_stage.run}):
-        return
+    params = load_params("modality", "proxies")
+    modality = load_modality(params["modality"], PREPARED)
     top_n = from_params(ProxyConfig, params["proxies"], "proxies").top_n
     proxies = load_table(PROXIES_DIR / "proxies.parquet", "proxies")
     exact = load_table(MEMORIZE_DIR / "scores.parquet", "memorize").set_index("example_id")["mem"]
-    planted = load_table(PREPARED / "label_noise.csv", "prepare")["example_id"].to_numpy()
+    planted = modality.load(PREPARED).planted
     proxy_seconds = load_json(PROXIES_DIR / "cost.json", "proxies")["seconds"]
     exact_seconds = load_json(METRICS_DIR / "memorize.json", "memorize")["compute_seconds"]
 

@@ -13,7 +13,7 @@ from memunlearn.config import with_preset
 from memunlearn.data.text import TextInfo, TextSplit
 from memunlearn.memorization.proxies import ProxyConfig, ProxyInputs, compute_proxies
 from memunlearn.modality import MODALITIES
-from memunlearn.modality.text import PROXIES
+from memunlearn.modality.applies import PROXIES
 from memunlearn.models import build_lm
 from memunlearn.params import check_params
 from memunlearn.training.events import EVENT_COLUMNS
@@ -55,11 +55,26 @@ def test_params_yaml_and_the_text_preset_are_valid():
      "methods.first_epoch_ga.gradients: 'last_epoch' is implemented for language models only"),
     ("image", {"methods": {"ga_last": {"method": "first_epoch_ga", "gradients": "last_epoch"}},
                "levels": {"methods": ["ga_last"]}}, "methods.ga_last.gradients: 'last_epoch'"),
+    ("text", {"modality": "image"}, "modality: 'image', but data.dataset 'pydoc_topics' is a text corpus; set "
+                                    "modality: text"),
+    ("image", {"modality": "text"}, "modality: 'text', but data.dataset 'mnist_embedded' is an image dataset"),
+    ("image", {"modality": "audio"}, "modality: got 'audio'; choose one of: image, text"),
 ])
 def test_a_combination_that_does_not_apply_is_one_line_naming_the_key(base, update, key):
     problems = check_params(with_preset(TEXT if base == "text" else IMAGE, update))
     assert len(problems) == 1 and problems[0].startswith(key), problems
     assert "\n" not in problems[0]
+
+
+def test_a_stage_refuses_prepared_data_of_another_modality(tmp_path):
+    """The stages load their modality's code by the ``modality`` param and check the prepared data is of it."""
+    from memunlearn.modality import load_modality
+
+    assert load_modality("image", tmp_path).name == "image"  # no meta.json yet: nothing to contradict
+    (tmp_path / "meta.json").write_text('{"modality": "text"}')
+    assert load_modality("text", tmp_path).name == "text"
+    with pytest.raises(ValueError, match=r"modality: 'image', but .* holds text data; run 'dvc repro prepare'"):
+        load_modality("image", tmp_path)
 
 
 # ---- the shared methods on text ---------------------------------------------------

@@ -35,7 +35,7 @@ def image_claims() -> pd.DataFrame:
 
 
 def text_claims() -> pd.DataFrame:
-    """A text run's results/claims.csv, in the shape modality/text/claims.py writes it."""
+    """A text run's results/claims.csv, in the shape experiments/text_claims.py writes it."""
     found = seed003_claims(text_rows((5.0, 5.2, 4.9), (9.0, 9.3, 8.8)), pd.Series([12.0, 12.0, 12.0]))
     return found.rename(columns={"effect_means": "comparison", "n": "n_seeds"})[list(COLUMNS)]
 

@@ -3,15 +3,19 @@
 For each stage (matrix and foreach stages included) the stage script named
 in its ``cmd`` is parsed with ``ast``; its imports are followed through the
 project (``stages/``, ``src/memunlearn/``), package ``__init__`` files
-included, since importing ``a.b.c`` runs ``a`` and ``a.b`` first. Every file
-reached must lie under a declared dep (a file, or a folder holding it), so
-editing code a stage runs always reruns that stage. Plumbing that cannot
-change a result is exempt (``PLUMBING``).
+included, since importing ``a.b.c`` runs ``a`` and ``a.b`` first. A file that
+calls ``load_modality`` imports ``memunlearn.modality.<m>.pipeline`` by name:
+the stage is checked once per modality ``m``, with ``${modality}`` in its deps
+read as ``m`` (DVC fills it from params.yaml). Every file reached must lie
+under a declared dep (a file, or a folder holding it), so editing code a
+stage runs always reruns that stage. Plumbing that cannot change a result is
+exempt (``PLUMBING``).
 """
 from __future__ import annotations
 
 import ast
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -23,6 +27,8 @@ STAGES_DIR = REPO / "stages"
 PACKAGE = "memunlearn"
 # Not deps by design (rule 7): params/paths/tracking glue, MLflow, where `device: auto` lands, the version string,
 # class names (model metadata; the figures stage, which draws them, declares the file).
+MODALITIES = sorted(p.parent.name for p in (SRC / PACKAGE / "modality").glob("*/pipeline.py"))  # image, text
+LOADER = "load_modality"  # modality/base.py: imports modality/<name>/pipeline.py by name
 PLUMBING = {"stages/_common.py", "src/memunlearn/tracking.py", "src/memunlearn/devices.py",
             "src/memunlearn/__init__.py", "src/memunlearn/labels.py"}
 
@@ -48,13 +54,12 @@ def module_name(path: Path) -> str:
     return path.stem
 
 
-def imported_names(path: Path) -> set[tuple[str, bool]]:
-    """(module name, must exist) for every module an import statement of ``path`` may load, function-level
-    imports included; ``from pkg import name`` gives ``pkg`` (must exist) and ``pkg.name`` (may be a name)."""
+def _names_of(nodes, path: Path) -> set[tuple[str, bool]]:
+    """(module name, must exist) for the import statements among ``nodes`` (AST nodes of ``path``)."""
     here = module_name(path)
     package = here if path.name == "__init__.py" else here.rpartition(".")[0]
     names: set[tuple[str, bool]] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in nodes:
         if isinstance(node, ast.Import):
             names |= {(alias.name, True) for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
@@ -68,8 +73,53 @@ def imported_names(path: Path) -> set[tuple[str, bool]]:
     return names
 
 
-def imported_files(script: Path) -> set[Path]:
-    """The project files that running ``script`` imports, transitively; parents' ``__init__`` included."""
+def _called(tree: ast.AST) -> set[str]:
+    """The names every call in ``tree`` calls (``f(...)`` and ``x.f(...)`` give ``f``)."""
+    return {getattr(n.func, "id", getattr(n.func, "attr", None)) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+
+
+def imported_names(path: Path, modality: str | None = None) -> set[tuple[str, bool]]:
+    """(module name, must exist) for every module an import statement of ``path`` may load, function-level
+    imports included; ``from pkg import name`` gives ``pkg`` (must exist) and ``pkg.name`` (may be a name). A
+    script that calls ``load_modality`` runs ``modality``'s pipeline module: its module-level imports and those
+    of the methods the script calls (``pipeline_names``)."""
+    tree = ast.parse(path.read_text(), str(path))
+    names = _names_of(ast.walk(tree), path)
+    called = _called(tree)
+    if LOADER in called and module_name(path) != f"{PACKAGE}.modality.base":
+        if modality is None:
+            raise ValueError(f"{path} loads a modality's code: check it with a modality")
+        names |= pipeline_names(modality, called)
+    return names
+
+
+def pipeline_names(modality: str, methods: set[str]) -> set[tuple[str, bool]]:
+    """What running ``methods`` of modality/<modality>/pipeline.py imports: its module-level imports, and the
+    function-level imports of those methods and of the module's functions they call (transitively). Python runs
+    a function's imports only when it is called, so a stage depends on the methods it uses, not on all of them."""
+    path = SRC / PACKAGE / "modality" / modality / "pipeline.py"
+    tree = ast.parse(path.read_text(), str(path))
+    functions = {n.name: n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    names = _names_of(top, path) | {(f"{PACKAGE}.modality.{modality}.pipeline", True)}
+    todo, done = [m for m in methods if m in functions], set()
+    while todo:
+        name = todo.pop()
+        if name in done:
+            continue
+        done.add(name)
+        names |= _names_of(ast.walk(functions[name]), path)
+        todo += [f for f in _called(functions[name]) if f in functions]
+    return names
+
+
+def is_pipeline(path: Path) -> bool:
+    return path.name == "pipeline.py" and path.parent.parent == SRC / PACKAGE / "modality"
+
+
+def imported_files(script: Path, modality: str | None = None) -> set[Path]:
+    """The project files that running ``script`` imports, transitively; parents' ``__init__`` included; for a
+    script that loads a modality's code, ``modality``'s."""
     seen: set[Path] = set()
     todo = [script]
     while todo:
@@ -77,7 +127,10 @@ def imported_files(script: Path) -> set[Path]:
         if path in seen:
             continue
         seen.add(path)
-        for name, must_exist in imported_names(path):
+        # a modality's pipeline module is loaded by name only (test_pipelines_are_loaded_by_name_only): its
+        # imports are the loading script's pipeline_names, per method called
+        names = set() if is_pipeline(path) else imported_names(path, modality)
+        for name, must_exist in names:
             parts = name.split(".")
             for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ first
                 found = module_file(".".join(parts[:i]))
@@ -105,17 +158,70 @@ def covered(path: str, deps: list[str]) -> bool:
     return any(path == dep.rstrip("/") or path.startswith(dep.rstrip("/") + "/") for dep in deps)
 
 
-def uncovered(stage: dict) -> list[str]:
-    """Project files the stage imports that no dep covers (plumbing aside)."""
-    files = {str(p.relative_to(REPO)) for p in imported_files(stage_script(stage))}
-    deps = [str(d) for d in stage.get("deps", [])]
+def resolved_deps(stage: dict, modality: str) -> list[str]:
+    """The stage's deps as DVC reads them when params.yaml says ``modality: <modality>``."""
+    return [str(d).replace("${modality}", modality) for d in stage.get("deps", [])]
+
+
+def loads_a_modality(stage: dict) -> bool:
+    return any(LOADER in {getattr(n.func, "id", getattr(n.func, "attr", None))}
+               for n in ast.walk(ast.parse(stage_script(stage).read_text())) if isinstance(n, ast.Call))
+
+
+def uncovered(stage: dict, modality: str = "image") -> list[str]:
+    """Project files the stage imports that no dep covers (plumbing aside), on a run of ``modality``."""
+    files = {str(p.relative_to(REPO)) for p in imported_files(stage_script(stage), modality)}
+    deps = resolved_deps(stage, modality)
     return sorted(f for f in files - PLUMBING if not covered(f, deps))
 
 
+@pytest.mark.parametrize("modality", MODALITIES)
 @pytest.mark.parametrize("name", list(stage_definitions()))
-def test_stage_deps_cover_the_code_it_imports(name):
-    missing = uncovered(stage_definitions()[name])
-    assert not missing, f"dvc.yaml stage {name!r} imports {missing} but does not list them (or a folder) in deps"
+def test_stage_deps_cover_the_code_it_imports(name, modality):
+    missing = uncovered(stage_definitions()[name], modality)
+    assert not missing, (f"dvc.yaml stage {name!r} imports {missing} on a {modality} run but does not list them "
+                         f"(or a folder) in deps")
+
+
+MIGRATED = ("prepare", "train", "memorize", "proxies", "proxy_study", "partition", "oracle", "unlearn", "evaluate",
+            "forgetting_quality")
+
+
+def test_stages_load_their_modality_by_name():
+    stages = stage_definitions()
+    assert MODALITIES == ["image", "text"]
+    for name in MIGRATED:
+        assert loads_a_modality(stages[name]), f"stage {name!r} should run its modality through load_modality"
+        assert "modality" in stages[name].get("params", []), f"stage {name!r} should declare the modality param"
+
+
+@pytest.mark.parametrize("modality", MODALITIES)
+def test_one_modality_code_is_no_dep_of_the_others_runs(modality):
+    """Editing a modality's own code (src/memunlearn/modality/<m>/) reruns no stage of another modality's run."""
+    own = f"src/memunlearn/modality/{modality}/pipeline.py"
+    for other in (m for m in MODALITIES if m != modality):
+        for name, stage in stage_definitions().items():
+            if loads_a_modality(stage):
+                assert not covered(own, resolved_deps(stage, other)), f"{name} on {other} depends on {own}"
+                assert covered(own, resolved_deps(stage, modality)), f"{name} on {modality} misses {own}"
+
+
+def test_dvc_fills_the_modality_into_deps(tmp_path):
+    """Real DVC reads ``${modality}`` in a dep from params.yaml: the train stage's code is its run's modality's."""
+    from dvc.repo import Repo
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    Repo.init(str(tmp_path))
+    (tmp_path / "dvc.yaml").write_text((REPO / "dvc.yaml").read_text())
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for modality in MODALITIES:
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump({**params, "modality": modality}))
+        with Repo(str(tmp_path)) as repo:
+            train = next(s for s in repo.index.stages if s.name == "train")
+            deps = {str(d.def_path) for d in train.deps}
+        assert f"src/memunlearn/modality/{modality}" in deps
+        assert not any(d.startswith("src/memunlearn/modality/") and d.endswith(tuple(set(MODALITIES) - {modality}))
+                       for d in deps)
 
 
 def test_removing_a_needed_dep_is_caught():
@@ -130,7 +236,7 @@ def test_the_package_root_holds_no_code():  # why PLUMBING may list it
 
 
 def test_imports_are_followed_through_packages_and_relative_imports():
-    files = {str(p.relative_to(REPO)) for p in imported_files(STAGES_DIR / "unlearn.py")}
+    files = {str(p.relative_to(REPO)) for p in imported_files(STAGES_DIR / "unlearn.py", "image")}
     assert {"stages/_common.py", "src/memunlearn/__init__.py", "src/memunlearn/unlearning/__init__.py",
             "src/memunlearn/unlearning/salun.py",  # imported by unlearning/__init__.py (relative import)
             "src/memunlearn/training/loop.py"} <= files
@@ -149,3 +255,19 @@ def test_a_missing_project_module_is_an_error(tmp_path):
     script.write_text("from memunlearn.evaluation.nothing_here import x\n")
     with pytest.raises(ImportError, match="memunlearn.evaluation.nothing_here"):
         imported_files(script)
+
+
+def test_pipelines_are_loaded_by_name_only():
+    """No project file imports a modality's pipeline module (pipeline_names accounts for its imports per method
+    called, which holds only when load_modality is the one way in)."""
+    for path in [*SRC.rglob("*.py"), *STAGES_DIR.glob("*.py")]:
+        names = {n for n, _ in _names_of(ast.walk(ast.parse(path.read_text())), path)}
+        assert not any(n.startswith(f"{PACKAGE}.modality.") and n.endswith(".pipeline") for n in names), path
+
+
+def test_a_stage_depends_on_the_methods_it_calls_only():
+    """The prepare stage runs no training: the image pipeline's training code is no dep of it."""
+    prepare = {str(p.relative_to(REPO)) for p in imported_files(STAGES_DIR / "prepare.py", "image")}
+    train = {str(p.relative_to(REPO)) for p in imported_files(STAGES_DIR / "train.py", "image")}
+    assert "src/memunlearn/training/loop.py" in train - prepare
+    assert "src/memunlearn/modality/image/pipeline.py" in prepare & train

@@ -266,7 +266,7 @@ def test_gpt2_tiny_oracles_train_on_every_seed_with_the_clipped_recipe():
     stalled near the unigram loss for some seeds before the LM recipe clipped the gradient norm at 1.0: next-token
     test accuracy 0.03-0.12 for 5 of 9 seeds, 0.19-0.22 for the rest; clipped, 0.20-0.24 for all 9. Seeds 1 and 2
     stalled (0.031, 0.092) and train (0.242, 0.200) with the clip."""
-    from memunlearn.modality.text.oracle import train_text_oracle
+    from memunlearn.modality.text.cache import train_text_oracle
     from memunlearn.training.recipe import TrainConfig
 
     prepared = prepare_text(TextDataConfig(vocab_size=512, seq_len=32, max_sequences=600, canary_copies=(1, 4, 16)))

@@ -1,5 +1,5 @@
 """Forgetting quality (LiRA) on text: the sequence confidence, the copies and the caches
-(modality/text/forgetting_quality.py, experiments/forgetting_quality.py score_copies)."""
+(modality/text/pipeline.py ``text_sides``, experiments/forgetting_quality.py score_copies)."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +9,7 @@ import torch
 from memunlearn.data.text_prepare import TextDataConfig, prepare_text
 from memunlearn.evaluation.lira import logit_scaled_sequence_confidence
 from memunlearn.experiments.forgetting_quality import score_copies
-from memunlearn.modality.text.forgetting_quality import text_sides
+from memunlearn.modality.text.pipeline import text_sides
 from memunlearn.partition import apply_partition
 from memunlearn.training.recipe import TrainConfig
 from memunlearn.unlearning import UnlearnConfig, UnlearnContext

@@ -17,7 +17,7 @@ from memunlearn.experiments.text_canaries import train_lm
 from memunlearn.experiments.text_claims import seed003_claims
 from memunlearn.models import build_lm
 from memunlearn.modality.text.cache import cached_lm
-from memunlearn.modality.text.claims import ablation_rows
+from memunlearn.experiments.text_claims import ablation_rows
 from memunlearn.modality.text.grid import ablation_facts
 from memunlearn.modality.text.trained import recorded_layers
 from memunlearn.params import check_params
@@ -110,13 +110,13 @@ def test_text_models_are_cached_by_content(prepared, tmp_path):
 
     recipe = TrainConfig(model="gpt2_micro", precision="fp32")
     args = ("oracle", prepared.train, prepared.info, recipe)
-    first, _, record, cached = cached_lm(tmp_path, *args, 0, (), train, "modality/text/oracle.py")
-    again, _, record_again, cached_again = cached_lm(tmp_path, *args, 0, (), train, "modality/text/oracle.py")
+    first, _, record, cached = cached_lm(tmp_path, *args, 0, (), train, "modality/text/cache.py")
+    again, _, record_again, cached_again = cached_lm(tmp_path, *args, 0, (), train, "modality/text/cache.py")
     assert (cached, cached_again, len(calls)) == (False, True, 1) and record_again == record
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
-    cached_lm(tmp_path, *args, 1, (), train, "modality/text/oracle.py")  # another seed: trained
+    cached_lm(tmp_path, *args, 1, (), train, "modality/text/cache.py")  # another seed: trained
     cached_lm(tmp_path, "oracle", prepared.train.take(torch.arange(10)), prepared.info, recipe, 0, (), train,
-              "modality/text/oracle.py")  # other data: trained
+              "modality/text/cache.py")  # other data: trained
     assert len(calls) == 3
 
 

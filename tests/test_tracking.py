@@ -245,3 +245,25 @@ def test_tracking_failure_warns_and_never_raises(tmp_path, caplog):
         log_row(None, {"loss": 1.0})
         fail_stage(None, "error: x")
     assert "MLflow tracking failed" in caplog.text and "'train'" in caplog.text
+
+
+def test_a_language_model_is_registered_with_its_modality_card(target):
+    """A text run's models are registered like an image run's: the text modality's card gives a token-id input
+    example and metadata (vocabulary, context, pad id) instead of image normalization (modality/base.py)."""
+    from memunlearn.data.text import TextInfo
+    from memunlearn.modality import load_modality
+    from memunlearn.models import build_lm
+
+    info = TextInfo("tiny_corpus", vocab_size=40, seq_len=8, pad_id=0, eos_id=1, corpus_sha256="c",
+                    tokenizer_sha256="t")
+    model = build_lm("gpt2_micro", info.vocab_size, info.seq_len, seed=0).eval()
+    card = load_modality("text").model_card(info)
+    record_stage(StageRecord("train", models={"original_model": ModelRecord(model, "original", info,
+                                                                            {"model": "gpt2_micro"}, card)}), target)
+
+    uri = "models:/test-original@latest"
+    local = mlflow.artifacts.download_artifacts(uri, tracking_uri=target.uri)
+    metadata = yaml.safe_load(open(f"{local}/MLmodel"))["metadata"]
+    assert metadata["vocab_size"] == 40 and metadata["input_shape"] == [8] and metadata["pad_id"] == 0
+    assert metadata["git_commit"] == "abc" and "class_names" not in metadata
+    assert _client(target).get_model_version_by_alias("test-original", "latest").tags["model"] == "gpt2_micro"

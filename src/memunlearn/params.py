@@ -42,6 +42,7 @@ SECTIONS: dict[str, type] = {  # params.yaml section -> the config class the sta
     "forgetting_quality": ForgettingQualityConfig,
 }
 METHODS_SECTION = "methods"  # one block per method: methods.<name> builds the config class of its method
+MODALITY_KEY = "modality"  # image or text: which modality's code the stages run (modality/checks.py checks it)
 
 
 def check_params(params: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> list[str]:
@@ -62,9 +63,12 @@ def check_params(params: Mapping[str, Any], environ: Mapping[str, str] | None = 
             problems.extend(str(exc).splitlines())
         return None
 
-    known = [*SECTIONS, METHODS_SECTION]
+    known = [*SECTIONS, METHODS_SECTION, MODALITY_KEY]
     problems += [f"{s}: unknown section; the sections are {', '.join(known)}" for s in params if s not in known]
-    problems += [f"{s}: missing section; add it ({s}: {{}} takes the defaults)" for s in known if s not in params]
+    problems += [f"{s}: missing section; add it ({s}: {{}} takes the defaults)" for s in known
+                 if s not in params and s != MODALITY_KEY]
+    if MODALITY_KEY not in params:
+        problems.append(f"{MODALITY_KEY}: missing; add it (modality: image, or text for a text corpus)")
     configs = {s: attempt(lambda s=s: from_params(SECTIONS[s], params[s], s)) for s in SECTIONS if s in params}
     blocks = params.get(METHODS_SECTION) or {}
     if not isinstance(blocks, Mapping):

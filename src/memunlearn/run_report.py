@@ -1,6 +1,6 @@
 """What `memunlearn report` prints when a run ends (`make run`, `make full`, `make text`): the headline
 (metrics/summary.json, src/memunlearn/headline.py), each claim with its verdict (results/claims.csv,
-src/memunlearn/evaluation/claims.py or src/memunlearn/modality/text/claims.py: the same columns) and where to
+src/memunlearn/evaluation/claims.py or src/memunlearn/experiments/text_claims.py: the same columns) and where to
 look next. Every line fits ``WIDTH`` characters. Pure: a mapping and a table in, text out (the CLI reads the
 files)."""
 from __future__ import annotations
@@ -17,7 +17,7 @@ INPUTS = {"metrics/summary.json": "summary", "results/claims.csv": "claims"}  # 
 SHORT = {"tow": "ToW", "tow_mia": "ToW-MIA", "forget_acc": "FA", "retain_acc": "RA", "test_acc": "TA"}
 SCORES = ("tow", "tow_mia")  # the rest of headline.py's UNLEARNED keys are accuracies
 # What the planted AUROC measures: the image run plants label noise, the text run canaries (the text memorize
-# stage writes the canaries' AUROC under the same key, modality/text/memorize.py).
+# stage writes the canaries' AUROC under the same key, modality/text/pipeline.py memorize).
 PLANTED = {"image": "planted-noise AUROC", "text": "canary AUROC"}
 ACCURACY = {"image": "accuracy", "text": "next-token accuracy"}
 

@@ -83,15 +83,25 @@ def git_commit(root: Path) -> str:
 
 
 @dataclass(frozen=True)
+class ModelCard:
+    """What a registered model carries besides its weights: an input example (its signature) and the metadata a
+    user needs (modality/base.py ``Modality.model_card``)."""
+
+    input_example: Any  # e.g. (2, C, H, W) float32 images or (2, T) int64 token ids: batch 2, so not fixed
+    metadata: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class ModelRecord:
     """A model to log and register as ``<experiment>-<role>`` (e.g. ``memunlearn-unlearned``), with ``tags``
-    (method, strategy, forget kind; the forget-set digest is added from the record's F) and ``info``'s input
-    normalization and class names in its metadata."""
+    (method, strategy, forget kind; the forget-set digest is added from the record's F) and ``card``'s input
+    example and metadata (without a card: an image model's, from ``info``'s normalization and class names)."""
 
     module: nn.Module
     role: str  # original | oracle | unlearned | <grid>-<group score>-<kind>
-    info: Any  # memunlearn.data.DatasetInfo
+    info: Any  # memunlearn.data.DatasetInfo (TextInfo with a card)
     tags: Mapping[str, str] = field(default_factory=dict)
+    card: ModelCard | None = None
 
 
 @dataclass(frozen=True)
@@ -290,14 +300,17 @@ def model_requirements() -> list[str]:
     return [f"torch=={torch.__version__.split('+')[0]}", f"numpy=={np.__version__}"]
 
 
-def model_metadata(info, tags: Mapping[str, str]) -> dict[str, Any]:
-    """What a user of the model needs: the input normalization, class names, project version and commit."""
+def model_metadata(info, tags: Mapping[str, str], card: ModelCard | None = None) -> dict[str, Any]:
+    """What a user of the model needs: the input normalization, class names (an image model's, without a
+    ``card``), project version and commit."""
     import memunlearn
     from memunlearn.labels import class_names
 
+    common = {"memunlearn_version": memunlearn.__version__, "git_commit": tags.get("git_commit", "none")}
+    if card is not None:
+        return {**common, **card.metadata}
     return {
-        "memunlearn_version": memunlearn.__version__, "git_commit": tags.get("git_commit", "none"),
-        "dataset": info.name, "input_shape": [info.in_channels, info.image_size, info.image_size],
+        **common, "dataset": info.name, "input_shape": [info.in_channels, info.image_size, info.image_size],
         "input_normalization": "uint8 image / 255, then (x - mean) / std per channel",
         "mean": list(info.mean), "std": list(info.std),
         "class_names": class_names(info.name, info.num_classes),
@@ -315,10 +328,11 @@ def _log_model(mlflow, client, target: TrackingTarget, name: str, model: nn.Modu
         return
     info = model.info
     tags = {**model.tags, **({"forget_digest": forget_digest} if forget_digest else {})}
-    example = np.zeros((2, info.in_channels, info.image_size, info.image_size), dtype=np.float32)  # batch 2: not fixed
+    example = (model.card.input_example if model.card is not None
+               else np.zeros((2, info.in_channels, info.image_size, info.image_size), dtype=np.float32))  # batch 2
     logged = mlflow.pytorch.log_model(
         model.module.cpu().eval(), name=name, input_example=example, pip_requirements=model_requirements(),
-        metadata=model_metadata(info, target.tags), registered_model_name=registered_name(target, model.role),
+        metadata=model_metadata(info, target.tags, model.card), registered_model_name=registered_name(target, model.role),
         tags=tags, **({"run_id": run_id} if run_id else {}))
     for key, value in {**tags, "git_commit": target.tags.get("git_commit", "none")}.items():
         client.set_model_version_tag(registered_name(target, model.role), logged.registered_model_version, key,

@@ -52,6 +52,10 @@ class ImageSplit:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def fingerprint(self) -> str:
+        """16 hex digits over the split's content (``dataset_fingerprint``): the caches' keys."""
+        return dataset_fingerprint(self)
+
     def take(self, positions: torch.Tensor | np.ndarray) -> "ImageSplit":
         """Rows at ``positions`` (indices or a boolean mask)."""
         positions = torch.as_tensor(positions)

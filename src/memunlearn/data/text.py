@@ -10,6 +10,7 @@ see ``data/base.py``'s ``ExampleSplit``.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,13 @@ class TextSplit:
 
     def __len__(self) -> int:
         return len(self.example_ids)
+
+    def fingerprint(self) -> str:
+        """16 hex digits over the split's tokens and example ids, in order: the caches' keys."""
+        digest = hashlib.sha256()
+        for tensor in (self.tokens, self.example_ids):
+            digest.update(tensor.contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     def take(self, positions) -> "TextSplit":
         """Rows at ``positions`` (indices or a boolean mask)."""

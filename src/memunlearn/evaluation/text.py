@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -104,3 +105,11 @@ def mia_of(retain: np.ndarray, test: np.ndarray, forget: np.ndarray, seed: int =
                         -np.r_[losses["retain"], losses["test"]])
     return {"auc": float(auc), "mia_forget": svc_mia(as_probs(losses["retain"]), as_probs(losses["test"]),
                                                      as_probs(losses["forget"]), "true_prob", seed)}
+
+
+def exposure_columns(columns, suffix: str = "") -> list[str]:
+    """The ``exposure_<c>x<suffix>`` columns (canary exposure per copy count c, ``canary_exposures`` by copies; a sweep
+    summary's with suffix ``_mean``), by c ascending."""
+    pattern = re.compile(rf"exposure_(\d+)x{re.escape(suffix)}")
+    found = [(int(m.group(1)), c) for c in columns if (m := pattern.fullmatch(c))]
+    return [c for _, c in sorted(found)]

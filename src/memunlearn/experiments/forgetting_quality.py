@@ -103,7 +103,7 @@ MAX_COPIES = SEED_OFFSETS["retrained"]  # more would make the sides' seeds overl
 @dataclass(frozen=True)
 class Sides:
     """How one modality makes and observes the model copies (the image path: ``image_sides``; text:
-    modality/text/forgetting_quality.py). Each maker gets the copy's context (its seed in ``ctx.seed``)."""
+    modality/text/pipeline.py ``text_sides``). Each maker gets the copy's context (its seed in ``ctx.seed``)."""
 
     unlearned: Callable[[UnlearnContext], tuple[nn.Module, float]]  # -> (model, seconds it took)
     retrained: Callable[[UnlearnContext], tuple[nn.Module, float]]

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..config import ConfigError
+from ..evaluation.claims import claims_report
 from ..evaluation.stats import mean_ci
+from ..evaluation.text import exposure_columns
 
 MARGIN_BITS = 1.0  # exposure differences within one bit are "on par"
 PPL_BOUND = 0.10  # finding 4: calibrated ascent keeps validation perplexity within +10%
@@ -66,3 +69,35 @@ def seed003_claims(rows: pd.DataFrame, original_exposure: pd.Series, margin: flo
         claim("calibration_keeps_validation", 4, PPL_BOUND - change, 0.0,
               f"{PPL_BOUND:.0%} minus the relative change of validation perplexity (embedding); > 0: within bound")
     return pd.DataFrame(out)
+
+
+GRID = "sweep"  # the grid whose first_epoch_ga variants are the ablations (params/text.yaml)
+SOURCES = ("first_epoch", "last_epoch")
+
+
+def ablation_rows(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """The ``sweep`` grid's first_epoch_ga cells as ``seed003_claims`` reads them (seed, source, layers,
+    exposure_<c>x, val_ppl_change, stored_mib) and each seed's original exposure of the most-copied canaries.
+    One forget set: kind ``canaries`` if the grid has it, else its first; the grid's first score and strategy."""
+    rows = results[(results["grid"] == GRID) & results["source"].isin(SOURCES)] if "source" in results else results[:0]
+    if rows.empty:
+        raise ConfigError(f"claims (text): the {GRID} grid has no first_epoch_ga cell; list methods.<variant> blocks "
+                          f"of first_epoch_ga in {GRID}.methods (params/text.yaml) and rerun `dvc repro claims`")
+    kind = "canaries" if "canaries" in set(rows["kind"]) else rows["kind"].iloc[0]
+    rows = rows[(rows["kind"] == kind) & (rows["group_score"] == rows["group_score"].iloc[0])]
+    rows = rows[rows["strategy"] == rows["strategy"].iloc[0]]
+    exposures = exposure_columns(rows.columns)
+    table = rows[["seed", "source", "layers", *exposures, "val_ppl_change", "stored_mib"]].reset_index(drop=True)
+    original = rows.groupby("seed")[f"original_{exposures[-1]}"].first()
+    return table, original
+
+
+def text_claims_markdown(table: pd.DataFrame, rows: pd.DataFrame) -> str:
+    """The image report's layout (evaluation/claims.py ``claims_report``) with seed 003's metric."""
+    variants = ", ".join(f"{s} x {l}" for s, l in rows[["source", "layers"]].drop_duplicates().itertuples(index=False))
+    return claims_report(
+        f"Seed 003's findings 1, 2 and 4 on the {GRID} grid's first_epoch_ga cells ({variants}); "
+        f"{rows['seed'].nunique()} training seeds. Metric: canary exposure in bits (lower = more forgotten); "
+        f"{MARGIN_BITS:g} bit counts as no difference; finding 4's bound is +{PPL_BOUND:.0%} validation "
+        "perplexity. Effect = mean per-seed difference, 95% t-based CI; a positive effect is what the paper says.",
+        table, label=lambda row: f"{row['finding']}: {row['claim']}")

@@ -1,10 +1,12 @@
-"""Modalities (registry in base.py): image data and CNNs, text corpora and language models.
+"""Modalities: image data and CNNs, text corpora and language models (base.py: the ``MODALITIES`` registry of
+rules, the ``Modality`` protocol of behaviour, ``load_modality``).
 
-Importing this package registers both modalities' descriptions only (cheap);
-each text stage's implementation is its own module under ``text/``, imported
-by its stage script alone, so a stage's DVC deps stay the code it runs.
+Importing this package registers both modalities' rules only (applies.py, cheap); a modality's behaviour is
+``modality/<name>/pipeline.py``, loaded by name, so a stage's DVC deps hold the folder of its run's modality alone.
 """
-from .base import IMAGE, MODALITIES, MODALITY_KEY, Modality, StagePaths, prepared_modality
-from . import image, text  # noqa: F401  (importing registers them)
+from .base import (IMAGE, MODALITIES, MODALITY_KEY, Modality, ModalityRules, Prepared, StagePaths, SubsetModels,
+                   dataset_problems, load_modality, prepared_modality)
+from . import applies  # noqa: F401  (importing registers them)
 
-__all__ = ["IMAGE", "MODALITIES", "MODALITY_KEY", "Modality", "StagePaths", "prepared_modality"]
+__all__ = ["IMAGE", "MODALITIES", "MODALITY_KEY", "Modality", "ModalityRules", "Prepared", "StagePaths",
+           "SubsetModels", "dataset_problems", "load_modality", "prepared_modality"]

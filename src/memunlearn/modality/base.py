@@ -2,26 +2,33 @@
 
 A modality is the kind of data ``data.dataset`` names (data/base.py
 ``data_modality``: an image dataset or a text corpus) and of model
-``train.model`` names (models/base.py ``model_modality``). Its entry says
-which registered unlearning methods, proxies and forget-set kinds apply to
-it, which params keys do not (``problems``: one line each, naming the key
-and the fix, reported by ``memunlearn check``). A stage script runs the
-image path in its own body and hands a text run to its module under
-modality/text/ (stages/_modality.py): the stage finds the run's modality
-in the prepared data (``meta.json``'s ``modality`` key; an image
-``meta.json`` has none), so no stage reads a params section it does not
-declare, and each stage's DVC deps are the code it runs.
+``train.model`` names (models/base.py ``model_modality``); the ``modality``
+param names it for the stages. Two things per modality:
+
+- its rules, ``ModalityRules`` in ``MODALITIES`` (applies.py): which
+  registered unlearning methods, proxies and forget-set kinds apply to it,
+  which params keys do not (``problems``: one line each, naming the key and
+  the fix, reported by ``memunlearn check``);
+- its behaviour, the ``Modality`` protocol: what a stage asks of the data
+  and models it runs on (load the prepared data, train, save and load a
+  model, the unlearning context, the partition's score sources, how MLflow
+  sees a split and a model). ``load_modality`` imports
+  ``modality/<name>/pipeline.py`` by name, so a stage script imports
+  neither modality and its DVC deps name the folder of the one it runs
+  (``src/memunlearn/modality/${modality}`` in dvc.yaml).
 """
 from __future__ import annotations
 
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping, Protocol
 
-from ..registry import Registry
+from ..registry import Registry, UnknownNameError
 
 IMAGE = "image"
+DATA_WORDS = {"image": "an image dataset", "text": "a text corpus"}
 MODALITY_KEY = "modality"  # in data/prepared/meta.json; absent = image (image meta.json files predate it)
 
 
@@ -51,7 +58,9 @@ StageFn = Callable[[Mapping[str, Any], StagePaths, Callable[[Mapping[str, Any]],
 
 
 @dataclass(frozen=True)
-class Modality:
+class ModalityRules:
+    """What applies to a modality (applies.py registers one per modality)."""
+
     name: str
     summary: str
     methods: tuple[str, ...] | None = None  # registered unlearning methods that apply; None = every one
@@ -62,7 +71,7 @@ class Modality:
     problems: Callable[[Mapping[str, Any]], list[str]] = lambda params: []  # keys that do not apply
 
 
-MODALITIES: Registry[Modality] = Registry("modality")
+MODALITIES: Registry[ModalityRules] = Registry("modality")
 
 
 def used_method_blocks(params: Mapping[str, Any], method: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -90,3 +99,124 @@ def prepared_modality(prepared: Path) -> str:
     if not meta.exists():
         return IMAGE
     return json.loads(meta.read_text()).get(MODALITY_KEY, IMAGE)
+
+
+@dataclass(frozen=True)
+class SubsetModels:
+    """Where the memorize stage's subset models live and train (an image run's persistent store; a text run
+    trains its K models each run)."""
+
+    root: Path  # the store (data/memorize_store)
+    timings: Path | None  # each stored model's seconds, outside the store (memorization/store.py)
+    execution: Any  # memorization/exact.py Execution: MEMUNLEARN_RUNNER, MEMUNLEARN_WORKERS
+    runner: Any  # None (local), or memorization/runners.py prefect_runner's
+    restore: Callable[[str, range], Any]  # (store key, model indices) -> copies models back from DVC's cache
+
+
+class Prepared(Protocol):
+    """A run's prepared data (data/prepared/), as the stages read it."""
+
+    train: Any  # an ExampleSplit: ImageSplit or TextSplit
+    validation: Any  # the same kind, None without a validation split
+    test: Any
+    info: Any  # DatasetInfo or TextInfo
+
+    @property
+    def planted(self) -> Any:
+        """Example ids of the planted examples (image: flipped labels; text: canary copies)."""
+
+    def labels(self) -> Any:
+        """Each training example's label by example_id (image: its class; text: its canary copy count)."""
+
+
+class Modality(Protocol):
+    """What the stages ask of a modality (one implementation each: modality/<name>/pipeline.py ``MODALITY``)."""
+
+    name: str
+
+    def prepare(self, config: Any, raw: Path, out: Path) -> tuple[dict[str, Any], list[Path]]:
+        """Write the prepared data into ``out``; (the prepare stage's metrics, files to log)."""
+
+    def load(self, prepared: Path) -> Prepared: ...
+
+    def train_original(self, data: Prepared, recipe: Any, records: Any, device: Any, out: Path,
+                       on_row: Callable | None) -> tuple[Any, dict[str, Any], list[dict], list[Path]]:
+        """Train the original model, writing its training records into ``out``; (model, metrics, history,
+        files to log)."""
+
+    def save_model(self, model: Any, name: str, info: Any, path: Path) -> None: ...
+
+    def load_model(self, path: Path, stage: str) -> tuple[Any, str]:
+        """(model, its registered model name) of a checkpoint ``stage`` wrote."""
+
+    def cached_oracle(self, retain: Any, info: Any, recipe: Any, device: Any, seed: int, cache: Path | None,
+                      on_row: Callable | None = None) -> tuple[Any, float, bool]:
+        """The retrain oracle on ``retain``, or its model from ``cache``: (model, training seconds, cached)."""
+
+    def unlearn_context(self, data: Prepared, recipe: Any, device: Any, seed: int, train_dir: Path) -> Any:
+        """The UnlearnContext methods get (first-epoch gradients when recorded, the validation split)."""
+
+    def score_sources(self, data: Prepared, exact: Any, proxies: Any, original: Path, device: Any) -> Any:
+        """The partition's ScoreSources (``original``: the trained model's checkpoint, for embeddings)."""
+
+    def describe_forget_set(self, config: Any, forget: Any, sources: Any, data: Prepared) -> dict[str, Any]:
+        """metrics/partition.json: what the forget set is made of."""
+
+    def memorize(self, data: Prepared, recipe: Any, config: Any, device: Any, out: Path, plots: Path,
+                  subset_models: SubsetModels) -> tuple[Any, dict[str, Any], list[Path]]:
+        """Exact memorization scores of the training examples: (the scores table, metrics/memorize.json, files to
+        log); writes its other tables into ``out`` and its plots into ``plots``."""
+
+    def proxy_inputs(self, data: Prepared, config: Any, train_dir: Path, device: Any) -> tuple[list[str], Any]:
+        """(the proxies to compute: ``proxies.names`` or every one that applies, their ProxyInputs)."""
+
+    def model_metrics(self, model: Any, data: Prepared, parts: Any, config: Any, device: Any) -> dict[str, Any]:
+        """One model's row of the evaluation (forget/retain/test accuracy, per-subset accuracy, MIA, ...)."""
+
+    def lira_sides(self, data: Prepared, parts: Any, strategy: str, plan: Any, ctx: Any, train_dir: Path,
+                   oracle_cache: Path | None, unlearn_cache: Path | None) -> Any:
+        """LiRA's Sides (experiments/forgetting_quality.py): how this modality makes an unlearned and a retrained
+        copy of the model and observes one (its confidences on F, its accuracies)."""
+
+    def claims(self, results: Any, params: Mapping[str, Any], metrics_dir: Path) -> tuple[Any, str]:
+        """The papers' findings tested on the grids' seeds (``results``: results/sweep/results.csv; ``params``:
+        the claims, rum_compare and sweep sections): (the claims table, its markdown report)."""
+
+    def figures(self, data: Prepared, results: Path, memorize: Path, out: Path) -> list[Path]:
+        """Draw the study's figures from the stages' tables into ``out``; the files written."""
+
+    def dataset_view(self, split: Any, data: Prepared) -> Any:
+        """``split`` as MLflow's dataset inputs take it (``example_ids``, ``labels``)."""
+
+    def model_card(self, info: Any) -> Any:
+        """memunlearn.tracking.ModelCard: a registered model's input example and metadata."""
+
+
+def dataset_problems(params: Mapping[str, Any]) -> list[str]:
+    """The ``modality`` param against the modality ``data.dataset`` names (one line, naming the fix), or []."""
+    from ..config import nested_value
+    from ..data.base import data_modality
+
+    name = params.get("modality", IMAGE)
+    dataset = nested_value(params, "data", "dataset") or "mnist_embedded"
+    if not isinstance(name, str) or name not in MODALITIES:
+        return [f"modality: got {name!r}; choose one of: {', '.join(MODALITIES.names())}"]
+    try:
+        modality = data_modality(dataset)
+    except UnknownNameError:
+        return []  # reported by the data section's own check
+    if modality == name:
+        return []
+    return [f"modality: {name!r}, but data.dataset {dataset!r} is {DATA_WORDS.get(modality, modality)}; set "
+            f"modality: {modality} (params/text.yaml sets both for text)"]
+
+
+def load_modality(name: str, prepared: Path | None = None) -> Modality:
+    """The behaviour of modality ``name`` (the ``modality`` param); with ``prepared``, checks that the prepared
+    data is of that modality."""
+    if not isinstance(name, str) or name not in MODALITIES:
+        raise ValueError(f"modality: got {name!r}; choose one of: {', '.join(MODALITIES.names())}")
+    if prepared is not None and (found := prepared_modality(prepared)) != name:
+        raise ValueError(f"modality: {name!r}, but {prepared} holds {found} data; run 'dvc repro prepare' "
+                         f"(or set modality: {found})")
+    return importlib.import_module(f"{__package__}.{name}.pipeline").MODALITY

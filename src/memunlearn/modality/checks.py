@@ -11,9 +11,8 @@ from ..config import nested_value
 from ..data import MODALITY_DATASETS, data_modality
 from ..models import MODALITY_MODELS, model_modality
 from ..registry import UnknownNameError
-from .base import MODALITIES
+from .base import DATA_WORDS, MODALITIES, dataset_problems
 
-DATA_WORDS = {"image": "an image dataset", "text": "a text corpus"}
 
 
 def modality_problems(params: Mapping[str, Any], *, grids=(), reference_methods: Mapping[str, str] = {},
@@ -28,13 +27,14 @@ def modality_problems(params: Mapping[str, Any], *, grids=(), reference_methods:
         model_kind = model_modality(model)
     except UnknownNameError:
         return []  # reported by the section's own check
+    mismatch = dataset_problems(params)  # the modality param against data.dataset
     if model_kind != modality:
-        return [f"train.model: {model!r} is {'a language' if model_kind == 'text' else 'an image'} model but "
+        return mismatch + [f"train.model: {model!r} is {'a language' if model_kind == 'text' else 'an image'} model but "
                 f"data.dataset {dataset!r} is {DATA_WORDS.get(modality, modality)}; set train.model to one of: "
                 f"{', '.join(MODALITY_MODELS[modality].names())} (or data.dataset to one of: "
                 f"{', '.join(MODALITY_DATASETS[model_kind].names())})"]
     entry = MODALITIES.get(modality)
-    out = list(entry.problems(params))
+    out = mismatch + list(entry.problems(params))
     blocks = nested_value(params, "methods") or {}
 
     def registered(name):

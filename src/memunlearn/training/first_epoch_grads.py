@@ -39,6 +39,7 @@ statistics are untouched.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -199,6 +200,13 @@ class FirstEpochGrads:
 
     def widths(self) -> list[int]:
         return [s[0] + s[1] if n in self.factored else math.prod(s) for n, s in zip(self.names, self.shapes)]
+
+    def fingerprint(self) -> str:
+        """16 hex digits over the stored gradients by content (the unlearning cache's key)."""
+        digest = hashlib.sha256(repr((self.names, self.shapes, self.factored)).encode())
+        for tensor in (self.example_ids, self.grads):
+            digest.update(tensor.contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     def rows(self, ids) -> torch.Tensor:
         """The stored rows of ``ids``: (n, P_stored); every id must be stored."""

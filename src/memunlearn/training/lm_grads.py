@@ -17,6 +17,7 @@ training (no parameter or ``.grad`` is touched).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 import time
 from dataclasses import dataclass
@@ -110,6 +111,13 @@ class LMFirstEpochGrads:
     indptr: torch.Tensor  # (N + 1,) int64: sequence i's rows are [indptr[i], indptr[i+1])
     row_tokens: torch.Tensor  # (nnz,) int64
     rows: torch.Tensor  # (nnz, D) float32
+
+    def fingerprint(self) -> str:
+        """16 hex digits over the stored gradients by content (the unlearning cache's key)."""
+        digest = hashlib.sha256(repr((self.dense_names, self.dense_shapes, self.embedding_shape)).encode())
+        for tensor in (self.example_ids, self.dense, self.indptr, self.row_tokens, self.rows):
+            digest.update(tensor.contiguous().numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     def positions(self, ids) -> torch.Tensor:
         index = {e: i for i, e in enumerate(self.example_ids.tolist())}

@@ -19,7 +19,7 @@ from typing import Mapping
 import torch
 from torch import nn
 
-from ..data.splits import ImageSplit, dataset_fingerprint
+from ..data.base import ExampleSplit
 from ..io import atomic_write
 from ..partition import SUBSETS
 from ..provenance import PACKAGE_ROOT, imported_files, source_fingerprint
@@ -49,28 +49,23 @@ def _plan_identity(strategy: str, plan: UnlearnPlan) -> dict:
 
 
 def _context_identity(ctx: UnlearnContext) -> dict:
-    """What a method reads from its context: seed, recipe, data normalization, held-out split, first-epoch
-    gradients (by content)."""
+    """What a method reads from its context: seed, recipe, data info (normalization; a text run's vocabulary),
+    held-out split, first-epoch gradients (by content)."""
     grads = ctx.first_epoch_grads
-    if grads is not None:
-        digest = hashlib.sha256(repr((grads.names, grads.shapes, grads.factored)).encode())
-        for tensor in (grads.example_ids, grads.grads):
-            digest.update(tensor.contiguous().numpy().tobytes())
-        grads = digest.hexdigest()[:16]
     return {"seed": ctx.seed, "recipe": recipe_identity(resolved(ctx.recipe, ctx.device)),
-            "info": dataclasses.asdict(ctx.info), "first_epoch_grads": grads,
-            "heldout": dataset_fingerprint(ctx.heldout) if ctx.heldout is not None else None}
+            "info": dataclasses.asdict(ctx.info), "first_epoch_grads": grads.fingerprint() if grads else None,
+            "heldout": ctx.heldout.fingerprint() if ctx.heldout is not None else None}
 
 
-def run_key(strategy: str, model: nn.Module, subsets: Mapping[str, ImageSplit], retain: ImageSplit,
+def run_key(strategy: str, model: nn.Module, subsets: Mapping[str, ExampleSplit], retain: ExampleSplit,
             plan: UnlearnPlan, ctx: UnlearnContext) -> str:
-    """16 hex digits over the original's weights, F's subsets and R by content, the strategy, the plan, the
-    context and the code that unlearns."""
+    """16 hex digits over the original's weights, F's subsets and R by content (image or text splits alike:
+    ``fingerprint``), the strategy, the plan, the context and the code that unlearns."""
     code = source_fingerprint(imported_files(PACKAGE_ROOT / "unlearning" / "__init__.py",
                                              PACKAGE_ROOT / "unlearning" / "cache.py"))
     identity = {"strategy": strategy, "model": _weights_digest(model),
-                "subsets": {name: dataset_fingerprint(subsets[name]) for name in SUBSETS if name in subsets},
-                "retain": dataset_fingerprint(retain), "plan": _plan_identity(strategy, plan),
+                "subsets": {name: subsets[name].fingerprint() for name in SUBSETS if name in subsets},
+                "retain": retain.fingerprint(), "plan": _plan_identity(strategy, plan),
                 "context": _context_identity(ctx), "code": code}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
@@ -84,21 +79,20 @@ def _run_in_place(strategy: str, model: nn.Module, subsets, retain, plan, ctx) -
     return steps
 
 
-def cached_strategy(strategy: str, model: nn.Module, subsets: Mapping[str, ImageSplit], retain: ImageSplit,
-                    plan: UnlearnPlan, ctx: UnlearnContext, cache: Path | None, key: str | None = None
+def cached_strategy(strategy: str, model: nn.Module, subsets: Mapping[str, ExampleSplit], retain: ExampleSplit,
+                    plan: UnlearnPlan, ctx: UnlearnContext, cache: Path | None
                     ) -> tuple[nn.Module, list[StepRecord], float, bool]:
     """``run_strategy``, or its result from ``cache`` when the same run (``run_key``) was made before.
 
     Returns (unlearned model, its steps, the unlearning seconds, whether it came from the cache); a cached run
     keeps the seconds it took, so cost comparisons do not change with caching. ``model`` is unlearned in place
-    either way. ``cache=None`` always runs. ``key``: the run's key when ``run_key`` cannot compute it (a language
-    model's run: modality/text/cache.py ``text_run_key``).
+    either way. ``cache=None`` always runs.
     """
     if cache is None:
         start = time.perf_counter()
         steps = _run_in_place(strategy, model, subsets, retain, plan, ctx)
         return model, steps, time.perf_counter() - start, False
-    folder = Path(cache) / (key or run_key(strategy, model, subsets, retain, plan, ctx))
+    folder = Path(cache) / run_key(strategy, model, subsets, retain, plan, ctx)
     record = folder / "run.json"
     if record.exists():
         try:

@@ -1,10 +1,10 @@
-"""Language models and unlearning runs of the text grids by content (the image path's training/oracle.py
-``cached_oracle`` and unlearning/cache.py ``cached_strategy``, whose keys read image splits and gradients).
+"""Language models by content (the image path's training/oracle.py ``cached_oracle``): the oracle stage's, a
+text grid's and text forgetting quality's retrain oracles, and the originals a text grid trains per seed,
+recording the first-epoch gradients its cells need.
 
-A text grid trains, per seed, an original model recording the first-epoch gradients its cells need, and per
-(forget set, seed) a retrain oracle; each key covers the training data by content, the recipe, the seed, the
-recorded layers and the code that trains, so a rerun (or another grid with the same forget set) loads them. An
-unlearning run goes through ``cached_strategy`` with ``text_run_key``.
+Each key covers the training data by content, the recipe, the seed, the recorded layers and the code that
+trains, so a rerun (or another grid with the same forget set) loads them. Unlearning runs of every modality go
+through unlearning/cache.py ``cached_strategy``.
 """
 from __future__ import annotations
 
@@ -17,55 +17,22 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 
 from ...data.text import TextInfo, TextSplit
+from ...devices import resolve_device
+from ...models import build_lm
+from ...seeding import derive_seed, generator
 from ...io import atomic_write
 from ...provenance import PACKAGE_ROOT, imported_files, source_fingerprint
-from ...training.lm import load_lm_checkpoint, save_lm_checkpoint
+from ...training.lm import LMTrainConfig, fit_lm, load_lm_checkpoint, save_lm_checkpoint
 from ...training.lm_grads import LMFirstEpochGrads, load_lm_grads, save_lm_grads
 from ...training.recipe import TrainConfig, recipe_identity, resolved
-from ...unlearning.cache import _plan_identity, _weights_digest
-from ...unlearning.config import UnlearnPlan
-from ...unlearning.base import UnlearnContext
 
 RECORD = "run.json"  # written last: marks a cache entry complete
-
-
-def split_digest(*splits: TextSplit | None) -> str:
-    """16 hex digits over the splits' tokens and example ids, in order (None counts as empty)."""
-    digest = hashlib.sha256()
-    for split in splits:
-        if split is not None:
-            for tensor in (split.tokens, split.example_ids):
-                digest.update(tensor.contiguous().numpy().tobytes())
-        digest.update(b"|")
-    return digest.hexdigest()[:16]
-
-
-def grads_digest(grads: LMFirstEpochGrads | None) -> str | None:
-    if grads is None:
-        return None
-    digest = hashlib.sha256(repr((grads.dense_names, grads.dense_shapes, grads.embedding_shape)).encode())
-    for tensor in (grads.example_ids, grads.dense, grads.indptr, grads.row_tokens, grads.rows):
-        digest.update(tensor.contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def _key(identity: Mapping[str, Any], *code: str) -> str:
     files = imported_files(*(PACKAGE_ROOT / c for c in code), PACKAGE_ROOT / "modality/text/cache.py")
     identity = {**identity, "code": source_fingerprint(files)}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=list).encode()).hexdigest()[:16]
-
-
-def text_run_key(strategy: str, model: torch.nn.Module, subsets: Mapping[str, TextSplit], retain: TextSplit,
-                 plan: UnlearnPlan, ctx: UnlearnContext) -> str:
-    """unlearning/cache.py's ``run_key`` for a language model: original weights, F's subsets and R by content,
-    the strategy, the plan, the context (seed, recipe, text info, first-epoch gradients, validation split)."""
-    context = {"seed": ctx.seed, "recipe": recipe_identity(resolved(ctx.recipe, ctx.device)),
-               "info": ctx.info.to_json(), "first_epoch_grads": grads_digest(ctx.first_epoch_grads),
-               "heldout": split_digest(ctx.heldout)}
-    identity = {"strategy": strategy, "model": _weights_digest(model),
-                "subsets": {name: split_digest(split) for name, split in sorted(subsets.items())},
-                "retain": split_digest(retain), "plan": _plan_identity(strategy, plan), "context": context}
-    return _key(identity, "unlearning/__init__.py")
 
 
 def cached_lm(cache: Path | None, kind: str, data: TextSplit, info: TextInfo, recipe: TrainConfig, seed: int,
@@ -82,7 +49,7 @@ def cached_lm(cache: Path | None, kind: str, data: TextSplit, info: TextInfo, re
 
     if cache is None:
         return (*run(), False)
-    identity = {"kind": kind, "data": split_digest(data), "info": info.to_json(), "seed": seed,
+    identity = {"kind": kind, "data": data.fingerprint(), "info": info.to_json(), "seed": seed,
                 "recipe": recipe_identity(resolved(recipe, "cpu")), "layers": list(layers)}
     folder = Path(cache) / f"text-{kind}-{_key(identity, code)}"
     if (folder / RECORD).exists():
@@ -98,3 +65,22 @@ def cached_lm(cache: Path | None, kind: str, data: TextSplit, info: TextInfo, re
         save_lm_grads(grads, folder / "grads.pt")
     atomic_write(folder / RECORD, lambda f: f.write(json.dumps(record).encode()))
     return model, grads, record, False
+
+
+def train_text_oracle(retain, info, recipe: TrainConfig, seed: int, on_row=None):
+    """(a language model trained from scratch on ``retain``, its history); init and order from ``seed`` alone,
+    drawn with the purposes of training/oracle.py's train_oracle (the oracle stage and the text grids)."""
+    model = build_lm(recipe.model, info.vocab_size, info.seq_len, seed=derive_seed(seed, "unlearn/retrain_init"))
+    history = fit_lm(model, retain, LMTrainConfig.of(recipe), info.pad_id, generator(seed, "unlearn/retrain_order"),
+                     device=resolve_device(recipe.device), on_row=on_row)
+    return model, history
+
+
+def cached_oracle(cache: Path | None, retain: TextSplit, info: TextInfo, recipe: TrainConfig, seed: int,
+                  on_row=None) -> tuple[torch.nn.Module, dict, bool]:
+    """A model retrained from scratch on ``retain`` with ``seed`` (``train_text_oracle``): (model, record,
+    cached). ``on_row``: each epoch's row, when it trains."""
+    model, _, record, cached = cached_lm(cache, "oracle", retain, info, recipe, seed, (),
+                                         lambda: (train_text_oracle(retain, info, recipe, seed, on_row)[0], None),
+                                         "modality/text/cache.py")
+    return model, record, cached

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Mapping
 
@@ -13,7 +13,7 @@ import pandas as pd
 from ...data.prepare import VALIDATION_FILE
 from ...data.text import TextInfo, TextSplit, load_text_split
 from ...io import load_table, require
-from ..base import MODALITY_KEY, StagePaths
+from ..base import MODALITY_KEY
 
 META = "meta.json"
 TOKENIZER = "tokenizer.json"
@@ -36,7 +36,12 @@ class PreparedRun:
     def canary_ids(self) -> np.ndarray:
         return self.canaries["example_id"].to_numpy()
 
-    def copies(self) -> pd.Series:
+    @property
+    def planted(self) -> np.ndarray:
+        """The planted examples (modality/base.py ``Prepared``): every canary copy."""
+        return self.canary_ids
+
+    def labels(self) -> pd.Series:
         """Each training sequence's canary copy count (0 for corpus text), by example_id: ScoreSources.labels."""
         ids = self.train.example_ids.numpy()
         by_id = dict(zip(self.canaries["example_id"], self.canaries["copies"]))
@@ -48,14 +53,15 @@ def meta_json(info: TextInfo, canary_template: str, canary_digits: int) -> dict:
             MODALITY_KEY: "text"}
 
 
-def load_prepared(paths: StagePaths) -> PreparedRun:
-    meta = json.loads(require(paths.prepared / META, "prepare").read_text())
+def load_prepared(prepared: Path) -> PreparedRun:
+    """The text run's prepared data (the prepare stage's folder)."""
+    meta = json.loads(require(prepared / META, "prepare").read_text())
     extra = {k: meta.pop(k) for k in (*CANARY_KEYS, MODALITY_KEY)}
-    validation = load_text_split(paths.prepared / VALIDATION_FILE)
-    return PreparedRun(load_text_split(paths.prepared / "train.npz"), validation if len(validation) else None,
-                       load_text_split(paths.prepared / "test.npz"), TextInfo.from_json(meta),
-                       load_table(paths.prepared / CANARIES, "prepare"), extra["canary_template"],
-                       int(extra["canary_digits"]), require(paths.prepared / TOKENIZER, "prepare").read_text())
+    validation = load_text_split(prepared / VALIDATION_FILE)
+    return PreparedRun(load_text_split(prepared / "train.npz"), validation if len(validation) else None,
+                       load_text_split(prepared / "test.npz"), TextInfo.from_json(meta),
+                       load_table(prepared / CANARIES, "prepare"), extra["canary_template"],
+                       int(extra["canary_digits"]), require(prepared / TOKENIZER, "prepare").read_text())
 
 
 def logged(split: TextSplit, labels: pd.Series | None = None) -> SimpleNamespace:
@@ -63,14 +69,6 @@ def logged(split: TextSplit, labels: pd.Series | None = None) -> SimpleNamespace
     ids = split.example_ids.numpy()
     values = labels.reindex(ids).fillna(0).to_numpy(dtype=np.int64) if labels is not None else np.zeros_like(ids)
     return SimpleNamespace(example_ids=ids, labels=values)
-
-
-def exposure_columns(columns, suffix: str = "") -> list[str]:
-    """The ``exposure_<c>x<suffix>`` columns (modality/text/evaluate.py's canary exposure per copy count c; a sweep
-    summary's with suffix ``_mean``), by c ascending."""
-    pattern = re.compile(rf"exposure_(\d+)x{re.escape(suffix)}")
-    found = [(int(m.group(1)), c) for c in columns if (m := pattern.fullmatch(c))]
-    return [c for _, c in sorted(found)]
 
 
 def numeric(values: Mapping[str, Any]) -> dict[str, float]:

@@ -15,7 +15,7 @@ original through the unlearning cache. Written as the image path writes them:
   image path's ``.npz`` outputs);
 - ``results/sweep/<grid>/<cell>.json``: the cell's record, with the findings' facts (``TEXT_FACTS``).
 
-Text metrics per model (modality/text/evaluate.py ``model_row``): F/R/validation/test perplexity and next-token
+Text metrics per model (modality/text/metrics.py ``model_row``): F/R/validation/test perplexity and next-token
 accuracy, canary exposure per copy count (``exposure_<c>x``), loss MIA (the cell's seed).
 """
 from __future__ import annotations
@@ -41,10 +41,10 @@ from ...training.recipe import TrainConfig
 from ...unlearning import UnlearnConfig, UnlearnContext
 from ...unlearning.cache import cached_strategy
 from ..base import StagePaths
-from .cache import text_run_key
 from .common import load_prepared, logged, numeric
-from .evaluate import model_row
-from .trained import ascent, cached_oracle, cached_original, recorded_layers
+from .metrics import model_row
+from .cache import cached_oracle
+from .trained import ascent, cached_original, recorded_layers
 
 log = logging.getLogger("memunlearn")
 TEXT_FACTS = ("source", "layers", "params", "stored_mib", "dense_mib", "val_ppl_change", "calibration_gap")
@@ -77,8 +77,8 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None, *, grid: str,
     config.check_methods(params["methods"])
     recipe = from_params(TrainConfig, params["train"], "train")
     dev = resolve_device(config.device)
-    data = load_prepared(paths)
-    copies = data.copies()
+    data = load_prepared(paths.prepared)
+    copies = data.labels()
     tokenizer = load_tokenizer(data.tokenizer_json)
     sources = ScoreSources(load_table(paths.memorize / "scores.parquet", "memorize"),
                            load_table(paths.proxies / "proxies.parquet", "proxies"), copies)
@@ -137,9 +137,8 @@ def run(params: Mapping[str, Any], paths: StagePaths, on_row=None, *, grid: str,
                                                "seed": seed, "device": config.device}, grid).plan(method_params)
             model = copy.deepcopy(original)
             ctx = UnlearnContext(data.info, recipe, dev, seed, first_epoch_grads=grads, heldout=data.validation)
-            key = text_run_key(cell["strategy"], model, parts.subsets, parts.retain, plan, ctx)
             model, steps, seconds, was_cached = cached_strategy(cell["strategy"], model, parts.subsets, parts.retain,
-                                                                plan, ctx, paths.unlearn_cache, key=key)
+                                                                plan, ctx, paths.unlearn_cache)
             start = time.perf_counter()
             row = model_row(model, data, parts, tokenizer, forgotten, seed)
             source, layers = ascents[cell["method"]] or (None, ())

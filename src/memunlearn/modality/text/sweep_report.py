@@ -12,7 +12,8 @@ from ...experiments.sweep import GRIDS, SUMMARY_METRICS, SweepConfig, plot_metri
 from ...io import load_json, save_json, save_table
 from ...tracking import StageRecord, flatten
 from ..base import StagePaths
-from .common import exposure_columns, numeric
+from ...evaluation.text import exposure_columns
+from .common import numeric
 
 TEXT_METRICS = ("exposure_mean", "forget_exposure", "validation_ppl", "val_ppl_change", "stored_mib")
 

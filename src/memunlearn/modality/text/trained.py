@@ -1,6 +1,6 @@
-"""The language models a text grid (modality/text/grid.py) and text forgetting quality train by content
+"""The original language models a text grid (modality/text/grid.py) and text forgetting quality train by content
 (modality/text/cache.py): the original of a seed, recording the first-epoch gradients of the layer sets its
-cells ascend along, and the retrain oracle of a forget set."""
+cells ascend along (the retrain oracle of a forget set: cache.py ``cached_oracle``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,6 @@ from typing import Iterable, Sequence
 
 import torch
 
-from ...data.text import TextInfo, TextSplit
 from ...experiments.text_canaries import train_lm
 from ...training.lm import LMTrainConfig
 from ...training.lm_grads import ALL, LMFirstEpochGrads
@@ -16,7 +15,6 @@ from ...training.recipe import TrainConfig
 from ...unlearning.lm_first_epoch_ga import from_image_config
 from .cache import cached_lm
 from .common import PreparedRun
-from .oracle import train_text_oracle
 
 FIRST_EPOCH_GA = "first_epoch_ga"
 
@@ -46,13 +44,3 @@ def cached_original(cache: Path | None, data: PreparedRun, recipe: TrainConfig, 
 
     return cached_lm(cache, "original", data.train, data.info, recipe, seed, layers, train,
                      "experiments/text_canaries.py")
-
-
-def cached_oracle(cache: Path | None, retain: TextSplit, info: TextInfo, recipe: TrainConfig, seed: int
-                  ) -> tuple[torch.nn.Module, dict, bool]:
-    """A model retrained from scratch on ``retain`` with ``seed`` (modality/text/oracle.py): (model, record,
-    cached)."""
-    model, _, record, cached = cached_lm(cache, "oracle", retain, info, recipe, seed, (),
-                                         lambda: (train_text_oracle(retain, info, recipe, seed)[0], None),
-                                         "modality/text/oracle.py")
-    return model, record, cached

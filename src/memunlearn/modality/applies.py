@@ -1,9 +1,24 @@
-"""What applies to the text modality, and the params keys that do not (``problems``); registers it."""
+"""What applies to each modality, and the params keys that do not (``problems``); registers both in
+``MODALITIES``. Images: every registered dataset of ``DATASETS`` and model of ``MODELS``, every method, proxy and
+forget-set kind but the text-only ones. Text: a corpus of ``TEXT_CORPORA`` cut into fixed-length sequences with
+planted canaries, a language model of ``LM_MODELS``."""
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from ..base import MODALITIES, Modality, used_method_blocks
+from .base import IMAGE, MODALITIES, ModalityRules, used_method_blocks
+
+
+def image_problems(params: Mapping[str, Any]) -> list[str]:
+    """Keys whose values do not apply to an image run (one line each: key, why, fix)."""
+    return [f"methods.{name}.gradients: {block['gradients']!r} is implemented for language models only; set "
+            f"gradients: first_epoch for an image model"
+            for name, block in used_method_blocks(params, "first_epoch_ga")
+            if block.get("gradients", "first_epoch") != "first_epoch"]
+
+
+MODALITIES.register(IMAGE, ModalityRules(IMAGE, "labelled images, CNNs (the default pipeline)",
+                                         problems=image_problems))
 
 TEXT = "text"
 METHODS = ("none", "finetune", "neggrad", "neggrad_plus", "first_epoch_ga")  # built on unlearning/common.py's
@@ -14,7 +29,7 @@ SCORES = ("exact", "exact_prob")  # next-token accuracy / geometric-mean token p
 IMAGE_LAYERS = ("penultimate", "input")  # train_records.first_epoch_grads aliases of image models only
 
 
-def problems(params: Mapping[str, Any]) -> list[str]:
+def text_problems(params: Mapping[str, Any]) -> list[str]:
     """Keys whose values do not apply to a text run (one line each: key, why, fix)."""
     def get(*keys, default=None):
         node: Any = params
@@ -47,6 +62,6 @@ def problems(params: Mapping[str, Any]) -> list[str]:
     return out
 
 
-MODALITIES.register(TEXT, Modality(TEXT, "token sequences of a text corpus with planted canaries, small GPT-2s",
+MODALITIES.register(TEXT, ModalityRules(TEXT, "token sequences of a text corpus with planted canaries, small GPT-2s",
                                    methods=METHODS, proxies=PROXIES, kinds=KINDS, scores=SCORES,
-                                   only_kinds=("canaries",), problems=problems))
+                                   only_kinds=("canaries",), problems=text_problems))

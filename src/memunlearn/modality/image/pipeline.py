@@ -1,0 +1,260 @@
+"""The image modality's behaviour (modality/base.py ``Modality``): labelled images (data/prepare.py: subsample,
+validation split, planted label noise) and a CNN trained with cross-entropy (training/loop.py).
+
+The original model records learning events from the training forward passes and, per ``train_records``, loss
+curvature and first-epoch per-example gradients. Each method imports what it runs, so a stage's DVC deps are the
+code of the methods it calls (tests/test_stage_deps.py ``pipeline_names``).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...data import VALIDATION_FILE, DatasetInfo, ImageSplit, load_info, load_split, prepare, save_info, save_split
+from ...io import load_table, save_table
+
+IMAGE = "image"
+FIRST_EPOCH_GRADS = "first_epoch_grads.pt"  # in the train stage's folder
+PLANTED = "label_noise.csv"  # the planted-noise ids, in the prepared folder
+
+
+@dataclass(frozen=True)
+class PreparedImages:
+    """An image run's prepared data (modality/base.py ``Prepared``)."""
+
+    folder: Path
+    train: ImageSplit
+    validation: ImageSplit | None  # None when data.validation_fraction is 0
+    test: ImageSplit
+    info: DatasetInfo
+
+    @property
+    def planted(self) -> np.ndarray:
+        """The examples whose labels the prepare stage flipped."""
+        return load_table(self.folder / PLANTED, "prepare")["example_id"].to_numpy()
+
+    def labels(self) -> pd.Series:
+        return pd.Series(self.train.labels.numpy(), index=pd.Index(self.train.example_ids.numpy(), name="example_id"))
+
+
+class ImageModality:
+    name = IMAGE
+
+    def prepare(self, config, raw: Path, out: Path) -> tuple[dict, list[Path]]:
+        start = time.perf_counter()
+        data = prepare(config, raw)
+        seconds = time.perf_counter() - start
+        save_split(data.train, out / "train.npz")
+        save_split(data.test, out / "test.npz")
+        (out / VALIDATION_FILE).unlink(missing_ok=True)  # no stale split when validation_fraction turns 0
+        if data.validation is not None:
+            save_split(data.validation, out / VALIDATION_FILE)
+        save_table(data.flipped, out / PLANTED)
+        save_info(data.info, out / "meta.json")
+        return {
+            "n_train": len(data.train), "n_test": len(data.test), "n_flipped": len(data.flipped),
+            "n_validation": len(data.validation) if data.validation is not None else 0,
+            "seconds": seconds,
+        }, [out / "meta.json", out / PLANTED]
+
+    def load(self, prepared: Path) -> PreparedImages:
+        prepared = Path(prepared)
+        validation = prepared / VALIDATION_FILE
+        return PreparedImages(prepared, load_split(prepared / "train.npz"),
+                              load_split(validation) if validation.exists() else None,
+                              load_split(prepared / "test.npz"), load_info(prepared / "meta.json"))
+
+    def train_original(self, data: PreparedImages, recipe, records, device, out: Path, on_row=None):
+        from ...models import build_model
+        from ...seeding import generator
+        from ...training import (CurvatureRecorder, FirstEpochGradRecorder, LearningEventRecorder, accuracy, fit,
+                                 predict_proba, save_checkpoint, save_first_epoch_grads)
+
+        train, test, info = data.train, data.test, data.info
+        model = build_model(recipe.model, info.in_channels, info.num_classes, info.image_size, seed=recipe.seed)
+        save_checkpoint(model, recipe.model, info, out / "model_init.pt")
+        events = LearningEventRecorder(train.example_ids)
+        curvature = (CurvatureRecorder(train, info, device, records.curvature_h, records.curvature_batch_size,
+                                       records.curvature_estimators, records.curvature_rademacher_h,
+                                       records.curvature_draws, recipe.seed)
+                     if records.curvature else None)
+        first_epoch = (FirstEpochGradRecorder(model, train.example_ids, records.first_epoch_grads)
+                       if records.first_epoch_grads else None)
+
+        def end_of_epoch(epoch, model):
+            row = {"test_acc": accuracy(predict_proba(model, test, info, device), test.labels)}
+            return row | (curvature(epoch, model) if curvature else {})
+
+        start = time.perf_counter()
+        history = fit(model, train, info, recipe, generator(recipe.seed, "train_order"), device,
+                      on_batch=events, on_epoch=end_of_epoch, on_step=first_epoch, on_row=on_row,
+                      progress="train epochs")
+        seconds = time.perf_counter() - start
+        save_table(events.to_frame(), out / "learning_events.parquet")
+        if curvature:
+            save_table(curvature.to_frame(), out / "loss_curvature.parquet")
+        if first_epoch:
+            save_first_epoch_grads(first_epoch.result(), out / FIRST_EPOCH_GRADS)
+        by_estimator = curvature.seconds_by_estimator if curvature else {}
+        metrics = {
+            "train_acc": accuracy(predict_proba(model, train, info, device), train.labels),
+            "test_acc": history[-1]["test_acc"],
+            "seconds": seconds,  # recording included
+            "learning_event_seconds": events.seconds,
+            "curvature_seconds": by_estimator.get("sign_gradient", 0.0),
+            "curvature_rademacher_seconds": by_estimator.get("rademacher", 0.0),
+            "first_epoch_grad_seconds": first_epoch.seconds if first_epoch else 0.0,
+            "examples_processed": len(train) * recipe.epochs,
+            "device": str(device),
+        }
+        return model, metrics, history, []
+
+    def save_model(self, model, name: str, info, path: Path) -> None:
+        from ...training import save_checkpoint
+
+        save_checkpoint(model, name, info, path)
+
+    def load_model(self, path: Path, stage: str):
+        from ...training import load_checkpoint
+
+        return load_checkpoint(path, stage)
+
+    def cached_oracle(self, retain, info, recipe, device, seed: int, cache: Path | None, on_row=None):
+        from ...training.oracle import cached_oracle
+
+        return cached_oracle(retain, info, recipe, device, seed, cache, on_row=on_row)
+
+    def unlearn_context(self, data: PreparedImages, recipe, device, seed: int, train_dir: Path):
+        from ...unlearning.context import unlearn_context
+
+        return unlearn_context(data.info, recipe, device, seed, data.folder, Path(train_dir) / FIRST_EPOCH_GRADS)
+
+    def score_sources(self, data: PreparedImages, exact, proxies, original: Path, device):
+        from ...partition import score_sources
+
+        return score_sources(data.train, self.load_model(original, "train")[0], data.info, exact, proxies, device)
+
+    def describe_forget_set(self, config, forget, sources, data: PreparedImages) -> dict:
+        from ...partition import describe_forget_set, entanglement_kinds_es
+
+        return {**describe_forget_set(forget, sources, data.planted),
+                "entanglement_kinds_es": entanglement_kinds_es(config, sources)}
+
+    def memorize(self, data: PreparedImages, recipe, config, device, out: Path, plots: Path, subset_models):
+        """Exact memorization from K leave-subset-out models (docs/methods.md §1), each kept in the persistent
+        store: a rerun after a crash, or with a larger K, trains only the models that neither the store nor DVC
+        (``subset_models.restore``) holds."""
+        from tqdm import tqdm
+
+        from ...memorization import SubsetModelStore, memorization_scores, top_influences, train_subset_models
+        from ...memorization.convergence import convergence, plot_convergence
+        from ...memorization.store import key_for
+        from ...memorization.summary import memorize_summary
+        from ...training.recipe import resolved
+
+        train, test = data.train, data.test
+        recipe = resolved(recipe, device)  # precision auto -> what this device runs: in the store key and metrics
+        key = key_for(train, test, recipe, config, device)
+        store = SubsetModelStore(subset_models.root, key, subset_models.timings)
+        subset_models.restore(key, range(config.most_models))
+        execution = subset_models.execution
+        progress = tqdm(total=config.most_models, desc="subset models", unit="model")  # ETA from finished models
+        start = time.perf_counter()
+        result = train_subset_models(train, test, data.info, recipe, config, device, store,
+                                     runner=subset_models.runner, workers=execution.workers,
+                                     on_model=lambda run, reused: progress.update())
+        seconds = time.perf_counter() - start
+        progress.close()
+        scores = memorization_scores(result.runs, train.example_ids.numpy())
+        curve, stability = convergence(result.runs, train.example_ids.numpy())
+        save_table(curve, out / "convergence.csv")
+        artifacts = plot_convergence(curve, scores, plots)
+        if config.influence_top:
+            influence = top_influences(result.runs, train.example_ids.numpy(), test.example_ids.numpy(),
+                                       config.influence_top)
+            save_table(influence, out / "influence.parquet")
+            artifacts.append(out / "influence.parquet")
+        metrics = memorize_summary(result, scores, data.planted, stability, config, recipe, key, seconds, device,
+                                   execution)
+        return scores, metrics, artifacts
+
+    def proxy_inputs(self, data: PreparedImages, config, train_dir: Path, device):
+        from ...data import load_validation
+        from ...memorization import ProxyInputs
+        from ...memorization.proxies import recorded_proxies
+
+        curvature_file = Path(train_dir) / "loss_curvature.parquet"
+        curvature = load_table(curvature_file, "train") if curvature_file.exists() else None
+        names = list(config.names) or recorded_proxies(curvature)
+        return names, ProxyInputs(
+            train=data.train,
+            # held-out data is the validation split (the test set is for evaluation only); only holdout_retrain
+            # reads it
+            heldout=load_validation(data.folder) if "holdout_retrain" in names else None,
+            info=data.info, model=self.load_model(Path(train_dir) / "model.pt", "train")[0], device=device,
+            config=config, learning_events=load_table(Path(train_dir) / "learning_events.parquet", "train"),
+            curvature=curvature)
+
+    def model_metrics(self, model, data: PreparedImages, parts, config, device) -> dict:
+        from ...evaluation import model_metrics
+
+        return model_metrics(model, parts.forget, parts.retain, data.test, parts.subsets, data.info, config, device)
+
+    def lira_sides(self, data: PreparedImages, parts, strategy: str, plan, ctx, train_dir: Path, oracle_cache,
+                   unlearn_cache):
+        from ...experiments.forgetting_quality import image_sides
+
+        original = self.load_model(Path(train_dir) / "model.pt", "train")[0]
+        return image_sides(original, parts, data.test, strategy, plan, ctx, oracle_cache, unlearn_cache)
+
+    def claims(self, results, params, metrics_dir: Path):
+        """Each finding of docs/methods.md §7 on the image grids; the proxies' cost from the proxy study."""
+        from ...config import from_params
+        from ...evaluation.claims import ClaimsConfig, claims_markdown, evaluate_claims
+        from ...io import load_json
+
+        config = from_params(ClaimsConfig, params["claims"], "claims")
+        study = load_json(Path(metrics_dir) / "proxy_study.json", "proxy_study")
+        proxies = tuple(params["rum_compare"].get("group_scores") or ())
+        cost = {name: float(study[name]["times_cheaper_than_exact"]) for name in proxies if name in study}
+        exact_score = (params["sweep"].get("group_scores") or ["exact_prob"])[0]
+        table = evaluate_claims(results, cost, config, rum_scores=proxies, exact_score=exact_score)
+        return table, claims_markdown(table, config)
+
+    def figures(self, data: PreparedImages, results: Path, memorize: Path, out: Path) -> list[Path]:
+        """memorized_examples.png: per class, the most and least memorized training images, planted noise in red;
+        evaluation.png: FA/RA/TA/MIA of the original, unlearned and oracle models; rum_compare_tow.png: ToW by
+        variant of the rum_compare grid; forgetting_quality_epsilon.png: the per-example ε of forgetting
+        quality."""
+        from ...evaluation.figures import (accuracy_bars, epsilon_histogram, memorized_examples, save,
+                                           tow_by_variant)
+        from ...labels import class_names
+        from ...memorization.ranking import ranked_examples
+
+        train, info = data.train, data.info
+        ranked = ranked_examples(load_table(Path(memorize) / "scores.parquet", "memorize"), train.example_ids,
+                                 train.labels, load_table(data.folder / PLANTED, "prepare"))
+        position = {int(i): row for row, i in enumerate(train.example_ids.numpy())}
+        ranked["position"] = ranked["example_id"].map(position)
+        names = class_names(info.name, info.num_classes)
+        summary = load_table(Path(results) / "sweep/summary.csv", "sweep_report")
+        return [
+            save(memorized_examples(np.asarray(train.images), ranked, names), out / "memorized_examples.png"),
+            save(accuracy_bars(load_table(Path(results) / "evaluation.csv", "evaluate")), out / "evaluation.png"),
+            save(tow_by_variant(summary, "rum_compare"), out / "rum_compare_tow.png"),
+            save(epsilon_histogram(load_table(Path(results) / "forgetting_quality.csv", "forgetting_quality")),
+                 out / "forgetting_quality_epsilon.png"),
+        ]
+
+    def dataset_view(self, split, data: PreparedImages):
+        return split  # an ImageSplit has example_ids and labels
+
+    def model_card(self, info):
+        return None  # tracking.py's image card: the input shape, normalization and class names of ``info``
+
+
+MODALITY = ImageModality()

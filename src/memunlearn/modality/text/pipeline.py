@@ -1,0 +1,346 @@
+"""The text modality's behaviour (modality/base.py ``Modality``): a corpus cut into fixed-length sequences with
+planted canaries (data/text_prepare.py), a language model trained with next-token cross-entropy (training/lm.py).
+
+The original model records learning events (per-sequence token statistics, TokenEventRecorder; per-epoch loss
+and next-token accuracy, SequenceEventRecorder) from the training forward passes and, per
+``train_records.first_epoch_grads``, each sequence's first-epoch gradient (training/lm_grads.py: the token
+embedding stored sparsely). A split's "labels" are its sequences' canary copy counts (0 for corpus text), so the
+partition's class histogram reads as canaries by copies and the ``canaries`` kind picks them. Each method imports
+what it runs, so a stage's DVC deps are the code of the methods it calls (tests/test_stage_deps.py
+``pipeline_names``).
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ...data.prepare import VALIDATION_FILE
+from ...io import atomic_write, load_table, save_json, save_table
+from ...tracking import ModelCard
+from .common import CANARIES, META, TOKENIZER, PreparedRun, load_prepared, logged, meta_json
+
+TEXT = "text"
+FIRST_EPOCH_GRADS = "first_epoch_grads.pt"  # in the train stage's folder
+
+
+class TextModality:
+    name = TEXT
+
+    def prepare(self, config, raw: Path, out: Path) -> tuple[dict, list[Path]]:
+        from ...data.text import save_text_split
+        from ...data.text_prepare import prepare_text
+
+        text = config.text_config()
+        start = time.perf_counter()
+        data = prepare_text(text)
+        seconds = time.perf_counter() - start
+        for split, name in ((data.train, "train.npz"), (data.validation, VALIDATION_FILE), (data.test, "test.npz")):
+            save_text_split(split, out / name)
+        atomic_write(out / TOKENIZER, lambda f: f.write(data.tokenizer_json.encode()))
+        save_table(data.canaries, out / CANARIES)
+        save_json(meta_json(data.info, text.canary_template, text.canary_digits), out / META)
+        pad = data.info.pad_id
+        return {
+            "n_train": len(data.train), "n_validation": len(data.validation), "n_test": len(data.test),
+            "n_canary_copies": len(data.canaries), "n_canaries": int(data.canaries["canary"].nunique()),
+            "train_tokens": int((data.train.tokens != pad).sum()), "vocab_size": data.info.vocab_size,
+            "seq_len": data.info.seq_len, "seconds": seconds,
+        }, [out / META, out / CANARIES]
+
+    def load(self, prepared: Path) -> PreparedRun:
+        return load_prepared(prepared)
+
+    def train_original(self, data: PreparedRun, recipe, records, device, out: Path, on_row=None):
+        from ...models import build_lm
+        from ...seeding import derive_seed, generator
+        from ...training.lm import LMTrainConfig, SequenceEventRecorder, TokenEventRecorder, fit_lm
+        from ...training.lm_grads import LMFirstEpochGradRecorder, save_lm_grads
+
+        info = data.info
+        # the seeds of experiments/text_canaries.py's train_lm (the benchmark's and tests' original model)
+        model = build_lm(recipe.model, info.vocab_size, info.seq_len, seed=derive_seed(recipe.seed, "lm_init"))
+        events = TokenEventRecorder(data.train.example_ids, info.pad_id)
+        curves = SequenceEventRecorder(data.train.example_ids, recipe.epochs)
+        first_epoch = (LMFirstEpochGradRecorder(model, data.train.example_ids, info.pad_id,
+                                                records.first_epoch_grads)
+                       if records.first_epoch_grads else None)
+        heldout = data.validation if data.validation is not None else data.test
+
+        def end_of_epoch(row):
+            row["validation_ppl"] = perplexity_and_accuracy(model, heldout, info.pad_id)[0]
+            if on_row is not None:
+                on_row(row)
+
+        start = time.perf_counter()
+        history = fit_lm(model, data.train, LMTrainConfig.of(recipe), info.pad_id, generator(recipe.seed, "lm_order"),
+                         on_step=first_epoch, events=curves, on_batch=events, device=device, on_row=end_of_epoch)
+        seconds = time.perf_counter() - start
+        save_table(events.to_frame(), out / "learning_events.parquet")
+        save_table(curves.to_frame(), out / "learning_curves.parquet")
+        grad_bytes = {}
+        if first_epoch:
+            grads = first_epoch.result()
+            save_lm_grads(grads, out / FIRST_EPOCH_GRADS)
+            grad_bytes = grads.nbytes()
+        (train_ppl, train_acc), (test_ppl, test_acc) = (perplexity_and_accuracy(model, split, info.pad_id)
+                                                        for split in (data.train, data.test))
+        metrics = {
+            "train_acc": train_acc, "test_acc": test_acc,  # next-token accuracy
+            "train_ppl": train_ppl, "test_ppl": test_ppl,
+            "validation_ppl": history[-1]["validation_ppl"],
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "seconds": seconds,  # recording included
+            "learning_event_seconds": events.seconds,
+            "curvature_seconds": 0.0, "curvature_rademacher_seconds": 0.0,
+            "first_epoch_grad_seconds": first_epoch.seconds if first_epoch else 0.0,
+            "first_epoch_grad_bytes": grad_bytes,
+            "examples_processed": len(data.train) * recipe.epochs,
+            "device": str(device),
+        }
+        return model, metrics, history, []
+
+    def save_model(self, model, name: str, info, path: Path) -> None:
+        from ...training.lm import save_lm_checkpoint
+
+        save_lm_checkpoint(model, name, info, path)
+
+    def load_model(self, path: Path, stage: str):
+        from ...training.lm import load_lm_checkpoint
+
+        model, name, _ = load_lm_checkpoint(path, stage)
+        return model, name
+
+    def cached_oracle(self, retain, info, recipe, device, seed: int, cache: Path | None, on_row=None):
+        """cache.py's ``cached_oracle`` (the text grids' and forgetting quality's too; it trains on
+        ``recipe.device``, which ``device`` resolves)."""
+        from .cache import cached_oracle
+
+        model, record, cached = cached_oracle(cache, retain, info, recipe, seed, on_row)
+        return model, float(record["seconds"]), cached
+
+    def unlearn_context(self, data: PreparedRun, recipe, device, seed: int, train_dir: Path):
+        from ...training.lm_grads import load_lm_grads
+        from ...unlearning import UnlearnContext
+
+        grads_file = Path(train_dir) / FIRST_EPOCH_GRADS
+        grads = load_lm_grads(grads_file) if grads_file.exists() else None
+        return UnlearnContext(data.info, recipe, device, seed, first_epoch_grads=grads, heldout=data.validation)
+
+    def score_sources(self, data: PreparedRun, exact, proxies, original: Path, device):
+        from ...partition import ScoreSources
+
+        return ScoreSources(exact, proxies, data.labels())  # no embeddings: no entanglement kinds for text
+
+    def describe_forget_set(self, config, forget, sources, data: PreparedRun) -> dict:
+        from ...partition import describe_forget_set
+
+        metrics = describe_forget_set(forget, sources, data.planted)
+        metrics["canaries_in_forget"] = metrics["planted_noise_in_forget"]
+        metrics["canary_copies"] = len(data.planted)
+        return metrics
+
+    def memorize(self, data: PreparedRun, recipe, config, device, out: Path, plots: Path, subset_models):
+        """Per-sequence exact memorization from K leave-group-out language models (memorization/text.py; a
+        canary's copies are one group). The canaries play the image path's planted label noise in the metrics
+        (``planted_noise_auroc``: how well the scores single out every canary copy). No subset-model store (the K
+        models are trained each run, here: ``subset_models`` unused)."""
+        from scipy.stats import spearmanr
+        from tqdm import tqdm
+
+        from ...memorization.agreement import planted_auroc
+        from ...memorization.text import canary_groups, lm_scores, train_lm_subset_models
+        from ...training.lm import LMTrainConfig
+
+        groups = canary_groups(data.train, data.canaries)
+        start = time.perf_counter()
+        progress = tqdm(total=config.num_models, desc="subset models", unit="model")  # ETA from finished models
+        runs = train_lm_subset_models(data.train, groups, LMTrainConfig.of(recipe), data.info.vocab_size,
+                                      data.info.pad_id, config.num_models, config.subset_fraction, config.seed,
+                                      device, on_model=lambda k: progress.update())
+        progress.close()
+        seconds = time.perf_counter() - start
+        ids = data.train.example_ids.numpy()
+        scores = lm_scores(runs, ids, groups)
+        half = config.num_models // 2
+        a, b = (lm_scores(runs, ids, groups, part)["mem_prob"] for part in (slice(0, half), slice(half, None)))
+        both = a.notna() & b.notna()
+        by_id = scores.set_index("example_id")
+        copies = data.labels()
+        rank = by_id["mem"].rank(ascending=False)
+        artifacts = plot_by_copies(by_id, copies, plots)
+        metrics = {
+            "num_models": config.num_models, "num_models_auto": False, "models_trained": config.num_models,
+            "models_reused": 0, "precision": recipe.precision,
+            "mean_mem": float(by_id["mem"].mean()), "missing_fraction": float(by_id["mem"].isna().mean()),
+            "planted_noise_auroc": planted_auroc(by_id["mem"], data.canary_ids),  # here: the canaries
+            "planted_noise_auroc_prob": planted_auroc(by_id["mem_prob"], data.canary_ids),
+            "spearman_split_halves": float(spearmanr(a[both], b[both]).statistic) if both.sum() > 2 else None,
+            "canary_median_mem": {str(c): float(by_id["mem"][copies == c].median())
+                                  for c in sorted(set(copies)) if c},
+            "canary_median_rank": {str(c): float(rank[copies == c].median()) for c in sorted(set(copies)) if c},
+            "corpus_median_mem": float(by_id["mem"][copies == 0].median()),
+            "seconds": seconds, "compute_seconds": runs.seconds,
+            "examples_processed": int(runs.masks.sum()) * recipe.epochs,
+            "models_per_hour": config.num_models / seconds * 3600,
+            "runner": "local", "workers": 1,
+        }
+        return scores, metrics, artifacts
+
+    def proxy_inputs(self, data: PreparedRun, config, train_dir: Path, device):
+        """The learning-event proxies (the text modality's PROXIES), from the per-sequence token statistics the
+        train stage recorded; their cost is the recording's."""
+        from ...memorization.proxies import ProxyInputs
+        from ..applies import PROXIES
+
+        names = list(config.names) or list(PROXIES)
+        return names, ProxyInputs(train=data.train, heldout=None, info=data.info, model=None, device=None,
+                                  config=config,
+                                  learning_events=load_table(Path(train_dir) / "learning_events.parquet", "train"))
+
+    def model_metrics(self, model, data: PreparedRun, parts, config, device) -> dict:
+        from ...data.corpus import load_tokenizer
+        from .metrics import model_row
+
+        forgotten = data.canaries[data.canaries["example_id"].isin(parts.forget.example_ids.numpy())]
+        return model_row(model, data, parts, load_tokenizer(data.tokenizer_json), forgotten, config.seed)
+
+    def lira_sides(self, data: PreparedRun, parts, strategy: str, plan, ctx, train_dir: Path, oracle_cache,
+                   unlearn_cache):
+        return text_sides(data, parts, strategy, plan, ctx, oracle_cache, unlearn_cache)
+
+    def claims(self, results, params, metrics_dir: Path):
+        """Seed 003's findings 1, 2 and 4 (experiments/text_claims.py) on the ``sweep`` grid's first_epoch_ga
+        cells, one per (gradient source, layer set) and seed: each cell's exposure of the most-copied canaries
+        after the ascent, its validation perplexity change and its stored gradient bytes, the seed's original
+        model's exposure the reference. In the image run's shape (claim, finding, comparison, effect, ci_low,
+        ci_high, n_seeds, verdict)."""
+        from ...experiments.text_claims import ablation_rows, seed003_claims, text_claims_markdown
+
+        rows, original = ablation_rows(results)
+        found = seed003_claims(rows, original)
+        table = found.rename(columns={"effect_means": "comparison", "n": "n_seeds"})[
+            ["claim", "finding", "comparison", "effect", "ci_low", "ci_high", "n_seeds", "verdict"]]
+        return table, text_claims_markdown(table, rows)
+
+    def figures(self, data: PreparedRun, results: Path, memorize: Path, out: Path) -> list[Path]:
+        """memorization_by_copies.png: the exact score ``mem_prob`` of each training sequence by its canary copy
+        count (0 = corpus text): repeated canaries should stand out; evaluation.png: F/R/test next-token accuracy
+        and MIA of the original, unlearned and oracle models; exposure.png: canary exposure per copy count of
+        those three models; seed003_ablations.png: the ``sweep`` grid's variants (gradient source x layer set):
+        exposure of the most repeated canaries after unlearning, validation perplexity change, gradients stored
+        ahead, seconds; rum_compare_tow.png, forgetting_quality_epsilon.png: as on images."""
+        from ...evaluation.figures import (accuracy_bars, epsilon_histogram, exposure_bars, save, score_by_group,
+                                           tow_by_variant, variant_panels)
+        from ...evaluation.text import exposure_columns
+
+        results = Path(results)
+        scores = load_table(Path(memorize) / "scores.parquet", "memorize").set_index("example_id")["mem_prob"]
+        evaluation = load_table(results / "evaluation.csv", "evaluate")
+        summary = load_table(results / "sweep/summary.csv", "sweep_report")
+        top = exposure_columns(summary.columns, "_mean")[-1:]  # the most copied canaries' exposure, if any
+        ablations = {**{c.removesuffix("_mean"): f"exposure of {c.removesuffix('_mean').removeprefix('exposure_')} "
+                                                 "canaries (bits)" for c in top},
+                     "val_ppl_change": "validation perplexity change", "stored_mib": "stored ahead (MiB)",
+                     "seconds": "seconds"}
+        return [
+            save(score_by_group(scores, data.labels(), "canary copies (0 = corpus text)", "mem_prob"),
+                 out / "memorization_by_copies.png"),
+            save(accuracy_bars(evaluation), out / "evaluation.png"),
+            save(exposure_bars(evaluation, exposure_columns(evaluation.columns)), out / "exposure.png"),
+            save(variant_panels(summary, "sweep", ablations), out / "seed003_ablations.png"),
+            save(tow_by_variant(summary, "rum_compare"), out / "rum_compare_tow.png"),
+            save(epsilon_histogram(load_table(results / "forgetting_quality.csv", "forgetting_quality")),
+                 out / "forgetting_quality_epsilon.png"),
+        ]
+
+    def dataset_view(self, split, data: PreparedRun):
+        return logged(split, data.labels())
+
+    def model_card(self, info) -> ModelCard:
+        return ModelCard(np.full((2, info.seq_len), info.pad_id, dtype=np.int64), {  # (B, T) token ids
+            "dataset": info.name, "input_shape": [info.seq_len], "vocab_size": info.vocab_size,
+            "pad_id": info.pad_id, "eos_id": info.eos_id,
+            "input_normalization": "token ids of the byte-level BPE in data/prepared/tokenizer.json",
+        })
+
+
+def perplexity_and_accuracy(model, split, pad_id: int) -> tuple[float, float]:
+    """Token-weighted perplexity and next-token accuracy (evaluation/text.py's lm_metrics, without importing the
+    evaluation package into the train stage's deps)."""
+    from ...training.lm import score_sequences
+
+    s = score_sequences(model, split, pad_id)
+    tokens = max(float(s["tokens"].sum()), 1.0)
+    return math.exp(float(s["nll"].sum()) / tokens), float(s["correct"].sum()) / tokens
+
+
+def text_sides(data: PreparedRun, parts, strategy: str, plan, ctx, oracle_cache=None, unlearn_cache=None):
+    """A language model's copies: the original of seed k (recording the layers ``plan``'s first-epoch ascent
+    reads) unlearned with seed k, and models retrained on R; observed on F as sequence confidences.
+
+    A sequence's confidence is the logit-scaled geometric-mean token probability ``log p − log(1 − p)``,
+    p = exp(−mean next-token NLL) (evaluation/lira.py ``logit_scaled_sequence_confidence``); accuracies are
+    next-token accuracies. Unlearned copy k unlearns an original trained with seed k (the text grids' seed), not
+    one shared original: first-epoch ascent draws nothing, so copies of one original would be one model and the
+    unlearned sample a constant. The originals and the retrained copies go through the text model cache
+    (cache.py), the unlearning runs through the unlearning cache, so a grid's seed-k original, oracle or cell
+    with the same data, recipe and recorded layers is loaded, not trained again."""
+    import copy
+
+    from ...evaluation.lira import logit_scaled_sequence_confidence
+    from ...evaluation.text import lm_metrics, metrics_of
+    from ...experiments.forgetting_quality import Sides
+    from ...training.lm import score_sequences
+    from ...unlearning import UnlearnContext
+    from ...unlearning.cache import cached_strategy
+    from .cache import cached_oracle
+    from .trained import ascent, cached_original, recorded_layers
+
+    info, recipe, pad = data.info, ctx.recipe, data.info.pad_id
+    layers = recorded_layers([ascent(plan)])
+
+    def unlearned(c):
+        original, grads, _, _ = cached_original(oracle_cache, data, recipe, c.seed, layers)
+        c = UnlearnContext(info, recipe, c.device, c.seed, first_epoch_grads=grads, heldout=data.validation)
+        model = copy.deepcopy(original)
+        model, _, seconds, _ = cached_strategy(strategy, model, parts.subsets, parts.retain, plan, c, unlearn_cache)
+        return model, seconds
+
+    def retrained(c):
+        model, record, _ = cached_oracle(oracle_cache, parts.retain, info, recipe, c.seed)
+        return model, record["seconds"]
+
+    def observe(model):
+        forget = score_sequences(model, parts.forget, pad)  # F once: its confidences and its accuracy
+        accs = {"forget_acc": metrics_of(forget)["token_acc"],
+                **{f"{name}_acc": lm_metrics(model, split, pad)["token_acc"]
+                   for name, split in (("retain", parts.retain), ("test", data.test))}}
+        return logit_scaled_sequence_confidence(forget["loss"].to_numpy()), accs
+
+    return Sides(unlearned, retrained, observe)
+
+
+def plot_by_copies(by_id, copies, out) -> list:
+    """mem (next-token accuracy, in − out) of corpus sequences and of canary copies by copy count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    groups = sorted(set(copies))
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.boxplot([by_id["mem"][copies == c].dropna().to_numpy() for c in groups])
+    ax.set_xticks(range(1, len(groups) + 1), ["corpus" if c == 0 else f"canary x{c}" for c in groups])
+    ax.set_ylabel("mem (token accuracy in − out)")
+    fig.tight_layout()
+    path = out / "mem_by_copies.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return [path]
+
+
+MODALITY = TextModality()
