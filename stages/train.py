@@ -1,7 +1,7 @@
 """Stage `train`: the original model, with learning events recorded from the same forward pass (and, per
 `train_records`, loss curvature and first-epoch per-example gradients)."""
 from _common import (FIRST_EPOCH_GRADS, METRICS_DIR, PREPARED, TRAIN_DIR, Timer, device, flatten, load_params,
-                     log_epoch, registered, stage, track)
+                     log_epoch, registered, stage, track, tracking_target)
 from _modality import elsewhere
 
 import pandas as pd
@@ -12,7 +12,7 @@ from memunlearn.io import save_json, save_table
 from memunlearn.modality.text import train as text_stage
 from memunlearn.models import build_model
 from memunlearn.seeding import generator
-from memunlearn.tracking import StageRecord
+from memunlearn.tracking import StageRecord, claim_alias
 from memunlearn.training import (CurvatureRecorder, FirstEpochGradRecorder, LearningEventRecorder, RecordConfig,
                                  TrainConfig, accuracy, fit, predict_proba, save_checkpoint, save_first_epoch_grads)
 
@@ -68,6 +68,7 @@ def main() -> None:
     track(StageRecord("train", flatten(params), metrics, history, [TRAIN_DIR / "history.csv"],
                       models={"original_model": registered(model, "original", info, model=recipe.model)},
                       datasets={"D": train, "T": test}))
+    claim_alias(tracking_target(), "original")  # @production, once: deletion requests start there (docs/requests.md)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ list, verify and garbage-collect the subset-model store; ``memunlearn top``: the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -239,8 +240,9 @@ def request_command(args) -> int:
         project = request_project(args.root)
         if args.command == "forget":
             try:
-                outcome = forget(project, args.request_id, args.ids, args.model, args.method, args.strategy,
-                                 on_step=_kill_at)
+                with contextlib.redirect_stderr(sys.stdout):  # MLflow's and torch's chatter: stderr keeps the verdict
+                    outcome = forget(project, args.request_id, args.ids, args.model, args.method, args.strategy,
+                                     on_step=_kill_at)
             except RequestRejected as exc:
                 print(f"error: {exc}", file=sys.stderr)
                 apply_policy(project, gate_failed=True)
@@ -264,7 +266,8 @@ def request_command(args) -> int:
                 print(problem, file=sys.stderr)
             print(f"{project.ledger}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
             return 1 if problems else 0
-        outcome = retrain(project, "on demand (memunlearn requests retrain)", on_step=_kill_at)
+        with contextlib.redirect_stderr(sys.stdout):
+            outcome = retrain(project, "on demand (memunlearn requests retrain)", on_step=_kill_at)
         print(f"retrained from scratch in {outcome.report['seconds']:.1f} s: version {outcome.version} of "
               f"{project.model_name} is @production")
         return 0

@@ -36,7 +36,7 @@ def ids_digest(ids: Iterable[int]) -> str:
 
 def read_ids(source: str | Path | Sequence) -> list[int]:
     """The ids in ``source`` as given (repeats kept): a list, or a file: .csv (an ``id`` column), .json (a list),
-    else one id per line."""
+    else one id per line (an ``id`` header line allowed)."""
     if not isinstance(source, (str, Path)):
         return [_as_id(v, "ids") for v in source]
     path = Path(source)
@@ -60,7 +60,8 @@ def read_ids(source: str | Path | Sequence) -> list[int]:
         if not rows or "id" not in rows[0]:
             raise RequestError(f"{path}: no `id` column; write a header line `id` and one example id per row")
         return [_as_id(r["id"], path) for r in rows]
-    return [_as_id(line.strip(), path) for line in text.splitlines() if line.strip()]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return [_as_id(line, path) for line in lines[1 if lines and lines[0].lower() == "id" else 0:]]  # an `id` header
 
 
 def _as_id(value, where) -> int:
