@@ -104,8 +104,9 @@ def test_the_next_request_starts_from_the_last_version_and_never_trains_on_forgo
     import json
     report = json.loads((root / "requests/reports/r2.json").read_text())
     retain = train.drop_ids(ids[:20])  # D minus everything r1 and r2 forgot
-    assert report["retain"] == {"size": len(train) - 20,
-                                "digest": dataset_digest(retain.example_ids, retain.labels)}
+    assert report["retain"]["pool_size"] == len(train) - 20  # drawn from here: 20 per forgotten id (8 here)
+    assert report["retain"]["pool_digest"] == dataset_digest(retain.example_ids, retain.labels)
+    assert report["retain"]["size"] == 160
     assert report["scores"]["computed"] is True  # version 2's scores: a new version
 
 

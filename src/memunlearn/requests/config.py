@@ -20,6 +20,8 @@ class RequestsConfig:
     method: str = "neggrad_plus"  # a methods.<name> block
     strategy: str = "rum_f"  # a STRATEGIES name
     proxy: str = "final_confidence"  # the score of a version that is not the pipeline's original (final confidence/loss/margin, holdout retraining)
+    retain_per_forget: int = 20  # unlearn against this many retain examples per forgotten one, drawn from D minus
+    #                              every forgotten id (0: all of it); a request's cost then follows |F|, not |D|
     seed: int = 0
     device: str = "auto"
     audit_margin: float = 0.15  # gate (a): |AUC(F vs class-matched held-out) - 0.5| <= this
@@ -43,6 +45,6 @@ class RequestsConfig:
         for name in ("heldout_per_example",):
             if getattr(self, name) < 1:
                 raise ConfigError(f"requests.{name}: got {getattr(self, name)}; write an integer >= 1")
-        if self.retrain_after_requests < 0:
-            raise ConfigError(f"requests.retrain_after_requests: got {self.retrain_after_requests}; write 0 (never) "
-                              f"or a positive integer")
+        if self.retrain_after_requests < 0 or self.retain_per_forget < 0:
+            raise ConfigError(f"requests.retrain_after_requests, requests.retain_per_forget: got "
+                              f"{self.retrain_after_requests}, {self.retain_per_forget}; write 0 or a positive integer")

@@ -26,6 +26,7 @@ from ..data.splits import ImageSplit
 from ..devices import resolve_device
 from ..io import load_table
 from ..models import build_model
+from ..seeding import derive_seed
 from ..training.checkpoint import load_checkpoint
 from ..training.oracle import cached_oracle
 from ..training.recipe import TrainConfig
@@ -44,7 +45,11 @@ ALIAS = "production"  # the serving alias requests start from and move
 
 
 class RequestRejected(RuntimeError):
-    """A gate failed: the candidate is tagged rejected; alias, versions and ledger are unchanged."""
+    """A gate failed: the candidate (``version``) is tagged rejected; alias, versions and ledger are unchanged."""
+
+    def __init__(self, message: str, version: str):
+        super().__init__(message)
+        self.version = version
 
 
 @dataclass(frozen=True)
@@ -187,7 +192,11 @@ def _unlearn_and_land(project, config, plan, request_id, request, parent, data, 
                             project.path("data/requests/scores"))
     levels = plan_subsets(np.asarray(request.ids), scores.values)
     forgotten = ledger.forgotten_ids(entries) | set(request.ids)
-    retain = data.train.drop_ids(sorted(forgotten))  # nothing the lineage forgot is trained on again
+    retain = pool = data.train.drop_ids(sorted(forgotten))  # nothing the lineage forgot is trained on again
+    if config.retain_per_forget and config.retain_per_forget * len(request.ids) < len(retain):
+        rng = np.random.default_rng(derive_seed(config.seed, f"requests/retain/{request.digest}"))
+        retain = retain.take(np.sort(rng.choice(len(retain), config.retain_per_forget * len(request.ids),
+                                                replace=False)))
     forget_split = data.train.select_ids(list(request.ids))
     grads = project.path("data/train/first_epoch_grads.pt") if original else project.path("data/train/none")
     ctx = unlearn_context(data.info, project.recipe, device, config.seed, project.path("data/prepared"), grads)
@@ -208,8 +217,8 @@ def _unlearn_and_land(project, config, plan, request_id, request, parent, data, 
                 "already_forgotten": list(request.already_forgotten), "duplicates": request.duplicates},
         "scores": {"name": scores.name, "computed": scores.computed},
         "plan": {name: len(ids) for name, ids in levels.items()},
-        "retain": {"size": len(retain), "digest": tracking.dataset_digest(retain.example_ids.numpy(),
-                                                                           retain.labels.numpy())},
+        "retain": {"size": len(retain), "digest": tracking.dataset_digest(retain.example_ids, retain.labels),
+                   "pool_size": len(pool), "pool_digest": tracking.dataset_digest(pool.example_ids, pool.labels)},
         "gates": gate_rows(gates), "figures": figures,
         "seconds": {"unlearn": unlearn_seconds, "total": time.perf_counter() - start},
         "git_commit": project.target.tags.get("git_commit", "none"),
@@ -222,7 +231,7 @@ def _unlearn_and_land(project, config, plan, request_id, request, parent, data, 
         tracking.tag_version(project.target, project.model_name, version.version,
                              {"status": "rejected", "rejected_reason": reason[:4000]})
         raise RequestRejected(f"request {request_id} rejected: {reason}; version {version.version} is tagged "
-                              f"rejected, the alias stays at version {parent.version}")
+                              f"rejected, the alias stays at version {parent.version}", version.version)
     entry = ledger.append(project.ledger, {
         "kind": "forget", "request_id": request_id, "time": report["time"], "ids_digest": request.digest,
         "ids_count": len(request.ids), "ids": list(request.ids), "already_forgotten": list(request.already_forgotten),
