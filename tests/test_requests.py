@@ -161,3 +161,22 @@ def test_requests_config_checks_ranges_and_the_proxy():
         from_params(RequestsConfig, {"audit_margin": 2.0}, "requests")
     with pytest.raises(UnknownNameError, match=r"requests.strategy: unknown RUM strategy 'nope'"):
         from_params(RequestsConfig, {"strategy": "nope"}, "requests")
+
+
+def test_retrain_policy_asks_after_a_share_of_d_a_number_of_requests_or_a_failed_gate(tmp_path):
+    from memunlearn.requests import Project
+    from memunlearn.requests.service import retrain_due
+    from memunlearn.tracking import TrackingTarget
+    from memunlearn.training import TrainConfig
+
+    def project(**policy):
+        return Project(tmp_path, TrackingTarget("sqlite:///unused.db", None), RequestsConfig(**policy), TrainConfig())
+
+    entries = [{"kind": "forget", "ids": list(range(10))}, {"kind": "forget", "ids": list(range(10, 20))}]
+    assert retrain_due(project(), entries, 100) is None  # the default: never
+    assert "20.0% of D forgotten" in retrain_due(project(retrain_after_fraction=0.2), entries, 100)
+    assert retrain_due(project(retrain_after_fraction=0.25), entries, 100) is None
+    assert "2 requests since the base" in retrain_due(project(retrain_after_requests=2), entries, 100)
+    rebased = entries + [{"kind": "retrain", "ids": []}]
+    assert retrain_due(project(retrain_after_requests=2, retrain_after_fraction=0.2), rebased, 100) is None
+    assert "failed a gate" in retrain_due(project(retrain_after_failed_gate=True), entries, 100, gate_failed=True)
