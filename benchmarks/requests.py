@@ -118,24 +118,30 @@ def main() -> None:
         rows.append(row)
         print(json.dumps({key: row[key] for key in ("request", "kind", "ids", "seconds", "verdict", "test_acc")}
                          | ({"tow": row["tow"]} if "tow" in row else {})), flush=True)
+        write(args, rows, checkpoints, original_seconds, device)  # after every request: a cut-short run keeps them
+    print(json.dumps({k: v for k, v in json.loads(args.json.read_text()).items()
+                      if k not in ("requests", "checkpoints")}, indent=2))
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def write(args, rows: list[dict], checkpoints: list[dict], original_seconds: float, device) -> None:
     per_request = float(np.mean([r["seconds"] for r in rows]))
-    retrain = float(np.mean([r["oracle_seconds"] for r in rows if "oracle_seconds" in r]))
+    retrains = [r["oracle_seconds"] for r in rows if "oracle_seconds" in r]
+    retrain = float(np.mean(retrains)) if retrains else None
     result = {
         "seconds_per_request": per_request,
         "unlearn_seconds_per_request": float(np.mean([r["unlearn_seconds"] for r in rows])),
         "retrain_seconds": retrain, "original_train_seconds": original_seconds,
-        "speedup_vs_retrain": retrain / per_request,
+        "speedup_vs_retrain": retrain / per_request if retrain else None,
         "final_tow": checkpoints[-1]["tow"] if checkpoints else None,
         "gate_agreement_with_oracle": float(np.mean([c["oracle_verdict"] == c["gates_verdict"] for c in checkpoints]))
         if checkpoints else None,
-        "tow_level": args.tow_level, "accepted": sum(r["verdict"] == "accepted" for r in rows),
+        "tow_level": args.tow_level, "requests_done": len(rows), "accepted": sum(r["verdict"] == "accepted" for r in rows),
         "device": str(device), "torch_threads": torch.get_num_threads(),
         "checkpoints": checkpoints, "requests": rows,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k not in ("requests", "checkpoints")}, indent=2))
-    shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":
