@@ -180,3 +180,20 @@ def test_retrain_policy_asks_after_a_share_of_d_a_number_of_requests_or_a_failed
     rebased = entries + [{"kind": "retrain", "ids": []}]
     assert retrain_due(project(retrain_after_requests=2, retrain_after_fraction=0.2), rebased, 100) is None
     assert "failed a gate" in retrain_due(project(retrain_after_failed_gate=True), entries, 100, gate_failed=True)
+
+
+def test_memunlearn_check_covers_the_requests_section():
+    from pathlib import Path
+
+    import yaml
+
+    from memunlearn.params import check_params
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    assert check_params(params) == []
+    params["requests"] = {**params["requests"], "method": "nope", "max_utility_drop": "0.02"}
+    problems = check_params(params)
+    assert any(p.startswith("requests.max_utility_drop: got \"0.02\"") for p in problems), problems
+    params["requests"]["max_utility_drop"] = 0.02
+    assert check_params(params) == [
+        "requests.method: 'nope' has no methods.nope block; add one (methods.nope: {} takes the defaults)"]
