@@ -11,6 +11,7 @@ tags its candidate ``rejected`` and changes nothing else.
 from __future__ import annotations
 
 import copy
+import json
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -106,6 +107,9 @@ class Data:
 
 def load_data(project: Project) -> Data:
     prepared = project.path("data/prepared")
+    meta = prepared / "meta.json"
+    if meta.exists() and json.loads(meta.read_text()).get("modality", "image") != "image":
+        raise RequestError(f"{meta}: a text run; deletion requests handle image lineages only so far (docs/requests.md)")
     test = load_split(prepared / "test.npz")
     validation_file = prepared / VALIDATION_FILE
     return Data(load_split(prepared / "train.npz"), test,
