@@ -1,7 +1,8 @@
 """Drift over sequential deletion requests (docs/requests.md "Measured"): 50 requests on the embedded digits.
 
 A fresh lineage (the repository's params.yaml: 2,000 digits with 5% planted label noise, the pipeline's recipe)
-takes requests of 10-30 ids each, alternately random ids and ids drawn from the most memorized examples (the top
+takes requests of 10-30 ids each, half random ids and half drawn from the most memorized examples (in pairs, so the oracle checkpoints
+see both kinds) (the top
 10% by the original's ``requests.proxy`` score: the exact scores need the memorize stage, which this benchmark
 does not run), each through ``memunlearn.requests.forget`` as the CLI runs it (registry included). Per request:
 wall seconds, unlearning seconds, the gates' figures and verdict, held-out (test) accuracy; every
@@ -88,7 +89,7 @@ def main() -> None:
     rows, checkpoints = [], []
     for k in range(1, args.requests + 1):
         forgotten = ledger.forgotten_ids(ledger.read(project.ledger))
-        kind = "random" if k % 2 else "high"
+        kind = "high" if k % 4 in (2, 3) else "random"  # half and half; the checkpoints (k = 10, 20, ...) both
         pool = np.setdiff1d(data.train.example_ids.numpy() if kind == "random" else high, list(forgotten))
         ids = rng.choice(pool, min(len(pool), int(rng.integers(10, 31))), replace=False).tolist()
         start = time.perf_counter()
