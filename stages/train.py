@@ -1,13 +1,14 @@
 """Stage `train`: the original model, with learning events recorded from the same forward pass (and, per
 `train_records`, the modality's other training records: loss curvature, first-epoch per-example gradients)."""
-from _common import METRICS_DIR, PREPARED, TRAIN_DIR, device, flatten, load_params, log_epoch, registered, stage, track
+from _common import (METRICS_DIR, PREPARED, TRAIN_DIR, device, flatten, load_params, log_epoch, registered, stage,
+                     track, tracking_target)
 
 import pandas as pd
 
 from memunlearn.config import from_params
 from memunlearn.io import save_json, save_table
 from memunlearn.modality import load_modality
-from memunlearn.tracking import StageRecord
+from memunlearn.tracking import StageRecord, claim_alias
 from memunlearn.training.recipe import RecordConfig, TrainConfig
 
 
@@ -28,6 +29,7 @@ def main() -> None:
                       models={"original_model": original},
                       datasets={"D": modality.dataset_view(data.train, data),
                                 "T": modality.dataset_view(data.test, data)}))
+    claim_alias(tracking_target(), "original")  # @production, once: deletion requests start there (docs/requests.md)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 """``memunlearn list``: what the registries hold (the names params.yaml accepts); ``memunlearn check``: is
 params.yaml valid, every section through its typed config, before DVC deletes any output; ``memunlearn store``:
 list, verify and garbage-collect the subset-model store; ``memunlearn top``: the most memorized training examples;
-``memunlearn report``: the run's headline, its claims with their verdicts and where to look next."""
+``memunlearn report``: the run's headline, its claims with their verdicts and where to look next;
+``memunlearn forget`` and ``memunlearn requests ls|verify|retrain``: deletion requests (docs/requests.md)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -222,6 +224,111 @@ def report(root: Path) -> int:
     return 0
 
 
+# ---- memunlearn forget; memunlearn requests ls | verify | retrain (requests/, docs/requests.md) --------------
+
+KILL_AT = "MEMUNLEARN_REQUESTS_KILL_AT"  # tests only: SIGKILL this process after the named step (crash safety)
+
+
+def add_request_commands(commands) -> None:
+    forgetting = commands.add_parser("forget", help="a deletion request: ids in, a verified registered model out")
+    forgetting.add_argument("--ids", required=True, help="ids file: CSV with an id column, a JSON list, or one per line")
+    forgetting.add_argument("--request-id", required=True, help="the request's id (a rerun with it completes it)")
+    forgetting.add_argument("--model", help="MLflow model URI to start from (models:/memunlearn-original@production)")
+    forgetting.add_argument("--method", help="a methods.<name> block (requests.method)")
+    forgetting.add_argument("--strategy", help="a RUM strategy (requests.strategy)")
+    requests = commands.add_parser("requests", help="the deletion-request ledger: ls, verify, retrain")
+    actions = requests.add_subparsers(dest="requests_command", required=True)
+    actions.add_parser("ls", help="every request: id, time, ids, versions, gates, verdict")
+    actions.add_parser("verify", help="check the ledger's hash chain and every entry's model version; exit 1 if bad")
+    actions.add_parser("retrain", help="train from scratch on D minus every forgotten id; the new base")
+    for parser in (forgetting, *actions.choices.values()):
+        parser.add_argument("--root", type=Path, default=Path("."), help="the project (the working directory)")
+
+
+def request_project(root: Path):
+    """The lineage of the project in ``root``: its params (requests, train, methods) and MLflow store
+    (MLFLOW_TRACKING_URI, else the project's SQLite store)."""
+    import yaml
+
+    from .config import from_params
+    from .requests import Project, RequestsConfig
+    from .tracking import TrackingTarget, git_commit, store_location
+    from .training import TrainConfig
+
+    params = yaml.safe_load((root / "params.yaml").read_text()) or {}
+    uri, artifacts = store_location(root.resolve(), os.environ.get("MLFLOW_TRACKING_URI"))
+    target = TrackingTarget(uri, artifacts, os.environ.get("MLFLOW_EXPERIMENT_NAME", "memunlearn"),
+                            tags={"git_commit": git_commit(root)})
+    return Project(root.resolve(), target, from_params(RequestsConfig, params.get("requests"), "requests"),
+                   from_params(TrainConfig, params.get("train"), "train"), params.get("methods") or {})
+
+
+def _kill_at(step: str) -> None:
+    if os.environ.get(KILL_AT) == step:
+        os.kill(os.getpid(), 9)
+
+
+def request_command(args) -> int:
+    """Run ``memunlearn forget`` or ``memunlearn requests <ls|verify|retrain>``; the exit code. Bad input and a
+    rejected request end with one line on stderr."""
+    from .config import ConfigError
+    from .registry import UnknownNameError
+    from .requests import RequestError, RequestRejected, apply_policy, forget, retrain, verify_lineage
+    from .requests.report import markdown
+
+    try:
+        project = request_project(args.root)
+        if args.command == "forget":
+            try:
+                with contextlib.redirect_stderr(sys.stdout):  # MLflow's and torch's chatter: stderr keeps the verdict
+                    outcome = forget(project, args.request_id, args.ids, args.model, args.method, args.strategy,
+                                     on_step=_kill_at)
+            except RequestRejected as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                apply_policy(project, gate_failed=True)
+                return 1
+            if outcome.report and outcome.verdict == "accepted":
+                print(markdown(outcome.report))
+            already = (outcome.report or {}).get("already_forgotten") if outcome.verdict == "no-op" else None
+            print(f"request {outcome.request_id}: {outcome.verdict}"
+                  + (f" (all {len(already)} ids were forgotten by earlier requests)" if already else "")
+                  + (f", version {outcome.version} of {project.model_name} is @production" if outcome.version else "")
+                  + (f"; reports: {', '.join(map(str, outcome.reports))}" if outcome.reports else ""))
+            base = apply_policy(project)
+            if base:
+                print(f"retrained from scratch ({base.report['reason']}): version {base.version} is the new base")
+            return 0
+        if args.requests_command == "ls":
+            return _list_requests(project)
+        if args.requests_command == "verify":
+            problems = verify_lineage(project)
+            for problem in problems:
+                print(problem, file=sys.stderr)
+            print(f"{project.ledger}: {'OK' if not problems else f'{len(problems)} problem(s)'}")
+            return 1 if problems else 0
+        with contextlib.redirect_stderr(sys.stdout):
+            outcome = retrain(project, "on demand (memunlearn requests retrain)", on_step=_kill_at)
+        print(f"retrained from scratch in {outcome.report['seconds']:.1f} s: version {outcome.version} of "
+              f"{project.model_name} is @production")
+        return 0
+    except (RequestError, ConfigError, UnknownNameError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+
+
+def _list_requests(project) -> int:
+    from .requests import ledger
+
+    entries = ledger.read(project.ledger)
+    print(f"{'request':<16} {'time':<20} {'kind':<8} {'ids':>5} {'digest':<16} {'version':>11}  gates")
+    for e in entries:
+        gates = " ".join(f"{k}={'pass' if g['passed'] else 'FAIL'}" for k, g in (e.get("gates") or {}).items())
+        print(f"{e['request_id']:<16} {e['time']:<20} {e['kind']:<8} {e['ids_count']:>5} {e['ids_digest']:<16} "
+              f"{str(e['parent_version']) + '->' + str(e['new_version']):>11}  {gates or e.get('reason', '')}")
+    print(f"{project.ledger}: {len(entries)} entries, {len(ledger.forgotten_ids(entries))} ids forgotten")
+    return 0
+
+
 def overrides(path: Path, base: Path = Path("params.yaml")) -> str:
     """A params preset (e.g. params/text.yaml) as `dvc exp run` overrides: ``-S key=value`` per leaf key, values
     in YAML flow style (lists as [1,4,16]), each shell-quoted: run them with ``eval`` (README). A key that
@@ -252,6 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     checker.add_argument("--params", type=Path, default=Path("params.yaml"), help="the params file (params.yaml)")
     checker.add_argument("--preset", type=Path, help="check the params with this preset applied (params/text.yaml)")
     add_store_commands(commands)
+    add_request_commands(commands)
     preset = commands.add_parser("overrides", help="a params preset as `dvc exp run -S key=value` arguments")
     preset.add_argument("preset", type=Path, help="e.g. params/text.yaml")
     preset.add_argument("--params", type=Path, default=Path("params.yaml"), help="the params file it overrides")
@@ -267,6 +375,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(report(args.root))
     if args.command == "top":
         sys.exit(top(args.n, args.score, args.root))
+    if args.command in ("forget", "requests"):
+        sys.exit(request_command(args))
     if args.command == "overrides":
         print(overrides(args.preset, args.params))
         return

@@ -21,6 +21,7 @@ from .memorization.exact import ENVIRONMENT, execution_problems, moved_to_enviro
 from .modality.checks import modality_problems
 from .partition import EMBEDDING_SCORES, EXACT_SCORES, PartitionConfig
 from .registry import UnknownNameError
+from .requests.config import RequestsConfig
 from .training import RecordConfig, TrainConfig
 from .training.oracle import OracleConfig
 from .unlearning import STRATEGIES, UnlearnConfig, UnlearnPlan
@@ -40,6 +41,7 @@ SECTIONS: dict[str, type] = {  # params.yaml section -> the config class the sta
     **{grid: SweepConfig for grid in GRIDS},
     "claims": ClaimsConfig,
     "forgetting_quality": ForgettingQualityConfig,
+    "requests": RequestsConfig,
 }
 METHODS_SECTION = "methods"  # one block per method: methods.<name> builds the config class of its method
 MODALITY_KEY = "modality"  # image or text: which modality's code the stages run (modality/checks.py checks it)
@@ -82,6 +84,10 @@ def check_params(params: Mapping[str, Any], environ: Mapping[str, str] | None = 
     for grid in GRIDS:
         if configs.get(grid) is not None:
             problems += _grid_problems(grid, configs[grid], blocks)
+    if configs.get("requests") is not None and configs["requests"].method not in blocks:
+        name = configs["requests"].method
+        problems.append(f"requests.method: {name!r} has no methods.{name} block; add one (methods.{name}: {{}} "
+                        f"takes the defaults)")
     if configs.get("data") is None or data_modality(configs["data"].dataset) == "image":
         problems += _score_problems(params, configs.get("proxies"))
     unlearn = configs.get("unlearn")

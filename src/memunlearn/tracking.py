@@ -439,3 +439,98 @@ def _is_number(v: Any) -> bool:
 def _param_value(v: Any) -> str:
     text = str(list(v) if isinstance(v, tuple) else v)
     return text if len(text) <= 6000 else text[:5997] + "..."
+
+
+# ---- the model registry for deletion requests (memunlearn/requests/) ----------------------------------------
+# These raise (a request must not go on without its registry), except ``claim_alias``, called by the train stage.
+
+@dataclass(frozen=True)
+class VersionRef:
+    name: str  # registered model, e.g. memunlearn-original
+    version: str
+    run_id: str
+    tags: Mapping[str, str]
+
+
+def resolve_version(target: TrackingTarget, uri: str) -> VersionRef:
+    """The version an MLflow model URI names: ``models:/<name>@<alias>`` or ``models:/<name>/<version>``;
+    LookupError (one line) when it does not exist."""
+    client = _client(target)
+    match = re.fullmatch(r"models:/([^/@]+)(?:@([^/]+)|/(\d+))", uri)
+    if not match:
+        raise LookupError(f"model URI {uri!r} is not models:/<name>@<alias> or models:/<name>/<version>")
+    name, alias, number = match.groups()
+    try:
+        found = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, number)
+    except Exception as exc:  # mlflow's RestException: not found
+        raise LookupError(f"model {uri!r} does not exist in {target.uri} ({type(exc).__name__})") from None
+    return VersionRef(name, str(found.version), found.run_id, dict(found.tags))
+
+
+def load_state_dict(target: TrackingTarget, ref: VersionRef) -> dict:
+    """The weights of a registered version (its torch.export graph keeps the module's parameter names)."""
+    import mlflow
+    import mlflow.pytorch
+
+    mlflow.set_tracking_uri(target.uri)
+    return mlflow.pytorch.load_model(f"models:/{ref.name}/{ref.version}").state_dict()
+
+
+def training_digest(target: TrackingTarget, run_id: str) -> str | None:
+    """The digest of the training data (``D``) logged into run ``run_id``, if any."""
+    run = _client(target).get_run(run_id)
+    for item in run.inputs.dataset_inputs:
+        if any(t.key == "mlflow.data.context" and t.value == DATASET_CONTEXT["D"] for t in item.tags):
+            return item.dataset.digest
+    return None
+
+
+def version_tags(target: TrackingTarget, name: str, version: str) -> dict[str, str] | None:
+    """The tags of a version, None if it does not exist."""
+    try:
+        return dict(_client(target).get_model_version(name, version).tags)
+    except Exception:
+        return None
+
+
+def versions_tagged(target: TrackingTarget, name: str, tags: Mapping[str, str]) -> list[VersionRef]:
+    """Every version of ``name`` whose tags include ``tags``, oldest first."""
+    found = [v for v in _client(target).search_model_versions(f"name = '{name}'")
+             if all(v.tags.get(k) == str(t) for k, t in tags.items())]
+    return [VersionRef(name, str(v.version), v.run_id, dict(v.tags)) for v in sorted(found, key=lambda v: int(v.version))]
+
+
+def tag_version(target: TrackingTarget, name: str, version: str, tags: Mapping[str, Any]) -> None:
+    client = _client(target)
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, str(value))
+
+
+def set_alias(target: TrackingTarget, name: str, alias: str, version: str) -> None:
+    _client(target).set_registered_model_alias(name, alias, version)
+
+
+def alias_version(target: TrackingTarget, name: str, alias: str) -> str | None:
+    try:
+        return str(_client(target).get_model_version_by_alias(name, alias).version)
+    except Exception:
+        return None
+
+
+@_safely("set the serving alias")
+def claim_alias(target: TrackingTarget, role: str, alias: str = "production") -> None:
+    """Point ``alias`` of ``<experiment>-<role>`` at its newest version when no version holds it yet (the train
+    stage's first run gives deletion requests their starting model; later runs leave it where requests moved it)."""
+    name = registered_name(target, role)
+    if alias_version(target, name, alias) is None:
+        newest = versions_tagged(target, name, {})
+        if newest:
+            set_alias(target, name, alias, newest[-1].version)
+
+
+@_safely("log the request's report")
+def log_artifacts(target: TrackingTarget, run_id: str, paths: Sequence[Path]) -> None:
+    """Log files into an existing run (a request's report, rewritten once its version is known)."""
+    client = _client(target)
+    for path in paths:
+        client.log_artifact(run_id, str(path))

@@ -1,0 +1,109 @@
+"""The append-only, tamper-evident ledger of deletion requests: one JSON object per line, each carrying the
+hash of the one before it (``prev_hash``) and its own (``hash``, over every other field), so an edited, inserted
+or deleted entry breaks the chain at a named line. Appends are atomic (the whole file is rewritten to a temporary
+file and renamed), so a killed process leaves the old ledger or the new one, never half a line."""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping
+
+from ..io import atomic_write
+
+GENESIS = "0" * 64  # prev_hash of the first entry
+
+
+def entry_hash(entry: Mapping[str, Any]) -> str:
+    body = {k: v for k, v in entry.items() if k != "hash"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def read(path: Path) -> list[dict]:
+    """Every entry in order ([] when there is no ledger yet)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    entries = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise ValueError(f"{path} line {number}: not JSON; the ledger was edited by hand: restore it from "
+                             f"git (`git checkout {path}`)") from None
+    return entries
+
+
+def append(path: Path, entry: Mapping[str, Any]) -> dict:
+    """Append ``entry`` chained to the last one; returns it with ``prev_hash`` and ``hash``."""
+    entries = read(path)
+    chained = {**entry, "prev_hash": entries[-1]["hash"] if entries else GENESIS}
+    chained["hash"] = entry_hash(chained)
+    lines = [json.dumps(e, sort_keys=True) for e in entries + [chained]]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(Path(path), lambda f: f.write(("\n".join(lines) + "\n").encode()))
+    return chained
+
+
+def chain_problems(entries: list[dict]) -> list[str]:
+    """Every break of the hash chain, one line each naming the entry: a hash that does not match the entry's
+    content (edited), a ``prev_hash`` that does not match the entry before it (an entry deleted or inserted)."""
+    problems = []
+    previous = GENESIS
+    for number, entry in enumerate(entries, 1):
+        if entry.get("prev_hash") != previous:
+            problems.append(f"{_name(number, entry)}: prev_hash does not match the entry before it: an entry was "
+                            f"deleted or inserted before it")
+        if entry.get("hash") != entry_hash(entry):
+            problems.append(f"{_name(number, entry)}: its hash does not match its content: the entry was edited")
+        previous = entry.get("hash")
+    return problems
+
+
+def verify(entries: list[dict], version_tags: Callable[[str], Mapping[str, str] | None]) -> list[str]:
+    """``chain_problems`` and, per entry, a model version that does not exist or whose tags disagree with it.
+    ``version_tags(version)``: the tags of that version of the lineage's model, None if it does not exist."""
+    problems = chain_problems(entries)
+    for number, entry in enumerate(entries, 1):
+        version = str(entry.get("new_version"))
+        tags = version_tags(version)
+        if tags is None:
+            problems.append(f"{_name(number, entry)}: model version {version} does not exist")
+            continue
+        for key in ("request_id", "ids_digest"):
+            if str(entry.get(key)) != tags.get(key):
+                problems.append(f"{_name(number, entry)}: model version {version} has {key} {tags.get(key)!r}, "
+                                f"the ledger {entry.get(key)!r}")
+    return problems
+
+
+def _name(number: int, entry: Mapping[str, Any]) -> str:
+    return f"entry {number} (request {entry.get('request_id', '?')!r})"
+
+
+def forgotten_ids(entries: list[dict]) -> set[int]:
+    """Every id the lineage has forgotten (accepted requests)."""
+    return {int(i) for e in entries if e.get("kind") == "forget" for i in e.get("ids", [])}
+
+
+@contextmanager
+def lineage_lock(path: Path) -> Iterator[None]:
+    """One request at a time per lineage: an exclusive lock beside the ledger; a second caller waits. The kernel
+    drops it when the holder dies (kill -9 included), so a crash never leaves the lineage locked."""
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -1,0 +1,36 @@
+"""A request's verification report: the JSON record and its Markdown rendering (printed, logged to MLflow)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..io import atomic_write, save_json
+
+
+def markdown(report: Mapping[str, Any]) -> str:
+    ids = report["ids"]
+    lines = [f"# Deletion request {report['request_id']}: {report['verdict'].upper()}", "",
+             f"- model: version {report['parent_version']} -> {report.get('new_version') or '(not registered)'} "
+             f"of {report['model_name']}",
+             f"- ids: {ids['count']} forgotten (digest {ids['digest']}), {len(ids['already_forgotten'])} already "
+             f"forgotten (no-op){', ' + str(ids['duplicates']) + ' duplicate entries dropped' if ids['duplicates'] else ''}",
+             f"- plan: {report['strategy']} with {report['method']}; scores {report['scores']['name']} "
+             f"({'computed now' if report['scores']['computed'] else 'cached'}); subsets "
+             + ", ".join(f"{k} {v}" for k, v in report["plan"].items()),
+             f"- unlearning: {report['seconds']['unlearn']:.1f} s; request {report['seconds']['total']:.1f} s", "",
+             "| gate | figure | threshold | passed | detail |", "|---|---|---|---|---|"]
+    for gate in report["gates"]:
+        lines.append(f"| {gate['name']} | {gate['figure']:.4f} | {gate['threshold']} | "
+                     f"{'yes' if gate['passed'] else '**no**'} | {gate['detail']} |")
+    if report.get("reason"):
+        lines += ["", f"Rejected: {report['reason']}"]
+    return "\n".join(lines) + "\n"
+
+
+def write(report: Mapping[str, Any], folder: Path) -> list[Path]:
+    """``<request_id>.json`` and ``.md`` in ``folder``, atomically; their paths."""
+    json_path = Path(folder) / f"{report['request_id']}.json"
+    md_path = json_path.with_suffix(".md")
+    save_json(dict(report), json_path)
+    atomic_write(md_path, lambda f: f.write(markdown(report).encode()))
+    return [json_path, md_path]

@@ -1,0 +1,199 @@
+"""Deletion requests, the parts without a model: reading ids, checking them against the data, the hash-chained
+ledger and its lock, the gates' statistics, the plan's levels and the typed config."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from memunlearn.config import ConfigError, from_params
+from memunlearn.registry import UnknownNameError
+from memunlearn.requests import ledger
+from memunlearn.requests.config import RequestsConfig
+from memunlearn.requests.gates import auc, auc_ci, class_matched
+from memunlearn.requests.ids import RequestError, check_ids, ids_digest, read_ids
+from memunlearn.requests.scores import plan_subsets
+
+TRAIN = np.arange(100, 200)
+OTHERS = {"test": np.arange(0, 50), "validation": np.arange(50, 100)}
+
+
+@pytest.mark.parametrize("name, text", [
+    ("ids.csv", "id,reason\n101,gdpr\n102,gdpr\n101,again\n"),
+    ("ids.json", "[101, 102, 101]"),
+    ("ids.txt", "101\n\n102\n101\n"),
+])
+def test_read_ids_every_format_keeps_repeats(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    assert read_ids(path) == [101, 102, 101]
+    assert read_ids([101, 102]) == [101, 102]  # a list, as the deployment's `ids` parameter may be
+
+
+@pytest.mark.parametrize("name, text, says", [
+    ("empty.txt", "  \n", "empty"),
+    ("bad.json", "[101, 102", "not valid JSON"),
+    ("dict.json", '{"id": 101}', "a JSON dict"),
+    ("noid.csv", "example,reason\n101,x\n", "no `id` column"),
+    ("words.txt", "101\nabc\n", "'abc' is not an example id"),
+    ("missing.txt", None, "cannot read it"),
+])
+def test_bad_files_are_one_line_naming_file_and_fix(tmp_path, name, text, says):
+    path = tmp_path / name
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(RequestError) as error:
+        read_ids(path)
+    message = str(error.value)
+    assert says in message and str(path) in message and "\n" not in message
+
+
+def test_check_ids_unknown_and_other_splits_name_count_and_first_ids():
+    with pytest.raises(RequestError, match=r"^7 unknown id\(s\) \(300, 301, 302, 303, 304, \.\.\.\)"):
+        check_ids([101, *range(300, 307)], TRAIN, OTHERS, set())
+    with pytest.raises(RequestError, match=r"^2 id\(s\) belong to the test split, .*\(3, 4\)"):
+        check_ids([101, 3, 4], TRAIN, OTHERS, set())
+    with pytest.raises(RequestError, match=r"^1 id\(s\) belong to the validation split, .*\(60\)"):
+        check_ids([60, 101], TRAIN, OTHERS, set())
+    with pytest.raises(RequestError, match="no ids given"):
+        check_ids([], TRAIN, OTHERS, set())
+
+
+def test_check_ids_drops_repeats_and_names_already_forgotten():
+    request = check_ids([105, 101, 105, 103, 101], TRAIN, OTHERS, forgotten={103, 150})
+    assert request.ids == (101, 105) and request.already_forgotten == (103,) and request.duplicates == 2
+    assert request.digest == ids_digest([103, 101, 105]) != ids_digest([101, 105])  # what was asked, any order
+
+
+def _chain(path, n=3):
+    for i in range(n):
+        ledger.append(path, {"kind": "forget", "request_id": f"r{i}", "ids": [i], "ids_digest": f"d{i}",
+                             "new_version": str(i + 2)})
+    return ledger.read(path)
+
+
+def test_ledger_chain_names_an_edited_and_a_deleted_entry(tmp_path):
+    path = tmp_path / "ledger.jsonl"
+    entries = _chain(path)
+    assert ledger.chain_problems(entries) == []
+    assert entries[0]["prev_hash"] == ledger.GENESIS and entries[1]["prev_hash"] == entries[0]["hash"]
+    assert ledger.forgotten_ids(entries) == {0, 1, 2}
+
+    edited = [dict(e) for e in entries]
+    edited[1]["ids"] = [99]
+    assert ledger.chain_problems(edited) == [
+        "entry 2 (request 'r1'): its hash does not match its content: the entry was edited"]
+    deleted = [entries[0], entries[2]]
+    assert ledger.chain_problems(deleted) == [
+        "entry 2 (request 'r2'): prev_hash does not match the entry before it: an entry was deleted or inserted "
+        "before it"]
+
+
+def test_ledger_verify_names_missing_versions_and_mismatched_tags(tmp_path):
+    entries = _chain(tmp_path / "ledger.jsonl", 2)
+    tags = {"2": {"request_id": "r0", "ids_digest": "d0"}}  # version 3 does not exist
+    assert ledger.verify(entries, tags.get) == ["entry 2 (request 'r1'): model version 3 does not exist"]
+    tags["3"] = {"request_id": "r1", "ids_digest": "other"}
+    assert ledger.verify(entries, tags.get) == [
+        "entry 2 (request 'r1'): model version 3 has ids_digest 'other', the ledger 'd1'"]
+
+
+def test_ledger_file_is_json_lines_and_a_hand_broken_line_is_named(tmp_path):
+    path = tmp_path / "ledger.jsonl"
+    _chain(path, 2)
+    lines = path.read_text().splitlines()
+    assert [json.loads(line)["request_id"] for line in lines] == ["r0", "r1"]
+    path.write_text(lines[0] + "\n{oops\n")
+    with pytest.raises(ValueError, match="line 2: not JSON"):
+        ledger.read(path)
+
+
+def test_lineage_lock_makes_the_second_caller_wait(tmp_path):
+    path = tmp_path / "ledger.jsonl"
+    order = []
+
+    def second():
+        with ledger.lineage_lock(path):
+            order.append("second")
+
+    with ledger.lineage_lock(path):
+        thread = threading.Thread(target=second)
+        thread.start()
+        time.sleep(0.3)
+        order.append("first done")
+    thread.join(5)
+    assert order == ["first done", "second"]
+
+
+def test_auc_and_its_ci():
+    assert auc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
+    assert auc(np.array([1.0, 2.0]), np.array([1.0, 2.0])) == 0.5  # ties count half
+    rng = np.random.default_rng(0)
+    same = auc_ci(rng.normal(size=200), rng.normal(size=200), seed=0)
+    assert same[0] < 0.5 < same[1] and same[1] - same[0] < 0.2
+
+
+def test_class_matched_draws_per_example_from_the_same_class(synthetic):
+    train, test, _, _ = synthetic
+    forget = train.take(np.arange(6))
+    matched = class_matched(forget, test, per_example=3, seed=0)
+    assert len(matched) == 18
+    assert sorted(matched.labels.tolist()) == sorted(np.repeat(forget.labels.numpy(), 3).tolist())
+    assert np.isin(matched.example_ids.numpy(), test.example_ids.numpy()).all()
+
+
+def test_plan_levels_by_terciles_of_d():
+    scores = pd.Series(np.arange(90, dtype=float), index=np.arange(1000, 1090))  # terciles 29.67 and 59.33
+    levels = plan_subsets(np.array([1000, 1029, 1030, 1059, 1060, 1089]), scores)
+    assert levels["low"].tolist() == [1000, 1029] and levels["mid"].tolist() == [1030, 1059]
+    assert levels["high"].tolist() == [1060, 1089]
+
+
+def test_requests_config_checks_ranges_and_the_proxy():
+    assert from_params(RequestsConfig, {}, "requests") == RequestsConfig()
+    with pytest.raises(ConfigError, match=r"requests.proxy: 'confidence' is not a final-model proxy"):
+        from_params(RequestsConfig, {"proxy": "confidence"}, "requests")
+    with pytest.raises(ConfigError, match=r"requests.audit_margin: got 2"):
+        from_params(RequestsConfig, {"audit_margin": 2.0}, "requests")
+    with pytest.raises(UnknownNameError, match=r"requests.strategy: unknown RUM strategy 'nope'"):
+        from_params(RequestsConfig, {"strategy": "nope"}, "requests")
+
+
+def test_retrain_policy_asks_after_a_share_of_d_a_number_of_requests_or_a_failed_gate(tmp_path):
+    from memunlearn.requests import Project
+    from memunlearn.requests.service import retrain_due
+    from memunlearn.tracking import TrackingTarget
+    from memunlearn.training import TrainConfig
+
+    def project(**policy):
+        return Project(tmp_path, TrackingTarget("sqlite:///unused.db", None), RequestsConfig(**policy), TrainConfig())
+
+    entries = [{"kind": "forget", "ids": list(range(10))}, {"kind": "forget", "ids": list(range(10, 20))}]
+    assert retrain_due(project(), entries, 100) is None  # the default: never
+    assert "20.0% of D forgotten" in retrain_due(project(retrain_after_fraction=0.2), entries, 100)
+    assert retrain_due(project(retrain_after_fraction=0.25), entries, 100) is None
+    assert "2 requests since the base" in retrain_due(project(retrain_after_requests=2), entries, 100)
+    rebased = entries + [{"kind": "retrain", "ids": []}]
+    assert retrain_due(project(retrain_after_requests=2, retrain_after_fraction=0.2), rebased, 100) is None
+    assert "failed a gate" in retrain_due(project(retrain_after_failed_gate=True), entries, 100, gate_failed=True)
+
+
+def test_memunlearn_check_covers_the_requests_section():
+    from pathlib import Path
+
+    import yaml
+
+    from memunlearn.params import check_params
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    assert check_params(params) == []
+    params["requests"] = {**params["requests"], "method": "nope", "max_utility_drop": "0.02"}
+    problems = check_params(params)
+    assert any(p.startswith("requests.max_utility_drop: got \"0.02\"") for p in problems), problems
+    params["requests"]["max_utility_drop"] = 0.02
+    assert check_params(params) == [
+        "requests.method: 'nope' has no methods.nope block; add one (methods.nope: {} takes the defaults)"]
