@@ -1,6 +1,7 @@
 """End to end: deletion requests as the Prefect deployment ``memunlearn-forget/default`` on a real Prefect server
-on 127.0.0.1. Two requests triggered at once: the second waits for the lineage's lock, both land in order (the
-second starts from the version the first produced) and the ledger's chain holds."""
+on 127.0.0.1. Two requests triggered at once: one waits for the lineage's lock, both land one after the other (the
+later starts from the version the earlier produced) and the ledger's chain holds. Which one takes the lock first is
+the worker's choice: the lock is no queue, so trigger order is not promised."""
 from __future__ import annotations
 
 import json
@@ -51,9 +52,10 @@ def test_two_triggers_at_once_land_one_after_the_other_in_order(tmp_path, monkey
                     flow_run(api, r)), 600, f"flow run {run_id}", tmp_path / "serve.log")
     assert [done[r]["state_type"] for r in (first, second)] == ["COMPLETED", "COMPLETED"], \
         (tmp_path / "serve.log").read_text()[-3000:]
-    assert done[second]["start_time"] < done[first]["end_time"]  # both ran at once: the second waited for the lock
+    assert done[second]["start_time"] < done[first]["end_time"]  # both ran at once: one waited for the lock
+    assert done[first]["start_time"] < done[second]["end_time"]
     entries = ledger.read(project / "requests/ledger.jsonl")
-    assert [e["request_id"] for e in entries] == ["first", "second"] and ledger.chain_problems(entries) == []
+    assert sorted(e["request_id"] for e in entries) == ["first", "second"] and ledger.chain_problems(entries) == []
     assert entries[0]["parent_version"] == "1" and entries[1]["parent_version"] == entries[0]["new_version"]
     from mlflow.tracking import MlflowClient
     alias = MlflowClient(tracking_uri=store_location(project)[0]).get_model_version_by_alias(
