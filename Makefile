@@ -32,7 +32,7 @@ full: setup                 ## the default run at full size (all 4,000 digits, p
 	eval dvc exp run --name full-$$(date +%Y%m%d-%H%M%S) $$(memunlearn overrides params/full.yaml)
 	memunlearn report
 
-text: setup                 ## seed 003 on a language model (params/text.yaml) through the same stages, as DVC experiment 'text-…'
+text: setup                 ## first-epoch gradient ascent on a small GPT-2 (params/text.yaml), as DVC experiment 'text-…'
 	memunlearn check --preset params/text.yaml
 	eval dvc exp run --name text-$$(date +%Y%m%d-%H%M%S) $$(memunlearn overrides params/text.yaml)
 	memunlearn report

@@ -1,4 +1,4 @@
-"""Stage `claims`: each finding of the papers (docs/methods.md §7; on text, seed 003's findings 1, 2 and 4)
+"""Stage `claims`: each finding of the papers (docs/methods.md §7; on text, the first-epoch gradient ascent paper's findings 1, 2 and 4)
 tested on the grids' seeds.
 
 Writes results/claims.csv (claim, finding, comparison, effect, ci_low,

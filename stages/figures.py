@@ -1,6 +1,6 @@
 """Stage `figures`: the study's pictures from the stages' tables (memunlearn.evaluation.figures), as DVC plots
 and MLflow artifacts, the modality's set (image: memorized_examples, evaluation, rum_compare_tow,
-forgetting_quality_epsilon; text: memorization_by_copies, evaluation, exposure, seed003_ablations and the last
+forgetting_quality_epsilon; text: memorization_by_copies, evaluation, exposure, first_epoch_ga_ablations and the last
 two). It only draws, so editing a figure reruns nothing else.
 """
 from _common import MEMORIZE_DIR, PREPARED, RESULTS_DIR, load_params, stage, track

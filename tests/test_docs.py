@@ -241,7 +241,7 @@ def test_the_docs_checks_see_what_they_should():
     assert anchor("At full size (`make full`)") == "at-full-size-make-full"
     assert anchor("Figures, plots and the most memorized examples") == "figures-plots-and-the-most-memorized-examples"
     assert FILE_LABEL.search("Seed 003's findings") and FILE_LABEL.search("seed-003")
-    assert not FILE_LABEL.search("benchmarks/text_seed003.py") and not FILE_LABEL.search("seed 0, 1 and 2")
+    assert not FILE_LABEL.search("text_seed003.py") and not FILE_LABEL.search("seed 0, 1 and 2")
 
 
 def test_git_keeps_data_readme_and_ignores_the_rest_of_data():

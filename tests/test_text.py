@@ -1,4 +1,4 @@
-"""Text modality (seed 003): corpus, BPE, canaries, small GPT-2, memorization, first-epoch GA on the embedding.
+"""Text modality (first-epoch gradient ascent): corpus, BPE, canaries, small GPT-2, memorization, first-epoch GA on the embedding.
 
 One tiny setting shared by the slow tests (module fixtures): the first 480
 pydoc chunks of 32 tokens, a 512-token BPE, gpt2_micro, canaries of 4

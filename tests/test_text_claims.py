@@ -1,7 +1,7 @@
-"""Seed 003's claims over seeds (experiments/text_claims.py): verdicts follow the interval, not the mean."""
+"""First-epoch gradient ascent's claims over seeds (experiments/text_claims.py): verdicts follow the interval, not the mean."""
 import pandas as pd
 
-from memunlearn.experiments.text_claims import seed003_claims
+from memunlearn.experiments.text_claims import first_epoch_ga_claims
 
 
 def rows(first_emb, last_emb, first_all=(9.0, 9.0, 9.0), head=(12.0, 12.1, 11.9), ppl=(0.02, 0.03, 0.04)):
@@ -23,14 +23,14 @@ def verdicts(table):
 
 def test_verdicts_follow_the_confidence_interval():
     original = pd.Series([12.0, 12.0, 12.0])
-    clear = verdicts(seed003_claims(rows((5.0, 5.2, 4.9), (9.0, 9.3, 8.8)), original))
+    clear = verdicts(first_epoch_ga_claims(rows((5.0, 5.2, 4.9), (9.0, 9.3, 8.8)), original))
     assert clear["first_epoch_beats_last_epoch[embedding]"] == "supported"
     assert clear["embedding_halves_space"] == "supported"
     assert clear["output_layer_has_no_impact"] == "supported"
     assert clear["calibration_keeps_validation"] == "supported"
     assert clear["embedding_on_par_with_all_layers"] == "supported"  # 4 bits lower than all layers
-    reversed_ = verdicts(seed003_claims(rows((9.0, 9.3, 8.8), (5.0, 5.2, 4.9), first_all=(4.0, 4.1, 3.9)), original))
+    reversed_ = verdicts(first_epoch_ga_claims(rows((9.0, 9.3, 8.8), (5.0, 5.2, 4.9), first_all=(4.0, 4.1, 3.9)), original))
     assert reversed_["first_epoch_beats_last_epoch[embedding]"] == "contradicted"
     assert reversed_["embedding_on_par_with_all_layers"] == "contradicted"  # 5 bits above all layers
-    noisy = verdicts(seed003_claims(rows((3.0, 12.0, 7.0), (7.0, 7.5, 6.5)), original))
+    noisy = verdicts(first_epoch_ga_claims(rows((3.0, 12.0, 7.0), (7.0, 7.5, 6.5)), original))
     assert noisy["first_epoch_beats_last_epoch[embedding]"] == "inconclusive"

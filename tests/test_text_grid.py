@@ -1,4 +1,4 @@
-"""Seed 003's ablations as a text grid (modality/text/grid.py, claims.py, cache.py) and the gradient source of
+"""First-epoch gradient ascent's ablations as a text grid (modality/text/grid.py, claims.py, cache.py) and the gradient source of
 first-epoch ascent (unlearning/lm_first_epoch_ga.py ``gradients``): a tiny corpus and gpt2_micro, seconds."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import yaml
 from memunlearn.config import ConfigError, with_preset
 from memunlearn.data.text_prepare import TextDataConfig, prepare_text
 from memunlearn.experiments.text_canaries import train_lm
-from memunlearn.experiments.text_claims import seed003_claims
+from memunlearn.experiments.text_claims import first_epoch_ga_claims
 from memunlearn.models import build_lm
 from memunlearn.modality.text.cache import cached_lm
 from memunlearn.experiments.text_claims import ablation_rows
@@ -48,7 +48,7 @@ def test_last_epoch_ascent_takes_fs_gradients_at_the_final_parameters(prepared, 
     forget = prepared.train.select_ids(prepared.canaries["example_id"])
     cfg = LMFirstEpochGAConfig(layers=("embedding",), gradients="last_epoch", max_steps=1)
     # no stored gradients needed; the same step as ascending along gradients taken at the end over all of D
-    # (the benchmark's way: benchmarks/text_seed003.py)
+    # (the benchmark's way: benchmarks/text_first_epoch_ga.py)
     ours, trace = lm_first_epoch_ga(copy.deepcopy(model), None, forget, prepared.validation, cfg,
                                     prepared.info.pad_id)
     stored = grads_at(model, prepared.train, prepared.info.pad_id, ("embedding",))
@@ -140,7 +140,7 @@ def test_text_claims_read_the_sweep_grids_ablation_cells_on_the_canaries():
     assert (rows["exposure_16x"] < 100).all()  # the canaries forget set, not the random one
     assert list(rows.columns[3:6]) == ["exposure_1x", "exposure_4x", "exposure_16x"]  # by copy count
     assert original.to_dict() == {0: 12.0, 1: 13.0, 2: 14.0}  # the most-copied canaries' exposure per seed
-    claims = seed003_claims(rows, original).set_index("claim")["verdict"]
+    claims = first_epoch_ga_claims(rows, original).set_index("claim")["verdict"]
     # first-epoch 9, 10, 11 vs last-epoch 7: last forgets more; 'all' has no last-epoch cell: no finding-1 row
     assert claims["first_epoch_beats_last_epoch[embedding]"] == "contradicted"
     assert "first_epoch_beats_last_epoch[all]" not in claims and claims["embedding_halves_space"] == "supported"

@@ -3,7 +3,7 @@
 A tiny corpus slice and model (gpt2_micro, 100 sequences of 24 tokens, K = 2) so that it stays a few minutes on
 2 cores: the point is the wiring (every stage from prepare to summary runs the text path, writes its outputs and
 logs one MLflow child run under one parent; then the grids, sweep_score, sweep_report, proxy_study and claims:
-seed 003's ablations and findings 1, 2, 4), not the figures (tests/test_text.py and benchmarks/text_seed003.py).
+first-epoch gradient ascent's ablations and the paper's findings 1, 2, 4), not the figures (tests/test_text.py and benchmarks/text_first_epoch_ga.py).
 """
 from __future__ import annotations
 
@@ -177,7 +177,7 @@ def test_forgetting_quality_and_the_figures_run_on_text(project, claims_repro):
     figures = project / "results/plots/figures"
     assert sorted(p.name for p in figures.glob("*.png")) == [
         "evaluation.png", "exposure.png", "forgetting_quality_epsilon.png", "memorization_by_copies.png",
-        "rum_compare_tow.png", "seed003_ablations.png"]
+        "rum_compare_tow.png", "first_epoch_ga_ablations.png"]
 
 
 def test_the_prefect_flow_runs_the_text_preset_as_a_dvc_experiment(project, claims_repro):

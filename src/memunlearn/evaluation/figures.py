@@ -4,7 +4,7 @@
   images, planted-noise examples framed in red (docs/methods.md §1);
 - ``accuracy_bars``: FA/RA/TA/MIA of the original, unlearned and oracle models (§6);
 - ``tow_by_variant``: mean ToW with its 95% CI per variant of one grid (§6-7);
-  ``variant_panels``: the same for several metrics side by side (text: seed 003's ablations, §8);
+  ``variant_panels``: the same for several metrics side by side (text: first-epoch gradient ascent's ablations, §8);
 - ``epsilon_histogram``: LiRA's per-example ε of forgetting quality (§6);
 - text (§8): ``score_by_group`` (a memorization score by canary copy count), ``exposure_bars`` (canary exposure
   per copy count of the original, unlearned and oracle models).

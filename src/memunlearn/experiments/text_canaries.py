@@ -1,4 +1,4 @@
-"""Seed 003 on text: train a small GPT-2 with planted canaries, unlearn them by first-epoch gradient ascent.
+"""First-epoch gradient ascent on text: train a small GPT-2 with planted canaries, unlearn them by first-epoch gradient ascent.
 
 One original model (first-epoch gradients of every layer recorded: the
 embedding sparse, the rest dense), one retrain oracle (trained without any

@@ -1,4 +1,4 @@
-"""Seed 003's findings 1, 2 and 4 tested on the text ablation's seeds (benchmarks/text_seed003.py).
+"""The first-epoch gradient ascent paper's findings 1, 2 and 4 tested on the text ablation's seeds (benchmarks/text_first_epoch_ga.py).
 
 Each claim is a per-seed effect (positive = as the paper says), its mean and 95% t-interval over seeds
 (evaluation/stats.py), and a verdict: ``supported`` when the interval clears the claim's threshold,
@@ -18,7 +18,7 @@ MARGIN_BITS = 1.0  # exposure differences within one bit are "on par"
 PPL_BOUND = 0.10  # finding 4: calibrated ascent keeps validation perplexity within +10%
 
 
-def seed003_claims(rows: pd.DataFrame, original_exposure: pd.Series, margin: float = MARGIN_BITS) -> pd.DataFrame:
+def first_epoch_ga_claims(rows: pd.DataFrame, original_exposure: pd.Series, margin: float = MARGIN_BITS) -> pd.DataFrame:
     """``rows``: the ablation rows of every seed (columns seed, source, layers, exposure_<c>x, val_ppl_change,
     stored_mib); ``original_exposure``: the original model's exposure of the most-copied canaries per seed."""
     col = max((c for c in rows.columns if c.startswith("exposure_") and c.endswith("x")),
@@ -76,7 +76,7 @@ SOURCES = ("first_epoch", "last_epoch")
 
 
 def ablation_rows(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """The ``sweep`` grid's first_epoch_ga cells as ``seed003_claims`` reads them (seed, source, layers,
+    """The ``sweep`` grid's first_epoch_ga cells as ``first_epoch_ga_claims`` reads them (seed, source, layers,
     exposure_<c>x, val_ppl_change, stored_mib) and each seed's original exposure of the most-copied canaries.
     One forget set: kind ``canaries`` if the grid has it, else its first; the grid's first score and strategy."""
     rows = results[(results["grid"] == GRID) & results["source"].isin(SOURCES)] if "source" in results else results[:0]
@@ -93,10 +93,12 @@ def ablation_rows(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
 
 
 def text_claims_markdown(table: pd.DataFrame, rows: pd.DataFrame) -> str:
-    """The image report's layout (evaluation/claims.py ``claims_report``) with seed 003's metric."""
+    """The image report's layout (evaluation/claims.py ``claims_report``) with the text run's metric (canary
+    exposure)."""
     variants = ", ".join(f"{s} x {l}" for s, l in rows[["source", "layers"]].drop_duplicates().itertuples(index=False))
     return claims_report(
-        f"Seed 003's findings 1, 2 and 4 on the {GRID} grid's first_epoch_ga cells ({variants}); "
+        f"Findings 1, 2 and 4 of *A More Practical Approach to Machine Unlearning* on the {GRID} grid's "
+        f"first_epoch_ga cells ({variants}); "
         f"{rows['seed'].nunique()} training seeds. Metric: canary exposure in bits (lower = more forgotten); "
         f"{MARGIN_BITS:g} bit counts as no difference; finding 4's bound is +{PPL_BOUND:.0%} validation "
         "perplexity. Effect = mean per-seed difference, 95% t-based CI; a positive effect is what the paper says.",

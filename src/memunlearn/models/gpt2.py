@@ -5,7 +5,7 @@ minutes on 2 CPU cores; ``gpt2_micro`` (2 blocks, 64 dims) is the test size.
 Two deliberate departures from GPT-2:
 - untied input embedding and output layer: tied, the embedding's gradient is
   dense (the softmax reaches every row), so it could neither be stored
-  sparsely nor be ablated apart from the output layer (seed 003's layer
+  sparsely nor be ablated apart from the output layer (the paper's layer
   study); ``lm_head`` is its own layer here;
 - no dropout: training and per-sequence gradients are deterministic.
 ``transformers`` is imported on first build only (it takes seconds).
@@ -17,7 +17,7 @@ from torch import nn
 
 from .base import LM_MODELS
 
-EMBEDDING = "gpt.transformer.wte.weight"  # the token embedding (V, D): the layer seed 003 unlearns with
+EMBEDDING = "gpt.transformer.wte.weight"  # the token embedding (V, D): the layer first-epoch gradient ascent unlearns with
 
 
 class GPT2LM(nn.Module):

@@ -1,4 +1,4 @@
-"""Per-sequence first-epoch gradients of a language model, the token embedding stored sparsely (seed 003).
+"""Per-sequence first-epoch gradients of a language model, the token embedding stored sparsely (first-epoch gradient ascent).
 
 g_i = ∇_θ L_i, L_i = sequence i's mean next-token NLL, taken at the step's
 parameters the first time sequence i is trained on (the first epoch),

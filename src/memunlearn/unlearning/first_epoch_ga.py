@@ -58,7 +58,7 @@ class FirstEpochGAConfig:
     #                                           first_epoch_grads: head, penultimate, input, or module names);
     #                                           () = every stored layer
     gradients: str = "first_epoch"  # first_epoch (stored while training) | last_epoch (language models only:
-    #                                 taken at the final parameters over F, seed 003's ablation)
+    #                                 taken at the final parameters over F, first-epoch gradient ascent's ablation)
 
     def validate(self) -> None:
         for name in ("step_size", "max_steps", "max_shrinks", "batch_size"):

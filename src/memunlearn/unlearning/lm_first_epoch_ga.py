@@ -1,4 +1,4 @@
-"""First-epoch gradient ascent for a language model (seed 003; docs/methods.md §5), calibrated.
+"""First-epoch gradient ascent for a language model (docs/methods.md §5), calibrated.
 
 θ_L ← θ_L + η·d, d = Σ_{i∈F} g_i (first epoch, training/lm_grads.py), over
 the layer set L (default: the token embedding alone, the paper's finding),
@@ -11,7 +11,7 @@ next-token accuracy. Goals (``calibration``):
 - ``value``: ``goal`` as given, e.g. the retrain oracle's forget score in
   a study (the validation level need not be where an oracle puts F: a
   canary's template is shared by every canary, a corpus chunk's text is not).
-``gradients`` (seed 003's first ablation): ``first_epoch`` reads the stored
+``gradients`` (the first ablation of first-epoch gradient ascent): ``first_epoch`` reads the stored
 first-epoch gradients; ``last_epoch`` takes g_i at the model's final
 parameters (one backward per sequence of F, nothing stored ahead), what
 "multi-epoch" gradients end at. The registered ``first_epoch_ga`` method runs

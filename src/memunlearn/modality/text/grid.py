@@ -1,8 +1,8 @@
-"""Stage ``grids`` on text, one grid: seed 003's ablations as an experiment grid (docs/methods.md §8).
+"""Stage ``grids`` on text, one grid: first-epoch gradient ascent's ablations as an experiment grid (docs/methods.md §8).
 
 A grid's methods may be named ``methods.<name>`` variant blocks of ``first_epoch_ga`` (``layers``: embedding,
 block:<i>, head, all; ``gradients``: first_epoch | last_epoch), beside any text method. The grid's ``seed`` is
-the training seed of the original model and of each oracle (init and data order, as benchmarks/text_seed003.py):
+the training seed of the original model and of each oracle (init and data order, as benchmarks/text_first_epoch_ga.py):
 first-epoch ascent draws nothing, so seeds that only reseeded the unlearning would repeat one number. Per seed
 one original is trained (or loaded: modality/text/cache.py) recording the first-epoch gradients of every layer
 set the grid's first-epoch cells ascend along; per (score, kind, seed) the forget set is chosen (kind
@@ -53,7 +53,7 @@ MIB = 2 ** 20
 
 def ablation_facts(original, grads, source: str | None, layers, unlearned_row: Mapping[str, float],
                    original_row: Mapping[str, float], n_train: int) -> dict[str, Any]:
-    """A cell's facts for seed 003's findings: its gradient source and layer set, their parameter count, the
+    """A cell's facts for the first-epoch gradient ascent paper's findings: its gradient source and layer set, their parameter count, the
     gradients stored ahead (MiB, the embedding as sparse rows; last-epoch gradients are taken at unlearning time,
     nothing stored), the same dense, validation perplexity change and F's token accuracy past the calibration
     goal (the original's validation accuracy)."""

@@ -212,15 +212,15 @@ class TextModality:
         return text_sides(data, parts, strategy, plan, ctx, oracle_cache, unlearn_cache)
 
     def claims(self, results, params, metrics_dir: Path):
-        """Seed 003's findings 1, 2 and 4 (experiments/text_claims.py) on the ``sweep`` grid's first_epoch_ga
+        """The first-epoch gradient ascent paper's findings 1, 2 and 4 (experiments/text_claims.py) on the ``sweep`` grid's first_epoch_ga
         cells, one per (gradient source, layer set) and seed: each cell's exposure of the most-copied canaries
         after the ascent, its validation perplexity change and its stored gradient bytes, the seed's original
         model's exposure the reference. In the image run's shape (claim, finding, comparison, effect, ci_low,
         ci_high, n_seeds, verdict)."""
-        from ...experiments.text_claims import ablation_rows, seed003_claims, text_claims_markdown
+        from ...experiments.text_claims import ablation_rows, first_epoch_ga_claims, text_claims_markdown
 
         rows, original = ablation_rows(results)
-        found = seed003_claims(rows, original)
+        found = first_epoch_ga_claims(rows, original)
         table = found.rename(columns={"effect_means": "comparison", "n": "n_seeds"})[
             ["claim", "finding", "comparison", "effect", "ci_low", "ci_high", "n_seeds", "verdict"]]
         return table, text_claims_markdown(table, rows)
@@ -229,7 +229,7 @@ class TextModality:
         """memorization_by_copies.png: the exact score ``mem_prob`` of each training sequence by its canary copy
         count (0 = corpus text): repeated canaries should stand out; evaluation.png: F/R/test next-token accuracy
         and MIA of the original, unlearned and oracle models; exposure.png: canary exposure per copy count of
-        those three models; seed003_ablations.png: the ``sweep`` grid's variants (gradient source x layer set):
+        those three models; first_epoch_ga_ablations.png: the ``sweep`` grid's variants (gradient source x layer set):
         exposure of the most repeated canaries after unlearning, validation perplexity change, gradients stored
         ahead, seconds; rum_compare_tow.png, forgetting_quality_epsilon.png: as on images."""
         from ...evaluation.figures import (accuracy_bars, epsilon_histogram, exposure_bars, save, score_by_group,
@@ -250,7 +250,7 @@ class TextModality:
                  out / "memorization_by_copies.png"),
             save(accuracy_bars(evaluation), out / "evaluation.png"),
             save(exposure_bars(evaluation, exposure_columns(evaluation.columns)), out / "exposure.png"),
-            save(variant_panels(summary, "sweep", ablations), out / "seed003_ablations.png"),
+            save(variant_panels(summary, "sweep", ablations), out / "first_epoch_ga_ablations.png"),
             save(tow_by_variant(summary, "rum_compare"), out / "rum_compare_tow.png"),
             save(epsilon_histogram(load_table(results / "forgetting_quality.csv", "forgetting_quality")),
                  out / "forgetting_quality_epsilon.png"),

@@ -1,4 +1,4 @@
-"""Benchmark: seed 003 on text. Canary exposure before/after first-epoch GA vs the oracle, and the ablations.
+"""Benchmark: first-epoch gradient ascent on text. Canary exposure before/after first-epoch GA vs the oracle, and the ablations.
 
 Trains a small GPT-2 on the pydoc corpus with planted canaries (data/text_prepare.py),
 records every sequence's first-epoch gradient (embedding sparse, the rest dense),
@@ -6,7 +6,7 @@ retrains an oracle without the canaries, then runs lm_first_epoch_ga with F = ev
 canary copy for first- vs last-epoch gradients x layer sets (experiments/text_canaries.py),
 and optionally the leave-group-out memorization scores (memorization/text.py).
 
-    python benchmarks/text_seed003.py [--model gpt2_micro] [--max-sequences 480] [--seq-len 32]
+    python benchmarks/text_first_epoch_ga.py [--model gpt2_micro] [--max-sequences 480] [--seq-len 32]
         [--epochs 8] [--target accuracy] [--memorization 6] [--seeds 0 1 2] [--json FILE]
 
 With several --seeds (training seed: init and data order; corpus, canaries and splits fixed) the ablation
@@ -23,7 +23,7 @@ import torch
 
 from memunlearn.data.text_prepare import TextDataConfig, prepare_text
 from memunlearn.experiments.text_canaries import canary_study
-from memunlearn.experiments.text_claims import seed003_claims
+from memunlearn.experiments.text_claims import first_epoch_ga_claims
 from memunlearn.memorization.text import canary_groups, lm_memorization
 from memunlearn.training.lm import LMTrainConfig
 from memunlearn.unlearning.lm_first_epoch_ga import LMFirstEpochGAConfig
@@ -102,13 +102,13 @@ def main() -> None:
 
 
 def claims_table(seeds: dict) -> pd.DataFrame:
-    """Seed 003's findings 1, 2, 4 over the seeds of a run (experiments/text_claims.py)."""
+    """The first-epoch gradient ascent paper's findings 1, 2, 4 over the seeds of a run (experiments/text_claims.py)."""
     rows = pd.concat([pd.DataFrame(s["ablation"]).assign(seed=int(k)) for k, s in seeds.items()])
     exposure = {}
     for k, s in seeds.items():
         table = pd.DataFrame(s["exposure"])
         exposure[int(k)] = table.loc[table["copies"] == table["copies"].max(), "original"].mean()
-    return seed003_claims(rows, pd.Series(exposure))
+    return first_epoch_ga_claims(rows, pd.Series(exposure))
 
 
 def seeded_tables(results: dict) -> None:
