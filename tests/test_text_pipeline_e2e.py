@@ -176,8 +176,8 @@ def test_forgetting_quality_and_the_figures_run_on_text(project, claims_repro):
     assert 0 <= quality["forget_score"] <= 1 and 0 <= quality["null_forget_score"] <= 1
     figures = project / "results/plots/figures"
     assert sorted(p.name for p in figures.glob("*.png")) == [
-        "evaluation.png", "exposure.png", "forgetting_quality_epsilon.png", "memorization_by_copies.png",
-        "rum_compare_tow.png", "first_epoch_ga_ablations.png"]
+        "evaluation.png", "exposure.png", "first_epoch_ga_ablations.png", "forgetting_quality_epsilon.png",
+        "memorization_by_copies.png", "rum_compare_tow.png"]
 
 
 def test_the_prefect_flow_runs_the_text_preset_as_a_dvc_experiment(project, claims_repro):
