@@ -341,8 +341,13 @@ def _log_model(mlflow, client, target: TrackingTarget, name: str, model: nn.Modu
 
 def _versions_with(client, target: TrackingTarget, alias: Alias) -> list:
     """The versions of model ``<experiment>-<alias.role>`` whose tags include ``alias.tags``."""
-    return [v for v in client.search_model_versions(f"name = '{registered_name(target, alias.role)}'")
-            if all(v.tags.get(k) == str(t) for k, t in alias.tags.items())]
+    return _tagged(client, registered_name(target, alias.role), alias.tags)
+
+
+def _tagged(client, name: str, tags: Mapping[str, Any]) -> list:
+    """The versions of registered model ``name`` whose tags include ``tags`` (values compared as strings)."""
+    return [v for v in client.search_model_versions(f"name = '{name}'")
+            if all(v.tags.get(k) == str(t) for k, t in tags.items())]
 
 
 def _set_alias(client, target: TrackingTarget, alias: Alias) -> None:
@@ -495,8 +500,7 @@ def version_tags(target: TrackingTarget, name: str, version: str) -> dict[str, s
 
 def versions_tagged(target: TrackingTarget, name: str, tags: Mapping[str, str]) -> list[VersionRef]:
     """Every version of ``name`` whose tags include ``tags``, oldest first."""
-    found = [v for v in _client(target).search_model_versions(f"name = '{name}'")
-             if all(v.tags.get(k) == str(t) for k, t in tags.items())]
+    found = _tagged(_client(target), name, tags)
     return [VersionRef(name, str(v.version), v.run_id, dict(v.tags)) for v in sorted(found, key=lambda v: int(v.version))]
 
 
