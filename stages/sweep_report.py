@@ -1,30 +1,30 @@
 """Stage `sweep_report`: every grid's scored cells (`sweep_score`) -> tidy table, mean ± t-based 95% CI per
-cell group over seeds, DVC metrics, and the ToW plots by forget set and strategy (docs/methods.md §6-7)."""
-from _common import METRICS_DIR, RESULTS_DIR, SWEEP_DATA_DIR, flatten, load_params, registered, stage, track
-from _modality import elsewhere
+cell group over seeds (the modality's grid metrics beside the shared ones), DVC metrics, the ToW plots by forget
+set and strategy (docs/methods.md §6-7), and each cell's unlearned model registered in MLflow."""
+from _common import (METRICS_DIR, PREPARED, RESULTS_DIR, SWEEP_DATA_DIR, flatten, load_params, registered, stage,
+                     track)
 
 import functools
 
 from memunlearn.config import from_params
-from memunlearn.experiments.sweep import GRIDS, SweepConfig, plot_metric, results_table, summarize, summary_metrics
-from memunlearn.io import load_json, save_json, save_table
+from memunlearn.experiments.sweep import (GRIDS, SUMMARY_METRICS, SweepConfig, plot_metric, results_table,
+                                          summarize, summary_metrics)
 from memunlearn.grid import KEYS, cell_name
-from memunlearn.modality.text import sweep_report as text_stage
+from memunlearn.io import load_json, save_json, save_table
+from memunlearn.modality import load_modality
 from memunlearn.tracking import Alias, ModelRecord, RunModel, StageRecord
-from memunlearn.training.checkpoint import load_checkpoint_with_info
 
 PLOTS_DIR = RESULTS_DIR / "plots/sweep"
 
 
 @stage
 def main() -> None:
-    params = load_params(*GRIDS)
-    if elsewhere(params, {"text": text_stage.run}):
-        return
+    params = load_params("modality", *GRIDS)
+    modality = load_modality(params["modality"], PREPARED)
     configs = {grid: from_params(SweepConfig, params[grid], grid) for grid in GRIDS}
     cells = load_json(RESULTS_DIR / "sweep/cells.json", "sweep_score")
     results = results_table(cells, configs)
-    summary = summarize(results)
+    summary = summarize(results, (*SUMMARY_METRICS, *modality.grid_metrics(results.columns)))
     save_table(results, RESULTS_DIR / "sweep/results.csv")
     save_table(summary, RESULTS_DIR / "sweep/summary.csv")
     metrics = summary_metrics(summary)
@@ -33,12 +33,13 @@ def main() -> None:
         rows = summary[summary["grid"] == grid]
         plot_metric(rows, PLOTS_DIR / f"{grid}_tow.png", "tow", config.kinds)
         plot_metric(rows, PLOTS_DIR / f"{grid}_tow_mia.png", "tow_mia", config.kinds, ylabel="ToW-MIA")
+    info = modality.load(PREPARED).info
     track(StageRecord("sweep_report", flatten(params), flatten(metrics),
                       artifacts=[RESULTS_DIR / "sweep/results.csv", RESULTS_DIR / "sweep/summary.csv", PLOTS_DIR],
-                      run_models=cell_models(results), aliases=best_tow_aliases(results)))
+                      run_models=cell_models(results, modality, info), aliases=best_tow_aliases(results)))
 
 
-def cell_models(results) -> list[RunModel]:
+def cell_models(results, modality, info) -> list[RunModel]:
     """Each cell's unlearned model (its checkpoint), to log and register into the cell's own run as
     ``<grid>-<group score>-<kind>``, one version per cell (done once: a rerun loads no checkpoint of a cell
     already registered). A cell its grid loaded from the unlearning cache is registered only if no version with
@@ -49,7 +50,7 @@ def cell_models(results) -> list[RunModel]:
         if not isinstance(row.get("run_id"), str):  # the cell ran without MLflow
             continue
         same = Alias(forget_set_role(row), "", {**{k: row[k] for k in KEYS}, "forget_digest": row["forget_digest"]})
-        models.append(RunModel(row["run_id"], "unlearned_model", functools.partial(cell_model, row),
+        models.append(RunModel(row["run_id"], "unlearned_model", functools.partial(cell_model, row, modality, info),
                                row.get("forget_digest"), unless=same if row.get("cached") else None))
     return models
 
@@ -59,10 +60,10 @@ def forget_set_role(row) -> str:
     return f"{row['grid']}-{row['group_score']}-{row['kind']}"
 
 
-def cell_model(row: dict) -> ModelRecord:
+def cell_model(row: dict, modality, info) -> ModelRecord:
     name = cell_name(row)
-    model, _, info = load_checkpoint_with_info(SWEEP_DATA_DIR / row["grid"] / "cells" / f"{name}.pt", "grids")
-    return registered(model, forget_set_role(row), info, cell=f"{row['grid']}_cell@{name}",
+    model, _ = modality.load_model(SWEEP_DATA_DIR / row["grid"] / "cells" / f"{name}.pt", "grids")
+    return registered(model, forget_set_role(row), info, modality.model_card(info), cell=f"{row['grid']}_cell@{name}",
                       **{k: row[k] for k in KEYS}, forget_kind=row["kind"])
 
 

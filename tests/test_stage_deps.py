@@ -78,19 +78,22 @@ def _called(tree: ast.AST) -> set[str]:
     return {getattr(n.func, "id", getattr(n.func, "attr", None)) for n in ast.walk(tree) if isinstance(n, ast.Call)}
 
 
-def imported_names(path: Path, modality: str | None = None) -> set[tuple[str, bool]]:
+def imported_names(path: Path) -> set[tuple[str, bool]]:
     """(module name, must exist) for every module an import statement of ``path`` may load, function-level
-    imports included; ``from pkg import name`` gives ``pkg`` (must exist) and ``pkg.name`` (may be a name). A
-    script that calls ``load_modality`` runs ``modality``'s pipeline module: its module-level imports and those
-    of the methods the script calls (``pipeline_names``)."""
-    tree = ast.parse(path.read_text(), str(path))
-    names = _names_of(ast.walk(tree), path)
-    called = _called(tree)
-    if LOADER in called and module_name(path) != f"{PACKAGE}.modality.base":
-        if modality is None:
-            raise ValueError(f"{path} loads a modality's code: check it with a modality")
-        names |= pipeline_names(modality, called)
-    return names
+    imports included; ``from pkg import name`` gives ``pkg`` (must exist) and ``pkg.name`` (may be a name)."""
+    return _names_of(ast.walk(ast.parse(path.read_text(), str(path))), path)
+
+
+def _called_on_modality(path: Path) -> set[str]:
+    """The methods ``path`` calls on a variable named ``modality`` (the library's name for a Modality it is
+    handed, e.g. experiments/grids.py's ``modality.observe(...)``)."""
+    return {n.func.attr for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)
+            and isinstance(n.func, ast.Attribute) and getattr(n.func.value, "id", None) == "modality"}
+
+
+def loads_modality_code(path: Path) -> bool:
+    """Whether ``path`` calls ``load_modality`` (modality/base.py defines it)."""
+    return module_name(path) != f"{PACKAGE}.modality.base" and LOADER in _called(ast.parse(path.read_text()))
 
 
 def pipeline_names(modality: str, methods: set[str]) -> set[tuple[str, bool]]:
@@ -118,26 +121,41 @@ def is_pipeline(path: Path) -> bool:
 
 
 def imported_files(script: Path, modality: str | None = None) -> set[Path]:
-    """The project files that running ``script`` imports, transitively; parents' ``__init__`` included; for a
-    script that loads a modality's code, ``modality``'s."""
+    """The project files that running ``script`` imports, transitively; parents' ``__init__`` included. A script
+    that loads a modality's code (``load_modality``) runs ``modality``'s pipeline module: its module-level
+    imports and those of the methods any file the script runs calls on it (``pipeline_names``; the grids'
+    runner calls the modality it is handed: ``_called_on_modality``)."""
     seen: set[Path] = set()
-    todo = [script]
+    todo, pipeline = [script], set()
     while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        # a modality's pipeline module is loaded by name only (test_pipelines_are_loaded_by_name_only): its
-        # imports are the loading script's pipeline_names, per method called
-        names = set() if is_pipeline(path) else imported_names(path, modality)
-        for name, must_exist in names:
+        while todo:
+            path = todo.pop()
+            if path in seen:
+                continue
+            seen.add(path)
+            # a modality's pipeline module is loaded by name only (test_pipelines_are_loaded_by_name_only): its
+            # imports are pipeline_names, per method called
+            for name, must_exist in (set() if is_pipeline(path) else imported_names(path)):
+                parts = name.split(".")
+                for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ first
+                    found = module_file(".".join(parts[:i]))
+                    if found is not None and found not in seen:
+                        todo.append(found)
+                if must_exist and parts[0] == PACKAGE and module_file(name) is None:
+                    raise ImportError(f"{path} imports {name}, which is not in src/")
+        code = [p for p in seen if not is_pipeline(p)]
+        if not any(loads_modality_code(p) for p in code):
+            break
+        if modality is None:
+            raise ValueError(f"{script} loads a modality's code: check it with a modality")
+        called = set().union(*(_called(ast.parse(p.read_text())) if p == script else _called_on_modality(p)
+                               for p in code))
+        names = pipeline_names(modality, called) - pipeline
+        pipeline |= names
+        for name, _ in names:
             parts = name.split(".")
-            for i in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__ and a/b/__init__ first
-                found = module_file(".".join(parts[:i]))
-                if found is not None and found not in seen:
-                    todo.append(found)
-            if must_exist and parts[0] == PACKAGE and module_file(name) is None:
-                raise ImportError(f"{path} imports {name}, which is not in src/")
+            todo += [f for i in range(1, len(parts) + 1)
+                     if (f := module_file(".".join(parts[:i]))) is not None and f not in seen]
     return seen
 
 
@@ -183,14 +201,14 @@ def test_stage_deps_cover_the_code_it_imports(name, modality):
                          f"(or a folder) in deps")
 
 
-MIGRATED = ("prepare", "train", "memorize", "proxies", "proxy_study", "partition", "oracle", "unlearn", "evaluate",
-            "forgetting_quality")
+MODALITY_FREE = ("summary",)  # reads metrics files only, the same on every modality
 
 
 def test_stages_load_their_modality_by_name():
+    """Every stage but the modality-free ones runs one script for every modality (no per-modality copy)."""
     stages = stage_definitions()
     assert MODALITIES == ["image", "text"]
-    for name in MIGRATED:
+    for name in set(stages) - set(MODALITY_FREE):
         assert loads_a_modality(stages[name]), f"stage {name!r} should run its modality through load_modality"
         assert "modality" in stages[name].get("params", []), f"stage {name!r} should declare the modality param"
 

@@ -1,4 +1,5 @@
-"""First-epoch gradient ascent's ablations as a text grid (modality/text/grid.py, claims.py, cache.py) and the gradient source of
+"""First-epoch gradient ascent's ablations as a text grid (experiments/grids.py with the text modality,
+modality/text/ablation.py, cache.py) and the gradient source of
 first-epoch ascent (unlearning/lm_first_epoch_ga.py ``gradients``): a tiny corpus and gpt2_micro, seconds."""
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from memunlearn.experiments.text_claims import first_epoch_ga_claims
 from memunlearn.models import build_lm
 from memunlearn.modality.text.cache import cached_lm
 from memunlearn.experiments.text_claims import ablation_rows
-from memunlearn.modality.text.grid import ablation_facts
-from memunlearn.modality.text.trained import recorded_layers
+from memunlearn.modality.text.ablation import ablation_facts
+from memunlearn.modality.text.ablation import recorded_layers
 from memunlearn.params import check_params
 from memunlearn.training.lm import LMTrainConfig
 from memunlearn.training.lm_grads import grads_at, layer_parameters

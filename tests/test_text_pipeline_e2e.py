@@ -110,7 +110,7 @@ def test_the_ablation_grid_runs_on_text_and_writes_what_the_image_grid_writes(pr
         folder = project / f"data/sweep/sweep/exact-canaries-{seed}"
         forget = pd.read_csv(folder / "forget.csv")
         assert sorted(forget["example_id"]) == sorted(canaries["example_id"])  # kind canaries: every copy
-        assert (folder / "model.pt").exists() and (folder / "metrics.json").exists()
+        assert (folder / "model.pt").exists() and (folder / "outputs.json").exists()
     for name in sweep["method"] + "-exact-canaries-vanilla-" + sweep["seed"].astype(str):
         assert (project / f"data/sweep/sweep/cells/{name}.pt").exists()
         assert json.loads((project / f"results/sweep/sweep/{name}.json").read_text())["forget_size"] == len(canaries)

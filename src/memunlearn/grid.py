@@ -23,6 +23,7 @@ from .unlearning import METHODS, STRATEGIES, UnlearnPlan
 
 GRIDS = ("sweep", "levels", "rum_compare", "entanglement")  # params sections holding a grid; dvc.yaml: stage grids
 KEYS = ("grid", "method", "group_score", "kind", "strategy", "seed")  # one cell
+ORACLE_OBSERVATION = "outputs"  # what scoring reads of a forget set's oracle, in its folder (+ the modality's suffix)
 AXES = ("methods", "group_scores", "kinds", "strategies", "seeds")  # a grid's lists, one per KEYS entry after grid
 
 

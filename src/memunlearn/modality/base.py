@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Protocol
 
@@ -30,31 +30,6 @@ from ..registry import Registry, UnknownNameError
 IMAGE = "image"
 DATA_WORDS = {"image": "an image dataset", "text": "a text corpus"}
 MODALITY_KEY = "modality"  # in data/prepared/meta.json; absent = image (image meta.json files predate it)
-
-
-@dataclass(frozen=True)
-class StagePaths:
-    """Where the stages read and write (stages/_common.py owns the values; dvc.yaml declares the same)."""
-
-    prepared: Path
-    train: Path
-    memorize: Path
-    memorize_store: Path
-    memorize_plots: Path
-    proxies: Path
-    partition: Path
-    oracle: Path
-    unlearn: Path
-    metrics: Path
-    results: Path
-    sweep: Path | None = None  # the grids' data (data/sweep/<grid>/); results/sweep/<grid>/ under ``results``
-    oracle_cache: Path | None = None  # models trained by content (training/oracle.py; text: modality/text/cache.py)
-    unlearn_cache: Path | None = None  # unlearning runs by content (unlearning/cache.py)
-
-
-# a modality's stage: (params of the sections the stage declares, paths, on_row for per-epoch rows) -> the
-#   memunlearn.tracking.StageRecord to log (its params are filled in by the stage script)
-StageFn = Callable[[Mapping[str, Any], StagePaths, Callable[[Mapping[str, Any]], None]], Any]
 
 
 @dataclass(frozen=True)
@@ -111,6 +86,15 @@ class SubsetModels:
     execution: Any  # memorization/exact.py Execution: MEMUNLEARN_RUNNER, MEMUNLEARN_WORKERS
     runner: Any  # None (local), or memorization/runners.py prefect_runner's
     restore: Callable[[str, range], Any]  # (store key, model indices) -> copies models back from DVC's cache
+
+
+@dataclass(frozen=True)
+class GridOriginal:
+    """The model a grid's cells of one seed unlearn (``Modality.grid_originals``) and what they read of it."""
+
+    model: Any
+    context: Any  # the UnlearnContext its cells unlearn with (each cell's seed replaces its seed)
+    facts: Mapping[str, Any] = field(default_factory=dict)  # what the modality's forget_set_facts/cell_facts read
 
 
 class Prepared(Protocol):
@@ -172,6 +156,30 @@ class Modality(Protocol):
 
     def model_metrics(self, model: Any, data: Prepared, parts: Any, config: Any, device: Any) -> dict[str, Any]:
         """One model's row of the evaluation (forget/retain/test accuracy, per-subset accuracy, MIA, ...)."""
+
+    def grid_originals(self, data: Prepared, recipe: Any, plans: Mapping[str, Any], train_dir: Path,
+                       cache: Path | None, device: Any) -> Callable[[int], GridOriginal]:
+        """A grid's originals by seed (``plans``: each of the grid's methods, vanilla): image cells of every seed
+        unlearn the train stage's model; a text grid's seed is its original's training seed."""
+
+    def observe(self, model: Any, data: Prepared, parts: Any, seed: int, device: Any, path: Path) -> Any:
+        """What scoring a grid's model needs (image: its outputs; text: its metrics row, for canary exposure
+        needs the model), written to ``path`` plus the modality's suffix, and returned."""
+
+    def observed_metrics(self, path: Path, data: Prepared, parts: Any, config: Any) -> dict[str, Any]:
+        """The metrics row of what ``observe`` wrote to ``path`` (``config``: the evaluate section, seeded by the
+        cell)."""
+
+    def forget_set_facts(self, original: GridOriginal, data: Prepared, parts: Any) -> dict[str, Any]:
+        """What a grid's forget set's oracle.json adds about the original the cells unlearn (text: its metrics)."""
+
+    def cell_facts(self, original: GridOriginal, plan: Any, observed: Any, oracle_record: Mapping[str, Any],
+                   data: Prepared) -> dict[str, Any]:
+        """What a grid cell's record adds beside its keys, seconds and forget-set facts (text: the first-epoch
+        gradient ascent paper's ablation facts)."""
+
+    def grid_metrics(self, columns: Any) -> tuple[str, ...]:
+        """The results table's columns the grids' report summarizes beside experiments/sweep.py SUMMARY_METRICS."""
 
     def lira_sides(self, data: Prepared, parts: Any, strategy: str, plan: Any, ctx: Any, train_dir: Path,
                    oracle_cache: Path | None, unlearn_cache: Path | None) -> Any:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from ...data import VALIDATION_FILE, DatasetInfo, ImageSplit, load_info, load_split, prepare, save_info, save_split
 from ...io import load_table, save_table
+from ..base import GridOriginal
 
 IMAGE = "image"
 FIRST_EPOCH_GRADS = "first_epoch_grads.pt"  # in the train stage's folder
@@ -203,6 +204,36 @@ class ImageModality:
         from ...evaluation import model_metrics
 
         return model_metrics(model, parts.forget, parts.retain, data.test, parts.subsets, data.info, config, device)
+
+    def grid_originals(self, data: PreparedImages, recipe, plans, train_dir: Path, cache, device):
+        """The train stage's model for every seed: a cell's seed reseeds its unlearning only."""
+        original = GridOriginal(self.load_model(Path(train_dir) / "model.pt", "train")[0],
+                                self.unlearn_context(data, recipe, device, 0, train_dir))
+        return lambda seed: original
+
+    def observe(self, model, data: PreparedImages, parts, seed: int, device, path: Path):
+        """The model's softmax outputs on F, R, T and each RUM subset (``<path>.npz``): every metric of the
+        evaluate params is computed from them, so an evaluation setting never unlearns again."""
+        from ...evaluation import model_outputs
+
+        outputs = model_outputs(model, parts.forget, parts.retain, data.test, parts.subsets, data.info, device)
+        outputs.save(Path(f"{path}.npz"))
+        return outputs
+
+    def observed_metrics(self, path: Path, data: PreparedImages, parts, config) -> dict:
+        from ...evaluation import ModelOutputs, output_metrics
+
+        outputs = ModelOutputs.load(Path(f"{path}.npz"), "grids")
+        return output_metrics(outputs, parts.forget, parts.retain, data.test, parts.subsets, config)
+
+    def forget_set_facts(self, original, data: PreparedImages, parts) -> dict:
+        return {}
+
+    def cell_facts(self, original, plan, observed, oracle_record, data: PreparedImages) -> dict:
+        return {}
+
+    def grid_metrics(self, columns) -> tuple[str, ...]:
+        return ()
 
     def lira_sides(self, data: PreparedImages, parts, strategy: str, plan, ctx, train_dir: Path, oracle_cache,
                    unlearn_cache):

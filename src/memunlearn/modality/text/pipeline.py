@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from ...data.prepare import VALIDATION_FILE
-from ...io import atomic_write, load_table, save_json, save_table
+from ...io import atomic_write, load_json, load_table, save_json, save_table
 from ...tracking import ModelCard
+from ..base import GridOriginal
 from .common import CANARIES, META, TOKENIZER, PreparedRun, load_prepared, logged, meta_json
 
 TEXT = "text"
@@ -201,11 +202,70 @@ class TextModality:
                                   learning_events=load_table(Path(train_dir) / "learning_events.parquet", "train"))
 
     def model_metrics(self, model, data: PreparedRun, parts, config, device) -> dict:
-        from ...data.corpus import load_tokenizer
-        from .metrics import model_row
+        return text_row(model, data, parts, config.seed)
 
-        forgotten = data.canaries[data.canaries["example_id"].isin(parts.forget.example_ids.numpy())]
-        return model_row(model, data, parts, load_tokenizer(data.tokenizer_json), forgotten, config.seed)
+    def grid_originals(self, data: PreparedRun, recipe, plans, train_dir: Path, cache, device):
+        """Each seed's original (trained, or loaded from ``cache``: trained.py), recording the first-epoch
+        gradients of every layer set the grid's first-epoch ascents read (ablation.py); with its metrics row on
+        F = every canary copy."""
+        from ...partition import apply_partition
+        from ...unlearning import UnlearnContext
+        from .ablation import ascent, recorded_layers
+        from .trained import cached_original
+
+        layers = recorded_layers(ascent(plan) for plan in plans.values())
+        canaries = apply_partition(data.train, data.canaries[["example_id"]].assign(subset=""))
+        originals: dict[int, GridOriginal] = {}
+
+        def original_of(seed: int) -> GridOriginal:
+            if seed not in originals:
+                model, grads, record, cached = cached_original(cache, data, recipe, seed, layers)
+                context = UnlearnContext(data.info, recipe, device, seed, first_epoch_grads=grads,
+                                         heldout=data.validation)
+                originals[seed] = GridOriginal(model, context, {
+                    "row": text_row(model, data, canaries, seed), "seconds": record["seconds"], "cached": cached,
+                    "record_layers": "+".join(layers)})
+            return originals[seed]
+
+        return original_of
+
+    def observe(self, model, data: PreparedRun, parts, seed: int, device, path: Path) -> dict:
+        """The model's metrics row (``<path>.json``): canary exposure needs the model, not stored outputs."""
+        row = text_row(model, data, parts, seed)
+        save_json(row, Path(f"{path}.json"))
+        return row
+
+    def observed_metrics(self, path: Path, data: PreparedRun, parts, config) -> dict:
+        return load_json(Path(f"{path}.json"), "grids")
+
+    def forget_set_facts(self, original: GridOriginal, data: PreparedRun, parts) -> dict:
+        """The original's training seconds and metrics as ``original_*``, its token accuracy on this F."""
+        from ...evaluation.text import lm_metrics
+
+        facts = original.facts
+        return {"original_seconds": facts["seconds"], "original_cached": facts["cached"],
+                "original_record_layers": facts["record_layers"],
+                **{f"original_{k}": v for k, v in facts["row"].items() if not k.startswith("forget_")},
+                "original_forget_acc": lm_metrics(original.model, parts.forget, data.info.pad_id)["token_acc"]}
+
+    def cell_facts(self, original: GridOriginal, plan, observed, oracle_record, data: PreparedRun) -> dict:
+        """The first-epoch gradient ascent paper's ablation facts (ablation.py), the original's exposures."""
+        from .ablation import ablation_facts, ascent
+
+        row = original.facts["row"]
+        source, layers = ascent(plan) or (None, ())
+        return {**ablation_facts(original.model, original.context.first_epoch_grads, source, layers, observed, row,
+                                 len(data.train)),
+                **{f"original_{k}": v for k, v in row.items() if k.startswith("exposure_")},
+                "original_validation_ppl": row["validation_ppl"],
+                "original_forget_acc": oracle_record["original_forget_acc"]}
+
+    def grid_metrics(self, columns) -> tuple[str, ...]:
+        """Canary exposure (per copy count), validation perplexity and its change, gradients stored ahead."""
+        from ...evaluation.text import exposure_columns
+        from .ablation import GRID_METRICS
+
+        return (*GRID_METRICS, *exposure_columns(columns))
 
     def lira_sides(self, data: PreparedRun, parts, strategy: str, plan, ctx, train_dir: Path, oracle_cache,
                    unlearn_cache):
@@ -267,6 +327,15 @@ class TextModality:
         })
 
 
+def text_row(model, data: PreparedRun, parts, seed: int) -> dict:
+    """metrics.py ``model_row`` with F's canaries (``seed``: the MIA's)."""
+    from ...data.corpus import load_tokenizer
+    from .metrics import model_row
+
+    forgotten = data.canaries[data.canaries["example_id"].isin(parts.forget.example_ids.numpy())]
+    return model_row(model, data, parts, load_tokenizer(data.tokenizer_json), forgotten, seed)
+
+
 def perplexity_and_accuracy(model, split, pad_id: int) -> tuple[float, float]:
     """Token-weighted perplexity and next-token accuracy (evaluation/text.py's lm_metrics, without importing the
     evaluation package into the train stage's deps)."""
@@ -297,7 +366,8 @@ def text_sides(data: PreparedRun, parts, strategy: str, plan, ctx, oracle_cache=
     from ...unlearning import UnlearnContext
     from ...unlearning.cache import cached_strategy
     from .cache import cached_oracle
-    from .trained import ascent, cached_original, recorded_layers
+    from .ablation import ascent, recorded_layers
+    from .trained import cached_original
 
     info, recipe, pad = data.info, ctx.recipe, data.info.pad_id
     layers = recorded_layers([ascent(plan)])
