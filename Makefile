@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup check run full text report test flow serve deploy sweep sweep-large ui list top
+.PHONY: setup check run full text report test flow serve deploy grids grids-large ui list top
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,12 +50,12 @@ deploy: setup               ## both flows on the process work pool 'memunlearn' 
 	prefect work-pool inspect memunlearn >/dev/null 2>&1 || prefect work-pool create memunlearn --type process
 	prefect --no-prompt deploy --all
 
-sweep: check                ## the experiment sweep (params.yaml `sweep`) as a Prefect flow; DVC reuses cached cells
-	python -m flows.sweep
+grids: check                   ## the experiment grids (params.yaml `ablations`, `levels`, ...) as a Prefect flow; DVC reuses cached cells
+	python -m flows.grids
 
-sweep-large: check          ## a wider study than the default grids as a DVC experiment, applied, then the claims (hours on 2 cores)
-	name=sweep-large-$$(date +%Y%m%d-%H%M%S) && \
-	python -m flows.sweep --name $$name \
+grids-large: check          ## a wider study than the default grids as a DVC experiment, applied, then the claims (hours on 2 cores)
+	name=grids-large-$$(date +%Y%m%d-%H%M%S) && \
+	python -m flows.grids --name $$name \
 		--methods neggrad_plus finetune l1_sparse salun scrub del --kinds low mid high mix \
 		--set 'rum_compare.group_scores=[confidence, loss_curvature, holdout_retrain]' \
 		--set 'rum_compare.strategies=[vanilla, shuffle, rum_f]' \

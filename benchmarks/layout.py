@@ -6,7 +6,7 @@ each timed with `train.channels_last: false` and `true`, interleaved, best of
 
 - ``oracle``: a retrain oracle (``train_oracle``: the recipe's epochs on R,
   for a forget set of ``partition.size`` random examples); 19 in a default run;
-- ``vanilla_cell``: the sweep's unlearning run (``run_strategy('vanilla')``
+- ``vanilla_cell``: a grid cell's unlearning run (``run_strategy('vanilla')``
   with ``methods.neggrad_plus``) from a briefly trained original; 15 vanilla
   cells in a default run, and 15 more that run 3x its epochs.
 

@@ -1,4 +1,4 @@
-"""What the pipeline and sweep flows share: the DVC project, stage order, params checked before any DVC work,
+"""What the pipeline and grids flows share: the DVC project, stage order, params checked before any DVC work,
 one run at a time per checkout, the Prefect tasks that run DVC with its output streamed into the run's logs
 (a stage in the workspace, or the whole run as a DVC experiment), the MLflow parent run of one flow run, and
 the run's Prefect artifact.
@@ -205,7 +205,7 @@ def stage_outcome(line: str) -> tuple[str, bool] | None:
 
 
 def progress(stages: list[str], total: int | None = None):
-    """A progress bar over a flow's stages, sweep cells included (shown on a terminal only)."""
+    """A progress bar over a flow's stages, grid cells included (shown on a terminal only)."""
     return tqdm(stages, "stages", total=total, unit="stage", disable=None)
 
 

@@ -13,9 +13,9 @@ from memunlearn.tracking import StageRecord
 
 @stage
 def main() -> None:
-    params = load_params("modality", "claims", "rum_compare", "sweep")
+    params = load_params("modality", "claims", "rum_compare", "ablations")
     modality = load_modality(params["modality"])  # reads no prepared data
-    results = load_table(RESULTS_DIR / "sweep/results.csv", "sweep_report")
+    results = load_table(RESULTS_DIR / "grids/results.csv", "grids_report")
     table, markdown = modality.claims(results, params, METRICS_DIR)
     save_table(table, RESULTS_DIR / "claims.csv")
     (RESULTS_DIR / "claims.md").write_text(markdown)

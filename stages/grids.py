@@ -1,14 +1,14 @@
 """Stage `grids`: every forget set, retrain oracle and unlearning run of the experiment grids.
 
-A grid (params section `sweep`, `levels`, `rum_compare` or `entanglement`;
+A grid (params section `ablations`, `levels`, `rum_compare` or `entanglement`;
 src/memunlearn/grid.py) is methods x scores x kinds x strategies x seeds.
 For each grid and (score, kind, seed) the runner (experiments/grids.py)
 chooses the forget set F once, trains its retrain oracle on R = D \\ F once,
-and keeps both with their outputs under `data/sweep/<grid>/<score>-<kind>-<seed>/`;
+and keeps both with their outputs under `data/grids/<grid>/<score>-<kind>-<seed>/`;
 each cell of that forget set then unlearns its seed's original (docs/methods.md
-§4-5) and keeps its record in `results/sweep/<grid>/<cell>.json` and the
-unlearned model with what scoring it needs under `data/sweep/<grid>/cells/`.
-`sweep_score` scores them against the oracle (§6).
+§4-5) and keeps its record in `results/grids/<grid>/<cell>.json` and the
+unlearned model with what scoring it needs under `data/grids/<grid>/cells/`.
+`grids_evaluate` scores them against the oracle (§6).
 
 One process runs every grid (a stage process pays about 10 s of start-up:
 torch, MLflow, DVC's lock): the oracle and unlearning caches (by content)
@@ -17,14 +17,14 @@ edit load every finished run instead of computing it, and an interrupted run
 keeps what it finished. Each forget set and each cell is its own MLflow run
 (`<grid>_oracle@...`, `<grid>_cell@...`) under the invocation's parent run.
 """
-from _common import (MEMORIZE_DIR, ORACLE_CACHE, PREPARED, PROXIES_DIR, RESULTS_DIR, SWEEP_DATA_DIR, TRAIN_DIR,
+from _common import (MEMORIZE_DIR, ORACLE_CACHE, PREPARED, PROXIES_DIR, RESULTS_DIR, GRIDS_DATA_DIR, TRAIN_DIR,
                      UNLEARN_CACHE, device, flatten, load_params, record, stage, stage_name, track)
 
 import functools
 
 from memunlearn.config import from_params
 from memunlearn.experiments.grids import GridPaths, run_grid
-from memunlearn.grid import GRIDS, SweepConfig
+from memunlearn.grid import GRIDS, GridConfig
 from memunlearn.io import load_table
 from memunlearn.modality import load_modality
 from memunlearn.tracking import StageRecord
@@ -35,7 +35,7 @@ from memunlearn.training.recipe import TrainConfig
 def main() -> None:
     params = load_params("modality", "train", "methods", *GRIDS)
     modality = load_modality(params["modality"], PREPARED)
-    configs = {grid: from_params(SweepConfig, params[grid], grid) for grid in GRIDS}  # every grid checked first
+    configs = {grid: from_params(GridConfig, params[grid], grid) for grid in GRIDS}  # every grid checked first
     for config in configs.values():
         config.check_methods(params["methods"])
     recipe = from_params(TrainConfig, params["train"], "train")
@@ -44,7 +44,7 @@ def main() -> None:
                                                                                  "proxies")
     # per device, once for every grid on it (image: the original's (N, D) embeddings)
     sources = functools.cache(lambda dev: modality.score_sources(data, *scores, TRAIN_DIR / "model.pt", dev))
-    paths = GridPaths(SWEEP_DATA_DIR, RESULTS_DIR / "sweep", TRAIN_DIR, ORACLE_CACHE, UNLEARN_CACHE)
+    paths = GridPaths(GRIDS_DATA_DIR, RESULTS_DIR / "grids", TRAIN_DIR, ORACLE_CACHE, UNLEARN_CACHE)
     metrics = {}
     for grid, config in configs.items():
         dev = device(config.device)

@@ -110,7 +110,7 @@ def original(synthetic, tiny_recipe):
 @pytest.fixture(scope="session")
 def reproduced_tiny_project(tmp_path_factory) -> Reproduced:
     """TINY's project (tests/e2e_project.py) after one `dvc repro` from scratch, shared by the session: the
-    pipeline, sweep and deployments modules each work on a copy of it (``copied_project``), never on it, and
+    pipeline, grids and deployments modules each work on a copy of it (``copied_project``), never on it, and
     assert on its ``first_repro`` where they assert on a first repro."""
     # under pytest-xdist each worker has a session of its own: they share one reproduction in the folder that
     # holds their base temporary folders (this test run's own)
@@ -123,10 +123,10 @@ def reproduced_tiny_project(tmp_path_factory) -> Reproduced:
 # The order in which pytest-xdist (`-n 2 --dist loadscope --no-loadscope-reorder`, pyproject.toml) hands whole
 # modules to its workers: the longest first, so that the short unit modules fill the gaps at the end. The
 # pipeline module, first, reproduces the shared TINY project (``reproduced_tiny_project``) while the other worker
-# runs the modules that need no copy of it; the deployments and sweep modules, which do, come after. The order
+# runs the modules that need no copy of it; the deployments and grids modules, which do, come after. The order
 # within a module is kept (its tests run in order on one project).
 FIRST = ["test_pipeline_e2e.py", "test_store_sharing_e2e.py", "test_dask_cluster_e2e.py", "test_deployments_e2e.py",
-         "test_sweep_e2e.py", "test_text_pipeline_e2e.py", "test_requests_e2e.py", "test_requests_flow_e2e.py",
+         "test_grids_e2e.py", "test_text_pipeline_e2e.py", "test_requests_e2e.py", "test_requests_flow_e2e.py",
          # the slowest unit modules (minutes), then the others in name order
          "test_text.py", "test_method_fidelity.py", "test_tracking.py", "test_memorization_store.py",
          "test_memorization_engine.py"]

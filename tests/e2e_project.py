@@ -1,7 +1,7 @@
 """The tiny DVC project the end-to-end modules run on, and copies of one reproduced once per session.
 
 Each stage of a `dvc repro` pays seconds of fixed cost (process start, torch import, an MLflow run, DVC
-hashing), so reproducing TINY's 16 stages from scratch costs minutes on 2 cores. The pipeline, sweep and
+hashing), so reproducing TINY's 16 stages from scratch costs minutes on 2 cores. The pipeline, grids and
 deployments modules therefore start from one session-wide reproduction (``reproduced_tiny_project`` in
 conftest.py): each gets its own self-contained copy (workspace, git, `.dvc/cache`, MLflow store) that it
 may change, and the record of what that first `dvc repro` ran.
@@ -25,10 +25,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ["prepare", "train", "memorize", "proxies", "proxy_study", "partition", "oracle", "unlearn", "evaluate",
-          "summary", "forgetting_quality", "sweep_score", "sweep_report", "claims", "figures"]
+          "summary", "forgetting_quality", "grids_evaluate", "grids_report", "claims", "figures"]
 GRID_STAGES = ["grids"]
 GRID_RUNS = [  # TINY's grids: one forget set and one cell each, each an MLflow run of its grid's stage
-    "sweep_oracle@exact_prob-high-0", "sweep_cell@neggrad_plus-exact_prob-high-rum_f-0",
+    "ablations_oracle@exact_prob-high-0", "ablations_cell@neggrad_plus-exact_prob-high-rum_f-0",
     "levels_oracle@exact_prob-low-0", "levels_cell@neggrad_plus-exact_prob-low-vanilla-0",
     "rum_compare_oracle@confidence-mix-0", "rum_compare_cell@neggrad_plus-confidence-mix-rum_f-0",
     "entanglement_oracle@entanglement-high-0", "entanglement_cell@neggrad_plus-entanglement-high-vanilla-0"]
@@ -41,7 +41,7 @@ TINY = {
     "partition": {"size": 30},
     "methods": {"finetune": {"epochs": 1}, "neggrad_plus": {"epochs": 1}},
     "evaluate": {"mia_max_per_class": 200},
-    "sweep": {**ONE_CELL, "group_scores": ["exact_prob"], "kinds": ["high"], "strategies": ["rum_f"]},
+    "ablations": {**ONE_CELL, "group_scores": ["exact_prob"], "kinds": ["high"], "strategies": ["rum_f"]},
     "levels": {**ONE_CELL, "group_scores": ["exact_prob"], "kinds": ["low"], "strategies": ["vanilla"]},
     "rum_compare": {**ONE_CELL, "group_scores": ["confidence"], "kinds": ["mix"], "strategies": ["rum_f"]},
     "entanglement": {**ONE_CELL, "group_scores": ["entanglement"], "kinds": ["high"], "strategies": ["vanilla"]},

@@ -17,13 +17,13 @@ def cells(grid, score, kind, strategy, tows):
 
 
 def results(rum_mix=(0.90, 0.91, 0.92, 0.93), proxy_mix=(0.89, 0.92, 0.91, 0.93)):
-    """A sweep where low is easier than high, RUM beats every control by 0.1-0.2 and the proxy is on par."""
+    """Grids where low is easier than high, RUM beats every control by 0.1-0.2 and the proxy is on par."""
     rows = (cells("levels", "exact_prob", "low", "vanilla", (0.95, 0.96, 0.94, 0.95))
             + cells("levels", "exact_prob", "high", "vanilla", (0.60, 0.65, 0.62, 0.61))
-            + cells("sweep", "exact_prob", "mix", "rum_f", rum_mix)
-            + cells("sweep", "exact_prob", "mix", "vanilla", (0.70, 0.72, 0.71, 0.69))
-            + cells("sweep", "exact_prob", "mix", "vanilla_budget", (0.75, 0.76, 0.74, 0.77))
-            + cells("sweep", "exact_prob", "mix", "shuffle", (0.80, 0.79, 0.81, 0.80))
+            + cells("ablations", "exact_prob", "mix", "rum_f", rum_mix)
+            + cells("ablations", "exact_prob", "mix", "vanilla", (0.70, 0.72, 0.71, 0.69))
+            + cells("ablations", "exact_prob", "mix", "vanilla_budget", (0.75, 0.76, 0.74, 0.77))
+            + cells("ablations", "exact_prob", "mix", "shuffle", (0.80, 0.79, 0.81, 0.80))
             + cells("rum_compare", "confidence", "mix", "rum_f", proxy_mix)
             + cells("rum_compare", "confidence", "mix", "shuffle", (0.80, 0.81, 0.79, 0.80))
             + cells("entanglement", "entanglement", "low", "vanilla", (0.7, 0.72, 0.71, 0.7))
@@ -33,8 +33,8 @@ def results(rum_mix=(0.90, 0.91, 0.92, 0.93), proxy_mix=(0.89, 0.92, 0.91, 0.93)
 
 def test_paired_difference_is_the_mean_and_t_ci_of_per_seed_differences():
     table = results()
-    mean, low, high, n = paired_difference(table, {"grid": "sweep", "kind": "mix", "strategy": "rum_f"},
-                                           {"grid": "sweep", "kind": "mix", "strategy": "vanilla"})
+    mean, low, high, n = paired_difference(table, {"grid": "ablations", "kind": "mix", "strategy": "rum_f"},
+                                           {"grid": "ablations", "kind": "mix", "strategy": "vanilla"})
     diffs = np.array([0.90, 0.91, 0.92, 0.93]) - np.array([0.70, 0.72, 0.71, 0.69])
     half = 3.182446305284263 * diffs.std(ddof=1) / 2  # t_{0.975, 3} * s / sqrt(4)
     assert n == 4 and mean == pytest.approx(diffs.mean())

@@ -56,12 +56,12 @@ def test_a_typo_fails_check_in_one_line_naming_the_key(tmp_path, capsys):
 def test_check_reports_every_problem_at_once(tmp_path, capsys):
     code, err, _ = check(tmp_path, capsys, **{
         "train.epochs": True, "train.lr_milestones": [10, "x"], "methods.salun.lrr": 0.1,
-        "sweep.kinds": ["low", "huge"], "partition.group_score": "exact_prb", "data.colour": "red",
+        "ablations.kinds": ["low", "huge"], "partition.group_score": "exact_prb", "data.colour": "red",
         "rum_compare.methods": ["scrub", "scrubb"], "oracle.seed": "0"})
     assert code == 1
     problems = err[:-1]
     for start in ("train.epochs: got true", 'train.lr_milestones[1]: got "x"', "methods.salun.lrr: unknown key",
-                  "sweep.kinds[1]: unknown forget-set kind 'huge'", "partition.group_score: unknown score 'exact_prb'",
+                  "ablations.kinds[1]: unknown forget-set kind 'huge'", "partition.group_score: unknown score 'exact_prb'",
                   "data.colour: unknown key", "rum_compare.methods: 'scrubb' has no methods.scrubb block",
                   'oracle.seed: got "0"; write an integer'):
         assert sum(p.startswith(start) for p in problems) == 1, (start, problems)

@@ -6,7 +6,7 @@ import yaml
 
 from memunlearn.config import ConfigError, from_params
 from memunlearn.experiments.forgetting_quality import ForgettingQualityConfig
-from memunlearn.grid import SweepConfig
+from memunlearn.grid import GridConfig
 from memunlearn.memorization.store import store_key
 from memunlearn.training import TrainConfig
 from memunlearn.unlearning import METHODS, UnlearnConfig
@@ -47,8 +47,8 @@ def test_mapping_values_and_optionals_are_checked():
 def test_nested_unknown_keys_name_their_full_path():
     with pytest.raises(ConfigError, match=r"^methods.salun.lrr: unknown key; valid keys: batch_size, epochs, lr, "):
         METHODS.get("salun").config({"lrr": 0.1})
-    with pytest.raises(ConfigError, match=r"^sweep.partition.sizes: unknown key; valid keys: classes, "):
-        from_params(SweepConfig, {"partition": {"sizes": 3}}, "sweep")
+    with pytest.raises(ConfigError, match=r"^ablations.partition.sizes: unknown key; valid keys: classes, "):
+        from_params(GridConfig, {"partition": {"sizes": 3}}, "ablations")
     with pytest.raises(ConfigError, match=r"^unlearn.subset_params.high.lrr: unknown key; .*\(merged over methods"):
         from_params(UnlearnConfig, {"strategy": "rum_f", "subset_params": {"high": {"lrr": 0.1}}}, "unlearn")
 

@@ -21,7 +21,7 @@ PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 _RECIPE = ("the pipeline's recipe, tuned for the small CNN on the embedded digits (15 epochs, batch 128, lr drop "
            "at 10, no weight decay so that it fits the planted noise); the class keeps a shorter generic recipe with "
            "the reference's weight decay, and the tests pass their own tiny one")
-_GRID = "a grid of its own: SweepConfig's defaults are the `sweep` grid's axes"
+_GRID = "a grid of its own: GridConfig's defaults are the `ablations` grid's axes"
 DELIBERATE = {  # params.yaml key -> why the pipeline differs from the class default
     "data.noise_fraction": "the pipeline plants label noise to check that memorization scores find it; "
                            "the library leaves a dataset as it is",
@@ -40,8 +40,8 @@ DELIBERATE = {  # params.yaml key -> why the pipeline differs from the class def
     "partition.size": "7.5% of the default run's 2,000 training examples (the class default, 300, is 7.5% of 4,000)",
     "unlearn.strategy": "the hand-set experiment runs RUM^F with NegGrad+ (the proxies paper's setup); the class "
                         "default is full RUM with the reference per-subset methods",
-    "sweep.partition": "states the forget-set size every cell shares (150, as partition.size) in the grid",
-    "sweep.kinds": "the default run tests RUM and its controls on the mixed set only; `make sweep-large` adds the rest",
+    "ablations.partition": "states the forget-set size every cell shares (150, as partition.size) in the grid",
+    "ablations.kinds": "the default run tests RUM and its controls on the mixed set only; `make grids-large` adds the rest",
     "levels.kinds": _GRID,
     "levels.strategies": _GRID,
     "levels.partition": _GRID,

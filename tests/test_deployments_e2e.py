@@ -10,7 +10,7 @@ run's Prefect log, the run's artifact must hold the evaluation table and a
 link to its MLflow parent run, and the MLflow runs must be tagged with the
 experiment and hold the registered models. Then `prefect deploy --all`
 (prefect.yaml) puts both flows on a process work pool, and a worker runs a
-triggered sweep.
+triggered grids run.
 """
 from __future__ import annotations
 
@@ -258,18 +258,18 @@ def test_prefect_yaml_deploys_both_flows_to_a_process_pool_whose_worker_runs_the
     project, api, root = server
     prefect(project, "work-pool", "create", "memunlearn", "--type", "process")
     prefect(project, "--no-prompt", "deploy", "--all")
-    sweep = _deployment(api, "memunlearn-sweep/default")
-    assert sweep["work_pool_name"] == "memunlearn" and _deployment(api, DEPLOYMENT)["work_pool_name"] == "memunlearn"
-    steps = [step["prefect.deployments.steps.set_working_directory"]["directory"] for step in sweep["pull_steps"]]
+    grids = _deployment(api, "memunlearn-grids/default")
+    assert grids["work_pool_name"] == "memunlearn" and _deployment(api, DEPLOYMENT)["work_pool_name"] == "memunlearn"
+    steps = [step["prefect.deployments.steps.set_working_directory"]["directory"] for step in grids["pull_steps"]]
     assert [Path(step).resolve() for step in steps] == [project.resolve()]
 
     with background([*PREFECT, "worker", "start", "--pool", "memunlearn"], project, root / "worker.log"):
-        run = finish(api, trigger(project, "memunlearn-sweep/default", "seeds=[0]", "experiment=worker-sweep"))
+        run = finish(api, trigger(project, "memunlearn-grids/default", "seeds=[0]", "experiment=worker-grids"))
     assert run["state_type"] == "COMPLETED", (root / "worker.log").read_text()[-3000:]
     messages = [e["message"] for e in logs(api, run["id"])]
-    assert any(m.startswith("Stage 'sweep_report'") or m == "Running stage 'sweep_report':" for m in messages)
-    assert "worker-sweep" in experiments(project)
+    assert any(m.startswith("Stage 'grids_report'") or m == "Running stage 'grids_report':" for m in messages)
+    assert "worker-grids" in experiments(project)
     artifacts = httpx.post(f"{api}/artifacts/filter", json={"artifacts": {"flow_run_id": {"any_": [run["id"]]}}},
                            timeout=ANSWER).json()
-    summary = next(a for a in artifacts if a["key"] == "memunlearn-sweep-summary")["data"]
-    assert "worker-sweep" in summary and "| sweep " in summary and "| rum_compare " in summary
+    summary = next(a for a in artifacts if a["key"] == "memunlearn-grids-summary")["data"]
+    assert "worker-grids" in summary and "| ablations " in summary and "| rum_compare " in summary

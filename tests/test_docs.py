@@ -184,7 +184,7 @@ def test_the_checks_see_what_they_should():
             "data/prepared/meta.json; OPTML-Group/Unlearn-Saliency Classification/evaluation/SVC_MIA.py")
     assert [m.group(1) for m in REPO_PATH.finditer(text)] == ["docs/methods.md", "src/memunlearn/grid.py"]
     assert [m.groups() for m in SECTION_CITATION.finditer(text)] == [("4", "5")]
-    assert not package_path_pattern().findall("Classification/evaluation/SVC_MIA.py, results/sweep/x.json")
+    assert not package_path_pattern().findall("Classification/evaluation/SVC_MIA.py, results/grids/x.json")
     assert package_path_pattern().findall("(training/stacked.py)") == ["training/stacked.py"]
     assert STALE.search("the ../shared notes") and not STALE.search("docs/methods.md §3")
 

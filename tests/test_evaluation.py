@@ -75,10 +75,10 @@ def test_scoring_a_cells_saved_outputs_gives_the_metrics_of_scoring_its_model(sy
     subsets = {"low": forget.select_ids(flipped[:5]), "high": forget.drop_ids(flipped[:5])}
     model = build_model("small_cnn", 1, info.num_classes, info.image_size, seed=3)
     model_outputs(model, forget, retain, test, subsets, info, torch.device("cpu")).save(tmp_path / "cell.npz")
-    saved = ModelOutputs.load(tmp_path / "cell.npz", "sweep_cell")
+    saved = ModelOutputs.load(tmp_path / "cell.npz", "ablations_cell")
     for feature in ("true_prob", "correctness", "entropy"):
         cfg = EvaluateConfig(mia_feature=feature, mia_max_per_class=50, seed=1)
         assert output_metrics(saved, forget, retain, test, subsets, cfg) == model_metrics(
             model, forget, retain, test, subsets, info, cfg, torch.device("cpu"))
-    with pytest.raises(FileNotFoundError, match=r"run `dvc repro sweep_cell` first"):
-        ModelOutputs.load(tmp_path / "missing.npz", "sweep_cell")
+    with pytest.raises(FileNotFoundError, match=r"run `dvc repro ablations_cell` first"):
+        ModelOutputs.load(tmp_path / "missing.npz", "ablations_cell")

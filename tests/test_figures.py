@@ -61,7 +61,7 @@ def test_accuracy_bars_draw_each_models_values():
 
 
 def test_tow_by_variant_labels_what_varies_in_the_grid():
-    summary = pd.DataFrame({"grid": ["rum_compare"] * 3 + ["sweep"], "method": ["neggrad_plus"] * 4,
+    summary = pd.DataFrame({"grid": ["rum_compare"] * 3 + ["ablations"], "method": ["neggrad_plus"] * 4,
                             "group_score": ["confidence", "confidence", "entropy", "exact"],
                             "kind": ["mix"] * 4, "strategy": ["vanilla", "rum_f", "rum_f", "vanilla"],
                             "tow_mean": [0.9, 0.8, 0.7, 0.1], "tow_ci95": [0.05, np.nan, 0.02, 0.0]})
@@ -80,11 +80,11 @@ def test_epsilon_histogram_counts_every_finite_epsilon(tmp_path):
 
 
 def test_variant_panels_draw_one_panel_per_metric_with_the_grids_variants():
-    summary = pd.DataFrame({"grid": ["sweep"] * 2 + ["levels"], "method": ["ga_embedding", "ga_all", "ga_embedding"],
+    summary = pd.DataFrame({"grid": ["ablations"] * 2 + ["levels"], "method": ["ga_embedding", "ga_all", "ga_embedding"],
                             "group_score": ["exact"] * 3, "kind": ["canaries"] * 3, "strategy": ["vanilla"] * 3,
                             "stored_mib_mean": [2.5, 200.0, 2.5], "val_ppl_change_mean": [0.05, 0.3, 0.1],
                             "val_ppl_change_ci95": [0.01, 0.02, 0.0]})
-    fig = variant_panels(summary, "sweep", {"stored_mib": "MiB", "val_ppl_change": "ppl change"})
+    fig = variant_panels(summary, "ablations", {"stored_mib": "MiB", "val_ppl_change": "ppl change"})
     assert len(fig.axes) == 2 and [ax.get_xlabel() for ax in fig.axes] == ["MiB", "ppl change"]
     assert [[bar.get_width() for bar in ax.patches] for ax in fig.axes] == [[2.5, 200.0], [0.05, 0.3]]
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["ga_embedding", "ga_all"]

@@ -21,7 +21,7 @@ def test_overrides_become_hydra_arguments_that_dvc_applies_with_their_types(tmp_
     params = tmp_path / "params.yaml"
     params.write_text("unlearn:\n  method: neggrad_plus  # a comment\n  seed: 0\nmethods:\n  finetune: {}\n")
     overrides = {"unlearn.method": "finetune", "unlearn.seed": 3, "methods.finetune.lr": 0.5,
-                 "methods.salun": {"threshold": 0.5, "name": "1"}, "sweep.seeds": [0, 1], "x.flag": True,
+                 "methods.salun": {"threshold": 0.5, "name": "1"}, "ablations.seeds": [0, 1], "x.flag": True,
                  "x.quote": "it's", "x.none": None}
     args = set_param_args(overrides)
     assert args[::2] == ["-S"] * len(overrides)
@@ -46,7 +46,7 @@ def test_overrides_are_checked_with_every_problem_before_any_dvc_work(tmp_path):
 
 
 @pytest.mark.parametrize("line, outcome", [
-    ("Running stage 'sweep_cell@neggrad_plus-exact_prob-high-rum_f-0':", ("sweep_cell@neggrad_plus-exact_prob-high-rum_f-0", True)),
+    ("Running stage 'ablations_cell@neggrad_plus-exact_prob-high-rum_f-0':", ("ablations_cell@neggrad_plus-exact_prob-high-rum_f-0", True)),
     ("Stage 'prepare' is cached - skipping run, checking out outputs", ("prepare", True)),
     ("Stage 'train' didn't change, skipping", ("train", False)),
     ("> python stages/train.py", None),
@@ -110,7 +110,7 @@ def _from_imports(path: Path) -> list[tuple[str, str]]:
             if isinstance(node, ast.ImportFrom) for alias in node.names]
 
 
-@pytest.mark.parametrize("flow", ["pipeline", "sweep"])
+@pytest.mark.parametrize("flow", ["pipeline", "grids"])
 def test_a_flow_imports_the_library_and_the_shared_tasks_without_path_edits(flow):
     source = FLOWS / f"{flow}.py"
     local = [(module, name) for module, name in _from_imports(source) if module.split(".")[0] == "flows"]
@@ -127,7 +127,7 @@ def test_the_library_never_imports_the_flows():  # flows/ drives a checkout; src
 def test_prefect_yaml_names_the_flows_in_the_top_level_folder():
     deployments = yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]
     entrypoints = [d["entrypoint"] for d in deployments]
-    assert sorted(entrypoints) == ["flows/forget.py:forget_flow", "flows/pipeline.py:pipeline", "flows/sweep.py:sweep"]
+    assert sorted(entrypoints) == ["flows/forget.py:forget_flow", "flows/grids.py:grids", "flows/pipeline.py:pipeline"]
     for entry in entrypoints:
         path, name = entry.split(":")
         assert f"def {name}(" in (REPO / path).read_text()

@@ -47,8 +47,8 @@ def test_first_repro_runs_every_stage_and_writes_outputs(project, first_repro):
     assert len(list((project / "data/memorize_store").glob("*/model_*.npz"))) == 3
     influence = pd.read_parquet(project / "data/memorize/influence.parquet")
     assert len(influence) == 160 * 5 and influence["rank"].max() == 5  # 200 test examples, 20% held out: validation
-    summary = pd.read_csv(project / "results/sweep/summary.csv")
-    assert summary["grid"].tolist() == ["sweep", "levels", "rum_compare", "entanglement"]
+    summary = pd.read_csv(project / "results/grids/summary.csv")
+    assert summary["grid"].tolist() == ["ablations", "levels", "rum_compare", "entanglement"]
     assert summary["tow_mean"].between(0, 1).all()
     forget = pd.read_csv(project / "data/partition/forget.csv")
     assert len(forget) == 30 and set(forget["subset"]) == {"low", "mid", "high"}
@@ -73,7 +73,7 @@ def test_first_repro_runs_every_stage_and_writes_outputs(project, first_repro):
 
 def test_dvc_plots_declare_the_csv_series_and_the_figures(project, first_repro):
     shown = json.loads(dvc(project, "plots", "show", "--json").stdout)
-    assert {"training history", "memorization convergence", "proxy study", "sweep summary"} <= set(shown["data"])
+    assert {"training history", "memorization convergence", "proxy study", "grids summary"} <= set(shown["data"])
     assert {f"results/plots/figures/{name}" for name in FIGURES} <= set(shown["data"])
     assert not shown.get("errors")
 
@@ -142,7 +142,7 @@ def test_mlflow_holds_one_parent_run_with_a_child_per_stage_and_the_models(proje
     assert unlearned.tags["forget_digest"] == inputs["F"] and len(forget) == 30
     for role in ("original", "oracle"):
         assert client.get_model_version_by_alias(f"memunlearn-{role}", "latest")
-    best = client.get_model_version_by_alias("memunlearn-sweep-exact_prob-high", "best-tow")
+    best = client.get_model_version_by_alias("memunlearn-ablations-exact_prob-high", "best-tow")
     assert (best.tags["method"], best.tags["strategy"], best.tags["seed"]) == ("neggrad_plus", "rum_f", "0")
     figures = [a.path for a in mlflow.artifacts.list_artifacts(run_id=by_stage["figures"].info.run_id)]
     assert sorted(figures) == sorted(FIGURES)

@@ -124,7 +124,7 @@ def test_text_models_are_cached_by_content(prepared, tmp_path):
 def results_rows():
     rows = []
     for seed in range(3):
-        for grid, kind in (("sweep", "canaries"), ("sweep", "random"), ("levels", "canaries")):
+        for grid, kind in (("ablations", "canaries"), ("ablations", "random"), ("levels", "canaries")):
             for source, layers, exposure in (("first_epoch", "embedding", 9.0 + seed), ("last_epoch", "embedding", 7.0),
                                              ("first_epoch", "all", 10.0), ("", "", 1.0)):
                 rows.append({"grid": grid, "method": f"{source}-{layers}", "group_score": "exact", "kind": kind,
@@ -135,7 +135,7 @@ def results_rows():
     return pd.DataFrame(rows)
 
 
-def test_text_claims_read_the_sweep_grids_ablation_cells_on_the_canaries():
+def test_text_claims_read_the_ablations_grids_cells_on_the_canaries():
     rows, original = ablation_rows(results_rows())
     assert len(rows) == 3 * 3 and set(rows["source"]) == {"first_epoch", "last_epoch"}
     assert (rows["exposure_16x"] < 100).all()  # the canaries forget set, not the random one
@@ -145,7 +145,7 @@ def test_text_claims_read_the_sweep_grids_ablation_cells_on_the_canaries():
     # first-epoch 9, 10, 11 vs last-epoch 7: last forgets more; 'all' has no last-epoch cell: no finding-1 row
     assert claims["first_epoch_beats_last_epoch[embedding]"] == "contradicted"
     assert "first_epoch_beats_last_epoch[all]" not in claims and claims["embedding_halves_space"] == "supported"
-    with pytest.raises(ConfigError, match="sweep grid has no first_epoch_ga cell"):
+    with pytest.raises(ConfigError, match="ablations grid has no first_epoch_ga cell"):
         ablation_rows(results_rows().assign(source=""))
 
 

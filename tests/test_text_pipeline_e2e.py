@@ -2,7 +2,7 @@
 
 A tiny corpus slice and model (gpt2_micro, 100 sequences of 24 tokens, K = 2) so that it stays a few minutes on
 2 cores: the point is the wiring (every stage from prepare to summary runs the text path, writes its outputs and
-logs one MLflow child run under one parent; then the grids, sweep_score, sweep_report, proxy_study and claims:
+logs one MLflow child run under one parent; then the grids, grids_evaluate, grids_report, proxy_study and claims:
 first-epoch gradient ascent's ablations and the paper's findings 1, 2, 4), not the figures (tests/test_text.py and benchmarks/text_first_epoch_ga.py).
 """
 from __future__ import annotations
@@ -28,12 +28,12 @@ TINY_TEXT = {
                                                       "last_epoch_ga_all")},
     # the ablation grid: first- vs last-epoch gradients x embedding vs all layers, three training seeds; the other
     # grids one seed each, small forget sets
-    "sweep": {"methods": ["first_epoch_ga", "first_epoch_ga_all", "last_epoch_ga_embedding", "last_epoch_ga_all"]},
+    "ablations": {"methods": ["first_epoch_ga", "first_epoch_ga_all", "last_epoch_ga_embedding", "last_epoch_ga_all"]},
     "levels": {"seeds": [0], "partition": {"size": 10}},
     "rum_compare": {"seeds": [0], "partition": {"size": 10}},
     "entanglement": {"methods": ["finetune"], "seeds": [0]},
 }
-GRID_STAGES = ["proxy_study", "grids", "sweep_score", "sweep_report", "claims"]
+GRID_STAGES = ["proxy_study", "grids", "grids_evaluate", "grids_report", "claims"]
 ABLATIONS = {("first_epoch", "embedding"), ("first_epoch", "all"), ("last_epoch", "embedding"), ("last_epoch", "all")}
 
 
@@ -103,30 +103,30 @@ def test_the_ablation_grid_runs_on_text_and_writes_what_the_image_grid_writes(pr
 
     assert sorted(ran_stages(claims_repro.stdout)) == sorted(GRID_STAGES)
     canaries = pd.read_csv(project / "data/prepared/canaries.csv")
-    results = pd.read_csv(project / "results/sweep/results.csv")
-    sweep = results[results["grid"] == "sweep"]
-    assert len(sweep) == 4 * 3 and set(zip(sweep["source"], sweep["layers"])) == ABLATIONS
+    results = pd.read_csv(project / "results/grids/results.csv")
+    ablations = results[results["grid"] == "ablations"]
+    assert len(ablations) == 4 * 3 and set(zip(ablations["source"], ablations["layers"])) == ABLATIONS
     for seed in (0, 1, 2):
-        folder = project / f"data/sweep/sweep/exact-canaries-{seed}"
+        folder = project / f"data/grids/ablations/exact-canaries-{seed}"
         forget = pd.read_csv(folder / "forget.csv")
         assert sorted(forget["example_id"]) == sorted(canaries["example_id"])  # kind canaries: every copy
         assert (folder / "model.pt").exists() and (folder / "outputs.json").exists()
-    for name in sweep["method"] + "-exact-canaries-vanilla-" + sweep["seed"].astype(str):
-        assert (project / f"data/sweep/sweep/cells/{name}.pt").exists()
-        assert json.loads((project / f"results/sweep/sweep/{name}.json").read_text())["forget_size"] == len(canaries)
+    for name in ablations["method"] + "-exact-canaries-vanilla-" + ablations["seed"].astype(str):
+        assert (project / f"data/grids/ablations/cells/{name}.pt").exists()
+        assert json.loads((project / f"results/grids/ablations/{name}.json").read_text())["forget_size"] == len(canaries)
     assert {"exposure_1x", "exposure_8x", "original_exposure_8x", "oracle_exposure_8x", "val_ppl_change", "tow",
             "stored_mib", "dense_mib", "seconds"} <= set(results.columns)
     # a seed is a training seed: three different originals
-    assert sweep.groupby("seed")["original_validation_ppl"].first().nunique() == 3
+    assert ablations.groupby("seed")["original_validation_ppl"].first().nunique() == 3
     # the memory each needs: the embedding stored as sparse rows, a fraction of all layers; nothing stored ahead
     # for last-epoch gradients
-    stored = sweep[sweep["source"] == "first_epoch"].groupby("layers")["stored_mib"].first()
+    stored = ablations[ablations["source"] == "first_epoch"].groupby("layers")["stored_mib"].first()
     assert 0 < stored["embedding"] < 0.5 * stored["all"]
-    assert (sweep.loc[sweep["source"] == "last_epoch", "stored_mib"] == 0).all()
+    assert (ablations.loc[ablations["source"] == "last_epoch", "stored_mib"] == 0).all()
     # the ascent forgets: F's next-token accuracy well below the original's on the canaries
-    first = sweep[sweep["method"] == "first_epoch_ga"]
+    first = ablations[ablations["method"] == "first_epoch_ga"]
     assert (first["forget_acc"] < first["original_forget_acc"] - 0.2).all()
-    assert set(results["grid"]) == {"sweep", "levels", "rum_compare", "entanglement"}
+    assert set(results["grid"]) == {"ablations", "levels", "rum_compare", "entanglement"}
 
 
 def test_the_claims_report_on_text_has_a_verdict_for_findings_1_2_and_4(project, claims_repro):
@@ -161,10 +161,10 @@ def test_a_text_grid_rerun_computes_nothing_again(project, claims_repro):
     assert ran_stages(dvc(project, "repro", "claims").stdout) == []
     forced = dvc(project, "repro", "--force", "--single-item", "grids")
     assert ran_stages(forced.stdout) == ["grids"]
-    records = [json.loads(p.read_text()) for p in (project / "results/sweep/sweep").glob("*.json")]
+    records = [json.loads(p.read_text()) for p in (project / "results/grids/ablations").glob("*.json")]
     assert len(records) == 12 and all(r["cached"] for r in records)
     for seed in (0, 1, 2):
-        oracle = json.loads((project / f"data/sweep/sweep/exact-canaries-{seed}/oracle.json").read_text())
+        oracle = json.loads((project / f"data/grids/ablations/exact-canaries-{seed}/oracle.json").read_text())
         assert oracle["cached"] and oracle["original_cached"]
 
 

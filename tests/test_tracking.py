@@ -146,20 +146,20 @@ def test_datasets_are_logged_with_digests_that_ignore_row_order(target):
 def test_models_are_registered_with_tags_metadata_and_aliases(target):
     models = [_model() for _ in range(3)]
     for seed, model in enumerate(models):
-        record_stage(StageRecord("sweep_cell", datasets={"F": _split([1, 2, 3])}, models={"unlearned_model": ModelRecord(
-            model, "sweep-exact_prob-high", INFO, {"method": "neggrad_plus", "strategy": "rum_f", "seed": str(seed)})}),
+        record_stage(StageRecord("ablations_cell", datasets={"F": _split([1, 2, 3])}, models={"unlearned_model": ModelRecord(
+            model, "ablations-exact_prob-high", INFO, {"method": "neggrad_plus", "strategy": "rum_f", "seed": str(seed)})}),
             target)
-    record_stage(StageRecord("sweep_report", aliases=[
-        Alias("sweep-exact_prob-high", "best-tow", {"method": "neggrad_plus", "seed": "1"})]), target)
+    record_stage(StageRecord("grids_report", aliases=[
+        Alias("ablations-exact_prob-high", "best-tow", {"method": "neggrad_plus", "seed": "1"})]), target)
 
     client = _client(target)
-    latest = client.get_model_version_by_alias("test-sweep-exact_prob-high", "latest")
-    best = client.get_model_version_by_alias("test-sweep-exact_prob-high", "best-tow")
+    latest = client.get_model_version_by_alias("test-ablations-exact_prob-high", "latest")
+    best = client.get_model_version_by_alias("test-ablations-exact_prob-high", "best-tow")
     assert (int(latest.version), int(best.version)) == (3, 2)
     assert best.tags == {"method": "neggrad_plus", "strategy": "rum_f", "seed": "1", "git_commit": "abc",
                          "forget_digest": dataset_digest([1, 2, 3], [1, 2, 3])}
 
-    uri = "models:/test-sweep-exact_prob-high@best-tow"
+    uri = "models:/test-ablations-exact_prob-high@best-tow"
     local = mlflow.artifacts.download_artifacts(uri, tracking_uri=target.uri)
     metadata = yaml.safe_load(open(f"{local}/MLmodel"))["metadata"]
     assert metadata["mean"] == [0.13] and metadata["std"] == [0.31] and metadata["class_names"][3] == "3"
@@ -175,31 +175,31 @@ def test_models_are_registered_with_tags_metadata_and_aliases(target):
 
 
 def test_models_logged_later_into_their_cells_runs_once(target):
-    """The sweep's way: cells record no model; the report logs each cell's model into that cell's run."""
+    """The grids' way: cells record no model; the report logs each cell's model into that cell's run."""
     models = [_model() for _ in range(2)]
-    cells = [record_stage(StageRecord(f"sweep_cell@{seed}"), target) for seed in range(2)]
+    cells = [record_stage(StageRecord(f"ablations_cell@{seed}"), target) for seed in range(2)]
     loaded = []  # the cells whose model the report had to load
 
     def load(seed, model):
         loaded.append(seed)
-        return ModelRecord(model, "sweep-exact_prob-high", INFO, {"seed": str(seed)})
+        return ModelRecord(model, "ablations-exact_prob-high", INFO, {"seed": str(seed)})
 
     run_models = [RunModel(run_id, "unlearned_model", functools.partial(load, seed, model), forget_digest="d1")
                   for seed, (run_id, model) in enumerate(zip(cells, models))]
-    report = StageRecord("sweep_report", run_models=run_models,
-                         aliases=[Alias("sweep-exact_prob-high", "best-tow", {"seed": "1"})])
+    report = StageRecord("grids_report", run_models=run_models,
+                         aliases=[Alias("ablations-exact_prob-high", "best-tow", {"seed": "1"})])
     record_stage(report, target)
     record_stage(report, target)  # a report rerun (e.g. another MIA feature) logs (and loads) nothing twice
     assert loaded == [0, 1]
 
     client = _client(target)
-    versions = client.search_model_versions("name = 'test-sweep-exact_prob-high'")
+    versions = client.search_model_versions("name = 'test-ablations-exact_prob-high'")
     assert sorted(v.run_id for v in versions) == sorted(cells)
-    best = client.get_model_version_by_alias("test-sweep-exact_prob-high", "best-tow")
+    best = client.get_model_version_by_alias("test-ablations-exact_prob-high", "best-tow")
     assert best.run_id == cells[1] and best.tags["forget_digest"] == "d1"
     mlflow.set_tracking_uri(target.uri)
     x = torch.randn(3, 1, 4, 4)
-    assert torch.allclose(mlflow.pytorch.load_model("models:/test-sweep-exact_prob-high@best-tow")(x), models[1](x),
+    assert torch.allclose(mlflow.pytorch.load_model("models:/test-ablations-exact_prob-high@best-tow")(x), models[1](x),
                           atol=1e-6)
 
 
@@ -211,19 +211,19 @@ def test_a_cached_cells_model_is_registered_only_when_no_identical_version_is(ta
 
     def load(seed):
         loaded.append(seed)
-        return ModelRecord(model, "sweep-exact_prob-high", INFO, {"seed": str(seed)})
+        return ModelRecord(model, "ablations-exact_prob-high", INFO, {"seed": str(seed)})
 
     def report(seeds, cached):
-        cells = [record_stage(StageRecord(f"sweep_cell@{seed}"), target) for seed in seeds]
-        same = {seed: Alias("sweep-exact_prob-high", "", {"seed": str(seed), "forget_digest": "d1"}) for seed in seeds}
-        record_stage(StageRecord("sweep_report", run_models=[
+        cells = [record_stage(StageRecord(f"ablations_cell@{seed}"), target) for seed in seeds]
+        same = {seed: Alias("ablations-exact_prob-high", "", {"seed": str(seed), "forget_digest": "d1"}) for seed in seeds}
+        record_stage(StageRecord("grids_report", run_models=[
             RunModel(run_id, "unlearned_model", functools.partial(load, seed), "d1", same[seed] if cached else None)
             for seed, run_id in zip(seeds, cells)]), target)
 
     report([0], cached=False)
     report([0, 1], cached=True)  # 0: registered when computed; 1: never registered
     assert loaded == [0, 1]
-    versions = _client(target).search_model_versions("name = 'test-sweep-exact_prob-high'")
+    versions = _client(target).search_model_versions("name = 'test-ablations-exact_prob-high'")
     assert sorted(v.tags["seed"] for v in versions) == ["0", "1"]
 
 

@@ -86,7 +86,7 @@ def test_train_oracle_is_the_retrain_method(synthetic):
 
 
 def test_cached_oracle_trains_once_per_identical_oracle_and_keeps_its_seconds(synthetic, tiny_recipe, tmp_path):
-    """The oracle stage and the sweep grid's first mixed forget set share an oracle: the second one loads it."""
+    """The oracle stage and the ablations grid's first mixed forget set share an oracle: the second one loads it."""
     import dataclasses
 
     from memunlearn.training.oracle import cached_oracle, train_oracle

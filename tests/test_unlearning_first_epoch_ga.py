@@ -206,7 +206,7 @@ def test_a_store_too_large_is_refused_before_allocating():
 
 
 def test_layers_picks_stored_layers_and_names_unrecorded_ones(synthetic, tiny_recipe):
-    """The sweep's layer ablation: ``layers`` ascends along some stored layers only; others stay bit-identical."""
+    """The layer ablation: ``layers`` ascends along some stored layers only; others stay bit-identical."""
     train, test, info, flipped = synthetic
     model = build_model("small_cnn", 1, info.num_classes, info.image_size, seed=0)
     recorder = FirstEpochGradRecorder(model, train.example_ids, ["input", "head"])

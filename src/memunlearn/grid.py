@@ -1,4 +1,4 @@
-"""Sweep grids: which cells an experiment runs (params sections ``sweep``, ``levels``, ``rum_compare``,
+"""Experiment grids: which cells an experiment runs (params sections ``ablations``, ``levels``, ``rum_compare``,
 ``entanglement``).
 
 A grid is methods x scores x forget-set kinds x strategies x seeds. Each
@@ -21,14 +21,14 @@ from .config import ConfigError
 from .partition import FORGET_KINDS, grid_forget_set
 from .unlearning import METHODS, STRATEGIES, UnlearnPlan
 
-GRIDS = ("sweep", "levels", "rum_compare", "entanglement")  # params sections holding a grid; dvc.yaml: stage grids
+GRIDS = ("ablations", "levels", "rum_compare", "entanglement")  # params sections holding a grid; dvc.yaml: stage grids
 KEYS = ("grid", "method", "group_score", "kind", "strategy", "seed")  # one cell
 ORACLE_OBSERVATION = "outputs"  # what scoring reads of a forget set's oracle, in its folder (+ the modality's suffix)
 AXES = ("methods", "group_scores", "kinds", "strategies", "seeds")  # a grid's lists, one per KEYS entry after grid
 
 
 def forget_set_name(cell: Mapping[str, Any]) -> str:
-    """``<score>-<kind>-<seed>``: a forget set's folder under ``data/sweep/<grid>/``; its MLflow run is
+    """``<score>-<kind>-<seed>``: a forget set's folder under ``data/grids/<grid>/``; its MLflow run is
     ``<grid>_oracle@<name>``."""
     return f"{cell['group_score']}-{cell['kind']}-{cell['seed']}"
 
@@ -39,7 +39,7 @@ def cell_name(cell: Mapping[str, Any]) -> str:
 
 
 @dataclass(frozen=True)
-class SweepConfig:
+class GridConfig:
     """One grid's params section: the grid, and what every cell's forget set shares (``partition``)."""
 
     methods: tuple[str, ...] = ("neggrad_plus",)  # methods.<name> blocks: a METHODS name, or a block naming one
@@ -56,20 +56,20 @@ class SweepConfig:
         for name, registry in (("methods", METHODS), ("kinds", FORGET_KINDS), ("strategies", STRATEGIES)):
             values = getattr(self, name)
             if not values:
-                raise ConfigError(f"sweep.{name} is empty; list at least one of: {', '.join(registry.names())}")
+                raise ConfigError(f"ablations.{name} is empty; list at least one of: {', '.join(registry.names())}")
             if name != "methods":  # a method may be a named methods block: each cell's plan checks it
                 for value in values:
                     registry.get(value)
         if not self.seeds:
-            raise ConfigError("sweep.seeds is empty; list at least one seed (>= 3 for a confidence interval)")
+            raise ConfigError("ablations.seeds is empty; list at least one seed (>= 3 for a confidence interval)")
         if not self.group_scores:
-            raise ConfigError("sweep.group_scores is empty; list at least one, e.g. [exact]")
+            raise ConfigError("ablations.group_scores is empty; list at least one, e.g. [exact]")
         for name in AXES:
             values = list(getattr(self, name))
             if len(set(values)) != len(values):
-                raise ConfigError(f"sweep.{name} lists a value twice: {values}; each cell must be unique")
+                raise ConfigError(f"ablations.{name} lists a value twice: {values}; each cell must be unique")
         if any(isinstance(s, bool) or not isinstance(s, int) for s in self.seeds):
-            raise ConfigError(f"sweep.seeds must be integers, got {list(self.seeds)}")
+            raise ConfigError(f"ablations.seeds must be integers, got {list(self.seeds)}")
         for kind in self.kinds:  # bad forget-set params fail here, before any cell runs
             self.partition_params(self.group_scores[0], kind, self.seeds[0])
 
@@ -83,7 +83,7 @@ class SweepConfig:
         ``partition.grid_forget_set``, which stages/grids.py calls through this)."""
         return grid_forget_set(self.partition, group_score, kind, seed, self.fixed_group_score)
 
-    def cells(self, grid: str = "sweep") -> pd.DataFrame:
+    def cells(self, grid: str = "ablations") -> pd.DataFrame:
         """Every cell of the grid, in grid order: one column per KEYS entry."""
         index = pd.MultiIndex.from_product([[grid], *(getattr(self, axis) for axis in AXES)], names=KEYS)
         return index.to_frame(index=False)

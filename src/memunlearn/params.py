@@ -15,7 +15,7 @@ from .data import PrepareConfig, data_modality
 from .evaluation import EvaluateConfig
 from .evaluation.claims import ClaimsConfig
 from .experiments.forgetting_quality import ForgettingQualityConfig
-from .grid import GRIDS, SweepConfig
+from .grid import GRIDS, GridConfig
 from .memorization import PROXIES, ExactConfig, ProxyConfig
 from .memorization.exact import ENVIRONMENT, execution_problems, moved_to_environment
 from .modality.checks import modality_problems
@@ -38,7 +38,7 @@ SECTIONS: dict[str, type] = {  # params.yaml section -> the config class the sta
     "oracle": OracleConfig,
     "unlearn": UnlearnConfig,
     "evaluate": EvaluateConfig,
-    **{grid: SweepConfig for grid in GRIDS},
+    **{grid: GridConfig for grid in GRIDS},
     "claims": ClaimsConfig,
     "forgetting_quality": ForgettingQualityConfig,
     "requests": RequestsConfig,
@@ -108,7 +108,7 @@ def _method_block(name: str, blocks: Mapping[str, Any]) -> None:
         raise UnknownNameError(f"{key}: {exc}", exc.name, key) from None
 
 
-def _grid_problems(grid: str, config: SweepConfig, blocks: Mapping[str, Any]) -> list[str]:
+def _grid_problems(grid: str, config: GridConfig, blocks: Mapping[str, Any]) -> list[str]:
     """Every method a grid lists needs its ``methods.<name>`` block (a cell reads only that block)."""
     return [f"{grid}.methods: {name!r} has no methods.{name} block; add one (methods.{name}: {{}} takes the "
             f"defaults)" for name in config.methods if name not in blocks]

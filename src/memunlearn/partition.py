@@ -67,8 +67,8 @@ def grid_forget_set(shared: Mapping[str, Any], group_score: str, kind: str, seed
     ``fixed_group_score`` it is that score's group, refined by the grid score (src/memunlearn/grid.py)."""
     fixed = sorted(set(GRID_KEYS) & set(shared))
     if fixed:
-        raise ConfigError(f"sweep.partition must not set {fixed}: every cell takes them from the grid "
-                          f"(sweep.group_scores, kinds, seeds)")
+        raise ConfigError(f"ablations.partition must not set {fixed}: every cell takes them from the grid "
+                          f"(ablations.group_scores, kinds, seeds)")
     if fixed_group_score and "refine_score" in shared:
         raise ConfigError("a grid with fixed_group_score refines by its group_scores axis; remove "
                           "partition.refine_score")
@@ -77,7 +77,7 @@ def grid_forget_set(shared: Mapping[str, Any], group_score: str, kind: str, seed
     else:
         chosen = {"group_score": group_score, "refine_score": shared.get("refine_score", group_score)}
     params = {**shared, **chosen, "kind": kind, "seed": seed}
-    from_params(PartitionConfig, params, "sweep.partition")
+    from_params(PartitionConfig, params, "ablations.partition")
     return params
 
 
@@ -122,7 +122,7 @@ def lookup_score(name: str, sources: ScoreSources, bins: int = DEFAULT_BINS) -> 
     if name in EMBEDDING_SCORES:
         if sources.embeddings is None:
             raise ValueError(f"score {name!r} needs the original model's embeddings; pass "
-                             f"ScoreSources(embeddings=...) (the partition and sweep stages do)")
+                             f"ScoreSources(embeddings=...) (the partition and grids stages do)")
         ids = sources.labels.index.to_numpy()
         values = (binned_entanglement(sources.embeddings, ids, bins) if name == ENTANGLEMENT
                   else centroid_distances(sources.embeddings, ids))
@@ -260,7 +260,7 @@ def refine(forget_ids: np.ndarray, score: Score, seed: int = 0) -> pd.DataFrame:
 def choose_forget_set(cfg: PartitionConfig, sources: ScoreSources) -> pd.DataFrame:
     """The forget set with its RUM subsets: example_id, subset, refine_score, group_score, label.
 
-    The one place a forget set is chosen: the partition stage, every sweep
+    The one place a forget set is chosen: the partition stage, every grid
     forget set and every RUM comparison call it.
     """
     group = lookup_score(cfg.group_score, sources, cfg.entanglement_bins)

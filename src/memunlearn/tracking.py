@@ -106,8 +106,8 @@ class ModelRecord:
 
 @dataclass(frozen=True)
 class RunModel:
-    """A model to log and register into an earlier stage's run, once: each sweep cell keeps its checkpoint and
-    its run id, and `sweep_report` logs every cell's model in one process (MLflow's model machinery and
+    """A model to log and register into an earlier stage's run, once: each grid cell keeps its checkpoint and
+    its run id, and `grids_report` logs every cell's model in one process (MLflow's model machinery and
     torch.export load once, not once per cell; README "MLflow" has the figure). ``load`` builds the
     ``ModelRecord`` and is called only for a run that has no model version yet (a rerun loads nothing)."""
 

@@ -1,6 +1,6 @@
 """The papers' findings (docs/methods.md §7) tested on the grids' seeds: effect, 95% CI, verdict.
 
-Each claim is a difference between two groups of sweep cells that share
+Each claim is a difference between two groups of grid cells that share
 everything but one factor (the forget set's memorization level, the
 strategy, the score driving RUM), paired by seed: per seed the difference of
 the two ToW values, then the mean and its t-based 95% CI over seeds
@@ -95,12 +95,12 @@ def _row(claim: str, finding: str, a: Mapping[str, Any], b: Mapping[str, Any], s
 
 def evaluate_claims(results: pd.DataFrame, proxy_cost: Mapping[str, float], cfg: ClaimsConfig,
                 rum_scores: tuple[str, ...] = (), exact_score: str = "exact_prob") -> pd.DataFrame:
-    """One row per claim (COLUMNS). ``results``: the tidy sweep table (all grids);
+    """One row per claim (COLUMNS). ``results``: the grids' tidy table;
     ``proxy_cost``: times cheaper than exact, by proxy; ``rum_scores``: proxies that drove RUM (grid
-    ``rum_compare``); ``exact_score``: the exact score of the ``sweep`` and ``levels`` grids."""
+    ``rum_compare``); ``exact_score``: the exact score of the ``ablations`` and ``levels`` grids."""
     m, metric = cfg.method, cfg.metric
-    sweep = {"grid": "sweep", "method": m, "group_score": exact_score}
-    levels = {**sweep, "grid": "levels"}
+    ablations = {"grid": "ablations", "method": m, "group_score": exact_score}
+    levels = {**ablations, "grid": "levels"}
     rows = []
 
     def greater(claim, finding, a, b):
@@ -113,10 +113,10 @@ def evaluate_claims(results: pd.DataFrame, proxy_cost: Mapping[str, float], cfg:
     for control, name in (("vanilla", "rum_beats_vanilla"), ("vanilla_budget", "rum_beats_budget_matched_vanilla"),
                           ("shuffle", "rum_beats_shuffle")):
         greater(name, f"RUM (rum_f, low -> mid -> high) beats {control} on a mixed forget set",
-                {**sweep, "kind": "mix", "strategy": "rum_f"}, {**sweep, "kind": "mix", "strategy": control})
+                {**ablations, "kind": "mix", "strategy": "rum_f"}, {**ablations, "kind": "mix", "strategy": control})
     for proxy in rum_scores:
         own = {"grid": "rum_compare", "method": m, "group_score": proxy, "kind": "mix"}
-        a, b = {**own, "strategy": "rum_f"}, {**sweep, "kind": "mix", "strategy": "rum_f"}
+        a, b = {**own, "strategy": "rum_f"}, {**ablations, "kind": "mix", "strategy": "rum_f"}
         stats = paired_difference(results, a, b, metric)
         rows.append(_row(f"rum_{proxy}_on_par_with_exact", f"RUM driven by the {proxy} proxy is on par with RUM "
                          f"driven by exact scores (margin {cfg.on_par_margin}; each on its own score's forget set "

@@ -123,7 +123,7 @@ def tow_by_variant(summary: pd.DataFrame, grid: str) -> "Figure":
 
 def variant_panels(summary: pd.DataFrame, grid: str, metrics: Mapping[str, str],
                    limits: Mapping[str, tuple[float, float]] = {}) -> "Figure":
-    """One horizontal bar panel per metric (``<metric>_mean`` of the sweep summary -> axis label) for each variant
+    """One horizontal bar panel per metric (``<metric>_mean`` of the grids summary -> axis label) for each variant
     (method, group score, kind, strategy) of ``grid``; error bars = 95% CI over seeds."""
     plt = _pyplot()
     rows = summary[summary["grid"] == grid]

@@ -108,7 +108,7 @@ def mia_of(retain: np.ndarray, test: np.ndarray, forget: np.ndarray, seed: int =
 
 
 def exposure_columns(columns, suffix: str = "") -> list[str]:
-    """The ``exposure_<c>x<suffix>`` columns (canary exposure per copy count c, ``canary_exposures`` by copies; a sweep
+    """The ``exposure_<c>x<suffix>`` columns (canary exposure per copy count c, ``canary_exposures`` by copies; a grid
     summary's with suffix ``_mean``), by c ascending."""
     pattern = re.compile(rf"exposure_(\d+)x{re.escape(suffix)}")
     found = [(int(m.group(1)), c) for c in columns if (m := pattern.fullmatch(c))]

@@ -1,4 +1,4 @@
-"""One cell of an experiment grid scored against its oracle (the ``sweep_score`` stage; docs/methods.md §6).
+"""One cell of an experiment grid scored against its oracle (the ``grids_evaluate`` stage; docs/methods.md §6).
 
 A cell is one (grid, method, group score, kind, strategy, seed) of
 ``grid.KEYS``; experiments/grids.py unlearns it and keeps what scoring needs,

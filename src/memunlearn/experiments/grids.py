@@ -1,12 +1,12 @@
 """One experiment grid run on any modality: its forget sets, their retrain oracles and its cells (the ``grids``
 stage; docs/methods.md §4-5).
 
-A grid (grid.py ``SweepConfig``) is methods x scores x kinds x strategies x
+A grid (grid.py ``GridConfig``) is methods x scores x kinds x strategies x
 seeds. Per (score, kind, seed) the forget set F is chosen once and its
 oracle trained on R = D \\ F once (through the modality's oracle cache); each
 cell of that forget set unlearns a copy of its seed's original (the
 modality's ``grid_originals``) through the unlearning cache and keeps what
-scoring it needs (the modality's ``observe``), so the ``sweep_score`` stage
+scoring it needs (the modality's ``observe``), so the ``grids_evaluate`` stage
 scores every cell without unlearning again. Files, per grid:
 
 - ``<data>/<grid>/<score>-<kind>-<seed>/``: forget.csv, model.pt (the oracle),
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from ..config import from_params
-from ..grid import KEYS, ORACLE_OBSERVATION, SweepConfig, cell_name, forget_set_name
+from ..grid import KEYS, ORACLE_OBSERVATION, GridConfig, cell_name, forget_set_name
 from ..io import save_json, save_table
 from ..partition import PartitionConfig, apply_partition, choose_forget_set, describe_forget_set
 from ..tracking import StageRecord, dataset_digest, flatten
@@ -38,14 +38,14 @@ FORGET_SET_FACTS = ("entanglement_score", "largest_class_share", "planted_noise_
 
 @dataclasses.dataclass(frozen=True)
 class GridPaths:
-    data: Path  # data/sweep: <grid>/<forget set>/ and <grid>/cells/
-    results: Path  # results/sweep: <grid>/<cell>.json
+    data: Path  # data/grids: <grid>/<forget set>/ and <grid>/cells/
+    results: Path  # results/grids: <grid>/<cell>.json
     train: Path  # the train stage's folder (the original model, its first-epoch gradients)
     oracle_cache: Path | None
     unlearn_cache: Path | None
 
 
-def run_grid(grid: str, config: SweepConfig, params: Mapping[str, Any], modality, data, recipe, sources, device,
+def run_grid(grid: str, config: GridConfig, params: Mapping[str, Any], modality, data, recipe, sources, device,
              paths: GridPaths, record: Callable[[StageRecord], str | None]) -> dict[str, int]:
     """Every forget set, oracle and cell of ``grid`` (``sources``: the partition's ScoreSources); each logged by
     ``record`` as its own MLflow run. Returns the grid's counts for the stage's record."""
@@ -104,7 +104,7 @@ def run_grid(grid: str, config: SweepConfig, params: Mapping[str, Any], modality
                                      datasets={"F": modality.dataset_view(parts.forget, data),
                                                "R": modality.dataset_view(parts.retain, data),
                                                "T": modality.dataset_view(data.test, data)}))
-            # sweep_report logs and registers the unlearned model into this run (one process for every model)
+            # grids_report logs and registers the unlearned model into this run (one process for every model)
             forgotten = modality.dataset_view(parts.forget, data)
             tracking = {"run_id": run, "forget_digest": dataset_digest(forgotten.example_ids, forgotten.labels)}
             save_json({**cell_record, **tracking}, results_dir / f"{name}.json")

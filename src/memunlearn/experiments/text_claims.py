@@ -71,12 +71,12 @@ def first_epoch_ga_claims(rows: pd.DataFrame, original_exposure: pd.Series, marg
     return pd.DataFrame(out)
 
 
-GRID = "sweep"  # the grid whose first_epoch_ga variants are the ablations (params/text.yaml)
+GRID = "ablations"  # the grid whose first_epoch_ga variants are the ablations (params/text.yaml)
 SOURCES = ("first_epoch", "last_epoch")
 
 
 def ablation_rows(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
-    """The ``sweep`` grid's first_epoch_ga cells as ``first_epoch_ga_claims`` reads them (seed, source, layers,
+    """The ``ablations`` grid's first_epoch_ga cells as ``first_epoch_ga_claims`` reads them (seed, source, layers,
     exposure_<c>x, val_ppl_change, stored_mib) and each seed's original exposure of the most-copied canaries.
     One forget set: kind ``canaries`` if the grid has it, else its first; the grid's first score and strategy."""
     rows = results[(results["grid"] == GRID) & results["source"].isin(SOURCES)] if "source" in results else results[:0]

@@ -179,7 +179,7 @@ class Modality(Protocol):
         gradient ascent paper's ablation facts)."""
 
     def grid_metrics(self, columns: Any) -> tuple[str, ...]:
-        """The results table's columns the grids' report summarizes beside experiments/sweep.py SUMMARY_METRICS."""
+        """The results table's columns the grids' report summarizes beside experiments/grid_report.py SUMMARY_METRICS."""
 
     def lira_sides(self, data: Prepared, parts: Any, strategy: str, plan: Any, ctx: Any, train_dir: Path,
                    oracle_cache: Path | None, unlearn_cache: Path | None) -> Any:
@@ -187,8 +187,8 @@ class Modality(Protocol):
         copy of the model and observes one (its confidences on F, its accuracies)."""
 
     def claims(self, results: Any, params: Mapping[str, Any], metrics_dir: Path) -> tuple[Any, str]:
-        """The papers' findings tested on the grids' seeds (``results``: results/sweep/results.csv; ``params``:
-        the claims, rum_compare and sweep sections): (the claims table, its markdown report)."""
+        """The papers' findings tested on the grids' seeds (``results``: results/grids/results.csv; ``params``:
+        the claims, rum_compare and ablations sections): (the claims table, its markdown report)."""
 
     def figures(self, data: Prepared, results: Path, memorize: Path, out: Path) -> list[Path]:
         """Draw the study's figures from the stages' tables into ``out``; the files written."""

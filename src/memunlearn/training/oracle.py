@@ -4,7 +4,7 @@ Every metric compares an unlearned model with this model on the same
 forget set. The ``retrain`` unlearning method, the ``oracle`` and
 ``grids`` stage and LiRA's retrained copies all train it here.
 
-Stages that train the same oracle (the ``oracle`` stage and the ``sweep``
+Stages that train the same oracle (the ``oracle`` stage and the ``ablations``
 grid's first mixed forget set share F, recipe and seed) go through
 ``cached_oracle``: a local cache keyed by everything that determines the
 model (R's examples, the recipe, the seed, and the code that trains it), so

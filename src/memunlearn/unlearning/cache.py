@@ -1,6 +1,6 @@
 """Unlearning runs by content: a run one stage computed is loaded, not repeated, by the next.
 
-The ``unlearn`` stage, the ``sweep`` grid's cell with the same forget set,
+The ``unlearn`` stage, the ``ablations`` grid's cell with the same forget set,
 method, strategy and seed, and ``forgetting_quality``'s unlearned copies run
 the same unlearning. ``cached_strategy`` keys a run by everything that
 determines its model (``run_key``) and keeps the model, its steps and its

@@ -4,7 +4,7 @@
 (train_records.first_epoch_grads: by default the head and penultimate layer,
 where per-example gradients are example-specific; see
 training/first_epoch_grads.py; ``layers`` picks some of the stored ones, the
-sweep's layer ablation), one step at a time, until the forget set's
+the layer ablation), one step at a time, until the forget set's
 score (accuracy, or loss: ``target``) reaches the calibration goal:
 
 - ``calibration: validation`` (default; the paper's rule, "A More Practical

@@ -252,7 +252,7 @@ class ImageModality:
         study = load_json(Path(metrics_dir) / "proxy_study.json", "proxy_study")
         proxies = tuple(params["rum_compare"].get("group_scores") or ())
         cost = {name: float(study[name]["times_cheaper_than_exact"]) for name in proxies if name in study}
-        exact_score = (params["sweep"].get("group_scores") or ["exact_prob"])[0]
+        exact_score = (params["ablations"].get("group_scores") or ["exact_prob"])[0]
         table = evaluate_claims(results, cost, config, rum_scores=proxies, exact_score=exact_score)
         return table, claims_markdown(table, config)
 
@@ -272,7 +272,7 @@ class ImageModality:
         position = {int(i): row for row, i in enumerate(train.example_ids.numpy())}
         ranked["position"] = ranked["example_id"].map(position)
         names = class_names(info.name, info.num_classes)
-        summary = load_table(Path(results) / "sweep/summary.csv", "sweep_report")
+        summary = load_table(Path(results) / "grids/summary.csv", "grids_report")
         return [
             save(memorized_examples(np.asarray(train.images), ranked, names), out / "memorized_examples.png"),
             save(accuracy_bars(load_table(Path(results) / "evaluation.csv", "evaluate")), out / "evaluation.png"),

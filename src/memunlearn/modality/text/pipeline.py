@@ -272,7 +272,7 @@ class TextModality:
         return text_sides(data, parts, strategy, plan, ctx, oracle_cache, unlearn_cache)
 
     def claims(self, results, params, metrics_dir: Path):
-        """The first-epoch gradient ascent paper's findings 1, 2 and 4 (experiments/text_claims.py) on the ``sweep`` grid's first_epoch_ga
+        """The first-epoch gradient ascent paper's findings 1, 2 and 4 (experiments/text_claims.py) on the ``ablations`` grid's first_epoch_ga
         cells, one per (gradient source, layer set) and seed: each cell's exposure of the most-copied canaries
         after the ascent, its validation perplexity change and its stored gradient bytes, the seed's original
         model's exposure the reference. In the image run's shape (claim, finding, comparison, effect, ci_low,
@@ -289,7 +289,7 @@ class TextModality:
         """memorization_by_copies.png: the exact score ``mem_prob`` of each training sequence by its canary copy
         count (0 = corpus text): repeated canaries should stand out; evaluation.png: F/R/test next-token accuracy
         and MIA of the original, unlearned and oracle models; exposure.png: canary exposure per copy count of
-        those three models; first_epoch_ga_ablations.png: the ``sweep`` grid's variants (gradient source x layer set):
+        those three models; first_epoch_ga_ablations.png: the ``ablations`` grid's variants (gradient source x layer set):
         exposure of the most repeated canaries after unlearning, validation perplexity change, gradients stored
         ahead, seconds; rum_compare_tow.png, forgetting_quality_epsilon.png: as on images."""
         from ...evaluation.figures import (accuracy_bars, epsilon_histogram, exposure_bars, save, score_by_group,
@@ -299,7 +299,7 @@ class TextModality:
         results = Path(results)
         scores = load_table(Path(memorize) / "scores.parquet", "memorize").set_index("example_id")["mem_prob"]
         evaluation = load_table(results / "evaluation.csv", "evaluate")
-        summary = load_table(results / "sweep/summary.csv", "sweep_report")
+        summary = load_table(results / "grids/summary.csv", "grids_report")
         top = exposure_columns(summary.columns, "_mean")[-1:]  # the most copied canaries' exposure, if any
         ablations = {**{c.removesuffix("_mean"): f"exposure of {c.removesuffix('_mean').removeprefix('exposure_')} "
                                                  "canaries (bits)" for c in top},
@@ -310,7 +310,7 @@ class TextModality:
                  out / "memorization_by_copies.png"),
             save(accuracy_bars(evaluation), out / "evaluation.png"),
             save(exposure_bars(evaluation, exposure_columns(evaluation.columns)), out / "exposure.png"),
-            save(variant_panels(summary, "sweep", ablations), out / "first_epoch_ga_ablations.png"),
+            save(variant_panels(summary, "ablations", ablations), out / "first_epoch_ga_ablations.png"),
             save(tow_by_variant(summary, "rum_compare"), out / "rum_compare_tow.png"),
             save(epsilon_histogram(load_table(results / "forgetting_quality.csv", "forgetting_quality")),
                  out / "forgetting_quality_epsilon.png"),

@@ -1,4 +1,4 @@
-"""The sweep's aggregation: grid config, tidy table, t-based CIs, metrics, plot (experiments/sweep.py)."""
+"""The grids' aggregation: grid config, tidy table, t-based CIs, metrics, plot (experiments/grid_report.py)."""
 from __future__ import annotations
 
 import math
@@ -9,7 +9,7 @@ import pytest
 
 from memunlearn.config import from_params
 from memunlearn.evaluation.stats import mean_ci
-from memunlearn.experiments.sweep import (GROUP, KEYS, SweepConfig, plot_metric, results_table, summarize,
+from memunlearn.experiments.grid_report import (GROUP, KEYS, GridConfig, plot_metric, results_table, summarize,
                                          summary_metrics)
 from memunlearn.partition import FORGET_KINDS
 from memunlearn.registry import UnknownNameError
@@ -19,11 +19,11 @@ GRID = {"methods": ["neggrad_plus", "finetune"], "group_scores": ["exact"], "kin
         "strategies": ["vanilla", "rum"], "seeds": [0, 1, 2], "partition": {"size": 30}}
 
 
-def config(**changes) -> SweepConfig:
-    return from_params(SweepConfig, {**GRID, **changes}, "sweep")
+def config(**changes) -> GridConfig:
+    return from_params(GridConfig, {**GRID, **changes}, "ablations")
 
 
-def record(grid="sweep", method="neggrad_plus", group_score="exact", kind="low", strategy="rum", seed=0, tow=0.9,
+def record(grid="ablations", method="neggrad_plus", group_score="exact", kind="low", strategy="rum", seed=0, tow=0.9,
            **extra):
     """A cell record as stages/grids.py writes it."""
     unlearned = {"forget_acc": 0.5, "retain_acc": 0.95, "test_acc": 0.9, "forget_acc_low": 1.0, "mia": 0.4,
@@ -34,7 +34,7 @@ def record(grid="sweep", method="neggrad_plus", group_score="exact", kind="low",
             "forget_size": 30, "steps": 3, **extra}
 
 
-def full_grid(cfg: SweepConfig) -> list[dict]:
+def full_grid(cfg: GridConfig) -> list[dict]:
     rng = np.random.default_rng(0)
     return [record(*cell, tow=float(rng.uniform(0.5, 1.0))) for cell in cfg.cells().itertuples(index=False)]
 
@@ -116,8 +116,8 @@ def test_records_outside_the_grid_are_dropped_and_a_missing_cell_is_named():
     table = results_table(full_grid(cfg) + [stale], cfg)
     assert 7 not in set(table["seed"]) and len(table) == len(cfg.cells())
     incomplete = [r for r in full_grid(cfg) if not (r["method"] == "finetune" and r["seed"] == 1)]
-    with pytest.raises(ValueError, match=r"4 sweep cell\(s\) have no record, e\.g\. "
-                                         r"sweep_cell@finetune-exact-low-vanilla-1"):
+    with pytest.raises(ValueError, match=r"4 grid cell\(s\) have no record, e\.g\. "
+                                         r"ablations_cell@finetune-exact-low-vanilla-1"):
         results_table(incomplete, cfg)
     with pytest.raises(ValueError, match="recorded twice"):
         results_table(full_grid(cfg) + [record(seed=0, kind="low", strategy="rum")], cfg)
@@ -126,7 +126,7 @@ def test_records_outside_the_grid_are_dropped_and_a_missing_cell_is_named():
 def test_summary_metrics_nest_by_method_score_kind_strategy_for_dvc():
     cfg = config(seeds=[0])
     metrics = summary_metrics(summarize(results_table(full_grid(cfg), cfg)))
-    leaf = metrics["sweep"]["sweep"]["neggrad_plus"]["exact"]["high"]["rum"]
+    leaf = metrics["grids"]["ablations"]["neggrad_plus"]["exact"]["high"]["rum"]
     assert leaf["n_seeds"] == 1 and 0 <= leaf["tow_mean"] <= 1 and math.isnan(leaf["tow_ci95"])
     assert "tow_ci_low" not in leaf  # mean and half-width suffice in `dvc metrics show`
 
@@ -147,16 +147,16 @@ def test_every_registered_name_is_a_valid_grid_value():
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"kinds": ["huge"]}, "sweep.kinds[0]: unknown forget-set kind 'huge'"),
-    ({"strategies": ["rum", "rumba"]}, "sweep.strategies[1]: unknown RUM strategy 'rumba'"),
-    ({"seeds": []}, "sweep.seeds is empty"),
-    ({"seeds": [0, 0]}, "sweep.seeds lists a value twice"),
-    ({"methods": []}, "sweep.methods is empty"),
-    ({"partition": {"kind": "high"}}, "sweep.partition must not set ['kind']"),
-    ({"partition": {"sizes": 3}}, "sweep.partition.sizes: unknown key; valid keys: classes, device,"),
+    ({"kinds": ["huge"]}, "ablations.kinds[0]: unknown forget-set kind 'huge'"),
+    ({"strategies": ["rum", "rumba"]}, "ablations.strategies[1]: unknown RUM strategy 'rumba'"),
+    ({"seeds": []}, "ablations.seeds is empty"),
+    ({"seeds": [0, 0]}, "ablations.seeds lists a value twice"),
+    ({"methods": []}, "ablations.methods is empty"),
+    ({"partition": {"kind": "high"}}, "ablations.partition must not set ['kind']"),
+    ({"partition": {"sizes": 3}}, "ablations.partition.sizes: unknown key; valid keys: classes, device,"),
     ({"partition": {"size": 2}}, "partition.size must be >= 3"),
-    ({"colour": "red"}, "sweep.colour: unknown key; valid keys: device, fixed_group_score, group_scores,"),
-    ({"seeds": [0, True]}, "sweep.seeds[1]: got true; write an integer"),
+    ({"colour": "red"}, "ablations.colour: unknown key; valid keys: device, fixed_group_score, group_scores,"),
+    ({"seeds": [0, True]}, "ablations.seeds[1]: got true; write an integer"),
 ])
 def test_bad_grids_fail_in_one_line_naming_the_fix(changes, message):
     with pytest.raises((ValueError, UnknownNameError)) as caught:  # ConfigError is a ValueError
@@ -192,9 +192,9 @@ def test_fixed_group_score_keeps_f_and_refines_by_the_grid_score():
 def test_several_grids_make_one_table_with_a_grid_column():
     main, compare = config(seeds=[0, 1]), config(seeds=[0, 1], group_scores=["confidence"], kinds=["mix"])
     records = full_grid(main) + [{**r, "grid": "rum_compare"} for r in full_grid(compare)]
-    table = results_table(records, {"sweep": main, "rum_compare": compare})
-    assert table["grid"].value_counts().to_dict() == {"sweep": len(main.cells()), "rum_compare": len(compare.cells())}
-    assert set(summarize(table)["grid"]) == {"sweep", "rum_compare"}
+    table = results_table(records, {"ablations": main, "rum_compare": compare})
+    assert table["grid"].value_counts().to_dict() == {"ablations": len(main.cells()), "rum_compare": len(compare.cells())}
+    assert set(summarize(table)["grid"]) == {"ablations", "rum_compare"}
 
 
 def test_cells_cover_the_product_of_the_grid():
@@ -209,6 +209,6 @@ def test_the_grid_axes_are_the_cell_keys_in_one_place():
     from memunlearn.partition import grid_forget_set
 
     grid = config()
-    assert list(grid.cells("sweep").columns) == list(KEYS) and len(AXES) == len(KEYS) - 1
-    assert grid.cells("sweep").shape[0] == math.prod(len(getattr(grid, axis)) for axis in AXES)
+    assert list(grid.cells("ablations").columns) == list(KEYS) and len(AXES) == len(KEYS) - 1
+    assert grid.cells("ablations").shape[0] == math.prod(len(getattr(grid, axis)) for axis in AXES)
     assert grid.partition_params("exact", "low", 1) == grid_forget_set({"size": 30}, "exact", "low", 1)

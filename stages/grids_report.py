@@ -1,41 +1,41 @@
-"""Stage `sweep_report`: every grid's scored cells (`sweep_score`) -> tidy table, mean ± t-based 95% CI per
+"""Stage `grids_report`: every grid's scored cells (`grids_evaluate`) -> tidy table, mean ± t-based 95% CI per
 cell group over seeds (the modality's grid metrics beside the shared ones), DVC metrics, the ToW plots by forget
 set and strategy (docs/methods.md §6-7), and each cell's unlearned model registered in MLflow."""
-from _common import (METRICS_DIR, PREPARED, RESULTS_DIR, SWEEP_DATA_DIR, flatten, load_params, registered, stage,
+from _common import (METRICS_DIR, PREPARED, RESULTS_DIR, GRIDS_DATA_DIR, flatten, load_params, registered, stage,
                      track)
 
 import functools
 
 from memunlearn.config import from_params
-from memunlearn.experiments.sweep import (GRIDS, SUMMARY_METRICS, SweepConfig, plot_metric, results_table,
+from memunlearn.experiments.grid_report import (GRIDS, SUMMARY_METRICS, GridConfig, plot_metric, results_table,
                                           summarize, summary_metrics)
 from memunlearn.grid import KEYS, cell_name
 from memunlearn.io import load_json, save_json, save_table
 from memunlearn.modality import load_modality
 from memunlearn.tracking import Alias, ModelRecord, RunModel, StageRecord
 
-PLOTS_DIR = RESULTS_DIR / "plots/sweep"
+PLOTS_DIR = RESULTS_DIR / "plots/grids"
 
 
 @stage
 def main() -> None:
     params = load_params("modality", *GRIDS)
     modality = load_modality(params["modality"], PREPARED)
-    configs = {grid: from_params(SweepConfig, params[grid], grid) for grid in GRIDS}
-    cells = load_json(RESULTS_DIR / "sweep/cells.json", "sweep_score")
+    configs = {grid: from_params(GridConfig, params[grid], grid) for grid in GRIDS}
+    cells = load_json(RESULTS_DIR / "grids/cells.json", "grids_evaluate")
     results = results_table(cells, configs)
     summary = summarize(results, (*SUMMARY_METRICS, *modality.grid_metrics(results.columns)))
-    save_table(results, RESULTS_DIR / "sweep/results.csv")
-    save_table(summary, RESULTS_DIR / "sweep/summary.csv")
+    save_table(results, RESULTS_DIR / "grids/results.csv")
+    save_table(summary, RESULTS_DIR / "grids/summary.csv")
     metrics = summary_metrics(summary)
-    save_json(metrics, METRICS_DIR / "sweep.json")
+    save_json(metrics, METRICS_DIR / "grids.json")
     for grid, config in configs.items():
         rows = summary[summary["grid"] == grid]
         plot_metric(rows, PLOTS_DIR / f"{grid}_tow.png", "tow", config.kinds)
         plot_metric(rows, PLOTS_DIR / f"{grid}_tow_mia.png", "tow_mia", config.kinds, ylabel="ToW-MIA")
     info = modality.load(PREPARED).info
-    track(StageRecord("sweep_report", flatten(params), flatten(metrics),
-                      artifacts=[RESULTS_DIR / "sweep/results.csv", RESULTS_DIR / "sweep/summary.csv", PLOTS_DIR],
+    track(StageRecord("grids_report", flatten(params), flatten(metrics),
+                      artifacts=[RESULTS_DIR / "grids/results.csv", RESULTS_DIR / "grids/summary.csv", PLOTS_DIR],
                       run_models=cell_models(results, modality, info), aliases=best_tow_aliases(results)))
 
 
@@ -62,7 +62,7 @@ def forget_set_role(row) -> str:
 
 def cell_model(row: dict, modality, info) -> ModelRecord:
     name = cell_name(row)
-    model, _ = modality.load_model(SWEEP_DATA_DIR / row["grid"] / "cells" / f"{name}.pt", "grids")
+    model, _ = modality.load_model(GRIDS_DATA_DIR / row["grid"] / "cells" / f"{name}.pt", "grids")
     return registered(model, forget_set_role(row), info, modality.model_card(info), cell=f"{row['grid']}_cell@{name}",
                       **{k: row[k] for k in KEYS}, forget_kind=row["kind"])
 

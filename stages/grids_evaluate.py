@@ -1,25 +1,25 @@
-"""Stage `sweep_score`: every grid cell scored against its forget set's oracle (docs/methods.md §6).
+"""Stage `grids_evaluate`: every grid cell scored against its forget set's oracle (docs/methods.md §6).
 
 Reads what the `grids` stage kept of each cell's unlearned model and of its
 oracle (the modality's observation: image outputs, a text model's metrics
 row), computes FA/RA/TA, per-subset forget accuracy, MIA, ToW and ToW-MIA
 with the `evaluate` params (the MIA subsample drawn from the cell's seed),
-and writes every cell's record to `results/sweep/cells.json`. Only this stage
+and writes every cell's record to `results/grids/cells.json`. Only this stage
 and the reports after it depend on `evaluate`: changing how models are
 scored never unlearns again.
 """
-from _common import PREPARED, RESULTS_DIR, SWEEP_DATA_DIR, flatten, load_params, stage, track
+from _common import PREPARED, RESULTS_DIR, GRIDS_DATA_DIR, flatten, load_params, stage, track
 
 from memunlearn.config import from_params
 from memunlearn.evaluation import EvaluateConfig
 from memunlearn.experiments.cell import score_cell
-from memunlearn.grid import GRIDS, ORACLE_OBSERVATION, SweepConfig, cell_name, forget_set_name
+from memunlearn.grid import GRIDS, ORACLE_OBSERVATION, GridConfig, cell_name, forget_set_name
 from memunlearn.io import load_json, load_table, save_json
 from memunlearn.modality import load_modality
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
 
-CELLS_FILE = RESULTS_DIR / "sweep/cells.json"
+CELLS_FILE = RESULTS_DIR / "grids/cells.json"
 
 
 @stage
@@ -29,18 +29,18 @@ def main() -> None:
     data = modality.load(PREPARED)
     scored, oracles = [], {}  # oracles: forget-set folder -> its oracle's metrics (shared by the set's cells)
     for grid in GRIDS:
-        for cell in from_params(SweepConfig, params[grid], grid).cells(grid).to_dict("records"):
+        for cell in from_params(GridConfig, params[grid], grid).cells(grid).to_dict("records"):
             name, forget_set = cell_name(cell), forget_set_name(cell)
-            folder = SWEEP_DATA_DIR / grid / forget_set
+            folder = GRIDS_DATA_DIR / grid / forget_set
             parts = apply_partition(data.train, load_table(folder / "forget.csv", "grids"))
             evaluate = from_params(EvaluateConfig, {**params["evaluate"], "seed": cell["seed"]}, "evaluate")
             if folder not in oracles:
                 oracles[folder] = modality.observed_metrics(folder / ORACLE_OBSERVATION, data, parts, evaluate)
-            unlearned = modality.observed_metrics(SWEEP_DATA_DIR / grid / "cells" / name, data, parts, evaluate)
-            record = load_json(RESULTS_DIR / "sweep" / grid / f"{name}.json", "grids")
+            unlearned = modality.observed_metrics(GRIDS_DATA_DIR / grid / "cells" / name, data, parts, evaluate)
+            record = load_json(RESULTS_DIR / "grids" / grid / f"{name}.json", "grids")
             scored.append(score_cell(record, unlearned, oracles[folder]))
     save_json(scored, CELLS_FILE)
-    track(StageRecord("sweep_score", flatten({"evaluate": params["evaluate"]}),
+    track(StageRecord("grids_evaluate", flatten({"evaluate": params["evaluate"]}),
                       {"cells": len(scored), "oracles": len(oracles)}, artifacts=[CELLS_FILE]))
 
 

@@ -1,4 +1,4 @@
-"""The experiment sweep's grids, tidy results table, t-based confidence intervals and main plot.
+"""The experiment grids' tidy results table, t-based confidence intervals and main plot.
 
 A grid runs every (method, group score, forget-set kind, strategy, seed)
 cell; a forget set is a kind (low/mid/high/mix groups, random, class, ...)
@@ -7,10 +7,10 @@ run has four grids, each a params section run by its own DVC stage
 (one DVC stage runs them all: ``grids``, stages/grids.py) and sharing no cell with the others, so
 nothing is computed twice:
 
-- ``sweep``: memorization level (low, high, mix) x the RUM controls;
+- ``ablations``: memorization level (low, high, mix) x the RUM controls;
 - ``rum_compare``: RUM driven by a proxy, each proxy's own forget set and
   oracle (the proxies paper's protocol), beside its controls; its exact-score
-  counterpart is the ``sweep`` grid's ``mix`` row;
+  counterpart is the ``ablations`` grid's ``mix`` row;
 - ``entanglement``: forget sets by measured entanglement (low, high).
 
 Each cell is
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ..evaluation.stats import CONFIDENCE, mean_ci
-from ..grid import GRIDS, KEYS, SweepConfig  # noqa: F401  (re-exported: the report stage's one import)
+from ..grid import GRIDS, KEYS, GridConfig  # noqa: F401  (re-exported: the report stage's one import)
 
 GROUP = KEYS[:-1]  # one summary row: statistics over seeds
 SUMMARY_METRICS = ("tow", "tow_mia", "forget_acc", "retain_acc", "test_acc", "mia", "seconds", "oracle_seconds")
@@ -43,7 +43,7 @@ def cell_row(cell: Mapping[str, Any]) -> dict[str, Any]:
     """One cell record -> one tidy row: the keys, the unlearned model's metrics, ``oracle_<metric>``."""
     missing = [k for k in (*KEYS, "unlearned", "oracle") if k not in cell]
     if missing:
-        raise ValueError(f"sweep cell record lacks {missing}; rerun the grids' stage, `dvc repro grids`")
+        raise ValueError(f"grid cell record lacks {missing}; rerun the grids' stage, `dvc repro grids`")
     row = {k: cell[k] for k in KEYS}
     row |= dict(cell["unlearned"])
     row |= {f"oracle_{k}": v for k, v in cell["oracle"].items()}
@@ -51,15 +51,15 @@ def cell_row(cell: Mapping[str, Any]) -> dict[str, Any]:
     return row
 
 
-def results_table(cells: Iterable[Mapping[str, Any]], configs: Mapping[str, SweepConfig] | SweepConfig
+def results_table(cells: Iterable[Mapping[str, Any]], configs: Mapping[str, GridConfig] | GridConfig
                   ) -> pd.DataFrame:
     """The tidy table of the grids' cells ({grid name: config}), one row each, in grid order.
 
     Records of cells outside the grids (left over from a larger earlier grid)
     are dropped; a grid cell without a record is an error.
     """
-    if isinstance(configs, SweepConfig):
-        configs = {"sweep": configs}
+    if isinstance(configs, GridConfig):
+        configs = {"ablations": configs}
     grid = pd.concat([config.cells(name) for name, config in configs.items()], ignore_index=True)
     wanted = set(grid.itertuples(index=False, name=None))
     rows = pd.DataFrame([cell_row(c) for c in cells if tuple(c.get(k) for k in KEYS) in wanted])
@@ -68,14 +68,14 @@ def results_table(cells: Iterable[Mapping[str, Any]], configs: Mapping[str, Swee
     rows = rows.astype({"seed": "int64"})
     duplicated = rows.duplicated(list(KEYS))
     if duplicated.any():
-        raise ValueError(f"{int(duplicated.sum())} sweep cells are recorded twice; remove the stale cell files")
+        raise ValueError(f"{int(duplicated.sum())} grid cells are recorded twice; remove the stale cell files")
     table = grid.merge(rows, on=list(KEYS), how="left", indicator=True)
     absent = table[table["_merge"] == "left_only"]
     if len(absent):
         first = absent.iloc[0]
         cell = "-".join(str(first[k]) for k in KEYS[1:])
-        raise ValueError(f"{len(absent)} sweep cell(s) have no record, e.g. {first['grid']}_cell@{cell}; "
-                         f"run `dvc repro sweep_report`")
+        raise ValueError(f"{len(absent)} grid cell(s) have no record, e.g. {first['grid']}_cell@{cell}; "
+                         f"run `dvc repro grids_report`")
     return table.drop(columns="_merge")
 
 
@@ -98,7 +98,7 @@ def summarize(results: pd.DataFrame, metrics: Sequence[str] = SUMMARY_METRICS,
 
 
 def summary_metrics(summary: pd.DataFrame) -> dict[str, Any]:
-    """Nested {"sweep": {method: {group_score: {kind: {strategy: {metric: value}}}}}} for `dvc metrics show`:
+    """Nested {"grids": {grid: {method: {group_score: {kind: {strategy: {metric: value}}}}}} for `dvc metrics show`:
     ``n_seeds``, ``<m>_mean`` and ``<m>_ci95`` (NaN -> null in the JSON)."""
     out: dict[str, Any] = {}
     value_columns = [c for c in summary.columns if c.endswith(("_mean", "_ci95")) or c == "n_seeds"]
@@ -107,7 +107,7 @@ def summary_metrics(summary: pd.DataFrame) -> dict[str, Any]:
         for key in GROUP[:-1]:
             node = node.setdefault(row[key], {})
         node[row[GROUP[-1]]] = {c: row[c] for c in value_columns}
-    return {"sweep": out}
+    return {"grids": out}
 
 
 # ---- the main figure -----------------------------------------------------------
