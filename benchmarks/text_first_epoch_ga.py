@@ -3,8 +3,8 @@
 Trains a small GPT-2 on the pydoc corpus with planted canaries (data/text_prepare.py),
 records every sequence's first-epoch gradient (embedding sparse, the rest dense),
 retrains an oracle without the canaries, then runs lm_first_epoch_ga with F = every
-canary copy for first- vs last-epoch gradients x layer sets (experiments/text_canaries.py),
-and optionally the leave-group-out memorization scores (memorization/text.py).
+canary copy for first- vs last-epoch gradients x layer sets (modality/text/canaries.py),
+and optionally the leave-group-out memorization scores (modality/text/memorization.py).
 
     python benchmarks/text_first_epoch_ga.py [--model gpt2_micro] [--max-sequences 480] [--seq-len 32]
         [--epochs 8] [--target accuracy] [--memorization 6] [--seeds 0 1 2] [--json FILE]
@@ -22,11 +22,11 @@ import pandas as pd
 import torch
 
 from memunlearn.data.text_prepare import TextDataConfig, prepare_text
-from memunlearn.experiments.text_canaries import canary_study
-from memunlearn.experiments.text_claims import first_epoch_ga_claims
-from memunlearn.memorization.text import canary_groups, lm_memorization
-from memunlearn.training.lm import LMTrainConfig
-from memunlearn.unlearning.lm_first_epoch_ga import LMFirstEpochGAConfig
+from memunlearn.modality.text.canaries import canary_study
+from memunlearn.modality.text.claims import first_epoch_ga_claims
+from memunlearn.modality.text.memorization import canary_groups, lm_memorization
+from memunlearn.modality.text.lm import LMTrainConfig
+from memunlearn.modality.text.lm_first_epoch_ga import LMFirstEpochGAConfig
 
 
 def main() -> None:
@@ -102,7 +102,7 @@ def main() -> None:
 
 
 def claims_table(seeds: dict) -> pd.DataFrame:
-    """The first-epoch gradient ascent paper's findings 1, 2, 4 over the seeds of a run (experiments/text_claims.py)."""
+    """The first-epoch gradient ascent paper's findings 1, 2, 4 over the seeds of a run (modality/text/claims.py)."""
     rows = pd.concat([pd.DataFrame(s["ablation"]).assign(seed=int(k)) for k, s in seeds.items()])
     exposure = {}
     for k, s in seeds.items():

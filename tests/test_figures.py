@@ -6,7 +6,7 @@ import pytest
 from memunlearn.evaluation.figures import (NOISE_COLOR, accuracy_bars, epsilon_histogram, exposure_bars,
                                            memorized_examples, save, score_by_group, tow_by_variant, variant_panels)
 from memunlearn.memorization.ranking import ranked_examples
-from memunlearn.evaluation.text import exposure_columns
+from memunlearn.modality.text.evaluation import exposure_columns
 
 
 @pytest.fixture

@@ -155,7 +155,7 @@ def test_editing_code_that_trains_subset_models_retrains_them_and_other_edits_do
         (package / unrelated).write_text((package / unrelated).read_text() + "\nEDITED = 1\n")
     (package / "training/loop.py").write_text((package / "training/loop.py").read_text() + "\n# a comment\n")
     assert run() == []
-    for shaping in ("training/loop.py", "seeding.py", "data/splits.py", "models/small_cnn.py"):
+    for shaping in ("training/loop.py", "seeding.py", "data/splits.py", "modality/image/small_cnn.py"):
         edited = package / shaping
         original = edited.read_text()
         edited.write_text(original + "\nEDITED = 1\n")

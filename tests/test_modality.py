@@ -17,7 +17,7 @@ from memunlearn.modality.applies import PROXIES
 from memunlearn.models import build_lm
 from memunlearn.params import check_params
 from memunlearn.training.events import EVENT_COLUMNS
-from memunlearn.training.lm import LMTrainConfig, TokenEventRecorder, fit_lm, score_sequences
+from memunlearn.modality.text.lm import LMTrainConfig, TokenEventRecorder, fit_lm, score_sequences
 from memunlearn.training.recipe import TrainConfig
 from memunlearn.unlearning import METHODS, UnlearnContext
 

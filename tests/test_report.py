@@ -14,7 +14,7 @@ import pytest
 
 from memunlearn.cli import main
 from memunlearn.evaluation.claims import COLUMNS
-from memunlearn.experiments.text_claims import first_epoch_ga_claims
+from memunlearn.modality.text.claims import first_epoch_ga_claims
 from memunlearn.run_report import WIDTH, claims_lines, headline_lines, run_report
 
 from test_text_claims import rows as text_rows  # tests/ is on sys.path under pytest (no __init__.py)
@@ -35,7 +35,7 @@ def image_claims() -> pd.DataFrame:
 
 
 def text_claims() -> pd.DataFrame:
-    """A text run's results/claims.csv, in the shape experiments/text_claims.py writes it."""
+    """A text run's results/claims.csv, in the shape modality/text/claims.py writes it."""
     found = first_epoch_ga_claims(text_rows((5.0, 5.2, 4.9), (9.0, 9.3, 8.8)), pd.Series([12.0, 12.0, 12.0]))
     return found.rename(columns={"effect_means": "comparison", "n": "n_seeds"})[list(COLUMNS)]
 

@@ -215,13 +215,34 @@ def test_stages_load_their_modality_by_name():
 
 @pytest.mark.parametrize("modality", MODALITIES)
 def test_one_modality_code_is_no_dep_of_the_others_runs(modality):
-    """Editing a modality's own code (src/memunlearn/modality/<m>/) reruns no stage of another modality's run."""
-    own = f"src/memunlearn/modality/{modality}/pipeline.py"
-    for other in (m for m in MODALITIES if m != modality):
-        for name, stage in stage_definitions().items():
-            if loads_a_modality(stage):
-                assert not covered(own, resolved_deps(stage, other)), f"{name} on {other} depends on {own}"
-                assert covered(own, resolved_deps(stage, modality)), f"{name} on {modality} misses {own}"
+    """Editing a modality's own code (src/memunlearn/modality/<m>/: its pipeline, its models, the language-model
+    training, gradients, ascent, metrics and claims of text) reruns no stage of another modality's run."""
+    own = sorted(str(p.relative_to(REPO)) for p in (SRC / PACKAGE / "modality" / modality).rglob("*.py"))
+    assert "src/memunlearn/modality/text/lm.py" in own or modality != "text"
+    for name, stage in stage_definitions().items():
+        for other in (m for m in MODALITIES if m != modality):
+            deps = resolved_deps(stage, other)
+            assert not [f for f in own if covered(f, deps)], f"{name} on {other} depends on {modality} code"
+        if loads_a_modality(stage):
+            assert covered(own[0], resolved_deps(stage, modality)), f"{name} on {modality} misses its code"
+
+
+def test_models_are_built_from_their_modality_folder():
+    """A model's architecture is imported by name when built (models/__init__.py): every stage that can build one
+    declares its modality's folder, which holds the architectures."""
+    for name, stage in stage_definitions().items():
+        for modality in MODALITIES:
+            files = {str(p.relative_to(REPO)) for p in imported_files(stage_script(stage), modality)}
+            if "src/memunlearn/models/__init__.py" in files:
+                assert "src/memunlearn/modality/${modality}" in stage["deps"], name
+
+
+def test_an_image_run_imports_no_language_model_code():
+    """No shared module imports the text modality's code: an image run reaches none of it (first_epoch_ga loads a
+    language model's ascent by name)."""
+    for name, stage in stage_definitions().items():
+        files = {str(p.relative_to(REPO)) for p in imported_files(stage_script(stage), "image")}
+        assert not [f for f in files if f.startswith("src/memunlearn/modality/text/")], name
 
 
 def test_dvc_fills_the_modality_into_deps(tmp_path):

@@ -16,15 +16,15 @@ from memunlearn.data import PrepareConfig
 from memunlearn.data.corpus import load_tokenizer, pydoc_topics, train_tokenizer
 from memunlearn.data.text import TextSplit
 from memunlearn.data.text_prepare import TextDataConfig, prepare_text
-from memunlearn.evaluation.text import canary_exposures, exposure, lm_metrics, loss_mia
-from memunlearn.experiments.text_canaries import train_lm
-from memunlearn.memorization.text import canary_groups, group_masks, lm_memorization
+from memunlearn.modality.text.evaluation import canary_exposures, exposure, lm_metrics, loss_mia
+from memunlearn.modality.text.canaries import train_lm
+from memunlearn.modality.text.memorization import canary_groups, group_masks, lm_memorization
 from memunlearn.models import build_lm
 from memunlearn.registry import UnknownNameError
-from memunlearn.training.lm import LMTrainConfig
-from memunlearn.training.lm_grads import (LMFirstEpochGradRecorder, embedding_grads, layer_parameters, load_lm_grads,
+from memunlearn.modality.text.lm import LMTrainConfig
+from memunlearn.modality.text.lm_grads import (LMFirstEpochGradRecorder, embedding_grads, layer_parameters, load_lm_grads,
                                           save_lm_grads, sequence_nll)
-from memunlearn.unlearning.lm_first_epoch_ga import LMFirstEpochGAConfig, lm_first_epoch_ga
+from memunlearn.modality.text.lm_first_epoch_ga import LMFirstEpochGAConfig, lm_first_epoch_ga
 
 DATA = TextDataConfig(vocab_size=512, seq_len=32, max_sequences=480, canary_copies=(1, 16), canaries_per_count=3)
 RECIPE = LMTrainConfig(model="gpt2_micro", epochs=8, batch_size=32, lr=3e-3)
@@ -247,7 +247,7 @@ def test_exposure_counts_ties_against_the_secret():
 
 
 def test_canary_study_smoke():
-    from memunlearn.experiments.text_canaries import canary_study
+    from memunlearn.modality.text.canaries import canary_study
 
     data = TextDataConfig(vocab_size=300, seq_len=24, max_sequences=40, canary_copies=(1, 2), canaries_per_count=1,
                           canary_digits=2)
@@ -286,7 +286,7 @@ def test_fillings_scored_down_the_digit_tree_equal_scoring_every_full_filling(pr
     import torch.nn.functional as F
 
     from memunlearn.data.corpus import encode
-    from memunlearn.evaluation.text import filling_log_likelihoods
+    from memunlearn.modality.text.evaluation import filling_log_likelihoods
 
     model, tokenizer = trained["original"], load_tokenizer(prepared.tokenizer_json)
     prefix = encode(tokenizer, DATA.canary_template.split("{}")[0])

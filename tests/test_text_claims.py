@@ -1,7 +1,7 @@
-"""First-epoch gradient ascent's claims over seeds (experiments/text_claims.py): verdicts follow the interval, not the mean."""
+"""First-epoch gradient ascent's claims over seeds (modality/text/claims.py): verdicts follow the interval, not the mean."""
 import pandas as pd
 
-from memunlearn.experiments.text_claims import first_epoch_ga_claims
+from memunlearn.modality.text.claims import first_epoch_ga_claims
 
 
 def rows(first_emb, last_emb, first_all=(9.0, 9.0, 9.0), head=(12.0, 12.1, 11.9), ppl=(0.02, 0.03, 0.04)):

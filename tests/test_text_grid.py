@@ -1,6 +1,6 @@
 """First-epoch gradient ascent's ablations as a text grid (experiments/grids.py with the text modality,
 modality/text/ablation.py, cache.py) and the gradient source of
-first-epoch ascent (unlearning/lm_first_epoch_ga.py ``gradients``): a tiny corpus and gpt2_micro, seconds."""
+first-epoch ascent (modality/text/lm_first_epoch_ga.py ``gradients``): a tiny corpus and gpt2_micro, seconds."""
 from __future__ import annotations
 
 import copy
@@ -14,20 +14,20 @@ import yaml
 
 from memunlearn.config import ConfigError, with_preset
 from memunlearn.data.text_prepare import TextDataConfig, prepare_text
-from memunlearn.experiments.text_canaries import train_lm
-from memunlearn.experiments.text_claims import first_epoch_ga_claims
+from memunlearn.modality.text.canaries import train_lm
+from memunlearn.modality.text.claims import first_epoch_ga_claims
 from memunlearn.models import build_lm
 from memunlearn.modality.text.cache import cached_lm
-from memunlearn.experiments.text_claims import ablation_rows
+from memunlearn.modality.text.claims import ablation_rows
 from memunlearn.modality.text.ablation import ablation_facts
 from memunlearn.modality.text.ablation import recorded_layers
 from memunlearn.params import check_params
-from memunlearn.training.lm import LMTrainConfig
-from memunlearn.training.lm_grads import grads_at, layer_parameters
+from memunlearn.modality.text.lm import LMTrainConfig
+from memunlearn.modality.text.lm_grads import grads_at, layer_parameters
 from memunlearn.training.recipe import TrainConfig
 from memunlearn.unlearning import UnlearnContext
 from memunlearn.unlearning.first_epoch_ga import FirstEpochGAConfig, first_epoch_ga
-from memunlearn.unlearning.lm_first_epoch_ga import LMFirstEpochGAConfig, lm_first_epoch_ga
+from memunlearn.modality.text.lm_first_epoch_ga import LMFirstEpochGAConfig, lm_first_epoch_ga
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = TextDataConfig(vocab_size=300, seq_len=24, max_sequences=100, canary_copies=(1, 8), canary_digits=3)

@@ -1,6 +1,6 @@
 """What `memunlearn report` prints when a run ends (`make run`, `make full`, `make text`): the headline
 (metrics/summary.json, src/memunlearn/headline.py), each claim with its verdict (results/claims.csv,
-src/memunlearn/evaluation/claims.py or src/memunlearn/experiments/text_claims.py: the same columns) and where to
+src/memunlearn/evaluation/claims.py or src/memunlearn/modality/text/claims.py: the same columns) and where to
 look next. Every line fits ``WIDTH`` characters. Pure: a mapping and a table in, text out (the CLI reads the
 files)."""
 from __future__ import annotations

@@ -6,7 +6,7 @@ topics, ~465k characters, ~65k words on 3.11). No pretrained vocabulary can
 be loaded offline, so the tokenizer is a byte-level BPE trained here: every
 byte is in its alphabet (no unknown tokens), and digits are split one per
 token, so every filling of a canary's digits is exactly ``digits`` tokens
-(evaluation/text.py enumerates them for exposure).
+(modality/text/evaluation.py enumerates them for exposure).
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ A text example is one fixed-length token sequence (N, T), right-padded with
 ``pad_id`` (only canaries are shorter than T); the loss skips pad targets.
 ``TextSplit`` offers ``ImageSplit``'s id API (take, select_ids, drop_ids,
 id_mask, concat), which is all that forget sets, partitions and stores use,
-and its training batches (``TokenBatch``, whose loss is training/lm.py's
+and its training batches (``TokenBatch``, whose loss is modality/text/lm.py's
 next-token loss), which is all that finetune, neggrad and neggrad_plus use:
 see ``data/base.py``'s ``ExampleSplit``.
 """
@@ -42,7 +42,7 @@ class TokenBatch(tuple):
         return super().__new__(cls, (tokens, pad_id))
 
     def loss(self, model: torch.nn.Module) -> torch.Tensor:
-        """The mean over sequences of each sequence's mean next-token cross-entropy (training/lm.py's loss)."""
+        """The mean over sequences of each sequence's mean next-token cross-entropy (modality/text/lm.py's loss)."""
         tokens, pad_id = self
         nll, count, _ = sequence_nll(model(tokens), tokens, pad_id)
         return (nll / count.clamp_min(1)).mean()

@@ -34,6 +34,7 @@ import torch
 from ..data.splits import ImageSplit, dataset_fingerprint
 from ..devices import resolve_device
 from ..io import atomic_write, save_json
+from ..models.base import MODELS, architecture_files
 from ..provenance import PACKAGE_ROOT, imported_files, source_fingerprint
 from ..training.recipe import TrainConfig, recipe_identity, resolved
 from .engine import SubsetModelOutputs
@@ -48,9 +49,11 @@ ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # every member's timestamp: np.savez stamps th
 
 
 def model_code_fingerprint(root: Path = PACKAGE_ROOT) -> str:
-    """Fingerprint of the code that trains and scores a subset model: ``memorization/engine.py`` and the
-    project files it imports (training loop, stacked training, models, seeding, normalization, ...)."""
-    return source_fingerprint(imported_files(root / "memorization" / "engine.py", root=root), root)
+    """Fingerprint of the code that trains and scores a subset model: ``memorization/engine.py``, the project files
+    it imports (training loop, stacked training, models, seeding, normalization, ...) and every image
+    architecture (imported by name: models/base.py ``ARCHITECTURES``)."""
+    files = imported_files(root / "memorization" / "engine.py", *architecture_files(MODELS.names(), root), root=root)
+    return source_fingerprint(files, root)
 
 
 def store_key(fingerprint: str, recipe: TrainConfig, subset_fraction: float, seed: int,

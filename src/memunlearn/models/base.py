@@ -7,10 +7,12 @@ DEL); ``forward(x) = head(embed(x))``.
 Language models have their own registry, ``LM_MODELS``, built from the
 tokenizer's vocabulary size and the context length (the image factory's
 channels/classes/size do not describe them): ``forward(ids (B, T)) ->
-logits (B, T, V)``; models/gpt2.py.
+logits (B, T, V)``; modality/text/gpt2.py.
 """
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -48,3 +50,36 @@ MODALITY_MODELS: dict[str, Registry] = {"image": MODELS, "text": LM_MODELS}  # m
 def model_modality(name: str) -> str:
     """The modality whose registry holds model ``name`` (``train.model`` accepts any of them)."""
     return modality_of(name, MODALITY_MODELS, "model")
+
+
+# A model's architecture lives with its modality and is imported by name when first built, so a stage's DVC deps
+# hold its run's modality's architectures only (src/memunlearn/modality/${modality}): editing a language model
+# reruns no image stage, and the reverse. model name -> (registry, module under modality/, factory).
+ARCHITECTURES: dict[str, tuple[Registry, str, str]] = {
+    "small_cnn": (MODELS, "image.small_cnn", "small_cnn"),
+    "resnet18_cifar": (MODELS, "image.resnet", "resnet18_cifar"),
+    "gpt2_tiny": (LM_MODELS, "text.gpt2", "gpt2_tiny"),
+    "gpt2_micro": (LM_MODELS, "text.gpt2", "gpt2_micro"),
+}
+PACKAGE = __package__.rpartition(".")[0]  # memunlearn
+
+
+def _imported_when_built(module: str, factory: str) -> Callable[..., nn.Module]:
+    """``memunlearn.modality.<module>``'s ``factory``, imported on the first call."""
+    def build(*args: int) -> nn.Module:
+        return getattr(importlib.import_module(f"{PACKAGE}.modality.{module}"), factory)(*args)
+
+    build.__name__ = build.__qualname__ = factory
+    return build
+
+
+for _name, (_registry, _module, _factory) in ARCHITECTURES.items():
+    _registry.register(_name, _imported_when_built(_module, _factory))
+
+
+def architecture_files(names, root: Path | None = None) -> list[Path]:
+    """The files defining models ``names`` (under ``root``, the package folder): what a cache of trained models
+    keys on beside the code that imports them statically (provenance.py cannot see an import by name)."""
+    root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
+    return sorted({root.joinpath("modality", *ARCHITECTURES[n][1].split(".")).with_suffix(".py")
+                   for n in names if n in ARCHITECTURES})

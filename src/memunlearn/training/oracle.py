@@ -23,7 +23,7 @@ from torch import nn
 
 from ..data.splits import DatasetInfo, ImageSplit, dataset_fingerprint
 from ..io import atomic_write
-from ..models import build_model
+from ..models import architecture_files, build_model
 from ..provenance import PACKAGE_ROOT, imported_files, source_fingerprint
 from ..seeding import derive_seed, generator
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -53,7 +53,8 @@ def train_oracle(retain: ImageSplit, info: DatasetInfo, recipe: TrainConfig, dev
 def oracle_key(retain: ImageSplit, recipe: TrainConfig, seed: int) -> str:
     """16 hex digits over R's content, the recipe's identity (``precision`` concrete), the seed and the training
     code."""
-    code = source_fingerprint(imported_files(PACKAGE_ROOT / "training" / "oracle.py"))
+    code = source_fingerprint(imported_files(PACKAGE_ROOT / "training" / "oracle.py",
+                                             *architecture_files([recipe.model])))
     identity = {"data": dataset_fingerprint(retain), "recipe": recipe_identity(recipe), "seed": seed, "code": code}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=list).encode()).hexdigest()[:16]
 

@@ -21,11 +21,13 @@ from torch import nn
 
 from ..data.base import ExampleSplit
 from ..io import atomic_write
+from ..models.base import architecture_files
 from ..partition import SUBSETS
 from ..provenance import PACKAGE_ROOT, imported_files, source_fingerprint
 from ..training.recipe import recipe_identity, resolved
 from .base import STRATEGIES, StepRecord, UnlearnContext
 from .config import UnlearnPlan
+from .first_epoch_ga import LANGUAGE_MODEL_ASCENT
 from .rum import run_strategy
 
 
@@ -61,8 +63,11 @@ def run_key(strategy: str, model: nn.Module, subsets: Mapping[str, ExampleSplit]
             plan: UnlearnPlan, ctx: UnlearnContext) -> str:
     """16 hex digits over the original's weights, F's subsets and R by content (image or text splits alike:
     ``fingerprint``), the strategy, the plan, the context and the code that unlearns."""
+    # the methods' code, with the language-model ascent first_epoch_ga imports by name
+    ascent = PACKAGE_ROOT.joinpath(*LANGUAGE_MODEL_ASCENT.split(".")[1:]).with_suffix(".py")
     code = source_fingerprint(imported_files(PACKAGE_ROOT / "unlearning" / "__init__.py",
-                                             PACKAGE_ROOT / "unlearning" / "cache.py"))
+                                             PACKAGE_ROOT / "unlearning" / "cache.py", ascent,
+                                             *architecture_files([ctx.recipe.model])))
     identity = {"strategy": strategy, "model": _weights_digest(model),
                 "subsets": {name: subsets[name].fingerprint() for name in SUBSETS if name in subsets},
                 "retain": retain.fingerprint(), "plan": _plan_identity(strategy, plan),

@@ -26,6 +26,7 @@ fraction of their norm, whatever the size of F.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -37,6 +38,9 @@ from ..data.splits import DatasetInfo, ImageSplit
 from ..training.first_epoch_grads import DEFAULT_LAYERS, select_parameters
 from ..training.loop import accuracy, predict_proba, true_class_prob
 from .base import register_method
+
+# a language model's first-epoch ascent (sparse token-embedding rows, per-token loss): the text modality's code
+LANGUAGE_MODEL_ASCENT = f"{__package__.rpartition('.')[0]}.modality.text.lm_first_epoch_ga"
 
 TARGETS = ("accuracy", "loss")
 CALIBRATIONS = ("validation", "gap")
@@ -162,10 +166,9 @@ def first_epoch_ga(model, forget, retain, cfg: FirstEpochGAConfig, ctx):
         raise ValueError("first_epoch_ga needs held-out data (UnlearnContext.heldout: the validation split); set "
                          "data.validation_fraction > 0 and rerun `dvc repro prepare`")
     if language_model:
-        from .lm_first_epoch_ga import from_image_config, lm_first_epoch_ga
-
-        model, _ = lm_first_epoch_ga(model.to(ctx.device), ctx.first_epoch_grads, forget, ctx.heldout,
-                                     from_image_config(cfg), ctx.info.pad_id)
+        lm = importlib.import_module(LANGUAGE_MODEL_ASCENT)  # by name: no image stage's dep (the text folder is)
+        model, _ = lm.lm_first_epoch_ga(model.to(ctx.device), ctx.first_epoch_grads, forget, ctx.heldout,
+                                        lm.from_image_config(cfg), ctx.info.pad_id)
         return model
     if cfg.gradients != "first_epoch":
         raise ValueError(f"methods.first_epoch_ga.gradients: {cfg.gradients!r} is implemented for language models "

@@ -12,8 +12,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from ...training.lm_grads import ALL, layer_parameters, layer_set_bytes
-from ...unlearning.lm_first_epoch_ga import from_image_config
+from .lm_grads import ALL, layer_parameters, layer_set_bytes
+from .lm_first_epoch_ga import from_image_config
 
 FIRST_EPOCH_GA = "first_epoch_ga"
 ABLATION_FACTS = ("source", "layers", "params", "stored_mib", "dense_mib", "val_ppl_change", "calibration_gap")

@@ -18,19 +18,20 @@ import torch
 
 from ...data.text import TextInfo, TextSplit
 from ...devices import resolve_device
-from ...models import build_lm
+from ...models import architecture_files, build_lm
 from ...seeding import derive_seed, generator
 from ...io import atomic_write
 from ...provenance import PACKAGE_ROOT, imported_files, source_fingerprint
-from ...training.lm import LMTrainConfig, fit_lm, load_lm_checkpoint, save_lm_checkpoint
-from ...training.lm_grads import LMFirstEpochGrads, load_lm_grads, save_lm_grads
+from .lm import LMTrainConfig, fit_lm, load_lm_checkpoint, save_lm_checkpoint
+from .lm_grads import LMFirstEpochGrads, load_lm_grads, save_lm_grads
 from ...training.recipe import TrainConfig, recipe_identity, resolved
 
 RECORD = "run.json"  # written last: marks a cache entry complete
 
 
-def _key(identity: Mapping[str, Any], *code: str) -> str:
-    files = imported_files(*(PACKAGE_ROOT / c for c in code), PACKAGE_ROOT / "modality/text/cache.py")
+def _key(identity: Mapping[str, Any], model: str, *code: str) -> str:
+    files = imported_files(*(PACKAGE_ROOT / c for c in code), PACKAGE_ROOT / "modality/text/cache.py",
+                           *architecture_files([model]))
     identity = {**identity, "code": source_fingerprint(files)}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
@@ -51,7 +52,7 @@ def cached_lm(cache: Path | None, kind: str, data: TextSplit, info: TextInfo, re
         return (*run(), False)
     identity = {"kind": kind, "data": data.fingerprint(), "info": info.to_json(), "seed": seed,
                 "recipe": recipe_identity(resolved(recipe, "cpu")), "layers": list(layers)}
-    folder = Path(cache) / f"text-{kind}-{_key(identity, code)}"
+    folder = Path(cache) / f"text-{kind}-{_key(identity, recipe.model, code)}"
     if (folder / RECORD).exists():
         try:
             model = load_lm_checkpoint(folder / "model.pt", kind)[0]

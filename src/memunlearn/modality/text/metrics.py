@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...evaluation.text import canary_exposures, metrics_of, mia_of
-from ...training.lm import score_sequences
+from .evaluation import canary_exposures, metrics_of, mia_of
+from .lm import score_sequences
 
 
 def model_row(model, data, parts, tokenizer, forgotten, seed: int) -> dict[str, float]:

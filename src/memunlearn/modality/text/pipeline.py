@@ -1,9 +1,9 @@
 """The text modality's behaviour (modality/base.py ``Modality``): a corpus cut into fixed-length sequences with
-planted canaries (data/text_prepare.py), a language model trained with next-token cross-entropy (training/lm.py).
+planted canaries (data/text_prepare.py), a language model trained with next-token cross-entropy (modality/text/lm.py).
 
 The original model records learning events (per-sequence token statistics, TokenEventRecorder; per-epoch loss
 and next-token accuracy, SequenceEventRecorder) from the training forward passes and, per
-``train_records.first_epoch_grads``, each sequence's first-epoch gradient (training/lm_grads.py: the token
+``train_records.first_epoch_grads``, each sequence's first-epoch gradient (modality/text/lm_grads.py: the token
 embedding stored sparsely). A split's "labels" are its sequences' canary copy counts (0 for corpus text), so the
 partition's class histogram reads as canaries by copies and the ``canaries`` kind picks them. Each method imports
 what it runs, so a stage's DVC deps are the code of the methods it calls (tests/test_stage_deps.py
@@ -57,11 +57,11 @@ class TextModality:
     def train_original(self, data: PreparedRun, recipe, records, device, out: Path, on_row=None):
         from ...models import build_lm
         from ...seeding import derive_seed, generator
-        from ...training.lm import LMTrainConfig, SequenceEventRecorder, TokenEventRecorder, fit_lm
-        from ...training.lm_grads import LMFirstEpochGradRecorder, save_lm_grads
+        from .lm import LMTrainConfig, SequenceEventRecorder, TokenEventRecorder, fit_lm
+        from .lm_grads import LMFirstEpochGradRecorder, save_lm_grads
 
         info = data.info
-        # the seeds of experiments/text_canaries.py's train_lm (the benchmark's and tests' original model)
+        # the seeds of modality/text/canaries.py's train_lm (the benchmark's and tests' original model)
         model = build_lm(recipe.model, info.vocab_size, info.seq_len, seed=derive_seed(recipe.seed, "lm_init"))
         events = TokenEventRecorder(data.train.example_ids, info.pad_id)
         curves = SequenceEventRecorder(data.train.example_ids, recipe.epochs)
@@ -104,12 +104,12 @@ class TextModality:
         return model, metrics, history, []
 
     def save_model(self, model, name: str, info, path: Path) -> None:
-        from ...training.lm import save_lm_checkpoint
+        from .lm import save_lm_checkpoint
 
         save_lm_checkpoint(model, name, info, path)
 
     def load_model(self, path: Path, stage: str):
-        from ...training.lm import load_lm_checkpoint
+        from .lm import load_lm_checkpoint
 
         model, name, _ = load_lm_checkpoint(path, stage)
         return model, name
@@ -123,7 +123,7 @@ class TextModality:
         return model, float(record["seconds"]), cached
 
     def unlearn_context(self, data: PreparedRun, recipe, device, seed: int, train_dir: Path):
-        from ...training.lm_grads import load_lm_grads
+        from .lm_grads import load_lm_grads
         from ...unlearning import UnlearnContext
 
         grads_file = Path(train_dir) / FIRST_EPOCH_GRADS
@@ -144,7 +144,7 @@ class TextModality:
         return metrics
 
     def memorize(self, data: PreparedRun, recipe, config, device, out: Path, plots: Path, subset_models):
-        """Per-sequence exact memorization from K leave-group-out language models (memorization/text.py; a
+        """Per-sequence exact memorization from K leave-group-out language models (modality/text/memorization.py; a
         canary's copies are one group). The canaries play the image path's planted label noise in the metrics
         (``planted_noise_auroc``: how well the scores single out every canary copy). No subset-model store (the K
         models are trained each run, here: ``subset_models`` unused)."""
@@ -152,8 +152,8 @@ class TextModality:
         from tqdm import tqdm
 
         from ...memorization.agreement import planted_auroc
-        from ...memorization.text import canary_groups, lm_scores, train_lm_subset_models
-        from ...training.lm import LMTrainConfig
+        from .memorization import canary_groups, lm_scores, train_lm_subset_models
+        from .lm import LMTrainConfig
 
         groups = canary_groups(data.train, data.canaries)
         start = time.perf_counter()
@@ -240,7 +240,7 @@ class TextModality:
 
     def forget_set_facts(self, original: GridOriginal, data: PreparedRun, parts) -> dict:
         """The original's training seconds and metrics as ``original_*``, its token accuracy on this F."""
-        from ...evaluation.text import lm_metrics
+        from .evaluation import lm_metrics
 
         facts = original.facts
         return {"original_seconds": facts["seconds"], "original_cached": facts["cached"],
@@ -262,7 +262,7 @@ class TextModality:
 
     def grid_metrics(self, columns) -> tuple[str, ...]:
         """Canary exposure (per copy count), validation perplexity and its change, gradients stored ahead."""
-        from ...evaluation.text import exposure_columns
+        from .evaluation import exposure_columns
         from .ablation import GRID_METRICS
 
         return (*GRID_METRICS, *exposure_columns(columns))
@@ -272,12 +272,12 @@ class TextModality:
         return text_sides(data, parts, strategy, plan, ctx, oracle_cache, unlearn_cache)
 
     def claims(self, results, params, metrics_dir: Path):
-        """The first-epoch gradient ascent paper's findings 1, 2 and 4 (experiments/text_claims.py) on the ``ablations`` grid's first_epoch_ga
+        """The first-epoch gradient ascent paper's findings 1, 2 and 4 (modality/text/claims.py) on the ``ablations`` grid's first_epoch_ga
         cells, one per (gradient source, layer set) and seed: each cell's exposure of the most-copied canaries
         after the ascent, its validation perplexity change and its stored gradient bytes, the seed's original
         model's exposure the reference. In the image run's shape (claim, finding, comparison, effect, ci_low,
         ci_high, n_seeds, verdict)."""
-        from ...experiments.text_claims import ablation_rows, first_epoch_ga_claims, text_claims_markdown
+        from .claims import ablation_rows, first_epoch_ga_claims, text_claims_markdown
 
         rows, original = ablation_rows(results)
         found = first_epoch_ga_claims(rows, original)
@@ -294,7 +294,7 @@ class TextModality:
         ahead, seconds; rum_compare_tow.png, forgetting_quality_epsilon.png: as on images."""
         from ...evaluation.figures import (accuracy_bars, epsilon_histogram, exposure_bars, save, score_by_group,
                                            tow_by_variant, variant_panels)
-        from ...evaluation.text import exposure_columns
+        from .evaluation import exposure_columns
 
         results = Path(results)
         scores = load_table(Path(memorize) / "scores.parquet", "memorize").set_index("example_id")["mem_prob"]
@@ -337,9 +337,9 @@ def text_row(model, data: PreparedRun, parts, seed: int) -> dict:
 
 
 def perplexity_and_accuracy(model, split, pad_id: int) -> tuple[float, float]:
-    """Token-weighted perplexity and next-token accuracy (evaluation/text.py's lm_metrics, without importing the
+    """Token-weighted perplexity and next-token accuracy (modality/text/evaluation.py's lm_metrics, without importing the
     evaluation package into the train stage's deps)."""
-    from ...training.lm import score_sequences
+    from .lm import score_sequences
 
     s = score_sequences(model, split, pad_id)
     tokens = max(float(s["tokens"].sum()), 1.0)
@@ -360,9 +360,9 @@ def text_sides(data: PreparedRun, parts, strategy: str, plan, ctx, oracle_cache=
     import copy
 
     from ...evaluation.lira import logit_scaled_sequence_confidence
-    from ...evaluation.text import lm_metrics, metrics_of
+    from .evaluation import lm_metrics, metrics_of
     from ...experiments.forgetting_quality import Sides
-    from ...training.lm import score_sequences
+    from .lm import score_sequences
     from ...unlearning import UnlearnContext
     from ...unlearning.cache import cached_strategy
     from .cache import cached_oracle

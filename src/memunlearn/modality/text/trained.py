@@ -8,9 +8,9 @@ from typing import Sequence
 
 import torch
 
-from ...experiments.text_canaries import train_lm
-from ...training.lm import LMTrainConfig
-from ...training.lm_grads import LMFirstEpochGrads
+from .canaries import train_lm
+from .lm import LMTrainConfig
+from .lm_grads import LMFirstEpochGrads
 from ...training.recipe import TrainConfig
 from .cache import cached_lm
 from .common import PreparedRun
@@ -18,11 +18,11 @@ from .common import PreparedRun
 
 def cached_original(cache: Path | None, data: PreparedRun, recipe: TrainConfig, seed: int, layers: Sequence[str]
                     ) -> tuple[torch.nn.Module, LMFirstEpochGrads | None, dict, bool]:
-    """The original model of ``seed`` (experiments/text_canaries.py ``train_lm``: the train stage's seeds) with the
+    """The original model of ``seed`` (modality/text/canaries.py ``train_lm``: the train stage's seeds) with the
     first-epoch gradients of ``layers`` (none when empty): cached_lm's (model, gradients, record, cached)."""
     def train():
         trained, grads = train_lm(data, LMTrainConfig.of(recipe), seed, recorder_layers=tuple(layers) or None)
         return trained.model, grads
 
     return cached_lm(cache, "original", data.train, data.info, recipe, seed, layers, train,
-                     "experiments/text_canaries.py")
+                     "modality/text/canaries.py")

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.text import TextSplit, sequence_nll
-from ..io import atomic_write, require
-from ..models.gpt2 import EMBEDDING
+from ...data.text import TextSplit, sequence_nll
+from ...io import atomic_write, require
+from .gpt2 import EMBEDDING
 
 ALL = "all"
 EMBEDDING_LAYER = "embedding"

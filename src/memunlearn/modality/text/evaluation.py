@@ -23,10 +23,10 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from torch import nn
 
-from ..data.corpus import encode
-from ..data.text import TextSplit
-from ..training.lm import score_sequences
-from .mia import svc_mia
+from ...data.corpus import encode
+from ...data.text import TextSplit
+from .lm import score_sequences
+from ...evaluation.mia import svc_mia
 
 
 def lm_metrics(model: nn.Module, data: TextSplit, pad_id: int, batch_size: int = 256) -> dict[str, float]:
@@ -35,7 +35,7 @@ def lm_metrics(model: nn.Module, data: TextSplit, pad_id: int, batch_size: int =
 
 
 def metrics_of(s: pd.DataFrame) -> dict[str, float]:
-    """``lm_metrics`` from the per-sequence table of training/lm.py's ``score_sequences`` (any subset of its
+    """``lm_metrics`` from the per-sequence table of modality/text/lm.py's ``score_sequences`` (any subset of its
     rows)."""
     tokens = max(float(s["tokens"].sum()), 1.0)
     return {"perplexity": math.exp(float(s["nll"].sum()) / tokens), "token_acc": float(s["correct"].sum()) / tokens,

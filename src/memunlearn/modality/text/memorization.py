@@ -29,11 +29,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.text import TextSplit
-from ..models.base import build_lm
-from ..seeding import derive_seed, generator
-from ..training.lm import LMTrainConfig, fit_lm, score_sequences
-from .engine import subset_mask
+from ...data.text import TextSplit
+from ...models.base import build_lm
+from ...seeding import derive_seed, generator
+from .lm import LMTrainConfig, fit_lm, score_sequences
+from ...memorization.engine import subset_mask
 
 
 def group_masks(groups: np.ndarray, fraction: float, seed: int, index: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """First-epoch gradient ascent for a language model (docs/methods.md §5), calibrated.
 
-θ_L ← θ_L + η·d, d = Σ_{i∈F} g_i (first epoch, training/lm_grads.py), over
+θ_L ← θ_L + η·d, d = Σ_{i∈F} g_i (first epoch, modality/text/lm_grads.py), over
 the layer set L (default: the token embedding alone, the paper's finding),
 one step at a time, as unlearning/first_epoch_ga.py does for images: stop
 once F's score reaches the goal; a step landing more than ``tolerance`` past
@@ -23,11 +23,11 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from ..config import ConfigError, check_choice, check_positive
-from ..data.text import TextSplit
-from ..training.lm import score_sequences
-from ..training.lm_grads import EMBEDDING_LAYER, LMFirstEpochGrads, grads_at, layer_parameters
-from .first_epoch_ga import GRADIENTS, AscentTrace, calibrated_ascent
+from ...config import ConfigError, check_choice, check_positive
+from ...data.text import TextSplit
+from .lm import score_sequences
+from .lm_grads import EMBEDDING_LAYER, LMFirstEpochGrads, grads_at, layer_parameters
+from ...unlearning.first_epoch_ga import GRADIENTS, AscentTrace, calibrated_ascent
 
 TARGETS = ("loss", "accuracy")
 CALIBRATIONS = ("validation", "value")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..config import ConfigError
-from ..evaluation.claims import claims_report
-from ..evaluation.stats import mean_ci
-from ..evaluation.text import exposure_columns
+from ...config import ConfigError
+from ...evaluation.claims import claims_report
+from ...evaluation.stats import mean_ci
+from .evaluation import exposure_columns
 
 MARGIN_BITS = 1.0  # exposure differences within one bit are "on par"
 PPL_BOUND = 0.10  # finding 4: calibrated ascent keeps validation perplexity within +10%

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from ..data.corpus import load_tokenizer
-from ..data.text_prepare import PreparedText, TextDataConfig
-from ..evaluation.text import canary_exposures, lm_metrics, loss_mia
-from ..models.base import build_lm
-from ..seeding import derive_seed, generator
-from ..training.lm import LMTrainConfig, SequenceEventRecorder, fit_lm
-from ..training.lm_grads import ALL, LMFirstEpochGradRecorder, grads_at, layer_parameters, layer_set_bytes
-from ..unlearning.lm_first_epoch_ga import LMFirstEpochGAConfig, lm_first_epoch_ga
+from ...data.corpus import load_tokenizer
+from ...data.text_prepare import PreparedText, TextDataConfig
+from .evaluation import canary_exposures, lm_metrics, loss_mia
+from ...models.base import build_lm
+from ...seeding import derive_seed, generator
+from .lm import LMTrainConfig, SequenceEventRecorder, fit_lm
+from .lm_grads import ALL, LMFirstEpochGradRecorder, grads_at, layer_parameters, layer_set_bytes
+from .lm_first_epoch_ga import LMFirstEpochGAConfig, lm_first_epoch_ga
 
 DEFAULT_LAYER_SETS = (("embedding",), ("block:-1",), ("head",), ("all",))
 

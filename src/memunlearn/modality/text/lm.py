@@ -2,7 +2,7 @@
 
 A sequence's loss is its mean next-token CE over non-pad targets; a batch's
 loss is the mean of its sequences' losses, so a short canary weighs as much
-as a full chunk and g_i (training/lm_grads.py) is the gradient of one
+as a full chunk and g_i (modality/text/lm_grads.py) is the gradient of one
 sequence's loss. Same shape as training/loop.py: index-slice batches, a
 seeded order, hooks for per-step recorders and per-epoch learning events.
 """
@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import check_positive
-from ..data.text import TextInfo, TextSplit, sequence_nll
-from ..io import atomic_write, require
-from ..models.base import LM_MODELS, build_lm
-from .events import LearningEventRecorder
-from .loop import batch_positions
+from ...config import check_positive
+from ...data.text import TextInfo, TextSplit, sequence_nll
+from ...io import atomic_write, require
+from ...models.base import LM_MODELS, build_lm
+from ...training.events import LearningEventRecorder
+from ...training.loop import batch_positions
 
 # on_step(model, tokens (B, T), positions (B,)) -> None, before the step's forward
 LMStepHook = Callable[[nn.Module, torch.Tensor, torch.Tensor], None]
