@@ -106,11 +106,11 @@ def test_cached_oracle_trains_once_per_identical_oracle_and_keeps_its_seconds(sy
     assert len(list(tmp_path.iterdir())) == 4
 
 
-def test_oracle_key_holds_the_precision_auto_resolves_to(synthetic, tiny_recipe):
+def test_oracle_identity_holds_the_precision_auto_resolves_to(synthetic, tiny_recipe):
     """The oracle cache and the subset-model store key a recipe the same way (training.recipe.recipe_identity)."""
     import dataclasses
 
-    from memunlearn.training.oracle import oracle_key
+    from memunlearn.training.oracle import oracle_identity as oracle_key
     from memunlearn.training.recipe import resolved
 
     retain = synthetic[0]

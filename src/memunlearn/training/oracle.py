@@ -6,15 +6,13 @@ forget set. The ``retrain`` unlearning method, the ``oracle`` and
 
 Stages that train the same oracle (the ``oracle`` stage and the ``ablations``
 grid's first mixed forget set share F, recipe and seed) go through
-``cached_oracle``: a local cache keyed by everything that determines the
-model (R's examples, the recipe, the seed, and the code that trains it), so
-the second stage loads the first one's model and its training seconds.
+``cached_oracle``: the model cache (model_cache.py, the text modality's too)
+keyed by everything that determines the model (R's examples, the recipe, the
+seed, and the code that trains it), so the second stage loads the first
+one's model and its training seconds.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,12 +20,12 @@ import torch
 from torch import nn
 
 from ..data.splits import DatasetInfo, ImageSplit, dataset_fingerprint
-from ..io import atomic_write
 from ..models import architecture_files, build_model
-from ..provenance import PACKAGE_ROOT, imported_files, source_fingerprint
+from ..provenance import PACKAGE_ROOT, imported_files
 from ..seeding import derive_seed, generator
 from .checkpoint import load_checkpoint, save_checkpoint
 from .loop import RowHook, fit
+from .model_cache import cached_model
 from .recipe import TrainConfig, recipe_identity, resolved
 
 
@@ -50,37 +48,21 @@ def train_oracle(retain: ImageSplit, info: DatasetInfo, recipe: TrainConfig, dev
     return model
 
 
-def oracle_key(retain: ImageSplit, recipe: TrainConfig, seed: int) -> str:
-    """16 hex digits over R's content, the recipe's identity (``precision`` concrete), the seed and the training
-    code."""
-    code = source_fingerprint(imported_files(PACKAGE_ROOT / "training" / "oracle.py",
-                                             *architecture_files([recipe.model])))
-    identity = {"data": dataset_fingerprint(retain), "recipe": recipe_identity(recipe), "seed": seed, "code": code}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=list).encode()).hexdigest()[:16]
+def oracle_identity(retain: ImageSplit, recipe: TrainConfig, seed: int) -> dict:
+    """What determines an oracle beside its code: R by content, the recipe's identity (``precision`` concrete,
+    the device not at all), the seed."""
+    return {"data": dataset_fingerprint(retain), "recipe": recipe_identity(recipe), "seed": seed}
 
 
 def cached_oracle(retain: ImageSplit, info: DatasetInfo, recipe: TrainConfig, device: torch.device, seed: int,
                   cache: Path | None, on_row: RowHook | None = None) -> tuple[nn.Module, float, bool]:
-    """``train_oracle``, or its model from ``cache`` when an identical oracle was trained before.
-
-    Returns (model, training seconds, whether it came from the cache); a cached model keeps the seconds its
-    training took, so cost comparisons do not change with caching. ``cache=None`` always trains. ``on_row``:
-    as ``train_oracle``'s."""
-    if cache is None:
-        start = time.perf_counter()
-        model = train_oracle(retain, info, recipe, device, seed, on_row)
-        return model, time.perf_counter() - start, False
-    folder = Path(cache) / oracle_key(retain, resolved(recipe, device), seed)
-    record = folder / "oracle.json"
-    if record.exists():
-        try:
-            model, _ = load_checkpoint(folder / "model.pt", "oracle")
-            return model, float(json.loads(record.read_text())["seconds"]), True
-        except (RuntimeError, FileNotFoundError, KeyError, ValueError):
-            pass  # unreadable: train it again, overwriting
-    start = time.perf_counter()
-    model = train_oracle(retain, info, recipe, device, seed, on_row)
-    seconds = time.perf_counter() - start
-    save_checkpoint(model, recipe.model, info, folder / "model.pt")
-    atomic_write(record, lambda f: f.write(json.dumps({"seconds": seconds}).encode()))  # last: marks it complete
-    return model, seconds, False
+    """``train_oracle``, or its model from ``cache`` (model_cache.py) when an identical oracle was trained before:
+    the same R by content, recipe (``precision`` concrete), seed and training code. Returns (model, training
+    seconds, whether it came from the cache). ``on_row``: as ``train_oracle``'s."""
+    identity = oracle_identity(retain, resolved(recipe, device), seed)
+    code = imported_files(PACKAGE_ROOT / "training" / "oracle.py", *architecture_files([recipe.model]))
+    model, record, cached = cached_model(
+        cache, "oracle", identity, code, lambda: train_oracle(retain, info, recipe, device, seed, on_row),
+        lambda model, folder: save_checkpoint(model, recipe.model, info, folder / "model.pt"),
+        lambda folder: load_checkpoint(folder / "model.pt", "oracle")[0])
+    return model, float(record["seconds"]), cached

@@ -1,6 +1,6 @@
-"""Language models by content (the image path's training/oracle.py ``cached_oracle``): the oracle stage's, a
-text grid's and text forgetting quality's retrain oracles, and the originals a text grid trains per seed,
-recording the first-epoch gradients its cells need.
+"""Language models in the model cache (training/model_cache.py, as the image path's training/oracle.py): the
+oracle stage's, a text grid's and text forgetting quality's retrain oracles, and the originals a text grid trains
+per seed, recording the first-epoch gradients its cells need.
 
 Each key covers the training data by content, the recipe, the seed, the recorded layers and the code that
 trains, so a rerun (or another grid with the same forget set) loads them. Unlearning runs of every modality go
@@ -8,64 +8,46 @@ through unlearning/cache.py ``cached_strategy``.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Sequence
 
 import torch
 
 from ...data.text import TextInfo, TextSplit
 from ...devices import resolve_device
 from ...models import architecture_files, build_lm
+from ...provenance import PACKAGE_ROOT, imported_files
 from ...seeding import derive_seed, generator
-from ...io import atomic_write
-from ...provenance import PACKAGE_ROOT, imported_files, source_fingerprint
+from ...training.model_cache import cached_model
+from ...training.recipe import TrainConfig, recipe_identity, resolved
 from .lm import LMTrainConfig, fit_lm, load_lm_checkpoint, save_lm_checkpoint
 from .lm_grads import LMFirstEpochGrads, load_lm_grads, save_lm_grads
-from ...training.recipe import TrainConfig, recipe_identity, resolved
-
-RECORD = "run.json"  # written last: marks a cache entry complete
-
-
-def _key(identity: Mapping[str, Any], model: str, *code: str) -> str:
-    files = imported_files(*(PACKAGE_ROOT / c for c in code), PACKAGE_ROOT / "modality/text/cache.py",
-                           *architecture_files([model]))
-    identity = {**identity, "code": source_fingerprint(files)}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
 
 def cached_lm(cache: Path | None, kind: str, data: TextSplit, info: TextInfo, recipe: TrainConfig, seed: int,
               layers: Sequence[str], train: Callable[[], tuple[torch.nn.Module, LMFirstEpochGrads | None]],
               code: str) -> tuple[torch.nn.Module, LMFirstEpochGrads | None, dict, bool]:
-    """``train()`` -> (model, recorded first-epoch gradients or None), or both from ``cache`` when the same
-    ``kind`` of model (``original``, ``oracle``) was trained on the same data, recipe, seed and recorded
-    ``layers`` by the same code (``code``: the module that trains it). Returns (model, gradients, its record:
-    training seconds, first-epoch recording seconds; the first run's, cached or not, whether cached)."""
-    def run() -> tuple[torch.nn.Module, LMFirstEpochGrads | None, dict]:
-        start = time.perf_counter()
-        model, grads = train()
-        return model, grads, {"seconds": time.perf_counter() - start}
-
-    if cache is None:
-        return (*run(), False)
-    identity = {"kind": kind, "data": data.fingerprint(), "info": info.to_json(), "seed": seed,
+    """``train()`` -> (model, recorded first-epoch gradients or None), or both from ``cache`` (the model cache,
+    training/model_cache.py) when the same ``kind`` of model (``original``, ``oracle``) was trained on the same
+    data, recipe, seed and recorded ``layers`` by the same code (``code``: the module that trains it). Returns
+    (model, gradients, its record: training seconds, the first run's; whether cached)."""
+    identity = {"data": data.fingerprint(), "info": info.to_json(), "seed": seed,
                 "recipe": recipe_identity(resolved(recipe, "cpu")), "layers": list(layers)}
-    folder = Path(cache) / f"text-{kind}-{_key(identity, recipe.model, code)}"
-    if (folder / RECORD).exists():
-        try:
-            model = load_lm_checkpoint(folder / "model.pt", kind)[0]
-            grads = load_lm_grads(folder / "grads.pt") if (folder / "grads.pt").exists() else None
-            return model, grads, json.loads((folder / RECORD).read_text()), True
-        except (RuntimeError, FileNotFoundError, KeyError, ValueError):
-            pass  # unreadable: train it again, overwriting
-    model, grads, record = run()
-    save_lm_checkpoint(model, recipe.model, info, folder / "model.pt")
-    if grads is not None:
-        save_lm_grads(grads, folder / "grads.pt")
-    atomic_write(folder / RECORD, lambda f: f.write(json.dumps(record).encode()))
-    return model, grads, record, False
+    files = imported_files(PACKAGE_ROOT / code, PACKAGE_ROOT / "modality/text/cache.py",
+                           *architecture_files([recipe.model]))
+
+    def save(trained, folder: Path) -> None:
+        model, grads = trained
+        save_lm_checkpoint(model, recipe.model, info, folder / "model.pt")
+        if grads is not None:
+            save_lm_grads(grads, folder / "grads.pt")
+
+    def load(folder: Path):
+        grads = load_lm_grads(folder / "grads.pt") if (folder / "grads.pt").exists() else None
+        return load_lm_checkpoint(folder / "model.pt", kind)[0], grads
+
+    (model, grads), record, cached = cached_model(cache, f"text-{kind}", identity, files, train, save, load)
+    return model, grads, record, cached
 
 
 def train_text_oracle(retain, info, recipe: TrainConfig, seed: int, on_row=None):
