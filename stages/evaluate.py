@@ -6,6 +6,7 @@ from _common import (METRICS_DIR, ORACLE_DIR, PARTITION_DIR, PREPARED, RESULTS_D
 from memunlearn.config import from_params
 from memunlearn.evaluation import EvaluateConfig, compare
 from memunlearn.io import load_json, load_table, save_json, save_table
+from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
@@ -22,7 +23,7 @@ def main() -> None:
     params = load_params("modality", "evaluate")
     modality = load_modality(params["modality"], PREPARED)
     config = from_params(EvaluateConfig, params["evaluate"], "evaluate")
-    data = modality.load(PREPARED)
+    data = without_forgotten(modality.load(PREPARED))
     parts = apply_partition(data.train, load_table(PARTITION_DIR / "forget.csv", "partition"))
     dev = device(config.device)
     rows = {name: modality.model_metrics(modality.load_model(path, stage_name)[0], data, parts, config, dev)

@@ -10,6 +10,7 @@ from _common import (METRICS_DIR, ORACLE_CACHE, PARTITION_DIR, PREPARED, RESULTS
 from memunlearn.config import from_params
 from memunlearn.experiments.forgetting_quality import ForgettingQualityConfig, score_copies
 from memunlearn.io import load_table, save_json, save_table
+from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
@@ -25,7 +26,7 @@ def main() -> None:
     config = from_params(ForgettingQualityConfig, params["forgetting_quality"], "forgetting_quality")
     evaluated = config.resolve(from_params(UnlearnConfig, params["unlearn"], "unlearn"))
     plan = evaluated.plan(params["methods"])
-    data = modality.load(PREPARED)
+    data = without_forgotten(modality.load(PREPARED))
     parts = apply_partition(data.train, load_table(PARTITION_DIR / "forget.csv", "partition"))
     ctx = modality.unlearn_context(data, recipe, device(config.device), config.seed, TRAIN_DIR)
     sides = modality.lira_sides(data, parts, evaluated.strategy, plan, ctx, TRAIN_DIR, ORACLE_CACHE, UNLEARN_CACHE)

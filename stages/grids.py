@@ -26,6 +26,7 @@ from memunlearn.config import from_params
 from memunlearn.experiments.grids import GridPaths, run_grid
 from memunlearn.grid import GRIDS, GridConfig
 from memunlearn.io import load_table
+from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
 from memunlearn.tracking import StageRecord
 from memunlearn.training.recipe import TrainConfig
@@ -39,7 +40,7 @@ def main() -> None:
     for config in configs.values():
         config.check_methods(params["methods"])
     recipe = from_params(TrainConfig, params["train"], "train")
-    data = modality.load(PREPARED)
+    data = without_forgotten(modality.load(PREPARED))
     scores = load_table(MEMORIZE_DIR / "scores.parquet", "memorize"), load_table(PROXIES_DIR / "proxies.parquet",
                                                                                  "proxies")
     # per device, once for every grid on it (image: the original's (N, D) embeddings)

@@ -15,6 +15,7 @@ from memunlearn.evaluation import EvaluateConfig
 from memunlearn.experiments.cell import score_cell
 from memunlearn.grid import GRIDS, ORACLE_OBSERVATION, GridConfig, cell_name, forget_set_name
 from memunlearn.io import load_json, load_table, save_json
+from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
@@ -26,7 +27,7 @@ CELLS_FILE = RESULTS_DIR / "grids/cells.json"
 def main() -> None:
     params = load_params("modality", "evaluate", *GRIDS)
     modality = load_modality(params["modality"], PREPARED)
-    data = modality.load(PREPARED)
+    data = without_forgotten(modality.load(PREPARED))
     scored, oracles = [], {}  # oracles: forget-set folder -> its oracle's metrics (shared by the set's cells)
     for grid in GRIDS:
         for cell in from_params(GridConfig, params[grid], grid).cells(grid).to_dict("records"):

@@ -13,6 +13,7 @@ from _store_restore import restore
 from memunlearn.config import ConfigError, from_params
 from memunlearn.io import save_json, save_table
 from memunlearn.memorization.exact import Execution, ExactConfig, moved_to_environment
+from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import SubsetModels, load_modality
 from memunlearn.tracking import StageRecord
 from memunlearn.training.recipe import TrainConfig
@@ -31,7 +32,7 @@ def main() -> None:
         raise ConfigError("\n".join(moved))
     config = from_params(ExactConfig, params["memorize"], "memorize")
     execution = Execution.from_environment(environment())
-    data = modality.load(PREPARED)
+    data = without_forgotten(modality.load(PREPARED))
     dev = device(recipe.device)
     runner = None
     if execution.runner != "local":  # Prefect and Dask are imported only when asked for (docs/architecture.md rule 6)

@@ -4,6 +4,7 @@ from _common import (METRICS_DIR, ORACLE_CACHE, ORACLE_DIR, PARTITION_DIR, PREPA
 
 from memunlearn.config import from_params
 from memunlearn.io import load_table, save_json
+from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
@@ -17,7 +18,7 @@ def main() -> None:
     modality = load_modality(params["modality"], PREPARED)
     recipe = from_params(TrainConfig, params["train"], "train")
     config = from_params(OracleConfig, params["oracle"], "oracle")
-    data = modality.load(PREPARED)
+    data = without_forgotten(modality.load(PREPARED))
     parts = apply_partition(data.train, load_table(PARTITION_DIR / "forget.csv", "partition"))
 
     model, seconds, cached = modality.cached_oracle(parts.retain, data.info, recipe, device(recipe.device),

@@ -9,6 +9,7 @@ from _common import (MEMORIZE_DIR, METRICS_DIR, PARTITION_DIR, PREPARED, PROXIES
 
 from memunlearn.config import from_params
 from memunlearn.io import load_table, save_json, save_table
+from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
 from memunlearn.partition import PartitionConfig, choose_forget_set
 from memunlearn.tracking import StageRecord
@@ -19,7 +20,7 @@ def main() -> None:
     params = load_params("modality", "partition")
     modality = load_modality(params["modality"], PREPARED)
     config = from_params(PartitionConfig, params["partition"], "partition")
-    data = modality.load(PREPARED)
+    data = without_forgotten(modality.load(PREPARED))
     sources = modality.score_sources(data, load_table(MEMORIZE_DIR / "scores.parquet", "memorize"),
                                      load_table(PROXIES_DIR / "proxies.parquet", "proxies"), TRAIN_DIR / "model.pt",
                                      device(config.device))

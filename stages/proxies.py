@@ -5,6 +5,7 @@ from _common import METRICS_DIR, PREPARED, PROXIES_DIR, TRAIN_DIR, device, flatt
 from memunlearn.config import from_params
 from memunlearn.io import load_json, save_json, save_table
 from memunlearn.memorization.proxies import ProxyConfig, compute_proxies, proxy_costs
+from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
 from memunlearn.tracking import StageRecord
 
@@ -14,7 +15,8 @@ def main() -> None:
     params = load_params("modality", "proxies")
     modality = load_modality(params["modality"], PREPARED)
     config = from_params(ProxyConfig, params["proxies"], "proxies")
-    names, inputs = modality.proxy_inputs(modality.load(PREPARED), config, TRAIN_DIR, device(config.device))
+    data = without_forgotten(modality.load(PREPARED))
+    names, inputs = modality.proxy_inputs(data, config, TRAIN_DIR, device(config.device))
     table, own_seconds = compute_proxies(names, inputs)
     save_table(table, PROXIES_DIR / "proxies.parquet")
 

@@ -7,6 +7,7 @@ import pandas as pd
 
 from memunlearn.config import from_params
 from memunlearn.io import save_json, save_table
+from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
 from memunlearn.tracking import StageRecord, claim_alias
 from memunlearn.training.recipe import RecordConfig, TrainConfig
@@ -18,7 +19,7 @@ def main() -> None:
     modality = load_modality(params["modality"], PREPARED)
     recipe = from_params(TrainConfig, params["train"], "train")
     records = from_params(RecordConfig, params["train_records"], "train_records")
-    data = modality.load(PREPARED)
+    data = without_forgotten(modality.load(PREPARED))
     dev = device(recipe.device)
     model, metrics, history, artifacts = modality.train_original(data, recipe, records, dev, TRAIN_DIR, log_epoch)
     modality.save_model(model, recipe.model, data.info, TRAIN_DIR / "model.pt")

@@ -8,6 +8,7 @@ import pandas as pd
 
 from memunlearn.config import from_params
 from memunlearn.io import load_table, save_json, save_table
+from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
@@ -23,7 +24,7 @@ def main() -> None:
     recipe = from_params(TrainConfig, params["train"], "train")
     config = from_params(UnlearnConfig, params["unlearn"], "unlearn")
     plan = config.plan(params["methods"])
-    data = modality.load(PREPARED)
+    data = without_forgotten(modality.load(PREPARED))
     parts = apply_partition(data.train, load_table(PARTITION_DIR / "forget.csv", "partition"))
     model, model_name = modality.load_model(TRAIN_DIR / "model.pt", "train")
     ctx = modality.unlearn_context(data, recipe, device(config.device), config.seed, TRAIN_DIR)

@@ -106,6 +106,8 @@ def tiny_project(root: Path, params: dict = TINY) -> Iterator[Path]:
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     (root / "data").mkdir()
     shutil.copy(REPO / "data/README.md", root / "data/README.md")  # git's one file of data/, as in a clone
+    (root / "requests").mkdir()
+    shutil.copy(REPO / "requests/ledger.jsonl", root / "requests/ledger.jsonl")  # empty: no request yet
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     dvc(root, "init", "-q")
     set_params(root, params)

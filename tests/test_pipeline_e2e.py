@@ -259,3 +259,22 @@ def test_bad_input_fails_in_one_line_and_leaves_no_stale_output(project, first_r
     parent = next(r for r in runs if r.info.run_id == failed.data.tags["mlflow.parentRunId"])
     assert parent.info.status == "FAILED"
     set_params(project, {"unlearn": {"method": "neggrad_plus"}})
+
+
+READERS_OF_D = ("train", "memorize", "proxies", "partition", "oracle", "unlearn", "evaluate", "grids", "grids_evaluate",
+                "forgetting_quality")
+
+
+def test_ids_a_deletion_request_forgot_enter_no_later_training(project, first_repro):
+    """The ledger is a dep of every stage that reads D (last in this module: it leaves the pipeline stale): a
+    forgotten id makes each stale, and the original trained again never sees it."""
+    from memunlearn.requests import ledger
+
+    before = pd.read_parquet(project / "data/train/learning_events.parquet")["example_id"]
+    forgotten = [int(i) for i in sorted(before)[:3]]
+    ledger.append(project / "requests/ledger.jsonl", {"kind": "forget", "request_id": "r1", "ids": forgotten})
+    stale = json.loads(dvc(project, "status", "--json").stdout)
+    assert set(READERS_OF_D) <= set(stale) and "prepare" not in stale
+    dvc(project, "repro", "train")
+    after = pd.read_parquet(project / "data/train/learning_events.parquet")["example_id"]
+    assert not set(forgotten) & set(after) and len(after) == len(before) - len(forgotten)

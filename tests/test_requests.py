@@ -197,3 +197,26 @@ def test_memunlearn_check_covers_the_requests_section():
     params["requests"]["max_utility_drop"] = 0.02
     assert check_params(params) == [
         "requests.method: 'nope' has no methods.nope block; add one (methods.nope: {} takes the defaults)"]
+
+
+def test_without_forgotten_leaves_the_ledgers_accepted_ids_out_of_d(tmp_path, synthetic):
+    """What every stage that reads D does (forgotten.py): forget entries count, retrain entries do not; no ledger
+    or an empty one leaves D whole; a hand-edited line is a one-line error naming the file."""
+    from memunlearn.forgotten import without_forgotten
+    from memunlearn.modality.image.pipeline import PreparedImages
+
+    train, test, info, _ = synthetic
+    data = PreparedImages(tmp_path, train, None, test, info)
+    assert without_forgotten(data, tmp_path / "none.jsonl") is data
+    path = tmp_path / "ledger.jsonl"
+    path.write_text("")
+    assert without_forgotten(data, path) is data
+    ids = train.example_ids[:4].tolist()
+    ledger.append(path, {"kind": "forget", "request_id": "a", "ids": ids[:3]})
+    ledger.append(path, {"kind": "retrain", "request_id": "retrain-1", "ids": []})
+    ledger.append(path, {"kind": "forget", "request_id": "b", "ids": ids[3:]})
+    left = without_forgotten(data, path).train
+    assert len(left) == len(train) - 4 and not set(ids) & set(left.example_ids.tolist())
+    path.write_text(path.read_text() + "{not json\n")
+    with pytest.raises(ValueError, match=f"{path}: a line is not JSON"):
+        without_forgotten(data, path)

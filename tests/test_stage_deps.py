@@ -245,6 +245,19 @@ def test_an_image_run_imports_no_language_model_code():
         assert not [f for f in files if f.startswith("src/memunlearn/modality/text/")], name
 
 
+READERS_OF_D = {"train", "memorize", "proxies", "partition", "oracle", "unlearn", "evaluate", "grids", "grids_evaluate",
+                "forgetting_quality"}  # the stages that train on D or choose forget sets from it
+
+
+def test_every_stage_that_reads_d_leaves_out_what_deletion_requests_forgot():
+    """Forgotten ids enter no later training (docs/requests.md): a stage that reads D reads it through
+    ``without_forgotten`` and lists the ledger as a dep, so a request makes it stale."""
+    for name, stage in stage_definitions().items():
+        calls = "without_forgotten" in _called(ast.parse(stage_script(stage).read_text()))
+        assert calls == (name in READERS_OF_D), f"{name}: reads D without leaving out forgotten ids, or the reverse"
+        assert ("requests/ledger.jsonl" in stage["deps"]) == calls, f"{name}: the ledger as a dep"
+
+
 def test_dvc_fills_the_modality_into_deps(tmp_path):
     """Real DVC reads ``${modality}`` in a dep from params.yaml: the train stage's code is its run's modality's."""
     from dvc.repo import Repo

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
+from ..forgotten import forgotten_ids  # noqa: F401  (re-exported: the ledger's reader of forgotten ids)
 from ..io import atomic_write
 
 GENESIS = "0" * 64  # prev_hash of the first entry
@@ -84,11 +85,6 @@ def verify(entries: list[dict], version_tags: Callable[[str], Mapping[str, str] 
 
 def _name(number: int, entry: Mapping[str, Any]) -> str:
     return f"entry {number} (request {entry.get('request_id', '?')!r})"
-
-
-def forgotten_ids(entries: list[dict]) -> set[int]:
-    """Every id the lineage has forgotten (accepted requests)."""
-    return {int(i) for e in entries if e.get("kind") == "forget" for i in e.get("ids", [])}
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from ..data import load_info, load_split
 from ..data.prepare import VALIDATION_FILE
 from ..data.splits import ImageSplit
 from ..devices import resolve_device
+from ..forgotten import LEDGER
 from ..io import load_table
 from ..models import build_model
 from ..seeding import derive_seed
