@@ -2,7 +2,9 @@
 tested on the grids' seeds.
 
 Writes results/claims.csv (claim, finding, comparison, effect, ci_low,
-ci_high, n_seeds, verdict), results/claims.md and metrics/claims.json.
+ci_high, n_seeds, verdict; on images then each arm's metric_a, seconds_a,
+metric_b, seconds_b and what a claim not run needs), results/claims.md and
+metrics/claims.json.
 """
 from _common import METRICS_DIR, RESULTS_DIR, flatten, load_params, stage, track
 

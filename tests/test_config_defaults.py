@@ -49,6 +49,8 @@ DELIBERATE = {  # params.yaml key -> why the pipeline differs from the class def
     "rum_compare.kinds": _GRID,
     "rum_compare.strategies": _GRID,
     "rum_compare.partition": _GRID,
+    "rum_compare.fixed_group_score": "the claims compare RUM driven by a proxy with RUM driven by exact scores on "
+                                     "the same forget set and oracle (docs/methods.md §7)",
     "entanglement.group_scores": _GRID,
     "entanglement.kinds": _GRID,
     "entanglement.strategies": _GRID,
