@@ -166,8 +166,13 @@ class TextModality:
         ids = data.train.example_ids.numpy()
         scores = lm_scores(runs, ids, groups)
         half = config.num_models // 2
-        a, b = (lm_scores(runs, ids, groups, part)["mem_prob"] for part in (slice(0, half), slice(half, None)))
-        both = a.notna() & b.notna()
+        halves = [lm_scores(runs, ids, groups, part) for part in (slice(0, half), slice(half, None))]
+
+        def split_half_spearman(score: str) -> float | None:  # as the image path's memorization/convergence.py
+            a, b = (h[score] for h in halves)
+            both = a.notna() & b.notna()
+            return float(spearmanr(a[both], b[both]).statistic) if both.sum() > 2 else None
+
         by_id = scores.set_index("example_id")
         copies = data.labels()
         rank = by_id["mem"].rank(ascending=False)
@@ -178,7 +183,8 @@ class TextModality:
             "mean_mem": float(by_id["mem"].mean()), "missing_fraction": float(by_id["mem"].isna().mean()),
             "planted_noise_auroc": planted_auroc(by_id["mem"], data.canary_ids),  # here: the canaries
             "planted_noise_auroc_prob": planted_auroc(by_id["mem_prob"], data.canary_ids),
-            "spearman_split_halves": float(spearmanr(a[both], b[both]).statistic) if both.sum() > 2 else None,
+            "spearman_split_halves": split_half_spearman("mem"),
+            "spearman_split_halves_prob": split_half_spearman("mem_prob"),
             "canary_median_mem": {str(c): float(by_id["mem"][copies == c].median())
                                   for c in sorted(set(copies)) if c},
             "canary_median_rank": {str(c): float(rank[copies == c].median()) for c in sorted(set(copies)) if c},
