@@ -13,7 +13,8 @@ wall seconds, unlearning seconds, the gates' figures and verdict, held-out (test
 Keys: seconds_per_request, retrain_seconds, speedup_vs_retrain (retrain_seconds / seconds_per_request),
 seconds_by_phase (the mean of each request report's ``seconds``: load, scores, unlearn, gates, register, total),
 unlearn_speedup_vs_retrain (retrain_seconds over the unlearning alone, without scores, gates and registry),
-final_tow (the last checkpoint's), gate_agreement_with_oracle (share of checkpoints where the gates' verdict and
+final_tow (the last checkpoint's; final_tow_of_original: the original's, a lineage that unlearned nothing),
+gate_agreement_with_oracle (share of checkpoints where the gates' verdict and
 the oracle's agree), and per request ``requests``; ``checkpoints`` is the gate-vs-oracle table.
 """
 from __future__ import annotations
@@ -111,9 +112,11 @@ def main() -> None:
             oracle, oracle_seconds, _ = cached_oracle(retain, data.info, project.recipe, device, args.seed, None)
             metric = lambda m: model_metrics(m, forget_split, retain, data.test, {}, data.info,  # noqa: E731
                                              EvaluateConfig(), device)
-            row["tow"] = tow(metric(candidate_model(project, version, data)), metric(oracle))
+            oracle_metrics = metric(oracle)
+            row["tow"] = tow(metric(candidate_model(project, version, data)), oracle_metrics)
             row["oracle_seconds"] = oracle_seconds
             checkpoints.append({"request": k, "forgotten": len(gone), "tow": row["tow"],
+                                "tow_of_original": tow(metric(original), oracle_metrics),  # unlearning nothing
                                 "oracle_verdict": row["tow"] >= args.tow_level,
                                 "gates_verdict": report["verdict"] == "accepted",
                                 "gates": report["gates"]})
@@ -139,6 +142,7 @@ def write(args, rows: list[dict], checkpoints: list[dict], original_seconds: flo
         "speedup_vs_retrain": retrain / per_request if retrain else None,
         "unlearn_speedup_vs_retrain": retrain / float(np.mean([r["unlearn_seconds"] for r in rows])) if retrain else None,
         "final_tow": checkpoints[-1]["tow"] if checkpoints else None,
+        "final_tow_of_original": checkpoints[-1]["tow_of_original"] if checkpoints else None,
         "gate_agreement_with_oracle": float(np.mean([c["oracle_verdict"] == c["gates_verdict"] for c in checkpoints]))
         if checkpoints else None,
         "tow_level": args.tow_level, "requests_done": len(rows), "accepted": sum(r["verdict"] == "accepted" for r in rows),

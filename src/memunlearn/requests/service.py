@@ -280,10 +280,12 @@ def _register(project, request_id, request, report, candidate, forget_split, dat
             "kind": "forget", "status": "pending"}
     target = replace(project.target, group_key=f"request-{request_id}", group_name=f"forget {request_id}")
     metrics = {k: v for k, v in report["figures"].items() if isinstance(v, (int, float))}
+    # the parent's architecture, whose serving MLflow validated when the lineage's first version was logged
+    model = tracking.ModelRecord(candidate, ROLE, data.info, tags, validate_serving=False)
     run_id = tracking.record_stage(tracking.StageRecord(
         "forget", params={"request_id": request_id, "method": report["method"], "strategy": report["strategy"],
                           "parent_version": report["parent_version"], "scores": report["scores"]["name"]},
-        metrics=metrics, models={"model": tracking.ModelRecord(candidate, ROLE, data.info, tags)},
+        metrics=metrics, models={"model": model},
         datasets={"F": forget_split}, tags={"request_id": request_id}), target)
     found = [v for v in tracking.versions_tagged(project.target, project.model_name, {"request_id": request_id})
              if v.run_id == run_id] if run_id else []
