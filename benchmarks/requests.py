@@ -78,9 +78,9 @@ def main() -> None:
         section, name = key.split(".", 1)
         params[section][name] = yaml.safe_load(value)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
+    project = request_project(root)  # first: it sets torch's threads (MEMUNLEARN_THREADS) for the original too
     uri, artifacts = store_location(root)
     original_seconds = bootstrap(root, params, TrackingTarget(uri, artifacts))
-    project = request_project(root)
     data = load_data(project)
     device = resolve_device(project.config.device)
     original, _ = load_checkpoint(root / "data/train/model.pt", "train")

@@ -224,3 +224,22 @@ def test_memunlearn_check_covers_the_requests_section():
     params["requests"]["max_utility_drop"] = 0.02
     assert check_params(params) == [
         "requests.method: 'nope' has no methods.nope block; add one (methods.nope: {} takes the defaults)"]
+
+
+def test_request_project_takes_torch_threads_from_the_environment_and_names_a_bad_value(tmp_path, monkeypatch):
+    import torch
+
+    from memunlearn.cli import request_project
+
+    (tmp_path / "params.yaml").write_text("requests: {seed: 0}\n")
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("MEMUNLEARN_THREADS", "2")
+        request_project(tmp_path)
+        assert torch.get_num_threads() == 2
+        monkeypatch.setenv("MEMUNLEARN_THREADS", "two")
+        with pytest.raises(ConfigError, match="MEMUNLEARN_THREADS='two': write a positive integer"):
+            request_project(tmp_path)
+        assert torch.get_num_threads() == 2  # unchanged by the bad value
+    finally:
+        torch.set_num_threads(before)
