@@ -102,7 +102,7 @@ class ModelRecord:
     info: Any  # memunlearn.data.DatasetInfo (TextInfo with a card)
     tags: Mapping[str, str] = field(default_factory=dict)
     card: ModelCard | None = None
-    validate_serving: bool = True  # MLflow loads the logged model and runs its input example (~0.4 s on a CPU);
+    validate_serving: bool = True  # MLflow loads the logged model and runs its input example (0.1-0.4 s, CPU);
     #                                False where a version of the same architecture was validated before
 
 
