@@ -1,10 +1,9 @@
 """Drift over sequential deletion requests (docs/requests.md "Measured"): 50 requests on the embedded digits.
 
 A fresh lineage (the repository's params.yaml: 2,000 digits with 5% planted label noise, the pipeline's recipe)
-takes requests of 10-30 ids each, half random ids and half drawn from the most memorized examples (in pairs, so the oracle checkpoints
-see both kinds) (the top
-10% by the original's ``requests.proxy`` score: the exact scores need the memorize stage, which this benchmark
-does not run), each through ``memunlearn.requests.forget`` as the CLI runs it (registry included). Per request:
+takes requests of 10-30 ids each, half random ids and half drawn from the most memorized examples (the top 10%
+by the original's ``requests.proxy`` score: the exact scores need the memorize stage, which this benchmark does
+not run), the kinds in pairs so the oracle checkpoints see both, each through ``memunlearn.requests.forget`` as the CLI runs it (registry included). Per request:
 wall seconds, unlearning seconds, the gates' figures and verdict, held-out (test) accuracy; every
 ``--oracle-every``-th request also a retrain oracle trained from scratch on D minus everything forgotten so far
 (that request's ids included) and the candidate's ToW against it, the oracle's verdict being ToW >= ``--tow-level``.
@@ -12,7 +11,10 @@ wall seconds, unlearning seconds, the gates' figures and verdict, held-out (test
     python benchmarks/requests.py --json results/requests_benchmark.json
 
 Keys: seconds_per_request, retrain_seconds, speedup_vs_retrain (retrain_seconds / seconds_per_request),
-final_tow (the last checkpoint's), gate_agreement_with_oracle (share of checkpoints where the gates' verdict and
+seconds_by_phase (the mean of each request report's ``seconds``: load, scores, unlearn, gates, register, total),
+unlearn_speedup_vs_retrain (retrain_seconds over the unlearning alone, without scores, gates and registry),
+final_tow (the last checkpoint's; final_tow_of_original: the original's, a lineage that unlearned nothing),
+gate_agreement_with_oracle (share of checkpoints where the gates' verdict and
 the oracle's agree), and per request ``requests``; ``checkpoints`` is the gate-vs-oracle table.
 """
 from __future__ import annotations
@@ -76,9 +78,9 @@ def main() -> None:
         section, name = key.split(".", 1)
         params[section][name] = yaml.safe_load(value)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
+    project = request_project(root)  # first: it sets torch's threads (MEMUNLEARN_THREADS) for the original too
     uri, artifacts = store_location(root)
     original_seconds = bootstrap(root, params, TrackingTarget(uri, artifacts))
-    project = request_project(root)
     data = load_data(project)
     device = resolve_device(project.config.device)
     original, _ = load_checkpoint(root / "data/train/model.pt", "train")
@@ -101,7 +103,7 @@ def main() -> None:
             report = json.loads((project.reports / f"bench-{k:03d}.json").read_text())
         seconds = time.perf_counter() - start
         row = {"request": k, "kind": kind, "ids": len(ids), "seconds": seconds,
-               "unlearn_seconds": report["seconds"]["unlearn"], "verdict": report["verdict"],
+               "unlearn_seconds": report["seconds"]["unlearn"], "phases": report["seconds"], "verdict": report["verdict"],
                "test_acc": report["figures"]["test_acc"], "scores": report["scores"]["name"],
                "gates": {g["name"]: g["figure"] for g in report["gates"]}}
         if k % args.oracle_every == 0:
@@ -110,9 +112,11 @@ def main() -> None:
             oracle, oracle_seconds, _ = cached_oracle(retain, data.info, project.recipe, device, args.seed, None)
             metric = lambda m: model_metrics(m, forget_split, retain, data.test, {}, data.info,  # noqa: E731
                                              EvaluateConfig(), device)
-            row["tow"] = tow(metric(candidate_model(project, version, data)), metric(oracle))
+            oracle_metrics = metric(oracle)
+            row["tow"] = tow(metric(candidate_model(project, version, data)), oracle_metrics)
             row["oracle_seconds"] = oracle_seconds
             checkpoints.append({"request": k, "forgotten": len(gone), "tow": row["tow"],
+                                "tow_of_original": tow(metric(original), oracle_metrics),  # unlearning nothing
                                 "oracle_verdict": row["tow"] >= args.tow_level,
                                 "gates_verdict": report["verdict"] == "accepted",
                                 "gates": report["gates"]})
@@ -132,9 +136,13 @@ def write(args, rows: list[dict], checkpoints: list[dict], original_seconds: flo
     result = {
         "seconds_per_request": per_request,
         "unlearn_seconds_per_request": float(np.mean([r["unlearn_seconds"] for r in rows])),
+        "seconds_by_phase": {phase: float(np.mean([r["phases"].get(phase, 0.0) for r in rows]))
+                             for phase in rows[-1]["phases"]},  # mean over requests: where a request's time goes
         "retrain_seconds": retrain, "original_train_seconds": original_seconds,
         "speedup_vs_retrain": retrain / per_request if retrain else None,
+        "unlearn_speedup_vs_retrain": retrain / float(np.mean([r["unlearn_seconds"] for r in rows])) if retrain else None,
         "final_tow": checkpoints[-1]["tow"] if checkpoints else None,
+        "final_tow_of_original": checkpoints[-1]["tow_of_original"] if checkpoints else None,
         "gate_agreement_with_oracle": float(np.mean([c["oracle_verdict"] == c["gates_verdict"] for c in checkpoints]))
         if checkpoints else None,
         "tow_level": args.tow_level, "requests_done": len(rows), "accepted": sum(r["verdict"] == "accepted" for r in rows),

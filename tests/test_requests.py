@@ -14,7 +14,9 @@ from memunlearn.config import ConfigError, from_params
 from memunlearn.registry import UnknownNameError
 from memunlearn.requests import ledger
 from memunlearn.requests.config import RequestsConfig
-from memunlearn.requests.gates import auc, auc_ci, class_matched
+from memunlearn.models import build_model
+from memunlearn.requests.gates import auc, auc_ci, class_matched, verify
+from memunlearn.training.loop import accuracy, predict_proba
 from memunlearn.requests.ids import RequestError, check_ids, ids_digest, read_ids
 from memunlearn.requests.scores import plan_subsets
 
@@ -146,6 +148,31 @@ def test_class_matched_draws_per_example_from_the_same_class(synthetic):
     assert np.isin(matched.example_ids.numpy(), test.example_ids.numpy()).all()
 
 
+def test_verify_forwards_each_split_once_and_its_figures_are_the_direct_ones(synthetic):
+    train, test, info, _ = synthetic
+    start, candidate = (build_model("small_cnn", 1, info.num_classes, info.image_size, seed=s) for s in (0, 1))
+    seen = {id(start): [], id(candidate): []}  # rows of each forward pass, per model
+    for m in (start, candidate):
+        m.register_forward_hook(lambda mod, args, out: seen[id(mod)].append(len(args[0])))
+    forget, retain, heldout = train.take(np.arange(8)), train.take(np.arange(8, 240)), test.take(np.arange(60))
+    config = RequestsConfig(heldout_per_example=2)
+    gates, figures = verify(start, candidate, forget, retain, heldout, test.take(np.arange(60, 120)), info, "cpu", config)
+    # start: members (60 of R), held-out (60), F (8), class-matched (16), test (60); candidate: F, matched, test
+    assert sorted(seen[id(start)]) == [8, 16, 60, 60, 60] and sorted(seen[id(candidate)]) == [8, 16, 60]
+
+    def p_y(model, split):
+        return predict_proba(model, split, info, "cpu")[np.arange(len(split)), split.labels].numpy()
+
+    matched = class_matched(forget, heldout, 2, config.seed)
+    assert figures["audit_auc"] == pytest.approx(auc(p_y(candidate, forget), p_y(candidate, matched)), abs=1e-6)
+    assert figures["audit_auc_before"] == pytest.approx(auc(p_y(start, forget), p_y(start, matched)), abs=1e-6)
+    for key, model, split in [("test_acc", candidate, test.take(np.arange(60, 120))), ("forget_acc", candidate, forget),
+                              ("forget_acc_before", start, forget), ("matched_heldout_acc", candidate, matched)]:
+        assert figures[key] == pytest.approx(accuracy(predict_proba(model, split, info, "cpu"), split.labels), abs=1e-6)
+    assert [g.name for g in gates] == ["membership_audit", "utility", "no_overforgetting"]
+    assert gates[1].figure == pytest.approx(figures["test_acc_before"] - figures["test_acc"], abs=1e-9)
+
+
 def test_plan_levels_by_terciles_of_d():
     scores = pd.Series(np.arange(90, dtype=float), index=np.arange(1000, 1090))  # terciles 29.67 and 59.33
     levels = plan_subsets(np.array([1000, 1029, 1030, 1059, 1060, 1089]), scores)
@@ -220,3 +247,22 @@ def test_without_forgotten_leaves_the_ledgers_accepted_ids_out_of_d(tmp_path, sy
     path.write_text(path.read_text() + "{not json\n")
     with pytest.raises(ValueError, match=f"{path}: a line is not JSON"):
         without_forgotten(data, path)
+
+
+def test_request_project_takes_torch_threads_from_the_environment_and_names_a_bad_value(tmp_path, monkeypatch):
+    import torch
+
+    from memunlearn.cli import request_project
+
+    (tmp_path / "params.yaml").write_text("requests: {seed: 0}\n")
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("MEMUNLEARN_THREADS", "2")
+        request_project(tmp_path)
+        assert torch.get_num_threads() == 2
+        monkeypatch.setenv("MEMUNLEARN_THREADS", "two")
+        with pytest.raises(ConfigError, match="MEMUNLEARN_THREADS='two': write a positive integer"):
+            request_project(tmp_path)
+        assert torch.get_num_threads() == 2  # unchanged by the bad value
+    finally:
+        torch.set_num_threads(before)

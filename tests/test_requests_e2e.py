@@ -18,8 +18,7 @@ from memunlearn.cli import main
 from memunlearn.data import load_split
 from memunlearn.requests import ledger
 from memunlearn.tracking import ModelRecord, StageRecord, TrackingTarget, dataset_digest, record_stage, store_location
-from memunlearn.training.oracle import oracle_key
-from memunlearn.training.recipe import resolved
+from memunlearn.training.oracle import cached_oracle
 
 import requests_project
 
@@ -258,6 +257,9 @@ def test_retrain_trains_on_d_minus_every_forgotten_id_and_becomes_the_base(proje
     import yaml
     recipe = from_params(TrainConfig, yaml.safe_load((root / "params.yaml").read_text())["train"], "train")
     import torch
-    key = oracle_key(train.drop_ids(sorted(forgotten)), resolved(recipe, torch.device("cpu")), 0)
-    assert [p.name for p in (root / "data/oracle_cache").iterdir()] == [key]  # D minus forgotten, nothing else
+    from memunlearn.data import load_info
+    cache = root / "data/oracle_cache"
+    _, _, cached = cached_oracle(train.drop_ids(sorted(forgotten)), load_info(root / "data/prepared/meta.json"), recipe,
+                                 torch.device("cpu"), 0, cache)
+    assert cached and len(list(cache.iterdir())) == 1  # its one entry is D minus forgotten's, nothing else
     assert run(root, capsys, "requests", "verify")[0] == 0

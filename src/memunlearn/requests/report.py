@@ -17,7 +17,7 @@ def markdown(report: Mapping[str, Any]) -> str:
              f"- plan: {report['strategy']} with {report['method']}; scores {report['scores']['name']} "
              f"({'computed now' if report['scores']['computed'] else 'cached'}); subsets "
              + ", ".join(f"{k} {v}" for k, v in report["plan"].items()),
-             f"- unlearning: {report['seconds']['unlearn']:.1f} s; request {report['seconds']['total']:.1f} s", "",
+             _seconds_line(report["seconds"]), "",
              "| gate | figure | threshold | passed | detail |", "|---|---|---|---|---|"]
     for gate in report["gates"]:
         lines.append(f"| {gate['name']} | {gate['figure']:.4f} | {gate['threshold']} | "
@@ -25,6 +25,15 @@ def markdown(report: Mapping[str, Any]) -> str:
     if report.get("reason"):
         lines += ["", f"Rejected: {report['reason']}"]
     return "\n".join(lines) + "\n"
+
+
+PHASES = {"load": "loading", "scores": "scores", "unlearn": "unlearning", "gates": "gates", "register": "registry"}
+
+
+def _seconds_line(seconds: Mapping[str, float]) -> str:
+    """Where the request's time went, e.g. ``- seconds: 4.1 in all; unlearning 2.8, scores 0.3, ...``."""
+    parts = ", ".join(f"{label} {seconds[key]:.1f}" for key, label in PHASES.items() if key in seconds)
+    return f"- seconds: {seconds['total']:.1f} in all; {parts}"
 
 
 def write(report: Mapping[str, Any], folder: Path) -> list[Path]:
