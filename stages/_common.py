@@ -20,7 +20,7 @@ import psutil
 import torch
 import yaml
 
-from memunlearn.devices import resolve_device
+from memunlearn.devices import resolve_device, set_threads_from_environment
 from memunlearn.tracking import (EXPERIMENT_TAG, ModelCard, ModelRecord, StageRecord, StageRun, TrackingTarget,
                                  fail_stage, finish_stage, flatten, git_commit, log_row, record_stage, start_stage,
                                  store_location)  # flatten: the stage scripts' params -> MLflow params
@@ -169,9 +169,9 @@ def stage(fn: Callable[[], None]) -> Callable[[], None]:
     def main() -> None:
         global _RUN
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-        torch.set_num_threads(int(os.environ.get("MEMUNLEARN_THREADS", torch.get_num_threads())))
         _RUN = start_stage(stage_name(), tracking_target(), {"memunlearn.command": " ".join(sys.argv)})
         try:
+            set_threads_from_environment()
             fn()
         except (ValueError, KeyError, FileNotFoundError, RuntimeError) as exc:
             message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc

@@ -245,27 +245,20 @@ def add_request_commands(commands) -> None:
         parser.add_argument("--root", type=Path, default=Path("."), help="the project (the working directory)")
 
 
-THREADS = "MEMUNLEARN_THREADS"  # torch's CPU threads, read as the stages read it (stages/_common.py)
-
-
 def request_project(root: Path):
     """The lineage of the project in ``root``: its params (requests, train, methods) and MLflow store
     (MLFLOW_TRACKING_URI, else the project's SQLite store). Sets torch's CPU threads from MEMUNLEARN_THREADS, as a
     stage does, for the CLI, the flow and the benchmark alike: on a loaded 2-core CPU a request unlearned 13x
     faster with one thread than with torch's default two (docs/requests.md "Measured")."""
-    import torch
     import yaml
 
-    from .config import ConfigError, from_params
+    from .config import from_params
+    from .devices import set_threads_from_environment
     from .requests import Project, RequestsConfig
     from .tracking import TrackingTarget, git_commit, store_location
     from .training import TrainConfig
 
-    threads = os.environ.get(THREADS)
-    if threads is not None:
-        if not threads.isdigit() or int(threads) < 1:
-            raise ConfigError(f"{THREADS}={threads!r}: write a positive integer (1 on a shared CPU) or unset it")
-        torch.set_num_threads(int(threads))
+    set_threads_from_environment()
     params = yaml.safe_load((root / "params.yaml").read_text()) or {}
     uri, artifacts = store_location(root.resolve(), os.environ.get("MLFLOW_TRACKING_URI"))
     target = TrackingTarget(uri, artifacts, os.environ.get("MLFLOW_EXPERIMENT_NAME", "memunlearn"),

@@ -1,11 +1,23 @@
-"""Device choice: ``auto`` takes CUDA when present, else the CPU."""
+"""Device choice: ``auto`` takes CUDA when present, else the CPU; torch's CPU threads from MEMUNLEARN_THREADS."""
 from __future__ import annotations
+
+import os
 
 import torch
 
 from .config import ConfigError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+THREADS = "MEMUNLEARN_THREADS"  # torch's CPU threads for every stage and deletion request (1 on a shared CPU)
+
+
+def set_threads_from_environment() -> None:
+    """``torch.set_num_threads(MEMUNLEARN_THREADS)`` when the variable is set; a bad value is a one-line error."""
+    threads = os.environ.get(THREADS)
+    if threads is not None:
+        if not threads.isdigit() or int(threads) < 1:
+            raise ConfigError(f"{THREADS}={threads!r}: write a positive integer (1 on a shared CPU) or unset it")
+        torch.set_num_threads(int(threads))
 
 
 def resolve_device(name: str = "auto") -> torch.device:
