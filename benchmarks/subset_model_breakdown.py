@@ -19,6 +19,8 @@ per epoch are constant).
 The scoring phase is short, so a load spike swamps it in the table; it is
 also timed alone: one untrained model's two eval passes against the one
 fused pass, alternated ``--scoring-reps`` times, medians and their ratio.
+``--ops N``: torch.profiler's self-CPU time per operator over N training
+steps (fp32), the shares inside the steps phase.
 
     python benchmarks/subset_model_breakdown.py [--epochs 3] [--reps 3] [--json FILE]
 """
@@ -113,18 +115,56 @@ def scoring_alone(data, reps: int) -> dict[str, float]:
     return {**medians, "ratio_two_over_one": medians["two_passes"] / medians["one_pass"], "reps": reps}
 
 
+def op_profile(data, recipe: TrainConfig, steps: int) -> list[dict]:
+    """Self-CPU seconds per operator over ``steps`` fp32 training steps of one channels-last model, largest first."""
+    from torch.profiler import ProfilerActivity, profile
+    model = build_model(recipe.model, data.info.in_channels, data.info.num_classes, data.info.image_size,
+                        seed=0).to(memory_format=torch.channels_last).train()
+    inputs = loop.normalized_inputs(data.train, data.info, CPU, True)
+    optimizer = loop.sgd(model, recipe.lr, recipe.momentum, recipe.weight_decay)
+    batches = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
+    batches = batches[:steps * recipe.batch_size].reshape(steps, -1)  # (steps, B)
+
+    def step(positions):
+        loss = torch.nn.functional.cross_entropy(model(inputs[positions]), data.train.labels[positions])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step(batches[0])  # warm-up
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for positions in batches:
+            step(positions)
+    rows = [{"op": e.key, "self_cpu_s": e.self_cpu_time_total / 1e6, "calls": e.count}
+            for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(r["self_cpu_s"] for r in rows)
+    rows = sorted(rows, key=lambda r: -r["self_cpu_s"])
+    for r in rows:
+        r["share"] = r["self_cpu_s"] / total
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--scoring-reps", type=int, default=30)
+    parser.add_argument("--ops", type=int, default=0, help="profile this many training steps per operator")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     recipe = from_params(TrainConfig, {**params["train"], "device": "cpu"}, "train")
     data = prepare(from_params(PrepareConfig, params["data"], "data"), ROOT / "data/raw")
+    if args.ops:
+        ops = op_profile(data, recipe, args.ops)
+        print(f"{args.ops} fp32 training steps, self CPU time per operator ({args.threads} threads):")
+        for r in ops[:15]:
+            print(f"  {r['op']:45s} {r['self_cpu_s']:8.3f}s {r['share']:6.1%}  {r['calls']} calls")
+        if args.json:
+            args.json.write_text(json.dumps({"steps": args.ops, "ops": ops}, indent=2) + "\n")
+        return
     short = dataclasses.replace(recipe, epochs=args.epochs)
     fp32, bf16 = (dataclasses.replace(short, precision=p) for p in ("fp32", "bf16"))
     variants = {"per_batch_fp32": (fp32, "per_batch"), "two_passes_fp32": (fp32, "two_passes"),
