@@ -170,3 +170,41 @@ def test_influence_equals_the_dense_estimator_in_chunks():
     got = table.pivot(index="train_id", columns="test_id", values="influence").to_numpy()
     np.testing.assert_allclose(got, dense, atol=1e-6)
     assert isinstance(table, pd.DataFrame)
+
+
+@pytest.mark.parametrize("stack", [1, 2])
+def test_one_eval_pass_over_d_and_t_gives_the_separate_passes_scores(synthetic, stack):
+    """The engine scores D and T in one pass per model (or stack); a pass over each split alone, as before, gives
+    the same probabilities: bit for bit here, and never more than 1e-6 apart (only the eval batches differ)."""
+    from memunlearn.memorization.engine import subset_mask
+    from memunlearn.seeding import derive_seed
+    from memunlearn.training.loop import normalized_inputs, predict_proba
+    from memunlearn.training.stacked import predict_proba_stacked
+
+    train, test, info, _ = synthetic
+    recipe = TrainConfig(**{**RECIPE.__dict__, "epochs": 2})
+    runs = train_subset_models(train, test, info, recipe, ExactConfig(num_models=2, stack=stack), CPU).runs
+    masks = [subset_mask(len(train), 0.7, 0, k) for k in range(2)]  # ExactConfig's defaults: p 0.7, seed 0
+    models = [build_model("small_cnn", info.in_channels, info.num_classes, info.image_size,
+                          seed=derive_seed(0, "subset_model_init", k)).to(memory_format=recipe.memory_format)
+              for k in range(2)]
+    orders = [generator(0, "subset_model_order", k) for k in range(2)]
+    if stack == 1:  # the engine before: each split normalized and scored on its own
+        separate = []
+        for model, mask, order in zip(models, masks, orders):
+            inputs = {name: normalized_inputs(split, info, CPU, True) for name, split in (("d", train), ("t", test))}
+            fit(model, train.take(mask), info, recipe, order, CPU, inputs=inputs["d"][mask])
+            separate.append([predict_proba(model, split, info, CPU, inputs=inputs[name])
+                             for name, split in (("d", train), ("t", test))])
+    else:
+        stacked = stack_models(models).to(memory_format=recipe.memory_format)
+        fit_stacked(stacked, train, [m.nonzero().squeeze(1) for m in masks], info, recipe, orders, CPU,
+                    inputs=normalized_inputs(train, info, CPU))
+        d, t = (predict_proba_stacked(stacked, split, info, CPU, 2, inputs=normalized_inputs(split, info, CPU))
+                for split in (train, test))
+        separate = [(d[m], t[m]) for m in range(2)]
+    for run, (d, t) in zip(runs, separate):
+        for got, probs, split in ((run.train_true_prob, d, train), (run.test_true_prob, t, test)):
+            expected = probs.gather(1, split.labels.view(-1, 1)).squeeze(1).numpy()
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+            assert np.array_equal(got, expected), f"max difference {np.abs(got - expected).max():.2e}"

@@ -13,8 +13,9 @@ has the figures): on a CPU one model at a time in channels-last layout
 channels); on a GPU ``stack`` models per kernel (training/stacked.py) to
 keep the device busy. On a 2-core CPU stacking measured no faster than a
 loop: the small CNN is bound by memory traffic, not by kernel launches.
-Each split is normalized once per job (batches are row gathers), and
-forward passes run in ``recipe.precision`` (bf16 autocast where asked).
+D and T are normalized once per job as one tensor (training batches are row
+gathers of it) and scored in one eval pass per model or stack, and forward
+passes run in ``recipe.precision`` (bf16 autocast where asked).
 """
 from __future__ import annotations
 
@@ -87,25 +88,25 @@ def run_subset_job(job: SubsetJob) -> list[SubsetModelOutputs]:
         orders = [generator(job.seed, "subset_model_order", k) for k in job.indices]
         device = torch.device(job.device)
         precision = resolve_precision(job.recipe.precision, device)
-        # every split normalized once, on the device: batches are row gathers (same values as per-batch)
-        inputs = {name: normalized_inputs(split, job.info, device, job.recipe.channels_last and len(models) == 1)
-                  for name, split in (("train", job.train), ("test", job.test))}
-        splits = {"train": job.train, "test": job.test}
+        # D and T as one split, normalized once on the device: training batches are row gathers of its first
+        # N rows, and one eval pass per model (or stack) scores D and T together (the same values as a pass each)
+        both = job.train.concat(job.test)
+        inputs = normalized_inputs(both, job.info, device, job.recipe.channels_last and len(models) == 1)
+        train_inputs = inputs[:len(job.train)]  # (N, C, H, W) view
         if len(models) == 1:
             fit(models[0], job.train.take(masks[0]), job.info, job.recipe, orders[0], device,
-                inputs=inputs["train"][masks[0].to(device)])
-            probs = {name: predict_proba(models[0], split, job.info, device, precision=precision,
-                                         inputs=inputs[name]).unsqueeze(0)
-                     for name, split in splits.items()}  # (1, N, C)
+                inputs=train_inputs[masks[0].to(device)])
+            probs = predict_proba(models[0], both, job.info, device, precision=precision,
+                                  inputs=inputs).unsqueeze(0)  # (1, N+M, C)
         else:
             stacked = _prepare(stack_models(models), job)
             fit_stacked(stacked, job.train, [m.nonzero().squeeze(1) for m in masks], job.info, job.recipe, orders,
-                        device, inputs=inputs["train"])
-            probs = {name: predict_proba_stacked(stacked, split, job.info, device, len(models), precision=precision,
-                                                 inputs=inputs[name])
-                     for name, split in splits.items()}  # (M, N, C)
+                        device, inputs=train_inputs)
+            probs = predict_proba_stacked(stacked, both, job.info, device, len(models), precision=precision,
+                                          inputs=inputs)  # (M, N+M', C)
         seconds = (time.perf_counter() - start) / len(models)
-        return [_outputs(k, mask, probs["train"][m], probs["test"][m], job, seconds)
+        n = len(job.train)
+        return [_outputs(k, mask, probs[m, :n], probs[m, n:], job, seconds)
                 for m, (k, mask) in enumerate(zip(job.indices, masks))]
 
 
