@@ -245,7 +245,7 @@ def test_without_forgotten_leaves_the_ledgers_accepted_ids_out_of_d(tmp_path, sy
     left = without_forgotten(data, path).train
     assert len(left) == len(train) - 4 and not set(ids) & set(left.example_ids.tolist())
     path.write_text(path.read_text() + "{not json\n")
-    with pytest.raises(ValueError, match=f"{path}: a line is not JSON"):
+    with pytest.raises(ValueError, match=f"{path} line 4: not JSON; the ledger was edited by hand"):
         without_forgotten(data, path)
 
 

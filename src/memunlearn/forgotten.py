@@ -23,16 +23,26 @@ def forgotten_ids(entries: Iterable[Mapping[str, Any]]) -> set[int]:
     return {int(i) for e in entries if e.get("kind") == "forget" for i in e.get("ids", [])}
 
 
+def read_ledger(path: Path | str = LEDGER) -> list[dict]:
+    """Every entry in order ([] when there is no ledger yet); requests/ledger.py ``read``."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    entries = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise ValueError(f"{path} line {number}: not JSON; the ledger was edited by hand: restore it from "
+                             f"git (`git checkout {path}`)") from None
+    return entries
+
+
 def read_forgotten(ledger: Path | str = LEDGER) -> set[int]:
     """``forgotten_ids`` of the ledger file (none when it does not exist)."""
-    ledger = Path(ledger)
-    if not ledger.exists():
-        return set()
-    try:
-        return forgotten_ids(json.loads(line) for line in ledger.read_text().splitlines() if line.strip())
-    except json.JSONDecodeError:
-        raise ValueError(f"{ledger}: a line is not JSON; the ledger was edited by hand: restore it from git "
-                         f"(`git checkout {ledger}`)") from None
+    return forgotten_ids(read_ledger(ledger))
 
 
 def without_forgotten(data: T, ledger: Path | str = LEDGER) -> T:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from ..forgotten import forgotten_ids  # noqa: F401  (re-exported: the ledger's reader of forgotten ids)
+from ..forgotten import read_ledger as read  # the one reader: the stages read the ledger without this package
 from ..io import atomic_write
 
 GENESIS = "0" * 64  # prev_hash of the first entry
@@ -21,23 +22,6 @@ GENESIS = "0" * 64  # prev_hash of the first entry
 def entry_hash(entry: Mapping[str, Any]) -> str:
     body = {k: v for k, v in entry.items() if k != "hash"}
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def read(path: Path) -> list[dict]:
-    """Every entry in order ([] when there is no ledger yet)."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    entries = []
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            entries.append(json.loads(line))
-        except json.JSONDecodeError:
-            raise ValueError(f"{path} line {number}: not JSON; the ledger was edited by hand: restore it from "
-                             f"git (`git checkout {path}`)") from None
-    return entries
 
 
 def append(path: Path, entry: Mapping[str, Any]) -> dict:
