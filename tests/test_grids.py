@@ -164,6 +164,13 @@ def test_bad_grids_fail_in_one_line_naming_the_fix(changes, message):
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
+def test_a_bad_grid_is_named_by_its_own_section():
+    with pytest.raises(ValueError, match=r"^levels\.seeds is empty"):
+        from_params(GridConfig, {**GRID, "seeds": []}, "levels")
+    with pytest.raises(ValueError, match=r"^rum_compare\.partition must not set \['kind'\]"):
+        from_params(GridConfig, {**GRID, "partition": {"kind": "high"}}, "rum_compare")
+
+
 def test_grid_methods_are_registered_names_or_named_blocks():
     cfg = config(methods=["neggrad_plus", "first_epoch_ga_input"])
     cfg.check_methods({"first_epoch_ga_input": {"method": "first_epoch_ga", "layers": ["input"]}})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import json
 import typing
 from typing import Any, Iterator, Mapping, TypeVar
@@ -52,7 +53,8 @@ def from_params(cls: type[C], params: Mapping[str, Any] | None, section: str = "
     validate = getattr(config, "validate", None)
     if validate is not None:
         try:
-            validate()
+            # a config several sections share (the grids) names the one it checks in its messages
+            validate(section) if section and "section" in inspect.signature(validate).parameters else validate()
         except UnknownNameError as exc:
             raise keyed(exc, params, section) from None
     return config

@@ -52,36 +52,39 @@ class GridConfig:
     #                              that score's group, refined by the grid's score (fixed-F comparison)
     device: str = "auto"
 
-    def validate(self) -> None:
+    def validate(self, section: str = "ablations") -> None:
+        """Every axis non-empty, unique and registered, every forget set's partition valid; ``section``: the
+        grid's params section, named in the messages."""
         for name, registry in (("methods", METHODS), ("kinds", FORGET_KINDS), ("strategies", STRATEGIES)):
             values = getattr(self, name)
             if not values:
-                raise ConfigError(f"ablations.{name} is empty; list at least one of: {', '.join(registry.names())}")
+                raise ConfigError(f"{section}.{name} is empty; list at least one of: {', '.join(registry.names())}")
             if name != "methods":  # a method may be a named methods block: each cell's plan checks it
                 for value in values:
                     registry.get(value)
         if not self.seeds:
-            raise ConfigError("ablations.seeds is empty; list at least one seed (>= 3 for a confidence interval)")
+            raise ConfigError(f"{section}.seeds is empty; list at least one seed (>= 3 for a confidence interval)")
         if not self.group_scores:
-            raise ConfigError("ablations.group_scores is empty; list at least one, e.g. [exact]")
+            raise ConfigError(f"{section}.group_scores is empty; list at least one, e.g. [exact]")
         for name in AXES:
             values = list(getattr(self, name))
             if len(set(values)) != len(values):
-                raise ConfigError(f"ablations.{name} lists a value twice: {values}; each cell must be unique")
+                raise ConfigError(f"{section}.{name} lists a value twice: {values}; each cell must be unique")
         if any(isinstance(s, bool) or not isinstance(s, int) for s in self.seeds):
-            raise ConfigError(f"ablations.seeds must be integers, got {list(self.seeds)}")
+            raise ConfigError(f"{section}.seeds must be integers, got {list(self.seeds)}")
         for kind in self.kinds:  # bad forget-set params fail here, before any cell runs
-            self.partition_params(self.group_scores[0], kind, self.seeds[0])
+            self.partition_params(self.group_scores[0], kind, self.seeds[0], section)
 
     def check_methods(self, blocks: Mapping[str, Mapping[str, Any]]) -> None:
         """Every grid method is a registered method or a ``methods.<name>`` block naming one (``method:``)."""
         for name in self.methods:
             UnlearnPlan(name, blocks).registered(name)
 
-    def partition_params(self, group_score: str, kind: str, seed: int) -> dict[str, Any]:
+    def partition_params(self, group_score: str, kind: str, seed: int, section: str = "ablations"
+                         ) -> dict[str, Any]:
         """The ``PartitionConfig`` params of one (grid score, kind, seed) forget set (validated; see
         ``partition.grid_forget_set``, which stages/grids.py calls through this)."""
-        return grid_forget_set(self.partition, group_score, kind, seed, self.fixed_group_score)
+        return grid_forget_set(self.partition, group_score, kind, seed, self.fixed_group_score, section)
 
     def cells(self, grid: str = "ablations") -> pd.DataFrame:
         """Every cell of the grid, in grid order: one column per KEYS entry."""

@@ -59,7 +59,7 @@ GRID_KEYS = ("group_score", "kind", "seed")  # an experiment grid sets these per
 
 
 def grid_forget_set(shared: Mapping[str, Any], group_score: str, kind: str, seed: int,
-                    fixed_group_score: str = "") -> dict[str, Any]:
+                    fixed_group_score: str = "", section: str = "ablations") -> dict[str, Any]:
     """The ``PartitionConfig`` params of one (grid score, kind, seed) forget set of a grid (validated).
 
     ``shared``: the keys every forget set of the grid shares (its ``partition``). The forget set is the grid
@@ -67,8 +67,8 @@ def grid_forget_set(shared: Mapping[str, Any], group_score: str, kind: str, seed
     ``fixed_group_score`` it is that score's group, refined by the grid score (src/memunlearn/grid.py)."""
     fixed = sorted(set(GRID_KEYS) & set(shared))
     if fixed:
-        raise ConfigError(f"ablations.partition must not set {fixed}: every cell takes them from the grid "
-                          f"(ablations.group_scores, kinds, seeds)")
+        raise ConfigError(f"{section}.partition must not set {fixed}: every cell takes them from the grid "
+                          f"({section}.group_scores, kinds, seeds)")
     if fixed_group_score and "refine_score" in shared:
         raise ConfigError("a grid with fixed_group_score refines by its group_scores axis; remove "
                           "partition.refine_score")
@@ -77,7 +77,7 @@ def grid_forget_set(shared: Mapping[str, Any], group_score: str, kind: str, seed
     else:
         chosen = {"group_score": group_score, "refine_score": shared.get("refine_score", group_score)}
     params = {**shared, **chosen, "kind": kind, "seed": seed}
-    from_params(PartitionConfig, params, "ablations.partition")
+    from_params(PartitionConfig, params, f"{section}.partition")
     return params
 
 

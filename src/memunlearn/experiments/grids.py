@@ -62,7 +62,8 @@ def run_grid(grid: str, config: GridConfig, params: Mapping[str, Any], modality,
         folder = data_dir / forget_set_name(forget_set)
         original = original_of(int(forget_set["seed"]))
         # -- the forget set and its oracle ----------------------------------------------------------------------
-        partition = from_params(PartitionConfig, config.partition_params(**forget_set), f"{grid}.partition")
+        partition = from_params(PartitionConfig, config.partition_params(**forget_set, section=grid),
+                                f"{grid}.partition")
         forget = choose_forget_set(partition, sources)
         parts = apply_partition(data.train, forget)
         oracle, seconds, cached = modality.cached_oracle(parts.retain, data.info, recipe, device, forget_set["seed"],
