@@ -14,21 +14,22 @@ from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
-from memunlearn.training.recipe import TrainConfig
+from memunlearn.training.recipe import recipe_for
 from memunlearn.unlearning import UnlearnConfig
 
 
 @stage
 def main() -> None:
-    params = load_params("modality", "train", "unlearn", "methods", "forgetting_quality")
+    params = load_params("modality", "train", "oracle", "unlearn", "methods", "forgetting_quality")
     modality = load_modality(params["modality"], PREPARED)
-    recipe = from_params(TrainConfig, params["train"], "train")
+    recipe = recipe_for(params, "original")
     config = from_params(ForgettingQualityConfig, params["forgetting_quality"], "forgetting_quality")
     evaluated = config.resolve(from_params(UnlearnConfig, params["unlearn"], "unlearn"))
     plan = evaluated.plan(params["methods"])
     data = without_forgotten(modality.load(PREPARED))
     parts = apply_partition(data.train, load_table(PARTITION_DIR / "forget.csv", "partition"))
     ctx = modality.unlearn_context(data, recipe, device(config.device), config.seed, TRAIN_DIR)
+    ctx = ctx.with_oracle_recipe(recipe_for(params, "oracle"))  # the retrained copies'
     sides = modality.lira_sides(data, parts, evaluated.strategy, plan, ctx, TRAIN_DIR, ORACLE_CACHE, UNLEARN_CACHE)
 
     with Timer() as timer:

@@ -29,17 +29,17 @@ from memunlearn.io import load_table
 from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
 from memunlearn.tracking import StageRecord
-from memunlearn.training.recipe import TrainConfig
+from memunlearn.training.recipe import recipe_for
 
 
 @stage
 def main() -> None:
-    params = load_params("modality", "train", "methods", *GRIDS)
+    params = load_params("modality", "train", "oracle", "methods", *GRIDS)
     modality = load_modality(params["modality"], PREPARED)
     configs = {grid: from_params(GridConfig, params[grid], grid) for grid in GRIDS}  # every grid checked first
     for config in configs.values():
         config.check_methods(params["methods"])
-    recipe = from_params(TrainConfig, params["train"], "train")
+    recipe = recipe_for(params, "original")
     data = without_forgotten(modality.load(PREPARED))
     scores = load_table(MEMORIZE_DIR / "scores.parquet", "memorize"), load_table(PROXIES_DIR / "proxies.parquet",
                                                                                  "proxies")

@@ -16,7 +16,7 @@ from memunlearn.memorization.exact import Execution, ExactConfig, moved_to_envir
 from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import SubsetModels, load_modality
 from memunlearn.tracking import StageRecord
-from memunlearn.training.recipe import TrainConfig
+from memunlearn.training.recipe import recipe_for
 
 STORE_ROOT = ROOT / "data/memorize_store"
 TIMINGS = ROOT / "data/memorize_timings"  # each stored model's seconds: local, not a DVC output (store.py)
@@ -27,10 +27,10 @@ PLOTS = ROOT / "results/plots/memorization"
 def main() -> None:
     params = load_params("modality", "train", "memorize")
     modality = load_modality(params["modality"], PREPARED)
-    recipe = from_params(TrainConfig, params["train"], "train")
     if moved := moved_to_environment(params["memorize"]):
         raise ConfigError("\n".join(moved))
     config = from_params(ExactConfig, params["memorize"], "memorize")
+    recipe = recipe_for(params, "subset")  # train with memorize.recipe over it
     execution = Execution.from_environment(environment())
     data = without_forgotten(modality.load(PREPARED))
     dev = device(recipe.device)

@@ -9,14 +9,14 @@ from memunlearn.modality import load_modality
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
 from memunlearn.training.oracle import OracleConfig
-from memunlearn.training.recipe import TrainConfig
+from memunlearn.training.recipe import recipe_for
 
 
 @stage
 def main() -> None:
     params = load_params("modality", "train", "oracle")
     modality = load_modality(params["modality"], PREPARED)
-    recipe = from_params(TrainConfig, params["train"], "train")
+    recipe = recipe_for(params, "oracle")  # train with oracle.recipe over it
     config = from_params(OracleConfig, params["oracle"], "oracle")
     data = without_forgotten(modality.load(PREPARED))
     parts = apply_partition(data.train, load_table(PARTITION_DIR / "forget.csv", "partition"))

@@ -10,14 +10,14 @@ from memunlearn.io import save_json, save_table
 from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
 from memunlearn.tracking import StageRecord, claim_alias
-from memunlearn.training.recipe import RecordConfig, TrainConfig
+from memunlearn.training.recipe import RecordConfig, recipe_for
 
 
 @stage
 def main() -> None:
     params = load_params("modality", "train", "train_records")
     modality = load_modality(params["modality"], PREPARED)
-    recipe = from_params(TrainConfig, params["train"], "train")
+    recipe = recipe_for(params, "original")
     records = from_params(RecordConfig, params["train_records"], "train_records")
     data = without_forgotten(modality.load(PREPARED))
     dev = device(recipe.device)

@@ -12,22 +12,23 @@ from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
 from memunlearn.partition import apply_partition
 from memunlearn.tracking import StageRecord
-from memunlearn.training.recipe import TrainConfig
+from memunlearn.training.recipe import recipe_for
 from memunlearn.unlearning import UnlearnConfig
 from memunlearn.unlearning.cache import cached_strategy
 
 
 @stage
 def main() -> None:
-    params = load_params("modality", "train", "unlearn", "methods")
+    params = load_params("modality", "train", "oracle", "unlearn", "methods")
     modality = load_modality(params["modality"], PREPARED)
-    recipe = from_params(TrainConfig, params["train"], "train")
+    recipe = recipe_for(params, "original")
     config = from_params(UnlearnConfig, params["unlearn"], "unlearn")
     plan = config.plan(params["methods"])
     data = without_forgotten(modality.load(PREPARED))
     parts = apply_partition(data.train, load_table(PARTITION_DIR / "forget.csv", "partition"))
     model, model_name = modality.load_model(TRAIN_DIR / "model.pt", "train")
     ctx = modality.unlearn_context(data, recipe, device(config.device), config.seed, TRAIN_DIR)
+    ctx = ctx.with_oracle_recipe(recipe_for(params, "oracle"))  # the retrain method's
 
     model, steps, seconds, cached = cached_strategy(config.strategy, model, parts.subsets, parts.retain, plan, ctx,
                                                     UNLEARN_CACHE)

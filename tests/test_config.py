@@ -9,6 +9,7 @@ from memunlearn.experiments.forgetting_quality import ForgettingQualityConfig
 from memunlearn.grid import GridConfig
 from memunlearn.memorization.store import store_key
 from memunlearn.training import TrainConfig
+from memunlearn.training.recipe import Augment
 from memunlearn.unlearning import METHODS, UnlearnConfig
 
 PARAMS_FILE = Path(__file__).resolve().parents[1] / "params.yaml"
@@ -59,8 +60,8 @@ def test_every_error_of_a_section_at_once():
         "train.epochs: got true; write an integer, e.g. 8",
         'train.lr: got "fast"; write a number, e.g. 0.05',
         'train.lr_milestones[1]: got "a"; write an integer',
-        "train.modle: unknown key; valid keys: batch_size, channels_last, device, epochs, lr, lr_gamma, lr_milestones, "
-        "model, momentum, precision, seed, weight_decay",
+        "train.modle: unknown key; valid keys: augment, batch_size, channels_last, device, epochs, lr, lr_gamma, "
+        "lr_milestones, lr_schedule, model, momentum, precision, seed, weight_decay",
     ]
 
 
@@ -85,6 +86,7 @@ def test_the_pipeline_recipe_and_its_store_key_are_what_they_were():
     train = yaml.safe_load(PARAMS_FILE.read_text())["train"]
     recipe = from_params(TrainConfig, train, "train")
     by_hand = TrainConfig(**{**train, "lr_milestones": tuple(train["lr_milestones"]),
+                             "augment": Augment(**train["augment"]),
                              **{k: float(v) for k, v in train.items() if k in ("lr", "momentum", "weight_decay",
                                                                               "lr_gamma")}})
     assert recipe == by_hand and type(recipe.weight_decay) is float

@@ -23,6 +23,7 @@ from .partition import EMBEDDING_SCORES, EXACT_SCORES, PartitionConfig
 from .registry import UnknownNameError
 from .requests.config import RequestsConfig
 from .training import RecordConfig, TrainConfig
+from .training.recipe import ROLES, recipe_for
 from .training.oracle import OracleConfig
 from .unlearning import STRATEGIES, UnlearnConfig, UnlearnPlan
 from .unlearning.config import REFERENCE_SUBSET_METHODS
@@ -72,6 +73,10 @@ def check_params(params: Mapping[str, Any], environ: Mapping[str, str] | None = 
     if MODALITY_KEY not in params:
         problems.append(f"{MODALITY_KEY}: missing; add it (modality: image, or text for a text corpus)")
     configs = {s: attempt(lambda s=s: from_params(SECTIONS[s], params[s], s)) for s in SECTIONS if s in params}
+    if configs.get("train") is not None:  # each role's recipe merged over train (its keys named by their own path)
+        for role, section in ROLES.items():
+            if section and configs.get(section) is not None:
+                attempt(lambda role=role: recipe_for(params, role))
     blocks = params.get(METHODS_SECTION) or {}
     if not isinstance(blocks, Mapping):
         return problems + [f"methods: got {blocks!r}; write a mapping of method blocks, e.g. {{none: {{}}}}"]

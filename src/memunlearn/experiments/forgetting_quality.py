@@ -121,7 +121,7 @@ def image_sides(original: nn.Module, parts: PartitionedData, test: ImageSplit, s
         return model, seconds
 
     def retrained(c):
-        return cached_oracle(parts.retain, c.info, c.recipe, c.device, c.seed, oracle_cache)[:2]
+        return cached_oracle(parts.retain, c.info, c.retrain_recipe, c.device, c.seed, oracle_cache)[:2]
 
     def observe(model):
         logits = predict_logits(model, parts.forget, ctx.info, ctx.device)

@@ -29,6 +29,7 @@ from ..grid import KEYS, ORACLE_OBSERVATION, GridConfig, cell_name, forget_set_n
 from ..io import save_json, save_table
 from ..partition import PartitionConfig, apply_partition, choose_forget_set, describe_forget_set
 from ..tracking import StageRecord, dataset_digest, flatten
+from ..training.recipe import recipe_for
 from ..unlearning import UnlearnConfig
 from ..unlearning.cache import cached_strategy
 
@@ -55,6 +56,7 @@ def run_grid(grid: str, config: GridConfig, params: Mapping[str, Any], modality,
     plans = {m: from_params(UnlearnConfig, {"method": m, "strategy": "vanilla", "device": config.device}, grid)
              .plan({m: params["methods"].get(m) or {}}) for m in config.methods}
     original_of = modality.grid_originals(data, recipe, plans, paths.train, paths.oracle_cache, device)
+    oracle_recipe = recipe_for(params, "oracle")  # train with oracle.recipe over it
 
     cells = config.cells(grid)
     for keys, forget_cells in cells.groupby(["group_score", "kind", "seed"], sort=False):
@@ -66,7 +68,8 @@ def run_grid(grid: str, config: GridConfig, params: Mapping[str, Any], modality,
                                 f"{grid}.partition")
         forget = choose_forget_set(partition, sources)
         parts = apply_partition(data.train, forget)
-        oracle, seconds, cached = modality.cached_oracle(parts.retain, data.info, recipe, device, forget_set["seed"],
+        oracle, seconds, cached = modality.cached_oracle(parts.retain, data.info, oracle_recipe, device,
+                                                         forget_set["seed"],
                                                          paths.oracle_cache)
         save_table(forget, folder / "forget.csv")
         modality.save_model(oracle, recipe.model, data.info, folder / "model.pt")
@@ -87,7 +90,7 @@ def run_grid(grid: str, config: GridConfig, params: Mapping[str, Any], modality,
             plan = from_params(UnlearnConfig, {"method": cell["method"], "strategy": cell["strategy"],
                                                "seed": cell["seed"], "device": config.device},
                                grid).plan(method_params)
-            ctx = dataclasses.replace(original.context, seed=cell["seed"])
+            ctx = dataclasses.replace(original.context, seed=cell["seed"]).with_oracle_recipe(oracle_recipe)
             model, steps, seconds, was_cached = cached_strategy(cell["strategy"], copy.deepcopy(original.model),
                                                                 parts.subsets, parts.retain, plan, ctx,
                                                                 paths.unlearn_cache)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Literal, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,7 @@ class ExactConfig:
     threads_per_worker: int = 0  # torch threads per job; 0 = auto: this machine's cores / MEMUNLEARN_WORKERS
     stack: int = 0  # models trained per kernel (training/stacked.py); 0 = auto: 1 on CPU, 16 on GPU
     influence_top: int = 0  # keep each test example's top-n train->test influences; 0 = off
+    recipe: dict[str, Any] = field(default_factory=dict)  # train keys for the subset models (recipe_for); {} = train's
 
     def validate(self) -> None:
         if self.threads_per_worker < 0 or self.stack < 0 or self.influence_top < 0:

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from ..config import from_params
 from ..data.splits import load_split
-from ..training.recipe import TrainConfig
+from ..training.recipe import recipe_for
 from .exact import ExactConfig
 from .store import key_for, read_model
 
@@ -38,7 +38,7 @@ def stored_keys(root: Path) -> list[StoredKey]:
 def current_key(params: Mapping[str, Any], prepared: Path) -> str:
     """The key the memorize stage uses for ``params`` (its ``train`` and ``memorize`` sections), the prepared
     splits in ``prepared`` and the code in use: ``store.key_for``, as the stage calls it."""
-    recipe = from_params(TrainConfig, params.get("train"), "train")
+    recipe = recipe_for(params, "subset")
     config = from_params(ExactConfig, params.get("memorize"), "memorize")
     for name in ("train.npz", "test.npz"):
         if not (Path(prepared) / name).is_file():

@@ -13,6 +13,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..data.splits import DatasetInfo, ImageSplit, batch_positions, normalize
+from .augment import augmented
 from .recipe import TrainConfig, autocast
 
 # on_batch(positions (B,), logits (B, C) train-mode, labels (B,)) -> None
@@ -54,6 +55,14 @@ def sgd(model: nn.Module, lr: float, momentum: float = 0.9, weight_decay: float 
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
+def lr_schedule(optimizer: torch.optim.Optimizer, recipe: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """The recipe's per-epoch schedule: step decay (``lr_milestones``; none = constant lr) or cosine annealing
+    to 0 over ``epochs`` (the RUM code's original CIFAR-10 ResNet-18: CosineAnnealingLR(T_max=epochs))."""
+    if recipe.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=recipe.epochs)
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, list(recipe.lr_milestones), recipe.lr_gamma)
+
+
 def to_device(split: ImageSplit, device: torch.device) -> ImageSplit:
     return ImageSplit(split.images.to(device), split.labels.to(device), split.example_ids)
 
@@ -73,16 +82,17 @@ def fit(
     progress: str | None = None,
     inputs: torch.Tensor | None = None,
 ) -> list[dict]:
-    """Train ``model`` in place with SGD + step decay; return per-epoch history rows.
+    """Train ``model`` in place with SGD and the recipe's schedule; return per-epoch history rows.
 
-    Forward passes run in ``recipe.precision`` (autocast); hooks see fp32 logits.
+    Forward passes run in ``recipe.precision`` (autocast); hooks see fp32 logits. With ``recipe.augment`` on,
+    each batch is cropped and flipped with draws from ``gen`` (training/augment.py) and the hooks see that batch.
     progress: a progress bar over the epochs with this title (shown on a terminal only).
     inputs: ``normalized_inputs(data)``, to skip normalizing every batch.
     """
     model.to(device, memory_format=recipe.memory_format)
     data = to_device(data, device)
     optimizer = sgd(model, recipe.lr, recipe.momentum, recipe.weight_decay)
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(recipe.lr_milestones), recipe.lr_gamma)
+    schedule = lr_schedule(optimizer, recipe)
     history = []
     epochs = tqdm(range(recipe.epochs), progress, unit="epoch", leave=False, disable=None if progress else True)
     for epoch in epochs:  # disable=None: the bar shows on a terminal only
@@ -91,6 +101,7 @@ def fit(
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         correct = torch.zeros((), dtype=torch.int64, device=device)
         for positions, x, y in normalized_batches(data, info, recipe.batch_size, device, gen, inputs):
+            x = augmented(x, recipe.augment, gen, info)  # x itself when augmentation is off: no draws
             if on_step is not None:  # sees the parameters this step's gradient is taken at
                 on_step(model, x, y, positions)
             with autocast(recipe.precision, device):

@@ -13,8 +13,9 @@ one's model and its training seconds.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,9 +32,11 @@ from .recipe import TrainConfig, recipe_identity, resolved
 
 @dataclass(frozen=True)
 class OracleConfig:
-    """Params section ``oracle``; the recipe is the ``train`` section's."""
+    """Params section ``oracle``; the recipe is the ``train`` section's with ``recipe``'s keys over it
+    (recipe.py ``recipe_for(params, "oracle")``)."""
 
     seed: int = 0  # initialization and data order of the oracle
+    recipe: dict[str, Any] = field(default_factory=dict)  # train keys for every retrain oracle; {} = train's
 
 
 def train_oracle(retain: ImageSplit, info: DatasetInfo, recipe: TrainConfig, device: torch.device,

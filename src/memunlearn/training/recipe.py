@@ -1,16 +1,32 @@
-"""The train stage's typed params: the recipe shared by the original model, subset models and retraining
-(``train``), and what is recorded beside it (``train_records``)."""
+"""The train stage's typed params: the recipe of the original model (``train``), the subset models' and the
+oracle's recipes merged over it (``memorize.recipe``, ``oracle.recipe``: ``recipe_for``), and what is recorded
+beside the original's training (``train_records``)."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import torch
 
-from ..config import check_choice, check_positive
+from ..config import ConfigError, check_choice, check_positive, from_params
 from ..models import model_modality
 
 PRECISIONS = ("fp32", "bf16", "auto")  # auto: bf16 where bf16_supported(device), else fp32
+SCHEDULES = ("step", "cosine")  # step: lr *= lr_gamma at lr_milestones | cosine: annealed to 0 over the epochs
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Per-batch image augmentation (training/augment.py), the reference's RandomCrop(32, padding=4) +
+    RandomHorizontalFlip; off by default (no draws, the same code path as before)."""
+
+    crop_padding: int = 0  # random crop of the image's size from the image zero-padded by this many pixels
+    flip: bool = False  # horizontal flip with probability 1/2
+
+    @property
+    def on(self) -> bool:
+        return self.crop_padding > 0 or self.flip
 
 
 @dataclass(frozen=True)
@@ -27,17 +43,29 @@ class TrainConfig:
     device: str = "auto"
     precision: str = "fp32"  # fp32 | bf16 (autocast: forward passes in bf16, weights and loss in fp32) | auto
     channels_last: bool = True  # conv weights (so activations) laid out channels-last: faster on CPU and GPU
+    # the reference recipes (issue 26): the schedule and augmentation; their defaults leave a run as it was
+    lr_schedule: str = "step"  # step (lr_milestones, lr_gamma) | cosine (RUM's original: CosineAnnealingLR)
+    augment: Augment = field(default_factory=Augment)
 
     @property
     def memory_format(self) -> torch.memory_format:
         """The layout every training and unlearning run puts the model's 4-D weights in."""
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
-    def validate(self) -> None:
+    def validate(self, section: str = "train") -> None:
         model_modality(self.model)  # an image model or a language model (models/base.py)
-        check_choice(self.precision, PRECISIONS, "train.precision")
+        check_choice(self.precision, PRECISIONS, f"{section}.precision")
+        check_choice(self.lr_schedule, SCHEDULES, f"{section}.lr_schedule")
         for name in ("epochs", "batch_size", "lr"):
-            check_positive(getattr(self, name), f"train.{name}")
+            check_positive(getattr(self, name), f"{section}.{name}")
+        if self.lr_schedule == "cosine" and self.lr_milestones:
+            raise ConfigError(f"{section}.lr_milestones: a cosine schedule takes none; write [] or "
+                              f"lr_schedule: step")
+        if self.augment.crop_padding < 0:
+            raise ConfigError(f"{section}.augment.crop_padding must be >= 0, got {self.augment.crop_padding}")
+        if self.augment.on and model_modality(self.model) != "image":
+            raise ConfigError(f"{section}.augment: crop and flip apply to images only; {self.model!r} is a "
+                              f"{model_modality(self.model)} model: write augment: {{}}")
 
 
 def bf16_supported(device: torch.device | str) -> bool:
@@ -74,6 +102,48 @@ def recipe_identity(recipe: TrainConfig) -> dict:
         raise ValueError(f"a model key needs a concrete train.precision (fp32 or bf16), got {recipe.precision!r}; "
                          "resolve it for the device first (training.recipe.resolved)")
     return {k: v for k, v in dataclasses.asdict(recipe).items() if k != "device"}
+
+
+# role -> the params section whose ``recipe`` mapping is merged over ``train`` (the original's recipe)
+ROLES = {"original": None, "subset": "memorize", "oracle": "oracle"}
+SHARED_WITH_ORIGINAL = ("model", "device")  # every role trains the original's architecture, on its device
+ORIGINAL_ONLY = ("init",)  # a starting checkpoint is the original's; subset models and oracles start from scratch
+
+
+def recipe_for(params: Mapping[str, Any], role: str) -> TrainConfig:
+    """The recipe that trains ``role``'s models: ``train``, with the role's ``<section>.recipe`` keys merged over
+    it (``memorize.recipe`` for the subset models, ``oracle.recipe`` for every retrain oracle: the oracle stage,
+    the grids', LiRA's retrained copies, the ``retrain`` method). Bad keys are named by their own path."""
+    if role not in ROLES:
+        raise ValueError(f"no recipe role {role!r}; the roles are {', '.join(ROLES)}")
+    train = dict(params.get("train") or {})
+    original = from_params(TrainConfig, train, "train")
+    section = ROLES[role]
+    overrides = role_overrides(params, section) if section else {}
+    if not overrides:
+        recipe = original
+    else:
+        recipe = from_params(TrainConfig, {**train, **overrides}, f"{section}.recipe")
+    # an original-only field (train.init, when that field exists) never reaches the models trained from scratch
+    reset = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.name in ORIGINAL_ONLY}
+    return dataclasses.replace(recipe, **reset) if section and reset else recipe
+
+
+def role_overrides(params: Mapping[str, Any], section: str) -> dict:
+    """``<section>.recipe`` as a mapping of TrainConfig keys: unknown keys and the keys every role shares with
+    ``train`` are one-line errors naming the key."""
+    block = (params.get(section) or {}).get("recipe") or {}
+    where = f"{section}.recipe"
+    if not isinstance(block, Mapping):
+        raise ConfigError(f"{where}: got {block!r}; write a mapping of train keys, e.g. {{epochs: 30}}")
+    known = [f.name for f in dataclasses.fields(TrainConfig)]
+    for key in block:
+        if key not in known:
+            valid = ", ".join(k for k in known if k not in SHARED_WITH_ORIGINAL)
+            raise ConfigError(f"{where}.{key}: unknown key; valid keys: {valid}")
+        if key in SHARED_WITH_ORIGINAL:
+            raise ConfigError(f"{where}.{key}: every role trains with train.{key}; set it there")
+    return dict(block)
 
 
 def autocast(precision: str, device: torch.device | str):

@@ -31,7 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.splits import DatasetInfo, ImageSplit
-from .loop import batch_inputs, normalized_batches, sgd, to_device
+from . import augment
+from .loop import batch_inputs, lr_schedule, normalized_batches, sgd, to_device
 from .recipe import TrainConfig, autocast
 
 CHANNELWISE = (nn.ReLU, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Identity, nn.Sequential)
@@ -150,7 +151,7 @@ def fit_stacked(
     subsets = torch.stack([s.to(device) for s in subsets])  # (M, n) positions into data
     stacked.to(device).train()
     optimizer = sgd(stacked, recipe.lr, recipe.momentum, recipe.weight_decay)
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(recipe.lr_milestones), recipe.lr_gamma)
+    schedule = lr_schedule(optimizer, recipe)
     for _ in range(recipe.epochs):
         # the draw loop.fit makes per epoch, per model: randperm over its subset
         orders = torch.stack([torch.randperm(size, generator=g) for g in generators]).to(device)  # (M, n)
@@ -159,6 +160,9 @@ def fit_stacked(
             positions = positions.T  # (B, M)
             flat = positions.reshape(-1)
             x = inputs[flat] if inputs is not None else batch_inputs(data, flat, info, device)  # (B*M, C, H, W)
+            if recipe.augment.on:  # model m's crops and flips from its own generator, as loop.fit draws them
+                x = augment.apply(x, _stacked_draws(recipe.augment, generators, len(positions)),
+                                  recipe.augment.crop_padding, info)
             y = data.labels[positions]  # (B, M)
             with autocast(recipe.precision, device):
                 logits = stacked_logits(stacked, x.reshape(*positions.shape, *x.shape[1:]), num_models)  # (B, M, K)
@@ -169,6 +173,12 @@ def fit_stacked(
             loss.backward()
             optimizer.step()
         schedule.step()
+
+
+def _stacked_draws(recipe_augment, generators: Sequence[torch.Generator], batch: int):
+    """Each model's batch draws (augment.draw from its generator) laid out as x's rows: (B*M,) each, row b*M+m."""
+    per_model = [augment.draw(recipe_augment, batch, g) for g in generators]  # M x 3 tensors of (B,)
+    return tuple(torch.stack([d[i] for d in per_model], dim=1).reshape(-1) for i in range(3))
 
 
 @torch.no_grad()

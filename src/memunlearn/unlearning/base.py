@@ -9,6 +9,7 @@ are ``ImageSplit``s; the retain set is always D \\ F.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -28,11 +29,21 @@ if TYPE_CHECKING:  # config.py imports this module
 @dataclass(frozen=True)
 class UnlearnContext:
     info: DatasetInfo
-    recipe: TrainConfig  # the original training recipe (retrain reuses it)
+    recipe: TrainConfig  # the original training recipe
     device: torch.device
     seed: int  # every method derives its randomness from this
     first_epoch_grads: FirstEpochGrads | None = None  # per-example first-epoch gradients (first_epoch_ga)
     heldout: ImageSplit | None = None  # data the original never trained on, for calibration: the validation split
+    oracle_recipe: TrainConfig | None = None  # recipe_for(params, "oracle") where it differs from ``recipe``
+
+    @property
+    def retrain_recipe(self) -> TrainConfig:
+        """What a model retrained on R trains with (the ``retrain`` method, LiRA's retrained copies)."""
+        return self.oracle_recipe if self.oracle_recipe is not None else self.recipe
+
+    def with_oracle_recipe(self, oracle_recipe: TrainConfig) -> "UnlearnContext":
+        """This context retraining with ``oracle_recipe`` (None kept where it is the original's: same keys)."""
+        return dataclasses.replace(self, oracle_recipe=None if oracle_recipe == self.recipe else oracle_recipe)
 
 
 @dataclass(frozen=True)

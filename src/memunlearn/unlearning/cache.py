@@ -54,7 +54,8 @@ def _context_identity(ctx: UnlearnContext) -> dict:
     """What a method reads from its context: seed, recipe, data info (normalization; a text run's vocabulary),
     held-out split, first-epoch gradients (by content)."""
     grads = ctx.first_epoch_grads
-    return {"seed": ctx.seed, "recipe": recipe_identity(resolved(ctx.recipe, ctx.device)),
+    oracle = {"oracle_recipe": recipe_identity(resolved(ctx.oracle_recipe, ctx.device))} if ctx.oracle_recipe else {}
+    return {**oracle, "seed": ctx.seed, "recipe": recipe_identity(resolved(ctx.recipe, ctx.device)),
             "info": dataclasses.asdict(ctx.info), "first_epoch_grads": grads.fingerprint() if grads else None,
             "heldout": ctx.heldout.fingerprint() if ctx.heldout is not None else None}
 

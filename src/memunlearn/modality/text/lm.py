@@ -23,7 +23,7 @@ from ...data.text import TextInfo, TextSplit, sequence_nll
 from ...io import atomic_write, require
 from ...models.base import LM_MODELS, build_lm
 from ...training.events import LearningEventRecorder
-from ...training.loop import batch_positions
+from ...training.loop import batch_positions, lr_schedule
 
 # on_step(model, tokens (B, T), positions (B,)) -> None, before the step's forward
 LMStepHook = Callable[[nn.Module, torch.Tensor, torch.Tensor], None]
@@ -39,6 +39,7 @@ class LMTrainConfig:
     momentum: float = 0.9  # AdamW's beta1 (its momentum coefficient; the default 0.9)
     lr_milestones: tuple[int, ...] = ()  # lr *= lr_gamma at these epochs; () = constant
     lr_gamma: float = 0.1
+    lr_schedule: str = "step"  # step (lr_milestones) | cosine: training/loop.py lr_schedule
     grad_clip: float = 1.0  # max global gradient norm per step (GPT-2's recipe); 0 = off. Without it gpt2_tiny
     #                         at lr 3e-3 stalls near the unigram loss for some seeds (README, "Text")
 
@@ -55,7 +56,8 @@ class LMTrainConfig:
         ``train.momentum`` as AdamW's beta1."""
         return cls(model=recipe.model, epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr,
                    weight_decay=recipe.weight_decay, momentum=recipe.momentum,
-                   lr_milestones=tuple(recipe.lr_milestones), lr_gamma=recipe.lr_gamma)
+                   lr_milestones=tuple(recipe.lr_milestones), lr_gamma=recipe.lr_gamma,
+                   lr_schedule=recipe.lr_schedule)
 
 
 class SequenceEventRecorder:
@@ -111,13 +113,13 @@ def fit_lm(model: nn.Module, data: TextSplit, cfg: LMTrainConfig, pad_id: int, g
            on_step: LMStepHook | None = None, events: SequenceEventRecorder | None = None,
            on_batch: LMBatchHook | None = None, device: torch.device | str = "cpu",
            on_row: Callable[[dict], None] | None = None) -> list[dict]:
-    """Train ``model`` in place (AdamW, gradient norm clipped at ``grad_clip``, lr *= lr_gamma at lr_milestones);
+    """Train ``model`` in place (AdamW, gradient norm clipped at ``grad_clip``, the recipe's lr schedule);
     return per-epoch rows (epoch,
     train_loss, train_token_acc, seconds), each also handed to ``on_row``."""
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
                                   betas=(cfg.momentum, 0.999))
-    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.lr_milestones), cfg.lr_gamma)
+    schedule = lr_schedule(optimizer, cfg)
     history = []
     for epoch in range(cfg.epochs):
         model.train()

@@ -380,13 +380,14 @@ def text_sides(data: PreparedRun, parts, strategy: str, plan, ctx, oracle_cache=
 
     def unlearned(c):
         original, grads, _, _ = cached_original(oracle_cache, data, recipe, c.seed, layers)
-        c = UnlearnContext(info, recipe, c.device, c.seed, first_epoch_grads=grads, heldout=data.validation)
+        c = UnlearnContext(info, recipe, c.device, c.seed, first_epoch_grads=grads, heldout=data.validation,
+                           oracle_recipe=ctx.oracle_recipe)
         model = copy.deepcopy(original)
         model, _, seconds, _ = cached_strategy(strategy, model, parts.subsets, parts.retain, plan, c, unlearn_cache)
         return model, seconds
 
     def retrained(c):
-        model, record, _ = cached_oracle(oracle_cache, parts.retain, info, recipe, c.seed)
+        model, record, _ = cached_oracle(oracle_cache, parts.retain, info, ctx.retrain_recipe, c.seed)
         return model, record["seconds"]
 
     def observe(model):
