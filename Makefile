@@ -10,7 +10,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DVC_NO_ANALYTICS := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup check run full text report test flow serve deploy grids grids-large ui list top
+.PHONY: setup check run full text cifar10 report test flow serve deploy grids grids-large ui list top
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ full: setup                 ## the default run at full size (all 4,000 digits, p
 text: setup                 ## first-epoch gradient ascent on a small GPT-2 (params/text.yaml), as DVC experiment 'text-…'
 	memunlearn check --preset params/text.yaml
 	eval dvc exp run --name text-$$(date +%Y%m%d-%H%M%S) $$(memunlearn overrides params/text.yaml)
+	memunlearn report
+
+cifar10: setup              ## the papers' setting (params/cifar10.yaml: CIFAR-10, ResNet-18, K = 400) as DVC experiment 'cifar10-…'; a GPU's hours (docs/cifar10.md)
+	memunlearn check --preset params/cifar10.yaml
+	eval dvc exp run --name cifar10-$$(date +%Y%m%d-%H%M%S) $$(memunlearn overrides params/cifar10.yaml)
 	memunlearn report
 
 test: setup                 ## unit tests + one end-to-end pipeline test (real DVC, MLflow, Prefect)

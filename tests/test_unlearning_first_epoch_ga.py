@@ -200,7 +200,8 @@ def test_gap_calibration_tracks_the_retain_level_plus_the_original_gap(memorized
 
 def test_a_store_too_large_is_refused_before_allocating():
     resnet = build_model("resnet18_cifar", 3, 10, 32, seed=0)
-    with pytest.raises(ValueError, match=r"GiB; choose smaller or Linear layers"):
+    with pytest.raises(ValueError, match=r"^train_records\.first_epoch_grads: .* GiB limit \(MEMUNLEARN_MAX_BUFFER_GIB\); "
+                                         r"choose smaller or Linear layers"):
         FirstEpochGradRecorder(resnet, torch.arange(50_000))  # penultimate = a 2.4M-weight conv, stored dense
     assert FirstEpochGradRecorder(resnet, torch.arange(50_000), ["head"]).grads.shape == (50_000, 10 + 512 + 10)
 

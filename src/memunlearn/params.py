@@ -99,7 +99,63 @@ def check_params(params: Mapping[str, Any], environ: Mapping[str, str] | None = 
     per_subset = unlearn is not None and STRATEGIES.get(unlearn.strategy).per_subset_methods
     problems += modality_problems(params, grids=GRIDS, reference_methods=REFERENCE_SUBSET_METHODS,
                                   per_subset=per_subset)
+    if environ is not None and not problems:  # sizes from valid params only
+        problems += buffer_problems(params, configs, environ)
     return problems
+
+
+# memunlearn check's size estimates for the registered image datasets (a file dataset's size is known only once
+# prepared: its stages still guard their buffers): dataset -> (training rows, channels, image size, classes)
+REGISTERED_IMAGE_SHAPES = {
+    "mnist_embedded": (5000, 1, 28, 10),  # before data.test_fraction is held out (no official test split)
+    "mnist": (60000, 1, 28, 10), "fashion_mnist": (60000, 1, 28, 10), "svhn": (73257, 3, 32, 10),
+    "cifar10": (50000, 3, 32, 10), "cifar100": (50000, 3, 32, 100), "cifar10_synthetic": (5000, 3, 32, 10),
+}
+
+
+def buffer_problems(params: Mapping[str, Any], configs: Mapping[str, Any], environ: Mapping[str, str]) -> list[str]:
+    """The N x P buffers the run would allocate, over ``MEMUNLEARN_MAX_BUFFER_GIB`` (memory.py): the first-epoch
+    gradient store and the influence method's Fisher gradients, one line each naming the key and the bytes."""
+    from .memory import BufferTooLarge
+    from .models import build_model
+    from .training.first_epoch_grads import check_store, stored_values
+    from .unlearning.influence import check_fisher
+
+    data, recipe, records = configs.get("data"), configs.get("train"), configs.get("train_records")
+    if data is None or recipe is None or data.dataset not in REGISTERED_IMAGE_SHAPES:
+        return []
+    rows, channels, size, classes = REGISTERED_IMAGE_SHAPES[data.dataset]
+    if data.dataset == "mnist_embedded":
+        rows -= round(data.test_fraction * rows)
+    rows = min(rows, data.max_train) if data.max_train else rows
+    if data.validation_source == "train":
+        rows -= int(data.validation_fraction * rows)
+    model = build_model(recipe.model, channels, classes, size, seed=0)
+    problems = []
+    checks = [lambda: check_fisher(min(int(blocks.get("num_fisher", 1000)), rows),
+                                   sum(p.numel() for p in model.parameters()), environ)
+              for blocks in _influence_blocks(params, configs)]
+    if records is not None and records.first_epoch_grads:
+        checks.insert(0, lambda: check_store(rows, stored_values(model, records.first_epoch_grads),
+                                             records.first_epoch_grads, environ))
+    for guard in checks:
+        try:
+            guard()
+        except BufferTooLarge as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _influence_blocks(params: Mapping[str, Any], configs: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The ``methods`` blocks of the influence method that the run uses (unlearn, its per-subset methods, the
+    grids, deletion requests)."""
+    blocks = params.get(METHODS_SECTION) or {}
+    unlearn = params.get("unlearn") or {}
+    used = {unlearn.get("method"), *(unlearn.get("subset_methods") or {}).values(),
+            *(m for grid in GRIDS if configs.get(grid) is not None for m in configs[grid].methods),
+            (params.get("requests") or {}).get("method")}
+    return [blocks[name] or {} for name in sorted(n for n in used if isinstance(n, str) and n in blocks)
+            if (blocks[name] or {}).get("method", name) == "influence"]
 
 
 def _method_block(name: str, blocks: Mapping[str, Any]) -> None:

@@ -85,6 +85,24 @@ def _svhn(raw_dir: Path, split_seed: int, test_fraction: float) -> RawDataset:
     return _make(tr.data, tr.labels, te.data, te.labels, 10)  # SVHN is already (N, 3, 32, 32)
 
 
+@DATASETS.register("cifar10_synthetic")
+def cifar10_synthetic(raw_dir: Path, split_seed: int, test_fraction: float) -> RawDataset:
+    """A CIFAR-10-shaped stand-in for tests and offline smoke runs of params/cifar10.yaml: 32x32x3 uint8, 10
+    classes, 5,000 train and 1,000 test images (data.max_train/max_test subsample it). Each class is a smooth
+    seeded pattern (4x4 colours upsampled) plus per-pixel noise, so a model generalizes on clean labels and
+    must memorize a flipped one; fixed by its own seed, never by split_seed (the split is carved later)."""
+    rng = np.random.default_rng(2610)
+    patterns = rng.uniform(40, 215, size=(10, 3, 4, 4)).repeat(8, axis=2).repeat(8, axis=3)  # (10, 3, 32, 32)
+
+    def images(n: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = np.arange(n) % 10
+        noisy = patterns[labels] + rng.normal(0, 48, size=(n, 3, 32, 32))
+        return np.clip(noisy, 0, 255).astype(np.uint8), labels
+
+    (train_x, train_y), (test_x, test_y) = images(5000), images(1000)
+    return _make(train_x, train_y, test_x, test_y, 10)
+
+
 DATASETS.register("mnist", _grayscale_28("MNIST"))
 DATASETS.register("fashion_mnist", _grayscale_28("FashionMNIST"))
 DATASETS.register("cifar10", _cifar("CIFAR10", 10))

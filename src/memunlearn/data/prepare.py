@@ -39,6 +39,7 @@ class PrepareConfig:
     noise_seed: int = 0
     validation_fraction: float = 0.0  # of validation_source held out as the validation split; 0 = none
     validation_source: str = "test"  # test | train
+    validation_per_class: bool = False  # the fraction of each class (the RUM code's 10% per class of train)
     text: TextOptions = TextOptions()  # a text corpus's own keys (data.text); image datasets ignore them
 
     def validate(self) -> None:
@@ -85,7 +86,8 @@ def prepare(config: PrepareConfig, raw_dir: Path) -> PreparedData:
     validation = None
     if config.validation_fraction > 0:
         source = test if config.validation_source == "test" else train
-        validation, rest = carve(source, config.validation_fraction, config.split_seed)
+        validation, rest = carve(source, config.validation_fraction, config.split_seed,
+                                 config.validation_per_class)
         train, test = (train, rest) if config.validation_source == "test" else (rest, test)
     train, flipped = flip_labels(train, config.noise_fraction, raw.num_classes, config.noise_seed)
     mean, std = channel_stats(train.images)
@@ -94,12 +96,26 @@ def prepare(config: PrepareConfig, raw_dir: Path) -> PreparedData:
     return PreparedData(train, test, info, flipped, validation)
 
 
-def carve(split: ImageSplit, fraction: float, seed: int) -> tuple[ImageSplit, ImageSplit]:
-    """(a seeded random ``fraction`` of ``split``, at least one row; the rest), each in ``split``'s order."""
+def carve(split: ImageSplit, fraction: float, seed: int, per_class: bool = False) -> tuple[ImageSplit, ImageSplit]:
+    """(a seeded random ``fraction`` of ``split``, at least one row; the rest), each in ``split``'s order.
+    per_class: ``int(fraction * n_c)`` rows of each class c instead (the RUM code's carve: 500 of each CIFAR-10
+    class), the first of that class in the same seeded order."""
+    order = torch.randperm(len(split), generator=generator(seed, "validation"))
+    if per_class:
+        labels = split.labels[order]  # (N,) in the seeded order
+        rank = torch.zeros_like(labels)  # each row's position among its class's rows in that order
+        for c in labels.unique():
+            rows = (labels == c).nonzero().squeeze(1)
+            rank[rows] = torch.arange(len(rows))
+        counts = torch.bincount(labels)
+        held = rank < (fraction * counts[labels].double()).floor().long()
+        if not held.any() or held.all():
+            raise ValueError(f"data.validation_fraction {fraction} per class leaves no rows of a "
+                             f"{len(split)}-row split on one side; raise it or set validation_per_class: false")
+        return split.take(order[held].sort().values), split.take(order[~held].sort().values)
     n = max(1, int(round(fraction * len(split))))
     if n >= len(split):
         raise ValueError(f"data.validation_fraction {fraction} leaves no rows of a {len(split)}-row split")
-    order = torch.randperm(len(split), generator=generator(seed, "validation"))
     return split.take(order[:n].sort().values), split.take(order[n:].sort().values)
 
 

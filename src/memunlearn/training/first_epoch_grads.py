@@ -21,7 +21,7 @@ owns the first parameter) stays available, and any module name works.
 Aliases: ``head`` = the model's ``head``; ``penultimate`` = the last Linear or
 Conv layer before the head (small CNN: ``fc.1``; ResNet-18: the last block's
 ``conv2``, stored dense: 2.4M values per example, so on CIFAR-sized data the
-recorder refuses it (over ``MAX_BYTES``) and names [head] instead).
+recorder refuses it before training (over ``MEMUNLEARN_MAX_BUFFER_GIB``, memory.py) and names [head] instead).
 
 Storage: an nn.Linear weight fed (B, in) inputs is stored factored, δ_i and
 a_i (out + in values per example instead of out·in: 1,824 instead of 401,408
@@ -53,12 +53,12 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from ..io import atomic_write, require
+from ..memory import check_buffer
 
 INPUT_LAYER = "input"  # layer alias: the module that owns the model's first parameter
 HEAD_LAYER = "head"  # the model's final nn.Linear
 PENULTIMATE_LAYER = "penultimate"  # the last Linear/Conv layer before the head
 DEFAULT_LAYERS = (HEAD_LAYER, PENULTIMATE_LAYER)  # where first-epoch gradients are example-specific (docstring)
-MAX_BYTES = 16 * 2**30  # refuse a store larger than this (a ResNet-18's dense penultimate conv on CIFAR: 440 GiB)
 
 
 def penultimate_module(model: nn.Module) -> str:
@@ -239,6 +239,20 @@ class FirstEpochGrads:
         return out
 
 
+def stored_values(model: nn.Module, layers: Sequence[str]) -> int:
+    """Values stored per example for ``layers`` of ``model`` (Linear weights factored: out + in)."""
+    params = dict(model.named_parameters())
+    return sum(params[n].shape[0] + params[n].shape[1] if factorable(model, n) else params[n].numel()
+               for n in select_parameters(model, layers))
+
+
+def check_store(examples: int, values: int, layers: Sequence[str], environ=None) -> int:
+    """The store's bytes (examples, values) float32; one line naming the key when over the memory limit."""
+    return check_buffer("train_records.first_epoch_grads", f"the first-epoch gradient store of {list(layers)}",
+                        examples, values, "choose smaller or Linear layers (stored factored), e.g. [head], or [] "
+                        "for none", environ)
+
+
 class FirstEpochGradRecorder:
     """An ``on_step`` hook for ``fit``: stores each example's gradient the first time it is seen,
     i.e. during the first epoch (which visits every example once); later steps cost one check."""
@@ -251,11 +265,7 @@ class FirstEpochGradRecorder:
         self.example_ids = example_ids.cpu()
         layout = FirstEpochGrads(self.example_ids, torch.empty(0), tuple(self.names), self.shapes, self.factored)
         self.widths = layout.widths()
-        size = 4 * len(example_ids) * sum(self.widths)
-        if size > MAX_BYTES:
-            raise ValueError(f"train_records.first_epoch_grads {list(layers)}: storing {sum(self.widths):,} values per "
-                             f"example for {len(example_ids):,} examples needs {size / 2**30:.1f} GiB; choose smaller "
-                             "or Linear layers (stored factored), e.g. [head]")
+        check_store(len(example_ids), sum(self.widths), layers)
         self.grads = torch.zeros(len(example_ids), sum(self.widths))  # (N, P_stored)
         self.recorded = torch.zeros(len(example_ids), dtype=torch.bool)
         self.seconds = 0.0

@@ -58,6 +58,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from ..config import check_fraction, check_positive
+from ..memory import check_buffer
 from ..data.splits import DatasetInfo, ImageSplit
 from ..training.loop import accuracy, normalized_batches, predict_proba
 from .base import register_method
@@ -110,6 +111,12 @@ def per_example_grads(model: nn.Module, data: ImageSplit, info: DatasetInfo, chu
     return out
 
 
+def check_fisher(rows: int, parameters: int, environ=None) -> int:
+    """The bytes of the per-example gradients (rows, P) float32; one line naming the key when over the limit."""
+    return check_buffer("methods.influence.num_fisher", "the Fisher's per-example retain gradients", rows, parameters,
+                        "lower num_fisher (N x P float32 = 4·N·P bytes)", environ)
+
+
 def woodbury_inverse_product(grads: torch.Tensor, v: torch.Tensor, damping: float) -> torch.Tensor:
     """(λI + (1/N) Σ_k g_k g_kᵀ)⁻¹ v by N Sherman–Morrison updates in the span of the g_k.
 
@@ -136,6 +143,7 @@ def influence_direction(model: nn.Module, forget: ImageSplit, retain: ImageSplit
     n_f, n_r = len(forget), len(retain)
     if n_r == 0:
         raise ValueError("influence needs a non-empty retain set: v and the Fisher are built from it")
+    check_fisher(min(cfg.num_fisher, n_r), sum(p.numel() for p in trainable(model).values()))  # before any work
     v = (summed_grad(model, forget, ctx.info, cfg.batch_size, device) / (n_f + n_r)
          - n_f / ((n_f + n_r) * n_r) * summed_grad(model, retain, ctx.info, cfg.batch_size, device))
     sample = torch.randperm(n_r, generator=seeded(ctx.seed, "influence_fisher"))[: cfg.num_fisher]
