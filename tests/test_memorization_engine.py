@@ -14,6 +14,7 @@ from memunlearn.memorization import ExactConfig, Execution, SubsetModelOutputs, 
 from memunlearn.models import build_model
 from memunlearn.seeding import generator
 from memunlearn.training import TrainConfig, fit
+from memunlearn.training.recipe import Augment
 from memunlearn.training.stacked import StackingError, fit_stacked, stack_models, unstack_into
 
 CPU = torch.device("cpu")
@@ -31,10 +32,14 @@ def test_stacked_forward_equals_each_model(name):
         torch.testing.assert_close(out[:, m], model(x[:, m]), atol=1e-5, rtol=1e-4)
 
 
-def test_stacked_training_equals_training_each_model_alone(synthetic):
-    """Same init, subsets and data order: the stack's model m is the loop's model m, to rounding."""
+@pytest.mark.parametrize("extra", [{}, {"augment": Augment(crop_padding=2, flip=True)},
+                                   {"augment": Augment(crop_padding=2, flip=True), "lr_schedule": "cosine",
+                                    "lr_milestones": ()}], ids=["plain", "augmented", "augmented-cosine"])
+def test_stacked_training_equals_training_each_model_alone(synthetic, extra):
+    """Same init, subsets and data order (and model m's crops and flips drawn from its own generator): the
+    stack's model m is the loop's model m, to rounding."""
     train, _, info, _ = synthetic
-    recipe = TrainConfig(**{**RECIPE.__dict__, "epochs": 2})
+    recipe = TrainConfig(**{**RECIPE.__dict__, "epochs": 2, **extra})
     subsets = [torch.randperm(len(train), generator=generator(0, "s", k))[:150] for k in range(3)]
     alone = [build_model("small_cnn", 1, 4, 8, seed=k) for k in range(3)]
     stacked = stack_models(alone)

@@ -20,7 +20,6 @@ from memunlearn.training import TrainConfig, fit
 from memunlearn.training.augment import apply, augmented, draw
 from memunlearn.training.loop import lr_schedule, sgd
 from memunlearn.training.recipe import Augment, recipe_for, recipe_identity
-from memunlearn.training.stacked import fit_stacked, stack_models, unstack_into
 
 CPU = torch.device("cpu")
 INFO = DatasetInfo("t", 2, 1, 4, (0.5,), (0.25,))  # normalize(0) = (0 - 0.5) / 0.25 = -2
@@ -60,24 +59,6 @@ def test_an_augmented_run_repeats_and_differs_from_the_plain_one(synthetic):
         runs[name] = torch.cat([p.detach().flatten() for p in model.parameters()])
     assert torch.equal(runs["a"], runs["b"])
     assert (runs["a"] - runs["plain"]).abs().max() > 1e-3
-
-
-@pytest.mark.parametrize("schedule", ["step", "cosine"])
-def test_stacked_augmented_training_equals_training_each_model_alone(synthetic, schedule):
-    """Model m's crops and flips come from its own generator in both loops: the stack's model m is the loop's."""
-    train, _, info, _ = synthetic
-    recipe = TrainConfig(epochs=2, batch_size=32, lr=0.05, weight_decay=0.0, device="cpu", lr_schedule=schedule,
-                         augment=Augment(crop_padding=2, flip=True))
-    subsets = [torch.randperm(len(train), generator=generator(0, "s", k))[:150] for k in range(3)]
-    alone = [build_model("small_cnn", 1, 4, 8, seed=k) for k in range(3)]
-    stacked = stack_models(alone)
-    fit_stacked(stacked, train, subsets, info, recipe, [generator(0, "o", k) for k in range(3)], CPU)
-    back = [build_model("small_cnn", 1, 4, 8, seed=99) for _ in range(3)]
-    unstack_into(stacked, back)
-    for k, model in enumerate(alone):
-        fit(model, train.take(subsets[k]), info, recipe, generator(0, "o", k), CPU)
-        for (name, expected), got in zip(model.state_dict().items(), back[k].state_dict().values()):
-            torch.testing.assert_close(got, expected, atol=2e-4, rtol=1e-3, msg=f"model {k} {name}")
 
 
 def test_the_cosine_schedule_anneals_to_zero_over_the_epochs():
