@@ -1,4 +1,6 @@
 """Training loop, learning-event recorder (docs/methods.md §2.1) and checkpoints."""
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -83,6 +85,11 @@ def test_train_oracle_is_the_retrain_method(synthetic):
     method = METHODS.get("retrain")
     same = method.run(None, train.select_ids(flipped), retain, method.config({}), UnlearnContext(info, recipe, cpu, 3))
     assert all(torch.equal(a, b) for a, b in zip(oracle.state_dict().values(), same.state_dict().values()))
+    # with oracle.recipe set, the method retrains with it, not with the original's recipe (here 2 epochs at 0.1)
+    ctx = UnlearnContext(info, dataclasses.replace(recipe, epochs=2, lr=0.1), cpu, 3).with_oracle_recipe(recipe)
+    assert ctx.oracle_recipe == recipe and ctx.with_oracle_recipe(ctx.recipe).oracle_recipe is None
+    again = method.run(None, train.select_ids(flipped), retain, method.config({}), ctx)
+    assert all(torch.equal(a, b) for a, b in zip(oracle.state_dict().values(), again.state_dict().values()))
 
 
 def test_cached_oracle_trains_once_per_identical_oracle_and_keeps_its_seconds(synthetic, tiny_recipe, tmp_path):

@@ -57,6 +57,7 @@ def run_grid(grid: str, config: GridConfig, params: Mapping[str, Any], modality,
              .plan({m: params["methods"].get(m) or {}}) for m in config.methods}
     original_of = modality.grid_originals(data, recipe, plans, paths.train, paths.oracle_cache, device)
     oracle_recipe = recipe_for(params, "oracle")  # train with oracle.recipe over it
+    oracle_keys = (params.get("oracle") or {}).get("recipe") or {}  # for the oracles' MLflow params
 
     cells = config.cells(grid)
     for keys, forget_cells in cells.groupby(["group_score", "kind", "seed"], sort=False):
@@ -78,7 +79,8 @@ def run_grid(grid: str, config: GridConfig, params: Mapping[str, Any], modality,
                          **modality.forget_set_facts(original, data, parts)}
         save_json(oracle_record, folder / "oracle.json")
         record(StageRecord(f"{grid}_oracle@{forget_set_name(forget_set)}",
-                           flatten({"train": params["train"], grid: shared, "cell": {"grid": grid, **forget_set}}),
+                           flatten({"train": params["train"], "oracle": {"recipe": oracle_keys}, grid: shared,
+                                    "cell": {"grid": grid, **forget_set}}),
                            flatten(oracle_record), artifacts=[folder / "forget.csv"],
                            datasets={"F": modality.dataset_view(parts.forget, data),
                                      "R": modality.dataset_view(parts.retain, data)}))
