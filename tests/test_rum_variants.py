@@ -251,6 +251,13 @@ def test_cached_strategy_runs_once_per_identical_run_and_keys_what_changes_it(da
     unused = UnlearnConfig(method="neggrad_plus", strategy="rum_f").plan({**methods, "salun": {"lr": 0.5}})
     assert run_key("rum_f", original, subsets, retain, unused, ctx) == run_key("rum_f", original, subsets, retain,
                                                                                plan, ctx)
+    # an oracle recipe of its own keys the runs that can retrain (the retrain method) and no other
+    oracle_ctx = ctx.with_oracle_recipe(dataclasses.replace(tiny_recipe, epochs=1))
+    assert run_key("rum_f", original, subsets, retain, plan, oracle_ctx) == run_key("rum_f", original, subsets,
+                                                                                    retain, plan, ctx)
+    retrain = UnlearnConfig(method="retrain", strategy="vanilla").plan({"retrain": {}})
+    assert run_key("vanilla", original, subsets, retain, retrain, oracle_ctx) != run_key("vanilla", original,
+                                                                                         subsets, retain, retrain, ctx)
     other_plan = UnlearnConfig(method="neggrad_plus", strategy="rum_f").plan({"neggrad_plus": {"epochs": 2}})
     other_original = build_model("small_cnn", 1, info.num_classes, info.image_size, seed=1)
     fewer = {name: split.take(torch.arange(len(split) - 1)) for name, split in subsets.items()}

@@ -40,21 +40,29 @@ def _weights_digest(model: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
+def _runnable(strategy: str, plan: UnlearnPlan) -> set[str]:
+    """The ``methods`` blocks ``strategy`` can run under ``plan``: its method, and per subset where it has them."""
+    per_subset = STRATEGIES.get(strategy).per_subset_methods
+    return {plan.method, *((plan.method_for(s) for s in SUBSETS) if per_subset else ())}
+
+
 def _plan_identity(strategy: str, plan: UnlearnPlan) -> dict:
     """What of the plan ``strategy`` reads: the method, per-step hyperparameters, per-subset methods where the
     strategy has them, and only the ``methods`` blocks of the methods it can run."""
     per_subset = STRATEGIES.get(strategy).per_subset_methods
-    names = {plan.method, *((plan.method_for(s) for s in SUBSETS) if per_subset else ())}
+    names = _runnable(strategy, plan)
     return {"method": plan.method, "subset_methods": dict(plan.subset_methods) if per_subset else {},
             "subset_params": {k: dict(v) for k, v in plan.subset_params.items()},
             "blocks": {name: dict(plan.method_params.get(name) or {}) for name in sorted(names)}}
 
 
-def _context_identity(ctx: UnlearnContext) -> dict:
+def _context_identity(ctx: UnlearnContext, retrains: bool) -> dict:
     """What a method reads from its context: seed, recipe, data info (normalization; a text run's vocabulary),
-    held-out split, first-epoch gradients (by content)."""
+    held-out split, first-epoch gradients (by content); ``retrains`` (the plan can run ``retrain``): the oracle
+    recipe where it differs from the original's, so an ``oracle.recipe`` edit reruns no other method."""
     grads = ctx.first_epoch_grads
-    oracle = {"oracle_recipe": recipe_identity(resolved(ctx.oracle_recipe, ctx.device))} if ctx.oracle_recipe else {}
+    oracle = ({"oracle_recipe": recipe_identity(resolved(ctx.oracle_recipe, ctx.device))}
+              if retrains and ctx.oracle_recipe is not None else {})
     return {**oracle, "seed": ctx.seed, "recipe": recipe_identity(resolved(ctx.recipe, ctx.device)),
             "info": dataclasses.asdict(ctx.info), "first_epoch_grads": grads.fingerprint() if grads else None,
             "heldout": ctx.heldout.fingerprint() if ctx.heldout is not None else None}
@@ -72,7 +80,8 @@ def run_key(strategy: str, model: nn.Module, subsets: Mapping[str, ExampleSplit]
     identity = {"strategy": strategy, "model": _weights_digest(model),
                 "subsets": {name: subsets[name].fingerprint() for name in SUBSETS if name in subsets},
                 "retain": retain.fingerprint(), "plan": _plan_identity(strategy, plan),
-                "context": _context_identity(ctx), "code": code}
+                "context": _context_identity(ctx, "retrain" in {plan.registered(n) for n in _runnable(strategy, plan)}),
+                "code": code}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
 
