@@ -68,3 +68,14 @@ def test_check_names_the_preset_buffers_over_a_small_limit():
         "methods.influence.num_fisher: the Fisher's per-example retain gradients"]
     # the store of 45,000 x 532 values; the Fisher of 1,000 examples x the ResNet-18's 11.2M parameters (42 GiB)
     assert "45,000 x 532 float32" in problems[0] and "1,000 x 11,173,962 float32" in problems[1]
+
+
+def test_a_language_models_dense_store_is_refused_before_it_is_allocated(monkeypatch):
+    from memunlearn.models.base import build_lm
+    from memunlearn.modality.text.lm_grads import LMFirstEpochGradRecorder
+
+    model = build_lm("gpt2_tiny", 64, 16, seed=0)
+    monkeypatch.setenv(LIMIT_VARIABLE, str(2**20 / 2**30))  # 1 MiB: a block's dense gradients for 100 sequences
+    with pytest.raises(BufferTooLarge, match=r"^train_records\.first_epoch_grads: the first-epoch gradient store "
+                                             r"of \['block:0'\] needs 100 x [\d,]+ float32"):
+        LMFirstEpochGradRecorder(model, torch.arange(100), pad_id=0, layers=["block:0"])

@@ -3,7 +3,7 @@ with one line naming the params key, the bytes it needs and the fix, before any 
 allocates it, and ``memunlearn check`` from params alone: ``memunlearn/params.py`` ``buffer_problems``).
 
 The guarded buffers: the train stage's first-epoch gradient store (N x stored values per example,
-training/first_epoch_grads.py) and the ``influence`` method's per-example retain gradients (num_fisher x P,
+training/first_epoch_grads.py; a language model's dense layers, modality/text/lm_grads.py) and the ``influence`` method's per-example retain gradients (num_fisher x P,
 unlearning/influence.py). The others scale: ``memorize.influence_top`` ranks train->test influences a chunk of
 test examples at a time (memorization/exact.py ``top_influences``), and the subset models keep N + M values each.
 
@@ -45,3 +45,11 @@ def check_buffer(key: str, what: str, rows: int, columns: int, fix: str,
         raise BufferTooLarge(f"{key}: {what} needs {rows:,} x {columns:,} float32 = {need / 2**30:.3g} GiB "
                              f"({need:,} bytes), over the {limit / 2**30:g} GiB limit ({LIMIT_VARIABLE}); {fix}")
     return need
+
+
+def check_first_epoch_store(examples: int, values: int, layers, environ: Mapping[str, str] | None = None) -> int:
+    """The first-epoch gradient store's bytes, (examples, values per example) float32 (an image model's or a
+    language model's dense layers); one line naming ``train_records.first_epoch_grads`` when over the limit."""
+    return check_buffer("train_records.first_epoch_grads", f"the first-epoch gradient store of {list(layers)}",
+                        examples, values, "choose smaller or Linear layers (stored factored), e.g. [head], or [] "
+                        "for none", environ)

@@ -118,7 +118,8 @@ def buffer_problems(params: Mapping[str, Any], configs: Mapping[str, Any], envir
     gradient store and the influence method's Fisher gradients, one line each naming the key and the bytes."""
     from .memory import BufferTooLarge
     from .models import build_model
-    from .training.first_epoch_grads import check_store, stored_values
+    from .memory import check_first_epoch_store
+    from .training.first_epoch_grads import stored_values
     from .unlearning.influence import check_fisher
 
     data, recipe, records = configs.get("data"), configs.get("train"), configs.get("train_records")
@@ -136,8 +137,8 @@ def buffer_problems(params: Mapping[str, Any], configs: Mapping[str, Any], envir
                                    sum(p.numel() for p in model.parameters()), environ)
               for blocks in _influence_blocks(params, configs)]
     if records is not None and records.first_epoch_grads:
-        checks.insert(0, lambda: check_store(rows, stored_values(model, records.first_epoch_grads),
-                                             records.first_epoch_grads, environ))
+        checks.insert(0, lambda: check_first_epoch_store(rows, stored_values(model, records.first_epoch_grads),
+                                                         records.first_epoch_grads, environ))
     for guard in checks:
         try:
             guard()

@@ -53,7 +53,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from ..io import atomic_write, require
-from ..memory import check_buffer
+from ..memory import check_first_epoch_store
 
 INPUT_LAYER = "input"  # layer alias: the module that owns the model's first parameter
 HEAD_LAYER = "head"  # the model's final nn.Linear
@@ -246,13 +246,6 @@ def stored_values(model: nn.Module, layers: Sequence[str]) -> int:
                for n in select_parameters(model, layers))
 
 
-def check_store(examples: int, values: int, layers: Sequence[str], environ=None) -> int:
-    """The store's bytes (examples, values) float32; one line naming the key when over the memory limit."""
-    return check_buffer("train_records.first_epoch_grads", f"the first-epoch gradient store of {list(layers)}",
-                        examples, values, "choose smaller or Linear layers (stored factored), e.g. [head], or [] "
-                        "for none", environ)
-
-
 class FirstEpochGradRecorder:
     """An ``on_step`` hook for ``fit``: stores each example's gradient the first time it is seen,
     i.e. during the first epoch (which visits every example once); later steps cost one check."""
@@ -265,7 +258,7 @@ class FirstEpochGradRecorder:
         self.example_ids = example_ids.cpu()
         layout = FirstEpochGrads(self.example_ids, torch.empty(0), tuple(self.names), self.shapes, self.factored)
         self.widths = layout.widths()
-        check_store(len(example_ids), sum(self.widths), layers)
+        check_first_epoch_store(len(example_ids), sum(self.widths), layers)  # before allocating
         self.grads = torch.zeros(len(example_ids), sum(self.widths))  # (N, P_stored)
         self.recorded = torch.zeros(len(example_ids), dtype=torch.bool)
         self.seconds = 0.0

@@ -30,6 +30,7 @@ from torch import nn
 
 from ...data.text import TextSplit, sequence_nll
 from ...io import atomic_write, require
+from ...memory import check_first_epoch_store
 from .gpt2 import EMBEDDING
 
 ALL = "all"
@@ -176,6 +177,7 @@ class LMFirstEpochGradRecorder:
         self.embedding_shape = tuple(params[EMBEDDING].shape) if self.embedding else None
         self.example_ids, self.pad_id = example_ids.cpu(), pad_id
         n = len(example_ids)
+        check_first_epoch_store(n, sum(math.prod(s) for s in self.dense_shapes), layers)  # before allocating
         self.dense = torch.zeros(n, sum(math.prod(s) for s in self.dense_shapes))  # (N, P)
         self.sparse: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n
         self.recorded = torch.zeros(n, dtype=torch.bool)
