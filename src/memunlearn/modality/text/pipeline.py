@@ -203,9 +203,10 @@ class TextModality:
         from ..applies import PROXIES
 
         names = list(config.names) or list(PROXIES)
+        events = Path(train_dir) / "learning_events.parquet"  # absent when train.init loaded the original
         return names, ProxyInputs(train=data.train, heldout=None, info=data.info, model=None, device=None,
                                   config=config,
-                                  learning_events=load_table(Path(train_dir) / "learning_events.parquet", "train"))
+                                  learning_events=load_table(events, "train") if events.exists() else None)
 
     def model_metrics(self, model, data: PreparedRun, parts, config, device) -> dict:
         return text_row(model, data, parts, config.seed)
