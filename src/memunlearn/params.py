@@ -25,6 +25,7 @@ from .requests.config import RequestsConfig
 from .training import RecordConfig, TrainConfig
 from .training.oracle import OracleConfig
 from .unlearning import STRATEGIES, UnlearnConfig, UnlearnPlan
+from .init_source import is_registry_uri
 from .memorization.proxies.compute import RECORDED
 from .unlearning.config import REFERENCE_SUBSET_METHODS, init_conflicts
 
@@ -93,6 +94,8 @@ def check_params(params: Mapping[str, Any], environ: Mapping[str, str] | None = 
     if configs.get("data") is None or data_modality(configs["data"].dataset) == "image":
         problems += _score_problems(params, configs.get("proxies"), init)
     problems += _init_problems(init, configs, blocks)
+    if init and configs.get("data") is not None and data_modality(configs["data"].dataset) == "text":
+        problems += _tokenizer_problems(init, configs["data"].text.tokenizer)
     unlearn = configs.get("unlearn")
     per_subset = unlearn is not None and STRATEGIES.get(unlearn.strategy).per_subset_methods
     problems += modality_problems(params, grids=GRIDS, reference_methods=REFERENCE_SUBSET_METHODS,
@@ -136,6 +139,15 @@ def _score_problems(params: Mapping[str, Any], proxies: ProxyConfig | None, init
            "are not computed)" if init else " (proxies.names lists the computed proxies)")
     return [f"{key}: unknown score {name!r}; choose one of: {', '.join(valid)}" + (why if name in PROXIES else "")
             for key, name in named if isinstance(name, str) and name not in valid]
+
+
+def _tokenizer_problems(init: str, tokenizer: str) -> list[str]:
+    """A language model trained elsewhere reads the data through its own tokenizer: ``data.text.tokenizer`` names
+    the directory ``train.init`` does (a registered model, ``models:/``, was trained on this project's tokenizer)."""
+    if is_registry_uri(init) or tokenizer == init:
+        return []
+    return [f"data.text.tokenizer: {tokenizer!r}, but train.init loads the language model in {init!r}, which reads "
+            f"its own tokenizer's ids; set data.text.tokenizer: {init}"]
 
 
 def _init_problems(init: str, configs: Mapping[str, Any], blocks: Mapping[str, Any]) -> list[str]:
