@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from memunlearn.data import load_info
 from memunlearn.models import build_model
 from memunlearn.training import save_checkpoint
 
-from e2e_project import TINY, _merge, dvc, tiny_project
+from e2e_project import TINY, _merge, dvc, set_params, tiny_project
+
+pytestmark = pytest.mark.e2e
 
 CHECKPOINT = "models/elsewhere.pt"  # relative to the project's root
 
@@ -36,7 +39,7 @@ def same(a: dict, b: dict) -> bool:
 
 def test_a_saved_checkpoint_is_the_original_of_a_run(tmp_path):
     """Loaded weights exactly; the run goes on through evaluate; init_source's fingerprint keeps train cached
-    until the checkpoint's bytes change."""
+    until the checkpoint's bytes change; the registered original loads back by its models:/ URI."""
     params = _merge(json.loads(json.dumps(TINY)), {"data": {"max_train": 300, "max_test": 100},
                                                    "train": {"init": CHECKPOINT}, "memorize": {"num_models": 2},
                                                    "proxies": {"holdout_max_epochs": 1}, "partition": {"size": 20}})
@@ -60,3 +63,8 @@ def test_a_saved_checkpoint_is_the_original_of_a_run(tmp_path):
         dvc(root, "repro", "init_source")
         stale = json.loads(dvc(root, "status", "train", "--json").stdout)
         assert stale["train"] == [{"changed deps": {"data/init_source.json": "modified"}}]
+
+        set_params(root, {"train": {"init": "models:/memunlearn-original/1"}})  # the original the run registered
+        assert "Running stage 'train'" in dvc(root, "repro", "train").stdout
+        assert same(trained_state(root), saved)
+        assert json.loads((root / "metrics/train.json").read_text())["init_version"] == "1"

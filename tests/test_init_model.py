@@ -116,7 +116,8 @@ def test_a_registered_mlflow_model_loads_through_the_registry(tmp_path):
      r"classes: 5 in train.init, 4 in the data"),
     (lambda: torchvision.models.resnet18(num_classes=4).state_dict(), dataclasses.replace(RGB, in_channels=1),
      "torchvision/resnet18", r"channels: 3 in train.init, 1 in the data"),
-    (lambda: {"fc.weight": torch.zeros(2, 2)}, GRAY, "small_cnn", r"missing key\(s\).*1 unexpected key\(s\) \(fc.weight\)"),
+    (lambda: {"fc.weight": torch.zeros(2, 2)}, GRAY, "small_cnn",
+     r"missing key\(s\).*1 unexpected key\(s\) \(fc.weight\)"),
     (lambda: torch.nn.Linear(2, 2), GRAY, "small_cnn", r"train.init: 'w.pt' is not a torch state dict"),
 ])
 def test_weights_that_do_not_fit_are_one_line_naming_train_init(tmp_path, saved, info, model_name, expected):
