@@ -193,3 +193,17 @@ def test_check_names_first_epoch_ga_and_recorded_proxies_with_init():
                for p in problems)
     params["train"]["init"] = ""
     assert not any("train.init" in p for p in check_params(params))
+
+
+def test_only_first_epoch_ga_on_stored_gradients_conflicts_with_init():
+    """The line the unlearn and grids stages raise before any work: named by its key; a language model's ascent on
+    last-epoch gradients and every other method need nothing the loaded model lacks."""
+    from memunlearn.unlearning.config import init_conflicts
+
+    blocks = {"fega": {"method": "first_epoch_ga"}, "fega_last": {"method": "first_epoch_ga", "gradients": "last_epoch"},
+              "finetune": {}}
+    named = [("ablations.methods[0]", "fega"), ("ablations.methods[1]", "fega_last"), ("unlearn.method", "finetune")]
+    lines = init_conflicts("w.pt", named, blocks)
+    assert len(lines) == 1 and lines[0].startswith("ablations.methods[0]: 'fega' (first_epoch_ga) ascends")
+    assert "train.init loads a model trained elsewhere ('w.pt')" in lines[0]
+    assert init_conflicts("", named, blocks) == []
