@@ -30,6 +30,7 @@ from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
 from memunlearn.tracking import StageRecord
 from memunlearn.training.recipe import recipe_for
+from memunlearn.unlearning.config import init_conflicts
 
 
 @stage
@@ -40,6 +41,9 @@ def main() -> None:
     for config in configs.values():
         config.check_methods(params["methods"])
     recipe = recipe_for(params, "original")
+    named = [(f"{grid}.methods[{i}]", m) for grid, config in configs.items() for i, m in enumerate(config.methods)]
+    if conflicts := init_conflicts(recipe.init, named, params["methods"]):  # before any work: nothing to ascend along
+        raise ValueError(conflicts[0])
     data = without_forgotten(modality.load(PREPARED))
     scores = load_table(MEMORIZE_DIR / "scores.parquet", "memorize"), load_table(PROXIES_DIR / "proxies.parquet",
                                                                                  "proxies")

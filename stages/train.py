@@ -1,16 +1,37 @@
 """Stage `train`: the original model, with learning events recorded from the same forward pass (and, per
-`train_records`, the modality's other training records: loss curvature, first-epoch per-example gradients)."""
-from _common import (METRICS_DIR, PREPARED, TRAIN_DIR, device, flatten, load_params, log_epoch, registered, stage,
-                     track, tracking_target)
+`train_records`, the modality's other training records: loss curvature, first-epoch per-example gradients); or,
+with `train.init` set, the original trained elsewhere, loaded instead (no training records)."""
+from _common import (METRICS_DIR, PREPARED, ROOT, TRAIN_DIR, WORKSPACE, device, flatten, load_params, log_epoch,
+                     registered, stage, track, tracking_target)
 
 import pandas as pd
 
 from memunlearn.config import from_params
-from memunlearn.io import save_json, save_table
+from memunlearn.init_source import init_fingerprint
+from memunlearn.io import load_json, save_json, save_table
 from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
-from memunlearn.tracking import StageRecord, claim_alias
+from memunlearn.tracking import StageRecord, VersionRef, claim_alias, load_state_dict
 from memunlearn.training.recipe import RecordConfig, recipe_for
+
+INIT_SOURCE = ROOT / "data/init_source.json"  # the init_source stage's fingerprint of train.init
+
+
+def registry_weights(fingerprint: dict):
+    """The weights of the registered MLflow version init_source resolved ``train.init: models:/...`` to."""
+    ref = VersionRef(fingerprint.get("name", ""), fingerprint.get("version", ""), fingerprint.get("run_id", ""), {})
+    return lambda uri: load_state_dict(tracking_target(), ref)
+
+
+def same_as_fingerprinted(init: str) -> dict:
+    """train.init's fingerprint now, which must be the one init_source recorded (DVC's dep): a checkpoint
+    replaced between the two stages would otherwise train nothing new under the old fingerprint."""
+    recorded = load_json(INIT_SOURCE, "init_source")
+    now = init_fingerprint(init, WORKSPACE, lambda uri: {k: recorded.get(k) for k in ("name", "version", "run_id")})
+    if now != recorded:
+        raise RuntimeError(f"train.init: {init!r} changed since the init_source stage fingerprinted it; rerun "
+                           "`dvc repro train`")
+    return now
 
 
 @stage
@@ -21,11 +42,19 @@ def main() -> None:
     records = from_params(RecordConfig, params["train_records"], "train_records")
     data = without_forgotten(modality.load(PREPARED))
     dev = device(recipe.device)
-    model, metrics, history, artifacts = modality.train_original(data, recipe, records, dev, TRAIN_DIR, log_epoch)
+    if recipe.init:  # a model trained elsewhere: loaded, evaluated, registered; train.epochs is not used
+        fingerprint = same_as_fingerprinted(recipe.init)
+        model, metrics = modality.load_original(data, recipe, dev, WORKSPACE, registry_weights(fingerprint))
+        metrics |= {f"init_{k}": fingerprint[k] for k in ("sha256", "version") if k in fingerprint}
+        history, artifacts = [], []
+    else:
+        model, metrics, history, artifacts = modality.train_original(data, recipe, records, dev, TRAIN_DIR,
+                                                                     log_epoch)
     modality.save_model(model, recipe.model, data.info, TRAIN_DIR / "model.pt")
     save_table(pd.DataFrame(history), TRAIN_DIR / "history.csv")
     save_json(metrics, METRICS_DIR / "train.json")
-    original = registered(model, "original", data.info, modality.model_card(data.info), model=recipe.model)
+    original = registered(model, "original", data.info, modality.model_card(data.info), model=recipe.model,
+                          **({"init": recipe.init} if recipe.init else {}))
     track(StageRecord("train", flatten(params), metrics, history, [TRAIN_DIR / "history.csv", *artifacts],
                       models={"original_model": original},
                       datasets={"D": modality.dataset_view(data.train, data),

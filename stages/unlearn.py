@@ -15,6 +15,7 @@ from memunlearn.tracking import StageRecord
 from memunlearn.training.recipe import recipe_for
 from memunlearn.unlearning import UnlearnConfig
 from memunlearn.unlearning.cache import cached_strategy
+from memunlearn.unlearning.config import init_conflicts
 
 
 @stage
@@ -24,6 +25,10 @@ def main() -> None:
     recipe = recipe_for(params, "original")
     config = from_params(UnlearnConfig, params["unlearn"], "unlearn")
     plan = config.plan(params["methods"])
+    named = [("unlearn.method", config.method), *((f"unlearn.subset_methods.{k}", v)
+                                                  for k, v in config.subset_methods.items())]
+    if conflicts := init_conflicts(recipe.init, named, params["methods"]):  # before any work: nothing to ascend along
+        raise ValueError(conflicts[0])
     data = without_forgotten(modality.load(PREPARED))
     parts = apply_partition(data.train, load_table(PARTITION_DIR / "forget.csv", "partition"))
     model, model_name = modality.load_model(TRAIN_DIR / "model.pt", "train")

@@ -68,6 +68,15 @@ def dvc(root: Path, *args: str, check: bool = True, timeout: float = 900) -> sub
     return result
 
 
+ALWAYS_CHANGED = ["init_source"]  # `always_changed` stages (fingerprints of files named by a param): always stale
+
+
+def stale(root: Path, *args: str) -> dict:
+    """`dvc status --json` (``args``: stage, --with-deps) without the always-changed stages, which it always lists."""
+    status = json.loads(dvc(root, "status", *args, "--json").stdout)
+    return {stage: why for stage, why in status.items() if stage not in ALWAYS_CHANGED}
+
+
 def ran_stages(output: str) -> list[str]:
     return [s for s in STAGES + GRID_STAGES if f"Running stage '{s}'" in output]
 

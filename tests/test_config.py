@@ -60,7 +60,7 @@ def test_every_error_of_a_section_at_once():
         "train.epochs: got true; write an integer, e.g. 8",
         'train.lr: got "fast"; write a number, e.g. 0.05',
         'train.lr_milestones[1]: got "a"; write an integer',
-        "train.modle: unknown key; valid keys: augment, batch_size, channels_last, device, epochs, lr, lr_gamma, "
+        "train.modle: unknown key; valid keys: augment, batch_size, channels_last, device, epochs, init, lr, lr_gamma, "
         "lr_milestones, lr_schedule, model, momentum, precision, seed, weight_decay",
     ]
 

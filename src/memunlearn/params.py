@@ -26,7 +26,9 @@ from .training import RecordConfig, TrainConfig
 from .training.recipe import ROLES, recipe_for
 from .training.oracle import OracleConfig
 from .unlearning import STRATEGIES, UnlearnConfig, UnlearnPlan
-from .unlearning.config import REFERENCE_SUBSET_METHODS
+from .init_source import is_registry_uri
+from .memorization.proxies.compute import RECORDED
+from .unlearning.config import REFERENCE_SUBSET_METHODS, init_conflicts
 
 
 SECTIONS: dict[str, type] = {  # params.yaml section -> the config class the stages build from it
@@ -93,8 +95,12 @@ def check_params(params: Mapping[str, Any], environ: Mapping[str, str] | None = 
         name = configs["requests"].method
         problems.append(f"requests.method: {name!r} has no methods.{name} block; add one (methods.{name}: {{}} "
                         f"takes the defaults)")
+    init = configs["train"].init if configs.get("train") is not None else ""
     if configs.get("data") is None or data_modality(configs["data"].dataset) == "image":
-        problems += _score_problems(params, configs.get("proxies"))
+        problems += _score_problems(params, configs.get("proxies"), init)
+    problems += _init_problems(init, configs, blocks)
+    if init and configs.get("data") is not None and data_modality(configs["data"].dataset) == "text":
+        problems += _tokenizer_problems(init, configs["data"].text.tokenizer)
     unlearn = configs.get("unlearn")
     per_subset = unlearn is not None and STRATEGIES.get(unlearn.strategy).per_subset_methods
     problems += modality_problems(params, grids=GRIDS, reference_methods=REFERENCE_SUBSET_METHODS,
@@ -176,9 +182,12 @@ def _grid_problems(grid: str, config: GridConfig, blocks: Mapping[str, Any]) -> 
             f"defaults)" for name in config.methods if name not in blocks]
 
 
-def _score_problems(params: Mapping[str, Any], proxies: ProxyConfig | None) -> list[str]:
-    """Scores named in ``partition`` and the grids must be exact, embedding or computed proxy scores."""
+def _score_problems(params: Mapping[str, Any], proxies: ProxyConfig | None, init: str = "") -> list[str]:
+    """Scores named in ``partition`` and the grids must be exact, embedding or computed proxy scores (with
+    ``train.init`` set: no proxy that reads the original's training records)."""
     computed = list(proxies.names) if proxies is not None and proxies.names else PROXIES.names()
+    if init:
+        computed = [n for n in computed if PROXIES.get(n).cost_source not in RECORDED]
     valid = [*EXACT_SCORES, *EMBEDDING_SCORES, *computed]
     named = []
     for key in ("group_score", "refine_score"):
@@ -188,6 +197,31 @@ def _score_problems(params: Mapping[str, Any], proxies: ProxyConfig | None) -> l
         named += [(f"{grid}.group_scores[{i}]", s) for i, s in enumerate(scores if isinstance(scores, list) else [])]
         named += [(f"{grid}.fixed_group_score", nested_value(params, grid, "fixed_group_score") or None),
                   (f"{grid}.partition.refine_score", nested_value(params, grid, "partition", "refine_score"))]
-    return [f"{key}: unknown score {name!r}; choose one of: {', '.join(valid)}" + (
-            " (proxies.names lists the computed proxies)" if name in PROXIES else "")
+    why = (f" (train.init loads a model trained elsewhere ({init!r}): the proxies that read its training records "
+           "are not computed)" if init else " (proxies.names lists the computed proxies)")
+    return [f"{key}: unknown score {name!r}; choose one of: {', '.join(valid)}" + (why if name in PROXIES else "")
             for key, name in named if isinstance(name, str) and name not in valid]
+
+
+def _tokenizer_problems(init: str, tokenizer: str) -> list[str]:
+    """A language model trained elsewhere reads the data through its own tokenizer: ``data.text.tokenizer`` names
+    the directory ``train.init`` does (a registered model, ``models:/``, was trained on this project's tokenizer)."""
+    if is_registry_uri(init) or tokenizer == init:
+        return []
+    return [f"data.text.tokenizer: {tokenizer!r}, but train.init loads the language model in {init!r}, which reads "
+            f"its own tokenizer's ids; set data.text.tokenizer: {init}"]
+
+
+def _init_problems(init: str, configs: Mapping[str, Any], blocks: Mapping[str, Any]) -> list[str]:
+    """With ``train.init`` set, every method that needs the original's first-epoch gradients (unlearn, the grids,
+    deletion requests) is a problem: nothing recorded them."""
+    named = []
+    if (unlearn := configs.get("unlearn")) is not None:
+        named += [("unlearn.method", unlearn.method),
+                  *((f"unlearn.subset_methods.{k}", v) for k, v in unlearn.subset_methods.items())]
+    for grid in GRIDS:
+        if configs.get(grid) is not None:
+            named += [(f"{grid}.methods[{i}]", m) for i, m in enumerate(configs[grid].methods)]
+    if configs.get("requests") is not None:
+        named.append(("requests.method", configs["requests"].method))
+    return init_conflicts(init, named, blocks)

@@ -18,6 +18,7 @@ canary's copies: all of them, or the model still sees the secret.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -46,6 +47,7 @@ class TextOptions:
     canary_copies: tuple[int, ...] = (1, 4, 16)
     canaries_per_count: int = 2
     canary_seed: int = 0
+    tokenizer: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,9 @@ class TextDataConfig:
     canary_copies: tuple[int, ...] = (1, 4, 16)  # each canary is inserted this many times
     canaries_per_count: int = 2  # canaries per entry of canary_copies
     canary_seed: int = 0
+    # "" trains a byte-level BPE on the corpus (vocab_size); else a Hugging Face model directory whose
+    # tokenizer.json tokenizes it: the model train.init loads must read the data with its own tokenizer
+    tokenizer: str = ""
 
     def validate(self) -> None:
         TEXT_CORPORA.get(self.corpus)  # unknown name -> error listing the corpora
@@ -149,11 +154,33 @@ def plant_canaries(cfg: TextDataConfig, tokenizer, first_id: int, pad_id: int, e
     return split, table
 
 
+def pretrained_tokenizer(directory: str):
+    """The fast tokenizer a Hugging Face model directory holds (``tokenizer.json``, written by a fast tokenizer's
+    ``save_pretrained``)."""
+    from tokenizers import Tokenizer
+
+    file = Path(directory).expanduser() / "tokenizer.json"
+    if not file.is_file():
+        raise ConfigError(f"data.text.tokenizer: {file} does not exist; name a Hugging Face model directory saved "
+                          "with a fast tokenizer (tokenizer.save_pretrained(directory))")
+    return Tokenizer.from_file(str(file))
+
+
+def special_ids(tokenizer, directory: str = "") -> tuple[int, int]:
+    """(pad id, eos id): the project's tokenizer has both; a pretrained one needs EOS (GPT-2's <|endoftext|>) and
+    pads with it when it has no PAD (pad targets are left out of the loss, so EOS targets are too)."""
+    eos = tokenizer.token_to_id(EOS)
+    if eos is None:
+        raise ConfigError(f"data.text.tokenizer: {directory!r} has no {EOS} token; the sequences end with it")
+    pad = tokenizer.token_to_id(PAD)
+    return (eos if pad is None else pad), eos
+
+
 def prepare_text(cfg: TextDataConfig) -> PreparedText:
     cfg.validate()
     documents = TEXT_CORPORA.get(cfg.corpus)()
-    tokenizer = train_tokenizer(documents, cfg.vocab_size)
-    pad_id, eos_id = tokenizer.token_to_id(PAD), tokenizer.token_to_id(EOS)
+    tokenizer = pretrained_tokenizer(cfg.tokenizer) if cfg.tokenizer else train_tokenizer(documents, cfg.vocab_size)
+    pad_id, eos_id = special_ids(tokenizer, cfg.tokenizer)
     stream = [t for doc in documents for t in encode(tokenizer, doc) + [eos_id]]
     chunks = chunk(stream, cfg.seq_len, cfg.max_sequences)  # (n, T)
     n = len(chunks)

@@ -48,11 +48,13 @@ ARRAYS = ("mask", "train_true_prob", "train_correct", "test_true_prob", "test_co
 ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # every member's timestamp: np.savez stamps the wall clock, which moves the bytes
 
 
-def model_code_fingerprint(root: Path = PACKAGE_ROOT) -> str:
+def model_code_fingerprint(root: Path = PACKAGE_ROOT, model: str | None = None) -> str:
     """Fingerprint of the code that trains and scores a subset model: ``memorization/engine.py``, the project files
     it imports (training loop, stacked training, models, seeding, normalization, ...) and every image
-    architecture (imported by name: models/base.py ``ARCHITECTURES``)."""
-    files = imported_files(root / "memorization" / "engine.py", *architecture_files(MODELS.names(), root), root=root)
+    architecture (imported by name: models/base.py ``ARCHITECTURES``), with ``model``'s library wrapper when it
+    is a library's architecture (``torchvision/resnet18``)."""
+    names = [*MODELS.names(), *([model] if model else [])]
+    files = imported_files(root / "memorization" / "engine.py", *architecture_files(names, root), root=root)
     return source_fingerprint(files, root)
 
 
@@ -61,7 +63,7 @@ def store_key(fingerprint: str, recipe: TrainConfig, subset_fraction: float, see
     """``code``: ``model_code_fingerprint()`` of the code in use unless given. ``recipe.precision`` must be
     concrete (``resolve_precision``): machines that resolve ``auto`` differently never share models."""
     identity = json.dumps({"data": fingerprint, "recipe": recipe_identity(recipe), "p": subset_fraction, "seed": seed,
-                           "code": code or model_code_fingerprint()}, sort_keys=True, default=list)
+                           "code": code or model_code_fingerprint(model=recipe.model)}, sort_keys=True, default=list)
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 

@@ -80,6 +80,8 @@ def proxy_study(
             "times_cheaper_than_exact": exact_seconds / seconds if seconds > 0 else np.inf,
         })
     first = "spearman" + references[next(iter(references))]
+    if not rows:  # no proxy computed (train.init loaded a language model: its proxies all read training records)
+        return pd.DataFrame(columns=["proxy", first])
     return pd.DataFrame(rows).sort_values(first, ascending=False, ignore_index=True)
 
 

@@ -88,6 +88,12 @@ class SubsetModels:
     restore: Callable[[str, range], Any]  # (store key, model indices) -> copies models back from DVC's cache
 
 
+# A loaded original's metrics for what training would have recorded (``Modality.load_original``): nothing, in no
+# time. The proxies stage reads these costs; proxies that need the records are skipped (memorization/proxies).
+NO_RECORDS = {"learning_event_seconds": 0.0, "curvature_seconds": 0.0, "curvature_rademacher_seconds": 0.0,
+              "first_epoch_grad_seconds": 0.0, "examples_processed": 0}
+
+
 @dataclass(frozen=True)
 class GridOriginal:
     """The model a grid's cells of one seed unlearn (``Modality.grid_originals``) and what they read of it."""
@@ -127,6 +133,11 @@ class Modality(Protocol):
                        on_row: Callable | None) -> tuple[Any, dict[str, Any], list[dict], list[Path]]:
         """Train the original model, writing its training records into ``out``; (model, metrics, history,
         files to log)."""
+
+    def load_original(self, data: Prepared, recipe: Any, device: Any, root: Path,
+                      registry_weights: Callable[[str], Any]) -> tuple[Any, dict[str, Any]]:
+        """The original trained elsewhere, ``recipe.init`` (a path under ``root`` or a ``models:/`` URI whose
+        weights ``registry_weights`` reads): (model, metrics: ``init``, its accuracy, ``NO_RECORDS``)."""
 
     def save_model(self, model: Any, name: str, info: Any, path: Path) -> None: ...
 

@@ -25,8 +25,9 @@ MODELS: Registry[ModelFactory] = Registry("model")
 
 
 def build_model(name: str, in_channels: int, num_classes: int, image_size: int, seed: int) -> nn.Module:
-    """A freshly initialized model; the same seed gives the same weights."""
-    factory = MODELS.get(name)
+    """A freshly initialized model; the same seed gives the same weights. ``name``: a registered model or
+    ``<library>/<architecture>`` (``torchvision/resnet18``: ``MODEL_LIBRARIES``)."""
+    factory = image_factory(name)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return factory(in_channels, num_classes, image_size)
@@ -48,8 +49,38 @@ MODALITY_MODELS: dict[str, Registry] = {"image": MODELS, "text": LM_MODELS}  # m
 
 
 def model_modality(name: str) -> str:
-    """The modality whose registry holds model ``name`` (``train.model`` accepts any of them)."""
+    """The modality whose registry holds model ``name`` (``train.model`` accepts any of them); a library's
+    architecture (``torchvision/resnet18``) is an image model."""
+    if library_of(name) is not None:
+        return "image"
     return modality_of(name, MODALITY_MODELS, "model")
+
+
+# Image architectures of a model library, named ``<library>/<architecture>`` in ``train.model``: the library builds
+# the network and modality/image/library.py wraps it with the embed/head contract above. library -> (module under
+# modality/, the function that takes the architecture's name and returns a ModelFactory).
+MODEL_LIBRARIES: Registry[tuple[str, str]] = Registry("model library")
+MODEL_LIBRARIES.register("torchvision", ("image.library", "torchvision_factory"))
+MODEL_LIBRARIES.register("timm", ("image.library", "timm_factory"))
+
+
+def library_of(name: str) -> str | None:
+    """``torchvision`` for ``torchvision/resnet18``; None for a registered model's name. An unknown library is an
+    error naming the known ones."""
+    if "/" not in name:
+        return None
+    library = name.split("/", 1)[0]
+    MODEL_LIBRARIES.get(library)
+    return library
+
+
+def image_factory(name: str) -> ModelFactory:
+    """The factory of image model ``name``: a registered model's, or the library's for ``<library>/<arch>``."""
+    library = library_of(name)
+    if library is None:
+        return MODELS.get(name)
+    module, factory = MODEL_LIBRARIES.get(library)
+    return getattr(importlib.import_module(f"{PACKAGE}.modality.{module}"), factory)(name.split("/", 1)[1])
 
 
 # A model's architecture lives with its modality and is imported by name when first built, so a stage's DVC deps
@@ -81,5 +112,6 @@ def architecture_files(names, root: Path | None = None) -> list[Path]:
     """The files defining models ``names`` (under ``root``, the package folder): what a cache of trained models
     keys on beside the code that imports them statically (provenance.py cannot see an import by name)."""
     root = Path(root) if root is not None else Path(__file__).resolve().parents[1]
-    return sorted({root.joinpath("modality", *ARCHITECTURES[n][1].split(".")).with_suffix(".py")
-                   for n in names if n in ARCHITECTURES})
+    modules = {ARCHITECTURES[n][1] for n in names if n in ARCHITECTURES}
+    modules |= {MODEL_LIBRARIES.get(library_of(n))[0] for n in names if "/" in n}
+    return sorted(root.joinpath("modality", *m.split(".")).with_suffix(".py") for m in modules)

@@ -46,6 +46,9 @@ class TrainConfig:
     # the reference recipes (issue 26): the schedule and augmentation; their defaults leave a run as it was
     lr_schedule: str = "step"  # step (lr_milestones, lr_gamma) | cosine (RUM's original: CosineAnnealingLR)
     augment: Augment = field(default_factory=Augment)
+    # the original model trained elsewhere: a checkpoint file, a models:/ URI or a Hugging Face directory
+    # (models/init.py); "" trains it. Subset models and oracles train from scratch whatever it is.
+    init: str = ""
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -96,12 +99,13 @@ def resolved(recipe: TrainConfig, device: torch.device | str) -> TrainConfig:
 
 def recipe_identity(recipe: TrainConfig) -> dict:
     """The recipe's fields that determine a trained model, for content keys: all but ``device`` (the same model
-    on any device). ``precision`` must be concrete (``resolved``): machines that resolve ``auto`` differently
-    never share a model."""
+    on any device) and ``init`` (subset models and oracles train from scratch whatever the original is).
+    ``precision`` must be concrete (``resolved``): machines that resolve ``auto`` differently never share a
+    model."""
     if recipe.precision not in ("fp32", "bf16"):
         raise ValueError(f"a model key needs a concrete train.precision (fp32 or bf16), got {recipe.precision!r}; "
                          "resolve it for the device first (training.recipe.resolved)")
-    return {k: v for k, v in dataclasses.asdict(recipe).items() if k != "device"}
+    return {k: v for k, v in dataclasses.asdict(recipe).items() if k not in ("device", "init")}
 
 
 # role -> the params section whose ``recipe`` mapping is merged over ``train`` (the original's recipe)

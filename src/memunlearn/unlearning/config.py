@@ -97,3 +97,24 @@ class UnlearnConfig:
         for subset in SUBSETS:
             plan.step_config(plan.method_for(subset) if per_subset else plan.method, subset)
         return plan
+
+
+def init_conflicts(init: str, named: list[tuple[str, str]], blocks: Mapping[str, Any]) -> list[str]:
+    """One line per (params key, method block) of ``named`` that ascends along first-epoch gradients recorded while
+    the original trained (first_epoch_ga; a language model's ``gradients: last_epoch`` needs none), when
+    ``train.init`` loads the original instead of training it; [] when ``init`` is ""."""
+    if not init:
+        return []
+    out = []
+    for key, name in named:
+        plan = UnlearnPlan(name, blocks)
+        try:
+            reads_records = (plan.registered(name) == "first_epoch_ga"
+                             and plan.step_config(name, None).gradients == "first_epoch")
+        except (UnknownNameError, ValueError):  # the block's own problem, reported by its check
+            continue
+        if reads_records:
+            out.append(f"{key}: {name!r} (first_epoch_ga) ascends along first-epoch gradients recorded while training "
+                       f"the original, but train.init loads a model trained elsewhere ({init!r}); choose another "
+                       "method or set train.init to \"\" to train the original here")
+    return out

@@ -42,6 +42,24 @@ def recorded_proxies(curvature: pd.DataFrame | None) -> list[str]:
     return [name for name in PROXIES.names() if name not in missing]
 
 
+RECORDED = ("learning_events", "curvature", "curvature_rademacher")  # cost sources recorded while training
+
+
+def final_model_proxies(names: list[str], named: bool, init: str) -> tuple[list[str], dict[str, str]]:
+    """``names`` without the proxies that read training records when the original was loaded, not trained
+    (``init``: train.init's description, "" when trained here), and why each was skipped. Proxies the user
+    ``named`` in proxies.names that cannot be computed are an error."""
+    if not init:
+        return names, {}
+    needs = [n for n in names if PROXIES.get(n).cost_source in RECORDED]
+    if named and needs:
+        raise ValueError(f"proxies.names: {needs} need records of the original's training, but train.init loaded a "
+                         f"model trained elsewhere ({init}); remove them from proxies.names or set train.init to \"\"")
+    reason = "needs records of the original's training ({}); train.init loaded a trained model"
+    return ([n for n in names if n not in needs],
+            {n: reason.format(PROXIES.get(n).cost_source.replace("_", " ")) for n in needs})
+
+
 def score_columns(table: pd.DataFrame) -> list[str]:
     """The proxy names of a ``compute_proxies`` table (not ``example_id``, not ``<name>__raw``)."""
     return [c for c in table.columns if c != "example_id" and not c.endswith("__raw")]

@@ -16,7 +16,7 @@ import pandas as pd
 
 from ...data import VALIDATION_FILE, DatasetInfo, ImageSplit, load_info, load_split, prepare, save_info, save_split
 from ...io import load_table, save_table
-from ..base import GridOriginal
+from ..base import NO_RECORDS, GridOriginal
 
 IMAGE = "image"
 FIRST_EPOCH_GRADS = "first_epoch_grads.pt"  # in the train stage's folder
@@ -114,6 +114,20 @@ class ImageModality:
         }
         return model, metrics, history, []
 
+    def load_original(self, data: PreparedImages, recipe, device, root: Path, registry_weights):
+        """The original trained elsewhere (``train.init``: models/init.py), with its train and test accuracy;
+        no training records (``NO_RECORDS``)."""
+        from ...models.init import load_image_init
+        from ...training import accuracy, predict_proba
+
+        start = time.perf_counter()
+        model, loaded = load_image_init(recipe.init, recipe.model, data.info, root, registry_weights)
+        return model, {
+            "init": loaded, "seconds": time.perf_counter() - start,
+            "train_acc": accuracy(predict_proba(model, data.train, data.info, device), data.train.labels),
+            "test_acc": accuracy(predict_proba(model, data.test, data.info, device), data.test.labels),
+            **NO_RECORDS, "device": str(device)}
+
     def save_model(self, model, name: str, info, path: Path) -> None:
         from ...training import save_checkpoint
 
@@ -186,18 +200,20 @@ class ImageModality:
     def proxy_inputs(self, data: PreparedImages, config, train_dir: Path, device):
         from ...data import load_validation
         from ...memorization import ProxyInputs
-        from ...memorization.proxies import recorded_proxies
+        from ...memorization.proxies import PROXIES, recorded_proxies
 
         curvature_file = Path(train_dir) / "loss_curvature.parquet"
         curvature = load_table(curvature_file, "train") if curvature_file.exists() else None
-        names = list(config.names) or recorded_proxies(curvature)
+        events_file = Path(train_dir) / "learning_events.parquet"  # absent when train.init loaded the original
+        trained_here = events_file.exists()
+        names = list(config.names) or (recorded_proxies(curvature) if trained_here else PROXIES.names())
         return names, ProxyInputs(
             train=data.train,
             # held-out data is the validation split (the test set is for evaluation only); only holdout_retrain
             # reads it
             heldout=load_validation(data.folder) if "holdout_retrain" in names else None,
             info=data.info, model=self.load_model(Path(train_dir) / "model.pt", "train")[0], device=device,
-            config=config, learning_events=load_table(Path(train_dir) / "learning_events.parquet", "train"),
+            config=config, learning_events=load_table(events_file, "train") if trained_here else None,
             curvature=curvature)
 
     def model_metrics(self, model, data: PreparedImages, parts, config, device) -> dict:

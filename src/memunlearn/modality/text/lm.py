@@ -170,6 +170,8 @@ def save_lm_checkpoint(model: nn.Module, model_name: str, info: TextInfo, path) 
     """A language model with what rebuilds it (name, vocabulary size, context), written atomically."""
     payload = {"model": model_name, "text_info": info.to_json(),
                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    if hasattr(model, "hf_config"):  # a model trained elsewhere (modality/text/pretrained.py): its architecture
+        payload["hf_config"] = model.hf_config()
     atomic_write(path, lambda f: torch.save(payload, f))
 
 
@@ -179,7 +181,12 @@ def load_lm_checkpoint(path, produced_by: str) -> tuple[nn.Module, str, TextInfo
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
         info = TextInfo.from_json(payload["text_info"])
-        model = build_lm(payload["model"], info.vocab_size, info.seq_len, seed=0)
+        if "hf_config" in payload:
+            from .pretrained import from_hf_config
+
+            model = from_hf_config(payload["hf_config"])
+        else:
+            model = build_lm(payload["model"], info.vocab_size, info.seq_len, seed=0)
         model.load_state_dict(payload["state_dict"])
     except Exception as exc:
         raise RuntimeError(f"checkpoint {path} is unreadable ({type(exc).__name__}); rerun "

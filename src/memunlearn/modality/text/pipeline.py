@@ -20,7 +20,7 @@ import numpy as np
 from ...data.prepare import VALIDATION_FILE
 from ...io import atomic_write, load_json, load_table, save_json, save_table
 from ...tracking import ModelCard
-from ..base import GridOriginal
+from ..base import NO_RECORDS, GridOriginal
 from .common import CANARIES, META, TOKENIZER, PreparedRun, load_prepared, logged, meta_json
 
 TEXT = "text"
@@ -102,6 +102,30 @@ class TextModality:
             "device": str(device),
         }
         return model, metrics, history, []
+
+    def load_original(self, data: PreparedRun, recipe, device, root: Path, registry_weights):
+        """The original trained elsewhere (``train.init``): a Hugging Face directory (modality/text/pretrained.py)
+        or a registered model's weights in ``train.model``; its perplexity and next-token accuracy, no training
+        records (``NO_RECORDS``)."""
+        from ...init_source import init_path, is_registry_uri
+        from .pretrained import load_pretrained_lm
+
+        start = time.perf_counter()
+        if is_registry_uri(recipe.init):
+            from ...models import build_lm
+
+            model = build_lm(recipe.model, data.info.vocab_size, data.info.seq_len, seed=0)
+            model.load_state_dict(registry_weights(recipe.init))
+            loaded = f"{recipe.init} (registered MLflow model)"
+        else:
+            model, loaded = load_pretrained_lm(recipe.init, init_path(recipe.init, root), data.info)
+        model.to(device).eval()
+        (train_ppl, train_acc), (test_ppl, test_acc) = (perplexity_and_accuracy(model, split, data.info.pad_id)
+                                                        for split in (data.train, data.test))
+        return model, {"init": loaded, "seconds": time.perf_counter() - start, "train_acc": train_acc,
+                       "test_acc": test_acc, "train_ppl": train_ppl, "test_ppl": test_ppl,
+                       "parameters": sum(p.numel() for p in model.parameters()), **NO_RECORDS,
+                       "device": str(device)}
 
     def save_model(self, model, name: str, info, path: Path) -> None:
         from .lm import save_lm_checkpoint
@@ -203,9 +227,10 @@ class TextModality:
         from ..applies import PROXIES
 
         names = list(config.names) or list(PROXIES)
+        events = Path(train_dir) / "learning_events.parquet"  # absent when train.init loaded the original
         return names, ProxyInputs(train=data.train, heldout=None, info=data.info, model=None, device=None,
                                   config=config,
-                                  learning_events=load_table(Path(train_dir) / "learning_events.parquet", "train"))
+                                  learning_events=load_table(events, "train") if events.exists() else None)
 
     def model_metrics(self, model, data: PreparedRun, parts, config, device) -> dict:
         return text_row(model, data, parts, config.seed)
