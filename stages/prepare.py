@@ -1,6 +1,6 @@
 """Stage `prepare`: dataset -> train/validation/test splits with example ids and the planted examples (image:
 label noise; text: canaries), by the run's modality."""
-from _common import PREPARED, RAW_DIR, flatten, load_params, stage, track
+from _common import PREPARED, RAW_DIR, data_path, flatten, load_params, stage, track
 
 from memunlearn.config import from_params
 from memunlearn.data import PrepareConfig
@@ -14,7 +14,8 @@ def main() -> None:
     if problems := dataset_problems(params):
         raise ValueError(problems[0])
     modality = load_modality(params["modality"])
-    config = from_params(PrepareConfig, params["data"], "data")
+    data = {**params["data"], "path": data_path(params["data"].get("path", ""))}  # the checkout's data
+    config = from_params(PrepareConfig, data, "data")
     metrics, artifacts = modality.prepare(config, RAW_DIR, PREPARED)
     track(StageRecord("prepare", flatten(params), metrics, artifacts=artifacts))
 

@@ -5,6 +5,7 @@ from _common import METRICS_DIR, PREPARED, PROXIES_DIR, TRAIN_DIR, device, flatt
 from memunlearn.config import from_params
 from memunlearn.io import load_json, save_json, save_table
 from memunlearn.memorization.proxies import ProxyConfig, compute_proxies, proxy_costs
+from memunlearn.data.owner_ids import load_owner_ids, with_owner_ids
 from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
 from memunlearn.tracking import StageRecord
@@ -18,7 +19,7 @@ def main() -> None:
     data = without_forgotten(modality.load(PREPARED))
     names, inputs = modality.proxy_inputs(data, config, TRAIN_DIR, device(config.device))
     table, own_seconds = compute_proxies(names, inputs)
-    save_table(table, PROXIES_DIR / "proxies.parquet")
+    save_table(with_owner_ids(table, load_owner_ids(PREPARED)), PROXIES_DIR / "proxies.parquet")
 
     recorded = load_json(METRICS_DIR / "train.json", "train")
     seconds = proxy_costs(names, own_seconds, {"learning_events": recorded["learning_event_seconds"],
