@@ -75,6 +75,7 @@ def test_an_official_split_rgb_images_and_ids_csv(tmp_path):
     ("unreadable", "bee/03.png: not a readable image"),
     ("mixed_sizes", "cow/05.png: 9x9 pixels, but"),
     ("empty_class", "dog: empty class folder"),
+    ("test_only_class", "test/eel: a class folder the training folder"),
     ("duplicate_id", "ids.csv line 3: duplicate id 'same' (also line 2)"),
     ("path_not_there", "ids.csv line 32: 'ant/99.png' is not an image under"),
     ("file_not_listed", "cow/09.png: not in"),
@@ -88,6 +89,10 @@ def test_every_bad_file_is_one_line_naming_it(tmp_path, breakage, says):
         Image.fromarray(np.zeros((9, 9), np.uint8)).save(root / "cow/05.png")
     elif breakage == "empty_class":
         (root / "dog").mkdir()
+    elif breakage == "test_only_class":
+        root = write_images(tmp_path / "split" / "train", per_class=2).parent
+        write_images(root / "test", per_class=1)
+        (root / "test/eel").mkdir()
     elif breakage == "duplicate_id":
         (root / "ids.csv").write_text("path,id\nant/00.png,same\nant/01.png,same\n")
     elif breakage == "path_not_there":

@@ -46,12 +46,11 @@ def image_folder(raw_dir: Path, split_seed: int, test_fraction: float, path: str
     official = (root / "train").is_dir() and (root / "test").is_dir()
     parts = [root / "train", root / "test"] if official else [root]
     classes = _classes(parts[0])
-    files = [_files(part, classes) for part in parts]  # per part: [(file, label)] in sorted path order
-    for part, listed in zip(parts[1:], files[1:]):
-        extra = sorted({p.parent.name for p, _ in listed} - set(classes))
-        if extra:
+    for part in parts[1:]:
+        if extra := sorted(set(_classes(part)) - set(classes)):
             raise ConfigError(f"{part / extra[0]}: a class folder the training folder {parts[0]} lacks; add it "
                               f"there or remove it")
+    files = [_files(part, classes) for part in parts]  # per part: [(file, label)] in sorted path order
     every = [entry for listed in files for entry in listed]
     images = _read_images([f for f, _ in every], image_size)  # (N, C, H, W) uint8
     labels = np.asarray([label for _, label in every], dtype=np.int64)
