@@ -1,9 +1,12 @@
 """Stage `prepare`: dataset -> train/validation/test splits with example ids and the planted examples (image:
 label noise; text: canaries), by the run's modality."""
-from _common import PREPARED, RAW_DIR, data_path, flatten, load_params, stage, track
+import json
+
+from _common import PREPARED, RAW_DIR, ROOT, data_path, flatten, load_params, stage, track
 
 from memunlearn.config import from_params
 from memunlearn.data import PrepareConfig
+from memunlearn.data_source import SOURCE_FILE
 from memunlearn.modality import dataset_problems, load_modality
 from memunlearn.tracking import StageRecord
 
@@ -17,7 +20,9 @@ def main() -> None:
     data = {**params["data"], "path": data_path(params["data"].get("path", ""))}  # the checkout's data
     config = from_params(PrepareConfig, data, "data")
     metrics, artifacts = modality.prepare(config, RAW_DIR, PREPARED)
-    track(StageRecord("prepare", flatten(params), metrics, artifacts=artifacts))
+    source = ROOT / SOURCE_FILE  # the data_source stage's fingerprint: which files this run read
+    recorded = {"source": json.loads(source.read_text())} if source.exists() else {}
+    track(StageRecord("prepare", flatten({**params, **recorded}), metrics, artifacts=artifacts))
 
 
 if __name__ == "__main__":

@@ -213,3 +213,24 @@ def test_the_fingerprint_changes_with_any_file_and_only_then(tmp_path):
     assert fingerprint("mnist_embedded", "") == {"dataset": "mnist_embedded"}
     with pytest.raises(FileNotFoundError, match="^data.path: .*gone does not exist"):
         fingerprint("image_folder", "gone", tmp_path)
+
+
+def test_check_names_a_missing_data_path_and_a_modality_the_dataset_disagrees_with(tmp_path, capsys):
+    import yaml
+
+    from memunlearn.cli import main
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params["data"].update(dataset="image_folder", path=str(tmp_path / "nowhere"))
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(params))
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", "--params", str(bad)])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 1 and err.splitlines()[0].startswith("data.path: ") and "does not exist" in err
+    jsonl = write_jsonl(tmp_path / "docs.jsonl")
+    params["data"].update(dataset="text_jsonl", path=str(jsonl))  # modality: image, a text corpus
+    bad.write_text(yaml.safe_dump(params))
+    with pytest.raises(SystemExit) as exit_:
+        main(["check", "--params", str(bad)])
+    assert exit_.value.code == 1 and "modality: 'image'" in capsys.readouterr().err
