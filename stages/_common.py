@@ -50,12 +50,6 @@ FIRST_EPOCH_GRADS = TRAIN_DIR / "first_epoch_grads.pt"  # when train_records.fir
 log = logging.getLogger("memunlearn")
 
 
-def data_path(path: str) -> str:
-    """``data.path`` as the stages read it: a relative path is the user's checkout's (an experiment's temporary
-    copy holds only what git tracks), an absolute one itself, "" stays "" (a built-in dataset)."""
-    return str(WORKSPACE / path) if path and not Path(path).is_absolute() else path
-
-
 def load_params(*sections: str) -> dict[str, Any]:
     """The named params.yaml sections (only those the stage declares in dvc.yaml)."""
     if not PARAMS_FILE.exists():

@@ -8,7 +8,7 @@ import sys
 
 from _common import ROOT, WORKSPACE, load_params
 
-from memunlearn.data_source import SOURCE_FILE, fingerprint
+from memunlearn.data_source import SOURCE_FILE, fingerprint, rooted
 from memunlearn.io import save_json
 
 

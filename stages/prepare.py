@@ -2,11 +2,11 @@
 label noise; text: canaries), by the run's modality."""
 import json
 
-from _common import PREPARED, RAW_DIR, ROOT, data_path, flatten, load_params, stage, track
+from _common import PREPARED, RAW_DIR, ROOT, WORKSPACE, flatten, load_params, stage, track
 
 from memunlearn.config import from_params
 from memunlearn.data import PrepareConfig
-from memunlearn.data_source import SOURCE_FILE
+from memunlearn.data_source import SOURCE_FILE, rooted
 from memunlearn.modality import dataset_problems, load_modality
 from memunlearn.tracking import StageRecord
 
@@ -17,7 +17,8 @@ def main() -> None:
     if problems := dataset_problems(params):
         raise ValueError(problems[0])
     modality = load_modality(params["modality"])
-    data = {**params["data"], "path": data_path(params["data"].get("path", ""))}  # the checkout's data
+    # a relative data.path is the checkout's (an experiment's temporary copy holds only what git tracks)
+    data = {**params["data"], "path": rooted(params["data"].get("path", ""), WORKSPACE)}
     config = from_params(PrepareConfig, data, "data")
     metrics, artifacts = modality.prepare(config, RAW_DIR, PREPARED)
     source = ROOT / SOURCE_FILE  # the data_source stage's fingerprint: which files this run read

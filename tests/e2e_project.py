@@ -69,7 +69,15 @@ def dvc(root: Path, *args: str, check: bool = True, timeout: float = 900) -> sub
 
 
 def ran_stages(output: str) -> list[str]:
+    """The stages a `dvc repro` ran, but `data_source`, which runs every time (its output unchanged, nothing
+    after it reruns: tests/test_own_data_e2e.py)."""
     return [s for s in STAGES + GRID_STAGES if f"Running stage '{s}'" in output]
+
+
+def stale(root: Path, *args: str) -> dict:
+    """`dvc status --json` (with ``args``) less the stages DVC reports as "always changed" (`data_source`)."""
+    status = json.loads(dvc(root, "status", *args, "--json").stdout)
+    return {stage: why for stage, why in status.items() if why != ["always changed"]}
 
 
 def experiments(root: Path) -> dict[str, dict]:

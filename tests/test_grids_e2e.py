@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from e2e_project import commit, copied_project, dvc, experiments, set_params  # tests/ is on sys.path under pytest
+from e2e_project import commit, copied_project, dvc, experiments, set_params, stale  # tests/ is on sys.path under pytest
 
 pytestmark = pytest.mark.e2e
 
@@ -115,7 +115,7 @@ def test_dvc_metrics_show_the_summary(project, first_repro):
 
 def test_second_repro_runs_nothing(project, first_repro):
     assert ran(dvc(project, "repro", "grids_report").stdout) == []
-    assert json.loads(dvc(project, "status", "--with-deps", "grids_report", "--json").stdout) == {}
+    assert stale(project, "--with-deps", "grids_report") == {}
 
 
 def records(project: Path) -> dict[str, dict]:

@@ -16,7 +16,7 @@ import sys
 import pandas as pd
 import pytest
 
-from e2e_project import (GRID_RUNS, GRID_STAGES, STAGES, commit, copied_project, dvc, experiments,  # tests/ is on
+from e2e_project import (GRID_RUNS, GRID_STAGES, STAGES, commit, copied_project, dvc, experiments, stale,  # tests/ is on
                          ran_stages, set_params)  # sys.path under pytest (no __init__.py)
 
 pytestmark = pytest.mark.e2e
@@ -151,7 +151,7 @@ def test_mlflow_holds_one_parent_run_with_a_child_per_stage_and_the_models(proje
 def test_second_repro_runs_nothing(project, first_repro):
     again = dvc(project, "repro")
     assert ran_stages(again.stdout) == []
-    assert json.loads(dvc(project, "status", "--json").stdout) == {}
+    assert stale(project) == {}
 
 
 def test_git_keeps_only_data_readme_of_data_and_stays_clean_through_a_repro(project, first_repro):
@@ -196,7 +196,7 @@ def test_growing_k_under_dvc_trains_only_the_new_subset_model(project, first_rep
 def test_changing_an_unlearning_param_reruns_only_what_unlearns(project, first_repro):
     set_params(project, {"unlearn": {"seed": 1}})
     # evaluate follows unlearn's outputs; forgetting_quality unlearns its own copies with the same settings
-    assert set(json.loads(dvc(project, "status", "--json").stdout)) == {"unlearn", "forgetting_quality"}
+    assert set(stale(project)) == {"unlearn", "forgetting_quality"}
     assert ran_stages(dvc(project, "repro").stdout) == ["unlearn", "evaluate", "summary", "forgetting_quality",
                                                         "figures"]
 
@@ -211,9 +211,11 @@ def test_prefect_flow_runs_stages_in_the_workspace_and_overrides_as_a_dvc_experi
     with prefect_test_harness(server_startup_timeout=180):  # Prefect waits 30 s: too short on a busy machine
         forced = pipeline(repo_dir=str(project), force=["evaluate"])
         ran = pipeline(repo_dir=str(project), overrides={"unlearn.strategy": "vanilla"}, experiment="flow-vanilla")
-    assert sorted(forced) == sorted(STAGES + GRID_STAGES) == sorted(ran)
-    assert [s for s, did in forced.items() if did] == ["evaluate"]
-    assert [s for s, did in ran.items() if did] == ["unlearn", "evaluate", "summary", "forgetting_quality", "figures"]
+    assert sorted(forced) == sorted(["data_source", *STAGES, *GRID_STAGES]) == sorted(ran)
+    # data_source (the data's fingerprint) runs every time; its output unchanged, nothing after it reruns
+    assert [s for s, did in forced.items() if did] == ["data_source", "evaluate"]
+    assert [s for s, did in ran.items() if did] == ["data_source", "unlearn", "evaluate", "summary",
+                                                     "forgetting_quality", "figures"]
     assert (project / "params.yaml").read_bytes() == before  # the experiment ran in a temporary copy
 
     params = experiments(project)["flow-vanilla"]["data"]["params"]["params.yaml"]["data"]
@@ -273,8 +275,8 @@ def test_ids_a_deletion_request_forgot_enter_no_later_training(project, first_re
     before = pd.read_parquet(project / "data/train/learning_events.parquet")["example_id"]
     forgotten = [int(i) for i in sorted(before)[:3]]
     ledger.append(project / "requests/ledger.jsonl", {"kind": "forget", "request_id": "r1", "ids": forgotten})
-    stale = json.loads(dvc(project, "status", "--json").stdout)
-    assert set(READERS_OF_D) <= set(stale) and "prepare" not in stale
+    stale_now = stale(project)
+    assert set(READERS_OF_D) <= set(stale_now) and "prepare" not in stale_now
     dvc(project, "repro", "train")
     after = pd.read_parquet(project / "data/train/learning_events.parquet")["example_id"]
     assert not set(forgotten) & set(after) and len(after) == len(before) - len(forgotten)

@@ -16,13 +16,19 @@ SOURCE_FILE = "data/source.json"  # relative to the project root; a DVC output k
 CHUNK = 1 << 20  # bytes read at a time
 
 
+def rooted(path: str, root: Path | str) -> str:
+    """``data.path`` as read from project ``root``: a relative path is under it, an absolute one itself, "" stays
+    "" (a built-in dataset)."""
+    return str(Path(root) / path) if path and not Path(path).is_absolute() else path
+
+
 def fingerprint(dataset: str, path: str, base: Path = Path(".")) -> dict[str, Any]:
     """{dataset} for a built-in dataset; {dataset, path, files, bytes, sha256} for one read from ``path``
     (relative to ``base``; recorded as given, so the record is the same in every checkout): sha256 over every
     file's path relative to ``path`` and its contents, in sorted path order."""
     if not path:
         return {"dataset": dataset}
-    root = Path(base) / path
+    root = Path(rooted(path, base))
     if not root.exists():
         raise FileNotFoundError(f"data.path: {root} does not exist; set data.path to your data's folder or file")
     files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
