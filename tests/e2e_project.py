@@ -27,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 STAGES = ["prepare", "train", "memorize", "proxies", "proxy_study", "partition", "oracle", "unlearn", "evaluate",
           "summary", "forgetting_quality", "grids_evaluate", "grids_report", "claims", "figures"]
 GRID_STAGES = ["grids"]
+ALWAYS_RUN = ["data_source"]  # always_changed: runs on every repro; its output unchanged, nothing after it reruns
 GRID_RUNS = [  # TINY's grids: one forget set and one cell each, each an MLflow run of its grid's stage
     "ablations_oracle@exact_prob-high-0", "ablations_cell@neggrad_plus-exact_prob-high-rum_f-0",
     "levels_oracle@exact_prob-low-0", "levels_cell@neggrad_plus-exact_prob-low-vanilla-0",
@@ -69,8 +70,7 @@ def dvc(root: Path, *args: str, check: bool = True, timeout: float = 900) -> sub
 
 
 def ran_stages(output: str) -> list[str]:
-    """The stages a `dvc repro` ran, but `data_source`, which runs every time (its output unchanged, nothing
-    after it reruns: tests/test_own_data_e2e.py)."""
+    """The stages a `dvc repro` ran, but ``ALWAYS_RUN`` (tests/test_own_data_e2e.py checks what it reruns)."""
     return [s for s in STAGES + GRID_STAGES if f"Running stage '{s}'" in output]
 
 

@@ -16,7 +16,7 @@ import sys
 import pandas as pd
 import pytest
 
-from e2e_project import (GRID_RUNS, GRID_STAGES, STAGES, commit, copied_project, dvc, experiments, stale,  # tests/ is on
+from e2e_project import (ALWAYS_RUN, GRID_RUNS, GRID_STAGES, STAGES, commit, copied_project, dvc, experiments, stale,  # tests/ is on
                          ran_stages, set_params)  # sys.path under pytest (no __init__.py)
 
 pytestmark = pytest.mark.e2e
@@ -211,11 +211,11 @@ def test_prefect_flow_runs_stages_in_the_workspace_and_overrides_as_a_dvc_experi
     with prefect_test_harness(server_startup_timeout=180):  # Prefect waits 30 s: too short on a busy machine
         forced = pipeline(repo_dir=str(project), force=["evaluate"])
         ran = pipeline(repo_dir=str(project), overrides={"unlearn.strategy": "vanilla"}, experiment="flow-vanilla")
-    assert sorted(forced) == sorted(["data_source", *STAGES, *GRID_STAGES]) == sorted(ran)
+    assert sorted(forced) == sorted(ALWAYS_RUN + STAGES + GRID_STAGES) == sorted(ran)
     # data_source (the data's fingerprint) runs every time; its output unchanged, nothing after it reruns
-    assert [s for s, did in forced.items() if did] == ["data_source", "evaluate"]
-    assert [s for s, did in ran.items() if did] == ["data_source", "unlearn", "evaluate", "summary",
-                                                     "forgetting_quality", "figures"]
+    assert [s for s, did in forced.items() if did] == ALWAYS_RUN + ["evaluate"]
+    assert [s for s, did in ran.items() if did] == ALWAYS_RUN + ["unlearn", "evaluate", "summary",
+                                                                 "forgetting_quality", "figures"]
     assert (project / "params.yaml").read_bytes() == before  # the experiment ran in a temporary copy
 
     params = experiments(project)["flow-vanilla"]["data"]["params"]["params.yaml"]["data"]

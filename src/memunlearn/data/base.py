@@ -66,9 +66,6 @@ def data_modality(name: str) -> str:
     return modality_of(name, MODALITY_DATASETS, "dataset")
 
 
-SOURCE_KEYS = ("path", "image_size")  # params data.<key> a loader takes only when it names them (files.py)
-
-
 def source_options(loader: Callable, options: dict[str, Any]) -> dict[str, Any]:
     """The ``options`` (``data.path``, ``data.image_size``) that ``loader``'s signature names: a dataset read from
     files takes them, a built-in one none."""
@@ -78,5 +75,4 @@ def source_options(loader: Callable, options: dict[str, Any]) -> dict[str, Any]:
 
 def reads_files(name: str) -> bool:
     """Whether dataset ``name`` (any modality) is read from ``data.path``."""
-    registry = MODALITY_DATASETS[data_modality(name)]
-    return "path" in inspect.signature(registry.get(name)).parameters
+    return "path" in source_options(MODALITY_DATASETS[data_modality(name)].get(name), {"path": ""})
