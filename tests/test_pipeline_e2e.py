@@ -16,8 +16,8 @@ import sys
 import pandas as pd
 import pytest
 
-from e2e_project import (ALWAYS_RUN, GRID_RUNS, GRID_STAGES, STAGES, commit, copied_project, dvc, experiments, stale,  # tests/ is on
-                         ran_stages, set_params)  # sys.path under pytest (no __init__.py)
+from e2e_project import (ALWAYS_RUN, GRID_RUNS, GRID_STAGES, STAGES, commit, copied_project, dvc,  # tests/ is on
+                         experiments, ran_stages, set_params, stale)  # sys.path under pytest (no __init__.py)
 
 pytestmark = pytest.mark.e2e
 
