@@ -63,16 +63,24 @@ def images(tmp_path_factory):
         yield root, dvc(root, "repro", "partition", timeout=900)
 
 
+def owners_in_outputs(root) -> tuple[list[str], pd.DataFrame]:
+    """(the map's owner ids, the forget set), checking that the forget set, the scores and the proxies each name
+    every row's owner beside its example id, as data/prepared/owner_ids.csv maps them."""
+    owners = pd.read_csv(root / "data/prepared/owner_ids.csv", dtype={"owner_id": str})
+    by_id = dict(zip(owners["example_id"], owners["owner_id"]))
+    forget = pd.read_csv(root / "data/partition/forget.csv", dtype={"owner_id": str})
+    for table in (forget, pd.read_parquet(root / "data/memorize/scores.parquet"),
+                  pd.read_parquet(root / "data/proxies/proxies.parquet")):
+        assert list(table.columns[:2]) == ["example_id", "owner_id"]
+        assert table["owner_id"].tolist() == [by_id[e] for e in table["example_id"]]
+    return owners["owner_id"].tolist(), forget
+
+
 def test_a_folder_of_pngs_runs_to_the_forget_set_with_the_owners_ids(images):
     root, first = images
     assert ran(first.stdout) == UP_TO_PARTITION
-    owners = pd.read_csv(root / "data/prepared/owner_ids.csv")
-    assert len(owners) == 42 and set(owners["owner_id"]) == {f"{c}/{i:02d}.png" for c in CLASSES for i in range(14)}
-    by_id = dict(zip(owners["example_id"], owners["owner_id"]))
-    for table in (pd.read_csv(root / "data/partition/forget.csv"), pd.read_parquet(root / "data/memorize/scores.parquet"),
-                  pd.read_parquet(root / "data/proxies/proxies.parquet")):
-        assert list(table.columns[:2]) == ["example_id", "owner_id"]
-        assert [by_id[e] for e in table["example_id"]] == table["owner_id"].tolist()
+    owners, _ = owners_in_outputs(root)
+    assert sorted(owners) == sorted(f"{c}/{i:02d}.png" for c in CLASSES for i in range(14))
     source = json.loads((root / "data/source.json").read_text())
     assert source["dataset"] == "image_folder" and source["path"] == "pngs" and source["files"] == 42
 
@@ -129,12 +137,7 @@ def texts(tmp_path_factory):
 def test_a_jsonl_file_runs_to_the_forget_set_with_the_records_ids(texts):
     root, first = texts
     assert ran(first.stdout) == UP_TO_PARTITION
-    owners = pd.read_csv(root / "data/prepared/owner_ids.csv")
-    assert set(owners["owner_id"]) == {f"note-{i:03d}" for i in range(60)} | {"canary-0-0", *(
-        f"canary-1-{c}" for c in range(4))}
-    by_id = dict(zip(owners["example_id"], owners["owner_id"]))
-    forget = pd.read_csv(root / "data/partition/forget.csv")
-    assert forget["owner_id"].tolist() == [by_id[e] for e in forget["example_id"]]
-    assert set(forget["owner_id"]) == {"canary-0-0", *(f"canary-1-{c}" for c in range(4))}  # kind canaries
-    scores = pd.read_parquet(root / "data/memorize/scores.parquet")
-    assert scores["owner_id"].tolist() == [by_id[e] for e in scores["example_id"]]
+    owners, forget = owners_in_outputs(root)
+    canaries = {"canary-0-0", *(f"canary-1-{c}" for c in range(4))}
+    assert sorted(owners) == sorted({f"note-{i:03d}" for i in range(60)} | canaries)
+    assert set(forget["owner_id"]) == canaries  # kind canaries: every copy
