@@ -90,7 +90,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed)
     rows, checkpoints = [], []
     for k in range(1, args.requests + 1):
-        forgotten = ledger.forgotten_ids(ledger.read(project.ledger))
+        forgotten = ledger.forgotten_ids(ledger.read(project.ledger), data.owners)
         kind = "high" if k % 4 in (2, 3) else "random"  # half and half; the checkpoints (k = 10, 20, ...) both
         pool = np.setdiff1d(data.train.example_ids.numpy() if kind == "random" else high, list(forgotten))
         ids = rng.choice(pool, min(len(pool), int(rng.integers(10, 31))), replace=False).tolist()

@@ -25,11 +25,12 @@ from memunlearn.requests.report import markdown
 
 
 @flow(name="memunlearn-forget", log_prints=True)
-def forget_flow(request_id: str, ids: list[int] | str, repo_dir: str = ".", model: str | None = None,
+def forget_flow(request_id: str, ids: list[int | str] | str, repo_dir: str = ".", model: str | None = None,
                 method: str | None = None, strategy: str | None = None) -> dict:
     """Handle one deletion request; returns {request_id, verdict, version}.
 
-    ids: example ids, or the path of an ids file (CSV with an id column, JSON list, one per line).
+    ids: the data owner's ids (a built-in dataset's: its example ids), or the path of an ids file (CSV with an id
+    column, JSON list, one per line).
     repo_dir: the project (its params.yaml, data/prepared, MLflow store and ledger).
     model: MLflow model URI to start from (default models:/memunlearn-original@production).
     """

@@ -118,8 +118,12 @@ def check_params(repo_dir: str, overrides: Mapping[str, Any] | None = None) -> N
     deletes a stage's outputs before running it); every problem in one ValueError, one line each."""
     from memunlearn.params import check_params as problems_of
 
-    params = yaml.safe_load((Path(repo_dir) / "params.yaml").read_text()) or {}
-    problems = problems_of(with_overrides(params, overrides or {}))
+    from memunlearn.sources import rooted
+
+    params = with_overrides(yaml.safe_load((Path(repo_dir) / "params.yaml").read_text()) or {}, overrides or {})
+    if isinstance(params.get("data"), dict) and isinstance(params["data"].get("path"), str):
+        params["data"]["path"] = rooted(params["data"]["path"], repo_dir)  # the stages read it from the checkout
+    problems = problems_of(params)
     if problems:
         given = f" with overrides {dict(overrides)}" if overrides else ""
         raise ValueError(f"params.yaml{given} has {len(problems)} problem(s); nothing ran:\n" + "\n".join(problems))

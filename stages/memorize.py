@@ -13,6 +13,7 @@ from _store_restore import restore
 from memunlearn.config import ConfigError, from_params
 from memunlearn.io import save_json, save_table
 from memunlearn.memorization.exact import Execution, ExactConfig, moved_to_environment
+from memunlearn.data.owner_ids import load_owner_ids, with_owner_ids
 from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import SubsetModels, load_modality
 from memunlearn.tracking import StageRecord
@@ -43,7 +44,7 @@ def main() -> None:
     subset_models = SubsetModels(STORE_ROOT, TIMINGS, execution, runner,
                                  lambda key, ks: restore(ROOT, STORE_ROOT, key, ks))
     scores, metrics, artifacts = modality.memorize(data, recipe, config, dev, MEMORIZE_DIR, PLOTS, subset_models)
-    save_table(scores, MEMORIZE_DIR / "scores.parquet")
+    save_table(with_owner_ids(scores, load_owner_ids(PREPARED)), MEMORIZE_DIR / "scores.parquet")
     save_json(metrics, METRICS_DIR / "memorize.json")
     track(StageRecord("memorize", flatten(params), metrics, artifacts=[MEMORIZE_DIR / "scores.parquet", *artifacts]))
 

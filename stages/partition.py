@@ -9,6 +9,7 @@ from _common import (MEMORIZE_DIR, METRICS_DIR, PARTITION_DIR, PREPARED, PROXIES
 
 from memunlearn.config import from_params
 from memunlearn.io import load_table, save_json, save_table
+from memunlearn.data.owner_ids import load_owner_ids, with_owner_ids
 from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
 from memunlearn.partition import PartitionConfig, choose_forget_set
@@ -25,7 +26,7 @@ def main() -> None:
                                      load_table(PROXIES_DIR / "proxies.parquet", "proxies"), TRAIN_DIR / "model.pt",
                                      device(config.device))
     forget = choose_forget_set(config, sources)
-    save_table(forget, PARTITION_DIR / "forget.csv")
+    save_table(with_owner_ids(forget, load_owner_ids(PREPARED)), PARTITION_DIR / "forget.csv")
     metrics = modality.describe_forget_set(config, forget, sources, data)
     save_json(metrics, METRICS_DIR / "partition.json")
     track(StageRecord("partition", flatten(params), flatten(metrics), artifacts=[PARTITION_DIR / "forget.csv"]))

@@ -6,6 +6,7 @@ from _common import METRICS_DIR, PREPARED, PROXIES_DIR, TRAIN_DIR, device, flatt
 from memunlearn.config import from_params
 from memunlearn.io import load_json, save_json, save_table
 from memunlearn.memorization.proxies import ProxyConfig, compute_proxies, final_model_proxies, proxy_costs
+from memunlearn.data.owner_ids import load_owner_ids, with_owner_ids
 from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
 from memunlearn.tracking import StageRecord
@@ -23,7 +24,7 @@ def main() -> None:
     for name, reason in skipped.items():
         print(f"proxies: {name} skipped: {reason}")
     table, own_seconds = compute_proxies(names, inputs)
-    save_table(table, PROXIES_DIR / "proxies.parquet")
+    save_table(with_owner_ids(table, load_owner_ids(PREPARED)), PROXIES_DIR / "proxies.parquet")
 
     seconds = proxy_costs(names, own_seconds, {"learning_events": recorded["learning_event_seconds"],
                                                "curvature": recorded["curvature_seconds"],

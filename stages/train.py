@@ -7,29 +7,26 @@ from _common import (METRICS_DIR, PREPARED, ROOT, TRAIN_DIR, WORKSPACE, device, 
 import pandas as pd
 
 from memunlearn.config import from_params
-from memunlearn.init_source import init_fingerprint
+from memunlearn.sources import INIT_SOURCE, init_fingerprint
 from memunlearn.io import load_json, save_json, save_table
 from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
 from memunlearn.tracking import StageRecord, VersionRef, claim_alias, load_state_dict
 from memunlearn.training.recipe import RecordConfig, recipe_for
 
-INIT_SOURCE = ROOT / "data/init_source.json"  # the init_source stage's fingerprint of train.init
-
-
 def registry_weights(fingerprint: dict):
-    """The weights of the registered MLflow version init_source resolved ``train.init: models:/...`` to."""
+    """The weights of the registered MLflow version the sources stage resolved ``train.init: models:/...`` to."""
     ref = VersionRef(fingerprint.get("name", ""), fingerprint.get("version", ""), fingerprint.get("run_id", ""), {})
     return lambda uri: load_state_dict(tracking_target(), ref)
 
 
 def same_as_fingerprinted(init: str) -> dict:
-    """train.init's fingerprint now, which must be the one init_source recorded (DVC's dep): a checkpoint
+    """train.init's fingerprint now, which must be the one the sources stage recorded (DVC's dep): a checkpoint
     replaced between the two stages would otherwise train nothing new under the old fingerprint."""
-    recorded = load_json(INIT_SOURCE, "init_source")
+    recorded = load_json(ROOT / INIT_SOURCE, "sources")
     now = init_fingerprint(init, WORKSPACE, lambda uri: {k: recorded.get(k) for k in ("name", "version", "run_id")})
     if now != recorded:
-        raise RuntimeError(f"train.init: {init!r} changed since the init_source stage fingerprinted it; rerun "
+        raise RuntimeError(f"train.init: {init!r} changed since the sources stage fingerprinted it; rerun "
                            "`dvc repro train`")
     return now
 

@@ -89,6 +89,7 @@ def test_top_lists_the_most_memorized_examples_with_labels_and_planted_noise(tmp
     import pandas as pd
 
     from memunlearn.data import save_info, save_split
+    from memunlearn.data.owner_ids import owner_table, save_owner_ids
     from memunlearn.io import save_table
 
     train, _, info, flipped = synthetic
@@ -105,6 +106,7 @@ def test_top_lists_the_most_memorized_examples_with_labels_and_planted_noise(tmp
     score[ids == flipped[0]] = 0.995  # the planted example is the most memorized
     save_table(pd.DataFrame({"example_id": ids, "mem": score, "mem_prob": score, "mem_se": 0.01,
                              "mem_prob_se": 0.02}), tmp_path / "data/memorize/scores.parquet")
+    save_owner_ids(owner_table(ids, [f"owner-{i}" for i in ids]), tmp_path / "data/prepared")
 
     with pytest.raises(SystemExit) as exit_:
         main(["top", "--n", "4", "--root", str(tmp_path)])
@@ -112,8 +114,10 @@ def test_top_lists_the_most_memorized_examples_with_labels_and_planted_noise(tmp
     lines = capsys.readouterr().out.splitlines()
     rows = [line.split() for line in lines[1:5]]
     assert [int(r[1]) for r in rows] == [int(flipped[0]), *ids[clean_rows].tolist()]
+    assert lines[0].split()[:3] == ["rank", "example_id", "owner_id"]
+    assert [r[2] for r in rows] == [f"owner-{int(r[1])}" for r in rows]  # the owner's id beside each example id
     assert lines[1].endswith("yes (was class 3)") and "yes" not in lines[2]
-    assert rows[1][2:4] == ["class", str(int(train.labels[clean_rows[0]]))]  # no names on record: "class <i>"
+    assert rows[1][3:5] == ["class", str(int(train.labels[clean_rows[0]]))]  # no names on record: "class <i>"
     assert lines[-1].startswith("1 of 4 are planted label noise")
 
 

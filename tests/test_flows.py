@@ -91,7 +91,7 @@ def test_a_target_stage_runs_only_what_it_needs_and_a_preset_becomes_overrides()
     from flows.tasks import preset_overrides, stage_order
 
     repo = Path(__file__).resolve().parents[1]
-    assert stage_order(str(repo), "summary") == ["prepare", "init_source", "train", "memorize", "proxies", "partition",
+    assert stage_order(str(repo), "summary") == ["sources", "prepare", "train", "memorize", "proxies", "partition",
                                                  "oracle", "unlearn", "evaluate", "summary"]  # the text path (README)
     with pytest.raises(ValueError, match="unknown target stage 'nope'"):
         stage_order(str(repo), "nope")

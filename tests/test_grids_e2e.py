@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from e2e_project import ALWAYS_CHANGED, commit, copied_project, dvc, experiments, set_params, stale  # on sys.path
+from e2e_project import ALWAYS_RUN, commit, copied_project, dvc, experiments, set_params, stale  # tests/ is on sys.path under pytest
 
 pytestmark = pytest.mark.e2e
 
@@ -37,8 +37,8 @@ GRID = {"methods": ["neggrad_plus"], "group_scores": ["exact"], "kinds": ["low",
 
 
 def ran(output: str) -> list[str]:
-    """The stages a repro ran, but the always-changed ones (init_source), which run on every repro."""
-    return [s for s in re.findall(r"Running stage '([^']+)'", output) if s not in ALWAYS_CHANGED]
+    """The stages a `dvc repro` ran, but those that run every time (`sources`, e2e_project.py)."""
+    return [s for s in re.findall(r"Running stage '([^']+)'", output) if s not in ALWAYS_RUN]
 
 
 def cells(method="neggrad_plus", kinds=("low", "high"), strategies=("rum",), seeds=(0,)) -> list[str]:
@@ -172,10 +172,10 @@ def test_prefect_grids_flow_runs_a_grown_grid_as_an_experiment_with_new_cells_on
             grids(repo_dir=str(project), methods=["forgetall"])
         result = grids(repo_dir=str(project), kinds=["high"], strategies=["vanilla", "rum"], experiment="grown")
 
-    stages = [stage for stage in result["ran"] if stage not in ALWAYS_CHANGED]
-    did = [stage for stage in stages if result["ran"][stage]]
-    assert did == ["grids"] + REPORT
-    upstream = stages[:len(UPSTREAM)]  # in an order DVC picks: memorize and proxies are independent
+    did = [stage for stage, yes in result["ran"].items() if yes]
+    assert did == ALWAYS_RUN + ["grids"] + REPORT  # sources runs every time; its output unchanged
+    # in an order DVC picks: memorize and proxies are independent
+    upstream = list(result["ran"])[len(ALWAYS_RUN):len(ALWAYS_RUN) + len(UPSTREAM)]
     assert set(upstream) == set(UPSTREAM)
     assert upstream.index("prepare") < upstream.index("train") < upstream.index("proxies")
     assert upstream.index("prepare") < upstream.index("memorize")

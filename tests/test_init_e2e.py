@@ -38,7 +38,7 @@ def same(a: dict, b: dict) -> bool:
 
 
 def test_a_saved_checkpoint_is_the_original_of_a_run(tmp_path):
-    """Loaded weights exactly; the run goes on through evaluate; init_source's fingerprint keeps train cached
+    """Loaded weights exactly; the run goes on through evaluate; the sources stage's fingerprint keeps train cached
     until the checkpoint's bytes change; the registered original loads back by its models:/ URI."""
     params = _merge(json.loads(json.dumps(TINY)), {"data": {"max_train": 300, "max_test": 100},
                                                    "train": {"init": CHECKPOINT}, "memorize": {"num_models": 2},
@@ -57,10 +57,10 @@ def test_a_saved_checkpoint_is_the_original_of_a_run(tmp_path):
         assert "proxies: confidence skipped: needs records of the original's training" in out
         assert (root / "results/evaluation.csv").exists() and (root / "data/oracle/model.pt").exists()
 
-        dvc(root, "repro", "init_source")  # the same bytes: train stays up to date
+        dvc(root, "repro", "sources")  # the same bytes: train stays up to date
         assert json.loads(dvc(root, "status", "train", "--json").stdout) == {}
         save_elsewhere(root, seed=8)  # a new checkpoint at the same path makes train stale
-        dvc(root, "repro", "init_source")
+        dvc(root, "repro", "sources")
         stale = json.loads(dvc(root, "status", "train", "--json").stdout)
         assert stale["train"] == [{"changed deps": {"data/init_source.json": "modified"}}]
 

@@ -13,7 +13,7 @@ import torchvision
 import yaml
 
 from memunlearn.data import DatasetInfo
-from memunlearn.init_source import content_sha256, init_fingerprint
+from memunlearn.sources import content_fingerprint, init_fingerprint
 from memunlearn.memorization.proxies import final_model_proxies
 from memunlearn.models import build_model, model_modality
 from memunlearn.models.init import load_image_init
@@ -145,8 +145,8 @@ def test_a_missing_file_or_a_directory_is_named(tmp_path):
 
 
 def test_the_fingerprint_follows_the_content_not_the_name(tmp_path):
-    """A checkpoint rewritten at the same path changes init_source's output (so train reruns); rewriting the same
-    bytes does not; a directory is hashed with its file names; a URI by the version it resolves to."""
+    """A checkpoint rewritten at the same path changes the sources stage's data/init_source.json (so train
+    reruns); rewriting the same bytes does not; a directory is hashed with its file names; a URI by the version it resolves to."""
     path = tmp_path / "w.pt"
     path.write_bytes(b"one")
     first = init_fingerprint("w.pt", tmp_path, no_registry)
@@ -156,9 +156,9 @@ def test_the_fingerprint_follows_the_content_not_the_name(tmp_path):
     assert init_fingerprint("w.pt", tmp_path, no_registry)["sha256"] != first["sha256"]
     (tmp_path / "hf").mkdir()
     (tmp_path / "hf" / "a").write_bytes(b"x")
-    before = content_sha256(tmp_path / "hf")
+    before = content_fingerprint(tmp_path / "hf")["sha256"]
     (tmp_path / "hf" / "a").rename(tmp_path / "hf" / "b")
-    assert content_sha256(tmp_path / "hf") != before
+    assert content_fingerprint(tmp_path / "hf")["sha256"] != before
     assert init_fingerprint("", tmp_path, no_registry) == {"init": ""}
     assert init_fingerprint("models:/m@a", tmp_path, lambda uri: {"version": "7"}) == {"init": "models:/m@a",
                                                                                        "version": "7"}

@@ -16,7 +16,7 @@ import sys
 import pandas as pd
 import pytest
 
-from e2e_project import (ALWAYS_CHANGED, GRID_RUNS, GRID_STAGES, STAGES, commit, copied_project, dvc,  # tests/ is on
+from e2e_project import (ALWAYS_RUN, GRID_RUNS, GRID_STAGES, STAGES, commit, copied_project, dvc,  # tests/ is on
                          experiments, ran_stages, set_params, stale)  # sys.path under pytest (no __init__.py)
 
 pytestmark = pytest.mark.e2e
@@ -211,11 +211,11 @@ def test_prefect_flow_runs_stages_in_the_workspace_and_overrides_as_a_dvc_experi
     with prefect_test_harness(server_startup_timeout=180):  # Prefect waits 30 s: too short on a busy machine
         forced = pipeline(repo_dir=str(project), force=["evaluate"])
         ran = pipeline(repo_dir=str(project), overrides={"unlearn.strategy": "vanilla"}, experiment="flow-vanilla")
-    assert set(ALWAYS_CHANGED) <= set(forced) and set(ALWAYS_CHANGED) <= set(ran)  # they run every time
-    forced, ran = ({s: did for s, did in stages.items() if s not in ALWAYS_CHANGED} for stages in (forced, ran))
-    assert sorted(forced) == sorted(STAGES + GRID_STAGES) == sorted(ran)
-    assert [s for s, did in forced.items() if did] == ["evaluate"]
-    assert [s for s, did in ran.items() if did] == ["unlearn", "evaluate", "summary", "forgetting_quality", "figures"]
+    assert sorted(forced) == sorted(ALWAYS_RUN + STAGES + GRID_STAGES) == sorted(ran)
+    # sources (the fingerprints) runs every time; its output unchanged, nothing after it reruns
+    assert [s for s, did in forced.items() if did] == ALWAYS_RUN + ["evaluate"]
+    assert [s for s, did in ran.items() if did] == ALWAYS_RUN + ["unlearn", "evaluate", "summary",
+                                                                 "forgetting_quality", "figures"]
     assert (project / "params.yaml").read_bytes() == before  # the experiment ran in a temporary copy
 
     params = experiments(project)["flow-vanilla"]["data"]["params"]["params.yaml"]["data"]
@@ -275,8 +275,8 @@ def test_ids_a_deletion_request_forgot_enter_no_later_training(project, first_re
     before = pd.read_parquet(project / "data/train/learning_events.parquet")["example_id"]
     forgotten = [int(i) for i in sorted(before)[:3]]
     ledger.append(project / "requests/ledger.jsonl", {"kind": "forget", "request_id": "r1", "ids": forgotten})
-    outdated = stale(project)
-    assert set(READERS_OF_D) <= set(outdated) and "prepare" not in outdated
+    stale_now = stale(project)
+    assert set(READERS_OF_D) <= set(stale_now) and "prepare" not in stale_now
     dvc(project, "repro", "train")
     after = pd.read_parquet(project / "data/train/learning_events.parquet")["example_id"]
     assert not set(forgotten) & set(after) and len(after) == len(before) - len(forgotten)

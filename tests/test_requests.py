@@ -9,8 +9,10 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from memunlearn.config import ConfigError, from_params
+from memunlearn.data.owner_ids import default_owner_ids, owner_map, owner_table, save_owner_ids
 from memunlearn.registry import UnknownNameError
 from memunlearn.requests import ledger
 from memunlearn.requests.config import RequestsConfig
@@ -22,6 +24,7 @@ from memunlearn.requests.scores import plan_subsets
 
 TRAIN = np.arange(100, 200)
 OTHERS = {"test": np.arange(0, 50), "validation": np.arange(50, 100)}
+OWNERS = owner_map(default_owner_ids(range(200)))  # a built-in dataset's: owner id = str(example_id)
 
 
 @pytest.mark.parametrize("name, text", [
@@ -32,8 +35,8 @@ OTHERS = {"test": np.arange(0, 50), "validation": np.arange(50, 100)}
 def test_read_ids_every_format_keeps_repeats(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)
-    assert read_ids(path) == [101, 102, 101]
-    assert read_ids([101, 102]) == [101, 102]  # a list, as the deployment's `ids` parameter may be
+    assert read_ids(path) == ["101", "102", "101"]  # owner ids, kept as strings
+    assert read_ids([101, "cat/7.png"]) == ["101", "cat/7.png"]  # a list, as the deployment's `ids` may be
 
 
 @pytest.mark.parametrize("name, text, says", [
@@ -41,13 +44,17 @@ def test_read_ids_every_format_keeps_repeats(tmp_path, name, text):
     ("bad.json", "[101, 102", "not valid JSON"),
     ("dict.json", '{"id": 101}', "a JSON dict"),
     ("noid.csv", "example,reason\n101,x\n", "no `id` column"),
-    ("words.txt", "101\nabc\n", "'abc' is not an example id"),
+    ("floats.txt", None, "1.5 is not an id"),
+    ("nested.json", '[101, [102]]', "[102] is not an id"),
     ("missing.txt", None, "cannot read it"),
 ])
 def test_bad_files_are_one_line_naming_file_and_fix(tmp_path, name, text, says):
     path = tmp_path / name
     if text is not None:
         path.write_text(text)
+    if name == "floats.txt":
+        path = path.with_suffix(".json")
+        path.write_text("[101, 1.5]")
     with pytest.raises(RequestError) as error:
         read_ids(path)
     message = str(error.value)
@@ -56,19 +63,33 @@ def test_bad_files_are_one_line_naming_file_and_fix(tmp_path, name, text, says):
 
 def test_check_ids_unknown_and_other_splits_name_count_and_first_ids():
     with pytest.raises(RequestError, match=r"^7 unknown id\(s\) \(300, 301, 302, 303, 304, \.\.\.\)"):
-        check_ids([101, *range(300, 307)], TRAIN, OTHERS, set())
+        check_ids(["101", *map(str, range(300, 307))], OWNERS, TRAIN, OTHERS, set())
     with pytest.raises(RequestError, match=r"^2 id\(s\) belong to the test split, .*\(3, 4\)"):
-        check_ids([101, 3, 4], TRAIN, OTHERS, set())
+        check_ids(["101", "3", "4"], OWNERS, TRAIN, OTHERS, set())
     with pytest.raises(RequestError, match=r"^1 id\(s\) belong to the validation split, .*\(60\)"):
-        check_ids([60, 101], TRAIN, OTHERS, set())
+        check_ids(["60", "101"], OWNERS, TRAIN, OTHERS, set())
     with pytest.raises(RequestError, match="no ids given"):
-        check_ids([], TRAIN, OTHERS, set())
+        check_ids([], OWNERS, TRAIN, OTHERS, set())
 
 
 def test_check_ids_drops_repeats_and_names_already_forgotten():
-    request = check_ids([105, 101, 105, 103, 101], TRAIN, OTHERS, forgotten={103, 150})
-    assert request.ids == (101, 105) and request.already_forgotten == (103,) and request.duplicates == 2
-    assert request.digest == ids_digest([103, 101, 105]) != ids_digest([101, 105])  # what was asked, any order
+    request = check_ids(["105", "101", "105", "103", "101"], OWNERS, TRAIN, OTHERS, forgotten={103, 150})
+    assert request.ids == (101, 105) and request.owner_ids == ("101", "105")
+    assert request.already_forgotten == ("103",) and request.duplicates == 2
+    assert request.digest == ids_digest(["103", "101", "105"]) != ids_digest(["101", "105"])  # what was asked
+
+
+def test_check_ids_maps_the_owners_ids_and_names_the_unknown_ones():
+    """A dataset read from files: the request names the owner's ids, the data's example ids come from the map;
+    the digest is over the owner's ids, so a re-prepared dataset (rows renumbered) gives the same one."""
+    owners = owner_map(owner_table(range(200), [f"img-{i:03d}" for i in range(200)]))
+    request = check_ids(["img-150", "img-101"], owners, TRAIN, OTHERS, set())
+    assert request.ids == (101, 150) and request.owner_ids == ("img-101", "img-150")
+    renumbered = owner_map(owner_table(range(200), [f"img-{(i - 7) % 200:03d}" for i in range(200)]))
+    again = check_ids(["img-150", "img-101"], renumbered, TRAIN, OTHERS, set())
+    assert again.ids == (108, 157) and again.digest == request.digest
+    with pytest.raises(RequestError, match=r"^2 unknown id\(s\) \(101, cat\.png\): not in the data; .*owner_ids\.csv"):
+        check_ids(["img-101", "101", "cat.png", "101"], owners, TRAIN, OTHERS, set())
 
 
 def _chain(path, n=3):
@@ -83,7 +104,7 @@ def test_ledger_chain_names_an_edited_and_a_deleted_entry(tmp_path):
     entries = _chain(path)
     assert ledger.chain_problems(entries) == []
     assert entries[0]["prev_hash"] == ledger.GENESIS and entries[1]["prev_hash"] == entries[0]["hash"]
-    assert ledger.forgotten_ids(entries) == {0, 1, 2}
+    assert ledger.forgotten_ids(entries, OWNERS) == {0, 1, 2}  # entries with ints only: owner ids str(id)
 
     edited = [dict(e) for e in entries]
     edited[1]["ids"] = [99]
@@ -234,19 +255,43 @@ def test_without_forgotten_leaves_the_ledgers_accepted_ids_out_of_d(tmp_path, sy
 
     train, test, info, _ = synthetic
     data = PreparedImages(tmp_path, train, None, test, info)
-    assert without_forgotten(data, tmp_path / "none.jsonl") is data
+    assert without_forgotten(data, tmp_path / "none.jsonl", tmp_path) is data
     path = tmp_path / "ledger.jsonl"
     path.write_text("")
-    assert without_forgotten(data, path) is data
+    assert without_forgotten(data, path, tmp_path / "no_map_needed") is data  # nothing forgotten: no map read
+    save_owner_ids(default_owner_ids(torch.cat([train.example_ids, test.example_ids]).numpy()), tmp_path)
     ids = train.example_ids[:4].tolist()
-    ledger.append(path, {"kind": "forget", "request_id": "a", "ids": ids[:3]})
+    ledger.append(path, {"kind": "forget", "request_id": "a", "ids": ids[:3]})  # a line before owner ids: ints
     ledger.append(path, {"kind": "retrain", "request_id": "retrain-1", "ids": []})
-    ledger.append(path, {"kind": "forget", "request_id": "b", "ids": ids[3:]})
-    left = without_forgotten(data, path).train
+    ledger.append(path, {"kind": "forget", "request_id": "b", "ids": [0], "owner_ids": [str(ids[3])]})
+    left = without_forgotten(data, path, tmp_path).train
     assert len(left) == len(train) - 4 and not set(ids) & set(left.example_ids.tolist())
     path.write_text(path.read_text() + "{not json\n")
     with pytest.raises(ValueError, match=f"{path} line 4: not JSON; the ledger was edited by hand"):
-        without_forgotten(data, path)
+        without_forgotten(data, path, tmp_path)
+
+
+def test_a_re_prepared_dataset_still_leaves_out_the_forgotten_owners_examples(tmp_path, synthetic, caplog):
+    """The ledger names owner ids: after the data is prepared again with its rows renumbered, the same owners'
+    examples are left out (new example ids), and an owner id the data no longer holds is logged, not an error."""
+    from memunlearn.forgotten import without_forgotten
+    from memunlearn.modality.image.pipeline import PreparedImages
+
+    train, test, info, _ = synthetic
+    data = PreparedImages(tmp_path, train, None, test, info)
+    every = torch.cat([train.example_ids, test.example_ids]).numpy()
+    save_owner_ids(owner_table(every, [f"file-{i}" for i in every]), tmp_path)
+    path = tmp_path / "ledger.jsonl"
+    ledger.append(path, {"kind": "forget", "request_id": "a", "ids": [0, 1],
+                         "owner_ids": [f"file-{every[0]}", f"file-{every[1]}", "file-gone"]})
+    left = without_forgotten(data, path, tmp_path).train
+    assert set(every[:2]).isdisjoint(left.example_ids.tolist()) and len(left) == len(train) - 2
+    shifted = np.roll(every, 5)  # re-prepared: example id every[k] now holds the file of every[k - 5]
+    save_owner_ids(owner_table(every, [f"file-{i}" for i in shifted]), tmp_path)
+    with caplog.at_level("WARNING", logger="memunlearn"):
+        left = without_forgotten(data, path, tmp_path).train
+    assert set(every[5:7]).isdisjoint(left.example_ids.tolist()) and set(every[:2]) <= set(left.example_ids.tolist())
+    assert "1 owner id(s) forgotten by deletion requests are not in" in caplog.text and "file-gone" in caplog.text
 
 
 def test_request_project_takes_torch_threads_from_the_environment_and_names_a_bad_value(tmp_path, monkeypatch):

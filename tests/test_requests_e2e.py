@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from memunlearn.cli import main
 from memunlearn.data import load_split
+from memunlearn.data.owner_ids import load_owner_ids
 from memunlearn.requests import ledger
 from memunlearn.tracking import ModelRecord, StageRecord, TrackingTarget, dataset_digest, record_stage, store_location
 from memunlearn.training.oracle import cached_oracle
@@ -99,7 +100,8 @@ def test_the_next_request_starts_from_the_last_version_and_never_trains_on_forgo
     assert code == 0, err
     entry = ledger.read(root / "requests/ledger.jsonl")[-1]
     assert entry["parent_version"] == "2" and entry["new_version"] == "3" and state(root)[1] == "3"
-    assert sorted(entry["already_forgotten"]) == sorted(int(i) for i in ids[8:12]) and entry["ids_count"] == 8
+    assert sorted(entry["already_forgotten"]) == sorted(str(i) for i in ids[8:12]) and entry["ids_count"] == 8
+    assert sorted(entry["owner_ids"]) == sorted(str(i) for i in ids[12:20])  # built-in data: str(example_id)
     import json
     report = json.loads((root / "requests/reports/r2.json").read_text())
     retain = train.drop_ids(ids[:20])  # D minus everything r1 and r2 forgot
@@ -159,7 +161,7 @@ def test_bad_input_is_one_line_and_changes_nothing(project, capsys, case):
     args = {"--ids": str(good), "--request-id": f"bad-{case.replace(' ', '-')}"}
     says = {"unknown ids": "2 unknown id(s) (999998, 999999)",
             "test ids": "belong to the test split", "validation ids": "belong to the validation split",
-            "empty file": "empty; write one example id per line", "malformed file": "not valid JSON",
+            "empty file": "empty; write one id per line", "malformed file": "not valid JSON",
             "no such model": "does not exist", "other data": "does not match data/prepared",
             "unknown method": "unknown unlearning method 'nope'"}[case]
     if case == "unknown ids":
@@ -247,7 +249,7 @@ def test_kill_9_after_a_durable_step_is_completed_by_the_rerun(project, capsys, 
 def test_retrain_trains_on_d_minus_every_forgotten_id_and_becomes_the_base(project, capsys):
     root, train, _ = project
     entries = ledger.read(root / "requests/ledger.jsonl")
-    forgotten = ledger.forgotten_ids(entries)
+    forgotten = ledger.forgotten_ids(entries, load_owner_ids(root / "data/prepared"))
     code, out, err = run(root, capsys, "requests", "retrain")
     assert code == 0, err
     entry = ledger.read(root / "requests/ledger.jsonl")[-1]

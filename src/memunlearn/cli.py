@@ -158,8 +158,9 @@ def _size(n: int) -> str:
 
 def top(n: int, score: str, root: Path) -> int:
     """Print the ``n`` most memorized training examples of the project in ``root`` (its `memorize` and
-    `prepare` outputs): rank, example id, label, score ± SE, planted noise; 0 = printed."""
+    `prepare` outputs): rank, example id, the owner's id, label, score ± SE, planted noise; 0 = printed."""
     from .data import load_info, load_split
+    from .data.owner_ids import load_owner_ids
     from .io import load_table
     from .labels import class_names
     from .memorization.ranking import ranked_examples
@@ -169,16 +170,20 @@ def top(n: int, score: str, root: Path) -> int:
         train = load_split(root / "data/prepared/train.npz")
         scores = load_table(root / "data/memorize/scores.parquet", "memorize")
         planted = load_table(root / "data/prepared/label_noise.csv", "prepare")
+        owners = load_owner_ids(root / "data/prepared")
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     ranked = ranked_examples(scores, train.example_ids, train.labels, planted, score).head(n)
     names = class_names(info.name, info.num_classes)
-    print(f"{'rank':>4}  {'example_id':>10}  {'label':<12}  {score + ' ± se':>15}  planted noise")
-    for rank, row in enumerate(ranked.itertuples(), 1):
+    owner = owners.reindex(ranked["example_id"].to_numpy()).to_numpy()
+    width = max([len("owner_id"), *(len(str(o)) for o in owner)])
+    print(f"{'rank':>4}  {'example_id':>10}  {'owner_id':<{width}}  {'label':<12}  {score + ' ± se':>15}  "
+          f"planted noise")
+    for rank, (row, owner_id) in enumerate(zip(ranked.itertuples(), owner), 1):
         noise = f"yes (was {names[row.clean_label]})" if row.planted_noise else ""
-        print(f"{rank:>4}  {row.example_id:>10}  {names[row.label]:<12}  {row.score:>7.3f} ± {row.score_se:<5.3f}  "
-              f"{noise}".rstrip())
+        print(f"{rank:>4}  {row.example_id:>10}  {owner_id:<{width}}  {names[row.label]:<12}  {row.score:>7.3f} ± "
+              f"{row.score_se:<5.3f}  {noise}".rstrip())
     planted_share = ranked["planted_noise"].mean() if len(ranked) else 0.0
     print(f"{int(ranked['planted_noise'].sum())} of {len(ranked)} are planted label noise ({planted_share:.0%}); "
           f"{len(planted)} of {len(train)} training examples were planted")
@@ -329,7 +334,7 @@ def _list_requests(project) -> int:
         gates = " ".join(f"{k}={'pass' if g['passed'] else 'FAIL'}" for k, g in (e.get("gates") or {}).items())
         print(f"{e['request_id']:<16} {e['time']:<20} {e['kind']:<8} {e['ids_count']:>5} {e['ids_digest']:<16} "
               f"{str(e['parent_version']) + '->' + str(e['new_version']):>11}  {gates or e.get('reason', '')}")
-    print(f"{project.ledger}: {len(entries)} entries, {len(ledger.forgotten_ids(entries))} ids forgotten")
+    print(f"{project.ledger}: {len(entries)} entries, {len(ledger.forgotten_owner_ids(entries))} ids forgotten")
     return 0
 
 

@@ -26,7 +26,7 @@ from .training import RecordConfig, TrainConfig
 from .training.recipe import ROLES, recipe_for
 from .training.oracle import OracleConfig
 from .unlearning import STRATEGIES, UnlearnConfig, UnlearnPlan
-from .init_source import is_registry_uri
+from .sources import is_registry_uri
 from .memorization.proxies.compute import RECORDED
 from .unlearning.config import REFERENCE_SUBSET_METHODS, init_conflicts
 

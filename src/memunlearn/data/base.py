@@ -14,9 +14,10 @@ gradient-based unlearning methods need (unlearning/common.py).
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import torch
 
@@ -44,13 +45,16 @@ class RawDataset:
     train: ImageSplit
     test: ImageSplit
     num_classes: int
+    owner_ids: Any = None  # a data/owner_ids.py table (example_id, owner_id); None = str(example_id)
 
 
-Loader = Callable[[Path, int, float], RawDataset]  # (raw_dir, split_seed, test_fraction)
+Loader = Callable[..., RawDataset]  # (raw_dir, split_seed, test_fraction[, path, image_size]): see source_options
 DATASETS: Registry[Loader] = Registry("dataset")
 
 
-CorpusLoader = Callable[[], list[str]]  # () -> documents, in a fixed order (data/text_prepare.py tokenizes them)
+# () -> documents, in a fixed order (data/text_prepare.py tokenizes them as one stream); a corpus read from a file
+# takes (path) and may return data/corpus.py ``TextRecords`` instead: one example per record, with the owner's ids
+CorpusLoader = Callable[..., Any]
 TEXT_CORPORA: Registry[CorpusLoader] = Registry("text corpus")
 
 
@@ -60,3 +64,15 @@ MODALITY_DATASETS: dict[str, Registry] = {"image": DATASETS, "text": TEXT_CORPOR
 def data_modality(name: str) -> str:
     """The modality whose registry holds dataset ``name`` (``data.dataset`` accepts any of them)."""
     return modality_of(name, MODALITY_DATASETS, "dataset")
+
+
+def source_options(loader: Callable, options: dict[str, Any]) -> dict[str, Any]:
+    """The ``options`` (``data.path``, ``data.image_size``) that ``loader``'s signature names: a dataset read from
+    files takes them, a built-in one none."""
+    names = inspect.signature(loader).parameters
+    return {key: value for key, value in options.items() if key in names}
+
+
+def reads_files(name: str) -> bool:
+    """Whether dataset ``name`` (any modality) is read from ``data.path``."""
+    return "path" in source_options(MODALITY_DATASETS[data_modality(name)].get(name), {"path": ""})

@@ -11,7 +11,10 @@ token, so every filling of a canary's digits is exactly ``digits`` tokens
 from __future__ import annotations
 
 import hashlib
+import json
+from dataclasses import dataclass
 
+from ..config import ConfigError
 from .base import TEXT_CORPORA
 
 PAD = "<|pad|>"
@@ -24,6 +27,54 @@ def pydoc_topics() -> list[str]:
     from pydoc_data.topics import topics
 
     return [topics[name] for name in sorted(topics)]
+
+
+@dataclass(frozen=True)
+class TextRecords:
+    """A corpus of records: one example each (data/text_prepare.py), named by the owner's ids."""
+
+    ids: list[str]  # the owner's ids, unique, in file order
+    texts: list[str]
+
+
+@TEXT_CORPORA.register("text_jsonl")
+def text_jsonl(path: str = "") -> TextRecords:
+    """``data.path``: one JSON object ``{"id": ..., "text": ...}`` per line (blank lines skipped); the id is kept
+    as a string. A bad line is one error naming the file and line number."""
+    from .files import check_path
+
+    file = check_path(path)
+    if not file.is_file():
+        raise ConfigError(f"data.path: {file} is a folder; text_jsonl reads one file of JSON lines")
+    ids, texts, seen = [], [], {}
+    with open(file, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            where = f"{file} line {number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{where}: not JSON ({exc.msg}); write one {{\"id\": ..., \"text\": ...}} object "
+                                  f"per line") from None
+            if not isinstance(record, dict) or "id" not in record or "text" not in record:
+                raise ConfigError(f"{where}: needs the keys id and text, e.g. {{\"id\": \"doc-1\", \"text\": \"...\"}}")
+            owner, text = record["id"], record["text"]
+            if not isinstance(owner, (str, int)) or isinstance(owner, bool) or str(owner).strip() == "":
+                raise ConfigError(f"{where}: id {owner!r} is not a non-empty string or integer; give the record an id")
+            if not isinstance(text, str) or not text.strip():
+                raise ConfigError(f"{where}: text {text!r} is not a non-empty string; write the record's text or "
+                                  f"remove the line")
+            owner = str(owner)
+            if owner in seen:
+                raise ConfigError(f"{where}: duplicate id {owner!r} (also line {seen[owner]}); give every record its "
+                                  f"own id")
+            seen[owner] = number
+            ids.append(owner)
+            texts.append(text)
+    if not ids:
+        raise ConfigError(f"{file}: empty; write one {{\"id\": ..., \"text\": ...}} object per line")
+    return TextRecords(ids, texts)
 
 
 def corpus_sha256(documents: list[str]) -> str:

@@ -19,8 +19,10 @@ import torch
 
 from ..config import ConfigError, check_choice, check_fraction
 from ..seeding import generator
-from .base import DATASETS, data_modality
+from .base import DATASETS, data_modality, reads_files, source_options
+from .files import check_path
 from .noise import flip_labels
+from .owner_ids import default_owner_ids
 from .splits import DatasetInfo, ImageSplit, channel_stats, load_split
 from .text_prepare import TextDataConfig, TextOptions, check_text_options
 
@@ -41,8 +43,11 @@ class PrepareConfig:
     validation_source: str = "test"  # test | train
     validation_per_class: bool = False  # the fraction of each class (the RUM code's 10% per class of train)
     text: TextOptions = TextOptions()  # a text corpus's own keys (data.text); image datasets ignore them
+    path: str = ""  # the folder (image_folder) or file (text_jsonl) of a dataset read from files; "" = built in
+    image_size: int = 0  # image_folder: resize every image to this square size; 0 = keep (one size required)
 
     def validate(self) -> None:
+        self.check_source()
         if data_modality(self.dataset) == "text":  # unknown name -> error listing every modality's datasets
             self.text_config().validate()
             for name, off in (("noise_fraction", 0.0), ("max_train", 0), ("max_test", 0)):
@@ -64,10 +69,27 @@ class PrepareConfig:
                 raise ValueError(f"data.{name} must be >= 0 (0 keeps all), got {getattr(self, name)}")
 
 
+    def check_source(self) -> None:
+        """``data.path`` and ``data.image_size`` against the dataset: set where it reads files, else off."""
+        if reads_files(self.dataset):
+            check_path(self.path)
+        elif self.path:
+            raise ConfigError(f"data.path: dataset {self.dataset!r} is built in and reads no files; set data.path: "
+                              f"\"\" or data.dataset: image_folder / text_jsonl")
+        if self.image_size < 0:
+            raise ConfigError(f"data.image_size must be >= 0 (0 keeps the images' size), got {self.image_size}")
+        if self.image_size and (data_modality(self.dataset) != "image" or "image_size" not in self.source_options()):
+            raise ConfigError(f"data.image_size: does not apply to dataset {self.dataset!r} (only image_folder "
+                              f"resizes); set data.image_size: 0")
+
+    def source_options(self) -> dict:
+        """The keys that the dataset's loader reads (``data.path``, ``data.image_size``; none for a built-in)."""
+        return source_options(DATASETS.get(self.dataset), {"path": self.path, "image_size": self.image_size})
+
     def text_config(self) -> TextDataConfig:
         """A text corpus's preparation config: the shared keys and ``data.text``."""
         return TextDataConfig.of(self.dataset, self.split_seed, self.validation_fraction, self.test_fraction,
-                                 self.text)
+                                 self.text, self.path)
 
 
 @dataclass(frozen=True)
@@ -77,10 +99,12 @@ class PreparedData:
     info: DatasetInfo
     flipped: pd.DataFrame  # example_id, clean_label, noisy_label
     validation: ImageSplit | None = None  # calibration / held-out data; None when validation_fraction is 0
+    owner_ids: pd.DataFrame | None = None  # example_id, owner_id of every example kept (data/owner_ids.py)
 
 
 def prepare(config: PrepareConfig, raw_dir: Path) -> PreparedData:
-    raw = DATASETS.get(config.dataset)(Path(raw_dir), config.split_seed, config.test_fraction)
+    raw = DATASETS.get(config.dataset)(Path(raw_dir), config.split_seed, config.test_fraction,
+                                       **config.source_options())
     train = _subsample(raw.train, config.max_train, config.split_seed, "train")
     test = _subsample(raw.test, config.max_test, config.split_seed, "test")
     validation = None
@@ -93,7 +117,10 @@ def prepare(config: PrepareConfig, raw_dir: Path) -> PreparedData:
     mean, std = channel_stats(train.images)
     _, channels, height, _ = train.images.shape
     info = DatasetInfo(config.dataset, raw.num_classes, channels, height, mean, std)
-    return PreparedData(train, test, info, flipped, validation)
+    kept = torch.cat([s.example_ids for s in (train, validation, test) if s is not None]).sort().values.numpy()
+    owners = (default_owner_ids(kept) if raw.owner_ids is None
+              else raw.owner_ids.set_index("example_id").loc[kept].reset_index())
+    return PreparedData(train, test, info, flipped, validation, owners)
 
 
 def carve(split: ImageSplit, fraction: float, seed: int, per_class: bool = False) -> tuple[ImageSplit, ImageSplit]:

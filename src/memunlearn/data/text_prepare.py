@@ -7,6 +7,10 @@ consecutive chunks of ``seq_len`` tokens (the remainder dropped); chunk c has
 test. ``max_sequences`` keeps the first chunks only (a fixed slice, for
 tests and quick runs).
 
+A corpus of records (``text_jsonl``, data/corpus.py ``TextRecords``) is cut differently: one record is one
+sequence (its tokens, EOS, then PAD; a longer record is cut to ``seq_len``, and ``n_cut`` counts those), record r
+has ``example_id`` r, and its owner id is the record's ``id``; ``max_sequences`` keeps the first records.
+
 Canaries (Carlini et al. 2019, "The Secret Sharer"): ``template`` filled
 with ``digits`` random digits; ``canaries_per_count`` canaries for every
 entry of ``canary_copies``, each inserted that many times into the training
@@ -25,8 +29,9 @@ import torch
 
 from ..config import ConfigError, check_fraction, check_positive
 from ..seeding import generator
-from .base import TEXT_CORPORA
-from .corpus import EOS, PAD, corpus_sha256, encode, train_tokenizer
+from .base import TEXT_CORPORA, source_options
+from .corpus import EOS, PAD, TextRecords, corpus_sha256, encode, train_tokenizer
+from .owner_ids import default_owner_ids, owner_table
 from .text import TextInfo, TextSplit
 
 PLACEHOLDER = "{}"
@@ -67,6 +72,7 @@ class TextDataConfig:
     # "" trains a byte-level BPE on the corpus (vocab_size); else a Hugging Face model directory whose
     # tokenizer.json tokenizes it: the model train.init loads must read the data with its own tokenizer
     tokenizer: str = ""
+    path: str = ""  # data.path: the file a corpus read from files (text_jsonl) reads
 
     def validate(self) -> None:
         TEXT_CORPORA.get(self.corpus)  # unknown name -> error listing the corpora
@@ -79,10 +85,10 @@ class TextDataConfig:
 
     @classmethod
     def of(cls, corpus: str, split_seed: int, validation_fraction: float, test_fraction: float,
-           options: TextOptions) -> "TextDataConfig":
+           options: TextOptions, path: str = "") -> "TextDataConfig":
         """The config of params ``data`` for a text corpus: its shared keys and ``data.text``."""
         return cls(corpus=corpus, split_seed=split_seed, validation_fraction=validation_fraction,
-                   test_fraction=test_fraction, **options.__dict__)
+                   test_fraction=test_fraction, path=path, **options.__dict__)
 
 
 def check_text_options(options) -> None:
@@ -112,6 +118,8 @@ class PreparedText:
     info: TextInfo
     tokenizer_json: str  # tokenizers.Tokenizer.to_str(): load with data.corpus.load_tokenizer
     canaries: pd.DataFrame  # example_id, canary, copies, secret, text: one row per copy
+    owner_ids: pd.DataFrame  # example_id, owner_id of every sequence (data/owner_ids.py)
+    n_cut: int = 0  # records longer than seq_len, cut (a corpus of records only)
 
 
 def chunk(ids: list[int], seq_len: int, max_sequences: int = 0) -> torch.Tensor:
@@ -176,13 +184,34 @@ def special_ids(tokenizer, directory: str = "") -> tuple[int, int]:
     return (eos if pad is None else pad), eos
 
 
+def record_sequences(texts: list[str], tokenizer, seq_len: int, pad_id: int, eos_id: int) -> tuple[torch.Tensor, int]:
+    """One (seq_len,) sequence per record: its tokens + EOS, right-padded with PAD, cut at seq_len;
+    ((n, seq_len) int64, how many records were cut)."""
+    tokens = torch.full((len(texts), seq_len), pad_id, dtype=torch.int64)
+    cut = 0
+    for row, text in enumerate(texts):
+        ids = encode(tokenizer, text) + [eos_id]
+        cut += len(ids) > seq_len
+        ids = ids[:seq_len]
+        tokens[row, : len(ids)] = torch.tensor(ids, dtype=torch.int64)
+    return tokens, cut
+
+
 def prepare_text(cfg: TextDataConfig) -> PreparedText:
     cfg.validate()
-    documents = TEXT_CORPORA.get(cfg.corpus)()
+    loader = TEXT_CORPORA.get(cfg.corpus)
+    loaded = loader(**source_options(loader, {"path": cfg.path}))
+    records = loaded if isinstance(loaded, TextRecords) else None
+    documents = records.texts if records else loaded
     tokenizer = pretrained_tokenizer(cfg.tokenizer) if cfg.tokenizer else train_tokenizer(documents, cfg.vocab_size)
     pad_id, eos_id = special_ids(tokenizer, cfg.tokenizer)
-    stream = [t for doc in documents for t in encode(tokenizer, doc) + [eos_id]]
-    chunks = chunk(stream, cfg.seq_len, cfg.max_sequences)  # (n, T)
+    n_cut = 0
+    if records:
+        kept = documents[: cfg.max_sequences] if cfg.max_sequences else documents
+        chunks, n_cut = record_sequences(kept, tokenizer, cfg.seq_len, pad_id, eos_id)  # (n, T)
+    else:
+        stream = [t for doc in documents for t in encode(tokenizer, doc) + [eos_id]]
+        chunks = chunk(stream, cfg.seq_len, cfg.max_sequences)  # (n, T)
     n = len(chunks)
     order = torch.randperm(n, generator=generator(cfg.split_seed, "text_split"))
     n_val, n_test = int(round(cfg.validation_fraction * n)), int(round(cfg.test_fraction * n))
@@ -192,4 +221,10 @@ def prepare_text(cfg: TextDataConfig) -> PreparedText:
     json_text = tokenizer.to_str()
     info = TextInfo(cfg.corpus, tokenizer.get_vocab_size(), cfg.seq_len, pad_id, eos_id, corpus_sha256(documents),
                     corpus_sha256([json_text]))
-    return PreparedText(train.concat(planted), val, test, info, json_text, table)
+    if records:  # the records' own ids; a canary copy is canary-<j>-<copy>
+        copy = table.groupby("canary").cumcount().to_numpy()
+        owners = owner_table(list(range(n)) + table["example_id"].tolist(),
+                             records.ids[:n] + [f"canary-{j}-{c}" for j, c in zip(table["canary"], copy)])
+    else:
+        owners = default_owner_ids(range(n + len(table)))
+    return PreparedText(train.concat(planted), val, test, info, json_text, table, owners, n_cut)

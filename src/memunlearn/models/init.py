@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..data.splits import DatasetInfo
-from ..init_source import init_path, is_registry_uri
+from ..sources import init_path, is_registry_uri
 from .base import build_model
 
 CHECKPOINT_KEYS = {"model", "dataset_info", "state_dict"}  # training/checkpoint.py's payload

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 from .. import tracking
 from ..config import from_params
 from ..data import PrepareConfig, prepare, save_info, save_split
+from ..data.owner_ids import save_owner_ids
 from ..data.prepare import VALIDATION_FILE
 from ..devices import resolve_device
 from ..models import build_model
@@ -28,6 +29,7 @@ def bootstrap(root: Path, params: Mapping[str, Any], target: tracking.TrackingTa
     if data.validation is not None:
         save_split(data.validation, prepared / VALIDATION_FILE)
     save_info(data.info, prepared / "meta.json")
+    save_owner_ids(data.owner_ids, prepared)
     recipe = from_params(TrainConfig, params["train"], "train")
     model = build_model(recipe.model, data.info.in_channels, data.info.num_classes, data.info.image_size, recipe.seed)
     start = time.perf_counter()

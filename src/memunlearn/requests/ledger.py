@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from ..forgotten import forgotten_ids  # noqa: F401  (re-exported: the ledger's reader of forgotten ids)
+from ..forgotten import forgotten_ids, forgotten_owner_ids  # noqa: F401  (re-exported: the ledger's readers)
 from ..forgotten import read_ledger as read  # the one reader: the stages read the ledger without this package
 from ..io import atomic_write
 

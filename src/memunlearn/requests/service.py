@@ -23,6 +23,7 @@ import torch
 
 from .. import tracking
 from ..data import load_info, load_split
+from ..data.owner_ids import load_owner_ids
 from ..data.prepare import VALIDATION_FILE
 from ..data.splits import ImageSplit
 from ..devices import resolve_device
@@ -100,6 +101,7 @@ class Data:
     test: ImageSplit
     validation: ImageSplit  # held out from training: the class-matched non-members (the test split without one)
     info: Any
+    owners: Any  # owner_id by example_id (data/owner_ids.py): requests name and record the owner's ids
 
     @property
     def digest(self) -> str:
@@ -114,8 +116,13 @@ def load_data(project: Project) -> Data:
         raise RequestError(f"{meta}: a text run; deletion requests handle image lineages only so far (docs/requests.md)")
     test = load_split(prepared / "test.npz")
     validation_file = prepared / VALIDATION_FILE
+    try:
+        owners = load_owner_ids(prepared)
+    except FileNotFoundError as exc:
+        raise RequestError(str(exc)) from None
     return Data(load_split(prepared / "train.npz"), test,
-                load_split(validation_file) if validation_file.exists() else test, load_info(prepared / "meta.json"))
+                load_split(validation_file) if validation_file.exists() else test, load_info(prepared / "meta.json"),
+                owners)
 
 
 Step = Callable[[str], None]  # called after each durable step (tests end the process there)
@@ -138,9 +145,10 @@ def forget(project: Project, request_id: str, ids: str | Path | Sequence, model_
         if earlier:
             return _complete(project, earlier[-1], entries, given)
         data = load_data(project)
-        request = check_ids(given, data.train.example_ids.numpy(),
+        request = check_ids(given, data.owners, data.train.example_ids.numpy(),
                             {"test": data.test.example_ids.numpy(),
-                             "validation": data.validation.example_ids.numpy()}, ledger.forgotten_ids(entries))
+                             "validation": data.validation.example_ids.numpy()},
+                            ledger.forgotten_ids(entries, data.owners))
         if not request.ids:
             return Outcome(request_id, "no-op", None, {"already_forgotten": list(request.already_forgotten)})
         parent = _resolve(project, model_uri or project.default_uri, data)
@@ -212,7 +220,7 @@ def _unlearn_and_land(project, config, plan, request_id, request, parent, data, 
         scores = version_scores(model, data.train, data.validation, data.info, device, config.proxy, exact,
                                 project.path("data/requests/scores"))
     levels = plan_subsets(np.asarray(request.ids), scores.values)
-    forgotten = ledger.forgotten_ids(entries) | set(request.ids)
+    forgotten = ledger.forgotten_ids(entries, data.owners) | set(request.ids)
     retain = pool = data.train.drop_ids(sorted(forgotten))  # nothing the lineage forgot is trained on again
     if config.retain_per_forget and config.retain_per_forget * len(request.ids) < len(retain):
         rng = np.random.default_rng(derive_seed(config.seed, f"requests/retain/{request.digest}"))
@@ -235,8 +243,9 @@ def _unlearn_and_land(project, config, plan, request_id, request, parent, data, 
         "request_id": request_id, "time": ledger.now(), "model_name": project.model_name,
         "parent_version": parent.version, "new_version": None, "verdict": "rejected" if bad else "accepted",
         "reason": reason, "method": config.method, "strategy": config.strategy,
-        "ids": {"count": len(request.ids), "digest": request.digest, "forgotten": list(request.ids),
-                "already_forgotten": list(request.already_forgotten), "duplicates": request.duplicates},
+        "ids": {"count": len(request.ids), "digest": request.digest, "forgotten": list(request.owner_ids),
+                "example_ids": list(request.ids), "already_forgotten": list(request.already_forgotten),
+                "duplicates": request.duplicates},
         "scores": {"name": scores.name, "computed": scores.computed},
         "plan": {name: len(ids) for name, ids in levels.items()},
         "retain": {"size": len(retain), "digest": tracking.dataset_digest(retain.example_ids, retain.labels),
@@ -258,7 +267,8 @@ def _unlearn_and_land(project, config, plan, request_id, request, parent, data, 
                               f"rejected, the alias stays at version {parent.version}", version.version)
     entry = ledger.append(project.ledger, {
         "kind": "forget", "request_id": request_id, "time": report["time"], "ids_digest": request.digest,
-        "ids_count": len(request.ids), "ids": list(request.ids), "already_forgotten": list(request.already_forgotten),
+        "ids_count": len(request.ids), "owner_ids": list(request.owner_ids), "ids": list(request.ids),
+        "already_forgotten": list(request.already_forgotten),
         "parent_version": parent.version, "new_version": version.version, "method": config.method,
         "strategy": config.strategy, "scores": scores.name,
         "gates": {g["name"]: {"figure": g["figure"], "passed": g["passed"]} for g in report["gates"]},
@@ -305,7 +315,7 @@ def _land(project: Project, entry: Mapping[str, Any]) -> None:
     tracking.tag_version(project.target, project.model_name, str(entry["new_version"]), {"status": "accepted"})
 
 
-def _complete(project: Project, entry: Mapping[str, Any], entries: list[dict], given: list[int]) -> Outcome:
+def _complete(project: Project, entry: Mapping[str, Any], entries: list[dict], given: list[str]) -> Outcome:
     """A request id the ledger holds: the same ids finish what a killed run left (alias, status); other ids are
     an error."""
     asked = ids_digest(given)
@@ -322,7 +332,7 @@ def retrain_due(project: Project, entries: list[dict], n_train: int, gate_failed
     """Why the policy (``requests.retrain_after_*``) asks for a retrain now, or None."""
     config = project.config
     since_base = entries[max((i for i, e in enumerate(entries) if e["kind"] == "retrain"), default=-1) + 1:]
-    share = len(ledger.forgotten_ids(entries)) / max(n_train, 1)
+    share = len(ledger.forgotten_owner_ids(entries)) / max(n_train, 1)
     if config.retrain_after_fraction and share >= config.retrain_after_fraction and since_base:
         return f"{share:.1%} of D forgotten (retrain_after_fraction {config.retrain_after_fraction})"
     if config.retrain_after_requests and len(since_base) >= config.retrain_after_requests:
@@ -345,13 +355,13 @@ def retrain(project: Project, reason: str, on_step: Step = lambda step: None) ->
     with ledger.lineage_lock(project.ledger):
         entries = _checked_entries(project)
         data = load_data(project)
-        forgotten = sorted(ledger.forgotten_ids(entries))
+        forgotten = sorted(ledger.forgotten_ids(entries, data.owners))
         retain = data.train.drop_ids(forgotten)
         device = resolve_device(project.config.device)
         model, seconds, _ = cached_oracle(retain, data.info, project.recipe, device, project.config.seed,
                                           project.path("data/oracle_cache"))
         request_id = f"retrain-{sum(e['kind'] == 'retrain' for e in entries) + 1}"
-        digest = ids_digest(forgotten)
+        digest = ids_digest(ledger.forgotten_owner_ids(entries))
         parent = tracking.alias_version(project.target, project.model_name, ALIAS) or ""
         pending = tracking.versions_tagged(project.target, project.model_name,
                                            {"request_id": request_id, "ids_digest": digest, "status": "pending"})

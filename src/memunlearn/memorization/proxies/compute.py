@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pandas as pd
 
+from ...data.owner_ids import ID_COLUMNS
 from .base import PROXIES, ProxyInputs
 
 
@@ -61,8 +62,8 @@ def final_model_proxies(names: list[str], named: bool, init: str) -> tuple[list[
 
 
 def score_columns(table: pd.DataFrame) -> list[str]:
-    """The proxy names of a ``compute_proxies`` table (not ``example_id``, not ``<name>__raw``)."""
-    return [c for c in table.columns if c != "example_id" and not c.endswith("__raw")]
+    """The proxy names of a ``compute_proxies`` table (not ``example_id``/``owner_id``, not ``<name>__raw``)."""
+    return [c for c in table.columns if c not in ID_COLUMNS and not c.endswith("__raw")]
 
 
 def proxy_costs(names: list[str], own_seconds: dict[str, float], shared_seconds: dict[str, float]) -> dict[str, float]:

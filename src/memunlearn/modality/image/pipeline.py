@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ...data import VALIDATION_FILE, DatasetInfo, ImageSplit, load_info, load_split, prepare, save_info, save_split
+from ...data.owner_ids import save_owner_ids
 from ...io import load_table, save_table
 from ..base import NO_RECORDS, GridOriginal
 
@@ -55,6 +56,7 @@ class ImageModality:
         if data.validation is not None:
             save_split(data.validation, out / VALIDATION_FILE)
         save_table(data.flipped, out / PLANTED)
+        save_owner_ids(data.owner_ids, out)
         save_info(data.info, out / "meta.json")
         return {
             "n_train": len(data.train), "n_test": len(data.test), "n_flipped": len(data.flipped),

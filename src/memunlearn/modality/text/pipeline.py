@@ -31,6 +31,7 @@ class TextModality:
     name = TEXT
 
     def prepare(self, config, raw: Path, out: Path) -> tuple[dict, list[Path]]:
+        from ...data.owner_ids import save_owner_ids
         from ...data.text import save_text_split
         from ...data.text_prepare import prepare_text
 
@@ -42,13 +43,14 @@ class TextModality:
             save_text_split(split, out / name)
         atomic_write(out / TOKENIZER, lambda f: f.write(data.tokenizer_json.encode()))
         save_table(data.canaries, out / CANARIES)
+        save_owner_ids(data.owner_ids, out)
         save_json(meta_json(data.info, text.canary_template, text.canary_digits), out / META)
         pad = data.info.pad_id
         return {
             "n_train": len(data.train), "n_validation": len(data.validation), "n_test": len(data.test),
             "n_canary_copies": len(data.canaries), "n_canaries": int(data.canaries["canary"].nunique()),
             "train_tokens": int((data.train.tokens != pad).sum()), "vocab_size": data.info.vocab_size,
-            "seq_len": data.info.seq_len, "seconds": seconds,
+            "seq_len": data.info.seq_len, "n_cut_records": data.n_cut, "seconds": seconds,
         }, [out / META, out / CANARIES]
 
     def load(self, prepared: Path) -> PreparedRun:
@@ -107,7 +109,7 @@ class TextModality:
         """The original trained elsewhere (``train.init``): a Hugging Face directory (modality/text/pretrained.py)
         or a registered model's weights in ``train.model``; its perplexity and next-token accuracy, no training
         records (``NO_RECORDS``)."""
-        from ...init_source import init_path, is_registry_uri
+        from ...sources import init_path, is_registry_uri
         from .pretrained import load_pretrained_lm
 
         start = time.perf_counter()

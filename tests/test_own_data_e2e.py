@@ -1,0 +1,143 @@
+"""Your own data end to end (docs/own-data.md): a folder of PNGs and a JSONL file, each through the real DVC stages
+up to the forget set, with the owner's ids in every output; a deletion request names the owner's ids; an unchanged
+folder reruns only the fingerprint stage, a changed file reruns prepare. Tiny data (42 8x8 images, 60 records) and
+models, so each stays about a minute on 2 cores: the wiring is the point, not the figures."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from e2e_project import REPO, _merge, commit, dvc, tiny_project  # tests/ is on sys.path under pytest
+
+pytestmark = pytest.mark.e2e
+
+UP_TO_PARTITION = ["sources", "prepare", "train", "memorize", "proxies", "partition"]
+CLASSES = ("ant", "bee", "cow")
+LENIENT = {"device": "cpu", "audit_margin": 0.5, "max_utility_drop": 1.0, "max_overforgetting": 1.0}
+TINY_IMAGES = {
+    "data": {"dataset": "image_folder", "path": "pngs", "max_train": 0, "max_test": 0, "noise_fraction": 0.1,
+             "validation_fraction": 0.5},
+    "train": {"epochs": 2, "lr_milestones": [], "device": "cpu", "batch_size": 16},
+    "train_records": {"first_epoch_grads": []},
+    "memorize": {"num_models": 2},
+    "proxies": {"top_n": 3, "holdout_max_epochs": 1, "device": "cpu"},
+    "partition": {"size": 6, "entanglement_bins": 3, "device": "cpu"},
+    "methods": {"neggrad_plus": {"epochs": 1}},
+    "requests": LENIENT,
+}
+TINY_TEXT = {
+    "data": {"dataset": "text_jsonl", "path": "records.jsonl",
+             "text": {"vocab_size": 300, "seq_len": 24, "max_sequences": 0, "canary_copies": [1, 4],
+                      "canaries_per_count": 1, "canary_digits": 3}},
+    "train": {"model": "gpt2_micro", "epochs": 1, "device": "cpu"},
+    "memorize": {"num_models": 2},
+    "proxies": {"device": "cpu"},
+    "partition": {"device": "cpu"},
+}
+
+
+def ran(output: str) -> list[str]:
+    return [s for s in UP_TO_PARTITION if f"Running stage '{s}'" in output]
+
+
+def write_pngs(root, per_class: int = 14) -> None:
+    rng = np.random.default_rng(0)
+    prototypes = rng.uniform(0, 255, (len(CLASSES), 8, 8))
+    for label, name in enumerate(CLASSES):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.clip(prototypes[label] + rng.normal(0, 30, (8, 8)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / name / f"{i:02d}.png")
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    with tiny_project(tmp_path_factory.mktemp("own_images"), TINY_IMAGES) as root:
+        write_pngs(root / "pngs")
+        commit(root)
+        yield root, dvc(root, "repro", "partition", timeout=900)
+
+
+def owners_in_outputs(root) -> tuple[list[str], pd.DataFrame]:
+    """(the map's owner ids, the forget set), checking that the forget set, the scores and the proxies each name
+    every row's owner beside its example id, as data/prepared/owner_ids.csv maps them."""
+    owners = pd.read_csv(root / "data/prepared/owner_ids.csv", dtype={"owner_id": str})
+    by_id = dict(zip(owners["example_id"], owners["owner_id"]))
+    forget = pd.read_csv(root / "data/partition/forget.csv", dtype={"owner_id": str})
+    for table in (forget, pd.read_parquet(root / "data/memorize/scores.parquet"),
+                  pd.read_parquet(root / "data/proxies/proxies.parquet")):
+        assert list(table.columns[:2]) == ["example_id", "owner_id"]
+        assert table["owner_id"].tolist() == [by_id[e] for e in table["example_id"]]
+    return owners["owner_id"].tolist(), forget
+
+
+def test_a_folder_of_pngs_runs_to_the_forget_set_with_the_owners_ids(images):
+    root, first = images
+    assert ran(first.stdout) == UP_TO_PARTITION
+    owners, _ = owners_in_outputs(root)
+    assert sorted(owners) == sorted(f"{c}/{i:02d}.png" for c in CLASSES for i in range(14))
+    source = json.loads((root / "data/source.json").read_text())
+    assert source["dataset"] == "image_folder" and source["path"] == "pngs" and source["files"] == 42
+
+
+def test_an_unchanged_folder_reruns_only_the_fingerprint_and_a_changed_file_reruns_prepare(images):
+    root, _ = images
+    assert ran(dvc(root, "repro", "partition").stdout) == ["sources"]
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "pngs/bee/03.png")
+    assert ran(dvc(root, "repro", "prepare").stdout) == ["sources", "prepare"]
+
+
+def test_a_deletion_request_names_the_owners_ids(images, capsys):
+    from memunlearn.cli import main
+    from memunlearn.forgotten import read_forgotten
+    from memunlearn.requests import ledger
+
+    root, _ = images
+    owners = pd.read_csv(root / "data/prepared/owner_ids.csv")
+    train = np.load(root / "data/prepared/train.npz")["example_ids"]
+    names = owners.set_index("example_id").loc[train[:3], "owner_id"].tolist()  # e.g. ant/00.png
+    (root / "ids.json").write_text(json.dumps(names))
+    with pytest.raises(SystemExit) as exit_:
+        main(["forget", "--ids", str(root / "ids.json"), "--request-id", "owner-1", "--root", str(root)])
+    out = capsys.readouterr()
+    assert exit_.value.code in (0, None), out.err
+    entry = ledger.read(root / "requests/ledger.jsonl")[-1]
+    assert sorted(entry["owner_ids"]) == sorted(names) and sorted(entry["ids"]) == sorted(train[:3].tolist())
+    report = json.loads((root / "requests/reports/owner-1.json").read_text())
+    assert sorted(report["ids"]["forgotten"]) == sorted(names)
+    assert read_forgotten(root / "requests/ledger.jsonl", root / "data/prepared") == set(train[:3].tolist())
+    with pytest.raises(SystemExit) as exit_:  # the same owners again: already forgotten, a no-op
+        main(["forget", "--ids", str(root / "ids.json"), "--request-id", "owner-2", "--root", str(root)])
+    assert exit_.value.code in (0, None) and "(all 3 ids were forgotten by earlier requests)" in capsys.readouterr().out
+    before = (root / "requests/ledger.jsonl").read_bytes()
+    (root / "bad.json").write_text(json.dumps(["dog/00.png"]))
+    with pytest.raises(SystemExit) as exit_:
+        main(["forget", "--ids", str(root / "bad.json"), "--request-id", "owner-3", "--root", str(root)])
+    assert exit_.value.code == 1 and "1 unknown id(s) (dog/00.png)" in capsys.readouterr().err
+    assert (root / "requests/ledger.jsonl").read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def texts(tmp_path_factory):
+    preset = yaml.safe_load((REPO / "params/text.yaml").read_text())
+    with tiny_project(tmp_path_factory.mktemp("own_texts"), _merge(preset, TINY_TEXT)) as root:
+        words = ["alpha", "beta", "gamma", "delta", "omega"]
+        lines = [json.dumps({"id": f"note-{i:03d}", "text": " ".join(words[(i + k) % 5] for k in range(3 + i % 4))})
+                 for i in range(60)]
+        (root / "records.jsonl").write_text("\n".join(lines) + "\n")
+        commit(root)
+        yield root, dvc(root, "repro", "partition", timeout=900)
+
+
+def test_a_jsonl_file_runs_to_the_forget_set_with_the_records_ids(texts):
+    root, first = texts
+    assert ran(first.stdout) == UP_TO_PARTITION
+    owners, forget = owners_in_outputs(root)
+    canaries = {"canary-0-0", *(f"canary-1-{c}" for c in range(4))}
+    assert sorted(owners) == sorted({f"note-{i:03d}" for i in range(60)} | canaries)
+    assert set(forget["owner_id"]) == canaries  # kind canaries: every copy
