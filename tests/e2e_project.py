@@ -1,7 +1,7 @@
 """The tiny DVC project the end-to-end modules run on, and copies of one reproduced once per session.
 
 Each stage of a `dvc repro` pays seconds of fixed cost (process start, torch import, an MLflow run, DVC
-hashing), so reproducing TINY's 16 stages from scratch costs minutes on 2 cores. The pipeline, grids and
+hashing), so reproducing TINY's stages from scratch costs minutes on 2 cores. The pipeline, grids and
 deployments modules therefore start from one session-wide reproduction (``reproduced_tiny_project`` in
 conftest.py): each gets its own self-contained copy (workspace, git, `.dvc/cache`, MLflow store) that it
 may change, and the record of what that first `dvc repro` ran.

@@ -261,7 +261,7 @@ def request_project(root: Path):
     from .devices import set_threads_from_environment
     from .requests import Project, RequestsConfig
     from .tracking import TrackingTarget, git_commit, store_location
-    from .training import TrainConfig
+    from .training.recipe import recipe_for
 
     set_threads_from_environment()
     params = yaml.safe_load((root / "params.yaml").read_text()) or {}
@@ -269,7 +269,7 @@ def request_project(root: Path):
     target = TrackingTarget(uri, artifacts, os.environ.get("MLFLOW_EXPERIMENT_NAME", "memunlearn"),
                             tags={"git_commit": git_commit(root)})
     return Project(root.resolve(), target, from_params(RequestsConfig, params.get("requests"), "requests"),
-                   from_params(TrainConfig, params.get("train"), "train"), params.get("methods") or {})
+                   recipe_for(params, "original"), params.get("methods") or {}, recipe_for(params, "oracle"))
 
 
 def _kill_at(step: str) -> None:

@@ -63,8 +63,9 @@ class Project:
     root: Path
     target: tracking.TrackingTarget
     config: RequestsConfig
-    recipe: TrainConfig  # the train section: retraining reuses it, unlearning methods read it
+    recipe: TrainConfig  # the original's recipe (train): a retrained base and the unlearning methods use it
     methods: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # methods.<name> blocks
+    oracle_recipe: TrainConfig | None = None  # the retrain method's (train with oracle.recipe over it); None: recipe
 
     @property
     def model_name(self) -> str:
@@ -229,6 +230,7 @@ def _unlearn_and_land(project, config, plan, request_id, request, parent, data, 
     forget_split = data.train.select_ids(list(request.ids))
     grads = project.path("data/train/first_epoch_grads.pt") if original else project.path("data/train/none")
     ctx = unlearn_context(data.info, project.recipe, device, config.seed, project.path("data/prepared"), grads)
+    ctx = ctx.with_oracle_recipe(project.oracle_recipe or project.recipe)
     starting = copy.deepcopy(model)
     subsets = {name: data.train.select_ids(ids) for name, ids in levels.items()}
     candidate, steps, unlearn_seconds, _ = cached_strategy(config.strategy, model, subsets, retain, plan, ctx,
