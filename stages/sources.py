@@ -1,15 +1,24 @@
 """Stage `sources` (runs on every `dvc repro`): the fingerprints of the files params name, data/source.json
 (`data.path`, a dep of `prepare`) and data/init_source.json (`train.init`, a dep of `train`); see
-src/memunlearn/sources.py. No MLflow run: `prepare` and `train` log what they read."""
+src/memunlearn/sources.py. No MLflow run (`prepare` and `train` log what they read), and no torch, pandas or
+stages/_common.py imports: a no-op `dvc repro` pays for this stage alone."""
+import os
 import sys
+from pathlib import Path
 
-from _common import ROOT, WORKSPACE, load_params, tracking_target
+import yaml
 
-from memunlearn.io import save_json
-from memunlearn.sources import DATA_SOURCE, INIT_SOURCE, data_fingerprint, init_fingerprint
+from memunlearn.sources import DATA_SOURCE, INIT_SOURCE, data_fingerprint, init_fingerprint, write_record
+
+ROOT = Path.cwd()  # dvc runs every stage from the repository root
+WORKSPACE = Path(os.environ.get("DVC_ROOT") or ROOT)  # the checkout, also under `dvc exp run --temp`
 
 
 def registry_version(uri: str) -> dict:
+    """The registered version a models:/ URI names now (the MLflow store of stages/_common.py)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from _common import tracking_target
+
     from memunlearn.tracking import resolve_version
 
     try:
@@ -20,18 +29,21 @@ def registry_version(uri: str) -> dict:
 
 
 def main() -> None:
-    params = load_params("data", "train")
-    data, init = params["data"], params["train"].get("init", "")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text()) or {}
+    data, init = params.get("data") or {}, (params.get("train") or {}).get("init", "")
     try:
         if not isinstance(init, str):
             raise ValueError(f"train.init: got {init!r}; set a path, a models:/ URI or \"\" (train the model)")
         records = {DATA_SOURCE: data_fingerprint(data.get("dataset", "mnist_embedded"), data.get("path", ""),
-                                                 WORKSPACE),
-                   INIT_SOURCE: init_fingerprint(init, WORKSPACE, registry_version)}
-    except (ValueError, FileNotFoundError, KeyError) as exc:  # one line naming the key or file and the fix
-        sys.exit(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}")
-    for path, record in records.items():  # written only when both are known: no half-updated pair
-        save_json(record, ROOT / path)
+                                                 WORKSPACE)}
+        try:
+            records[INIT_SOURCE] = init_fingerprint(init, WORKSPACE, registry_version)
+        except FileNotFoundError:  # train's input, not prepare's: the train stage stops on it with the same line
+            records[INIT_SOURCE] = {"init": init, "missing": True}
+    except (ValueError, FileNotFoundError) as exc:  # one line naming the key or file and the fix
+        sys.exit(f"error: {exc}")
+    for path, record in records.items():  # written only when both are known
+        write_record(record, ROOT / path)
 
 
 if __name__ == "__main__":
