@@ -1,7 +1,9 @@
-"""Your own data end to end (docs/own-data.md): a folder of PNGs and a JSONL file, each through the real DVC stages
-up to the forget set, with the owner's ids in every output; a deletion request names the owner's ids; an unchanged
-folder reruns only the fingerprint stage, a changed file reruns prepare. Tiny data (42 8x8 images, 60 records) and
-models, so each stays about a minute on 2 cores: the wiring is the point, not the figures."""
+"""Your own data and your own model end to end (docs/own-data.md; docs/params.md "Start from your own model"): a
+folder of PNGs and a JSONL file, each through the real DVC stages, with the owner's ids in every output; a deletion
+request names the owner's ids; an unchanged folder reruns only the fingerprint stage, a changed file reruns
+prepare; a locally saved checkpoint is then the PNG run's original (train.init) through evaluate. Tiny data (42
+8x8 images, 60 records) and models, so each stays about a minute on 2 cores: the wiring is the point, not the
+figures."""
 from __future__ import annotations
 
 import json
@@ -9,14 +11,16 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from PIL import Image
 
-from e2e_project import REPO, _merge, commit, dvc, tiny_project  # tests/ is on sys.path under pytest
+from e2e_project import REPO, _merge, commit, dvc, set_params, tiny_project  # tests/ is on sys.path under pytest
 
 pytestmark = pytest.mark.e2e
 
 UP_TO_PARTITION = ["sources", "prepare", "train", "memorize", "proxies", "partition"]
+TEXT_PATH = UP_TO_PARTITION + ["oracle", "unlearn", "evaluate", "summary"]  # a text run's whole pipeline
 CLASSES = ("ant", "bee", "cow")
 LENIENT = {"device": "cpu", "audit_margin": 0.5, "max_utility_drop": 1.0, "max_overforgetting": 1.0}
 TINY_IMAGES = {
@@ -42,7 +46,7 @@ TINY_TEXT = {
 
 
 def ran(output: str) -> list[str]:
-    return [s for s in UP_TO_PARTITION if f"Running stage '{s}'" in output]
+    return [s for s in TEXT_PATH if f"Running stage '{s}'" in output]
 
 
 def write_pngs(root, per_class: int = 14) -> None:
@@ -122,6 +126,66 @@ def test_a_deletion_request_names_the_owners_ids(images, capsys):
     assert (root / "requests/ledger.jsonl").read_bytes() == before
 
 
+CHECKPOINT = "models/elsewhere.pt"  # relative to the project's root
+
+
+def save_elsewhere(root, seed: int) -> dict:
+    """A small CNN with seed-``seed`` weights for the prepared data, saved as a checkpoint at CHECKPOINT; its state."""
+    from memunlearn.data import load_info
+    from memunlearn.models import build_model
+    from memunlearn.training import save_checkpoint
+
+    info = load_info(root / "data/prepared/meta.json")
+    model = build_model("small_cnn", info.in_channels, info.num_classes, info.image_size, seed=seed)
+    (root / "models").mkdir(exist_ok=True)
+    save_checkpoint(model, "small_cnn", info, root / CHECKPOINT)
+    return model.state_dict()
+
+
+def trained_state(root) -> dict:
+    return torch.load(root / "data/train/model.pt", weights_only=True)["state_dict"]
+
+
+def same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_saved_checkpoint_is_the_original_of_a_run(images):
+    """Loaded weights exactly; the run goes on through evaluate, the proxies that need training records skipped
+    with the reason; the checkpoint's content, not its name, decides whether train reruns; the registered
+    original loads back by its models:/ URI. (Last in this module: it turns the PNG run's original into a loaded
+    one.)"""
+    import mlflow
+
+    root, _ = images
+    saved = save_elsewhere(root, seed=7)
+    set_params(root, {"train": {"init": CHECKPOINT}})
+    out = dvc(root, "repro", "evaluate").stdout
+    assert same(trained_state(root), saved)  # loaded, not trained: the saved weights exactly
+    train = json.loads((root / "metrics/train.json").read_text())
+    assert CHECKPOINT in train["init"] and "memunlearn checkpoint" in train["init"]
+    assert 0 <= train["test_acc"] <= 1 and len(train["init_sha256"]) == 64
+    assert not (root / "data/train/learning_events.parquet").exists()
+    cost = json.loads((root / "data/proxies/cost.json").read_text())
+    assert {"confidence", "loss_curvature"} <= set(cost["skipped"]) and "final_loss" in cost["seconds"]
+    assert "proxies: confidence skipped: needs records of the original's training" in out
+    assert (root / "results/evaluation.csv").exists() and (root / "data/oracle/model.pt").exists()
+    owners_in_outputs(root)  # the owner's ids survive the loaded original
+
+    dvc(root, "repro", "sources")  # the same bytes: train stays up to date
+    assert json.loads(dvc(root, "status", "train", "--json").stdout) == {}
+    save_elsewhere(root, seed=8)  # a new checkpoint at the same path makes train stale
+    dvc(root, "repro", "sources")
+    stale = json.loads(dvc(root, "status", "train", "--json").stdout)
+    assert stale["train"] == [{"changed deps": {"data/init_source.json": "modified"}}]
+
+    loaded = max(int(v.version) for v in mlflow.MlflowClient().search_model_versions("name='memunlearn-original'"))
+    set_params(root, {"train": {"init": f"models:/memunlearn-original/{loaded}"}})  # the version that run registered
+    assert "Running stage 'train'" in dvc(root, "repro", "train").stdout
+    assert same(trained_state(root), saved)
+    assert json.loads((root / "metrics/train.json").read_text())["init_version"] == str(loaded)
+
+
 @pytest.fixture(scope="module")
 def texts(tmp_path_factory):
     preset = yaml.safe_load((REPO / "params/text.yaml").read_text())
@@ -131,12 +195,13 @@ def texts(tmp_path_factory):
                  for i in range(60)]
         (root / "records.jsonl").write_text("\n".join(lines) + "\n")
         commit(root)
-        yield root, dvc(root, "repro", "partition", timeout=900)
+        yield root, dvc(root, "repro", "summary", timeout=900)
 
 
-def test_a_jsonl_file_runs_to_the_forget_set_with_the_records_ids(texts):
+def test_a_jsonl_file_runs_the_text_pipeline_with_the_records_ids(texts):
     root, first = texts
-    assert ran(first.stdout) == UP_TO_PARTITION
+    assert ran(first.stdout) == TEXT_PATH
+    assert (root / "results/evaluation.csv").exists() and (root / "metrics/summary.json").exists()
     owners, forget = owners_in_outputs(root)
     canaries = {"canary-0-0", *(f"canary-1-{c}" for c in range(4))}
     assert sorted(owners) == sorted({f"note-{i:03d}" for i in range(60)} | canaries)
