@@ -1,9 +1,8 @@
 """Your own data and your own model end to end (docs/own-data.md; docs/params.md "Start from your own model"): a
-folder of PNGs and a JSONL file, each through the real DVC stages, with the owner's ids in every output; a deletion
-request names the owner's ids; an unchanged folder reruns only the fingerprint stage, a changed file reruns
-prepare; a locally saved checkpoint is then the PNG run's original (train.init) through evaluate. Tiny data (42
-8x8 images, 60 records) and models, so each stays about a minute on 2 cores: the wiring is the point, not the
-figures."""
+folder of PNGs through the real DVC stages, with the owner's ids in every output; a deletion request names the
+owner's ids; an unchanged folder reruns only the fingerprint stage, a changed file reruns prepare; a locally saved
+checkpoint is then the run's original (train.init) through evaluate. A JSONL file: tests/test_own_text_e2e.py.
+Tiny data (42 8x8 images) and models: the wiring is the point, not the figures."""
 from __future__ import annotations
 
 import json
@@ -12,15 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 from PIL import Image
 
-from e2e_project import REPO, _merge, commit, dvc, set_params, tiny_project  # tests/ is on sys.path under pytest
+from e2e_project import commit, dvc, set_params, tiny_project  # tests/ is on sys.path under pytest
 
 pytestmark = pytest.mark.e2e
 
 UP_TO_PARTITION = ["sources", "prepare", "train", "memorize", "proxies", "partition"]
-TEXT_PATH = UP_TO_PARTITION + ["oracle", "unlearn", "evaluate", "summary"]  # a text run's whole pipeline
 CLASSES = ("ant", "bee", "cow")
 LENIENT = {"device": "cpu", "audit_margin": 0.5, "max_utility_drop": 1.0, "max_overforgetting": 1.0}
 TINY_IMAGES = {
@@ -34,19 +31,10 @@ TINY_IMAGES = {
     "methods": {"neggrad_plus": {"epochs": 1}},
     "requests": LENIENT,
 }
-TINY_TEXT = {
-    "data": {"dataset": "text_jsonl", "path": "records.jsonl",
-             "text": {"vocab_size": 300, "seq_len": 24, "max_sequences": 0, "canary_copies": [1, 4],
-                      "canaries_per_count": 1, "canary_digits": 3}},
-    "train": {"model": "gpt2_micro", "epochs": 1, "device": "cpu"},
-    "memorize": {"num_models": 2},
-    "proxies": {"device": "cpu"},
-    "partition": {"device": "cpu"},
-}
 
 
 def ran(output: str) -> list[str]:
-    return [s for s in TEXT_PATH if f"Running stage '{s}'" in output]
+    return [s for s in UP_TO_PARTITION if f"Running stage '{s}'" in output]
 
 
 def write_pngs(root, per_class: int = 14) -> None:
@@ -184,25 +172,3 @@ def test_a_saved_checkpoint_is_the_original_of_a_run(images):
     assert "Running stage 'train'" in dvc(root, "repro", "train").stdout
     assert same(trained_state(root), saved)
     assert json.loads((root / "metrics/train.json").read_text())["init_version"] == str(loaded)
-
-
-@pytest.fixture(scope="module")
-def texts(tmp_path_factory):
-    preset = yaml.safe_load((REPO / "params/text.yaml").read_text())
-    with tiny_project(tmp_path_factory.mktemp("own_texts"), _merge(preset, TINY_TEXT)) as root:
-        words = ["alpha", "beta", "gamma", "delta", "omega"]
-        lines = [json.dumps({"id": f"note-{i:03d}", "text": " ".join(words[(i + k) % 5] for k in range(3 + i % 4))})
-                 for i in range(60)]
-        (root / "records.jsonl").write_text("\n".join(lines) + "\n")
-        commit(root)
-        yield root, dvc(root, "repro", "summary", timeout=900)
-
-
-def test_a_jsonl_file_runs_the_text_pipeline_with_the_records_ids(texts):
-    root, first = texts
-    assert ran(first.stdout) == TEXT_PATH
-    assert (root / "results/evaluation.csv").exists() and (root / "metrics/summary.json").exists()
-    owners, forget = owners_in_outputs(root)
-    canaries = {"canary-0-0", *(f"canary-1-{c}" for c in range(4))}
-    assert sorted(owners) == sorted({f"note-{i:03d}" for i in range(60)} | canaries)
-    assert set(forget["owner_id"]) == canaries  # kind canaries: every copy
