@@ -1,14 +1,15 @@
 """Stage `sources` (runs on every `dvc repro`): the fingerprints of the files params name, data/source.json
 (`data.path`, a dep of `prepare`) and data/init_source.json (`train.init`, a dep of `train`); see
 src/memunlearn/sources.py. No MLflow run (`prepare` and `train` log what they read), and no torch, pandas or
-stages/_common.py imports: a no-op `dvc repro` pays for this stage alone."""
+stages/_common.py imports (_common imports torch): a no-op `dvc repro` pays for this stage alone."""
 import os
 import sys
 from pathlib import Path
 
 import yaml
 
-from memunlearn.sources import DATA_SOURCE, INIT_SOURCE, data_fingerprint, init_fingerprint, write_record
+from memunlearn.io import save_json
+from memunlearn.sources import DATA_SOURCE, INIT_SOURCE, data_fingerprint, init_fingerprint
 
 ROOT = Path.cwd()  # dvc runs every stage from the repository root
 WORKSPACE = Path(os.environ.get("DVC_ROOT") or ROOT)  # the checkout, also under `dvc exp run --temp`
@@ -43,7 +44,7 @@ def main() -> None:
     except (ValueError, FileNotFoundError) as exc:  # one line naming the key or file and the fix
         sys.exit(f"error: {exc}")
     for path, record in records.items():  # written only when both are known
-        write_record(record, ROOT / path)
+        save_json(record, ROOT / path)
 
 
 if __name__ == "__main__":

@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import pandas as pd
+if TYPE_CHECKING:  # imported where a table is read or written: the JSON writers stay light (stages/sources.py)
+    import pandas as pd
 
 
 def atomic_write(path: Path, write: Callable) -> None:
@@ -46,6 +47,8 @@ def save_table(df: pd.DataFrame, path: Path) -> None:
 
 
 def load_table(path: Path, produced_by: str) -> pd.DataFrame:
+    import pandas as pd
+
     path = require(path, produced_by)
     return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
 

@@ -85,15 +85,3 @@ def init_fingerprint(init: str, root: Path, registry_version: Callable[[str], Ma
         return {"init": init, **registry_version(init)}
     path = init_path(init, root)
     return {"init": init, "kind": "directory" if path.is_dir() else "file", **content_fingerprint(path)}
-
-
-def write_record(record: Mapping[str, Any], path: Path) -> None:
-    """``record`` as JSON at ``path``, atomically (the same bytes memunlearn.io's ``save_json`` writes; this module
-    avoids its pandas import)."""
-    import json
-    import os
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
