@@ -205,7 +205,7 @@ class TextModality:
         artifacts = plot_by_copies(by_id, copies, plots)
         metrics = {
             "num_models": config.num_models, "num_models_auto": False, "models_trained": config.num_models,
-            "models_reused": 0, "precision": recipe.precision,
+            "models_reused": 0, "precision": "fp32",  # language models train in fp32 (no autocast path)
             "mean_mem": float(by_id["mem"].mean()), "missing_fraction": float(by_id["mem"].isna().mean()),
             "planted_noise_auroc": planted_auroc(by_id["mem"], data.canary_ids),  # here: the canaries
             "planted_noise_auroc_prob": planted_auroc(by_id["mem_prob"], data.canary_ids),
