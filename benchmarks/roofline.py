@@ -1,7 +1,7 @@
 """Benchmark: the fraction of this CPU's peak that a subset model's training step reaches.
 
 What bounds the engine's speedup over the sequential reference loop
-(docs/memorization-speed.md, "What bounds 3x"): both run the same operators,
+(docs/memorization-speed.md, "Engine speed"): both run the same operators,
 so the engine can only gain what those operators leave of the CPU's peak.
 The peak here is measured, not read from a data sheet: the best rate a large
 dense matrix multiply (``--gemm``, square) reaches in fp32 and in bf16 on the
