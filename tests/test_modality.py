@@ -49,6 +49,7 @@ def test_params_yaml_and_the_text_preset_are_valid():
     ("text", {"train_records": {"first_epoch_grads": ["penultimate"]}}, "train_records.first_epoch_grads:"),
     ("text", {"memorize": {"num_models": "auto"}}, "memorize.num_models: auto"),
     ("text", {"train": {"precision": "bf16"}}, "train.precision:"),
+    ("text", {"memorize": {"recipe": {"precision": "bf16"}}}, "memorize.recipe.precision:"),
     ("text", {"evaluate": {"mia_feature": "entropy"}}, "evaluate.mia_feature:"),
     ("text", {"data": {"noise_fraction": 0.05}}, "data.noise_fraction: does not apply to text corpus"),
     ("image", {"methods": {"first_epoch_ga": {"gradients": "last_epoch"}}},

@@ -45,8 +45,10 @@ def text_problems(params: Mapping[str, Any]) -> list[str]:
     for layer in [x for x in layers if x in IMAGE_LAYERS] if isinstance(layers, list) else []:
         out.append(f"train_records.first_epoch_grads: {layer!r} names an image layer; for a language model use "
                    "embedding, head, block:<i>, all or a module name, e.g. [embedding]")
-    if get("train", "precision", default="fp32") != "fp32":
-        out.append("train.precision: language models train in fp32 only here; set train.precision: fp32")
+    for keys in (("train",), ("memorize", "recipe"), ("oracle", "recipe")):  # auto resolves to fp32 for them
+        if get(*keys, "precision", default="fp32") == "bf16":
+            key = ".".join((*keys, "precision"))
+            out.append(f"{key}: language models train in fp32 only here; set {key}: fp32 (or auto)")
     if get("memorize", "num_models") == "auto":
         out.append("memorize.num_models: auto (adaptive K) is image-only; give a number, e.g. 8")
     if get("memorize", "influence_top", default=0):
