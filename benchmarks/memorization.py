@@ -47,7 +47,7 @@ from memunlearn.data import PrepareConfig, prepare
 from memunlearn.memorization import ExactConfig, SubsetModelStore, memorization_scores, train_subset_models
 from memunlearn.memorization.agreement import spearman
 from memunlearn.training import TrainConfig
-from memunlearn.training.recipe import resolve_precision
+from memunlearn.training.recipe import recipe_for, resolve_precision
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -114,15 +114,15 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=4, help="K subset models per approach")
     parser.add_argument("--variants", action="store_true", help="also time each option the engine picks from")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", help="the engine's train.precision (default: params.yaml's)")
+    parser.add_argument("--precision", help="the engine's precision (default: params.yaml's memorize.recipe over train)")
     parser.add_argument("--stable-train", type=int, default=1000,
                         help="training examples for the time-to-stable race (0 = skip it)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    recipe = from_params(TrainConfig, {**params["train"], "device": args.device,
-                                       **({"precision": args.precision} if args.precision else {})}, "train")
+    recipe = dataclasses.replace(recipe_for(params, "subset"), device=args.device,  # memorize.recipe over train
+                                 **({"precision": args.precision} if args.precision else {}))
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     engine = dataclasses.replace(from_params(ExactConfig, params["memorize"], "memorize"), num_models=args.models)
