@@ -37,6 +37,9 @@ DELIBERATE = {  # params.yaml key -> why the pipeline differs from the class def
                                           "2 cores); the class records both",
     "train_records.first_epoch_grads": "the pipeline also stores the input layer, for first_epoch_ga's layer "
                                        "ablation (methods.first_epoch_ga_input)",
+    "memorize.recipe": "the subset models train in bf16 where the device has it (precision: auto): their scores sit "
+                       "inside the fp32 run-to-run spread (docs/memorization-speed.md); the library's subset models "
+                       "train with train's recipe",
     "partition.size": "7.5% of the default run's 2,000 training examples (the class default, 300, is 7.5% of 4,000)",
     "unlearn.strategy": "the hand-set experiment runs RUM^F with NegGrad+ (the proxies paper's setup); the class "
                         "default is full RUM with the reference per-subset methods",
