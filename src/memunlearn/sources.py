@@ -12,14 +12,16 @@ record that comes out the same reruns nothing after it:
   own model"): a file's or directory's content, or the version a ``models:/`` URI resolves to; ``{"init": ""}``
   when the original trains here.
 
-Standard library only: it runs on every repro. A relative path is the project root's (the checkout, also under
-``dvc exp run --temp``).
+Standard library only (and io.py, which imports pandas only where a table is read): it runs on every repro. A
+relative path is the project root's (the checkout, also under ``dvc exp run --temp``).
 """
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 from typing import Any, Callable, Mapping
+
+from .io import existing_data_path
 
 DATA_SOURCE = "data/source.json"  # relative to the project root; outputs kept out of DVC's cache (cache: false)
 INIT_SOURCE = "data/init_source.json"
@@ -55,10 +57,7 @@ def data_fingerprint(dataset: str, path: str, base: Path = Path(".")) -> dict[st
     (relative to ``base``; recorded as given, so the record is the same in every checkout)."""
     if not path:
         return {"dataset": dataset}
-    root = Path(rooted(path, base))
-    if not root.exists():
-        raise FileNotFoundError(f"data.path: {root} does not exist; set data.path to your data's folder or file")
-    return {"dataset": dataset, "path": path, **content_fingerprint(root)}
+    return {"dataset": dataset, "path": path, **content_fingerprint(existing_data_path(Path(rooted(path, base))))}
 
 
 def is_registry_uri(init: str) -> bool:
