@@ -63,10 +63,15 @@ def fitted(model_name: str, info: DatasetInfo, state: Mapping[str, torch.Tensor]
     """``model_name`` built for ``info`` with ``state`` loaded, or one line naming every difference."""
     model = build_model(model_name, info.in_channels, info.num_classes, info.image_size, seed=0)
     adapt = getattr(model, "from_library_state", None)  # torchvision/timm wrappers accept the library's keys
-    state = adapt(state) if adapt else dict(state)
+    return loaded(model, adapt(state) if adapt else dict(state), init, model_name, describe(info))
+
+
+def loaded(model: nn.Module, state: Mapping[str, torch.Tensor], init: str, model_name: str, shape: str) -> nn.Module:
+    """``model`` (``train.model`` built for data of ``shape``, in words) with ``state`` loaded, or one line naming
+    ``train.init`` and every difference (an image model here; a language model: modality/text/pipeline.py)."""
     if problems := differences(model, state):
         raise ValueError(f"train.init: {init!r} does not fit train.model {model_name!r} on this data "
-                         f"({describe(info)}): {'; '.join(problems)}")
+                         f"({shape}): {'; '.join(problems)}")
     model.load_state_dict(state)
     return model
 

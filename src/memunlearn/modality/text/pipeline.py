@@ -115,9 +115,12 @@ class TextModality:
         start = time.perf_counter()
         if is_registry_uri(recipe.init):
             from ...models import build_lm
+            from ...models.init import loaded as with_weights
 
-            model = build_lm(recipe.model, data.info.vocab_size, data.info.seq_len, seed=0)
-            model.load_state_dict(registry_weights(recipe.init))
+            info = data.info
+            model = with_weights(build_lm(recipe.model, info.vocab_size, info.seq_len, seed=0),
+                                 registry_weights(recipe.init), recipe.init, recipe.model,
+                                 f"a vocabulary of {info.vocab_size} tokens, {info.seq_len}-token sequences")
             loaded = f"{recipe.init} (registered MLflow model)"
         else:
             model, loaded = load_pretrained_lm(recipe.init, init_path(recipe.init, root), data.info)
