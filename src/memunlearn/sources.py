@@ -84,3 +84,13 @@ def init_fingerprint(init: str, root: Path, registry_version: Callable[[str], Ma
         return {"init": init, **registry_version(init)}
     path = init_path(init, root)
     return {"init": init, "kind": "directory" if path.is_dir() else "file", **content_fingerprint(path)}
+
+
+def same_as_fingerprinted(init: str, recorded: Mapping[str, Any], root: Path) -> dict:
+    """train.init's fingerprint now, which must be ``recorded`` (the sources stage's, DVC's dep of train): a
+    checkpoint replaced between the two stages would otherwise train nothing new under the old fingerprint."""
+    now = init_fingerprint(init, root, lambda uri: {k: recorded.get(k) for k in ("name", "version", "run_id")})
+    if now != recorded:
+        raise RuntimeError(f"train.init: {init!r} changed since the sources stage fingerprinted it; rerun "
+                           "`dvc repro train`")
+    return now

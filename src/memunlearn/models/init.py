@@ -9,7 +9,7 @@ the stage through tracking.py and handed in as ``registry_weights``). Language m
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -45,6 +45,16 @@ def load_image_init(init: str, model_name: str, info: DatasetInfo, root: Path,
     if CHECKPOINT_KEYS <= set(payload):
         return checkpoint_weights(init, payload, model_name, info), f"{init} (memunlearn checkpoint of {model_name})"
     return fitted(model_name, info, payload, init), f"{init} (state dict of {model_name})"
+
+
+def registry_weights(fingerprint: Mapping[str, str], target: Callable[[], Any]
+                     ) -> Callable[[str], Mapping[str, torch.Tensor]]:
+    """``uri -> weights`` of the registered MLflow version the sources stage resolved ``train.init: models:/...``
+    to (``fingerprint``: name, version, run id), read from the store ``target()`` names (tracking.py) when asked."""
+    from ..tracking import VersionRef, load_state_dict
+
+    ref = VersionRef(fingerprint.get("name", ""), fingerprint.get("version", ""), fingerprint.get("run_id", ""), {})
+    return lambda uri: load_state_dict(target(), ref)
 
 
 def checkpoint_weights(init: str, payload: Mapping, model_name: str, info: DatasetInfo) -> nn.Module:
