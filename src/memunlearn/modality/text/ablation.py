@@ -2,9 +2,10 @@
 along, which layer sets an original records for them, and the facts a cell keeps for the paper's findings.
 
 A grid's methods may be named ``methods.<name>`` variant blocks of ``first_epoch_ga`` (``layers``: embedding,
-block:<i>, head, all; ``gradients``: first_epoch | all_epochs | last_epoch), beside any text method. The grid's ``seed`` is the
-training seed of the original model and of each oracle (init and data order, as benchmarks/text_first_epoch_ga.py):
-first-epoch ascent draws nothing, so seeds that only reseeded the unlearning would repeat one number.
+block:<i>, head, all; ``gradients``: first_epoch | all_epochs | last_epoch), beside any text method. The grid's
+``seed`` is the training seed of the original model and of each oracle (init and data order, as
+benchmarks/text_first_epoch_ga.py): first-epoch ascent draws nothing, so seeds that only reseeded the unlearning
+would repeat one number.
 """
 from __future__ import annotations
 

@@ -260,8 +260,9 @@ class TextModality:
                                          stores)
                 originals[seed] = GridOriginal(model, context, {
                     "row": text_row(model, data, canaries, seed), "seconds": record["seconds"], "cached": cached,
-                    "record_layers": "+".join(layers.get("first_epoch", ())) + "".join(
-                        f"; {source}: {'+'.join(names)}" for source, names in layers.items() if source != "first_epoch")})
+                    "record_layers": "+".join(layers.get("first_epoch", ())) + "".join(  # all_epochs after a ";"
+                        f"; {source}: {'+'.join(names)}" for source, names in layers.items()
+                        if source != "first_epoch")})
             return originals[seed]
 
         return original_of

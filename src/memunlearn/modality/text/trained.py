@@ -18,7 +18,8 @@ from .common import PreparedRun
 
 
 def cached_original(cache: Path | None, data: PreparedRun, recipe: TrainConfig, seed: int,
-                    layers: Mapping[str, Sequence[str]]) -> tuple[torch.nn.Module, dict[str, LMFirstEpochGrads], dict, bool]:
+                    layers: Mapping[str, Sequence[str]]
+                    ) -> tuple[torch.nn.Module, dict[str, LMFirstEpochGrads], dict, bool]:
     """The original model of ``seed`` (modality/text/canaries.py ``train_lm``: the train stage's seeds) with the
     gradients of ``layers`` per stored source (ablation.py ``recordings``: ``first_epoch``, ``all_epochs``; none
     when empty): cached_lm's (model, stores by source, record, cached)."""
