@@ -14,16 +14,16 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-import psutil
-import torch
 import yaml
 
-from memunlearn.devices import resolve_device, set_threads_from_environment
-from memunlearn.tracking import (EXPERIMENT_TAG, ModelCard, ModelRecord, StageRecord, StageRun, TrackingTarget,
-                                 fail_stage, finish_stage, flatten, git_commit, log_row, record_stage, start_stage,
-                                 store_location)  # flatten: the stage scripts' params -> MLflow params
+# memunlearn.devices and memunlearn.tracking import torch: each function imports what it uses, so a stage that
+# needs only the paths (sources: runs on every repro) stays torch-free
+if TYPE_CHECKING:
+    import torch
+
+    from memunlearn.tracking import ModelCard, ModelRecord, StageRecord, StageRun, TrackingTarget
 
 ROOT = Path.cwd()  # dvc runs every stage from the repository root
 PARAMS_FILE = ROOT / "params.yaml"
@@ -75,6 +75,8 @@ def tag_param(dotted: str) -> str:
 
 
 def device(name: str) -> torch.device:
+    from memunlearn.devices import resolve_device
+
     chosen = resolve_device(name)
     log.info("device: %s", chosen)
     return chosen
@@ -88,6 +90,8 @@ _RUN: StageRun | None = None  # this stage's MLflow run, open from the start of 
 def tracking_target() -> TrackingTarget:
     """MLFLOW_TRACKING_URI if set, else the SQLite store of the DVC project: DVC_ROOT, which DVC sets to the
     workspace even when the stage runs in a temporary copy (`dvc exp run --temp`, a queued experiment)."""
+    from memunlearn.tracking import EXPERIMENT_TAG, TrackingTarget, git_commit, store_location
+
     uri, artifacts = store_location(WORKSPACE, os.environ.get("MLFLOW_TRACKING_URI"))
     key, name = _invocation()
     experiment = os.environ.get("DVC_EXP_NAME")
@@ -102,6 +106,8 @@ def stage_name() -> str:
 
 def track(record: StageRecord) -> None:
     """Log the stage's record into its run and close the run."""
+    from memunlearn.tracking import finish_stage
+
     global _RUN
     finish_stage(_RUN, record, _RUN.target if _RUN else tracking_target())
     _RUN = None
@@ -110,11 +116,15 @@ def track(record: StageRecord) -> None:
 def record(item: StageRecord) -> str | None:
     """Log one finished piece of this stage (a grid's forget set or cell) as a run of its own beside the
     stage's, under the same parent; return its run id (None if tracking is unavailable)."""
+    from memunlearn.tracking import record_stage
+
     return record_stage(item, _RUN.target if _RUN else tracking_target())
 
 
 def log_epoch(row: Mapping[str, Any]) -> None:
     """Log one per-epoch row of a training loop live (``fit``'s ``on_row``)."""
+    from memunlearn.tracking import log_row
+
     log_row(_RUN, row)
 
 
@@ -122,6 +132,8 @@ def registered(model: torch.nn.Module, role: str, info, /, card: ModelCard | Non
                ) -> ModelRecord:
     """``model``, to be registered as ``memunlearn-<role>`` with these tags (method, strategy, forget kind) and
     its modality's ``card`` (None: an image model's, from ``info``)."""
+    from memunlearn.tracking import ModelRecord
+
     return ModelRecord(model, role, info, {k: str(v) for k, v in tags.items()}, card)
 
 
@@ -137,6 +149,8 @@ def _invocation() -> tuple[str, str]:
     if os.environ.get("MEMUNLEARN_RUN_GROUP"):
         key = os.environ["MEMUNLEARN_RUN_GROUP"]
         return key, os.environ.get("MEMUNLEARN_RUN_NAME", f"pipeline {key[:8]}")
+    import psutil
+
     for proc in psutil.Process().parents():
         try:
             cmd = proc.cmdline()
@@ -167,6 +181,9 @@ def stage(fn: Callable[[], None]) -> Callable[[], None]:
 
     @functools.wraps(fn)
     def main() -> None:
+        from memunlearn.devices import set_threads_from_environment
+        from memunlearn.tracking import StageRecord, fail_stage, start_stage
+
         global _RUN
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
         _RUN = start_stage(stage_name(), tracking_target(), {"memunlearn.command": " ".join(sys.argv)})
@@ -186,3 +203,12 @@ def stage(fn: Callable[[], None]) -> Callable[[], None]:
             track(StageRecord(stage_name()))
 
     return main
+
+
+def __getattr__(name: str) -> Any:
+    """``flatten`` (the stage scripts' params -> MLflow params), imported from tracking when a stage asks for it."""
+    if name == "flatten":
+        from memunlearn.tracking import flatten
+
+        return flatten
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,25 +1,18 @@
 """Stage `sources` (runs on every `dvc repro`): the fingerprints of the files params name, data/source.json
 (`data.path`, a dep of `prepare`) and data/init_source.json (`train.init`, a dep of `train`); see
-src/memunlearn/sources.py. No MLflow run (`prepare` and `train` log what they read), and no torch, pandas or
-stages/_common.py imports (_common imports torch): a no-op `dvc repro` pays for this stage alone."""
-import os
+src/memunlearn/sources.py. No MLflow run (`prepare` and `train` log what they read), and no torch or pandas
+(stages/_common.py imports them where a function needs them): a no-op `dvc repro` pays for this stage alone."""
 import sys
-from pathlib import Path
 
 import yaml
 
+from _common import ROOT, WORKSPACE, tracking_target
 from memunlearn.io import save_json
 from memunlearn.sources import DATA_SOURCE, INIT_SOURCE, data_fingerprint, init_fingerprint
-
-ROOT = Path.cwd()  # dvc runs every stage from the repository root
-WORKSPACE = Path(os.environ.get("DVC_ROOT") or ROOT)  # the checkout, also under `dvc exp run --temp`
 
 
 def registry_version(uri: str) -> dict:
     """The registered version a models:/ URI names now (the MLflow store of stages/_common.py)."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from _common import tracking_target
-
     from memunlearn.tracking import resolve_version
 
     try:

@@ -7,28 +7,13 @@ from _common import (METRICS_DIR, PREPARED, ROOT, TRAIN_DIR, WORKSPACE, device, 
 import pandas as pd
 
 from memunlearn.config import from_params
-from memunlearn.sources import INIT_SOURCE, init_fingerprint
+from memunlearn.sources import INIT_SOURCE, same_as_fingerprinted
 from memunlearn.io import load_json, save_json, save_table
 from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
-from memunlearn.tracking import StageRecord, VersionRef, claim_alias, load_state_dict
+from memunlearn.models.init import registry_weights
+from memunlearn.tracking import StageRecord, claim_alias
 from memunlearn.training.recipe import RecordConfig, recipe_for
-
-def registry_weights(fingerprint: dict):
-    """The weights of the registered MLflow version the sources stage resolved ``train.init: models:/...`` to."""
-    ref = VersionRef(fingerprint.get("name", ""), fingerprint.get("version", ""), fingerprint.get("run_id", ""), {})
-    return lambda uri: load_state_dict(tracking_target(), ref)
-
-
-def same_as_fingerprinted(init: str) -> dict:
-    """train.init's fingerprint now, which must be the one the sources stage recorded (DVC's dep): a checkpoint
-    replaced between the two stages would otherwise train nothing new under the old fingerprint."""
-    recorded = load_json(ROOT / INIT_SOURCE, "sources")
-    now = init_fingerprint(init, WORKSPACE, lambda uri: {k: recorded.get(k) for k in ("name", "version", "run_id")})
-    if now != recorded:
-        raise RuntimeError(f"train.init: {init!r} changed since the sources stage fingerprinted it; rerun "
-                           "`dvc repro train`")
-    return now
 
 
 @stage
@@ -40,8 +25,9 @@ def main() -> None:
     data = without_forgotten(modality.load(PREPARED))
     dev = device(recipe.device)
     if recipe.init:  # a model trained elsewhere: loaded, evaluated, registered; train.epochs is not used
-        fingerprint = same_as_fingerprinted(recipe.init)
-        model, metrics = modality.load_original(data, recipe, dev, WORKSPACE, registry_weights(fingerprint))
+        fingerprint = same_as_fingerprinted(recipe.init, load_json(ROOT / INIT_SOURCE, "sources"), WORKSPACE)
+        model, metrics = modality.load_original(data, recipe, dev, WORKSPACE,
+                                                registry_weights(fingerprint, tracking_target))
         metrics |= {f"init_{k}": fingerprint[k] for k in ("sha256", "version") if k in fingerprint}
         history, artifacts = [], []
     else:

@@ -13,10 +13,10 @@ import torchvision
 import yaml
 
 from memunlearn.data import DatasetInfo
-from memunlearn.sources import content_fingerprint, init_fingerprint
+from memunlearn.sources import content_fingerprint, init_fingerprint, same_as_fingerprinted
 from memunlearn.memorization.proxies import final_model_proxies
 from memunlearn.models import build_model, model_modality
-from memunlearn.models.init import load_image_init
+from memunlearn.models.init import load_image_init, registry_weights
 from memunlearn.params import check_params
 from memunlearn.training import TrainConfig, save_checkpoint
 from memunlearn.training.first_epoch_grads import penultimate_module, select_parameters
@@ -108,6 +108,25 @@ def test_a_registered_mlflow_model_loads_through_the_registry(tmp_path):
     weights = lambda name: load_state_dict(target, resolve_version(target, name))  # noqa: E731
     loaded, what = load_image_init("models:/test-original@latest", "small_cnn", GRAY, tmp_path, weights)
     assert same_weights(loaded, model.state_dict()) and "registered MLflow model" in what
+    ref = resolve_version(target, "models:/test-original@latest")  # as the sources stage records it
+    fingerprint = {"init": "models:/test-original@latest", "name": ref.name, "version": ref.version,
+                   "run_id": ref.run_id}
+    assert same_as_fingerprinted("models:/test-original@latest", fingerprint, tmp_path) == fingerprint
+    staged, _ = load_image_init("models:/test-original@latest", "small_cnn", GRAY, tmp_path,
+                                registry_weights(fingerprint, lambda: target))  # the train stage's way
+    assert same_weights(staged, model.state_dict())
+
+
+def test_a_checkpoint_replaced_after_the_sources_stage_is_named(tmp_path):
+    """The train stage loads train.init only as the sources stage fingerprinted it (DVC's dep of train)."""
+    path = tmp_path / "w.pt"
+    path.write_bytes(b"one")
+    recorded = init_fingerprint("w.pt", tmp_path, no_registry)
+    assert same_as_fingerprinted("w.pt", recorded, tmp_path) == recorded
+    path.write_bytes(b"two")
+    with pytest.raises(RuntimeError, match=r"^train.init: 'w.pt' changed since the sources stage fingerprinted it; "
+                                           r"rerun `dvc repro train`$"):
+        same_as_fingerprinted("w.pt", recorded, tmp_path)
 
 
 @pytest.mark.parametrize("saved, info, model_name, expected", [

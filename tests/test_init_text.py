@@ -95,3 +95,25 @@ def test_check_names_a_tokenizer_other_than_the_models():
                         "which reads its own tokenizer's ids; set data.text.tokenizer: /models/tiny-gpt2"]
     params["data"] = {**params["data"], "text": {**params["data"].get("text", {}), "tokenizer": "/models/tiny-gpt2"}}
     assert not [p for p in check_params(params) if p.startswith("data.text.tokenizer")]
+
+
+def test_a_registered_language_model_of_another_shape_is_one_line_naming_what_differs(prepared):
+    """A models:/ language model is loaded into train.model built for this data, or refused in one line naming
+    train.init and the differing shapes (models/init.py ``loaded``, as for an image model); one that fits loads."""
+    from memunlearn.models import build_lm
+
+    info = prepared.info
+    other = build_lm("gpt2_micro", info.vocab_size + 20, info.seq_len, seed=0).state_dict()  # another vocabulary
+    same = build_lm("gpt2_micro", info.vocab_size, info.seq_len, seed=3).state_dict()
+    recipe = TrainConfig(model="gpt2_micro", init="models:/lm/1", device="cpu")
+    data = SimpleNamespace(train=prepared.train, test=prepared.test, info=info)
+    text = load_modality("text")
+    with pytest.raises(ValueError) as error:
+        text.load_original(data, recipe, torch.device("cpu"), Path("."), lambda uri: other)
+    message = str(error.value)
+    assert message.startswith("train.init: 'models:/lm/1' does not fit train.model 'gpt2_micro' on this data "
+                              f"(a vocabulary of {info.vocab_size} tokens, {SEQ}-token sequences): ")
+    assert f"is ({info.vocab_size + 20}, " in message and f"({info.vocab_size}, " in message and "\n" not in message
+    model, metrics = text.load_original(data, recipe, torch.device("cpu"), Path("."), lambda uri: same)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), same.values()))
+    assert metrics["init"] == "models:/lm/1 (registered MLflow model)"

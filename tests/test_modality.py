@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from memunlearn.config import with_preset
+from memunlearn.config import used_methods, with_preset
 from memunlearn.data.text import TextInfo, TextSplit
 from memunlearn.memorization.proxies import ProxyConfig, ProxyInputs, compute_proxies
 from memunlearn.modality import MODALITIES
@@ -120,3 +120,36 @@ def test_methods_built_on_batches_and_ce_unlearn_a_language_model(lm, name, forg
         assert after["f"] - after["r"] > before["f"] - before["r"]
     else:
         assert after["r"] < before["r"]  # descent on R
+
+
+def test_used_methods_name_every_method_the_run_uses_by_its_key():
+    """One list serves the train.init, influence-size and modality checks (config.py ``used_methods``)."""
+    params = with_preset(IMAGE, {"unlearn": {"strategy": "rum", "subset_methods": {"low": "none", "high": "ga"}},
+                                 "forgetting_quality": {"method": "finetune"}, "requests": {"method": "req"},
+                                 "levels": {"methods": ["a", 3, "b"]}})
+    used = used_methods(params)
+    assert ("unlearn.subset_methods.high", "ga") in used and ("unlearn.subset_methods.low", "none") in used
+    assert ("levels.methods[0]", "a") in used and ("levels.methods[2]", "b") in used  # 3: the grid's check names it
+    assert ("forgetting_quality.method", "finetune") in used and ("requests.method", "req") in used
+    assert used[0] == ("unlearn.method", IMAGE["unlearn"]["method"])
+    assert used_methods({"unlearn": "oops", "levels": {"methods": "x"}}) == []
+
+
+@pytest.mark.parametrize("update", [
+    {"requests": {"method": "ga_in"}},
+    {"unlearn": {"strategy": "rum", "subset_methods": {"low": "none", "mid": "finetune", "high": "ga_in"}}},
+])
+def test_a_text_runs_first_epoch_ga_checks_read_subset_methods_and_requests(update):
+    """A first_epoch_ga block used only by unlearn.subset_methods or requests.method is checked on text too."""
+    bad = {"methods": {"ga_in": {"method": "first_epoch_ga", "layers": ["input"]}}}
+    assert check_params(with_preset(TEXT, bad)) == []  # unused: nothing to check
+    assert check_params(with_preset(TEXT, {**bad, **update})) == [
+        "methods.ga_in.layers: 'input' names an image layer; for a language model use embedding, head, block:<i> "
+        "or all, e.g. [embedding]"]
+
+
+def test_train_init_conflicts_read_subset_methods_and_requests():
+    blocks = {"methods": {"ga": {"method": "first_epoch_ga"}}, "train": {"init": "w.pt"}}
+    problems = check_params(with_preset(IMAGE, {**blocks, "requests": {"method": "ga"}}))
+    assert any(p.startswith("requests.method: 'ga' (first_epoch_ga) ascends along first-epoch gradients")
+               for p in problems), problems

@@ -323,3 +323,34 @@ def test_a_stage_depends_on_the_methods_it_calls_only():
     train = {str(p.relative_to(REPO)) for p in imported_files(STAGES_DIR / "train.py", "image")}
     assert "src/memunlearn/training/loop.py" in train - prepare
     assert "src/memunlearn/modality/image/pipeline.py" in prepare & train
+
+
+def test_memorize_declares_the_train_keys_its_recipe_reads(tmp_path):
+    """The subset models' recipe (recipe_for(params, "subset")) reads every train key but the original-only ones
+    (train.init): memorize declares exactly those, so real DVC sees a changed train.init as no change of memorize's
+    params and a changed train.lr as one."""
+    import dataclasses
+
+    from dvc.repo import Repo
+
+    from memunlearn.training.recipe import ORIGINAL_ONLY, TrainConfig
+
+    declared = stage_definitions()["memorize"]["params"]
+    assert "train" not in declared
+    assert {p.removeprefix("train.") for p in declared if p.startswith("train.")} == \
+        {f.name for f in dataclasses.fields(TrainConfig)} - set(ORIGINAL_ONLY)
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    Repo.init(str(tmp_path))
+    (tmp_path / "dvc.yaml").write_text((REPO / "dvc.yaml").read_text())
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+
+    def memorize_params(**train) -> dict:
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump({**params, "train": {**params["train"], **train}}))
+        with Repo(str(tmp_path)) as repo:
+            stage = next(s for s in repo.index.stages if s.name == "memorize")
+            return {k: v for dep in stage.deps if hasattr(dep, "read_params") for k, v in dep.read_params().items()}
+
+    base = memorize_params()
+    assert "train.lr" in base and "train.init" not in base
+    assert memorize_params(init="elsewhere.pt") == base
+    assert memorize_params(lr=0.5) != base

@@ -34,3 +34,20 @@ def test_verdicts_follow_the_confidence_interval():
     assert reversed_["embedding_on_par_with_all_layers"] == "contradicted"  # 5 bits above all layers
     noisy = verdicts(first_epoch_ga_claims(rows((3.0, 12.0, 7.0), (7.0, 7.5, 6.5)), original))
     assert noisy["first_epoch_beats_last_epoch[embedding]"] == "inconclusive"
+
+
+def test_finding_1_compares_first_with_all_epochs_and_keeps_the_last_epoch_control_apart():
+    """The paper's comparison (first- vs all-epochs gradients) is its own row; last-epoch gradients stay a
+    labelled control: each row reads its own source, so opposite results give opposite verdicts."""
+    table = rows((5.0, 5.2, 4.9), (3.0, 3.1, 2.9))
+    every = table[(table["source"] == "first_epoch") & (table["layers"] == "embedding")].assign(
+        source="all_epochs", exposure_16x=[9.0, 9.4, 8.9])
+    found = first_epoch_ga_claims(pd.concat([table, every]), pd.Series([12.0, 12.0, 12.0])).set_index("claim")
+    assert found.loc["first_epoch_beats_all_epochs[embedding]", "verdict"] == "supported"
+    assert abs(found.loc["first_epoch_beats_all_epochs[embedding]", "effect"] - (9.1 - 5.0333)) < 1e-3
+    assert found.loc["first_epoch_beats_last_epoch[embedding]", "verdict"] == "contradicted"
+    assert found.loc["first_epoch_beats_last_epoch[embedding]", "effect_means"].startswith(
+        "control, not the paper's comparison")
+    assert (found["finding"].loc[["first_epoch_beats_all_epochs[embedding]",
+                                  "first_epoch_beats_last_epoch[embedding]"]] == 1).all()
+    assert "first_epoch_beats_all_epochs[all]" not in found.index  # no all-epochs cell on that layer set

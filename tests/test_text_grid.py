@@ -4,6 +4,7 @@ first-epoch ascent (modality/text/lm_first_epoch_ga.py ``gradients``): a tiny co
 from __future__ import annotations
 
 import copy
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,15 @@ from memunlearn.models import build_lm
 from memunlearn.modality.text.cache import cached_lm
 from memunlearn.modality.text.claims import ablation_rows
 from memunlearn.modality.text.ablation import ablation_facts
-from memunlearn.modality.text.ablation import recorded_layers
+from memunlearn.modality.text.ablation import recorded_layers, recordings
+from memunlearn.modality.text.gpt2 import EMBEDDING
+from memunlearn.modality.text.lm import fit_lm
+from memunlearn.modality.text.lm_grads import LMFirstEpochGradRecorder
+from memunlearn.modality.text.pipeline import stored_context
+from memunlearn.modality.text.trained import cached_original
+from memunlearn.seeding import derive_seed, generator
+from memunlearn.unlearning.cache import run_key
+from memunlearn.unlearning.config import UnlearnPlan
 from memunlearn.params import check_params
 from memunlearn.modality.text.lm import LMTrainConfig
 from memunlearn.modality.text.lm_grads import grads_at, layer_parameters
@@ -81,6 +90,77 @@ def test_the_original_records_each_first_epoch_layer_set_once():
                             ("first_epoch", ("block:-1", "embedding"))]) == ("block:-1", "embedding")
     assert recorded_layers([("first_epoch", ("embedding",)), ("first_epoch", ("all",))]) == ("all",)
     assert recorded_layers([("last_epoch", ("all",))]) == ()
+    ascents = iter([("first_epoch", ("embedding",)), ("all_epochs", ("head",)), None, ("last_epoch", ("all",))])
+    assert recordings(ascents) == {"first_epoch": ("embedding",), "all_epochs": ("head",)}  # a generator, read once
+    assert recordings([("last_epoch", ("all",)), None]) == {}
+
+
+def test_all_epochs_store_is_the_sum_of_each_epochs_gradients(prepared):
+    """A real gpt2_micro trained 3 epochs: the all-epochs recorder's store equals, bit for bit, the sum (in epoch
+    order, float32 as it accumulates) of three first-epoch recorders each seeing one epoch, sparse embedding rows
+    and dense layers alike; training is the same with or without it."""
+    recipe = LMTrainConfig(model="gpt2_micro", epochs=3, batch_size=16)
+    trained, first = train_lm(prepared, recipe, seed=0, recorder_layers=("embedding", "head"),
+                              all_epochs_layers=("embedding", "head"))
+    every = trained.all_epochs_grads
+    ids, pad = prepared.train.example_ids, prepared.info.pad_id
+    model = build_lm("gpt2_micro", prepared.info.vocab_size, prepared.info.seq_len, derive_seed(0, "lm_init"))
+    per_epoch: list[LMFirstEpochGradRecorder] = []
+
+    def hook(model, tokens, positions):  # a fresh first-time recorder per epoch: that epoch's gradients
+        if not per_epoch or bool(per_epoch[-1].recorded.all()):
+            per_epoch.append(LMFirstEpochGradRecorder(model, ids, pad, ("embedding", "head")))
+        per_epoch[-1](model, tokens, positions)
+
+    fit_lm(model, prepared.train, recipe, pad, generator(0, "lm_order"), on_step=hook)
+    epochs = [r.result() for r in per_epoch]
+    assert len(epochs) == 3 and torch.equal(epochs[0].dense, first.dense)  # epoch 1 is the first-epoch store
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), trained.model.state_dict().values()))
+    assert torch.equal(every.dense, epochs[0].dense + epochs[1].dense + epochs[2].dense)
+    assert torch.equal(every.indptr, first.indptr) and torch.equal(every.row_tokens, first.row_tokens)
+    assert torch.equal(every.rows, epochs[0].rows + epochs[1].rows + epochs[2].rows)
+    assert (every.dense - first.dense).abs().max() > 1e-3  # later epochs add something
+    summed = every.summed(ids[:5])
+    assert torch.allclose(summed[EMBEDDING], sum(e.summed(ids[:5])[EMBEDDING] for e in epochs), atol=1e-6)
+
+
+def test_gradient_sources_key_the_original_and_the_unlearning_run(prepared, tmp_path):
+    """cached_original trains again when the recorded source differs (same layers); an unlearning run's key
+    differs by its gradient source and by the all-epochs store's content; the ascent reads its source's store."""
+    data = prepared  # what cached_original reads of a PreparedRun: train, info
+    recipe = TrainConfig(model="gpt2_micro", epochs=2, precision="fp32")
+    emb = ("embedding",)
+    _, first_only, _, cached = cached_original(tmp_path, data, recipe, 0, {"first_epoch": emb})
+    model, both, _, cached_both = cached_original(tmp_path, data, recipe, 0, {"first_epoch": emb, "all_epochs": emb})
+    _, again, _, cached_again = cached_original(tmp_path, data, recipe, 0, {"first_epoch": emb, "all_epochs": emb})
+    assert (cached, cached_both, cached_again) == (False, False, True) and set(first_only) == {"first_epoch"}
+    assert set(both) == {"first_epoch", "all_epochs"} and again["all_epochs"].fingerprint() == \
+        both["all_epochs"].fingerprint() != both["first_epoch"].fingerprint()
+    ctx = stored_context(UnlearnContext(prepared.info, recipe, torch.device("cpu"), 0, heldout=prepared.validation),
+                         both)
+    assert ctx.stored_grads("all_epochs") is both["all_epochs"] and ctx.stored_grads("last_epoch") is None
+    forget = prepared.train.select_ids(prepared.canaries["example_id"])
+    retain = prepared.train.drop_ids(prepared.canaries["example_id"])
+    blocks = {f"ga_{s}": {"method": "first_epoch_ga", "gradients": s, "layers": ["embedding"], "max_steps": 1}
+              for s in ("first_epoch", "all_epochs")}
+    keys = {s: run_key("vanilla", model, {"low": forget}, retain, UnlearnPlan(f"ga_{s}", blocks), ctx)
+            for s in ("first_epoch", "all_epochs")}
+    other = dataclasses.replace(ctx, all_epochs_grads=both["first_epoch"])
+    assert keys["first_epoch"] != keys["all_epochs"] != run_key(
+        "vanilla", model, {"low": forget}, retain, UnlearnPlan("ga_all_epochs", blocks), other)
+    cfg = FirstEpochGAConfig(gradients="all_epochs", layers=("embedding",), max_steps=1)
+    ours = first_epoch_ga(copy.deepcopy(model), forget, retain, cfg, ctx)
+    direct, _ = lm_first_epoch_ga(copy.deepcopy(model), both["all_epochs"], forget, prepared.validation,
+                                  LMFirstEpochGAConfig(layers=emb, gradients="all_epochs", max_steps=1),
+                                  prepared.info.pad_id)
+    firsts = first_epoch_ga(copy.deepcopy(model), forget, retain, dataclasses.replace(cfg, gradients="first_epoch"),
+                            ctx)
+    name = layer_parameters(model, emb)[0]
+    assert torch.equal(dict(ours.named_parameters())[name], dict(direct.named_parameters())[name])
+    assert not torch.equal(dict(ours.named_parameters())[name], dict(firsts.named_parameters())[name])
+    with pytest.raises(ValueError, match="gradients: all_epochs needs each sequence's gradients summed over every "
+                                         "epoch, which only a text grid's originals record"):
+        first_epoch_ga(copy.deepcopy(model), forget, retain, cfg, dataclasses.replace(ctx, all_epochs_grads=None))
 
 
 def test_ablation_facts_give_the_memory_each_layer_set_needs(prepared, original):
@@ -107,16 +187,16 @@ def test_text_models_are_cached_by_content(prepared, tmp_path):
 
     def train():
         calls.append(1)
-        return build_lm("gpt2_micro", prepared.info.vocab_size, prepared.info.seq_len, seed=len(calls)), None
+        return build_lm("gpt2_micro", prepared.info.vocab_size, prepared.info.seq_len, seed=len(calls)), {}
 
     recipe = TrainConfig(model="gpt2_micro", precision="fp32")
     args = ("oracle", prepared.train, prepared.info, recipe)
-    first, _, record, cached = cached_lm(tmp_path, *args, 0, (), train, "modality/text/cache.py")
-    again, _, record_again, cached_again = cached_lm(tmp_path, *args, 0, (), train, "modality/text/cache.py")
+    first, _, record, cached = cached_lm(tmp_path, *args, 0, {}, train, "modality/text/cache.py")
+    again, _, record_again, cached_again = cached_lm(tmp_path, *args, 0, {}, train, "modality/text/cache.py")
     assert (cached, cached_again, len(calls)) == (False, True, 1) and record_again == record
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
-    cached_lm(tmp_path, *args, 1, (), train, "modality/text/cache.py")  # another seed: trained
-    cached_lm(tmp_path, "oracle", prepared.train.take(torch.arange(10)), prepared.info, recipe, 0, (), train,
+    cached_lm(tmp_path, *args, 1, {}, train, "modality/text/cache.py")  # another seed: trained
+    cached_lm(tmp_path, "oracle", prepared.train.take(torch.arange(10)), prepared.info, recipe, 0, {}, train,
               "modality/text/cache.py")  # other data: trained
     assert len(calls) == 3
 
@@ -126,7 +206,8 @@ def results_rows():
     for seed in range(3):
         for grid, kind in (("ablations", "canaries"), ("ablations", "random"), ("levels", "canaries")):
             for source, layers, exposure in (("first_epoch", "embedding", 9.0 + seed), ("last_epoch", "embedding", 7.0),
-                                             ("first_epoch", "all", 10.0), ("", "", 1.0)):
+                                             ("all_epochs", "embedding", 12.0 + 2 * seed), ("first_epoch", "all", 10.0),
+                                             ("", "", 1.0)):
                 rows.append({"grid": grid, "method": f"{source}-{layers}", "group_score": "exact", "kind": kind,
                              "strategy": "vanilla", "seed": seed, "source": source, "layers": layers,
                              "exposure_1x": 2.0, "exposure_16x": exposure + (kind != "canaries") * 100,
@@ -137,13 +218,14 @@ def results_rows():
 
 def test_text_claims_read_the_ablations_grids_cells_on_the_canaries():
     rows, original = ablation_rows(results_rows())
-    assert len(rows) == 3 * 3 and set(rows["source"]) == {"first_epoch", "last_epoch"}
+    assert len(rows) == 3 * 4 and set(rows["source"]) == {"first_epoch", "last_epoch", "all_epochs"}
     assert (rows["exposure_16x"] < 100).all()  # the canaries forget set, not the random one
     assert list(rows.columns[3:6]) == ["exposure_1x", "exposure_4x", "exposure_16x"]  # by copy count
     assert original.to_dict() == {0: 12.0, 1: 13.0, 2: 14.0}  # the most-copied canaries' exposure per seed
     claims = first_epoch_ga_claims(rows, original).set_index("claim")["verdict"]
     # first-epoch 9, 10, 11 vs last-epoch 7: last forgets more; 'all' has no last-epoch cell: no finding-1 row
     assert claims["first_epoch_beats_last_epoch[embedding]"] == "contradicted"
+    assert claims["first_epoch_beats_all_epochs[embedding]"] == "supported"  # all-epochs 12, 14, 16 vs 9, 10, 11
     assert "first_epoch_beats_last_epoch[all]" not in claims and claims["embedding_halves_space"] == "supported"
     with pytest.raises(ConfigError, match="ablations grid has no first_epoch_ga cell"):
         ablation_rows(results_rows().assign(source=""))

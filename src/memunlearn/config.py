@@ -240,3 +240,18 @@ def nested_value(params: Any, *keys: str) -> Any:
             return None
         params = params.get(key)
     return params
+
+
+def used_methods(params: Any) -> list[tuple[str, str]]:
+    """(params key, ``methods`` block name) of every method the run uses, read from raw params (non-names
+    skipped, a section's own check reports them): unlearn.method, unlearn.subset_methods.<subset>, each grid's
+    methods[i] (every section whose ``methods`` is a list), forgetting_quality.method, requests.method."""
+    named: list[tuple[str, Any]] = [("unlearn.method", nested_value(params, "unlearn", "method"))]
+    subset = nested_value(params, "unlearn", "subset_methods")
+    named += [(f"unlearn.subset_methods.{k}", v) for k, v in (subset.items() if isinstance(subset, Mapping) else ())]
+    for section, body in (params.items() if isinstance(params, Mapping) else ()):
+        methods = nested_value(body, "methods")
+        named += [(f"{section}.methods[{i}]", m) for i, m in enumerate(methods if isinstance(methods, list) else [])]
+    named += [(f"{section}.method", nested_value(params, section, "method"))
+              for section in ("forgetting_quality", "requests")]
+    return [(key, name) for key, name in named if isinstance(name, str)]

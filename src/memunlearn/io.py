@@ -37,6 +37,14 @@ def require(path: Path, produced_by: str) -> Path:
     return path
 
 
+def existing_data_path(path: Path) -> Path:
+    """``data.path`` (as read from the project root) as an existing file or folder, or a one-line error naming the
+    key: the one check of it (the sources stage's fingerprint and data/files.py ``check_path``)."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"data.path: {path} does not exist; set data.path to your data's folder or file")
+    return Path(path)
+
+
 def save_table(df: pd.DataFrame, path: Path) -> None:
     """Parquet for machines, CSV where a person reads it (by suffix)."""
     path = Path(path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
-from .config import ConfigError, from_params, keyed, nested_value
+from .config import ConfigError, from_params, keyed, nested_value, used_methods
 from .data import PrepareConfig, data_modality
 from .evaluation import EvaluateConfig
 from .evaluation.claims import ClaimsConfig
@@ -98,7 +98,7 @@ def check_params(params: Mapping[str, Any], environ: Mapping[str, str] | None = 
     init = configs["train"].init if configs.get("train") is not None else ""
     if configs.get("data") is None or data_modality(configs["data"].dataset) == "image":
         problems += _score_problems(params, configs.get("proxies"), init)
-    problems += _init_problems(init, configs, blocks)
+    problems += init_conflicts(init, used_methods(params), blocks)  # methods reading what init lacks
     if init and configs.get("data") is not None and data_modality(configs["data"].dataset) == "text":
         problems += _tokenizer_problems(init, configs["data"].text.tokenizer)
     unlearn = configs.get("unlearn")
@@ -141,7 +141,7 @@ def buffer_problems(params: Mapping[str, Any], configs: Mapping[str, Any], envir
     problems = []
     checks = [lambda: check_fisher(min(int(blocks.get("num_fisher", 1000)), rows),
                                    sum(p.numel() for p in model.parameters()), environ)
-              for blocks in _influence_blocks(params, configs)]
+              for blocks in _influence_blocks(params)]
     if records is not None and records.first_epoch_grads:
         checks.insert(0, lambda: check_first_epoch_store(rows, stored_values(model, records.first_epoch_grads),
                                                          records.first_epoch_grads, environ))
@@ -153,15 +153,10 @@ def buffer_problems(params: Mapping[str, Any], configs: Mapping[str, Any], envir
     return problems
 
 
-def _influence_blocks(params: Mapping[str, Any], configs: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The ``methods`` blocks of the influence method that the run uses (unlearn, its per-subset methods, the
-    grids, deletion requests)."""
+def _influence_blocks(params: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The ``methods`` blocks of the influence method that the run uses (config.py ``used_methods``)."""
     blocks = params.get(METHODS_SECTION) or {}
-    unlearn = params.get("unlearn") or {}
-    used = {unlearn.get("method"), *(unlearn.get("subset_methods") or {}).values(),
-            *(m for grid in GRIDS if configs.get(grid) is not None for m in configs[grid].methods),
-            (params.get("requests") or {}).get("method")}
-    return [blocks[name] or {} for name in sorted(n for n in used if isinstance(n, str) and n in blocks)
+    return [blocks[name] or {} for name in sorted({n for _, n in used_methods(params) if n in blocks})
             if (blocks[name] or {}).get("method", name) == "influence"]
 
 
@@ -210,18 +205,3 @@ def _tokenizer_problems(init: str, tokenizer: str) -> list[str]:
         return []
     return [f"data.text.tokenizer: {tokenizer!r}, but train.init loads the language model in {init!r}, which reads "
             f"its own tokenizer's ids; set data.text.tokenizer: {init}"]
-
-
-def _init_problems(init: str, configs: Mapping[str, Any], blocks: Mapping[str, Any]) -> list[str]:
-    """With ``train.init`` set, every method that needs the original's first-epoch gradients (unlearn, the grids,
-    deletion requests) is a problem: nothing recorded them."""
-    named = []
-    if (unlearn := configs.get("unlearn")) is not None:
-        named += [("unlearn.method", unlearn.method),
-                  *((f"unlearn.subset_methods.{k}", v) for k, v in unlearn.subset_methods.items())]
-    for grid in GRIDS:
-        if configs.get(grid) is not None:
-            named += [(f"{grid}.methods[{i}]", m) for i, m in enumerate(configs[grid].methods)]
-    if configs.get("requests") is not None:
-        named.append(("requests.method", configs["requests"].method))
-    return init_conflicts(init, named, blocks)

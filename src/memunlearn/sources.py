@@ -12,14 +12,16 @@ record that comes out the same reruns nothing after it:
   own model"): a file's or directory's content, or the version a ``models:/`` URI resolves to; ``{"init": ""}``
   when the original trains here.
 
-Standard library only: it runs on every repro. A relative path is the project root's (the checkout, also under
-``dvc exp run --temp``).
+Standard library only (and io.py, which imports pandas only where a table is read): it runs on every repro. A
+relative path is the project root's (the checkout, also under ``dvc exp run --temp``).
 """
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 from typing import Any, Callable, Mapping
+
+from .io import existing_data_path
 
 DATA_SOURCE = "data/source.json"  # relative to the project root; outputs kept out of DVC's cache (cache: false)
 INIT_SOURCE = "data/init_source.json"
@@ -55,10 +57,7 @@ def data_fingerprint(dataset: str, path: str, base: Path = Path(".")) -> dict[st
     (relative to ``base``; recorded as given, so the record is the same in every checkout)."""
     if not path:
         return {"dataset": dataset}
-    root = Path(rooted(path, base))
-    if not root.exists():
-        raise FileNotFoundError(f"data.path: {root} does not exist; set data.path to your data's folder or file")
-    return {"dataset": dataset, "path": path, **content_fingerprint(root)}
+    return {"dataset": dataset, "path": path, **content_fingerprint(existing_data_path(Path(rooted(path, base))))}
 
 
 def is_registry_uri(init: str) -> bool:
@@ -85,3 +84,13 @@ def init_fingerprint(init: str, root: Path, registry_version: Callable[[str], Ma
         return {"init": init, **registry_version(init)}
     path = init_path(init, root)
     return {"init": init, "kind": "directory" if path.is_dir() else "file", **content_fingerprint(path)}
+
+
+def same_as_fingerprinted(init: str, recorded: Mapping[str, Any], root: Path) -> dict:
+    """train.init's fingerprint now, which must be ``recorded`` (the sources stage's, DVC's dep of train): a
+    checkpoint replaced between the two stages would otherwise train nothing new under the old fingerprint."""
+    now = init_fingerprint(init, root, lambda uri: {k: recorded.get(k) for k in ("name", "version", "run_id")})
+    if now != recorded:
+        raise RuntimeError(f"train.init: {init!r} changed since the sources stage fingerprinted it; rerun "
+                           "`dvc repro train`")
+    return now

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..config import ConfigError
+from ..io import existing_data_path
 from .base import DATASETS, RawDataset
 from .owner_ids import owner_table
 from .splits import ImageSplit
@@ -29,10 +30,10 @@ def check_path(path: str) -> Path:
     """``data.path`` as an existing, non-empty folder, or a one-line error naming the key."""
     if not path:
         raise ConfigError("data.path: empty; set it to the folder (image_folder) or file (text_jsonl) of your data")
-    folder = Path(path)
-    if not folder.exists():
-        raise ConfigError(f"data.path: {folder} does not exist; set data.path to your data's folder or file")
-    return folder
+    try:
+        return existing_data_path(Path(path))
+    except FileNotFoundError as exc:  # a params problem here (memunlearn check collects ConfigErrors)
+        raise ConfigError(str(exc)) from None
 
 
 @DATASETS.register("image_folder")

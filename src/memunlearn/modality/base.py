@@ -50,19 +50,12 @@ MODALITIES: Registry[ModalityRules] = Registry("modality")
 
 
 def used_method_blocks(params: Mapping[str, Any], method: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    """(name, block) of each ``methods`` block of registered ``method`` that the run uses: ``method``'s own block,
-    unlearn.method's and each one a grid section's ``methods`` list names."""
-    def get(*keys):
-        node: Any = params
-        for key in keys:
-            node = node.get(key) if isinstance(node, Mapping) else None
-        return node
+    """(name, block) of each ``methods`` block of registered ``method`` that the run uses (config.py
+    ``used_methods``), and ``method``'s own block."""
+    from ..config import used_methods
 
-    blocks = get("methods")
-    used = {method, get("unlearn", "method")}
-    used |= {m for body in params.values() if isinstance(body, Mapping) and isinstance(body.get("methods"), list)
-             for m in body["methods"]}
-    for name in sorted(n for n in used if isinstance(n, str)):
+    blocks = params.get("methods")
+    for name in sorted({method, *(name for _, name in used_methods(params))}):
         block = blocks.get(name) if isinstance(blocks, Mapping) else None
         if isinstance(block, Mapping) and block.get("method", name) == method:
             yield name, block

@@ -9,7 +9,7 @@ the stage through tracking.py and handed in as ``registry_weights``). Language m
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -47,6 +47,16 @@ def load_image_init(init: str, model_name: str, info: DatasetInfo, root: Path,
     return fitted(model_name, info, payload, init), f"{init} (state dict of {model_name})"
 
 
+def registry_weights(fingerprint: Mapping[str, str], target: Callable[[], Any]
+                     ) -> Callable[[str], Mapping[str, torch.Tensor]]:
+    """``uri -> weights`` of the registered MLflow version the sources stage resolved ``train.init: models:/...``
+    to (``fingerprint``: name, version, run id), read from the store ``target()`` names (tracking.py) when asked."""
+    from ..tracking import VersionRef, load_state_dict
+
+    ref = VersionRef(fingerprint.get("name", ""), fingerprint.get("version", ""), fingerprint.get("run_id", ""), {})
+    return lambda uri: load_state_dict(target(), ref)
+
+
 def checkpoint_weights(init: str, payload: Mapping, model_name: str, info: DatasetInfo) -> nn.Module:
     """The project's checkpoint: its architecture must be ``train.model`` and its data shaped like this data."""
     if payload["model"] != model_name:
@@ -63,10 +73,15 @@ def fitted(model_name: str, info: DatasetInfo, state: Mapping[str, torch.Tensor]
     """``model_name`` built for ``info`` with ``state`` loaded, or one line naming every difference."""
     model = build_model(model_name, info.in_channels, info.num_classes, info.image_size, seed=0)
     adapt = getattr(model, "from_library_state", None)  # torchvision/timm wrappers accept the library's keys
-    state = adapt(state) if adapt else dict(state)
+    return loaded(model, adapt(state) if adapt else dict(state), init, model_name, describe(info))
+
+
+def loaded(model: nn.Module, state: Mapping[str, torch.Tensor], init: str, model_name: str, shape: str) -> nn.Module:
+    """``model`` (``train.model`` built for data of ``shape``, in words) with ``state`` loaded, or one line naming
+    ``train.init`` and every difference (an image model here; a language model: modality/text/pipeline.py)."""
     if problems := differences(model, state):
         raise ValueError(f"train.init: {init!r} does not fit train.model {model_name!r} on this data "
-                         f"({describe(info)}): {'; '.join(problems)}")
+                         f"({shape}): {'; '.join(problems)}")
     model.load_state_dict(state)
     return model
 

@@ -35,6 +35,13 @@ class UnlearnContext:
     first_epoch_grads: FirstEpochGrads | None = None  # per-example first-epoch gradients (first_epoch_ga)
     heldout: ImageSplit | None = None  # data the original never trained on, for calibration: the validation split
     oracle_recipe: TrainConfig | None = None  # recipe_for(params, "oracle") where it differs from ``recipe``
+    all_epochs_grads: Any = None  # a language model's per-sequence gradients summed over every epoch
+    #                               (modality/text/lm_grads.py; first_epoch_ga ``gradients: all_epochs``)
+
+    def stored_grads(self, source: str):
+        """The gradient store of a first_epoch_ga ``gradients`` source: first_epoch, all_epochs; None for
+        last_epoch (taken at unlearning time) or when not recorded."""
+        return {"first_epoch": self.first_epoch_grads, "all_epochs": self.all_epochs_grads}.get(source)
 
     @property
     def retrain_recipe(self) -> TrainConfig:

@@ -58,13 +58,15 @@ def _plan_identity(strategy: str, plan: UnlearnPlan) -> dict:
 
 def _context_identity(ctx: UnlearnContext, retrains: bool) -> dict:
     """What a method reads from its context: seed, recipe, data info (normalization; a text run's vocabulary),
-    held-out split, first-epoch gradients (by content); ``retrains`` (the plan can run ``retrain``): the oracle
-    recipe where it differs from the original's, so an ``oracle.recipe`` edit reruns no other method."""
+    held-out split, first-epoch gradients (and all-epochs ones, a language model's) by content; ``retrains`` (the
+    plan can run ``retrain``): the oracle recipe where it differs from the original's, so an ``oracle.recipe`` edit
+    reruns no other method."""
     grads = ctx.first_epoch_grads
     oracle = ({"oracle_recipe": recipe_identity(resolved(ctx.oracle_recipe, ctx.device))}
               if retrains and ctx.oracle_recipe is not None else {})
     return {**oracle, "seed": ctx.seed, "recipe": recipe_identity(resolved(ctx.recipe, ctx.device)),
             "info": dataclasses.asdict(ctx.info), "first_epoch_grads": grads.fingerprint() if grads else None,
+            **({"all_epochs_grads": ctx.all_epochs_grads.fingerprint()} if ctx.all_epochs_grads is not None else {}),
             "heldout": ctx.heldout.fingerprint() if ctx.heldout is not None else None}
 
 

@@ -8,6 +8,7 @@ from ..config import ConfigError, from_params
 from ..partition import SUBSETS  # RUM order: low -> mid -> high
 from ..registry import UnknownNameError
 from .base import METHODS, STRATEGIES
+from .first_epoch_ga import STORED
 
 REFERENCE_SUBSET_METHODS = {"low": "none", "mid": "finetune", "high": "salun"}  # RUM paper, CIFAR-10
 
@@ -100,21 +101,21 @@ class UnlearnConfig:
 
 
 def init_conflicts(init: str, named: list[tuple[str, str]], blocks: Mapping[str, Any]) -> list[str]:
-    """One line per (params key, method block) of ``named`` that ascends along first-epoch gradients recorded while
-    the original trained (first_epoch_ga; a language model's ``gradients: last_epoch`` needs none), when
-    ``train.init`` loads the original instead of training it; [] when ``init`` is ""."""
+    """One line per (params key, method block) of ``named`` that ascends along gradients recorded while the
+    original trained (first_epoch_ga with ``gradients`` first_epoch or all_epochs; a language model's
+    ``last_epoch`` needs none), when ``train.init`` loads the original instead of training it; [] when ``init``
+    is ""."""
     if not init:
         return []
     out = []
     for key, name in named:
         plan = UnlearnPlan(name, blocks)
         try:
-            reads_records = (plan.registered(name) == "first_epoch_ga"
-                             and plan.step_config(name, None).gradients == "first_epoch")
+            source = plan.step_config(name, None).gradients if plan.registered(name) == "first_epoch_ga" else None
         except (UnknownNameError, ValueError):  # the block's own problem, reported by its check
             continue
-        if reads_records:
-            out.append(f"{key}: {name!r} (first_epoch_ga) ascends along first-epoch gradients recorded while training "
-                       f"the original, but train.init loads a model trained elsewhere ({init!r}); choose another "
-                       "method or set train.init to \"\" to train the original here")
+        if source in STORED:
+            out.append(f"{key}: {name!r} (first_epoch_ga) ascends along {source.replace('_', '-')} gradients recorded "
+                       f"while training the original, but train.init loads a model trained elsewhere ({init!r}); "
+                       "choose another method or set train.init to \"\" to train the original here")
     return out

@@ -44,7 +44,12 @@ LANGUAGE_MODEL_ASCENT = f"{__package__.rpartition('.')[0]}.modality.text.lm_firs
 
 TARGETS = ("accuracy", "loss")
 CALIBRATIONS = ("validation", "gap")
-GRADIENTS = ("first_epoch", "last_epoch")  # last_epoch (language models): Σ g_i at the final parameters
+# the gradient source the ascent reads (language models: all three; images: first_epoch): each sequence's gradient
+# the first time it is trained on; its gradients summed over every step of every epoch (the paper's multi-epoch
+# control); Σ g_i at the final parameters (nothing stored ahead)
+FIRST_EPOCH, ALL_EPOCHS, LAST_EPOCH = "first_epoch", "all_epochs", "last_epoch"
+GRADIENTS = (FIRST_EPOCH, ALL_EPOCHS, LAST_EPOCH)
+STORED = (FIRST_EPOCH, ALL_EPOCHS)  # recorded while the original trains
 NO_GRADS = ("first_epoch_ga needs the stored first-epoch gradients; enable train_records.first_epoch_grads "
             "and rerun the train stage")
 
@@ -61,8 +66,9 @@ class FirstEpochGAConfig:
     layers: tuple[str, ...] = DEFAULT_LAYERS  # ascend along these stored layers (aliases as train_records.
     #                                           first_epoch_grads: head, penultimate, input, or module names);
     #                                           () = every stored layer
-    gradients: str = "first_epoch"  # first_epoch (stored while training) | last_epoch (language models only:
-    #                                 taken at the final parameters over F, first-epoch gradient ascent's ablation)
+    gradients: str = FIRST_EPOCH  # first_epoch (stored while training) | all_epochs, last_epoch (language models
+    #                               only: summed over every epoch while training, or taken at the final parameters
+    #                               over F; first-epoch gradient ascent's ablations)
 
     def validate(self) -> None:
         for name in ("step_size", "max_steps", "max_shrinks", "batch_size"):
@@ -160,17 +166,17 @@ def _norm(tensors) -> float:
                  "ascend along stored first-epoch gradients of F until F looks like held-out data")
 def first_epoch_ga(model, forget, retain, cfg: FirstEpochGAConfig, ctx):
     language_model = hasattr(ctx.info, "pad_id")  # a TextInfo: lm_first_epoch_ga.py
-    if ctx.first_epoch_grads is None and not (language_model and cfg.gradients == "last_epoch"):
-        raise ValueError(NO_GRADS)
+    if ctx.first_epoch_grads is None and not (language_model and cfg.gradients != FIRST_EPOCH):
+        raise ValueError(NO_GRADS)  # a language model's other sources: lm_first_epoch_ga names what is missing
     if ctx.heldout is None:
         raise ValueError("first_epoch_ga needs held-out data (UnlearnContext.heldout: the validation split); set "
                          "data.validation_fraction > 0 and rerun `dvc repro prepare`")
     if language_model:
         lm = importlib.import_module(LANGUAGE_MODEL_ASCENT)  # by name: no image stage's dep (the text folder is)
-        model, _ = lm.lm_first_epoch_ga(model.to(ctx.device), ctx.first_epoch_grads, forget, ctx.heldout,
+        model, _ = lm.lm_first_epoch_ga(model.to(ctx.device), ctx.stored_grads(cfg.gradients), forget, ctx.heldout,
                                         lm.from_image_config(cfg), ctx.info.pad_id)
         return model
-    if cfg.gradients != "first_epoch":
+    if cfg.gradients != FIRST_EPOCH:
         raise ValueError(f"methods.first_epoch_ga.gradients: {cfg.gradients!r} is implemented for language models "
                          "only; set gradients: first_epoch for an image model")
     direction = ctx.first_epoch_grads.summed(forget.example_ids)  # Σ_{i∈F} g_i per stored layer

@@ -9,7 +9,7 @@ through unlearning/cache.py ``cached_strategy``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 
@@ -25,29 +25,33 @@ from .lm_grads import LMFirstEpochGrads, load_lm_grads, save_lm_grads
 
 
 def cached_lm(cache: Path | None, kind: str, data: TextSplit, info: TextInfo, recipe: TrainConfig, seed: int,
-              layers: Sequence[str], train: Callable[[], tuple[torch.nn.Module, LMFirstEpochGrads | None]],
-              code: str) -> tuple[torch.nn.Module, LMFirstEpochGrads | None, dict, bool]:
-    """``train()`` -> (model, recorded first-epoch gradients or None), or both from ``cache`` (the model cache,
-    training/model_cache.py) when the same ``kind`` of model (``original``, ``oracle``) was trained on the same
-    data, recipe, seed and recorded ``layers`` by the same code (``code``: the module that trains it). Returns
-    (model, gradients, its record: training seconds, the first run's; whether cached)."""
+              layers: Mapping[str, Sequence[str]],
+              train: Callable[[], tuple[torch.nn.Module, Mapping[str, LMFirstEpochGrads]]],
+              code: str) -> tuple[torch.nn.Module, dict[str, LMFirstEpochGrads], dict, bool]:
+    """``train()`` -> (model, its recorded gradient stores by source: ``first_epoch``, ``all_epochs``), or both
+    from ``cache`` (the model cache, training/model_cache.py) when the same ``kind`` of model (``original``,
+    ``oracle``) was trained on the same data, recipe and seed, recording the same ``layers`` per gradient source,
+    by the same code (``code``: the module that trains it). Returns (model, stores, its record: training
+    seconds, the first run's; whether cached)."""
     identity = {"data": data.fingerprint(), "info": info.to_json(), "seed": seed,
-                "recipe": recipe_identity(resolved(recipe, "cpu")), "layers": list(layers)}
+                "recipe": recipe_identity(resolved(recipe, "cpu")),
+                "layers": {source: list(names) for source, names in sorted(layers.items()) if names}}
     files = imported_files(PACKAGE_ROOT / code, PACKAGE_ROOT / "modality/text/cache.py",
                            *architecture_files([recipe.model]))
 
     def save(trained, folder: Path) -> None:
-        model, grads = trained
+        model, stores = trained
         save_lm_checkpoint(model, recipe.model, info, folder / "model.pt")
-        if grads is not None:
-            save_lm_grads(grads, folder / "grads.pt")
+        for source, grads in stores.items():
+            save_lm_grads(grads, folder / f"{source}_grads.pt")
 
     def load(folder: Path):
-        grads = load_lm_grads(folder / "grads.pt") if (folder / "grads.pt").exists() else None
-        return load_lm_checkpoint(folder / "model.pt", kind)[0], grads
+        stores = {source: load_lm_grads(folder / f"{source}_grads.pt") for source in layers
+                  if (folder / f"{source}_grads.pt").exists()}
+        return load_lm_checkpoint(folder / "model.pt", kind)[0], stores
 
-    (model, grads), record, cached = cached_model(cache, f"text-{kind}", identity, files, train, save, load)
-    return model, grads, record, cached
+    (model, stores), record, cached = cached_model(cache, f"text-{kind}", identity, files, train, save, load)
+    return model, dict(stores), record, cached
 
 
 def train_text_oracle(retain, info, recipe: TrainConfig, seed: int, on_row=None):
@@ -63,7 +67,7 @@ def cached_oracle(cache: Path | None, retain: TextSplit, info: TextInfo, recipe:
                   on_row=None) -> tuple[torch.nn.Module, dict, bool]:
     """A model retrained from scratch on ``retain`` with ``seed`` (``train_text_oracle``): (model, record,
     cached). ``on_row``: each epoch's row, when it trains."""
-    model, _, record, cached = cached_lm(cache, "oracle", retain, info, recipe, seed, (),
-                                         lambda: (train_text_oracle(retain, info, recipe, seed, on_row)[0], None),
+    model, _, record, cached = cached_lm(cache, "oracle", retain, info, recipe, seed, {},
+                                         lambda: (train_text_oracle(retain, info, recipe, seed, on_row)[0], {}),
                                          "modality/text/cache.py")
     return model, record, cached

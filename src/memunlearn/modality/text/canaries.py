@@ -3,8 +3,8 @@
 One original model (first-epoch gradients of every layer recorded: the
 embedding sparse, the rest dense), one retrain oracle (trained without any
 canary), then ``lm_first_epoch_ga`` with F = every canary copy, once per
-(gradient source, layer set): the paper's ablations (first- vs last-epoch
-gradients; embedding vs last block vs output layer vs all). Each row: the
+(gradient source, layer set): the paper's ablations (first- vs all-epochs
+gradients, and last-epoch ones as a control; embedding vs last block vs output layer vs all). Each row: the
 canaries' exposure, validation perplexity, F's loss, the stored bytes and
 the seconds. Everything derives from ``seed``.
 """
@@ -23,7 +23,7 @@ from .evaluation import canary_exposures, lm_metrics, loss_mia
 from ...models.base import build_lm
 from ...seeding import derive_seed, generator
 from .lm import LMTrainConfig, SequenceEventRecorder, fit_lm
-from .lm_grads import ALL, LMFirstEpochGradRecorder, grads_at, layer_parameters, layer_set_bytes
+from .lm_grads import ALL, LMFirstEpochGradRecorder, LMFirstEpochGrads, grads_at, layer_parameters, layer_set_bytes
 from .lm_first_epoch_ga import LMFirstEpochGAConfig, lm_first_epoch_ga
 
 DEFAULT_LAYER_SETS = (("embedding",), ("block:-1",), ("head",), ("all",))
@@ -35,20 +35,29 @@ class TrainedLM:
     history: list[dict]
     events: pd.DataFrame  # example_id, epoch, loss, token_acc
     seconds: float
+    all_epochs_grads: LMFirstEpochGrads | None = None  # each sequence's gradients summed over every epoch
+    record_seconds: dict[str, float] | None = None  # seconds inside each gradient recorder (in ``seconds``)
 
 
-def train_lm(prepared: PreparedText, recipe: LMTrainConfig, seed: int, *, exclude=(), recorder_layers=None):
-    """A model trained on the training split minus ``exclude`` ids; returns (TrainedLM, first-epoch grads or None)."""
+def train_lm(prepared: PreparedText, recipe: LMTrainConfig, seed: int, *, exclude=(), recorder_layers=None,
+             all_epochs_layers=None):
+    """A model trained on the training split minus ``exclude`` ids; returns (TrainedLM, first-epoch grads of
+    ``recorder_layers`` or None); ``all_epochs_layers``: also each sequence's gradients of that layer set summed
+    over every epoch (``TrainedLM.all_epochs_grads``)."""
     data = prepared.train.drop_ids(list(exclude)) if len(exclude) else prepared.train
     model = build_lm(recipe.model, prepared.info.vocab_size, prepared.info.seq_len, derive_seed(seed, "lm_init"))
-    recorder = (LMFirstEpochGradRecorder(model, data.example_ids, prepared.info.pad_id, recorder_layers)
-                if recorder_layers else None)
+    recorders = [LMFirstEpochGradRecorder(model, data.example_ids, prepared.info.pad_id, layers, every_epoch=every)
+                 if layers else None for layers, every in ((recorder_layers, False), (all_epochs_layers, True))]
+    hooks = [r for r in recorders if r is not None]
     events = SequenceEventRecorder(data.example_ids, recipe.epochs)
     start = time.perf_counter()
-    history = fit_lm(model, data, recipe, prepared.info.pad_id, generator(seed, "lm_order"), on_step=recorder,
-                     events=events)
-    trained = TrainedLM(model, history, events.to_frame(), time.perf_counter() - start)
-    return trained, (recorder.result() if recorder else None)
+    history = fit_lm(model, data, recipe, prepared.info.pad_id, generator(seed, "lm_order"),
+                     on_step=(lambda *step: [hook(*step) for hook in hooks]) if hooks else None, events=events)
+    seconds = time.perf_counter() - start
+    first, every = (r.result() if r is not None else None for r in recorders)
+    trained = TrainedLM(model, history, events.to_frame(), seconds, every,
+                        {source: r.seconds for source, r in zip(("first_epoch", "all_epochs"), recorders) if r})
+    return trained, first
 
 
 def canary_study(prepared: PreparedText, data_cfg: TextDataConfig, recipe: LMTrainConfig,
@@ -59,7 +68,8 @@ def canary_study(prepared: PreparedText, data_cfg: TextDataConfig, recipe: LMTra
     canary_ids = prepared.canaries["example_id"].to_numpy()
     forget = prepared.train.select_ids(canary_ids)
     retain = prepared.train.drop_ids(canary_ids)
-    original, first = train_lm(prepared, recipe, seed, recorder_layers=(ALL,))
+    original, first = train_lm(prepared, recipe, seed, recorder_layers=(ALL,),
+                               all_epochs_layers=(ALL,) if "all_epochs" in sources else None)
     oracle, _ = train_lm(prepared, recipe, seed, exclude=canary_ids)
 
     def exposures(model):
@@ -68,7 +78,7 @@ def canary_study(prepared: PreparedText, data_cfg: TextDataConfig, recipe: LMTra
 
     table = exposures(original.model).rename(columns={"exposure": "original"})
     table["oracle"] = exposures(oracle.model)["exposure"]
-    grads = {"first_epoch": first}
+    grads = {"first_epoch": first, "all_epochs": original.all_epochs_grads}
     if "last_epoch" in sources:
         grads["last_epoch"] = grads_at(original.model, prepared.train, pad, (ALL,))
     oracle_forget = lm_metrics(oracle.model, forget, pad)["token_acc"]

@@ -3,7 +3,9 @@
 Each claim is a per-seed effect (positive = as the paper says), its mean and 95% t-interval over seeds
 (evaluation/stats.py), and a verdict: ``supported`` when the interval clears the claim's threshold,
 ``contradicted`` when it lies wholly on the other side, else ``inconclusive``. Exposure is the mean over the
-most-copied canaries (``exposure_<max>x``), in bits; ``margin`` bits count as "no difference".
+most-copied canaries (``exposure_<max>x``), in bits; ``margin`` bits count as "no difference". Finding 1 as
+the paper states it compares first-epoch with all-epochs gradients (``first_epoch_beats_all_epochs``); gradients
+at the final parameters (``first_epoch_beats_last_epoch``) are a control of its own, labelled so.
 """
 from __future__ import annotations
 
@@ -39,11 +41,17 @@ def first_epoch_ga_claims(rows: pd.DataFrame, original_exposure: pd.Series, marg
                     "verdict": verdict, "effect_means": text})
 
     for layers in rows["layers"].unique():
-        if not {"first_epoch", "last_epoch"} <= set(rows.loc[rows["layers"] == layers, "source"]):
-            continue  # finding 1 compares the two sources on one layer set
-        claim(f"first_epoch_beats_last_epoch[{layers}]", 1,
-              per_seed("last_epoch", layers) - per_seed("first_epoch", layers), 0.0,
-              f"{col} after last-epoch minus after first-epoch ascent ({layers}); > 0: first epoch forgets more")
+        sources = set(rows.loc[rows["layers"] == layers, "source"])  # finding 1 compares sources on one layer set
+        if {"first_epoch", "all_epochs"} <= sources:  # the paper's comparison
+            claim(f"first_epoch_beats_all_epochs[{layers}]", 1,
+                  per_seed("all_epochs", layers) - per_seed("first_epoch", layers), 0.0,
+                  f"{col} after all-epochs (gradients summed over every epoch) minus after first-epoch ascent "
+                  f"({layers}); > 0: first epoch forgets more")
+        if {"first_epoch", "last_epoch"} <= sources:  # a control the paper does not run
+            claim(f"first_epoch_beats_last_epoch[{layers}]", 1,
+                  per_seed("last_epoch", layers) - per_seed("first_epoch", layers), 0.0,
+                  f"control, not the paper's comparison: {col} after last-epoch (gradients at the final "
+                  f"parameters) minus after first-epoch ascent ({layers}); > 0: first epoch forgets more")
     first = rows[rows["source"] == "first_epoch"]
     if {"embedding", "all"} <= set(first["layers"]):
         claim("embedding_on_par_with_all_layers", 2,
@@ -72,7 +80,7 @@ def first_epoch_ga_claims(rows: pd.DataFrame, original_exposure: pd.Series, marg
 
 
 GRID = "ablations"  # the grid whose first_epoch_ga variants are the ablations (params/text.yaml)
-SOURCES = ("first_epoch", "last_epoch")
+SOURCES = ("first_epoch", "all_epochs", "last_epoch")
 
 
 def ablation_rows(results: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:

@@ -12,9 +12,11 @@ next-token accuracy. Goals (``calibration``):
   a study (the validation level need not be where an oracle puts F: a
   canary's template is shared by every canary, a corpus chunk's text is not).
 ``gradients`` (the first ablation of first-epoch gradient ascent): ``first_epoch`` reads the stored
-first-epoch gradients; ``last_epoch`` takes g_i at the model's final
-parameters (one backward per sequence of F, nothing stored ahead), what
-"multi-epoch" gradients end at. The registered ``first_epoch_ga`` method runs
+first-epoch gradients; ``all_epochs`` reads each sequence's gradients summed
+over every epoch while training (the paper's multi-epoch control; a sum
+and an average point the same way, and η is normalized by ‖d‖); ``last_epoch``
+takes g_i at the model's final parameters (one backward per sequence of F,
+nothing stored ahead), what multi-epoch gradients end at. The registered ``first_epoch_ga`` method runs
 this for a language model (``from_image_config`` maps its params block).
 """
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ...config import ConfigError, check_choice, check_positive
 from ...data.text import TextSplit
 from .lm import score_sequences
 from .lm_grads import EMBEDDING_LAYER, LMFirstEpochGrads, grads_at, layer_parameters
-from ...unlearning.first_epoch_ga import GRADIENTS, AscentTrace, calibrated_ascent
+from ...unlearning.first_epoch_ga import ALL_EPOCHS, FIRST_EPOCH, GRADIENTS, LAST_EPOCH, AscentTrace, calibrated_ascent
 
 TARGETS = ("loss", "accuracy")
 CALIBRATIONS = ("validation", "value")
@@ -43,7 +45,8 @@ class LMFirstEpochGAConfig:
     tolerance: float = 0.05  # nats / accuracy points past the goal a step may land
     max_shrinks: int = 12
     layers: tuple[str, ...] = (EMBEDDING_LAYER,)  # must have been recorded (first_epoch)
-    gradients: str = "first_epoch"  # first_epoch (stored) | last_epoch (at the final parameters, over F)
+    gradients: str = FIRST_EPOCH  # first_epoch | all_epochs (stored while training) | last_epoch (at the final
+    #                               parameters, over F)
 
     def validate(self) -> None:
         for name in ("step_size", "max_steps", "max_shrinks"):
@@ -78,12 +81,16 @@ def forgetting_score(model: nn.Module, data: TextSplit, target: str, pad_id: int
 def lm_first_epoch_ga(model: nn.Module, grads: LMFirstEpochGrads | None, forget: TextSplit, validation: TextSplit,
                       cfg: LMFirstEpochGAConfig, pad_id: int) -> tuple[nn.Module, AscentTrace]:
     """Ascend θ_L along Σ_{i∈F} g_i until F's score reaches the goal; ``model`` is changed in place. ``grads``:
-    the stored first-epoch gradients (unused, may be None, with ``gradients: last_epoch``)."""
+    the stored gradients of ``cfg.gradients`` (first- or all-epochs; unused, may be None, with ``last_epoch``)."""
     cfg.validate()
     if len(forget) == 0:
         raise ValueError("lm_first_epoch_ga: the forget set is empty; choose at least one sequence")
-    if cfg.gradients == "last_epoch":
+    if cfg.gradients == LAST_EPOCH:
         stored = grads_at(model, forget, pad_id, cfg.layers).summed(forget.example_ids)  # CPU, as recording
+    elif grads is None and cfg.gradients == ALL_EPOCHS:
+        raise ValueError("lm_first_epoch_ga: gradients: all_epochs needs each sequence's gradients summed over every "
+                         "epoch, which only a text grid's originals record; list this method in a grid's methods "
+                         "(e.g. ablations.methods) or set gradients: first_epoch")
     elif grads is None:
         raise ValueError("lm_first_epoch_ga: no stored first-epoch gradients; record them while training "
                          "(train_records.first_epoch_grads) or set gradients: last_epoch")

@@ -13,6 +13,11 @@ for a layer set:
   layer), a module name, or ``all``: stored dense, one backward per sequence.
 ``all`` stores the embedding sparsely too. Recording never changes
 training (no parameter or ``.grad`` is touched).
+
+``every_epoch=True`` (the ``all_epochs`` gradient source, the paper's multi-epoch control) adds sequence i's
+gradient at every step it is trained on, over every epoch, into the same store: Σ_e g_i^(e), same shapes and
+sparse rows (a sequence touches the same tokens every epoch), at the cost of one recording per step instead of
+the first epoch's.
 """
 from __future__ import annotations
 
@@ -164,10 +169,11 @@ class LMFirstEpochGrads:
 
 
 class LMFirstEpochGradRecorder:
-    """An ``on_step`` hook for ``fit_lm``: stores each sequence's gradient the first time it is trained on."""
+    """An ``on_step`` hook for ``fit_lm``: stores each sequence's gradient the first time it is trained on, or
+    (``every_epoch``) the sum of its gradients over every step it is trained on."""
 
     def __init__(self, model: nn.Module, example_ids: torch.Tensor, pad_id: int,
-                 layers: Sequence[str] = (EMBEDDING_LAYER,)):
+                 layers: Sequence[str] = (EMBEDDING_LAYER,), every_epoch: bool = False):
         names = layer_parameters(model, layers)
         params = dict(model.named_parameters())
         self.embedding = EMBEDDING in names
@@ -181,20 +187,25 @@ class LMFirstEpochGradRecorder:
         self.dense = torch.zeros(n, sum(math.prod(s) for s in self.dense_shapes))  # (N, P)
         self.sparse: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n
         self.recorded = torch.zeros(n, dtype=torch.bool)
+        self.every_epoch = every_epoch
         self.seconds = 0.0
 
     def __call__(self, model: nn.Module, tokens: torch.Tensor, positions: torch.Tensor) -> None:
-        new = ~self.recorded[positions]
-        if not bool(new.any()):
+        take = torch.ones_like(positions, dtype=torch.bool) if self.every_epoch else ~self.recorded[positions]
+        if not bool(take.any()):
             return
         start = time.perf_counter()
-        tokens, positions = tokens[new], positions[new]
+        tokens, positions = tokens[take], positions[take]  # a batch holds each position once
         if self.embedding:
             d = embedding_grads(model, tokens, self.pad_id)  # (B, T, D)
             for x, di, p in zip(tokens, d, positions.tolist()):
-                self.sparse[p] = sparse_rows(x, di, self.vocab_size)
+                touched, rows = sparse_rows(x, di, self.vocab_size)
+                if self.sparse[p] is not None:  # every_epoch: the same tokens, so the same touched rows
+                    rows = self.sparse[p][1] + rows
+                self.sparse[p] = touched, rows
         if self.dense_names:
-            self.dense[positions] = dense_grads(model, tokens, self.pad_id, self.dense_names)
+            g = dense_grads(model, tokens, self.pad_id, self.dense_names)  # (B, P)
+            self.dense[positions] = self.dense[positions] + g if self.every_epoch else g
         self.recorded[positions] = True
         self.seconds += time.perf_counter() - start
 

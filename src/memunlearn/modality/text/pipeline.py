@@ -115,9 +115,12 @@ class TextModality:
         start = time.perf_counter()
         if is_registry_uri(recipe.init):
             from ...models import build_lm
+            from ...models.init import loaded as with_weights
 
-            model = build_lm(recipe.model, data.info.vocab_size, data.info.seq_len, seed=0)
-            model.load_state_dict(registry_weights(recipe.init))
+            info = data.info
+            model = with_weights(build_lm(recipe.model, info.vocab_size, info.seq_len, seed=0),
+                                 registry_weights(recipe.init), recipe.init, recipe.model,
+                                 f"a vocabulary of {info.vocab_size} tokens, {info.seq_len}-token sequences")
             loaded = f"{recipe.init} (registered MLflow model)"
         else:
             model, loaded = load_pretrained_lm(recipe.init, init_path(recipe.init, root), data.info)
@@ -243,21 +246,23 @@ class TextModality:
         F = every canary copy."""
         from ...partition import apply_partition
         from ...unlearning import UnlearnContext
-        from .ablation import ascent, recorded_layers
+        from .ablation import ascent, recordings
         from .trained import cached_original
 
-        layers = recorded_layers(ascent(plan) for plan in plans.values())
+        layers = recordings(ascent(plan) for plan in plans.values())
         canaries = apply_partition(data.train, data.canaries[["example_id"]].assign(subset=""))
         originals: dict[int, GridOriginal] = {}
 
         def original_of(seed: int) -> GridOriginal:
             if seed not in originals:
-                model, grads, record, cached = cached_original(cache, data, recipe, seed, layers)
-                context = UnlearnContext(data.info, recipe, device, seed, first_epoch_grads=grads,
-                                         heldout=data.validation)
+                model, stores, record, cached = cached_original(cache, data, recipe, seed, layers)
+                context = stored_context(UnlearnContext(data.info, recipe, device, seed, heldout=data.validation),
+                                         stores)
                 originals[seed] = GridOriginal(model, context, {
                     "row": text_row(model, data, canaries, seed), "seconds": record["seconds"], "cached": cached,
-                    "record_layers": "+".join(layers)})
+                    "record_layers": "+".join(layers.get("first_epoch", ())) + "".join(  # all_epochs after a ";"
+                        f"; {source}: {'+'.join(names)}" for source, names in layers.items()
+                        if source != "first_epoch")})
             return originals[seed]
 
         return original_of
@@ -287,7 +292,7 @@ class TextModality:
 
         row = original.facts["row"]
         source, layers = ascent(plan) or (None, ())
-        return {**ablation_facts(original.model, original.context.first_epoch_grads, source, layers, observed, row,
+        return {**ablation_facts(original.model, original.context.stored_grads(source), source, layers, observed, row,
                                  len(data.train)),
                 **{f"original_{k}": v for k, v in row.items() if k.startswith("exposure_")},
                 "original_validation_ppl": row["validation_ppl"],
@@ -399,16 +404,16 @@ def text_sides(data: PreparedRun, parts, strategy: str, plan, ctx, oracle_cache=
     from ...unlearning import UnlearnContext
     from ...unlearning.cache import cached_strategy
     from .cache import cached_oracle
-    from .ablation import ascent, recorded_layers
+    from .ablation import ascent, recordings
     from .trained import cached_original
 
     info, recipe, pad = data.info, ctx.recipe, data.info.pad_id
-    layers = recorded_layers([ascent(plan)])
+    layers = recordings([ascent(plan)])
 
     def unlearned(c):
-        original, grads, _, _ = cached_original(oracle_cache, data, recipe, c.seed, layers)
-        c = UnlearnContext(info, recipe, c.device, c.seed, first_epoch_grads=grads, heldout=data.validation,
-                           oracle_recipe=ctx.oracle_recipe)
+        original, stores, _, _ = cached_original(oracle_cache, data, recipe, c.seed, layers)
+        c = stored_context(UnlearnContext(info, recipe, c.device, c.seed, heldout=data.validation,
+                                          oracle_recipe=ctx.oracle_recipe), stores)
         model = copy.deepcopy(original)
         model, _, seconds, _ = cached_strategy(strategy, model, parts.subsets, parts.retain, plan, c, unlearn_cache)
         return model, seconds
@@ -425,6 +430,14 @@ def text_sides(data: PreparedRun, parts, strategy: str, plan, ctx, oracle_cache=
         return logit_scaled_sequence_confidence(forget["loss"].to_numpy()), accs
 
     return Sides(unlearned, retrained, observe)
+
+
+def stored_context(ctx, stores):
+    """``ctx`` with an original's recorded gradient stores (trained.py ``cached_original``: by source)."""
+    import dataclasses
+
+    return dataclasses.replace(ctx, first_epoch_grads=stores.get("first_epoch"),
+                               all_epochs_grads=stores.get("all_epochs"))
 
 
 def plot_by_copies(by_id, copies, out) -> list:
