@@ -222,6 +222,12 @@ def test_verify_compares_f_with_the_retrain_matched_reference_when_exact_scores_
     _, classes = verify(start, candidate, forget, retain, heldout, test.take(np.arange(60, 120)), info, "cpu",
                         RequestsConfig(heldout_per_example=3, reference="class"), out)
     assert classes["reference"] == "class-matched held-out examples"
+    # an example no subset model left out has no stand-in: it alone is class-matched
+    partial = OutOfSubset(forget=np.r_[np.nan, np.zeros(3), np.ones(4)], train=out.train)
+    _, mixed = verify(start, candidate, forget, retain, heldout, test.take(np.arange(60, 120)), info, "cpu", config,
+                      partial)
+    assert mixed["reference"].endswith("(1 of F by class: no out-of-subset model)")
+    assert mixed["matched_heldout_size"] == 24 and mixed["forget_out_of_subset_acc"] == pytest.approx(4 / 7)
 
 
 def test_plan_levels_by_terciles_of_d():

@@ -63,8 +63,8 @@ class OutOfSubset:
     """The exact scores' retrain stand-in: out-of-subset accuracy (``acc_out``: the share of the subset models that
     did not train on an example and get it right) of each forgotten example, and of every example of D."""
 
-    forget: np.ndarray  # (|F|,) in F's order
-    train: np.ndarray  # (|D|,) D's, the ranks' reference
+    forget: np.ndarray  # (|F|,) in F's order; NaN where no subset model left the example out
+    train: np.ndarray  # (|D|,) D's known ones, the ranks' reference
 
 
 def retrain_matched(out: OutOfSubset, heldout_start_p: np.ndarray, per_example: int, seed: int) -> np.ndarray:
@@ -124,12 +124,16 @@ def verify(start: nn.Module, candidate: nn.Module, forget: ImageSplit, retain: I
     before, after = _Outputs(start, info, device), _Outputs(candidate, info, device)
     heldout_p = before.true_prob("heldout", heldout)
     calibration = auc(before.true_prob("members", members), heldout_p)
-    if config.reference == "retrain" and out_of_subset is not None:
-        reference = "held-out examples matched by out-of-subset accuracy"
-        matched = heldout.take(retrain_matched(out_of_subset, heldout_p, config.heldout_per_example, config.seed))
-    else:
-        reference = "class-matched held-out examples"
-        matched = class_matched(forget, heldout, config.heldout_per_example, config.seed)
+    known = (np.isfinite(out_of_subset.forget) if config.reference == "retrain" and out_of_subset is not None
+             else np.zeros(len(forget), dtype=bool))  # (|F|,) examples with a retrain stand-in
+    reference = "held-out examples matched by out-of-subset accuracy" if known.all() else \
+        "class-matched held-out examples" if not known.any() else \
+        f"held-out examples matched by out-of-subset accuracy ({(~known).sum()} of F by class: no out-of-subset model)"
+    matched = class_matched(forget.take(np.flatnonzero(~known)), heldout, config.heldout_per_example, config.seed)
+    if known.any():
+        stand_in = OutOfSubset(out_of_subset.forget[known], out_of_subset.train)
+        matched = matched.concat(heldout.take(retrain_matched(stand_in, heldout_p, config.heldout_per_example,
+                                                              config.seed)))
     forget_p, matched_p = after.true_prob("forget", forget), after.true_prob("matched", matched)
     audit = auc(forget_p, matched_p)
     low, high = auc_ci(forget_p, matched_p, config.seed)
@@ -139,7 +143,7 @@ def verify(start: nn.Module, candidate: nn.Module, forget: ImageSplit, retain: I
                "test_acc": after.accuracy("test", test), "forget_acc_before": before.accuracy("forget", forget),
                "forget_acc": after.accuracy("forget", forget), "matched_heldout_acc": after.accuracy("matched", matched),
                "matched_heldout_size": len(matched), "reference": reference,
-               "forget_out_of_subset_acc": float(np.mean(out_of_subset.forget)) if out_of_subset else None}
+               "forget_out_of_subset_acc": float(np.mean(out_of_subset.forget[known])) if known.any() else None}
     drop = figures["test_acc_before"] - figures["test_acc"]
     gap = figures["matched_heldout_acc"] - figures["forget_acc"]
     gates = [

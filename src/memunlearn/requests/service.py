@@ -201,15 +201,12 @@ def _is_pipeline_original(project: Project, model: torch.nn.Module) -> bool:
 
 
 def out_of_subset(exact: pd.DataFrame | None, forget_ids: Sequence[int]) -> OutOfSubset | None:
-    """The exact scores' out-of-subset accuracy of F and of D (any version of the lineage: it is a property of the
-    example and the recipe on D, not of a model), None when there is no table or it misses one of F."""
+    """The exact scores' out-of-subset accuracy of F (NaN where the table has none) and of D: for any version of
+    the lineage, as it is a property of the example and the recipe on D, not of a model; None without a table."""
     if exact is None or "acc_out" not in exact:
         return None
     acc_out = exact.set_index("example_id")["acc_out"]
-    forget = acc_out.reindex(list(forget_ids)).to_numpy(dtype=float)
-    if np.isnan(forget).any():
-        return None
-    return OutOfSubset(forget, acc_out.dropna().to_numpy(dtype=float))
+    return OutOfSubset(acc_out.reindex(list(forget_ids)).to_numpy(dtype=float), acc_out.dropna().to_numpy(dtype=float))
 
 
 @contextmanager
@@ -229,7 +226,8 @@ def _unlearn_and_land(project, config, plan, request_id, request, parent, data, 
         model = _load(project, parent, data)
         exact_path = project.path("data/memorize/scores.parquet")
         table = load_table(exact_path, "memorize") if exact_path.exists() else None
-        exact = table if table is not None and _is_pipeline_original(project, model) else None
+        original = table is not None and _is_pipeline_original(project, model)
+        exact = table if original else None
     with _timed(seconds, "scores"):
         scores = version_scores(model, data.train, data.validation, data.info, device, config.proxy, exact,
                                 project.path("data/requests/scores"))
