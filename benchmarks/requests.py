@@ -2,11 +2,14 @@
 
 A fresh lineage (the repository's params.yaml: 2,000 digits with 5% planted label noise, the pipeline's recipe)
 takes requests of 10-30 ids each, half random ids and half drawn from the most memorized examples (the top 10%
-by the original's ``requests.proxy`` score: the exact scores need the memorize stage, which this benchmark does
-not run), the kinds in pairs so the oracle checkpoints see both, each through ``memunlearn.requests.forget`` as the CLI runs it (registry included). Per request:
+by the original's ``requests.proxy`` score), the kinds in pairs so the oracle checkpoints see both, each through ``memunlearn.requests.forget`` as the CLI runs it (registry included). Per request:
 wall seconds, unlearning seconds, the gates' figures and verdict, held-out (test) accuracy; every
 ``--oracle-every``-th request also a retrain oracle trained from scratch on D minus everything forgotten so far
 (that request's ids included) and the candidate's ToW against it, the oracle's verdict being ToW >= ``--tow-level``.
+
+First the memorize stage's K subset models score D (``score_exact``): the gates' reference
+(``requests.reference``: retrain-matched held-out examples) reads their out-of-subset accuracy; ``--no-exact``
+skips them (class-matched references).
 
     python benchmarks/requests.py --json results/requests_benchmark.json
 
