@@ -2,11 +2,14 @@
 
 A fresh lineage (the repository's params.yaml: 2,000 digits with 5% planted label noise, the pipeline's recipe)
 takes requests of 10-30 ids each, half random ids and half drawn from the most memorized examples (the top 10%
-by the original's ``requests.proxy`` score: the exact scores need the memorize stage, which this benchmark does
-not run), the kinds in pairs so the oracle checkpoints see both, each through ``memunlearn.requests.forget`` as the CLI runs it (registry included). Per request:
+by the original's ``requests.proxy`` score), the kinds in pairs so the oracle checkpoints see both, each through ``memunlearn.requests.forget`` as the CLI runs it (registry included). Per request:
 wall seconds, unlearning seconds, the gates' figures and verdict, held-out (test) accuracy; every
 ``--oracle-every``-th request also a retrain oracle trained from scratch on D minus everything forgotten so far
 (that request's ids included) and the candidate's ToW against it, the oracle's verdict being ToW >= ``--tow-level``.
+
+First the memorize stage's K subset models score D (``score_exact``): the gates' reference
+(``requests.reference``: retrain-matched held-out examples) reads their out-of-subset accuracy; ``--no-exact``
+skips them (class-matched references).
 
     python benchmarks/requests.py --json results/requests_benchmark.json
 
@@ -40,7 +43,7 @@ from memunlearn.evaluation.report import EvaluateConfig, model_metrics
 from memunlearn.evaluation.tow import tow
 from memunlearn.models import build_model
 from memunlearn.requests import RequestRejected, forget, ledger
-from memunlearn.requests.bootstrap import bootstrap
+from memunlearn.requests.bootstrap import bootstrap, score_exact
 from memunlearn.requests.scores import version_scores
 from memunlearn.requests.service import load_data
 from memunlearn.devices import resolve_device
@@ -69,6 +72,9 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=YAML",
                         help="override params.yaml, e.g. data.max_train=500 (quick runs)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-exact", action="store_true",
+                        help="skip the exact scores (the memorize stage's subset models): the gates then compare F "
+                             "with class-matched held-out examples, as with requests.reference=class")
     args = parser.parse_args()
 
     root = Path(tempfile.mkdtemp(prefix="memunlearn-requests-"))
@@ -81,11 +87,12 @@ def main() -> None:
     project = request_project(root)  # first: it sets torch's threads (MEMUNLEARN_THREADS) for the original too
     uri, artifacts = store_location(root)
     original_seconds = bootstrap(root, params, TrackingTarget(uri, artifacts))
+    exact_seconds = None if args.no_exact else score_exact(root, params)  # the gates' reference (requests.reference)
     data = load_data(project)
     device = resolve_device(project.config.device)
     original, _ = load_checkpoint(root / "data/train/model.pt", "train")
     scores = version_scores(original, data.train, data.validation, data.info, device, project.config.proxy, None,
-                            root / "data/requests/scores").values
+                            root / "data/requests/scores").values  # the proxy for both runs: the same ids
     high = scores.sort_values(ascending=False).index.to_numpy()[: len(scores) // 10]  # top 10%: most memorized
     rng = np.random.default_rng(args.seed)
     rows, checkpoints = [], []
@@ -105,7 +112,7 @@ def main() -> None:
         row = {"request": k, "kind": kind, "ids": len(ids), "seconds": seconds,
                "unlearn_seconds": report["seconds"]["unlearn"], "phases": report["seconds"], "verdict": report["verdict"],
                "test_acc": report["figures"]["test_acc"], "scores": report["scores"]["name"],
-               "gates": {g["name"]: g["figure"] for g in report["gates"]}}
+               "gates": {g["name"]: g["figure"] for g in report["gates"]}, "reference": report["figures"]["reference"]}
         if k % args.oracle_every == 0:
             gone = sorted(forgotten | set(ids))
             forget_split, retain = data.train.select_ids(gone), data.train.drop_ids(gone)
@@ -123,13 +130,13 @@ def main() -> None:
         rows.append(row)
         print(json.dumps({key: row[key] for key in ("request", "kind", "ids", "seconds", "verdict", "test_acc")}
                          | ({"tow": row["tow"]} if "tow" in row else {})), flush=True)
-        write(args, rows, checkpoints, original_seconds, device)  # after every request: a cut-short run keeps them
+        write(args, rows, checkpoints, original_seconds, exact_seconds, device)  # after every request: a cut-short run keeps them
     print(json.dumps({k: v for k, v in json.loads(args.json.read_text()).items()
                       if k not in ("requests", "checkpoints")}, indent=2))
     shutil.rmtree(root, ignore_errors=True)
 
 
-def write(args, rows: list[dict], checkpoints: list[dict], original_seconds: float, device) -> None:
+def write(args, rows: list[dict], checkpoints: list[dict], original_seconds: float, exact_seconds, device) -> None:
     per_request = float(np.mean([r["seconds"] for r in rows]))
     retrains = [r["oracle_seconds"] for r in rows if "oracle_seconds" in r]
     retrain = float(np.mean(retrains)) if retrains else None
@@ -138,7 +145,8 @@ def write(args, rows: list[dict], checkpoints: list[dict], original_seconds: flo
         "unlearn_seconds_per_request": float(np.mean([r["unlearn_seconds"] for r in rows])),
         "seconds_by_phase": {phase: float(np.mean([r["phases"].get(phase, 0.0) for r in rows]))
                              for phase in rows[-1]["phases"]},  # mean over requests: where a request's time goes
-        "retrain_seconds": retrain, "original_train_seconds": original_seconds,
+        "retrain_seconds": retrain, "original_train_seconds": original_seconds, "exact_scores_seconds": exact_seconds,
+        "gate_reference": rows[-1]["reference"],
         "speedup_vs_retrain": retrain / per_request if retrain else None,
         "unlearn_speedup_vs_retrain": retrain / float(np.mean([r["unlearn_seconds"] for r in rows])) if retrain else None,
         "final_tow": checkpoints[-1]["tow"] if checkpoints else None,

@@ -1,10 +1,11 @@
 """Prefect flow for deletion requests: the deployment ``memunlearn-forget/default`` (docs/requests.md).
 
 The same request as ``memunlearn forget``: ids (a list or the path of an ids file) in, a verified, registered model
-version out, its report as the run's Markdown artifact and in the run's log. One request at a time per lineage:
-a second run triggered meanwhile waits for the lineage's lock (requests/ledger.jsonl.lock), so both land in
-order, each starting from the version the one before it produced. A rejected request or bad input fails the run
-with its one-line reason; nothing is changed.
+version out, its report as the run's Markdown artifact and in the run's log. One request at a time per lineage,
+first triggered, first landed: a run first waits until every run of this flow on the same project that was
+triggered before it (created earlier on the Prefect server) has finished, then takes the lineage's lock
+(requests/ledger.jsonl.lock, which also serializes `memunlearn forget`), so each starts from the version the one
+before it produced. A rejected request or bad input fails the run with its one-line reason; nothing is changed.
 
     python flows/forget.py --ids ids.csv --request-id gdpr-0042     # once (temporary local Prefect server)
     python flows/forget.py --serve                                    # serve 'memunlearn-forget/default'
@@ -14,17 +15,63 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterable
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName, FlowRunFilter, FlowRunFilterState, \
+    FlowRunFilterStateType
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.context import get_run_context
 
 from memunlearn.cli import request_project
 from memunlearn.requests import RequestError, RequestRejected, apply_policy, forget
 from memunlearn.requests.report import markdown
 
 
-@flow(name="memunlearn-forget", log_prints=True)
+FLOW = "memunlearn-forget"
+UNFINISHED = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.CANCELLING]
+POLL_SECONDS = 1.0
+
+
+def earlier_requests(runs: Iterable[FlowRun], me: FlowRun, root: Path, now: datetime) -> list[FlowRun]:
+    """The unfinished runs among ``runs`` that ``me`` must let land first: on the same project (``repo_dir``) and
+    triggered before it (created earlier on the server; the run id breaks a tie), not merely scheduled for later."""
+    def lineage(run: FlowRun) -> Path:
+        return Path((run.parameters or {}).get("repo_dir", ".")).resolve()
+
+    return [run for run in runs if run.id != me.id and (run.created, str(run.id)) < (me.created, str(me.id))
+            and (run.expected_start_time is None or run.expected_start_time <= now) and lineage(run) == root]
+
+
+def wait_for_earlier_requests(root: Path, logger) -> list[str]:
+    """Block until no run of this flow triggered before this one on ``root`` is unfinished (FIFO by trigger time;
+    the lineage's lock alone lets whichever arrives first go); the names of the runs waited for. A run whose process
+    died without Prefect noticing stays Running and holds later ones: cancel it (`prefect flow-run cancel ID`)."""
+    me = get_run_context().flow_run
+    waited: dict[str, None] = {}  # run names in the order first seen
+    ahead_before: list[str] = []
+    with get_client(sync_client=True) as client:
+        while True:
+            runs = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[FLOW])),
+                flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=UNFINISHED))))
+            ahead = [run.name for run in earlier_requests(runs, me, root, datetime.now(timezone.utc))]
+            if not ahead:
+                return list(waited)
+            if ahead != ahead_before:  # one line per change, not per poll
+                logger.info("waiting for %d request run(s) triggered before this one on %s: %s", len(ahead), root,
+                            ", ".join(ahead))
+                waited.update(dict.fromkeys(ahead))
+                ahead_before = ahead
+            time.sleep(POLL_SECONDS)
+
+
+@flow(name=FLOW, log_prints=True)
 def forget_flow(request_id: str, ids: list[int | str] | str, repo_dir: str = ".", model: str | None = None,
                 method: str | None = None, strategy: str | None = None) -> dict:
     """Handle one deletion request; returns {request_id, verdict, version}.
@@ -36,6 +83,7 @@ def forget_flow(request_id: str, ids: list[int | str] | str, repo_dir: str = "."
     """
     logger = get_run_logger()
     project = request_project(Path(repo_dir))
+    wait_for_earlier_requests(project.root, logger)
     if isinstance(ids, str) and not Path(ids).is_absolute():
         ids = str(project.root / ids)
     try:

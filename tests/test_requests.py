@@ -17,7 +17,7 @@ from memunlearn.registry import UnknownNameError
 from memunlearn.requests import ledger
 from memunlearn.requests.config import RequestsConfig
 from memunlearn.models import build_model
-from memunlearn.requests.gates import auc, auc_ci, class_matched, verify
+from memunlearn.requests.gates import OutOfSubset, auc, auc_ci, class_matched, retrain_matched, verify
 from memunlearn.training.loop import accuracy, predict_proba
 from memunlearn.requests.ids import RequestError, check_ids, ids_digest, read_ids
 from memunlearn.requests.scores import plan_subsets
@@ -194,6 +194,42 @@ def test_verify_forwards_each_split_once_and_its_figures_are_the_direct_ones(syn
     assert gates[1].figure == pytest.approx(figures["test_acc_before"] - figures["test_acc"], abs=1e-9)
 
 
+def test_retrain_matched_pairs_a_retrain_miss_with_held_out_examples_the_model_misses():
+    # D: 10% of examples every out-of-subset model gets wrong (planted noise), 90% every one gets right
+    out = OutOfSubset(forget=np.array([0.0, 1.0]), train=np.r_[np.zeros(10), np.ones(90)])
+    heldout_p = np.random.default_rng(1).permutation(np.arange(100) / 100)  # the starting model's p_y on held-out
+    picks = retrain_matched(out, heldout_p, per_example=200, seed=0)
+    missed, learned = heldout_p[picks[:200]], heldout_p[picks[200:]]  # F's order, per_example each
+    assert missed.max() < 0.10  # the lowest 10% of held-out by p_y: the ones a model that never saw them misses
+    assert learned.min() >= 0.10 and learned.mean() > 0.5  # drawn over the rest, not only the top
+    assert len(np.unique(learned)) > 50
+
+
+def test_verify_compares_f_with_the_retrain_matched_reference_when_exact_scores_cover_it(synthetic):
+    train, test, info, _ = synthetic
+    start, candidate = (build_model("small_cnn", 1, info.num_classes, info.image_size, seed=s) for s in (0, 1))
+    forget, retain, heldout = train.take(np.arange(8)), train.take(np.arange(8, 240)), test.take(np.arange(60))
+    out = OutOfSubset(forget=np.r_[np.zeros(4), np.ones(4)], train=np.r_[np.zeros(20), np.ones(220)])
+    config = RequestsConfig(heldout_per_example=3)
+    _, figures = verify(start, candidate, forget, retain, heldout, test.take(np.arange(60, 120)), info, "cpu",
+                        config, out)
+    heldout_p = predict_proba(start, heldout, info, "cpu")[np.arange(60), heldout.labels].numpy()
+    matched = heldout.take(retrain_matched(out, heldout_p, 3, config.seed))
+    assert figures["reference"] == "held-out examples matched by out-of-subset accuracy"
+    assert figures["forget_out_of_subset_acc"] == 0.5 and figures["matched_heldout_size"] == 24
+    assert figures["matched_heldout_acc"] == pytest.approx(
+        accuracy(predict_proba(candidate, matched, info, "cpu"), matched.labels), abs=1e-6)
+    _, classes = verify(start, candidate, forget, retain, heldout, test.take(np.arange(60, 120)), info, "cpu",
+                        RequestsConfig(heldout_per_example=3, reference="class"), out)
+    assert classes["reference"] == "class-matched held-out examples"
+    # an example no subset model left out has no stand-in: it alone is class-matched
+    partial = OutOfSubset(forget=np.r_[np.nan, np.zeros(3), np.ones(4)], train=out.train)
+    _, mixed = verify(start, candidate, forget, retain, heldout, test.take(np.arange(60, 120)), info, "cpu", config,
+                      partial)
+    assert mixed["reference"].endswith("(1 of F by class: no out-of-subset model)")
+    assert mixed["matched_heldout_size"] == 24 and mixed["forget_out_of_subset_acc"] == pytest.approx(4 / 7)
+
+
 def test_plan_levels_by_terciles_of_d():
     scores = pd.Series(np.arange(90, dtype=float), index=np.arange(1000, 1090))  # terciles 29.67 and 59.33
     levels = plan_subsets(np.array([1000, 1029, 1030, 1059, 1060, 1089]), scores)
@@ -205,6 +241,8 @@ def test_requests_config_checks_ranges_and_the_proxy():
     assert from_params(RequestsConfig, {}, "requests") == RequestsConfig()
     with pytest.raises(ConfigError, match=r"requests.proxy: 'confidence' is not a final-model proxy"):
         from_params(RequestsConfig, {"proxy": "confidence"}, "requests")
+    with pytest.raises(ConfigError, match=r"requests.reference: got 'oracle'; write one of: retrain, class"):
+        from_params(RequestsConfig, {"reference": "oracle"}, "requests")
     with pytest.raises(ConfigError, match=r"requests.audit_margin: got 2"):
         from_params(RequestsConfig, {"audit_margin": 2.0}, "requests")
     with pytest.raises(UnknownNameError, match=r"requests.strategy: unknown RUM strategy 'nope'"):
@@ -311,3 +349,28 @@ def test_request_project_takes_torch_threads_from_the_environment_and_names_a_ba
         assert torch.get_num_threads() == 2  # unchanged by the bad value
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_flow_run_waits_for_unfinished_runs_triggered_before_it_on_its_project(tmp_path):
+    import uuid
+    from datetime import datetime, timedelta, timezone
+
+    from prefect.client.schemas.objects import FlowRun
+
+    from flows.forget import earlier_requests
+
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    flow_id = uuid.uuid4()
+
+    def run(name: str, created_s: float, repo: str, start_s: float | None = None) -> FlowRun:
+        return FlowRun(id=uuid.uuid4(), name=name, flow_id=flow_id, created=now + timedelta(seconds=created_s),
+                       expected_start_time=now + timedelta(seconds=created_s if start_s is None else start_s),
+                       parameters={"repo_dir": repo})
+
+    project, other = tmp_path / "project", tmp_path / "other"
+    me = run("me", 10, str(project))
+    runs = [me, run("before", 5, str(project)), run("after", 15, str(project)), run("elsewhere", 5, str(other)),
+            run("scheduled-later", 5, str(project), start_s=3600)]
+    ahead = earlier_requests(runs, me, project, now + timedelta(seconds=20))
+    assert [r.name for r in ahead] == ["before"]
+    assert earlier_requests(runs[2:3] + [me], runs[2], project, now + timedelta(seconds=20)) == [me]

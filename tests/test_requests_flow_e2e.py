@@ -1,7 +1,8 @@
 """End to end: deletion requests as the Prefect deployment ``memunlearn-forget/default`` on a real Prefect server
-on 127.0.0.1. Two requests triggered at once: one waits for the lineage's lock, both land one after the other (the
-later starts from the version the earlier produced) and the ledger's chain holds. Which one takes the lock first is
-the worker's choice: the lock is no queue, so trigger order is not promised."""
+on 127.0.0.1. Two requests triggered at once land one after the other in the order they were triggered (the later
+starts from the version the earlier produced) and the ledger's chain holds: the later run waits for the earlier one
+on the Prefect server, not for whichever reaches the lineage's lock first; the lock held by the test while both
+start makes them truly concurrent."""
 from __future__ import annotations
 
 import json
@@ -18,7 +19,7 @@ from memunlearn.requests import ledger
 from memunlearn.tracking import store_location
 
 import requests_project
-from test_deployments_e2e import FINAL, PREFECT, background, flow_run, free_port, trigger, wait_for, _ok
+from test_deployments_e2e import FINAL, PREFECT, background, flow_run, free_port, logs, trigger, wait_for, _ok
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[1]
@@ -42,10 +43,16 @@ def test_two_triggers_at_once_land_one_after_the_other_in_order(tmp_path, monkey
         wait_for(lambda: _ok(f"{api}/health"), 180, "the Prefect server", tmp_path / "server.log")
         with background([sys.executable, str(REPO / "flows/forget.py"), "--serve"], REPO, tmp_path / "serve.log"):
             wait_for(lambda: _deployment(api), 180, "the served deployment", tmp_path / "serve.log")
-            first = trigger(project, DEPLOYMENT, "request_id=first", f"ids={json.dumps(ids[:10].tolist())}",
-                            f"repo_dir={project}")
+            running = lambda r: flow_run(api, r)["state_type"] == "RUNNING"  # noqa: E731
             (project / "second.json").write_text(json.dumps(ids[10:20].tolist()))
-            second = trigger(project, DEPLOYMENT, "request_id=second", "ids=second.json", f"repo_dir={project}")
+            with ledger.lineage_lock(project / "requests/ledger.jsonl"):  # nobody lands until both are running
+                first = trigger(project, DEPLOYMENT, "request_id=first", f"ids={json.dumps(ids[:10].tolist())}",
+                                f"repo_dir={project}")
+                second = trigger(project, DEPLOYMENT, "request_id=second", "ids=second.json", f"repo_dir={project}")
+                waiting = lambda: any("waiting for 1 request run(s) triggered before" in line["message"]  # noqa: E731
+                                      for line in logs(api, second))
+                wait_for(lambda: running(first) and running(second) and waiting(), 300, "both runs to start",
+                         tmp_path / "serve.log")
             done = {}
             for run_id in (first, second):
                 done[run_id] = wait_for(lambda r=run_id: (lambda f: f if f["state_type"] in FINAL else None)(
@@ -55,7 +62,7 @@ def test_two_triggers_at_once_land_one_after_the_other_in_order(tmp_path, monkey
     assert done[second]["start_time"] < done[first]["end_time"]  # both ran at once: one waited for the lock
     assert done[first]["start_time"] < done[second]["end_time"]
     entries = ledger.read(project / "requests/ledger.jsonl")
-    assert sorted(e["request_id"] for e in entries) == ["first", "second"] and ledger.chain_problems(entries) == []
+    assert [e["request_id"] for e in entries] == ["first", "second"] and ledger.chain_problems(entries) == []
     assert entries[0]["parent_version"] == "1" and entries[1]["parent_version"] == entries[0]["new_version"]
     from mlflow.tracking import MlflowClient
     alias = MlflowClient(tracking_uri=store_location(project)[0]).get_model_version_by_alias(

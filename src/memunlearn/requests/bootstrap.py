@@ -1,6 +1,7 @@
 """A lineage for a project without DVC (the tests' and ``benchmarks/requests.py``'s): prepared data, the original
 trained with the ``train`` recipe, registered as the train stage registers it (D and T logged, tagged with its
-architecture) and @production claimed. A DVC project gets the same from `dvc repro train`."""
+architecture) and @production claimed. A DVC project gets the same from `dvc repro train`; ``score_exact`` writes
+what `dvc repro memorize` writes, the exact scores the gates' reference reads."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -41,3 +42,24 @@ def bootstrap(root: Path, params: Mapping[str, Any], target: tracking.TrackingTa
         datasets={"D": data.train, "T": data.test}), target)
     tracking.claim_alias(target, "original")
     return seconds
+
+
+def score_exact(root: Path, params: Mapping[str, Any]) -> float:
+    """``root``'s data/memorize/scores.parquet as the memorize stage computes it (its K subset models, here in this
+    process, no store) from ``root``'s prepared data; returns the seconds."""
+    import time
+
+    from ..data import load_info, load_split
+    from ..io import save_table
+    from ..memorization import ExactConfig, memorization_scores, train_subset_models
+    from ..training.recipe import recipe_for, resolved
+
+    prepared = Path(root) / "data/prepared"
+    train, test = load_split(prepared / "train.npz"), load_split(prepared / "test.npz")
+    config = from_params(ExactConfig, params["memorize"], "memorize")
+    device = resolve_device(params["train"].get("device", "auto"))
+    recipe = resolved(recipe_for(params, "subset"), device)
+    start = time.perf_counter()
+    runs = train_subset_models(train, test, load_info(prepared / "meta.json"), recipe, config, device).runs
+    save_table(memorization_scores(runs, train.example_ids.numpy()), Path(root) / "data/memorize/scores.parquet")
+    return time.perf_counter() - start

@@ -9,6 +9,7 @@ from ..memorization.proxies.base import PROXIES
 from ..unlearning.base import STRATEGIES
 
 
+REFERENCES = ("retrain", "class")  # gates (a), (c): what F is compared with (requests/gates.py)
 FINAL_MODEL_COSTS = ("final_pass", "own")  # proxies a final model allows: no training-time records needed
 
 
@@ -25,7 +26,9 @@ class RequestsConfig:
     seed: int = 0
     device: str = "auto"
     audit_margin: float = 0.15  # gate (a): |AUC(F vs class-matched held-out) - 0.5| <= this
-    heldout_per_example: int = 5  # gate (a), (c): class-matched held-out examples drawn per forgotten example
+    heldout_per_example: int = 5  # gate (a), (c): reference held-out examples drawn per forgotten example
+    reference: str = "retrain"  # gate (a), (c): held-out examples matched by the exact scores' out-of-subset accuracy
+    #                             (F under a retrain; class-matched where the exact scores miss F) | class
     max_utility_drop: float = 0.02  # gate (b): test accuracy may drop at most this much
     max_overforgetting: float = 0.2  # gate (c): F accuracy >= held-out accuracy of F's classes minus this
     retrain_after_fraction: float = 0.0  # retrain from scratch once this fraction of D is forgotten (0 = never)
@@ -34,6 +37,8 @@ class RequestsConfig:
 
     def validate(self) -> None:
         STRATEGIES.get(self.strategy)
+        if self.reference not in REFERENCES:
+            raise ConfigError(f"requests.reference: got {self.reference!r}; write one of: {', '.join(REFERENCES)}")
         final = [n for n, p in PROXIES.items() if p.cost_source in FINAL_MODEL_COSTS]
         if self.proxy not in final:
             raise ConfigError(f"requests.proxy: {self.proxy!r} is not a final-model proxy; choose one of: "

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .. import tracking
@@ -39,7 +40,7 @@ from ..unlearning.config import UnlearnConfig
 from ..unlearning.context import unlearn_context
 from . import ledger
 from .config import RequestsConfig
-from .gates import failed, gate_rows, verify
+from .gates import OutOfSubset, failed, gate_rows, verify
 from .ids import RequestError, check_ids, ids_digest, read_ids
 from .report import write as write_report
 from .scores import plan_subsets, version_scores
@@ -199,6 +200,15 @@ def _is_pipeline_original(project: Project, model: torch.nn.Module) -> bool:
     return _weights_digest(original) == _weights_digest(model)
 
 
+def out_of_subset(exact: pd.DataFrame | None, forget_ids: Sequence[int]) -> OutOfSubset | None:
+    """The exact scores' out-of-subset accuracy of F (NaN where the table has none) and of D: for any version of
+    the lineage, as it is a property of the example and the recipe on D, not of a model; None without a table."""
+    if exact is None or "acc_out" not in exact:
+        return None
+    acc_out = exact.set_index("example_id")["acc_out"]
+    return OutOfSubset(acc_out.reindex(list(forget_ids)).to_numpy(dtype=float), acc_out.dropna().to_numpy(dtype=float))
+
+
 @contextmanager
 def _timed(seconds: dict, phase: str):
     """Add the block's wall seconds to ``seconds[phase]`` (the report's breakdown of a request's time)."""
@@ -215,8 +225,9 @@ def _unlearn_and_land(project, config, plan, request_id, request, parent, data, 
     with _timed(seconds, "load"):
         model = _load(project, parent, data)
         exact_path = project.path("data/memorize/scores.parquet")
-        original = _is_pipeline_original(project, model) and exact_path.exists()
-        exact = load_table(exact_path, "memorize") if original else None
+        table = load_table(exact_path, "memorize") if exact_path.exists() else None
+        original = table is not None and _is_pipeline_original(project, model)
+        exact = table if original else None
     with _timed(seconds, "scores"):
         scores = version_scores(model, data.train, data.validation, data.info, device, config.proxy, exact,
                                 project.path("data/requests/scores"))
@@ -237,7 +248,7 @@ def _unlearn_and_land(project, config, plan, request_id, request, parent, data, 
                                                            project.path("data/unlearn_cache"))
     with _timed(seconds, "gates"):
         gates, figures = verify(starting, candidate, forget_split, retain, data.validation, data.test, data.info,
-                                device, config)
+                                device, config, out_of_subset(table, request.ids))
     on_step("unlearned")
     bad = failed(gates)
     reason = "; ".join(f"{g.name} failed: {g.detail} ({g.threshold})" for g in bad)
