@@ -86,13 +86,16 @@ def seed_original(modality, data, seed: int, recipe, records, subset_recipe, mem
         save_table(table, staging / SCORE_FILES[1])
         return staging
 
-    def save(folder: Path, target: Path) -> None:
-        shutil.copytree(folder, target, dirs_exist_ok=True)
-        shutil.rmtree(folder, ignore_errors=True)
+    entry: dict[str, Path] = {}  # the cache's folder of a fresh entry (cached_model returns what train returned)
+
+    def save(staged: Path, target: Path) -> None:
+        shutil.copytree(staged, target, dirs_exist_ok=True)
+        shutil.rmtree(staged, ignore_errors=True)
+        entry["folder"] = target
 
     folder, record, cached = cached_model(cache, "seed_original", {**identity, "seed": seed}, code, train, save,
                                           lambda folder: folder)
-    return folder, {"original_seconds": float(record["seconds"]), "original_cached": cached}
+    return entry.get("folder", folder), {"original_seconds": float(record["seconds"]), "original_cached": cached}
 
 
 def score_tables(folder: Path, stage: StageOutputs) -> tuple[Any, Any]:
