@@ -18,8 +18,8 @@ keeps what it finished. Each forget set and each cell is its own MLflow run
 (`<grid>_oracle@...`, `<grid>_cell@...`) under the invocation's parent run.
 """
 from _common import (MEMORIZE_DIR, ORACLE_CACHE, PREPARED, PROXIES_DIR, RESULTS_DIR, GRIDS_DATA_DIR, TRAIN_DIR,
-                     SEED_ORIGINAL_CACHE, UNLEARN_CACHE, device, environment, flatten, load_params, record, stage, stage_name,
-                     track)
+                     SEED_ORIGINAL_CACHE, UNLEARN_CACHE, device, environment, flatten, load_params, record, stage,
+                     stage_name, track)
 
 import functools
 
