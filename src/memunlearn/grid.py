@@ -21,7 +21,8 @@ from .config import ConfigError
 from .partition import FORGET_KINDS, grid_forget_set
 from .unlearning import METHODS, STRATEGIES, UnlearnPlan
 
-GRIDS = ("ablations", "levels", "rum_compare", "entanglement", "levels_clean")  # params sections holding a grid; dvc.yaml: stage grids
+# params sections holding a grid; dvc.yaml: stage grids
+GRIDS = ("ablations", "levels", "rum_compare", "entanglement", "levels_clean")
 KEYS = ("grid", "method", "group_score", "kind", "strategy", "seed")  # one cell
 ORACLE_OBSERVATION = "outputs"  # what scoring reads of a forget set's oracle, in its folder (+ the modality's suffix)
 AXES = ("methods", "group_scores", "kinds", "strategies", "seeds")  # a grid's lists, one per KEYS entry after grid
@@ -54,7 +55,8 @@ class GridConfig:
     #                              that score's group, refined by the grid's score (fixed-F comparison)
     device: str = "auto"
     originals: str = "shared"  # ORIGINALS: shared = every seed unlearns the train stage's original with the
-    #                            memorize/proxies stages' scores; per_seed = each seed its own (experiments/originals.py)
+    #                            memorize/proxies stages' scores; per_seed = each seed its own
+    #                            (experiments/originals.py)
 
     def validate(self, section: str = "ablations") -> None:
         """Every axis non-empty, unique and registered, every forget set's partition valid; ``section``: the
