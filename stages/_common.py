@@ -41,6 +41,7 @@ WORKSPACE = Path(os.environ.get("DVC_ROOT") or ROOT)
 ORACLE_CACHE = WORKSPACE / "data/oracle_cache"  # retrain oracles by content (training/oracle.py): none trains twice
 UNLEARN_DIR = ROOT / "data/unlearn"
 UNLEARN_CACHE = WORKSPACE / "data/unlearn_cache"  # unlearning runs by content (unlearning/cache.py): none runs twice
+SEED_ORIGINAL_CACHE = WORKSPACE / "data/seed_original_cache"  # per_seed grids' originals and scores by content
 METRICS_DIR = ROOT / "metrics"
 RESULTS_DIR = ROOT / "results"
 GRIDS_DATA_DIR = ROOT / "data/grids"  # <grid>/<score>-<kind>-<seed>/ (oracles), <grid>/cells/<cell>.npz (outputs)

@@ -21,13 +21,14 @@ def main() -> None:
     table, markdown = modality.claims(results, params, METRICS_DIR)
     save_table(table, RESULTS_DIR / "claims.csv")
     (RESULTS_DIR / "claims.md").write_text(markdown)
+    words = ("verdict", "covers")  # text: MLflow tags, not metrics
     metrics = {row["claim"]: {"effect": row["effect"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
-                              "verdict": row["verdict"]} for row in table.to_dict("records")}
+                              **{word: row[word] for word in words}} for row in table.to_dict("records")}
     save_json(metrics, METRICS_DIR / "claims.json")
-    track(StageRecord("claims", flatten(params), flatten({k: {n: v for n, v in m.items() if n != "verdict"}
+    track(StageRecord("claims", flatten(params), flatten({k: {n: v for n, v in m.items() if n not in words}
                                                          for k, m in metrics.items()}),
                       artifacts=[RESULTS_DIR / "claims.csv", RESULTS_DIR / "claims.md"],
-                      tags={f"verdict.{k}": m["verdict"] for k, m in metrics.items()}))
+                      tags={f"{word}.{k}": m[word] for k, m in metrics.items() for word in words}))
 
 
 if __name__ == "__main__":

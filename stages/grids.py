@@ -18,24 +18,49 @@ keeps what it finished. Each forget set and each cell is its own MLflow run
 (`<grid>_oracle@...`, `<grid>_cell@...`) under the invocation's parent run.
 """
 from _common import (MEMORIZE_DIR, ORACLE_CACHE, PREPARED, PROXIES_DIR, RESULTS_DIR, GRIDS_DATA_DIR, TRAIN_DIR,
-                     UNLEARN_CACHE, device, flatten, load_params, record, stage, stage_name, track)
+                     SEED_ORIGINAL_CACHE, UNLEARN_CACHE, device, environment, flatten, load_params, record, stage,
+                     stage_name, track)
 
 import functools
 
-from memunlearn.config import from_params
+from memunlearn.config import ConfigError, from_params
 from memunlearn.experiments.grids import GridPaths, run_grid
+from memunlearn.experiments.originals import StageOutputs, needed_proxies, per_seed_sources, seed_original
 from memunlearn.grid import GRIDS, GridConfig
 from memunlearn.io import load_table
 from memunlearn.forgotten import without_forgotten
+from memunlearn.memorization.exact import Execution, ExactConfig
+from memunlearn.memorization.proxies import ProxyConfig
 from memunlearn.modality import load_modality
 from memunlearn.tracking import StageRecord
-from memunlearn.training.recipe import recipe_for
+from memunlearn.training.recipe import RecordConfig, recipe_for
 from memunlearn.unlearning.config import init_conflicts
+
+
+def per_seed(params, configs, modality, data, recipe, dev):
+    """seed -> (GridOriginal, ScoreSources) of each seed's own original (experiments/originals.py), for the grids
+    with ``originals: per_seed`` on device ``dev``; None if no grid has it."""
+    chosen = [grid for grid, config in configs.items() if config.originals == "per_seed"]
+    if not chosen:
+        return None
+    if modality.name != "image" or recipe.init:
+        raise ConfigError(f"{chosen[0]}.originals: per_seed trains an image original per seed; set it to shared "
+                          "(text grids train an original per seed already; with train.init there is no recipe)")
+    proxies = from_params(ProxyConfig, {**params["proxies"], "names": list(needed_proxies(
+        set().union(*(configs[grid].scores() for grid in chosen))))}, "proxies")
+    records = from_params(RecordConfig, params["train_records"], "train_records")
+    memorize = from_params(ExactConfig, params["memorize"], "memorize")
+    stage_outputs = StageOutputs(TRAIN_DIR, MEMORIZE_DIR / "scores.parquet", PROXIES_DIR / "proxies.parquet")
+    execution = Execution.from_environment(environment())
+    subset_recipe = recipe_for(params, "subset")
+    return per_seed_sources(modality, data, lambda seed: seed_original(
+        modality, data, seed, recipe, records, subset_recipe, memorize, proxies, stage_outputs, SEED_ORIGINAL_CACHE,
+        execution, dev), stage_outputs, recipe, dev)
 
 
 @stage
 def main() -> None:
-    params = load_params("modality", "train", "oracle", "methods", *GRIDS)
+    params = load_params("modality", "train", "train_records", "memorize", "proxies", "oracle", "methods", *GRIDS)
     modality = load_modality(params["modality"], PREPARED)
     configs = {grid: from_params(GridConfig, params[grid], grid) for grid in GRIDS}  # every grid checked first
     for config in configs.values():
@@ -50,10 +75,12 @@ def main() -> None:
     # per device, once for every grid on it (image: the original's (N, D) embeddings)
     sources = functools.cache(lambda dev: modality.score_sources(data, *scores, TRAIN_DIR / "model.pt", dev))
     paths = GridPaths(GRIDS_DATA_DIR, RESULTS_DIR / "grids", TRAIN_DIR, ORACLE_CACHE, UNLEARN_CACHE)
+    originals = functools.cache(lambda dev: per_seed(params, configs, modality, data, recipe, dev))
     metrics = {}
     for grid, config in configs.items():
         dev = device(config.device)
-        metrics |= run_grid(grid, config, params, modality, data, recipe, sources(dev), dev, paths, record)
+        metrics |= run_grid(grid, config, params, modality, data, recipe, sources(dev), dev, paths, record,
+                            originals(dev))
     track(StageRecord(stage_name(), flatten({grid: params[grid] for grid in GRIDS}), metrics))
 
 

@@ -32,7 +32,8 @@ GRID_RUNS = [  # TINY's grids: one forget set and one cell each, each an MLflow 
     "ablations_oracle@exact_prob-high-0", "ablations_cell@neggrad_plus-exact_prob-high-rum_f-0",
     "levels_oracle@exact_prob-low-0", "levels_cell@neggrad_plus-exact_prob-low-vanilla-0",
     "rum_compare_oracle@confidence-mix-0", "rum_compare_cell@neggrad_plus-confidence-mix-rum_f-0",
-    "entanglement_oracle@entanglement-high-0", "entanglement_cell@neggrad_plus-entanglement-high-vanilla-0"]
+    "entanglement_oracle@entanglement-high-0", "entanglement_cell@neggrad_plus-entanglement-high-vanilla-0",
+    "levels_clean_oracle@exact_prob-high-0", "levels_clean_cell@neggrad_plus-exact_prob-high-vanilla-0"]
 ONE_CELL = {"methods": ["neggrad_plus"], "seeds": [0], "partition": {"size": 30}}
 TINY = {
     "data": {"max_train": 500, "max_test": 200, "noise_fraction": 0.05},
@@ -46,6 +47,8 @@ TINY = {
     "levels": {**ONE_CELL, "group_scores": ["exact_prob"], "kinds": ["low"], "strategies": ["vanilla"]},
     "rum_compare": {**ONE_CELL, "group_scores": ["confidence"], "kinds": ["mix"], "strategies": ["rum_f"]},
     "entanglement": {**ONE_CELL, "group_scores": ["entanglement"], "kinds": ["high"], "strategies": ["vanilla"]},
+    "levels_clean": {**ONE_CELL, "group_scores": ["exact_prob"], "kinds": ["high"], "strategies": ["vanilla"],
+                     "partition": {"size": 30, "exclude_planted_noise": True}},
     "forgetting_quality": {"copies": 3},
 }
 

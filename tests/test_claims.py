@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memunlearn.evaluation.claims import (ARM_COLUMNS, COLUMNS, ClaimsConfig, claims_markdown, evaluate_claims,
-                                          greater_verdict, noninferior_verdict, paired_difference, same_forget_set)
+from memunlearn.evaluation.claims import (ARM_COLUMNS, COLUMNS, COVERS, MEASURED, ClaimsConfig, claims_markdown,
+                                          evaluate_claims, greater_verdict, noninferior_verdict, paired_difference,
+                                          same_forget_set)
 
 SEEDS = (0, 1, 2, 3)
 
@@ -73,7 +74,8 @@ def test_every_claim_gets_its_verdict():
     assert list(table.columns) == list(COLUMNS) + list(ARM_COLUMNS)
     verdicts = table.set_index("claim")["verdict"].to_dict()
     assert verdicts == {
-        "high_memorization_is_harder": "supported", "rum_beats_vanilla": "supported",
+        "high_memorization_is_harder": "supported", "high_memorization_is_harder_clean": "not run",
+        "rum_beats_vanilla": "supported",
         "rum_beats_budget_matched_vanilla": "supported", "rum_beats_shuffle": "supported",
         "rum_confidence_on_par_with_exact": "supported",
         "rum_confidence_on_par_with_exact_across_forget_sets": "not run",  # the proxy's cells are on exact's F
@@ -148,3 +150,40 @@ def test_claims_whose_cells_are_missing_say_not_run_and_the_report_is_readable()
     assert text.startswith("# Claims tested on this run") and "**supported**" in text and "**not run**" in text
     assert text.count("\n| ") == len(table) + 1  # header + one line per claim
     assert "| 2.0 / 10.0 |" in text and "needs `entanglement.kinds" in text
+
+
+def clean_levels(noise_low=0, noise_high=0, originals="shared"):
+    """levels_clean cells: low easier than high by ~0.2, each forget set holding ``noise_*`` planted examples."""
+    rows = (cells("levels_clean", "exact_prob", "low", "vanilla", (0.95, 0.96, 0.94, 0.95))
+            + cells("levels_clean", "exact_prob", "high", "vanilla", (0.75, 0.78, 0.74, 0.76)))
+    for row in rows:
+        row["planted_noise_in_forget"] = noise_low if row["kind"] == "low" else noise_high
+        row["originals"] = originals
+    return pd.DataFrame(rows)
+
+
+def test_the_clean_levels_row_reads_only_forget_sets_without_planted_noise():
+    table = claims(pd.concat([results(), clean_levels()], ignore_index=True)).set_index("claim")
+    row = table.loc["high_memorization_is_harder_clean"]
+    assert row["verdict"] == "supported" and row["effect"] == pytest.approx(0.1925)
+    assert row["comparison"] == "tow[levels_clean/exact_prob/low/vanilla] - tow[levels_clean/exact_prob/high/vanilla]"
+    assert table.index.get_loc("high_memorization_is_harder_clean") == 1  # beside the levels row
+    noisy = claims(pd.concat([results(), clean_levels(noise_high=3)], ignore_index=True)).set_index("claim")
+    assert noisy.loc["high_memorization_is_harder_clean", "verdict"] == "not run"  # a high set holds noise: no control
+    assert "exclude_planted_noise: true" in noisy.loc["high_memorization_is_harder_clean", "needs"]
+
+
+def test_covers_names_what_the_seeds_drive_and_widens_with_per_seed_originals():
+    table = claims(pd.concat([results(), clean_levels(originals="per_seed")], ignore_index=True)).set_index("claim")
+    assert table.loc["rum_beats_vanilla", "covers"] == COVERS["shared"]
+    assert COVERS["shared"] == "oracle, unlearning, tie-breaks, MIA subsample"
+    assert table.loc["high_memorization_is_harder_clean", "covers"] == COVERS["per_seed"]
+    assert COVERS["per_seed"].startswith("original, scores, ")
+    assert table.loc["confidence_is_100x_cheaper", "covers"] == MEASURED  # a measurement, not an interval
+    assert table.loc["neggrad_plus_rum_f_cheaper_than_retraining", "covers"] == COVERS["shared"]
+    mixed = pd.concat([results(), clean_levels(originals="per_seed")], ignore_index=True)
+    mixed.loc[(mixed["grid"] == "levels_clean") & (mixed["kind"] == "low"), "originals"] = "shared"
+    row = claims(mixed).set_index("claim").loc["high_memorization_is_harder_clean"]
+    assert row["covers"] == COVERS["shared"]  # one shared arm: the difference holds its original fixed
+    text = claims_markdown(table.reset_index(), ClaimsConfig())
+    assert f"| {COVERS['per_seed']} | `tow[levels_clean" in text and "| covers |" in text

@@ -157,6 +157,7 @@ def test_every_registered_name_is_a_valid_grid_value():
     ({"partition": {"size": 2}}, "partition.size must be >= 3"),
     ({"colour": "red"}, "ablations.colour: unknown key; valid keys: device, fixed_group_score, group_scores,"),
     ({"seeds": [0, True]}, "ablations.seeds[1]: got true; write an integer"),
+    ({"originals": "each"}, "ablations.originals: got 'each'; choose one of: shared, per_seed"),
 ])
 def test_bad_grids_fail_in_one_line_naming_the_fix(changes, message):
     with pytest.raises((ValueError, UnknownNameError)) as caught:  # ConfigError is a ValueError
@@ -194,6 +195,15 @@ def test_fixed_group_score_keeps_f_and_refines_by_the_grid_score():
     assert (params["group_score"], params["refine_score"]) == ("exact_prob", "confidence")
     with pytest.raises(ValueError, match="remove partition.refine_score"):
         config(fixed_group_score="exact_prob", partition={"size": 30, "refine_score": "confidence"})
+
+
+def test_a_grid_names_every_score_its_forget_sets_read():
+    assert config(group_scores=["confidence", "exact"]).scores() == {"confidence", "exact"}
+    assert config(group_scores=["confidence"], fixed_group_score="exact_prob", partition={"size": 30}).scores() == {
+        "confidence", "exact_prob"}
+    assert config(group_scores=["exact"], partition={"size": 30, "refine_score": "loss_curvature"}).scores() == {
+        "exact", "loss_curvature"}
+    assert config().originals == "shared"  # the default run keeps one original for every seed
 
 
 def test_several_grids_make_one_table_with_a_grid_column():

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
 UPSTREAM = ["prepare", "train", "memorize", "proxies"]  # what the grids need of the pipeline
-OTHER_GRIDS = ["levels", "rum_compare", "entanglement"]  # TINY's one-cell grids, reported beside `ablations`
+OTHER_GRIDS = ["levels", "rum_compare", "entanglement", "levels_clean"]  # TINY's one-cell grids, reported beside `ablations`
 REPORT = ["grids_evaluate", "grids_report"]  # every cell scored against its oracle, then the tables
 GRID = {"methods": ["neggrad_plus"], "group_scores": ["exact"], "kinds": ["low", "high"], "strategies": ["rum"],
         "seeds": [0], "partition": {"size": 30, "refine_score": "exact"}, "fixed_group_score": "", "device": "cpu"}
@@ -94,7 +94,8 @@ def test_first_repro_runs_every_cell_once_and_writes_the_tables(reproduced_tiny_
     assert (results["seconds"] > 0).all() and (results["oracle_seconds"] > 0).all()
     assert (results["forget_size"] == 30).all()
     summary = pd.read_csv(project / "results/grids/summary.csv")
-    assert summary["grid"].tolist() == ["ablations", "ablations", "levels", "rum_compare", "entanglement"]
+    assert summary["grid"].tolist() == ["ablations", "ablations", "levels", "rum_compare", "entanglement",
+                                      "levels_clean"]
     assert (summary["n_seeds"] == 1).all()
     assert summary["tow_ci95"].isna().all()  # one seed: no interval, not a zero-width one
     assert (project / "results/plots/grids/ablations_tow.png").stat().st_size > 1000

@@ -159,3 +159,27 @@ def test_describe_reports_class_histogram_and_planted_noise(tables):
     assert facts["planted_noise_in_forget"] == 4
     assert set(facts["subset_largest_class_share"]) == set(SUBSETS)
     assert "entanglement_score" not in facts  # no embeddings given
+
+
+@pytest.mark.parametrize("kind", ["high", "low", "mid", "mix", "random"])
+def test_exclude_planted_noise_draws_f_from_clean_examples_only(tables, kind):
+    """The clean control: the 60 most memorized examples are planted noise; without the option every high set is
+    made of them, with it no forget set holds one, and the set keeps its size."""
+    exact, proxies, labels = tables
+    planted = exact.sort_values("mem_prob", ascending=False)["example_id"].to_numpy()[:60]
+    sources = ScoreSources(exact, proxies, labels, planted=planted)
+    cfg = PartitionConfig(kind=kind, size=45, group_score="exact_prob", refine_score="exact_prob", seed=1)
+    plain = choose_forget_set(cfg, sources)
+    clean = choose_forget_set(PartitionConfig(**{**cfg.__dict__, "exclude_planted_noise": True}), sources)
+    assert len(clean) == 45 and not clean["example_id"].isin(planted).any()
+    if kind == "high":
+        assert plain["example_id"].isin(planted).all()  # the confound the option removes
+        clean_scores = exact.set_index("example_id")["mem_prob"].drop(planted)
+        assert set(clean["example_id"]) == set(clean_scores.nlargest(45).index)  # the most memorized clean ones
+
+
+def test_exclude_planted_noise_without_the_planted_ids_fails_naming_the_key(tables):
+    exact, proxies, labels = tables
+    with pytest.raises(ValueError, match="partition.exclude_planted_noise"):
+        choose_forget_set(PartitionConfig(kind="high", size=30, exclude_planted_noise=True),
+                          ScoreSources(exact, proxies, labels))

@@ -14,6 +14,7 @@ import pytest
 
 from memunlearn.cli import main
 from memunlearn.evaluation.claims import COLUMNS
+from memunlearn.modality.text.pipeline import TEXT_COVERS
 from memunlearn.modality.text.claims import first_epoch_ga_claims
 from memunlearn.run_report import WIDTH, claims_lines, headline_lines, run_report
 
@@ -37,6 +38,7 @@ def image_claims() -> pd.DataFrame:
 def text_claims() -> pd.DataFrame:
     """A text run's results/claims.csv, in the shape modality/text/claims.py writes it."""
     found = first_epoch_ga_claims(text_rows((5.0, 5.2, 4.9), (9.0, 9.3, 8.8)), pd.Series([12.0, 12.0, 12.0]))
+    found = found.assign(covers=TEXT_COVERS)  # the text pipeline's claims() names what every row covers
     return found.rename(columns={"effect_means": "comparison", "n": "n_seeds"})[list(COLUMNS)]
 
 

@@ -1,5 +1,5 @@
 """Experiment grids: which cells an experiment runs (params sections ``ablations``, ``levels``, ``rum_compare``,
-``entanglement``).
+``entanglement``, ``levels_clean``).
 
 A grid is methods x scores x forget-set kinds x strategies x seeds. Each
 grid is its own params section; one DVC stage runs them all (``grids``,
@@ -21,10 +21,13 @@ from .config import ConfigError
 from .partition import FORGET_KINDS, grid_forget_set
 from .unlearning import METHODS, STRATEGIES, UnlearnPlan
 
-GRIDS = ("ablations", "levels", "rum_compare", "entanglement")  # params sections holding a grid; dvc.yaml: stage grids
+# params sections holding a grid; dvc.yaml: stage grids
+GRIDS = ("ablations", "levels", "rum_compare", "entanglement", "levels_clean")
 KEYS = ("grid", "method", "group_score", "kind", "strategy", "seed")  # one cell
 ORACLE_OBSERVATION = "outputs"  # what scoring reads of a forget set's oracle, in its folder (+ the modality's suffix)
 AXES = ("methods", "group_scores", "kinds", "strategies", "seeds")  # a grid's lists, one per KEYS entry after grid
+# which original model and scores each seed reads (experiments/originals.py): the pipeline's one, or its own
+ORIGINALS = ("shared", "per_seed")
 
 
 def forget_set_name(cell: Mapping[str, Any]) -> str:
@@ -51,6 +54,9 @@ class GridConfig:
     fixed_group_score: str = ""  # "": each forget set is its score's own group; a score: every forget set is
     #                              that score's group, refined by the grid's score (fixed-F comparison)
     device: str = "auto"
+    originals: str = "shared"  # ORIGINALS: shared = every seed unlearns the train stage's original with the
+    #                            memorize/proxies stages' scores; per_seed = each seed its own
+    #                            (experiments/originals.py)
 
     def validate(self, section: str = "ablations") -> None:
         """Every axis non-empty, unique and registered, every forget set's partition valid; ``section``: the
@@ -62,6 +68,8 @@ class GridConfig:
             if name != "methods":  # a method may be a named methods block: each cell's plan checks it
                 for value in values:
                     registry.get(value)
+        if self.originals not in ORIGINALS:
+            raise ConfigError(f"{section}.originals: got {self.originals!r}; choose one of: {', '.join(ORIGINALS)}")
         if not self.seeds:
             raise ConfigError(f"{section}.seeds is empty; list at least one seed (>= 3 for a confidence interval)")
         if not self.group_scores:
@@ -85,6 +93,10 @@ class GridConfig:
         """The ``PartitionConfig`` params of one (grid score, kind, seed) forget set (validated; see
         ``partition.grid_forget_set``, which stages/grids.py calls through this)."""
         return grid_forget_set(self.partition, group_score, kind, seed, self.fixed_group_score, section)
+
+    def scores(self) -> set[str]:
+        """Every score the grid's forget sets read: its group scores, fixed group score and refine score."""
+        return {*self.group_scores, self.fixed_group_score, str(self.partition.get("refine_score", ""))} - {""}
 
     def cells(self, grid: str = "ablations") -> pd.DataFrame:
         """Every cell of the grid, in grid order: one column per KEYS entry."""

@@ -44,6 +44,8 @@ class PartitionConfig:
     entanglement_bins: int = DEFAULT_BINS  # centroid-distance bins of the ``entanglement`` score
     seed: int = 0  # tie-breaks, random and class draws
     device: str = "auto"  # for the original model's embeddings (entanglement scores, ES metrics)
+    exclude_planted_noise: bool = False  # draw F only from examples without planted noise (image: flipped labels;
+    #                                      text: canary copies): the clean control of a memorization level
 
     def validate(self) -> None:
         FORGET_KINDS.get(self.kind)
@@ -89,15 +91,18 @@ class ScoreSources:
     proxies: pd.DataFrame  # the proxies stage's table
     labels: pd.Series  # label by example_id, all of D (text: the copy count of a planted canary, 0 for corpus text)
     embeddings: np.ndarray | None = None  # (N, D) penultimate layer of the original model, rows in labels' order
+    planted: np.ndarray | None = None  # ids of the planted examples (image: flipped labels; text: canary copies);
+    #                                    None = not known (then no forget set can exclude them)
 
 
 def score_sources(train: ImageSplit, original, info, exact: pd.DataFrame, proxies: pd.DataFrame,
-                  device) -> ScoreSources:
-    """ScoreSources for ``train`` with the original model's embeddings (N, D)."""
+                  device, planted=None) -> ScoreSources:
+    """ScoreSources for ``train`` with the original model's embeddings (N, D) and the planted-noise ids."""
     from .entanglement import embed_split  # imports the training loop; only stages that embed need it
 
     labels = pd.Series(train.labels.numpy(), index=pd.Index(train.example_ids.numpy(), name="example_id"))
-    return ScoreSources(exact, proxies, labels, embed_split(original, train, info, device))
+    return ScoreSources(exact, proxies, labels, embed_split(original, train, info, device),
+                        None if planted is None else np.asarray(planted, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -264,7 +269,14 @@ def choose_forget_set(cfg: PartitionConfig, sources: ScoreSources) -> pd.DataFra
     forget set and every RUM comparison call it.
     """
     group = lookup_score(cfg.group_score, sources, cfg.entanglement_bins)
-    ids = FORGET_KINDS.get(cfg.kind)(group, sources.labels, cfg)
+    candidates, labels = group, sources.labels
+    if cfg.exclude_planted_noise:  # the kind ranks the clean examples only; the score itself is unchanged
+        if sources.planted is None:
+            raise ValueError("partition.exclude_planted_noise needs the planted examples' ids; build the sources "
+                             "with the modality's score_sources (the partition and grids stages do)")
+        candidates = Score(group.name, group.values.drop(sources.planted, errors="ignore"), group.mid_target)
+        labels = labels.drop(sources.planted, errors="ignore")
+    ids = FORGET_KINDS.get(cfg.kind)(candidates, labels, cfg)
     refine_by = group if cfg.refine_score == cfg.group_score else lookup_score(
         cfg.refine_score, sources, cfg.entanglement_bins)
     table = refine(ids, refine_by, cfg.seed)

@@ -16,7 +16,9 @@ of the two ToW values, then the mean and its t-based 95% CI over seeds (``evalua
 
 Every row also gives each arm's mean metric and seconds over the paired seeds (``metric_a``, ``seconds_a``,
 ``metric_b``, ``seconds_b``). A claim whose cells are not in the grids says ``not run`` and ``needs`` names
-the grid entries it needs. Pure functions on the tidy results table.
+the grid entries it needs. ``covers`` names the sources of randomness a row's interval spans: what the grid
+seeds drive (``COVERS``: with ``originals: per_seed`` also the original model and its memorization scores), or
+what a row without seeds is. Pure functions on the tidy results table.
 """
 from __future__ import annotations
 
@@ -31,9 +33,15 @@ from ..config import check_positive
 from .stats import mean_ci
 
 VERDICTS = ("supported", "contradicted", "inconclusive", "not run")
-COLUMNS = ("claim", "finding", "comparison", "effect", "ci_low", "ci_high", "n_seeds", "verdict")
+COLUMNS = ("claim", "finding", "comparison", "effect", "ci_low", "ci_high", "n_seeds", "verdict", "covers")
 ARM_COLUMNS = ("metric_a", "seconds_a", "metric_b", "seconds_b", "needs")  # after COLUMNS
 GRID_ORDER = ("ablations", "rum_compare", "levels", "entanglement")  # where a proxy's RUM cells are looked for
+# What a grid seed drives (experiments/grids.py), by the grid's ``originals`` (grid.py ORIGINALS): the retrain
+# oracle's init and data order, the unlearning's draws, the forget set's tie-breaks and the MIA subsample; per_seed
+# also trains each seed its own original model and memorization scores (so its forget sets and proxies' scores)
+SEED_DRIVEN = "oracle, unlearning, tie-breaks, MIA subsample"
+COVERS = {"shared": SEED_DRIVEN, "per_seed": f"original, scores, {SEED_DRIVEN}"}
+MEASURED = "one measurement of the proxy study (no seeds, no interval)"  # covers of a proxy cost row
 
 
 @dataclass(frozen=True)
@@ -110,11 +118,20 @@ def same_forget_set(results: pd.DataFrame, a: Mapping[str, Any], b: Mapping[str,
     return bool(same.all()) if same.all() or not same.any() else None
 
 
+def covers(results: pd.DataFrame, *wheres: Mapping[str, Any]) -> str:
+    """The randomness an interval over the cells ``wheres`` covers: ``COVERS`` of their grids' ``originals``
+    (per_seed only if every arm's cells had their own originals; a table without the column: shared)."""
+    modes = {str(mode) for where in wheres
+             for mode in (arm(results, where).get("originals", pd.Series(["shared"])).fillna("shared"))}
+    return COVERS["per_seed"] if modes == {"per_seed"} else COVERS["shared"]
+
+
 def _row(claim: str, finding: str, a: Mapping[str, Any], b: Mapping[str, Any], paired: tuple, verdict: str,
-         metric: str, needs: str = "") -> dict[str, Any]:
+         metric: str, needs: str = "", results: pd.DataFrame | None = None) -> dict[str, Any]:
     (mean, low, high, n), arms = paired
     return {"claim": claim, "finding": finding, "comparison": f"{metric}[{_describe(a)}] - {metric}[{_describe(b)}]",
-            "effect": mean, "ci_low": low, "ci_high": high, "n_seeds": n, "verdict": verdict, **arms,
+            "effect": mean, "ci_low": low, "ci_high": high, "n_seeds": n, "verdict": verdict,
+            "covers": COVERS["shared"] if results is None else covers(results, a, b), **arms,
             "needs": needs if verdict == "not run" else ""}
 
 
@@ -132,6 +149,7 @@ def cheaper_than_retraining(results: pd.DataFrame, where: Mapping[str, Any], met
                        "loaded from a cache reports its first run's seconds)",
             "comparison": f"oracle_seconds / seconds[{_describe(where)}]", "effect": mean, "ci_low": low,
             "ci_high": high, "n_seeds": n, "verdict": greater_verdict(low, high, n, threshold=1.0),
+            "covers": covers(results, where),
             "metric_a": float(cells[metric].mean()) if len(cells) else math.nan, "seconds_a": _seconds(cells),
             "metric_b": float(cells[oracle_metric].mean()) if oracle_metric in cells and len(cells) else math.nan,
             "seconds_b": _seconds(cells, "oracle_seconds"),
@@ -166,13 +184,18 @@ def evaluate_claims(results: pd.DataFrame, proxy_cost: Mapping[str, float], cfg:
     exact_rum = {**ablations, "kind": "mix", "strategy": "rum_f"}
     rows = []
 
-    def greater(claim, finding, a, b, needs=""):
-        paired = _paired(results, a, b, metric)
-        rows.append(_row(claim, finding, a, b, paired, greater_verdict(*paired[0][1:]), metric, needs))
+    def greater(claim, finding, a, b, needs="", valid=True):
+        paired = _paired(results, a, b, metric) if valid else NOT_RUN
+        rows.append(_row(claim, finding, a, b, paired, greater_verdict(*paired[0][1:]), metric, needs, results))
 
     greater("high_memorization_is_harder", "forget sets of highly memorized examples are harder than of "
             "weakly memorized ones (vanilla)", {**levels, "kind": "low", "strategy": "vanilla"},
             {**levels, "kind": "high", "strategy": "vanilla"}, "levels.kinds: [low, high], strategies: [vanilla]")
+    clean = [{**levels, "grid": "levels_clean", "kind": kind, "strategy": "vanilla"} for kind in ("low", "high")]
+    greater("high_memorization_is_harder_clean", "the same on forget sets without planted label noise: high "
+            "memorization, not mislabeling, makes a forget set harder (vanilla)", *clean,
+            "levels_clean.kinds: [low, high], strategies: [vanilla], partition.exclude_planted_noise: true",
+            valid=all(_clean(results, where) for where in clean))
     for control, name in (("vanilla", "rum_beats_vanilla"), ("vanilla_budget", "rum_beats_budget_matched_vanilla"),
                           ("shuffle", "rum_beats_shuffle")):
         greater(name, f"RUM (rum_f, low -> mid -> high) beats {control} on a mixed forget set", exact_rum,
@@ -192,7 +215,8 @@ def evaluate_claims(results: pd.DataFrame, proxy_cost: Mapping[str, float], cfg:
             paired = _paired(results, a, exact_rum, metric) if same in grids else NOT_RUN
             rows.append(_row(f"rum_{proxy}_on_par_with_exact{suffix}", f"RUM driven by the {proxy} proxy is on "
                              f"par with RUM driven by exact scores: no more than {margin:g} worse, {where}", a,
-                             exact_rum, paired, noninferior_verdict(*paired[0][1:], margin), metric, needs))
+                             exact_rum, paired, noninferior_verdict(*paired[0][1:], margin), metric, needs,
+                             results))
         own = {"grid": grids.get(True, grids.get(False, "rum_compare")), "method": m, "group_score": proxy,
                "kind": "mix"}
         greater(f"rum_{proxy}_beats_shuffle", f"RUM driven by {proxy} beats the shuffle control",
@@ -204,6 +228,7 @@ def evaluate_claims(results: pd.DataFrame, proxy_cost: Mapping[str, float], cfg:
                      f"at least {cfg.cheaper_factor:g}x less than exact scores", "comparison":
                      "exact compute seconds / proxy seconds", "effect": factor, "ci_low": math.nan,
                      "ci_high": math.nan, "n_seeds": 0, "verdict": verdict if np.isfinite(factor) else "not run",
+                     "covers": MEASURED,
                      **NOT_RUN[1], "needs": "" if np.isfinite(factor) else "the proxy study's cost of " + proxy})
     ent = {"grid": "entanglement", "method": m, "group_score": "entanglement", "strategy": "vanilla"}
     greater("entangled_is_harder", "forget sets entangled with the retain set are harder than weakly entangled "
@@ -211,6 +236,12 @@ def evaluate_claims(results: pd.DataFrame, proxy_cost: Mapping[str, float], cfg:
             "entanglement.kinds: [low, high], strategies: [vanilla]")
     rows.extend(cheaper_than_retraining(results, where, metric) for where in _timed_arms(results, ablations, m))
     return pd.DataFrame(rows, columns=list(COLUMNS + ARM_COLUMNS))
+
+
+def _clean(results: pd.DataFrame, where: Mapping[str, Any]) -> bool:
+    """Do the cells ``where`` exist with no planted-noise example in any forget set (``planted_noise_in_forget``)?"""
+    cells = arm(results, where)
+    return len(cells) > 0 and "planted_noise_in_forget" in cells and bool((cells["planted_noise_in_forget"] == 0).all())
 
 
 def _timed_arms(results: pd.DataFrame, ablations: Mapping[str, Any], method: str) -> list[dict[str, Any]]:
@@ -230,17 +261,20 @@ def claims_markdown(table: pd.DataFrame, cfg: ClaimsConfig) -> str:
         f"{cfg.on_par_margin:g}): supported if the CI's lower bound lies above -{cfg.on_par_margin:g}. A 'cheaper "
         "than retraining' claim's effect is the mean ratio of the oracle's seconds to the arm's (supported if the CI "
         "lies above 1); a cell loaded from a cache reports its first run's seconds. Each arm's mean metric and "
-        "seconds are in results/claims.csv (metric_a, seconds_a, metric_b, seconds_b).", table)
+        "seconds are in results/claims.csv (metric_a, seconds_a, metric_b, seconds_b). 'covers': the sources of "
+        "randomness the interval spans (the grid seeds drive the oracle, the unlearning, the forget set's "
+        "tie-breaks and the MIA subsample; with a grid's originals: per_seed also the original model and its "
+        "memorization scores).", table)
 
 
 def claims_report(intro: str, table: pd.DataFrame, label=lambda row: row["finding"]) -> str:
     """``results/claims.md`` of any modality: ``intro``, then one line per claim (``label(row)``) with its
     verdict, effect (a cost factor, which has no seeds, as ``<n>x``), 95% CI, seeds, each arm's seconds where the
-    table has them, and the comparison (a claim not run: what it needs)."""
+    table has them, what the interval covers, and the comparison (a claim not run: what it needs)."""
     timed = "seconds_a" in table.columns
     lines = ["# Claims tested on this run", "", intro, "",
              "| claim | verdict | effect | 95% CI | seeds |" + (" seconds (a / b) |" if timed else "")
-             + " comparison |", "|---|---|---|---|---|" + ("---|" if timed else "") + "---|"]
+             + " covers | comparison |", "|---|---|---|---|---|" + ("---|" if timed else "") + "---|---|"]
     for row in table.to_dict("records"):
         ci = "" if not np.isfinite([row["ci_low"], row["ci_high"]]).all() else \
             f"[{row['ci_low']:+.3f}, {row['ci_high']:+.3f}]"
@@ -253,5 +287,5 @@ def claims_report(intro: str, table: pd.DataFrame, label=lambda row: row["findin
             seconds = "  |"
         comparison = f"`{row['comparison']}`" + (f"; needs `{row['needs']}`" if isinstance(row.get("needs"), str) and row["needs"] else "")
         lines.append(f"| {label(row)} | **{row['verdict']}** | {effect} | {ci} | {row['n_seeds']} |{seconds} "
-                     f"{comparison} |")
+                     f"{row['covers']} | {comparison} |")
     return "\n".join(lines) + "\n"

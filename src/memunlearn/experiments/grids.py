@@ -34,7 +34,7 @@ from ..unlearning import UnlearnConfig
 from ..unlearning.cache import cached_strategy
 
 log = logging.getLogger("memunlearn")
-FORGET_SET_FACTS = ("entanglement_score", "largest_class_share", "planted_noise_in_forget")  # from oracle.json
+FORGET_SET_FACTS = ("entanglement_score", "largest_class_share", "planted_noise_in_forget", "originals")  # oracle.json
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,15 +47,24 @@ class GridPaths:
 
 
 def run_grid(grid: str, config: GridConfig, params: Mapping[str, Any], modality, data, recipe, sources, device,
-             paths: GridPaths, record: Callable[[StageRecord], str | None]) -> dict[str, int]:
-    """Every forget set, oracle and cell of ``grid`` (``sources``: the partition's ScoreSources); each logged by
-    ``record`` as its own MLflow run. Returns the grid's counts for the stage's record."""
+             paths: GridPaths, record: Callable[[StageRecord], str | None],
+             per_seed: Callable[[int], tuple[Any, Any]] | None = None) -> dict[str, int]:
+    """Every forget set, oracle and cell of ``grid`` (``sources``: the partition's ScoreSources of the shared
+    original; ``per_seed``: seed -> (GridOriginal, ScoreSources) of each seed's own, experiments/originals.py, which
+    ``originals: per_seed`` needs); each logged by ``record`` as its own MLflow run. Returns the grid's counts for
+    the stage's record."""
     shared = {"partition": dict(config.partition), "fixed_group_score": config.fixed_group_score,
-              "device": config.device}
+              "device": config.device, "originals": config.originals}
     data_dir, results_dir = paths.data / grid, paths.results / grid
     plans = {m: from_params(UnlearnConfig, {"method": m, "strategy": "vanilla", "device": config.device}, grid)
              .plan({m: params["methods"].get(m) or {}}) for m in config.methods}
-    original_of = modality.grid_originals(data, recipe, plans, paths.train, paths.oracle_cache, device)
+    if config.originals == "per_seed":
+        if per_seed is None:
+            raise ValueError(f"{grid}.originals: per_seed needs each seed's original (experiments/originals.py)")
+        originals = per_seed
+    else:
+        original_of = modality.grid_originals(data, recipe, plans, paths.train, paths.oracle_cache, device)
+        originals = lambda seed: (original_of(seed), sources)  # noqa: E731
     oracle_recipe = recipe_for(params, "oracle")  # train with oracle.recipe over it
     oracle_keys = (params.get("oracle") or {}).get("recipe") or {}  # for the oracles' MLflow params
 
@@ -63,11 +72,11 @@ def run_grid(grid: str, config: GridConfig, params: Mapping[str, Any], modality,
     for keys, forget_cells in cells.groupby(["group_score", "kind", "seed"], sort=False):
         forget_set = dict(zip(("group_score", "kind", "seed"), keys))
         folder = data_dir / forget_set_name(forget_set)
-        original = original_of(int(forget_set["seed"]))
+        original, sources_of_seed = originals(int(forget_set["seed"]))
         # -- the forget set and its oracle ----------------------------------------------------------------------
         partition = from_params(PartitionConfig, config.partition_params(**forget_set, section=grid),
                                 f"{grid}.partition")
-        forget = choose_forget_set(partition, sources)
+        forget = choose_forget_set(partition, sources_of_seed)
         parts = apply_partition(data.train, forget)
         oracle, seconds, cached = modality.cached_oracle(parts.retain, data.info, oracle_recipe, device,
                                                          forget_set["seed"],
@@ -75,7 +84,8 @@ def run_grid(grid: str, config: GridConfig, params: Mapping[str, Any], modality,
         save_table(forget, folder / "forget.csv")
         modality.save_model(oracle, recipe.model, data.info, folder / "model.pt")
         modality.observe(oracle, data, parts, int(forget_set["seed"]), device, folder / ORACLE_OBSERVATION)
-        oracle_record = {"seconds": seconds, "cached": cached, **describe_forget_set(forget, sources, data.planted),
+        oracle_record = {"seconds": seconds, "cached": cached, "originals": config.originals,
+                         **describe_forget_set(forget, sources_of_seed, data.planted),
                          **modality.forget_set_facts(original, data, parts)}
         save_json(oracle_record, folder / "oracle.json")
         record(StageRecord(f"{grid}_oracle@{forget_set_name(forget_set)}",

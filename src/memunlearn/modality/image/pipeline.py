@@ -153,7 +153,8 @@ class ImageModality:
     def score_sources(self, data: PreparedImages, exact, proxies, original: Path, device):
         from ...partition import score_sources
 
-        return score_sources(data.train, self.load_model(original, "train")[0], data.info, exact, proxies, device)
+        return score_sources(data.train, self.load_model(original, "train")[0], data.info, exact, proxies, device,
+                             data.planted)
 
     def describe_forget_set(self, config, forget, sources, data: PreparedImages) -> dict:
         from ...partition import describe_forget_set, entanglement_kinds_es

@@ -26,6 +26,10 @@ from .common import CANARIES, META, TOKENIZER, PreparedRun, load_prepared, logge
 TEXT = "text"
 FIRST_EPOCH_GRADS = "first_epoch_grads.pt"  # in the train stage's folder
 
+# What a text claim's interval over seeds spans: each seed's own original (its init, data order and first-epoch
+# gradients) and the ascent from it; the canaries, their exposure references and the memorization scores are shared
+TEXT_COVERS = "original, unlearning"
+
 
 class TextModality:
     name = TEXT
@@ -162,7 +166,8 @@ class TextModality:
     def score_sources(self, data: PreparedRun, exact, proxies, original: Path, device):
         from ...partition import ScoreSources
 
-        return ScoreSources(exact, proxies, data.labels())  # no embeddings: no entanglement kinds for text
+        # no embeddings: no entanglement kinds for text; the canary copies are its planted examples
+        return ScoreSources(exact, proxies, data.labels(), planted=np.asarray(data.planted, dtype=np.int64))
 
     def describe_forget_set(self, config, forget, sources, data: PreparedRun) -> dict:
         from ...partition import describe_forget_set
@@ -321,6 +326,8 @@ class TextModality:
         found = first_epoch_ga_claims(rows, original)
         table = found.rename(columns={"effect_means": "comparison", "n": "n_seeds"})[
             ["claim", "finding", "comparison", "effect", "ci_low", "ci_high", "n_seeds", "verdict"]]
+        table["covers"] = TEXT_COVERS
+        table.loc[table["claim"] == "embedding_halves_space", "covers"] = "an exact byte count (no randomness)"
         return table, text_claims_markdown(table, rows)
 
     def figures(self, data: PreparedRun, results: Path, memorize: Path, out: Path) -> list[Path]:
