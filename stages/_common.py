@@ -43,6 +43,7 @@ UNLEARN_DIR = ROOT / "data/unlearn"
 UNLEARN_CACHE = WORKSPACE / "data/unlearn_cache"  # unlearning runs by content (unlearning/cache.py): none runs twice
 METRICS_DIR = ROOT / "metrics"
 RESULTS_DIR = ROOT / "results"
+TUNE_DIR = ROOT / "data/tune"  # study.db (the Optuna studies, persistent: a rerun resumes them), best.json
 GRIDS_DATA_DIR = ROOT / "data/grids"  # <grid>/<score>-<kind>-<seed>/ (oracles), <grid>/cells/<cell>.npz (outputs)
 RAW_DIR = ROOT / "data/raw"
 FIRST_EPOCH_GRADS = TRAIN_DIR / "first_epoch_grads.pt"  # when train_records.first_epoch_grads is on

@@ -18,14 +18,14 @@ keeps what it finished. Each forget set and each cell is its own MLflow run
 (`<grid>_oracle@...`, `<grid>_cell@...`) under the invocation's parent run.
 """
 from _common import (MEMORIZE_DIR, ORACLE_CACHE, PREPARED, PROXIES_DIR, RESULTS_DIR, GRIDS_DATA_DIR, TRAIN_DIR,
-                     UNLEARN_CACHE, device, flatten, load_params, record, stage, stage_name, track)
+                     TUNE_DIR, UNLEARN_CACHE, device, flatten, load_params, record, stage, stage_name, track)
 
 import functools
 
 from memunlearn.config import from_params
 from memunlearn.experiments.grids import GridPaths, run_grid
-from memunlearn.grid import GRIDS, GridConfig
-from memunlearn.io import load_table
+from memunlearn.grid import GRIDS, TUNED, GridConfig, grid_sections
+from memunlearn.io import load_json, load_table
 from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
 from memunlearn.tracking import StageRecord
@@ -35,9 +35,10 @@ from memunlearn.unlearning.config import init_conflicts
 
 @stage
 def main() -> None:
-    params = load_params("modality", "train", "oracle", "methods", *GRIDS)
+    params = load_params("modality", "train", "oracle", "methods", *GRIDS, TUNED)
     modality = load_modality(params["modality"], PREPARED)
-    configs = {grid: from_params(GridConfig, params[grid], grid) for grid in GRIDS}  # every grid checked first
+    grids = grid_sections(params["modality"])  # the tuned grid's cells run at the tune stage's values (best.json)
+    configs = {grid: from_params(GridConfig, params[grid], grid) for grid in grids}  # every grid checked first
     for config in configs.values():
         config.check_methods(params["methods"])
     recipe = recipe_for(params, "original")
@@ -53,8 +54,11 @@ def main() -> None:
     metrics = {}
     for grid, config in configs.items():
         dev = device(config.device)
-        metrics |= run_grid(grid, config, params, modality, data, recipe, sources(dev), dev, paths, record)
-    track(StageRecord(stage_name(), flatten({grid: params[grid] for grid in GRIDS}), metrics))
+        tuned = load_json(TUNE_DIR / "best.json", "tune") if grid == TUNED else None
+        metrics |= run_grid(grid, config, params, modality, data, recipe, sources(dev), dev, paths, record, tuned)
+    for folder in (GRIDS_DATA_DIR / TUNED / "cells", RESULTS_DIR / "grids" / TUNED):  # declared outs, also where
+        folder.mkdir(parents=True, exist_ok=True)                                      # the modality tunes nothing
+    track(StageRecord(stage_name(), flatten({grid: params[grid] for grid in grids}), metrics))
 
 
 if __name__ == "__main__":
