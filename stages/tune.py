@@ -32,7 +32,7 @@ def main() -> None:
     grid = from_params(GridConfig, params[TUNED], TUNED)
     grid.check_methods(params["methods"])
     config.check(params["methods"], grid.seeds)
-    start, cpu, arms = time.perf_counter(), time.process_time(), []
+    start, cpu, arms, overlap = time.perf_counter(), time.process_time(), [], None
     if params["modality"] in TUNED_MODALITIES:
         modality = load_modality(params["modality"], PREPARED)
         data = without_forgotten(modality.load(PREPARED))
@@ -41,12 +41,14 @@ def main() -> None:
                                          load_table(PROXIES_DIR / "proxies.parquet", "proxies"),
                                          TRAIN_DIR / "model.pt", dev)
         TUNE_DIR.mkdir(parents=True, exist_ok=True)
-        arms = run_tune(config, grid, params, modality, data, sources, dev, TRAIN_DIR, ORACLE_CACHE,
-                        f"sqlite:///{STUDY}")
+        arms, overlap = run_tune(config, grid, params, modality, data, sources, dev, TRAIN_DIR, ORACLE_CACHE,
+                                 f"sqlite:///{STUDY}")
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu  # cpu: all threads, any load
-    save_json({"seeds": list(config.seeds), "arms": {f"{a.method}/{a.strategy}": a.record() for a in arms}},
-              TUNE_DIR / "best.json")
-    metrics = {"seconds": seconds, "cpu_seconds": cpu_seconds, "arms": len(arms), "trials": sum(a.trials for a in arms),
+    save_json({"seeds": list(config.seeds), "held_out_overlap": overlap,
+               "arms": {f"{a.method}/{a.strategy}": a.record() for a in arms}}, TUNE_DIR / "best.json")
+    metrics = {"seconds": seconds, "cpu_seconds": cpu_seconds, "arms": len(arms),
+               **({"held_out_overlap": overlap} if overlap is not None else {}),  # none where nothing is tuned
+               "trials": sum(a.trials for a in arms),
                "new_trials": sum(a.new_trials for a in arms),
                **{f"{a.method}/{a.strategy}": {"tow": a.tow, "default_tow": a.default_tow, "trials": a.trials,
                                                "seconds": a.seconds} for a in arms}}

@@ -86,6 +86,10 @@ def test_rum_steps_are_searched_per_step_and_the_budget_comes_from_rum_f():
     assert set(rum_f.ranges) == {f"{s}.{k}" for s in ("low", "mid", "high") for k in ("alpha", "lr", "epochs")}
     assert rum_f.values({"low.lr": 0.02, "high.epochs": 7}) == {"block": {}, "subset_params": {
         "low": {"lr": 0.02}, "high": {"epochs": 7}}}
+    assert rum_f.defaults["high.epochs"] == 5 and rum_f.defaults["low.alpha"] == 0.99
+    capped = arm_space("neggrad_plus", "vanilla", config(spaces={"neggrad_plus": {
+        "epochs": {"low": 1, "high": 3}, "lr": {"low": 0.02, "high": 0.05}}}).spaces, BLOCKS)
+    assert capped.defaults == {"epochs": 3, "lr": 0.02}  # trial 0: the untuned 5 epochs and lr 0.01, clipped
     full = arm_space("neggrad_plus", "rum", spaces, BLOCKS)  # low: none, mid: finetune, high: salun
     assert full.ranges.keys() == {"mid.lr", "high.threshold"}
     assert full.defaults == {"mid.lr": 0.01, "high.threshold": 0.5}

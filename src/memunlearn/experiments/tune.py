@@ -14,9 +14,10 @@ and unlearning seed, disjoint from the grid's held-out seeds) and score the mean
   its untuned runs, which cover the original's weights, each tuning forget set and retain set by content, the
   recipe, the seeds and the unlearning code, plus the oracle recipe, the scoring params and this code): a rerun
   with more trials computes only the new ones, and any change of what is searched starts a new study.
-- Trial 0 of every study is the arm's untuned values (params' ``methods`` blocks), so the tuned best is never
-  worse than the defaults on the tuning seeds. The sampler (TPE, seeded by ``tune.seed`` and the number of
-  finished trials, so a resumed study draws new points) is not cost-aware: trials are ranked by ToW alone.
+- Trial 0 of every study is the arm's untuned values (params' ``methods`` blocks), each clipped into its range,
+  so the tuned best is never worse than them on the tuning seeds. The sampler (TPE, seeded by ``tune.seed`` and
+  the number of finished trials, so a resumed study draws new points) ranks trials by ToW alone; the cost is
+  bounded by the ranges (the default run's epochs ranges stop below the methods' default epochs).
 """
 from __future__ import annotations
 
@@ -66,6 +67,11 @@ class Range:
     @property
     def integer(self) -> bool:
         return isinstance(self.low, int) and isinstance(self.high, int)
+
+    def clip(self, value: float) -> float:
+        """``value`` moved into the range (trial 0's untuned value where the range excludes it)."""
+        clipped = min(max(value, self.low), self.high)
+        return int(round(clipped)) if self.integer else clipped
 
 
 @dataclass(frozen=True)
@@ -117,8 +123,8 @@ def _hyperparameters(name: str, blocks: Mapping[str, Mapping[str, Any]]) -> set[
 
 @dataclass(frozen=True)
 class ArmSpace:
-    """An arm's search: ``ranges`` by Optuna name (``<key>`` or ``<subset>.<key>``), the untuned values of trial
-    0, and the fixed ``subset_params`` (vanilla_budget's epochs budget)."""
+    """An arm's search: ``ranges`` by Optuna name (``<key>`` or ``<subset>.<key>``), trial 0's values (the untuned
+    ones clipped into the ranges), and the fixed ``subset_params`` (vanilla_budget's epochs budget)."""
 
     ranges: Mapping[str, Range]
     defaults: Mapping[str, Any]
@@ -150,14 +156,14 @@ def arm_space(method: str, strategy: str, spaces: Mapping[str, Mapping[str, Rang
             name = REFERENCE_SUBSET_METHODS[subset] if per_subset else method
             base = block_defaults(name)
             for key, bounds in (spaces.get(name) or {}).items():
-                ranges[f"{subset}{SEP}{key}"], defaults[f"{subset}{SEP}{key}"] = bounds, base[key]
+                ranges[f"{subset}{SEP}{key}"], defaults[f"{subset}{SEP}{key}"] = bounds, bounds.clip(base[key])
         return ArmSpace(ranges, defaults)
     base = block_defaults(method)
     fixed = {}
     for key, bounds in (spaces.get(method) or {}).items():
         if strategy in BUDGET_FROM and key == "epochs":
             continue  # the budget: rum_f's tuned epochs per step
-        ranges[key], defaults[key] = bounds, base[key]
+        ranges[key], defaults[key] = bounds, bounds.clip(base[key])
     if strategy in BUDGET_FROM and budget:
         fixed = {s: {"epochs": v["epochs"]} for s, v in budget.items() if "epochs" in v}
     return ArmSpace(ranges, defaults, fixed)
@@ -233,11 +239,12 @@ def tune_arm(storage: str, method: str, strategy: str, space: ArmSpace, identity
 
 
 def run_tune(config: TuneConfig, grid: GridConfig, params: Mapping[str, Any], modality, data, sources, device,
-             train_dir: Path, oracle_cache: Path | None, storage: str) -> list[ArmResult]:
+             train_dir: Path, oracle_cache: Path | None, storage: str) -> tuple[list[ArmResult], float]:
     """Tune every (method, strategy) arm of ``grid`` (the tuned grid) on ``config.seeds``: per seed the grid's
     first (score, kind) forget set with that seed, its retrain oracle (through the oracle cache) and the seed's
     original; each trial unlearns at every seed (no unlearning cache: the study is the trials' cache) and scores
-    the mean ToW against the oracles."""
+    the mean ToW against the oracles. Returns the arms' results and the mean share of a tuning forget set that
+    lies in a held-out one (a score's groups are its extremes: a seed changes only the tie-broken examples)."""
     blocks = params["methods"]
     recipe, oracle_recipe = recipe_for(params, "original"), recipe_for(params, "oracle")
     config.check(blocks, grid.seeds)
@@ -245,11 +252,16 @@ def run_tune(config: TuneConfig, grid: GridConfig, params: Mapping[str, Any], mo
     plans = {m: tuned_plan(m, "vanilla", {"block": {}, "subset_params": {}}, blocks, 0, grid.device)
              for m in dict.fromkeys(m for m, _ in arms)}
     original_of = modality.grid_originals(data, recipe, plans, train_dir, oracle_cache, device)
-    tuning = []  # per seed: (seed, original, its context, F/R parts, the oracle's metrics, the scoring params)
+    def forget_set(seed: int):
+        return choose_forget_set(from_params(PartitionConfig, grid.partition_params(
+            grid.group_scores[0], grid.kinds[0], seed, TUNED), f"{TUNED}.partition"), sources)
+
+    held_out = {i for seed in grid.seeds for i in forget_set(seed)["example_id"]}
+    tuning, overlap = [], []  # per seed: (seed, original, its context, F/R parts, the oracle's metrics, scoring)
     for seed in config.seeds:
-        partition = from_params(PartitionConfig, grid.partition_params(grid.group_scores[0], grid.kinds[0], seed,
-                                                                       TUNED), f"{TUNED}.partition")
-        parts = apply_partition(data.train, choose_forget_set(partition, sources))
+        forget = forget_set(seed)
+        overlap.append(float(forget["example_id"].isin(held_out).mean()))
+        parts = apply_partition(data.train, forget)
         oracle, oracle_seconds, _ = modality.cached_oracle(parts.retain, data.info, oracle_recipe, device, seed,
                                                           oracle_cache)
         evaluate = from_params(EvaluateConfig, {**params["evaluate"], "seed": seed}, "evaluate")
@@ -257,7 +269,8 @@ def run_tune(config: TuneConfig, grid: GridConfig, params: Mapping[str, Any], mo
         ctx = dataclasses.replace(original.context, seed=seed).with_oracle_recipe(oracle_recipe)
         tuning.append((seed, original, ctx, parts, modality.model_metrics(oracle, data, parts, evaluate, device),
                        evaluate))
-        log.info("tune: tuning forget set of seed %d, oracle %.1f s", seed, oracle_seconds)
+        log.info("tune: tuning forget set of seed %d (%.0f%% of it in a held-out forget set), oracle %.1f s", seed,
+                 100 * overlap[-1], oracle_seconds)
     code = source_fingerprint(imported_files(Path(__file__)))
     scoring = {"oracle_recipe": recipe_identity(resolved(oracle_recipe, device)), "evaluate": params["evaluate"],
                "code": code}
@@ -285,4 +298,4 @@ def run_tune(config: TuneConfig, grid: GridConfig, params: Mapping[str, Any], mo
 
         results[(method, strategy)] = tune_arm(storage, method, strategy, space, identity, config.trials,
                                                config.seed, score)
-    return list(results.values())
+    return list(results.values()), sum(overlap) / len(overlap)
