@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import sqlite3
 
+import numpy as np
+import pandas as pd
+
 import pytest
 
 from memunlearn.config import ConfigError, from_params
@@ -128,3 +131,27 @@ def test_first_method_only_runs_full_rum_once():
                                                             ("salun", "vanilla")]
     with pytest.raises(ConfigError, match="tuned.first_method_only"):
         from_params(GridConfig, {"strategies": ["vanilla"], "first_method_only": ["rum"]}, "tuned")
+
+
+@pytest.mark.parametrize("score", ["exact_prob", "confidence"])
+def test_tuning_forget_sets_lie_outside_the_held_out_ones(score):
+    """A score's mix set is its extremes: another seed alone picks nearly the same examples, so the tuning forget
+    set is chosen among the examples outside every held-out set."""
+    from memunlearn.experiments.tune import without_scores
+    from memunlearn.partition import PartitionConfig, ScoreSources, choose_forget_set
+
+    rng = np.random.default_rng(0)
+    ids = np.arange(300)
+    mem = np.round(rng.uniform(0, 1, len(ids)), 2)  # ties: the seed breaks them
+    sources = ScoreSources(pd.DataFrame({"example_id": ids, "mem": mem, "mem_prob": mem}),
+                           pd.DataFrame({"example_id": ids, "confidence": mem}), pd.Series(ids % 10, index=ids))
+
+    def chosen(seed, among):
+        cfg = PartitionConfig(size=30, group_score=score, refine_score=score, seed=seed)
+        return set(choose_forget_set(cfg, among)["example_id"])
+
+    held_out = chosen(0, sources) | chosen(1, sources)
+    assert len(chosen(100, sources) & held_out) >= 20  # what a seed alone would tune on
+    tuning = chosen(100, without_scores(sources, held_out))
+    assert len(tuning) == 30 and not tuning & held_out
+    assert sources.exact["mem_prob"].notna().all()  # the stage's own sources are left as they were

@@ -3,8 +3,9 @@
 
 A method compared at its defaults proves little, so every arm of the ``tuned`` grid (grid.py) gets its own
 search: an Optuna study in one SQLite storage (``data/tune/study.db``, a persistent DVC output), whose trials
-each unlearn with sampled hyperparameters on the *tuning* seeds (each seed: its own forget set, retrain oracle
-and unlearning seed, disjoint from the grid's held-out seeds) and score the mean ToW against the oracle.
+each unlearn with sampled hyperparameters on the *tuning* seeds (each seed: its own forget set, chosen outside
+the held-out forget sets, its retrain oracle and unlearning seed; the seeds disjoint from the grid's held-out
+ones) and score the mean ToW against the oracles.
 
 - What is searched (``arm_space``): ``vanilla``: the method's block; ``rum_f`` and ``shuffle``: per step
   (``subset_params`` low/mid/high, each with the method's space); ``rum``: per step, each subset's own method's
@@ -238,13 +239,28 @@ def tune_arm(storage: str, method: str, strategy: str, space: ArmSpace, identity
 
 
 
+def without_scores(sources, ids: set) -> Any:
+    """``sources`` (partition.ScoreSources) with every exact and proxy score of ``ids`` missing, so no forget set
+    chosen by those scores holds them (a score's groups are its extremes: another seed alone would pick nearly
+    the same examples). The embedding scores (entanglement, centroid distance) cannot leave examples out: their
+    overlap is reported."""
+    def blank(table):
+        table = table.copy()
+        rows = table["example_id"].isin(ids)
+        table.loc[rows, [c for c in table.columns if c != "example_id" and table[c].dtype.kind == "f"]] = float("nan")
+        return table
+
+    return dataclasses.replace(sources, exact=blank(sources.exact), proxies=blank(sources.proxies))
+
+
 def run_tune(config: TuneConfig, grid: GridConfig, params: Mapping[str, Any], modality, data, sources, device,
              train_dir: Path, oracle_cache: Path | None, storage: str) -> tuple[list[ArmResult], float]:
     """Tune every (method, strategy) arm of ``grid`` (the tuned grid) on ``config.seeds``: per seed the grid's
-    first (score, kind) forget set with that seed, its retrain oracle (through the oracle cache) and the seed's
-    original; each trial unlearns at every seed (no unlearning cache: the study is the trials' cache) and scores
-    the mean ToW against the oracles. Returns the arms' results and the mean share of a tuning forget set that
-    lies in a held-out one (a score's groups are its extremes: a seed changes only the tie-broken examples)."""
+    first (score, kind) forget set with that seed, chosen among the examples outside every held-out forget set
+    (the grid's seeds; ``without_scores``), its retrain oracle (through the oracle cache) and the seed's original;
+    each trial unlearns at every seed (no unlearning cache: the study is the trials' cache) and scores the mean ToW
+    against the oracles. Returns the arms' results and the mean share of a tuning forget set that lies in a
+    held-out one (0 for exact and proxy scores)."""
     blocks = params["methods"]
     recipe, oracle_recipe = recipe_for(params, "original"), recipe_for(params, "oracle")
     config.check(blocks, grid.seeds)
@@ -252,14 +268,15 @@ def run_tune(config: TuneConfig, grid: GridConfig, params: Mapping[str, Any], mo
     plans = {m: tuned_plan(m, "vanilla", {"block": {}, "subset_params": {}}, blocks, 0, grid.device)
              for m in dict.fromkeys(m for m, _ in arms)}
     original_of = modality.grid_originals(data, recipe, plans, train_dir, oracle_cache, device)
-    def forget_set(seed: int):
+    def forget_set(seed: int, among):
         return choose_forget_set(from_params(PartitionConfig, grid.partition_params(
-            grid.group_scores[0], grid.kinds[0], seed, TUNED), f"{TUNED}.partition"), sources)
+            grid.group_scores[0], grid.kinds[0], seed, TUNED), f"{TUNED}.partition"), among)
 
-    held_out = {i for seed in grid.seeds for i in forget_set(seed)["example_id"]}
+    held_out = {i for seed in grid.seeds for i in forget_set(seed, sources)["example_id"]}
+    outside = without_scores(sources, held_out)
     tuning, overlap = [], []  # per seed: (seed, original, its context, F/R parts, the oracle's metrics, scoring)
     for seed in config.seeds:
-        forget = forget_set(seed)
+        forget = forget_set(seed, outside)
         overlap.append(float(forget["example_id"].isin(held_out).mean()))
         parts = apply_partition(data.train, forget)
         oracle, oracle_seconds, _ = modality.cached_oracle(parts.retain, data.info, oracle_recipe, device, seed,
