@@ -109,7 +109,7 @@ def run_grid(grid: str, config: GridConfig, params: Mapping[str, Any], modality,
         # -- its cells ------------------------------------------------------------------------------------------
         for cell in forget_cells.to_dict("records"):
             name = cell_name(cell)
-            steps = {}  # the tuned grid's per-step values, for the cell's MLflow params
+            tuned_steps = {}  # the tuned grid's per-step values, for the cell's MLflow params
             if tuned is None:
                 method_params = {cell["method"]: params["methods"].get(cell["method"]) or {}}
                 plan = from_params(UnlearnConfig, {"method": cell["method"], "strategy": cell["strategy"],
@@ -120,7 +120,7 @@ def run_grid(grid: str, config: GridConfig, params: Mapping[str, Any], modality,
                 plan = tuned_plan(cell["method"], cell["strategy"], values, params["methods"], cell["seed"],
                                   config.device, grid)
                 method_params = {cell["method"]: plan.method_params[cell["method"]]}
-                steps = {"unlearn": {"subset_params": values["subset_params"]}}
+                tuned_steps = {"unlearn": {"subset_params": values["subset_params"]}}
             ctx = dataclasses.replace(original.context, seed=cell["seed"]).with_oracle_recipe(oracle_recipe)
             model, steps, seconds, was_cached = cached_strategy(cell["strategy"], copy.deepcopy(original.model),
                                                                 parts.subsets, parts.retain, plan, ctx,
@@ -133,7 +133,7 @@ def run_grid(grid: str, config: GridConfig, params: Mapping[str, Any], modality,
                 **modality.cell_facts(original, plans[cell["method"]], observed, oracle_record, data),
             }
             modality.save_model(model, recipe.model, data.info, data_dir / "cells" / f"{name}.pt")
-            used = {"train": params["train"], "methods": method_params, **steps, "cell": cell,
+            used = {"train": params["train"], "methods": method_params, **tuned_steps, "cell": cell,
                     grid: {"device": config.device}}
             run = record(StageRecord(f"{grid}_cell@{name}", flatten(used),
                                      flatten({k: v for k, v in cell_record.items() if k not in KEYS}),
