@@ -27,7 +27,7 @@ STUDY = TUNE_DIR / "study.db"
 
 @stage
 def main() -> None:
-    params = load_params("modality", "train", "oracle", "methods", "evaluate", "tune", TUNED)
+    params = load_params("modality", "train", "oracle", "methods", "tune", TUNED)
     config = from_params(TuneConfig, params["tune"], "tune")
     grid = from_params(GridConfig, params[TUNED], TUNED)
     grid.check_methods(params["methods"])

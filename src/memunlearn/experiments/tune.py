@@ -13,7 +13,7 @@ ones) and score the mean ToW against the oracles.
   ``epochs``, with the budget (epochs summed over RUM's steps) of the same method's tuned ``rum_f``.
 - A study is named by everything it searches (``study_name``: the arm, its space, its budget, and the run keys of
   its untuned runs, which cover the original's weights, each tuning forget set and retain set by content, the
-  recipe, the seeds and the unlearning code, plus the oracle recipe, the scoring params and this code): a rerun
+  recipe, the seeds and the unlearning code, plus the oracle recipe and this code): a rerun
   with more trials computes only the new ones, and any change of what is searched starts a new study.
 - Trial 0 of every study is the arm's untuned values (params' ``methods`` blocks), each clipped into its range,
   so the tuned best is never worse than them on the tuning seeds. The sampler (TPE, seeded by ``tune.seed`` and
@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from ..config import ConfigError, from_params
-from ..evaluation import EvaluateConfig
 from ..evaluation.tow import tow
 from ..grid import TUNED, GridConfig
 from .grids import tuned_plan
 from ..partition import SUBSETS, PartitionConfig, apply_partition, choose_forget_set
 from ..provenance import PACKAGE_ROOT, imported_files, source_fingerprint
 from ..seeding import derive_seed
+from ..training.loop import accuracy, predict_proba
 from ..training.recipe import recipe_for, recipe_identity, resolved
 from ..unlearning import METHODS, STRATEGIES
 from ..unlearning.cache import cached_strategy, run_key
@@ -178,7 +178,7 @@ def arms_in_order(cells: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
 
 def study_name(method: str, strategy: str, space: ArmSpace, identity: Mapping[str, Any]) -> str:
     """``<method>-<strategy>-<16 hex>`` over the arm, its ranges, defaults and budget and ``identity`` (what the
-    trials run on: run keys, oracle recipe, scoring params, code)."""
+    trials run on: run keys, oracle recipe, code)."""
     key = {"arm": [method, strategy], "ranges": {k: vars(r) for k, r in space.ranges.items()},
            "defaults": dict(space.defaults), "fixed": dict(space.fixed), **identity}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -239,6 +239,13 @@ def tune_arm(storage: str, method: str, strategy: str, space: ArmSpace, identity
 
 
 
+def accuracies(model, data, parts, device) -> dict[str, float]:
+    """FA/RA/TA, all ToW reads (images; the grids score the MIA too, a trial needs none: an SVC fit per trial
+    would cost more than the unlearning)."""
+    return {f"{name}_acc": accuracy(predict_proba(model, split, data.info, device), split.labels)
+            for name, split in (("forget", parts.forget), ("retain", parts.retain), ("test", data.test))}
+
+
 def without_scores(sources, ids: set) -> Any:
     """``sources`` (partition.ScoreSources) with every exact and proxy score of ``ids`` missing, so no forget set
     chosen by those scores holds them (a score's groups are its extremes: another seed alone would pick nearly
@@ -274,23 +281,20 @@ def run_tune(config: TuneConfig, grid: GridConfig, params: Mapping[str, Any], mo
 
     held_out = {i for seed in grid.seeds for i in forget_set(seed, sources)["example_id"]}
     outside = without_scores(sources, held_out)
-    tuning, overlap = [], []  # per seed: (seed, original, its context, F/R parts, the oracle's metrics, scoring)
+    tuning, overlap = [], []  # per seed: (seed, original, its context, F/R parts, the oracle's accuracies)
     for seed in config.seeds:
         forget = forget_set(seed, outside)
         overlap.append(float(forget["example_id"].isin(held_out).mean()))
         parts = apply_partition(data.train, forget)
         oracle, oracle_seconds, _ = modality.cached_oracle(parts.retain, data.info, oracle_recipe, device, seed,
                                                           oracle_cache)
-        evaluate = from_params(EvaluateConfig, {**params["evaluate"], "seed": seed}, "evaluate")
         original = original_of(seed)
         ctx = dataclasses.replace(original.context, seed=seed).with_oracle_recipe(oracle_recipe)
-        tuning.append((seed, original, ctx, parts, modality.model_metrics(oracle, data, parts, evaluate, device),
-                       evaluate))
+        tuning.append((seed, original, ctx, parts, accuracies(oracle, data, parts, device)))
         log.info("tune: tuning forget set of seed %d (%.0f%% of it in a held-out forget set), oracle %.1f s", seed,
                  100 * overlap[-1], oracle_seconds)
     code = source_fingerprint(imported_files(Path(__file__)))
-    scoring = {"oracle_recipe": recipe_identity(resolved(oracle_recipe, device)), "evaluate": params["evaluate"],
-               "code": code}
+    scoring = {"oracle_recipe": recipe_identity(resolved(oracle_recipe, device)), "code": code}
 
     results: dict[tuple[str, str], ArmResult] = {}
     for method, strategy in arms:
@@ -303,14 +307,14 @@ def run_tune(config: TuneConfig, grid: GridConfig, params: Mapping[str, Any], mo
 
         untuned = space.values(space.defaults)
         identity = {"runs": [run_key(strategy, original.model, parts.subsets, parts.retain, plan_at(untuned, seed),
-                                     ctx) for seed, original, ctx, parts, _, _ in tuning], **scoring}
+                                     ctx) for seed, original, ctx, parts, _ in tuning], **scoring}
 
         def score(values, plan_at=plan_at, strategy=strategy) -> float:
             tows = []
-            for seed, original, ctx, parts, oracle_metrics, evaluate in tuning:
+            for seed, original, ctx, parts, oracle in tuning:
                 model, _, _, _ = cached_strategy(strategy, copy.deepcopy(original.model), parts.subsets,
                                                  parts.retain, plan_at(values, seed), ctx, None)
-                tows.append(tow(modality.model_metrics(model, data, parts, evaluate, device), oracle_metrics))
+                tows.append(tow(accuracies(model, data, parts, device), oracle))
             return float(sum(tows) / len(tows))
 
         results[(method, strategy)] = tune_arm(storage, method, strategy, space, identity, config.trials,
