@@ -44,6 +44,7 @@ UNLEARN_CACHE = WORKSPACE / "data/unlearn_cache"  # unlearning runs by content (
 SEED_ORIGINAL_CACHE = WORKSPACE / "data/seed_original_cache"  # per_seed grids' originals and scores by content
 METRICS_DIR = ROOT / "metrics"
 RESULTS_DIR = ROOT / "results"
+TUNE_DIR = ROOT / "data/tune"  # study.db (the Optuna studies, persistent: a rerun resumes them), best.json
 GRIDS_DATA_DIR = ROOT / "data/grids"  # <grid>/<score>-<kind>-<seed>/ (oracles), <grid>/cells/<cell>.npz (outputs)
 RAW_DIR = ROOT / "data/raw"
 FIRST_EPOCH_GRADS = TRAIN_DIR / "first_epoch_grads.pt"  # when train_records.first_epoch_grads is on

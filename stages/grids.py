@@ -1,6 +1,6 @@
 """Stage `grids`: every forget set, retrain oracle and unlearning run of the experiment grids.
 
-A grid (params section `ablations`, `levels`, `rum_compare` or `entanglement`;
+A grid (params section `ablations`, `levels`, `rum_compare`, `entanglement`, `levels_clean` or `tuned`;
 src/memunlearn/grid.py) is methods x scores x kinds x strategies x seeds.
 For each grid and (score, kind, seed) the runner (experiments/grids.py)
 chooses the forget set F once, trains its retrain oracle on R = D \\ F once,
@@ -18,16 +18,16 @@ keeps what it finished. Each forget set and each cell is its own MLflow run
 (`<grid>_oracle@...`, `<grid>_cell@...`) under the invocation's parent run.
 """
 from _common import (MEMORIZE_DIR, ORACLE_CACHE, PREPARED, PROXIES_DIR, RESULTS_DIR, GRIDS_DATA_DIR, TRAIN_DIR,
-                     SEED_ORIGINAL_CACHE, UNLEARN_CACHE, device, environment, flatten, load_params, record, stage,
-                     stage_name, track)
+                     SEED_ORIGINAL_CACHE, TUNE_DIR, UNLEARN_CACHE, device, environment, flatten, load_params, record,
+                     stage, stage_name, track)
 
 import functools
 
 from memunlearn.config import ConfigError, from_params
 from memunlearn.experiments.grids import GridPaths, run_grid
 from memunlearn.experiments.originals import StageOutputs, needed_proxies, per_seed_sources, seed_original
-from memunlearn.grid import GRIDS, GridConfig
-from memunlearn.io import load_table
+from memunlearn.grid import GRIDS, TUNED, GridConfig, grid_sections
+from memunlearn.io import load_json, load_table
 from memunlearn.forgotten import without_forgotten
 from memunlearn.memorization.exact import Execution, ExactConfig
 from memunlearn.memorization.proxies import ProxyConfig
@@ -60,9 +60,11 @@ def per_seed(params, configs, modality, data, recipe, dev):
 
 @stage
 def main() -> None:
-    params = load_params("modality", "train", "train_records", "memorize", "proxies", "oracle", "methods", *GRIDS)
+    params = load_params("modality", "train", "train_records", "memorize", "proxies", "oracle", "methods", *GRIDS,
+                         TUNED)
     modality = load_modality(params["modality"], PREPARED)
-    configs = {grid: from_params(GridConfig, params[grid], grid) for grid in GRIDS}  # every grid checked first
+    grids = grid_sections(params["modality"])  # the tuned grid's cells run at the tune stage's values (best.json)
+    configs = {grid: from_params(GridConfig, params[grid], grid) for grid in grids}  # every grid checked first
     for config in configs.values():
         config.check_methods(params["methods"])
     recipe = recipe_for(params, "original")
@@ -79,9 +81,12 @@ def main() -> None:
     metrics = {}
     for grid, config in configs.items():
         dev = device(config.device)
+        tuned = load_json(TUNE_DIR / "best.json", "tune") if grid == TUNED else None
         metrics |= run_grid(grid, config, params, modality, data, recipe, sources(dev), dev, paths, record,
-                            originals(dev))
-    track(StageRecord(stage_name(), flatten({grid: params[grid] for grid in GRIDS}), metrics))
+                            originals(dev), tuned)
+    for folder in (GRIDS_DATA_DIR / TUNED / "cells", RESULTS_DIR / "grids" / TUNED):  # declared outs, also where
+        folder.mkdir(parents=True, exist_ok=True)                                      # the modality tunes nothing
+    track(StageRecord(stage_name(), flatten({grid: params[grid] for grid in grids}), metrics))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from _common import PREPARED, RESULTS_DIR, GRIDS_DATA_DIR, flatten, load_params,
 from memunlearn.config import from_params
 from memunlearn.evaluation import EvaluateConfig
 from memunlearn.experiments.cell import score_cell
-from memunlearn.grid import GRIDS, ORACLE_OBSERVATION, GridConfig, cell_name, forget_set_name
+from memunlearn.grid import GRIDS, ORACLE_OBSERVATION, TUNED, GridConfig, cell_name, forget_set_name, grid_sections
 from memunlearn.io import load_json, load_table, save_json
 from memunlearn.forgotten import without_forgotten
 from memunlearn.modality import load_modality
@@ -25,11 +25,11 @@ CELLS_FILE = RESULTS_DIR / "grids/cells.json"
 
 @stage
 def main() -> None:
-    params = load_params("modality", "evaluate", *GRIDS)
+    params = load_params("modality", "evaluate", *GRIDS, TUNED)
     modality = load_modality(params["modality"], PREPARED)
     data = without_forgotten(modality.load(PREPARED))
     scored, oracles = [], {}  # oracles: forget-set folder -> its oracle's metrics (shared by the set's cells)
-    for grid in GRIDS:
+    for grid in grid_sections(params["modality"]):
         for cell in from_params(GridConfig, params[grid], grid).cells(grid).to_dict("records"):
             name, forget_set = cell_name(cell), forget_set_name(cell)
             folder = GRIDS_DATA_DIR / grid / forget_set

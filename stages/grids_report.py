@@ -9,7 +9,7 @@ import functools
 from memunlearn.config import from_params
 from memunlearn.experiments.grid_report import (GRIDS, SUMMARY_METRICS, GridConfig, plot_metric, results_table,
                                           summarize, summary_metrics)
-from memunlearn.grid import KEYS, cell_name
+from memunlearn.grid import KEYS, TUNED, cell_name, grid_sections
 from memunlearn.io import load_json, save_json, save_table
 from memunlearn.modality import load_modality
 from memunlearn.tracking import Alias, ModelRecord, RunModel, StageRecord
@@ -19,9 +19,9 @@ PLOTS_DIR = RESULTS_DIR / "plots/grids"
 
 @stage
 def main() -> None:
-    params = load_params("modality", *GRIDS)
+    params = load_params("modality", *GRIDS, TUNED)
     modality = load_modality(params["modality"], PREPARED)
-    configs = {grid: from_params(GridConfig, params[grid], grid) for grid in GRIDS}
+    configs = {grid: from_params(GridConfig, params[grid], grid) for grid in grid_sections(params["modality"])}
     cells = load_json(RESULTS_DIR / "grids/cells.json", "grids_evaluate")
     results = results_table(cells, configs)
     summary = summarize(results, (*SUMMARY_METRICS, *modality.grid_metrics(results.columns)))

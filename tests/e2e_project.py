@@ -25,7 +25,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ["prepare", "train", "memorize", "proxies", "proxy_study", "partition", "oracle", "unlearn", "evaluate",
-          "summary", "forgetting_quality", "grids_evaluate", "grids_report", "claims", "figures"]
+          "summary", "forgetting_quality", "grids_evaluate", "grids_report", "claims", "figures", "tune"]
 GRID_STAGES = ["grids"]
 ALWAYS_RUN = ["sources"]  # always_changed: runs on every repro; its outputs unchanged, nothing after it reruns
 GRID_RUNS = [  # TINY's grids: one forget set and one cell each, each an MLflow run of its grid's stage
@@ -33,7 +33,8 @@ GRID_RUNS = [  # TINY's grids: one forget set and one cell each, each an MLflow 
     "levels_oracle@exact_prob-low-0", "levels_cell@neggrad_plus-exact_prob-low-vanilla-0",
     "rum_compare_oracle@confidence-mix-0", "rum_compare_cell@neggrad_plus-confidence-mix-rum_f-0",
     "entanglement_oracle@entanglement-high-0", "entanglement_cell@neggrad_plus-entanglement-high-vanilla-0",
-    "levels_clean_oracle@exact_prob-high-0", "levels_clean_cell@neggrad_plus-exact_prob-high-vanilla-0"]
+    "levels_clean_oracle@exact_prob-high-0", "levels_clean_cell@neggrad_plus-exact_prob-high-vanilla-0",
+    "tuned_oracle@exact_prob-mix-0", "tuned_cell@neggrad_plus-exact_prob-mix-rum_f-0"]
 ONE_CELL = {"methods": ["neggrad_plus"], "seeds": [0], "partition": {"size": 30}}
 TINY = {
     "data": {"max_train": 500, "max_test": 200, "noise_fraction": 0.05},
@@ -50,6 +51,9 @@ TINY = {
     "levels_clean": {**ONE_CELL, "group_scores": ["exact_prob"], "kinds": ["high"], "strategies": ["vanilla"],
                      "partition": {"size": 30, "exclude_planted_noise": True}},
     "forgetting_quality": {"copies": 3},
+    "tuned": {**ONE_CELL, "group_scores": ["exact_prob"], "kinds": ["mix"], "strategies": ["rum_f"],
+              "first_method_only": []},
+    "tune": {"trials": 2, "spaces": {"neggrad_plus": {"epochs": {"low": 1, "high": 2}}}},  # rum_f: 2 trials
 }
 
 

@@ -83,6 +83,8 @@ def test_every_claim_gets_its_verdict():
         "entangled_is_harder": "contradicted",  # here high-ES sets came out easier: reported, not hidden
         **{f"neggrad_plus_{s}_cheaper_than_retraining": "supported"
            for s in ("rum_f", "vanilla", "vanilla_budget", "shuffle")},  # 2 s against a 10 s oracle
+        **{f"tuned_{c}_neggrad_plus": "not run" for c in ("rum_beats_vanilla", "rum_beats_budget_matched_vanilla",
+                                                           "rum_beats_shuffle", "full_rum_beats_vanilla")},  # no tune
     }
     across = table.set_index("claim").loc["rum_confidence_on_par_with_exact_across_forget_sets"]
     assert across["needs"].startswith("rum_compare.fixed_group_score: ''")
@@ -187,3 +189,32 @@ def test_covers_names_what_the_seeds_drive_and_widens_with_per_seed_originals():
     assert row["covers"] == COVERS["shared"]  # one shared arm: the difference holds its original fixed
     text = claims_markdown(table.reset_index(), ClaimsConfig())
     assert f"| {COVERS['per_seed']} | `tow[levels_clean" in text and "| covers |" in text
+def tuned(method, strategy, tows):
+    return [{**c, "method": method} for c in cells("tuned", "exact_prob", "mix", strategy, tows)]
+
+
+def test_tuned_rows_compare_each_arm_at_its_tuned_best_per_base_method():
+    """The tuned grid's RUM^F against each control per base method, and full RUM against each vanilla."""
+    rows = []
+    for method, gain in (("neggrad_plus", 0.1), ("salun", -0.1), ("l1_sparse", 0.0)):
+        base = np.array([0.80, 0.82, 0.78, 0.81])
+        rows += tuned(method, "rum_f", tuple(base + gain))
+        rows += tuned(method, "vanilla", tuple(base))
+        rows += tuned(method, "vanilla_budget", tuple(base + np.array([0.01, -0.01, 0.02, -0.02])))
+        rows += tuned(method, "shuffle", tuple(base - 0.05))
+    rows += tuned("neggrad_plus", "rum", (0.99, 0.98, 0.99, 0.97))  # full RUM: the grid's first method only
+    table = claims(pd.concat([results(), pd.DataFrame(rows)], ignore_index=True)).set_index("claim")
+    verdict = table["verdict"]
+    assert verdict["tuned_rum_beats_vanilla_neggrad_plus"] == "supported"
+    assert verdict["tuned_rum_beats_budget_matched_vanilla_neggrad_plus"] == "supported"
+    assert verdict["tuned_rum_beats_vanilla_salun"] == "contradicted"
+    assert verdict["tuned_rum_beats_shuffle_salun"] == "contradicted"  # -0.1 against -0.05
+    assert verdict["tuned_rum_beats_shuffle_l1_sparse"] == "supported"  # +0.05
+    assert verdict["tuned_rum_beats_budget_matched_vanilla_l1_sparse"] == "inconclusive"
+    assert {verdict[f"tuned_full_rum_beats_vanilla_{m}"] for m in ("neggrad_plus", "salun", "l1_sparse")} == {
+        "supported"}
+    row = table.loc["tuned_rum_beats_vanilla_salun"]
+    assert row["effect"] == pytest.approx(-0.1) and "tuned" in row["finding"]
+    assert row["comparison"] == "tow[tuned/exact_prob/mix/rum_f] - tow[tuned/exact_prob/mix/vanilla]"
+    assert table.loc["tuned_full_rum_beats_vanilla_salun", "metric_b"] == pytest.approx(0.8025)
+    assert table.loc["rum_beats_vanilla", "verdict"] == "supported"  # the untuned rows stay as they were

@@ -155,7 +155,7 @@ def test_every_registered_name_is_a_valid_grid_value():
     ({"partition": {"kind": "high"}}, "ablations.partition must not set ['kind']"),
     ({"partition": {"sizes": 3}}, "ablations.partition.sizes: unknown key; valid keys: classes, device,"),
     ({"partition": {"size": 2}}, "partition.size must be >= 3"),
-    ({"colour": "red"}, "ablations.colour: unknown key; valid keys: device, fixed_group_score, group_scores,"),
+    ({"colour": "red"}, "ablations.colour: unknown key; valid keys: device, first_method_only, fixed_group_score,"),
     ({"seeds": [0, True]}, "ablations.seeds[1]: got true; write an integer"),
     ({"originals": "each"}, "ablations.originals: got 'each'; choose one of: shared, per_seed"),
 ])

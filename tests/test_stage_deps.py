@@ -246,7 +246,7 @@ def test_an_image_run_imports_no_language_model_code():
 
 
 READERS_OF_D = {"train", "memorize", "proxies", "partition", "oracle", "unlearn", "evaluate", "grids", "grids_evaluate",
-                "forgetting_quality"}  # the stages that train on D or choose forget sets from it
+                "forgetting_quality", "tune"}  # the stages that train on D or choose forget sets from it
 
 
 def test_every_stage_that_reads_d_leaves_out_what_deletion_requests_forgot():

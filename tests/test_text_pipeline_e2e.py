@@ -33,7 +33,7 @@ TINY_TEXT = {
     "rum_compare": {"seeds": [0], "partition": {"size": 10}},
     "entanglement": {"methods": ["finetune"], "seeds": [0]},
 }
-GRID_STAGES = ["proxy_study", "grids", "grids_evaluate", "grids_report", "claims"]
+GRID_STAGES = ["proxy_study", "tune", "grids", "grids_evaluate", "grids_report", "claims"]  # tune: none on text
 ABLATIONS = {("first_epoch", "embedding"), ("first_epoch", "all"), ("last_epoch", "embedding"), ("last_epoch", "all")}
 
 

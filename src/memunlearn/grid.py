@@ -23,11 +23,18 @@ from .unlearning import METHODS, STRATEGIES, UnlearnPlan
 
 # params sections holding a grid; dvc.yaml: stage grids
 GRIDS = ("ablations", "levels", "rum_compare", "entanglement", "levels_clean")
+TUNED = "tuned"  # the grid whose arms the tune stage searches and whose cells run at their tuned values
+TUNED_MODALITIES = ("image",)  # modalities that tune (experiments/tune.py); text runs the other grids only
 KEYS = ("grid", "method", "group_score", "kind", "strategy", "seed")  # one cell
 ORACLE_OBSERVATION = "outputs"  # what scoring reads of a forget set's oracle, in its folder (+ the modality's suffix)
 AXES = ("methods", "group_scores", "kinds", "strategies", "seeds")  # a grid's lists, one per KEYS entry after grid
 # which original model and scores each seed reads (experiments/originals.py): the pipeline's one, or its own
 ORIGINALS = ("shared", "per_seed")
+
+
+def grid_sections(modality: str) -> tuple[str, ...]:
+    """The grids a run of ``modality`` runs: GRIDS, and the tuned grid where the modality tunes."""
+    return GRIDS + ((TUNED,) if modality in TUNED_MODALITIES else ())
 
 
 def forget_set_name(cell: Mapping[str, Any]) -> str:
@@ -53,6 +60,8 @@ class GridConfig:
     partition: Mapping[str, Any] = field(default_factory=dict)  # PartitionConfig keys but the grid's
     fixed_group_score: str = ""  # "": each forget set is its score's own group; a score: every forget set is
     #                              that score's group, refined by the grid's score (fixed-F comparison)
+    first_method_only: tuple[str, ...] = ()  # strategies run with the first method only: full RUM (`rum`), whose
+    #                                          per-subset methods make the method axis moot
     device: str = "auto"
     originals: str = "shared"  # ORIGINALS: shared = every seed unlearns the train stage's original with the
     #                            memorize/proxies stages' scores; per_seed = each seed its own
@@ -80,6 +89,9 @@ class GridConfig:
                 raise ConfigError(f"{section}.{name} lists a value twice: {values}; each cell must be unique")
         if any(isinstance(s, bool) or not isinstance(s, int) for s in self.seeds):
             raise ConfigError(f"{section}.seeds must be integers, got {list(self.seeds)}")
+        if stray := [s for s in self.first_method_only if s not in self.strategies]:
+            raise ConfigError(f"{section}.first_method_only: {stray} not in {section}.strategies; list strategies "
+                              "of the grid")
         for kind in self.kinds:  # bad forget-set params fail here, before any cell runs
             self.partition_params(self.group_scores[0], kind, self.seeds[0], section)
 
@@ -99,7 +111,10 @@ class GridConfig:
         return {*self.group_scores, self.fixed_group_score, str(self.partition.get("refine_score", ""))} - {""}
 
     def cells(self, grid: str = "ablations") -> pd.DataFrame:
-        """Every cell of the grid, in grid order: one column per KEYS entry."""
+        """Every cell of the grid, in grid order: one column per KEYS entry (``first_method_only`` strategies with
+        the first method only)."""
         index = pd.MultiIndex.from_product([[grid], *(getattr(self, axis) for axis in AXES)], names=KEYS)
-        return index.to_frame(index=False)
+        cells = index.to_frame(index=False)
+        dropped = cells["strategy"].isin(self.first_method_only) & (cells["method"] != self.methods[0])
+        return cells.loc[~dropped].reset_index(drop=True)
 

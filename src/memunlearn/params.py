@@ -15,7 +15,8 @@ from .data import PrepareConfig, data_modality
 from .evaluation import EvaluateConfig
 from .evaluation.claims import ClaimsConfig
 from .experiments.forgetting_quality import ForgettingQualityConfig
-from .grid import GRIDS, GridConfig
+from .grid import GRIDS, TUNED, GridConfig, grid_sections
+from .experiments.tune import TuneConfig
 from .memorization import PROXIES, ExactConfig, ProxyConfig
 from .memorization.exact import ENVIRONMENT, execution_problems, moved_to_environment
 from .modality.checks import modality_problems
@@ -42,6 +43,8 @@ SECTIONS: dict[str, type] = {  # params.yaml section -> the config class the sta
     "unlearn": UnlearnConfig,
     "evaluate": EvaluateConfig,
     **{grid: GridConfig for grid in GRIDS},
+    TUNED: GridConfig,  # the tuned grid: run on modalities that tune (grid.py grid_sections)
+    "tune": TuneConfig,
     "claims": ClaimsConfig,
     "forgetting_quality": ForgettingQualityConfig,
     "requests": RequestsConfig,
@@ -88,9 +91,11 @@ def check_params(params: Mapping[str, Any], environ: Mapping[str, str] | None = 
         attempt(lambda: configs["unlearn"].plan(blocks))
         if configs.get("forgetting_quality") is not None:
             attempt(lambda: configs["forgetting_quality"].resolve(configs["unlearn"]).plan(blocks))
-    for grid in GRIDS:
+    for grid in grid_sections(params.get(MODALITY_KEY) or "image"):
         if configs.get(grid) is not None:
             problems += _grid_problems(grid, configs[grid], blocks)
+    if configs.get("tune") is not None and configs.get(TUNED) is not None:
+        attempt(lambda: configs["tune"].check(blocks, configs[TUNED].seeds))
     if configs.get("requests") is not None and configs["requests"].method not in blocks:
         name = configs["requests"].method
         problems.append(f"requests.method: {name!r} has no methods.{name} block; add one (methods.{name}: {{}} "

@@ -24,8 +24,8 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from ..config import from_params
-from ..grid import KEYS, ORACLE_OBSERVATION, GridConfig, cell_name, forget_set_name
+from ..config import ConfigError, from_params
+from ..grid import KEYS, ORACLE_OBSERVATION, TUNED, GridConfig, cell_name, forget_set_name
 from ..io import save_json, save_table
 from ..partition import PartitionConfig, apply_partition, choose_forget_set, describe_forget_set
 from ..tracking import StageRecord, dataset_digest, flatten
@@ -46,13 +46,33 @@ class GridPaths:
     unlearn_cache: Path | None
 
 
+def tuned_plan(method: str, strategy: str, values: Mapping[str, Any], blocks: Mapping[str, Mapping[str, Any]],
+               seed: int, device: str, section: str = TUNED):
+    """The UnlearnPlan of an arm at ``values`` (``{block, subset_params}``, experiments/tune.py): ``methods.<method>``
+    with the tuned keys merged over it, every other block as params give it (full RUM's per-subset methods)."""
+    merged = {**blocks, method: {**(blocks.get(method) or {}), **values["block"]}}
+    return from_params(UnlearnConfig, {"method": method, "strategy": strategy, "seed": seed, "device": device,
+                                       "subset_params": values["subset_params"]}, section).plan(merged)
+
+
+def tuned_values(best: Mapping[str, Any], method: str, strategy: str, where: str = "data/tune/best.json"
+                 ) -> Mapping[str, Any]:
+    """The ``{block, subset_params}`` arm (``method``, ``strategy``) of the tuned grid runs with (``best.json``)."""
+    entry = (best.get("arms") or {}).get(f"{method}/{strategy}")
+    if entry is None:
+        raise ConfigError(f"{where} has no tuned values for {method}/{strategy}: run the tune stage "
+                          f"(dvc repro tune) after editing {TUNED}")
+    return {"block": entry["block"], "subset_params": entry["subset_params"]}
+
+
 def run_grid(grid: str, config: GridConfig, params: Mapping[str, Any], modality, data, recipe, sources, device,
              paths: GridPaths, record: Callable[[StageRecord], str | None],
-             per_seed: Callable[[int], tuple[Any, Any]] | None = None) -> dict[str, int]:
+             per_seed: Callable[[int], tuple[Any, Any]] | None = None,
+             tuned: Mapping[str, Any] | None = None) -> dict[str, int]:
     """Every forget set, oracle and cell of ``grid`` (``sources``: the partition's ScoreSources of the shared
     original; ``per_seed``: seed -> (GridOriginal, ScoreSources) of each seed's own, experiments/originals.py, which
-    ``originals: per_seed`` needs); each logged by ``record`` as its own MLflow run. Returns the grid's counts for
-    the stage's record."""
+    ``originals: per_seed`` needs); each logged by ``record`` as its own MLflow run. ``tuned``: the tune stage's
+    best.json, whose values each cell runs with (the tuned grid). Returns the grid's counts for the stage's record."""
     shared = {"partition": dict(config.partition), "fixed_group_score": config.fixed_group_score,
               "device": config.device, "originals": config.originals}
     data_dir, results_dir = paths.data / grid, paths.results / grid
@@ -98,10 +118,18 @@ def run_grid(grid: str, config: GridConfig, params: Mapping[str, Any], modality,
         # -- its cells ------------------------------------------------------------------------------------------
         for cell in forget_cells.to_dict("records"):
             name = cell_name(cell)
-            method_params = {cell["method"]: params["methods"].get(cell["method"]) or {}}
-            plan = from_params(UnlearnConfig, {"method": cell["method"], "strategy": cell["strategy"],
-                                               "seed": cell["seed"], "device": config.device},
-                               grid).plan(method_params)
+            tuned_steps = {}  # the tuned grid's per-step values, for the cell's MLflow params
+            if tuned is None:
+                method_params = {cell["method"]: params["methods"].get(cell["method"]) or {}}
+                plan = from_params(UnlearnConfig, {"method": cell["method"], "strategy": cell["strategy"],
+                                                   "seed": cell["seed"], "device": config.device},
+                                   grid).plan(method_params)
+            else:
+                values = tuned_values(tuned, cell["method"], cell["strategy"])
+                plan = tuned_plan(cell["method"], cell["strategy"], values, params["methods"], cell["seed"],
+                                  config.device, grid)
+                method_params = {cell["method"]: plan.method_params[cell["method"]]}
+                tuned_steps = {"unlearn": {"subset_params": values["subset_params"]}}
             ctx = dataclasses.replace(original.context, seed=cell["seed"]).with_oracle_recipe(oracle_recipe)
             model, steps, seconds, was_cached = cached_strategy(cell["strategy"], copy.deepcopy(original.model),
                                                                 parts.subsets, parts.retain, plan, ctx,
@@ -114,7 +142,8 @@ def run_grid(grid: str, config: GridConfig, params: Mapping[str, Any], modality,
                 **modality.cell_facts(original, plans[cell["method"]], observed, oracle_record, data),
             }
             modality.save_model(model, recipe.model, data.info, data_dir / "cells" / f"{name}.pt")
-            used = {"train": params["train"], "methods": method_params, "cell": cell, grid: {"device": config.device}}
+            used = {"train": params["train"], "methods": method_params, **tuned_steps, "cell": cell,
+                    grid: {"device": config.device}}
             run = record(StageRecord(f"{grid}_cell@{name}", flatten(used),
                                      flatten({k: v for k, v in cell_record.items() if k not in KEYS}),
                                      datasets={"F": modality.dataset_view(parts.forget, data),
