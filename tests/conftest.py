@@ -126,7 +126,7 @@ def reproduced_tiny_project(tmp_path_factory) -> Reproduced:
 # runs the modules that need no copy of it; the deployments and grids modules, which do, come after. The order
 # within a module is kept (its tests run in order on one project).
 FIRST = ["test_pipeline_e2e.py", "test_store_sharing_e2e.py", "test_dask_cluster_e2e.py", "test_deployments_e2e.py",
-         "test_grids_e2e.py", "test_text_pipeline_e2e.py", "test_requests_e2e.py", "test_requests_flow_e2e.py",
+         "test_grids_e2e.py", "test_text_pipeline_e2e.py", "test_own_data_e2e.py", "test_requests_e2e.py", "test_requests_flow_e2e.py",
          # the slowest unit modules (minutes), then the others in name order
          "test_text.py", "test_method_fidelity.py", "test_tracking.py", "test_memorization_store.py",
          "test_memorization_engine.py"]

@@ -36,8 +36,10 @@ GRID_RUNS = [  # TINY's grids: one forget set and one cell each, each an MLflow 
     "levels_clean_oracle@exact_prob-high-0", "levels_clean_cell@neggrad_plus-exact_prob-high-vanilla-0",
     "tuned_oracle@exact_prob-mix-0", "tuned_cell@neggrad_plus-exact_prob-mix-rum_f-0"]
 ONE_CELL = {"methods": ["neggrad_plus"], "seeds": [0], "partition": {"size": 30}}
+DIGITS = "digits"  # TINY's data.path: the folder of PNGs ``write_digits`` writes into each tiny project
+DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 TINY = {
-    "data": {"max_train": 500, "max_test": 200, "noise_fraction": 0.05},
+    "data": {"dataset": "image_folder", "path": DIGITS, "max_train": 0, "max_test": 0, "noise_fraction": 0.05},
     "train": {"epochs": 2, "lr_milestones": [], "device": "cpu"},
     "memorize": {"num_models": 3, "influence_top": 5},
     "proxies": {"top_n": 20, "holdout_max_epochs": 2},
@@ -55,6 +57,26 @@ TINY = {
               "first_method_only": []},
     "tune": {"trials": 2, "spaces": {"neggrad_plus": {"epochs": {"low": 1, "high": 2}}}},  # rum_f: 2 trials
 }
+
+
+def write_digits(folder: Path) -> None:
+    """TINY's data as a user's folder of PNGs: the 500 training and 200 test digits that ``mnist_embedded``
+    subsampled for it (seed 0), as ``<folder>/{train,test}/<d>-<name>/<row>.png`` (class folders "0-zero",
+    "1-one", ...: sorted, label d) with an ``ids.csv`` naming each file's owner id ``digit-<row>`` (``row``: its
+    row in the shipped array; the example ids number the files in path order, so no owner id is one)."""
+    from PIL import Image
+
+    from memunlearn.data.prepare import PrepareConfig, prepare
+
+    data = prepare(PrepareConfig(max_train=500, max_test=200), folder)  # no noise, no validation: the raw digits
+    lines = ["path,id"]
+    for part, split in (("train", data.train), ("test", data.test)):
+        for image, label, row in zip(split.images.numpy(), split.labels.tolist(), split.example_ids.tolist()):
+            path = f"{part}/{label}-{DIGIT_NAMES[label]}/{row:05d}.png"
+            (folder / path).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image[0]).save(folder / path)  # (1, 28, 28) uint8 -> 28x28 grayscale
+            lines.append(f"{path},digit-{row:05d}")
+    (folder / "ids.csv").write_text("\n".join(lines) + "\n")
 
 
 def _merge(base: dict, update: dict) -> dict:
@@ -94,6 +116,22 @@ def experiments(root: Path) -> dict[str, dict]:
             for rev in group["revs"]}
 
 
+def owners_in_outputs(root: Path) -> tuple[list[str], "pd.DataFrame"]:
+    """(the prepared owner id map's owner ids, the forget set), checking that the forget set, the memorization
+    scores and the proxies each name every row's owner beside its example id, as data/prepared/owner_ids.csv
+    maps them."""
+    import pandas as pd
+
+    owners = pd.read_csv(root / "data/prepared/owner_ids.csv", dtype={"owner_id": str}, keep_default_na=False)
+    by_id = dict(zip(owners["example_id"], owners["owner_id"]))
+    forget = pd.read_csv(root / "data/partition/forget.csv", dtype={"owner_id": str}, keep_default_na=False)
+    for table in (forget, pd.read_parquet(root / "data/memorize/scores.parquet"),
+                  pd.read_parquet(root / "data/proxies/proxies.parquet")):
+        assert list(table.columns[:2]) == ["example_id", "owner_id"]
+        assert table["owner_id"].tolist() == [by_id[e] for e in table["example_id"]]
+    return owners["owner_id"].tolist(), forget
+
+
 def commit(root: Path, message: str = "baseline") -> None:
     """Commit the project (DVC experiments run from a baseline commit); data stay git-ignored."""
     subprocess.run(["git", "add", "-A"], cwd=root, check=True)
@@ -114,7 +152,8 @@ def project_environment(root: Path) -> Iterator[Path]:
 
 @contextmanager
 def tiny_project(root: Path, params: dict = TINY) -> Iterator[Path]:
-    """A git + DVC copy of this project in ``root`` with ``params``, and the environment its stages need."""
+    """A git + DVC copy of this project in ``root`` with ``params`` (and TINY's folder of digits where they read
+    it), and the environment its stages need."""
     for name in ("dvc.yaml", "params.yaml", ".dvcignore", ".gitignore"):
         shutil.copy(REPO / name, root / name)
     for name in ("stages", "src", "flows"):
@@ -126,6 +165,8 @@ def tiny_project(root: Path, params: dict = TINY) -> Iterator[Path]:
     subprocess.run(["git", "init", "-q"], cwd=root, check=True)
     dvc(root, "init", "-q")
     set_params(root, params)
+    if params.get("data", {}).get("path") == DIGITS:
+        write_digits(root / DIGITS)
     with project_environment(root):
         yield root
 

@@ -57,6 +57,24 @@ def test_image_folder_holds_out_a_stratified_test_set_and_names_examples_by_path
             assert owners[example].split("/")[0] == CLASSES[int(label)] and int(image[0, 0, 0]) == int(label) * 80
 
 
+def test_image_folder_classes_are_named_by_their_folders_wherever_names_are_shown(tmp_path):
+    """meta.json keeps the folder names (a built-in dataset's keeps no names: its file is as before), and the
+    figures, ``memunlearn top`` and the model metadata read them through labels.py ``class_names``."""
+    from memunlearn.data import load_info, save_info
+    from memunlearn.data.splits import DatasetInfo
+    from memunlearn.labels import class_names
+    from memunlearn.tracking import model_metadata
+
+    data = prepare(config(dataset="image_folder", path=str(write_images(tmp_path / "imgs"))), tmp_path)
+    save_info(data.info, tmp_path / "meta.json")
+    info = load_info(tmp_path / "meta.json")
+    assert info.class_names == CLASSES and class_names(info) == list(CLASSES)
+    assert model_metadata(info, {})["class_names"] == list(CLASSES)
+    built_in = DatasetInfo("mnist_embedded", 10, 1, 28, (0.1,), (0.3,))
+    assert "class_names" not in built_in.to_json() and class_names(built_in)[3] == "3"
+    assert class_names(DatasetInfo("cifar10_synthetic", 2, 3, 32, (0.5,) * 3, (0.2,) * 3)) == ["class 0", "class 1"]
+
+
 def test_an_official_split_rgb_images_and_ids_csv(tmp_path):
     root = tmp_path / "imgs"
     write_images(root / "train", per_class=4, rgb=True)

@@ -1,8 +1,12 @@
-"""Your own data and your own model end to end (docs/own-data.md; docs/params.md "Start from your own model"): a
-folder of PNGs through the real DVC stages, with the owner's ids in every output; a deletion request names the
-owner's ids; an unchanged folder reruns only the fingerprint stage, a changed file reruns prepare; a locally saved
-checkpoint is then the run's original (train.init) through evaluate. A JSONL file: tests/test_own_text_e2e.py.
-Tiny data (42 8x8 images) and models: the wiring is the point, not the figures."""
+"""Your own data and your own model end to end (docs/own-data.md; docs/params.md "Start from your own model").
+
+The session's reproduced TINY project reads a folder of PNGs (``data.dataset: image_folder``, tests/e2e_project.py
+``write_digits``: an official train/test split, class folders "0-zero" ..., an ids.csv of owner ids), and every
+pipeline, grids and deployments module runs on it. This module checks on its own copy what they do not: the
+owner's ids in every output and in `memunlearn top`, the class folders' names; an unchanged folder reruns only
+the fingerprint stage, a changed file reruns prepare; a deletion request names the owner's ids; a locally saved
+checkpoint is then the run's original (train.init) through evaluate. A JSONL file: tests/test_text_pipeline_e2e.py.
+"""
 from __future__ import annotations
 
 import json
@@ -13,105 +17,101 @@ import pytest
 import torch
 from PIL import Image
 
-from e2e_project import commit, dvc, set_params, tiny_project  # tests/ is on sys.path under pytest
+from e2e_project import (DIGIT_NAMES, DIGITS, copied_project, dvc, owners_in_outputs,  # tests/ is on sys.path
+                         set_params, stale, tiny_project)  # under pytest
 
 pytestmark = pytest.mark.e2e
 
-UP_TO_PARTITION = ["sources", "prepare", "train", "memorize", "proxies", "partition"]
-CLASSES = ("ant", "bee", "cow")
 LENIENT = {"device": "cpu", "audit_margin": 0.5, "max_utility_drop": 1.0, "max_overforgetting": 1.0}
-TINY_IMAGES = {
-    "data": {"dataset": "image_folder", "path": "pngs", "max_train": 0, "max_test": 0, "noise_fraction": 0.1,
-             "validation_fraction": 0.5},
-    "train": {"epochs": 2, "lr_milestones": [], "device": "cpu", "batch_size": 16},
-    "train_records": {"first_epoch_grads": []},
-    "memorize": {"num_models": 2},
-    "proxies": {"top_n": 3, "holdout_max_epochs": 1, "device": "cpu"},
-    "partition": {"size": 6, "entanglement_bins": 3, "device": "cpu"},
-    "methods": {"neggrad_plus": {"epochs": 1}},
-    "requests": LENIENT,
-}
-
-
-def ran(output: str) -> list[str]:
-    return [s for s in UP_TO_PARTITION if f"Running stage '{s}'" in output]
-
-
-def write_pngs(root, per_class: int = 14) -> None:
-    rng = np.random.default_rng(0)
-    prototypes = rng.uniform(0, 255, (len(CLASSES), 8, 8))
-    for label, name in enumerate(CLASSES):
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            pixels = np.clip(prototypes[label] + rng.normal(0, 30, (8, 8)), 0, 255).astype(np.uint8)
-            Image.fromarray(pixels).save(root / name / f"{i:02d}.png")
 
 
 @pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    with tiny_project(tmp_path_factory.mktemp("own_images"), TINY_IMAGES) as root:
-        write_pngs(root / "pngs")
-        commit(root)
-        yield root, dvc(root, "repro", "partition", timeout=900)
+def project(reproduced_tiny_project, tmp_path_factory):
+    """This module's copy of the session's reproduced TINY project (tests/e2e_project.py)."""
+    with copied_project(reproduced_tiny_project, tmp_path_factory.mktemp("own_data") / "project") as root:
+        yield root
 
 
-def owners_in_outputs(root) -> tuple[list[str], pd.DataFrame]:
-    """(the map's owner ids, the forget set), checking that the forget set, the scores and the proxies each name
-    every row's owner beside its example id, as data/prepared/owner_ids.csv maps them."""
-    owners = pd.read_csv(root / "data/prepared/owner_ids.csv", dtype={"owner_id": str})
-    by_id = dict(zip(owners["example_id"], owners["owner_id"]))
-    forget = pd.read_csv(root / "data/partition/forget.csv", dtype={"owner_id": str})
-    for table in (forget, pd.read_parquet(root / "data/memorize/scores.parquet"),
-                  pd.read_parquet(root / "data/proxies/proxies.parquet")):
-        assert list(table.columns[:2]) == ["example_id", "owner_id"]
-        assert table["owner_id"].tolist() == [by_id[e] for e in table["example_id"]]
-    return owners["owner_id"].tolist(), forget
+def ran(output: str) -> list[str]:
+    """The stages up to partition that a `dvc repro` ran, the always-run fingerprint stage included."""
+    return [s for s in ("sources", "prepare", "train", "memorize", "proxies", "partition")
+            if f"Running stage '{s}'" in output]
 
 
-def test_a_folder_of_pngs_runs_to_the_forget_set_with_the_owners_ids(images):
-    root, first = images
-    assert ran(first.stdout) == UP_TO_PARTITION
-    owners, _ = owners_in_outputs(root)
-    assert sorted(owners) == sorted(f"{c}/{i:02d}.png" for c in CLASSES for i in range(14))
-    source = json.loads((root / "data/source.json").read_text())
-    assert source["dataset"] == "image_folder" and source["path"] == "pngs" and source["files"] == 42
+def test_prepare_still_reads_the_shipped_digits(tmp_path):
+    """The default dataset (mnist_embedded, which every other e2e module's folder of PNGs is cut from): the
+    prepare stage under DVC, the owner ids its example ids as strings, meta.json without class names."""
+    with tiny_project(tmp_path, {"data": {"max_train": 300, "max_test": 100, "noise_fraction": 0.05}}) as root:
+        assert ran(dvc(root, "repro", "prepare").stdout) == ["sources", "prepare"]
+        owners = pd.read_csv(root / "data/prepared/owner_ids.csv", dtype={"owner_id": str})
+        assert len(owners) == 400 and (owners["owner_id"] == owners["example_id"].astype(str)).all()
+        assert len(pd.read_csv(root / "data/prepared/label_noise.csv")) == 15  # 5% of 300
+        meta = json.loads((root / "data/prepared/meta.json").read_text())
+        assert meta["name"] == "mnist_embedded" and "class_names" not in meta
 
 
-def test_an_unchanged_folder_reruns_only_the_fingerprint_and_a_changed_file_reruns_prepare(images):
-    root, _ = images
-    assert ran(dvc(root, "repro", "partition").stdout) == ["sources"]
-    Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "pngs/bee/03.png")
-    assert ran(dvc(root, "repro", "prepare").stdout) == ["sources", "prepare"]
+def test_the_folder_of_pngs_reaches_every_output_with_its_owner_ids_and_class_names(project, capsys):
+    from memunlearn.cli import main
+    from memunlearn.data import load_info
+
+    owners, _ = owners_in_outputs(project)
+    assert sorted(owners) == sorted(pd.read_csv(project / DIGITS / "ids.csv")["id"])  # every digit kept: ids.csv's
+    source = json.loads((project / "data/source.json").read_text())
+    assert (source["dataset"], source["path"], source["files"]) == ("image_folder", DIGITS, 701)  # + ids.csv
+    info = load_info(project / "data/prepared/meta.json")
+    assert info.class_names == tuple(f"{d}-{name}" for d, name in enumerate(DIGIT_NAMES))
+    with pytest.raises(SystemExit) as exit_:
+        main(["top", "--n", "5", "--root", str(project)])
+    out = capsys.readouterr().out
+    assert exit_.value.code in (0, None), out
+    for line in out.splitlines()[1:6]:  # rank, example id, owner id, label (the folder's name), score
+        assert line.split()[2].startswith("digit-") and line.split()[3] in info.class_names, line
 
 
-def test_a_deletion_request_names_the_owners_ids(images, capsys):
+def test_an_unchanged_folder_reruns_only_the_fingerprint_and_a_changed_file_reruns_prepare(project):
+    assert ran(dvc(project, "repro", "prepare").stdout) == ["sources"]
+    png = next((project / DIGITS / "train/3-three").glob("*.png"))
+    before = png.read_bytes()
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(png)
+    assert ran(dvc(project, "repro", "prepare").stdout) == ["sources", "prepare"]
+    png.write_bytes(before)  # the old bytes: prepare's old outputs, and nothing after it is stale
+    dvc(project, "repro", "prepare")
+    assert stale(project) == {}
+
+
+def test_a_deletion_request_names_the_owners_ids(project, capsys):
+    """`memunlearn forget --ids` with owner ids: the ledger and the report name them, the stages map them to
+    example ids; the same owners again are a no-op, an unknown one is refused. (The ledger is restored after.)"""
     from memunlearn.cli import main
     from memunlearn.forgotten import read_forgotten
     from memunlearn.requests import ledger
 
-    root, _ = images
-    owners = pd.read_csv(root / "data/prepared/owner_ids.csv")
-    train = np.load(root / "data/prepared/train.npz")["example_ids"]
-    names = owners.set_index("example_id").loc[train[:3], "owner_id"].tolist()  # e.g. ant/00.png
-    (root / "ids.json").write_text(json.dumps(names))
+    set_params(project, {"requests": LENIENT})  # a gate for tiny models; no stage reads it
+    path = project / "requests/ledger.jsonl"
+    empty = path.read_bytes()
+    owners = pd.read_csv(project / "data/prepared/owner_ids.csv")
+    train = np.load(project / "data/prepared/train.npz")["example_ids"]
+    names = owners.set_index("example_id").loc[train[:3], "owner_id"].tolist()  # e.g. digit-00000
+    (project / "ids.json").write_text(json.dumps(names))
     with pytest.raises(SystemExit) as exit_:
-        main(["forget", "--ids", str(root / "ids.json"), "--request-id", "owner-1", "--root", str(root)])
+        main(["forget", "--ids", str(project / "ids.json"), "--request-id", "owner-1", "--root", str(project)])
     out = capsys.readouterr()
     assert exit_.value.code in (0, None), out.err
-    entry = ledger.read(root / "requests/ledger.jsonl")[-1]
+    entry = ledger.read(path)[-1]
     assert sorted(entry["owner_ids"]) == sorted(names) and sorted(entry["ids"]) == sorted(train[:3].tolist())
-    report = json.loads((root / "requests/reports/owner-1.json").read_text())
+    report = json.loads((project / "requests/reports/owner-1.json").read_text())
     assert sorted(report["ids"]["forgotten"]) == sorted(names)
-    assert read_forgotten(root / "requests/ledger.jsonl", root / "data/prepared") == set(train[:3].tolist())
+    assert read_forgotten(path, project / "data/prepared") == set(train[:3].tolist())
     with pytest.raises(SystemExit) as exit_:  # the same owners again: already forgotten, a no-op
-        main(["forget", "--ids", str(root / "ids.json"), "--request-id", "owner-2", "--root", str(root)])
+        main(["forget", "--ids", str(project / "ids.json"), "--request-id", "owner-2", "--root", str(project)])
     assert exit_.value.code in (0, None) and "(all 3 ids were forgotten by earlier requests)" in capsys.readouterr().out
-    before = (root / "requests/ledger.jsonl").read_bytes()
-    (root / "bad.json").write_text(json.dumps(["dog/00.png"]))
+    after = path.read_bytes()
+    (project / "bad.json").write_text(json.dumps(["digit-99999"]))
     with pytest.raises(SystemExit) as exit_:
-        main(["forget", "--ids", str(root / "bad.json"), "--request-id", "owner-3", "--root", str(root)])
-    assert exit_.value.code == 1 and "1 unknown id(s) (dog/00.png)" in capsys.readouterr().err
-    assert (root / "requests/ledger.jsonl").read_bytes() == before
+        main(["forget", "--ids", str(project / "bad.json"), "--request-id", "owner-3", "--root", str(project)])
+    assert exit_.value.code == 1 and "1 unknown id(s) (digit-99999)" in capsys.readouterr().err
+    assert path.read_bytes() == after
+    path.write_bytes(empty)
 
 
 CHECKPOINT = "models/elsewhere.pt"  # relative to the project's root
@@ -138,14 +138,14 @@ def same(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_a_saved_checkpoint_is_the_original_of_a_run(images):
+def test_a_saved_checkpoint_is_the_original_of_a_run(project):
     """Loaded weights exactly; the run goes on through evaluate, the proxies that need training records skipped
     with the reason; the checkpoint's content, not its name, decides whether train reruns; the registered
-    original loads back by its models:/ URI. (Last in this module: it turns the PNG run's original into a loaded
+    original loads back by its models:/ URI. (Last in this module: it turns the run's original into a loaded
     one.)"""
     import mlflow
 
-    root, _ = images
+    root = project
     saved = save_elsewhere(root, seed=7)
     set_params(root, {"train": {"init": CHECKPOINT}})
     out = dvc(root, "repro", "evaluate").stdout
@@ -164,8 +164,8 @@ def test_a_saved_checkpoint_is_the_original_of_a_run(images):
     assert json.loads(dvc(root, "status", "train", "--json").stdout) == {}
     save_elsewhere(root, seed=8)  # a new checkpoint at the same path makes train stale
     dvc(root, "repro", "sources")
-    stale = json.loads(dvc(root, "status", "train", "--json").stdout)
-    assert stale["train"] == [{"changed deps": {"data/init_source.json": "modified"}}]
+    stale_train = json.loads(dvc(root, "status", "train", "--json").stdout)
+    assert stale_train["train"] == [{"changed deps": {"data/init_source.json": "modified"}}]
 
     loaded = max(int(v.version) for v in mlflow.MlflowClient().search_model_versions("name='memunlearn-original'"))
     set_params(root, {"train": {"init": f"models:/memunlearn-original/{loaded}"}})  # the version that run registered

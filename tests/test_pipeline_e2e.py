@@ -269,12 +269,17 @@ READERS_OF_D = ("train", "memorize", "proxies", "partition", "oracle", "unlearn"
 
 def test_ids_a_deletion_request_forgot_enter_no_later_training(project, first_repro):
     """The ledger is a dep of every stage that reads D (last in this module: it leaves the pipeline stale): a
-    forgotten id makes each stale, and the original trained again never sees it."""
+    forgotten id makes each stale, and the original trained again never sees it. The entry names the owner's
+    ids (TINY's ids.csv: ``digit-<row>``), which the stages map to example ids through the prepared map."""
+    from memunlearn.data.owner_ids import load_owner_ids
     from memunlearn.requests import ledger
 
     before = pd.read_parquet(project / "data/train/learning_events.parquet")["example_id"]
     forgotten = [int(i) for i in sorted(before)[:3]]
-    ledger.append(project / "requests/ledger.jsonl", {"kind": "forget", "request_id": "r1", "ids": forgotten})
+    owner_ids = load_owner_ids(project / "data/prepared").loc[forgotten].tolist()
+    assert all(o.startswith("digit-") for o in owner_ids)  # not the example ids: the map is what finds them
+    ledger.append(project / "requests/ledger.jsonl", {"kind": "forget", "request_id": "r1", "ids": forgotten,
+                                                       "owner_ids": owner_ids})
     stale_now = stale(project)
     assert set(READERS_OF_D) <= set(stale_now) and "prepare" not in stale_now
     dvc(project, "repro", "train")

@@ -1,7 +1,9 @@
-"""End to end on text: the text preset (params/text.yaml) through the real DVC stages and MLflow store.
+"""End to end on text: the text preset (params/text.yaml) on a user's JSONL file through the real DVC stages and
+MLflow store.
 
-A tiny corpus slice and model (gpt2_micro, 100 sequences of 24 tokens, K = 2) so that it stays a few minutes on
-2 cores: the point is the wiring (every stage from prepare to summary runs the text path, writes its outputs and
+A tiny corpus and model (gpt2_micro, 100 records of Python's reference docs written as a JSONL file,
+``data.dataset: text_jsonl``, cut to 24 tokens; K = 2) so that it stays a few minutes on 2 cores: the record's
+ids (owner ids) and the planted canaries reach every output; the point is the wiring (every stage from prepare to summary runs the text path, writes its outputs and
 logs one MLflow child run under one parent; then the grids, grids_evaluate, grids_report, proxy_study and claims:
 first-epoch gradient ascent's ablations and the paper's findings 1, 2, 4), not the figures (tests/test_text.py and benchmarks/text_first_epoch_ga.py).
 """
@@ -14,13 +16,16 @@ import sys
 import pytest
 import yaml
 
-from e2e_project import ALWAYS_RUN, REPO, _merge, commit, dvc, experiments, ran_stages, tiny_project  # tests/ is on sys.path under pytest
+from e2e_project import (ALWAYS_RUN, REPO, _merge, commit, dvc, experiments, owners_in_outputs,  # tests/ is on
+                         ran_stages, tiny_project)  # sys.path under pytest
 
 pytestmark = pytest.mark.e2e
 
 TEXT_STAGES = ["prepare", "train", "memorize", "proxies", "partition", "oracle", "unlearn", "evaluate", "summary"]
+RECORDS = "records.jsonl"  # data.path: the fixture writes it into the project (``write_records``)
 TINY_TEXT = {
-    "data": {"text": {"vocab_size": 300, "seq_len": 24, "max_sequences": 100, "canary_copies": [1, 8],
+    "data": {"dataset": "text_jsonl", "path": RECORDS,
+             "text": {"vocab_size": 300, "seq_len": 24, "max_sequences": 0, "canary_copies": [1, 8],
                       "canary_digits": 3}},
     "train": {"model": "gpt2_micro", "epochs": 2, "device": "cpu"},
     "memorize": {"num_models": 2},
@@ -37,10 +42,25 @@ GRID_STAGES = ["proxy_study", "tune", "grids", "grids_evaluate", "grids_report",
 ABLATIONS = {("first_epoch", "embedding"), ("first_epoch", "all"), ("last_epoch", "embedding"), ("last_epoch", "all")}
 
 
+def write_records(path, n: int = 100) -> list[str]:
+    """``n`` records {"id": "doc-<topic>-<k>", "text": ...}: the first words of Python's reference docs (the
+    built-in corpus, data/corpus.py ``pydoc_topics``), about 12 words each, as a JSONL file; their ids."""
+    from pydoc_data.topics import topics
+
+    records = []
+    for name in sorted(topics):
+        words = topics[name].split()
+        records += [{"id": f"doc-{name}-{k}", "text": " ".join(words[12 * k:12 * k + 12])}
+                    for k in range(min(3, len(words) // 12))]
+    path.write_text("".join(json.dumps(record) + "\n" for record in records[:n]))
+    return [record["id"] for record in records[:n]]
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     preset = yaml.safe_load((REPO / "params/text.yaml").read_text())
     with tiny_project(tmp_path_factory.mktemp("text"), _merge(preset, TINY_TEXT)) as root:
+        write_records(root / RECORDS)
         yield root
 
 
@@ -59,8 +79,14 @@ def test_the_text_preset_runs_every_stage_to_the_summary(project, repro):
     assert len(canaries) == 2 * 1 + 2 * 8
     scores = pd.read_parquet(project / "data/memorize/scores.parquet")
     assert {"mem", "mem_prob", "n_in", "n_out"} <= set(scores.columns)
-    forget = pd.read_csv(project / "data/partition/forget.csv")
+    owners, forget = owners_in_outputs(project)  # the forget set, scores and proxies name each row's owner
+    records = [json.loads(line)["id"] for line in (project / RECORDS).read_text().splitlines()]
+    planted = sorted(set(owners) - set(records))
+    assert len(planted) == len(canaries) and all(o.startswith("canary-") for o in planted)  # one per copy
     assert sorted(forget["example_id"]) == sorted(canaries["example_id"])  # kind canaries: every copy
+    assert sorted(forget["owner_id"]) == planted
+    source = json.loads((project / "data/source.json").read_text())
+    assert (source["dataset"], source["path"], source["files"]) == ("text_jsonl", RECORDS, 1)
     results = pd.read_csv(project / "results/evaluation.csv").set_index("model")
     assert list(results.index) == ["original", "unlearned", "retrain"] and results.loc["retrain", "tow"] == 1.0
     assert {"forget_ppl", "validation_ppl", "exposure_mean", "mia"} <= set(results.columns)
@@ -87,8 +113,8 @@ def test_check_names_an_image_model_on_a_text_corpus_in_one_line(project):
     params["train"]["model"] = "small_cnn"
     bad = project / "bad.yaml"
     bad.write_text(yaml.safe_dump(params))
-    result = subprocess.run([sys.executable, "-m", "memunlearn.cli", "check", "--params", str(bad)],
-                            capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "memunlearn.cli", "check", "--params", str(bad)], cwd=project,
+                            capture_output=True, text=True)  # in the project: data.path is relative to it
     assert result.returncode == 1
     assert result.stderr.splitlines()[0].startswith("train.model: 'small_cnn' is an image model but data.dataset")
 
@@ -195,6 +221,6 @@ def test_the_prefect_flow_runs_the_text_preset_as_a_dvc_experiment(project, clai
                        target="summary")
     assert sorted(ran) == sorted(ALWAYS_RUN + TEXT_STAGES)  # the fingerprints run every time
     params = experiments(project)["flow-text"]["data"]["params"]["params.yaml"]["data"]
-    assert params["data"]["dataset"] == "pydoc_topics" and params["train"]["model"] == "gpt2_micro"
+    assert params["data"]["dataset"] == "text_jsonl" and params["train"]["model"] == "gpt2_micro"
     shown = experiments(project)["flow-text"]["data"]["metrics"]["metrics/summary.json"]["data"]
     assert shown["tow"] == json.loads((project / "metrics/summary.json").read_text())["tow"]

@@ -175,7 +175,7 @@ def top(n: int, score: str, root: Path) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     ranked = ranked_examples(scores, train.example_ids, train.labels, planted, score).head(n)
-    names = class_names(info.name, info.num_classes)
+    names = class_names(info)
     owner = owners.reindex(ranked["example_id"].to_numpy()).to_numpy()
     width = max([len("owner_id"), *(len(str(o)) for o in owner)])
     print(f"{'rank':>4}  {'example_id':>10}  {'owner_id':<{width}}  {'label':<12}  {score + ' ± se':>15}  "

@@ -1,7 +1,8 @@
 """Human-readable class names of the registered datasets, for figures, ``memunlearn top`` and model metadata.
 
 Kept out of ``data/`` on purpose: no stage computes a result from a name, so
-editing one reruns nothing but the figures (docs/architecture.md rule 7).
+editing one reruns nothing but the figures (docs/architecture.md rule 7). A
+dataset read from files names its own classes (``DatasetInfo.class_names``).
 """
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ CLASS_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
-def class_names(dataset: str, num_classes: int) -> list[str]:
-    """The dataset's class names by label; ``class <i>`` where the dataset has none on record."""
-    names = CLASS_NAMES.get(dataset, ())
-    return list(names) if len(names) == num_classes else [f"class {i}" for i in range(num_classes)]
+def class_names(info) -> list[str]:
+    """The class names by label of the data ``info`` (data/splits.py ``DatasetInfo``) describes: its own (an
+    ``image_folder``'s folder names), else its registered dataset's, else ``class <i>``."""
+    names = info.class_names or CLASS_NAMES.get(info.name, ())
+    return list(names) if len(names) == info.num_classes else [f"class {i}" for i in range(info.num_classes)]

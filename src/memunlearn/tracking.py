@@ -315,7 +315,7 @@ def model_metadata(info, tags: Mapping[str, str], card: ModelCard | None = None)
         **common, "dataset": info.name, "input_shape": [info.in_channels, info.image_size, info.image_size],
         "input_normalization": "uint8 image / 255, then (x - mean) / std per channel",
         "mean": list(info.mean), "std": list(info.std),
-        "class_names": class_names(info.name, info.num_classes),
+        "class_names": class_names(info),
     }
 
 

@@ -46,6 +46,7 @@ class RawDataset:
     test: ImageSplit
     num_classes: int
     owner_ids: Any = None  # a data/owner_ids.py table (example_id, owner_id); None = str(example_id)
+    class_names: tuple[str, ...] = ()  # by label, where the files name the classes; () = labels.py's names
 
 
 Loader = Callable[..., RawDataset]  # (raw_dir, split_seed, test_fraction[, path, image_size]): see source_options

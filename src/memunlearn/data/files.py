@@ -1,7 +1,7 @@
 """Image datasets read from files: ``data.dataset: image_folder`` with ``data.path`` (registry in base.py).
 
 The layout is torchvision's ``ImageFolder``: ``<path>/<class>/<file>``, one folder per class (sorted names ->
-labels 0, 1, ...). If ``<path>/train/`` and ``<path>/test/`` exist they are the official split; else a stratified
+labels 0, 1, ...; the folder names are the class names figures and ``memunlearn top`` show). If ``<path>/train/`` and ``<path>/test/`` exist they are the official split; else a stratified
 ``data.test_fraction`` is held out (seeded by ``data.split_seed``, as ``mnist_embedded`` does). Images are read with
 PIL: all-grayscale data stays one channel, anything else becomes RGB; ``data.image_size`` > 0 resizes every image
 to that square size, 0 keeps them (then all must be the same square size). Example ids number the files in sorted
@@ -65,7 +65,8 @@ def image_folder(raw_dir: Path, split_seed: int, test_fraction: float, path: str
     def split(rows: np.ndarray) -> ImageSplit:
         return ImageSplit(torch.from_numpy(images[rows]), torch.from_numpy(labels[rows]), torch.from_numpy(rows))
 
-    return RawDataset(split(train_rows), split(test_rows), len(classes), owner_table(np.arange(len(every)), owners))
+    return RawDataset(split(train_rows), split(test_rows), len(classes), owner_table(np.arange(len(every)), owners),
+                      tuple(classes))
 
 
 def _classes(folder: Path) -> list[str]:

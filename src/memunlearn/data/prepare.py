@@ -116,7 +116,7 @@ def prepare(config: PrepareConfig, raw_dir: Path) -> PreparedData:
     train, flipped = flip_labels(train, config.noise_fraction, raw.num_classes, config.noise_seed)
     mean, std = channel_stats(train.images)
     _, channels, height, _ = train.images.shape
-    info = DatasetInfo(config.dataset, raw.num_classes, channels, height, mean, std)
+    info = DatasetInfo(config.dataset, raw.num_classes, channels, height, mean, std, raw.class_names)
     kept = torch.cat([s.example_ids for s in (train, validation, test) if s is not None]).sort().values.numpy()
     owners = (default_owner_ids(kept) if raw.owner_ids is None
               else raw.owner_ids.set_index("example_id").loc[kept].reset_index())

@@ -108,9 +108,12 @@ class DatasetInfo:
     image_size: int
     mean: tuple[float, ...]  # per channel, on the [0, 1] scale
     std: tuple[float, ...]
+    class_names: tuple[str, ...] = ()  # by label, where the data names its classes (image_folder: its folders)
 
     def to_json(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+        """The fields as JSON; no ``class_names`` key where there are none (a built-in dataset's meta.json)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()
+                if k != "class_names" or v}
 
     @classmethod
     def from_json(cls, d: dict) -> "DatasetInfo":

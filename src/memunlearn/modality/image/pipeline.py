@@ -290,7 +290,7 @@ class ImageModality:
                                  train.labels, load_table(data.folder / PLANTED, "prepare"))
         position = {int(i): row for row, i in enumerate(train.example_ids.numpy())}
         ranked["position"] = ranked["example_id"].map(position)
-        names = class_names(info.name, info.num_classes)
+        names = class_names(info)
         summary = load_table(Path(results) / "grids/summary.csv", "grids_report")
         return [
             save(memorized_examples(np.asarray(train.images), ranked, names), out / "memorized_examples.png"),
