@@ -48,7 +48,7 @@ def test_first_repro_runs_every_stage_and_writes_outputs(project, first_repro):
     influence = pd.read_parquet(project / "data/memorize/influence.parquet")
     assert len(influence) == 160 * 5 and influence["rank"].max() == 5  # 200 test examples, 20% held out: validation
     summary = pd.read_csv(project / "results/grids/summary.csv")
-    assert summary["grid"].tolist() == ["ablations", "levels", "rum_compare", "entanglement"]
+    assert summary["grid"].tolist() == ["ablations", "levels", "rum_compare", "entanglement", "levels_clean", "tuned"]
     assert summary["tow_mean"].between(0, 1).all()
     forget = pd.read_csv(project / "data/partition/forget.csv")
     assert len(forget) == 30 and set(forget["subset"]) == {"low", "mid", "high"}

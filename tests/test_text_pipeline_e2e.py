@@ -37,6 +37,7 @@ TINY_TEXT = {
     "levels": {"seeds": [0], "partition": {"size": 10}},
     "rum_compare": {"seeds": [0], "partition": {"size": 10}},
     "entanglement": {"methods": ["finetune"], "seeds": [0]},
+    "levels_clean": {"seeds": [0], "partition": {"size": 10}},
 }
 GRID_STAGES = ["proxy_study", "tune", "grids", "grids_evaluate", "grids_report", "claims"]  # tune: none on text
 ABLATIONS = {("first_epoch", "embedding"), ("first_epoch", "all"), ("last_epoch", "embedding"), ("last_epoch", "all")}
@@ -152,7 +153,7 @@ def test_the_ablation_grid_runs_on_text_and_writes_what_the_image_grid_writes(pr
     # the ascent forgets: F's next-token accuracy well below the original's on the canaries
     first = ablations[ablations["method"] == "first_epoch_ga"]
     assert (first["forget_acc"] < first["original_forget_acc"] - 0.2).all()
-    assert set(results["grid"]) == {"ablations", "levels", "rum_compare", "entanglement"}
+    assert set(results["grid"]) == {"ablations", "levels", "rum_compare", "entanglement", "levels_clean"}
 
 
 def test_the_claims_report_on_text_has_a_verdict_for_findings_1_2_and_4(project, claims_repro):
