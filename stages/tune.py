@@ -33,6 +33,8 @@ def main() -> None:
     grid.check_methods(params["methods"])
     config.check(params["methods"], grid.seeds)
     start, cpu, arms, overlap = time.perf_counter(), time.process_time(), [], None
+    TUNE_DIR.mkdir(parents=True, exist_ok=True)
+    STUDY.touch()  # a declared output also where nothing is tuned (text): an empty file is an empty SQLite database
     if params["modality"] in TUNED_MODALITIES:
         modality = load_modality(params["modality"], PREPARED)
         data = without_forgotten(modality.load(PREPARED))
@@ -40,7 +42,6 @@ def main() -> None:
         sources = modality.score_sources(data, load_table(MEMORIZE_DIR / "scores.parquet", "memorize"),
                                          load_table(PROXIES_DIR / "proxies.parquet", "proxies"),
                                          TRAIN_DIR / "model.pt", dev)
-        TUNE_DIR.mkdir(parents=True, exist_ok=True)
         arms, overlap = run_tune(config, grid, params, modality, data, sources, dev, TRAIN_DIR, ORACLE_CACHE,
                                  f"sqlite:///{STUDY}")
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu  # cpu: all threads, any load

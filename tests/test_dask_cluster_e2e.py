@@ -120,10 +120,10 @@ def local_runs(project):
     from memunlearn.config import from_params
     from memunlearn.data import load_info, load_split
     from memunlearn.memorization import ExactConfig, train_subset_models
-    from memunlearn.training import TrainConfig
+    from memunlearn.training.recipe import recipe_for
 
     params = yaml.safe_load((project / "params.yaml").read_text())
-    recipe = from_params(TrainConfig, params["train"], "train")
+    recipe = recipe_for(params, "subset")  # memorize.recipe over train, as the memorize stage trains
     config = from_params(ExactConfig, {**params["memorize"], "num_models": GROWN}, "memorize")
     prepared = project / "data/prepared"
     train, test = load_split(prepared / "train.npz"), load_split(prepared / "test.npz")

@@ -77,7 +77,7 @@ def test_first_repro_runs_every_cell_once_and_writes_the_tables(reproduced_tiny_
     # what `dvc repro grids_report` runs in a checkout with nothing cached: every stage it depends on, forced
     planned = ran(dvc(project, "repro", "--dry", "--force", "grids_report").stdout)
     assert set(planned[:len(UPSTREAM)]) == set(UPSTREAM)  # and not the pipeline's partition/oracle/unlearn/...
-    assert planned[len(UPSTREAM):] == ["grids"] + REPORT
+    assert planned[len(UPSTREAM):] == ["tune", "grids"] + REPORT  # tune: the tuned grid's values
     assert planned[-1] == "grids_report" and "oracle" not in planned and "unlearn" not in planned
     # the upstream stages and TINY's grids ran once, in the session's first repro of the project; this first repro
     # of GRID reruns the grids' stage, which computes each of GRID's oracles and cells once and loads the other
@@ -155,8 +155,10 @@ def test_a_methods_params_recompute_only_its_cells(project, first_repro):
     assert cached(project) == {**dict.fromkeys(oracles(seeds=(0, 1)), True),
                                **dict.fromkeys(cells(seeds=(0, 1)), False)}
     set_params(project, {"methods": {"neggrad_plus": {"lr": 0.01}, "finetune": {"lr": 0.01}}})
-    # back to the first setting: DVC's run cache restores that run's outputs, nothing runs
-    assert ran(dvc(project, "repro", "grids").stdout) == []
+    # back to the first setting: DVC's run cache restores that run's outputs, nothing runs but tune, whose
+    # persistent study DVC never run-caches: it finds every trial in the study, computes none, writes the same best
+    assert ran(dvc(project, "repro", "grids").stdout) == ["tune"]
+    assert json.loads((project / "metrics/tune.json").read_text())["new_trials"] == 0
     assert records(project) == before
 
 

@@ -201,8 +201,10 @@ class ArmResult:
     seconds: float  # this run's
 
     def record(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("method", "strategy", "study", "tow", "default_tow", "trials",
-                                              "new_trials", "seconds")} | dict(self.values)
+        # no seconds or new-trial counts (metrics/tune.json has them): a rerun that computes nothing writes the same
+        # bytes, so the grids stage that reads this file stays cached
+        return {k: getattr(self, k) for k in ("method", "strategy", "study", "tow", "default_tow", "trials")} | dict(
+            self.values)
 
 
 def tune_arm(storage: str, method: str, strategy: str, space: ArmSpace, identity: Mapping[str, Any], trials: int,
