@@ -95,7 +95,7 @@ def test_first_repro_runs_every_cell_once_and_writes_the_tables(reproduced_tiny_
     assert (results["forget_size"] == 30).all()
     summary = pd.read_csv(project / "results/grids/summary.csv")
     assert summary["grid"].tolist() == ["ablations", "ablations", "levels", "rum_compare", "entanglement",
-                                      "levels_clean"]
+                                      "levels_clean", "tuned"]
     assert (summary["n_seeds"] == 1).all()
     assert summary["tow_ci95"].isna().all()  # one seed: no interval, not a zero-width one
     assert (project / "results/plots/grids/ablations_tow.png").stat().st_size > 1000
