@@ -38,19 +38,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
+from _setup import CPU, default_data, default_params, default_recipe
 from memunlearn.config import from_params
-from memunlearn.data import PrepareConfig, prepare
 from memunlearn.memorization import ExactConfig, SubsetModelStore, memorization_scores, train_subset_models
 from memunlearn.memorization.store import key_for
-from memunlearn.training import TrainConfig
 from memunlearn.training.recipe import bf16_supported
 
-ROOT = Path(__file__).resolve().parents[1]
-CPU = torch.device("cpu")
 METRICS = ("spearman", "top_n_overlap")
 
 
@@ -107,10 +103,9 @@ def main() -> None:
     if len(seeds) < 3:
         parser.error("--seeds: give at least 3 base seeds (3 fp32 pairs), e.g. --seeds 0,1,2")
 
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    data_params = {**params["data"], **({"max_train": args.max_train} if args.max_train else {})}
-    data = prepare(from_params(PrepareConfig, data_params, "data"), ROOT / "data/raw")
-    recipe = from_params(TrainConfig, {**params["train"], "device": "cpu"}, "train")
+    params = default_params()
+    data = default_data(params, **({"max_train": args.max_train} if args.max_train else {}))
+    recipe = default_recipe(params)
     config = from_params(ExactConfig, params["memorize"], "memorize")
     config = dataclasses.replace(config, num_models=args.models or config.num_models,
                                  threads_per_worker=args.threads)

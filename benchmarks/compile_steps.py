@@ -23,17 +23,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-import yaml
 
-from memunlearn.config import from_params
-from memunlearn.data import PrepareConfig, prepare
+from _setup import CPU, default_data, default_params, default_recipe
 from memunlearn.models import build_model
-from memunlearn.training import TrainConfig, loop
+from memunlearn.training import loop
 from memunlearn.training.recipe import autocast
 from memunlearn.training.stacked import stack_models
-
-ROOT = Path(__file__).resolve().parents[1]
-CPU = torch.device("cpu")
 
 
 def step(model, optimizer, x, y, precision):
@@ -56,10 +51,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    recipe = dataclasses.replace(from_params(TrainConfig, {**params["train"], "device": "cpu"}, "train"),
-                                 precision=args.precision)
-    data = prepare(from_params(PrepareConfig, params["data"], "data"), ROOT / "data/raw")
+    params = default_params()
+    recipe = dataclasses.replace(default_recipe(params), precision=args.precision)
+    data = default_data(params)
     inputs = loop.normalized_inputs(data.train, data.info, CPU, True)  # (N, C, H, W) channels-last
     labels = data.train.labels
     models = [build_model(recipe.model, data.info.in_channels, data.info.num_classes, data.info.image_size, seed=m)

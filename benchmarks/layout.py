@@ -26,19 +26,14 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
-from memunlearn.config import from_params
-from memunlearn.data import PrepareConfig, prepare
+from _setup import CPU, default_data, default_params, default_recipe
 from memunlearn.models import build_model
 from memunlearn.partition import SUBSETS
 from memunlearn.seeding import generator
 from memunlearn.training import TrainConfig, fit
 from memunlearn.training.oracle import train_oracle
 from memunlearn.unlearning import UnlearnConfig, UnlearnContext, run_strategy
-
-ROOT = Path(__file__).resolve().parents[1]
-CPU = torch.device("cpu")
 
 
 def main() -> None:
@@ -48,9 +43,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    recipe = from_params(TrainConfig, {**params["train"], "device": "cpu"}, "train")
-    data = prepare(from_params(PrepareConfig, params["data"], "data"), ROOT / "data/raw")
+    params = default_params()
+    recipe = default_recipe(params)
+    data = default_data(params)
     size = params["partition"]["size"]
     order = torch.randperm(len(data.train), generator=generator(0, "benchmark/forget"))
     forget, retain = data.train.take(order[:size]), data.train.take(order[size:])

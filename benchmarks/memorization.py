@@ -40,16 +40,13 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
+from _setup import default_data, default_params
 from memunlearn.config import from_params
-from memunlearn.data import PrepareConfig, prepare
 from memunlearn.memorization import ExactConfig, SubsetModelStore, memorization_scores, train_subset_models
 from memunlearn.memorization.agreement import spearman
 from memunlearn.training import TrainConfig
 from memunlearn.training.recipe import recipe_for, resolve_precision
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def peak_rss_mib(who: int) -> float:
@@ -120,13 +117,13 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = default_params()
     recipe = dataclasses.replace(recipe_for(params, "subset"), device=args.device,  # memorize.recipe over train
                                  **({"precision": args.precision} if args.precision else {}))
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if args.device == "auto" else args.device))
     engine = dataclasses.replace(from_params(ExactConfig, params["memorize"], "memorize"), num_models=args.models)
-    data = prepare(from_params(PrepareConfig, params["data"], "data"), ROOT / "data/raw")
+    data = default_data(params)
     sequential_recipe = dataclasses.replace(recipe, precision="fp32", channels_last=False)  # the reference
     channels_last, nchw = (dataclasses.replace(recipe, channels_last=flag) for flag in (True, False))
     approaches = {  # name -> (memorize settings, recipe)
@@ -161,8 +158,7 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(), "device": str(device),
     }
     if args.stable_train:
-        small = prepare(from_params(PrepareConfig, {**params["data"], "max_train": args.stable_train}, "data"),
-                        ROOT / "data/raw")
+        small = default_data(params, max_train=args.stable_train)
         auto = dataclasses.replace(engine, num_models="auto")
         race = time_to_stable(small, {
             "sequential": (sequential_recipe, dataclasses.replace(auto, stack=1, threads_per_worker=0), "mem"),

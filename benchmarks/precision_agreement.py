@@ -19,17 +19,14 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
+from _setup import default_data, default_params, default_recipe
 from memunlearn.config import from_params
-from memunlearn.data import PrepareConfig, prepare
 from memunlearn.memorization import ExactConfig, SubsetModelStore, memorization_scores, train_subset_models
 from memunlearn.memorization.agreement import agreement, planted_auroc, spearman
 from memunlearn.memorization.exact import split_half_pearson, split_half_spearman
 from memunlearn.memorization.store import key_for
-from memunlearn.training import TrainConfig
 
-ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {"fp32_t2": ("fp32", 2), "fp32_t1": ("fp32", 1), "bf16_t1": ("bf16", 1), "bf16_t2": ("bf16", 2)}
 PAIRS = [("fp32_t2", "fp32_t1"), ("fp32_t1", "bf16_t1"), ("fp32_t2", "bf16_t1"), ("fp32_t2", "bf16_t2"),
          ("bf16_t1", "bf16_t2")]
@@ -43,11 +40,11 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    recipe = from_params(TrainConfig, {**params["train"], "device": "cpu"}, "train")
+    params = default_params()
+    recipe = default_recipe(params)
     config = from_params(ExactConfig, params["memorize"], "memorize")
     config = dataclasses.replace(config, num_models=args.models or config.num_models)
-    data = prepare(from_params(PrepareConfig, params["data"], "data"), ROOT / "data/raw")
+    data = default_data(params)
     ids = data.train.example_ids.numpy()
     planted = data.flipped["example_id"]
     scores, out = {}, {"num_models": config.num_models, "epochs": recipe.epochs, "settings": {}}

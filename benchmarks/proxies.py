@@ -20,18 +20,15 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
+from _setup import default_data, default_params
 from memunlearn.config import from_params
-from memunlearn.data import PrepareConfig, prepare
 from memunlearn.memorization import ExactConfig, ProxyConfig, ProxyInputs, compute_proxies, proxy_costs
 from memunlearn.memorization import run_subset_job
 from memunlearn.memorization.proxies import recorded_proxies
 from memunlearn.models import build_model
 from memunlearn.seeding import generator
 from memunlearn.training import CurvatureRecorder, LearningEventRecorder, RecordConfig, TrainConfig, fit
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def timed_training(data, recipe, dev, recorder: str, records: RecordConfig = RecordConfig()):
@@ -64,14 +61,14 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
 
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params = default_params()
     recipe = from_params(TrainConfig, params["train"], "train")
     if args.epochs:
         recipe = TrainConfig(**{**recipe.__dict__, "epochs": args.epochs, "lr_milestones": ()})
     exact = from_params(ExactConfig, params["memorize"], "memorize")
     proxy_config = from_params(ProxyConfig, params["proxies"], "proxies")
     records = from_params(RecordConfig, params["train_records"], "train_records")
-    data = prepare(from_params(PrepareConfig, params["data"], "data"), ROOT / "data/raw")
+    data = default_data(params)
     dev = torch.device("cpu")
     torch.manual_seed(0)
     fit(build_model(recipe.model, 1, 10, 28, 0), data.train.take(torch.arange(512)), data.info,

@@ -31,38 +31,9 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 from torch.utils.flop_counter import FlopCounterMode
 
-from memunlearn.config import from_params
-from memunlearn.data import PrepareConfig, prepare
-from memunlearn.models import build_model
-from memunlearn.training import TrainConfig, loop
-
-ROOT = Path(__file__).resolve().parents[1]
-CPU = torch.device("cpu")
-
-
-def training_step(data, recipe: TrainConfig, precision: str):
-    """A closure running one training step of a fresh channels-last model on the next batch (cycling over D)."""
-    model = build_model(recipe.model, data.info.in_channels, data.info.num_classes, data.info.image_size,
-                        seed=0).to(memory_format=torch.channels_last).train()
-    inputs = loop.normalized_inputs(data.train, data.info, CPU, True)  # (N, C, H, W), channels-last
-    optimizer = loop.sgd(model, recipe.lr, recipe.momentum, recipe.weight_decay)
-    order = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
-    batches = order[:len(order) // recipe.batch_size * recipe.batch_size].reshape(-1, recipe.batch_size)
-    cursor = [0]
-
-    def step() -> None:
-        positions = batches[cursor[0] % len(batches)]
-        cursor[0] += 1
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss = torch.nn.functional.cross_entropy(model(inputs[positions]), data.train.labels[positions])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    return step
+from _setup import default_data, default_params, default_recipe, training_step
 
 
 def counted_flops(step) -> int:
@@ -92,9 +63,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    recipe = from_params(TrainConfig, {**params["train"], "device": "cpu"}, "train")
-    data = prepare(from_params(PrepareConfig, params["data"], "data"), ROOT / "data/raw")
+    params = default_params()
+    recipe, data = default_recipe(params), default_data(params)
 
     steps = {p: training_step(data, recipe, p) for p in ("fp32", "bf16")}
     gemms = {p: gemm(args.gemm, dtype) for p, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16))}

@@ -34,17 +34,12 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
-from memunlearn.config import from_params
-from memunlearn.data import PrepareConfig, prepare
+from _setup import CPU, default_data, default_params, default_recipe, training_step
 from memunlearn.memorization.engine import subset_mask
 from memunlearn.models import build_model
 from memunlearn.seeding import derive_seed, generator
 from memunlearn.training import TrainConfig, loop
-
-ROOT = Path(__file__).resolve().parents[1]
-CPU = torch.device("cpu")
 
 
 class Clock:
@@ -118,23 +113,11 @@ def scoring_alone(data, reps: int) -> dict[str, float]:
 def op_profile(data, recipe: TrainConfig, steps: int) -> list[dict]:
     """Self-CPU seconds per operator over ``steps`` fp32 training steps of one channels-last model, largest first."""
     from torch.profiler import ProfilerActivity, profile
-    model = build_model(recipe.model, data.info.in_channels, data.info.num_classes, data.info.image_size,
-                        seed=0).to(memory_format=torch.channels_last).train()
-    inputs = loop.normalized_inputs(data.train, data.info, CPU, True)
-    optimizer = loop.sgd(model, recipe.lr, recipe.momentum, recipe.weight_decay)
-    batches = torch.randperm(len(data.train), generator=torch.Generator().manual_seed(0))
-    batches = batches[:steps * recipe.batch_size].reshape(steps, -1)  # (steps, B)
-
-    def step(positions):
-        loss = torch.nn.functional.cross_entropy(model(inputs[positions]), data.train.labels[positions])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    step(batches[0])  # warm-up
+    step = training_step(data, recipe)
+    step()  # warm-up
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        for positions in batches:
-            step(positions)
+        for _ in range(steps):
+            step()
     rows = [{"op": e.key, "self_cpu_s": e.self_cpu_time_total / 1e6, "calls": e.count}
             for e in prof.key_averages() if e.self_cpu_time_total > 0]
     total = sum(r["self_cpu_s"] for r in rows)
@@ -154,9 +137,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    recipe = from_params(TrainConfig, {**params["train"], "device": "cpu"}, "train")
-    data = prepare(from_params(PrepareConfig, params["data"], "data"), ROOT / "data/raw")
+    params = default_params()
+    recipe, data = default_recipe(params), default_data(params)
     if args.ops:
         ops = op_profile(data, recipe, args.ops)
         print(f"{args.ops} fp32 training steps, self CPU time per operator ({args.threads} threads):")
