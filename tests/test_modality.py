@@ -148,6 +148,20 @@ def test_a_text_runs_first_epoch_ga_checks_read_subset_methods_and_requests(upda
         "or all, e.g. [embedding]"]
 
 
+def test_all_epochs_gradients_are_refused_outside_a_text_grid():
+    """Only a text grid's originals record all-epochs gradients: the unlearn stage and requests run on the
+    pipeline's original, which stores first-epoch ones."""
+    blocks = {"methods": {"ga_all": {"method": "first_epoch_ga", "gradients": "all_epochs", "layers": ["embedding"]}}}
+    assert check_params(with_preset(TEXT, {**blocks, "ablations": {"methods": ["ga_all"]}})) == []
+    assert check_params(with_preset(TEXT, {**blocks, "unlearn": {"method": "ga_all"}})) == [
+        "unlearn.method: 'ga_all' reads all-epochs gradients (methods.ga_all.gradients: all_epochs), which only a "
+        "text grid's originals record; list it in a grid's methods (e.g. ablations.methods) or set "
+        "methods.ga_all.gradients: first_epoch"]
+    refused = check_params(with_preset(TEXT, {**blocks, "requests": {"method": "ga_all"}, "unlearn": {
+        "strategy": "rum", "subset_methods": {"low": "none", "mid": "finetune", "high": "ga_all"}}}))
+    assert [p.split(":")[0] for p in refused] == ["unlearn.subset_methods.high", "requests.method"]
+
+
 def test_train_init_conflicts_read_subset_methods_and_requests():
     blocks = {"methods": {"ga": {"method": "first_epoch_ga"}}, "train": {"init": "w.pt"}}
     problems = check_params(with_preset(IMAGE, {**blocks, "requests": {"method": "ga"}}))

@@ -61,7 +61,20 @@ def text_problems(params: Mapping[str, Any]) -> list[str]:
         for layer in [x for x in ga_layers if x in IMAGE_LAYERS] if isinstance(ga_layers, list) else []:
             out.append(f"methods.{name}.layers: {layer!r} names an image layer; for a language model use "
                        "embedding, head, block:<i> or all, e.g. [embedding]")
-    return out
+    return out + all_epochs_outside_grids(params)
+
+
+def all_epochs_outside_grids(params: Mapping[str, Any]) -> list[str]:
+    """A first_epoch_ga block reading ``gradients: all_epochs`` where no grid original recorded them: the
+    pipeline's original stores first-epoch gradients only (modality/text/ablation.py ``recordings``)."""
+    from ..config import used_methods
+
+    all_epochs = {name for name, block in used_method_blocks(params, "first_epoch_ga")
+                  if block.get("gradients") == "all_epochs"}
+    return [f"{key}: {name!r} reads all-epochs gradients (methods.{name}.gradients: all_epochs), which only a "
+            f"text grid's originals record; list it in a grid's methods (e.g. ablations.methods) or set "
+            f"methods.{name}.gradients: first_epoch"
+            for key, name in used_methods(params) if name in all_epochs and ".methods[" not in key]
 
 
 MODALITIES.register(TEXT, ModalityRules(TEXT, "token sequences of a text corpus with planted canaries, small GPT-2s",
