@@ -14,6 +14,7 @@ exempt (``PLUMBING``).
 from __future__ import annotations
 
 import ast
+import functools
 import shlex
 import subprocess
 from pathlib import Path
@@ -33,6 +34,7 @@ PLUMBING = {"stages/_common.py", "src/memunlearn/tracking.py", "src/memunlearn/d
             "src/memunlearn/__init__.py", "src/memunlearn/labels.py"}
 
 
+@functools.cache
 def module_file(name: str) -> Path | None:
     """The file that defines module ``name`` in this project, or None for a third-party or stdlib module."""
     if name.split(".")[0] == PACKAGE:
@@ -52,6 +54,23 @@ def module_name(path: Path) -> str:
         parts = list(path.relative_to(SRC).with_suffix("").parts)
         return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
     return path.stem
+
+
+def per_content(read):
+    """``read(path)`` computed once per file content: every stage and modality walks the same files."""
+    cached = functools.cache(lambda path, mtime_ns, size: read(path))
+
+    @functools.wraps(read)
+    def once(path: Path):
+        stat = path.stat()
+        return cached(path, stat.st_mtime_ns, stat.st_size)
+    return once
+
+
+@per_content
+def parsed(path: Path) -> ast.Module:
+    """``path``'s syntax tree."""
+    return ast.parse(path.read_text(), str(path))
 
 
 def _names_of(nodes, path: Path) -> set[tuple[str, bool]]:
@@ -78,22 +97,25 @@ def _called(tree: ast.AST) -> set[str]:
     return {getattr(n.func, "id", getattr(n.func, "attr", None)) for n in ast.walk(tree) if isinstance(n, ast.Call)}
 
 
-def imported_names(path: Path) -> set[tuple[str, bool]]:
+@per_content
+def imported_names(path: Path) -> frozenset[tuple[str, bool]]:
     """(module name, must exist) for every module an import statement of ``path`` may load, function-level
     imports included; ``from pkg import name`` gives ``pkg`` (must exist) and ``pkg.name`` (may be a name)."""
-    return _names_of(ast.walk(ast.parse(path.read_text(), str(path))), path)
+    return frozenset(_names_of(ast.walk(parsed(path)), path))
 
 
-def _called_on_modality(path: Path) -> set[str]:
+@per_content
+def _called_on_modality(path: Path) -> frozenset[str]:
     """The methods ``path`` calls on a variable named ``modality`` (the library's name for a Modality it is
     handed, e.g. experiments/grids.py's ``modality.observe(...)``)."""
-    return {n.func.attr for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)
-            and isinstance(n.func, ast.Attribute) and getattr(n.func.value, "id", None) == "modality"}
+    return frozenset(n.func.attr for n in ast.walk(parsed(path)) if isinstance(n, ast.Call)
+                     and isinstance(n.func, ast.Attribute) and getattr(n.func.value, "id", None) == "modality")
 
 
+@per_content
 def loads_modality_code(path: Path) -> bool:
     """Whether ``path`` calls ``load_modality`` (modality/base.py defines it)."""
-    return module_name(path) != f"{PACKAGE}.modality.base" and LOADER in _called(ast.parse(path.read_text()))
+    return module_name(path) != f"{PACKAGE}.modality.base" and LOADER in _called(parsed(path))
 
 
 def pipeline_names(modality: str, methods: set[str]) -> set[tuple[str, bool]]:
@@ -101,7 +123,7 @@ def pipeline_names(modality: str, methods: set[str]) -> set[tuple[str, bool]]:
     function-level imports of those methods and of the module's functions they call (transitively). Python runs
     a function's imports only when it is called, so a stage depends on the methods it uses, not on all of them."""
     path = SRC / PACKAGE / "modality" / modality / "pipeline.py"
-    tree = ast.parse(path.read_text(), str(path))
+    tree = parsed(path)
     functions = {n.name: n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     names = _names_of(top, path) | {(f"{PACKAGE}.modality.{modality}.pipeline", True)}
@@ -148,7 +170,7 @@ def imported_files(script: Path, modality: str | None = None) -> set[Path]:
             break
         if modality is None:
             raise ValueError(f"{script} loads a modality's code: check it with a modality")
-        called = set().union(*(_called(ast.parse(p.read_text())) if p == script else _called_on_modality(p)
+        called = set().union(*(_called(parsed(p)) if p == script else _called_on_modality(p)
                                for p in code))
         names = pipeline_names(modality, called) - pipeline
         pipeline |= names
@@ -183,7 +205,7 @@ def resolved_deps(stage: dict, modality: str) -> list[str]:
 
 def loads_a_modality(stage: dict) -> bool:
     return any(LOADER in {getattr(n.func, "id", getattr(n.func, "attr", None))}
-               for n in ast.walk(ast.parse(stage_script(stage).read_text())) if isinstance(n, ast.Call))
+               for n in ast.walk(parsed(stage_script(stage))) if isinstance(n, ast.Call))
 
 
 def uncovered(stage: dict, modality: str = "image") -> list[str]:
@@ -253,7 +275,7 @@ def test_every_stage_that_reads_d_leaves_out_what_deletion_requests_forgot():
     """Forgotten ids enter no later training (docs/requests.md): a stage that reads D reads it through
     ``without_forgotten`` and lists the ledger as a dep, so a request makes it stale."""
     for name, stage in stage_definitions().items():
-        calls = "without_forgotten" in _called(ast.parse(stage_script(stage).read_text()))
+        calls = "without_forgotten" in _called(parsed(stage_script(stage)))
         assert calls == (name in READERS_OF_D), f"{name}: reads D without leaving out forgotten ids, or the reverse"
         assert ("requests/ledger.jsonl" in stage["deps"]) == calls, f"{name}: the ledger as a dep"
 
@@ -313,7 +335,7 @@ def test_pipelines_are_loaded_by_name_only():
     """No project file imports a modality's pipeline module (pipeline_names accounts for its imports per method
     called, which holds only when load_modality is the one way in)."""
     for path in [*SRC.rglob("*.py"), *STAGES_DIR.glob("*.py")]:
-        names = {n for n, _ in _names_of(ast.walk(ast.parse(path.read_text())), path)}
+        names = {n for n, _ in _names_of(ast.walk(parsed(path)), path)}
         assert not any(n.startswith(f"{PACKAGE}.modality.") and n.endswith(".pipeline") for n in names), path
 
 
