@@ -3,8 +3,9 @@
 Real git and DVC on tiny copies of the project, in order: clone A trains K models and pushes to a
 local-directory remote; clone B pulls and reproduces with none trained, grows K (one trained) and pushes;
 A pulls and holds them all; a fresh clone grows K with `dvc repro --pull --allow-missing` (only the new
-model trained, the rest fetched from the remote); two `--temp` experiments find the store, the second
-also the first one's models. `models_trained` in metrics/memorize.json counts what each step trained.
+model trained, the rest fetched from the remote); a `--temp` experiment finds the store, and two queued
+ones find it with its models and each other's. `models_trained` in metrics/memorize.json counts what each
+step trained.
 """
 from __future__ import annotations
 
@@ -155,14 +156,12 @@ def experiment_metrics(root: Path, name: str) -> dict:
     return found
 
 
-def test_temp_experiments_find_the_store_and_each_others_models(world):
+def test_a_temp_experiment_finds_the_store_and_leaves_the_workspace_alone(world):
+    """(The queued experiments below find this one's models: experiments find each other's.)"""
     a = world["A"]
     dvc(a, "exp", "run", "--temp", "-n", "k-plus-3", "-S", f"memorize.num_models={K + 3}", "memorize")
     assert experiment_metrics(a, "k-plus-3")["models_trained"] == 2  # K + 1 checked out from the cache
     assert len(stored_models(a)) == K + 1  # a --temp experiment leaves the workspace alone
-    # from the same baseline (K + 1 models): the first experiment's models are in the shared cache
-    dvc(a, "exp", "run", "--temp", "-n", "k-plus-4", "-S", f"memorize.num_models={K + 4}", "memorize")
-    assert experiment_metrics(a, "k-plus-4")["models_trained"] == 1
 
 
 def queue_status(root: Path) -> dict[str, str]:
@@ -176,7 +175,7 @@ def test_queued_experiments_find_the_store_and_each_others_models(world):
     """`dvc exp run --queue` runs in a temporary copy of the repo that a queue worker (`dvc queue start`)
     makes: each finds the models of the baseline and of every experiment that ran before it."""
     a = world["A"]
-    names = {"q-k-plus-5": K + 5, "q-k-plus-6": K + 6}  # from the K + 1 baseline; the --temp ones made K + 4
+    names = {"q-k-plus-4": K + 4, "q-k-plus-5": K + 5}  # from the K + 1 baseline; the --temp one made K + 3
     for name, k in names.items():
         dvc(a, "exp", "run", "--queue", "-n", name, "-S", f"memorize.num_models={k}", "memorize")
     assert set(queue_status(a)) >= set(names)
@@ -189,11 +188,11 @@ def test_queued_experiments_find_the_store_and_each_others_models(world):
     assert statuses == {name: "Success" for name in names}, f"{statuses}\n{logs}"
     assert all("Running stage 'memorize'" in log for log in logs.values())
     assert len(stored_models(a)) == K + 1  # the workspace is untouched until an experiment is applied
-    assert experiment_metrics(a, "q-k-plus-5")["models_trained"] == 1  # K + 4 restored from the shared cache
-    assert experiment_metrics(a, "q-k-plus-6")["models_trained"] == 1  # and the first queued one's model
-    applied = dvc(a, "exp", "apply", "q-k-plus-6", check=False)  # its params, dvc.lock, metrics; outputs from the cache
+    assert experiment_metrics(a, "q-k-plus-4")["models_trained"] == 1  # K + 3 restored: the --temp one's models
+    assert experiment_metrics(a, "q-k-plus-5")["models_trained"] == 1  # and the first queued one's model
+    applied = dvc(a, "exp", "apply", "q-k-plus-5", check=False)  # its params, dvc.lock, metrics; outputs from the cache
     if applied.returncode:  # this world ran only prepare and memorize: the other stages' outputs have no hash
         failed = applied.stderr.partition("Checkout failed for following targets:")[2]
         assert failed and "memorize" not in failed and "prepared" not in failed, applied.stderr
-    assert memorize_metrics(a)["num_models"] == K + 6 and len(stored_models(a)) == K + 6
+    assert memorize_metrics(a)["num_models"] == K + 5 and len(stored_models(a)) == K + 5
     assert json.loads(dvc(a, "status", "memorize", "--json").stdout) == {}
