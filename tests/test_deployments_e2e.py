@@ -166,7 +166,8 @@ def runs(server):
         ids = {
             "vanilla": trigger(project, DEPLOYMENT, 'overrides={"unlearn.strategy": "vanilla"}',
                                "experiment=served-vanilla"),
-            "seed": trigger(project, DEPLOYMENT, 'overrides={"unlearn.seed": 1}'),
+            # reruns one cheap stage (the claims' margin): what the two runs share is their path, not their work
+            "margin": trigger(project, DEPLOYMENT, 'overrides={"claims.on_par_margin": 0.07}'),
             "bad": trigger(project, DEPLOYMENT, 'overrides={"unlearn.strategy": "nope"}'),
         }
         finished = {name: finish(api, run_id) for name, run_id in ids.items()}
@@ -185,18 +186,18 @@ def finish(api: str, run_id: str) -> dict:
 def test_a_triggered_run_is_a_dvc_experiment_and_leaves_params_untouched(runs):
     project, api, before, finished = runs
     assert finished["vanilla"]["state_type"] == "COMPLETED", logs(api, finished["vanilla"]["id"])[-20:]
-    assert finished["seed"]["state_type"] == "COMPLETED", logs(api, finished["seed"]["id"])[-20:]
+    assert finished["margin"]["state_type"] == "COMPLETED", logs(api, finished["margin"]["id"])[-20:]
     assert (project / "params.yaml").read_bytes() == before
     # the workspace's outputs are untouched too; only the caches by content, shared with experiments, are written
     data = project / "data"
     assert {p.name for p in data.iterdir()} <= {"README.md", "oracle_cache", "unlearn_cache"}
 
     found = experiments(project)
-    default_name = f"{finished['seed']['name']}-{finished['seed']['id'][:8]}"
+    default_name = f"{finished['margin']['name']}-{finished['margin']['id'][:8]}"
     assert {"served-vanilla", default_name} <= set(found)
     params = found["served-vanilla"]["data"]["params"]["params.yaml"]["data"]
     assert params["unlearn"]["strategy"] == "vanilla"
-    assert found[default_name]["data"]["params"]["params.yaml"]["data"]["unlearn"]["seed"] == 1
+    assert found[default_name]["data"]["params"]["params.yaml"]["data"]["claims"]["on_par_margin"] == 0.07
     tow = found["served-vanilla"]["data"]["metrics"]["metrics/evaluate.json"]["data"]["unlearned"]["tow"]
     assert 0 <= tow <= 1
 
@@ -204,7 +205,7 @@ def test_a_triggered_run_is_a_dvc_experiment_and_leaves_params_untouched(runs):
 def test_runs_on_one_checkout_hold_it_one_after_the_other(runs):
     _, api, _, finished = runs
     spans = []
-    for name in ("vanilla", "seed"):
+    for name in ("vanilla", "margin"):
         entries = logs(api, finished[name]["id"])
         held = next(when(e) for e in entries if "is this run's until it ends" in e["message"])
         dvc_lines = [when(e) for e in entries if e["message"].startswith(("Running stage", "Stage '"))]
