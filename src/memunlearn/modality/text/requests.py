@@ -1,0 +1,157 @@
+"""Deletion requests on a language model (docs/requests.md "Text runs"): the oracle-free gates for sequences and
+canary exposure before and after, for the text modality's ``request_gates``; a version's plan scores without exact
+ones (``final_model_scores``).
+
+A sequence's membership score is its mean next-token log-likelihood under the model (−loss; its exp is the
+geometric-mean token probability, a sequence's "true-class probability"). The gates, as requests/gates.py's on images:
+
+(a) membership audit: AUC of −loss on F against a reference sample of held-out sequences, on the candidate; F must
+    look held out: |AUC − 0.5| <= ``requests.audit_margin`` (95% bootstrap CI reported, with the AUC the starting
+    model had on the same samples and the attack's power there: retain vs held-out sequences);
+(b) utility: validation perplexity after / before − 1 <= ``requests.max_perplexity_increase``;
+(c) no over-forgetting: F's mean loss − the reference's mean loss <= ``requests.max_overforgetting_loss`` (nats).
+
+The reference stands for F under a retrain (``requests.reference: retrain``): the memorize stage's leave-group-out
+models give each sequence its out-of-subset log-likelihood ``ll_out`` (a canary's copies are one group, so a canary
+is out of a subset model with all its copies); a forgotten sequence's rank in D by ``ll_out`` picks the held-out
+sequence at the same rank by the starting model's −loss (which never saw held-out sequences), as images match
+by out-of-subset accuracy (requests/gates.py ``retrain_matched``). Without exact scores for a sequence
+(``reference: class``, memorize not run, a sequence in every subset model) its reference is held-out sequences drawn
+at random: a canary, short and built on a template every other canary repeats, then compares with corpus text, so
+(a) and (c) may fail for a canary forgotten well; the report names the reference.
+
+Exposure (Carlini et al. 2019, modality/text/evaluation.py) is measured for every canary one of whose copies the
+request names; it is reported, not gated: a canary's other copies, if the request leaves them, keep it exposed.
+"""
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from ...config import ConfigError
+from ...requests.gates import Gate, OutOfSubset, auc, auc_ci, out_of_subset, retrain_matched
+from ...seeding import derive_seed
+from ..base import RequestCheck
+from .evaluation import canary_exposures, metrics_of
+from .lm import score_sequences
+
+SEQUENCE_PROXIES = ("final_confidence", "final_loss")  # read p_y alone: a sequence's is exp(−mean token loss)
+OUT_OF_SUBSET = "ll_out"  # the text memorize table's mean token log-likelihood of the models that left it out
+
+
+def sequence_proxy(model, train, pad_id: int, proxy: str) -> pd.Series:
+    """``proxy`` of ``model`` over ``train`` by example_id (higher = more memorized): the registered image proxy's
+    formula and direction applied to each sequence's geometric-mean token probability."""
+    from ...memorization.proxies.base import PROXIES
+
+    if proxy not in SEQUENCE_PROXIES:
+        raise ConfigError(f"requests.proxy: {proxy!r} reads class probabilities, which a language model has none of; "
+                          f"on a text run choose one of: {', '.join(SEQUENCE_PROXIES)}")
+    scores = score_sequences(model, train, pad_id)
+    entry = PROXIES.get(proxy)
+    raw = np.asarray(entry.compute(SimpleNamespace(final_true_prob=np.exp(-scores["loss"].to_numpy()))))
+    return pd.Series(entry.direction * raw, index=pd.Index(scores["example_id"].to_numpy(), name="example_id"))
+
+
+def random_heldout(count: int, heldout, per_example: int, seed: int) -> np.ndarray:
+    """Indices into ``heldout``, ``per_example`` per forgotten sequence without a retrain stand-in, drawn at random
+    (with replacement where the split is smaller): text has no class to match."""
+    rng = np.random.default_rng(derive_seed(seed, "requests/random_heldout"))
+    n = count * per_example
+    return rng.choice(len(heldout), n, replace=len(heldout) < n) if n else np.zeros(0, dtype=np.int64)
+
+
+def reference_of(forget, heldout, start_heldout_ll: np.ndarray, out: OutOfSubset | None, config
+                 ) -> tuple[np.ndarray, str]:
+    """Indices into ``heldout`` standing for F under a retrain, and the reference in words."""
+    known = (np.isfinite(out.forget) if config.reference == "retrain" and out is not None
+             else np.zeros(len(forget), dtype=bool))  # (|F|,) sequences with a retrain stand-in
+    picks = [random_heldout(int((~known).sum()), heldout, config.heldout_per_example, config.seed)]
+    if known.any():
+        picks.append(retrain_matched(OutOfSubset(out.forget[known], out.train), start_heldout_ll,
+                                     config.heldout_per_example, config.seed))
+    words = ("held-out sequences matched by out-of-subset log-likelihood" if known.all() else
+             "random held-out sequences" if not known.any() else
+             f"held-out sequences matched by out-of-subset log-likelihood ({(~known).sum()} of F at random: no "
+             f"out-of-subset model)")
+    return np.concatenate(picks).astype(np.int64), words
+
+
+def exposure_rows(start, candidate, forget, data) -> list[dict]:
+    """Per canary with a copy in ``forget``: its copies, those forgotten now, exposure before and after (bits)."""
+    from ...data.corpus import load_tokenizer
+
+    named = data.canaries[data.canaries["example_id"].isin(forget.example_ids.numpy())]
+    if named.empty:
+        return []
+    tokenizer = load_tokenizer(data.tokenizer_json)
+    canaries = data.canaries[data.canaries["canary"].isin(named["canary"])]
+    before, after = (canary_exposures(m, tokenizer, canaries, data.canary_template, data.canary_digits)
+                     .set_index("canary")["exposure"] for m in (start, candidate))
+    forgotten = named.groupby("canary").size()
+    copies = canaries.groupby("canary").size()
+    return [{"canary": int(c), "copies": int(copies[c]), "copies_forgotten": int(forgotten[c]),
+             "exposure_before": float(before[c]), "exposure_after": float(after[c])} for c in sorted(forgotten.index)]
+
+
+def request_gates(start, candidate, forget, retain, data, device, config, exact: pd.DataFrame | None
+                  ) -> RequestCheck:
+    """The three gates on sequences, their figures and the request's canaries' exposure (module docstring)."""
+    pad = data.info.pad_id
+    heldout = data.validation if data.validation is not None else data.test
+    members = retain.take(np.random.default_rng(derive_seed(config.seed, "requests/members")).choice(
+        len(retain), min(len(retain), len(heldout)), replace=False))
+    scored = {}  # (model, split name) -> score_sequences table: each split forwarded once per model
+
+    def table(which: str, name: str, split) -> pd.DataFrame:
+        if (which, name) not in scored:
+            scored[which, name] = score_sequences(start if which == "before" else candidate, split, pad)
+        return scored[which, name]
+
+    def ll(which, name, split) -> np.ndarray:  # (N,) −mean token loss: the attack's score, higher = member
+        return -table(which, name, split)["loss"].to_numpy()
+
+    heldout_ll = ll("before", "heldout", heldout)
+    calibration = auc(ll("before", "members", members), heldout_ll)
+    picks, reference = reference_of(forget, heldout, heldout_ll, out_of_subset(exact, forget.example_ids.numpy(),
+                                                                                  OUT_OF_SUBSET), config)
+    matched = heldout.take(picks)
+    forget_ll, matched_ll = ll("after", "forget", forget), ll("after", "matched", matched)
+    audit = auc(forget_ll, matched_ll)
+    low, high = auc_ci(forget_ll, matched_ll, config.seed)
+    audit_before = auc(ll("before", "forget", forget), ll("before", "matched", matched))
+    ppl_before = metrics_of(table("before", "heldout", heldout))["perplexity"]
+    ppl_after = metrics_of(table("after", "heldout", heldout))["perplexity"]
+    rows = exposure_rows(start, candidate, forget, data)
+    figures = {"audit_auc": audit, "audit_auc_ci": [low, high], "audit_auc_before": audit_before,
+               "attack_calibration_auc": calibration, "validation_ppl_before": ppl_before,
+               "validation_ppl": ppl_after, "forget_loss_before": float(-ll("before", "forget", forget).mean()),
+               "forget_loss": float(-forget_ll.mean()), "matched_heldout_loss": float(-matched_ll.mean()),
+               "matched_heldout_size": len(matched), "reference": reference,
+               "canaries_named": len(rows), "max_exposure": max_exposure(data.canary_digits),
+               **({"forget_exposure_before": float(np.mean([r["exposure_before"] for r in rows])),
+                   "forget_exposure": float(np.mean([r["exposure_after"] for r in rows]))} if rows else {})}
+    increase = ppl_after / ppl_before - 1
+    gap = figures["forget_loss"] - figures["matched_heldout_loss"]
+    gates = [
+        Gate("membership_audit", audit, f"abs(AUC - 0.5) <= {config.audit_margin}",
+             abs(audit - 0.5) <= config.audit_margin,
+             f"AUC of -loss on F vs {len(matched)} {reference} {audit:.3f} (95% CI {low:.3f}-{high:.3f}; "
+             f"{audit_before:.3f} on the starting model)"),
+        Gate("utility", increase, f"validation perplexity increase <= {config.max_perplexity_increase}",
+             increase <= config.max_perplexity_increase, f"validation perplexity {ppl_before:.3f} -> {ppl_after:.3f}"),
+        Gate("no_overforgetting", gap, f"F loss - reference loss <= {config.max_overforgetting_loss} nats",
+             gap <= config.max_overforgetting_loss,
+             f"F mean loss {figures['forget_loss']:.3f}, mean loss of the {reference} "
+             f"{figures['matched_heldout_loss']:.3f}"),
+    ]
+    title = f"Canary exposure (bits; {figures['max_exposure']:.2f} = the secret ranked first)"
+    return RequestCheck(gates, figures, {title: rows})
+
+
+def max_exposure(digits: int) -> float:
+    """The largest exposure a canary of ``digits`` random digits can have: log2(10**digits)."""
+    return digits * math.log2(10)
