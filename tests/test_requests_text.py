@@ -17,7 +17,8 @@ from memunlearn.memorization import ExactConfig
 from memunlearn.modality import load_modality
 from memunlearn.modality.text.evaluation import canary_exposures, metrics_of
 from memunlearn.modality.text.lm import score_sequences
-from memunlearn.modality.text.requests import OUT_OF_SUBSET, exposure_rows, reference_of, request_gates, sequence_proxy
+from memunlearn.modality.text.requests import (OUT_OF_SUBSET, canary_fillings, exposure_rows, reference_of,
+                                               request_gates, sequence_proxy)
 from memunlearn.requests.config import RequestsConfig
 from memunlearn.requests.gates import OutOfSubset, out_of_subset
 from memunlearn.requests.report import markdown
@@ -62,9 +63,9 @@ def test_the_gates_of_an_unchanged_model_show_no_change_and_their_figures_are_th
     assert figures["forget_loss"] == pytest.approx(loss, rel=1e-9) == figures["forget_loss_before"]
     gates = {g.name: g for g in check.gates}
     assert gates["utility"].figure == 0.0 and gates["utility"].passed
-    assert gates["no_overforgetting"].figure == pytest.approx(figures["forget_loss"] - figures["matched_heldout_loss"])
-    assert figures["matched_heldout_size"] == CONFIG.heldout_per_example * len(forget)
-    assert figures["reference"] == "held-out sequences matched by out-of-subset log-likelihood"
+    assert gates["no_overforgetting"].figure == pytest.approx(figures["forget_loss"] - figures["reference_loss"])
+    assert figures["reference_size"] == CONFIG.heldout_per_example * len(forget)
+    assert figures["reference"] == "unseen fillings of the canary template for 9 canary copies"
     low, high = figures["audit_auc_ci"]
     assert low <= figures["audit_auc"] <= high
     rows = next(iter(check.tables.values()))
@@ -107,23 +108,50 @@ def test_the_gates_judge_each_figure_against_its_threshold(lineage):
                                                lineage["retain"], data, "cpu", lenient, None).gates)
 
 
-def test_the_retrain_reference_pairs_a_sequence_a_retrain_finds_hard_with_held_out_sequences_the_model_finds_hard(
+def test_a_retrain_looks_like_unseen_fillings_of_the_template_and_the_original_does_not(lineage):
+    """The audit's reference for canaries, on real models: the original memorized its canaries (F's loss far below
+    unseen fillings), a retrain without them treats them as any filling."""
+    data, forget = lineage["data"], lineage["forget"]
+    check = request_gates(lineage["original"], lineage["retrained"], forget, lineage["retain"], data, "cpu", CONFIG,
+                          lineage["exact"])
+    figures = check.figures
+    # measured: AUC 1.0 on the original, 0.36 on the retrain (95% CI 0.20-0.52: 9 copies of 2 sequences); the
+    # retrain's F loss 4.52 nats against its reference's 4.50, the original's 1.25
+    assert figures["audit_auc_before"] > 0.9 and abs(figures["audit_auc"] - 0.5) < 0.3
+    assert abs(figures["forget_loss"] - figures["reference_loss"]) < 0.5
+    assert figures["forget_loss"] - figures["forget_loss_before"] > 2.0
+
+
+def test_canary_fillings_are_the_template_with_secrets_no_canary_of_d_holds(lineage):
+    data = lineage["data"]
+    fillings = canary_fillings(50, data, seed=0)
+    copy_tokens = data.train.select_ids(data.canary_ids).tokens  # (copies, T)
+    assert fillings.tokens.shape == (50, copy_tokens.shape[1]) and (fillings.example_ids < 0).all()
+    assert not (fillings.tokens[:, None, :] == copy_tokens[None]).all(-1).any()  # no filling is a canary of D
+    prefix = int((copy_tokens[0] == copy_tokens[1]).long().cumprod(0).sum())  # where the secrets start to differ
+    assert prefix > 2 and (fillings.tokens[:, :prefix - 1] == copy_tokens[0, :prefix - 1]).all()
+    assert (fillings.tokens != data.info.pad_id).sum(1).tolist() == [int((copy_tokens[0] != data.info.pad_id).sum())] * 50
+    assert canary_fillings(50, data, seed=0).tokens.equal(fillings.tokens)  # seeded
+
+
+def test_the_retrain_reference_of_corpus_text_pairs_a_hard_sequence_with_held_out_sequences_the_model_finds_hard(
         lineage):
     data = lineage["data"]
     heldout = data.validation
+    corpus = data.train.drop_ids(data.canary_ids).take([0, 1])
     start_ll = -score_sequences(lineage["original"], heldout, data.info.pad_id)["loss"].to_numpy()
     train_ll = np.linspace(-6.0, -1.0, 100)  # D's out-of-subset log-likelihoods
     hardest = OutOfSubset(np.array([-6.0, -6.0]), train_ll)  # both below every other example of D
-    picks, words = reference_of(lineage["forget"].take([0, 1]), heldout, start_ll, hardest, CONFIG)
+    reference, words = reference_of(corpus, heldout, start_ll, hardest, data, CONFIG)
     # rank 0-1% of D -> the held-out sequences in the lowest 1% (here: the lowest one or two) by the model's -loss
-    assert len(picks) == 2 * CONFIG.heldout_per_example and words.startswith("held-out sequences matched")
-    assert start_ll[picks].max() <= np.sort(start_ll)[1]
+    assert len(reference) == 2 * CONFIG.heldout_per_example and words.startswith("held-out sequences matched")
+    by_id = pd.Series(start_ll, index=heldout.example_ids.numpy())
+    assert by_id[reference.example_ids.numpy()].max() <= np.sort(start_ll)[1]
     missing = OutOfSubset(np.array([np.nan, -6.0]), train_ll)
-    _, words = reference_of(lineage["forget"].take([0, 1]), heldout, start_ll, missing, CONFIG)
-    assert "(1 of F at random: no out-of-subset model)" in words
-    _, words = reference_of(lineage["forget"].take([0, 1]), heldout, start_ll, hardest,
-                            replace(CONFIG, reference="class"))
-    assert words == "random held-out sequences"
+    _, words = reference_of(corpus, heldout, start_ll, missing, data, CONFIG)
+    assert "random held-out sequences for 1 (no out-of-subset model)" in words
+    _, words = reference_of(corpus, heldout, start_ll, hardest, data, replace(CONFIG, reference="class"))
+    assert words == "random held-out sequences for 2 (no out-of-subset model)"
     out = out_of_subset(lineage["exact"], lineage["forget"].example_ids.numpy(), OUT_OF_SUBSET)
     table = lineage["exact"].set_index("example_id")[OUT_OF_SUBSET]
     assert np.array_equal(out.forget, table.reindex(lineage["forget"].example_ids.numpy()).to_numpy(), equal_nan=True)

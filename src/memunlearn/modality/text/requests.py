@@ -5,20 +5,22 @@ ones (``final_model_scores``).
 A sequence's membership score is its mean next-token log-likelihood under the model (−loss; its exp is the
 geometric-mean token probability, a sequence's "true-class probability"). The gates, as requests/gates.py's on images:
 
-(a) membership audit: AUC of −loss on F against a reference sample of held-out sequences, on the candidate; F must
-    look held out: |AUC − 0.5| <= ``requests.audit_margin`` (95% bootstrap CI reported, with the AUC the starting
-    model had on the same samples and the attack's power there: retain vs held-out sequences);
+(a) membership audit: AUC of −loss on F against a reference sample, on the candidate; F must look like the reference:
+    |AUC − 0.5| <= ``requests.audit_margin`` (95% bootstrap CI reported, with the AUC the starting model had on the
+    same samples and the attack's power there: retain vs held-out sequences);
 (b) utility: validation perplexity after / before − 1 <= ``requests.max_perplexity_increase``;
 (c) no over-forgetting: F's mean loss − the reference's mean loss <= ``requests.max_overforgetting_loss`` (nats).
 
-The reference stands for F under a retrain (``requests.reference: retrain``): the memorize stage's leave-group-out
-models give each sequence its out-of-subset log-likelihood ``ll_out`` (a canary's copies are one group, so a canary
-is out of a subset model with all its copies); a forgotten sequence's rank in D by ``ll_out`` picks the held-out
-sequence at the same rank by the starting model's −loss (which never saw held-out sequences), as images match
-by out-of-subset accuracy (requests/gates.py ``retrain_matched``). Without exact scores for a sequence
-(``reference: class``, memorize not run, a sequence in every subset model) its reference is held-out sequences drawn
-at random: a canary, short and built on a template every other canary repeats, then compares with corpus text, so
-(a) and (c) may fail for a canary forgotten well; the report names the reference.
+The reference stands for F under a retrain, ``heldout_per_example`` sequences per forgotten one:
+- a canary copy: the canary template filled with random secrets no canary of D holds. A retrain on D without the
+  canary has seen the template (the other canaries) but not the secret, so it treats the forgotten canary as any
+  unseen filling; no corpus sequence is as predictable as a template, so held-out text cannot stand in (a retrain of
+  the text preset without two 16-copy canaries puts them at 1.0 nats, the most predictable held-out text at 2);
+- a corpus sequence (``requests.reference: retrain``): the memorize stage's leave-group-out models give it an
+  out-of-subset log-likelihood ``ll_out``; its rank in D by ``ll_out`` picks the held-out sequence at the same rank by
+  the starting model's −loss (which never saw held-out sequences), as images match by out-of-subset accuracy
+  (requests/gates.py ``retrain_matched``); without it (``reference: class``, memorize not run, a sequence in every
+  subset model), held-out sequences at random. The report names the reference.
 
 Exposure (Carlini et al. 2019, modality/text/evaluation.py) is measured for every canary one of whose copies the
 request names; it is reported, not gated: a canary's other copies, if the request leaves them, keep it exposed.
@@ -30,8 +32,10 @@ from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ...config import ConfigError
+from ...data.text import TextSplit
 from ...requests.gates import Gate, OutOfSubset, auc, auc_ci, out_of_subset, retrain_matched
 from ...seeding import derive_seed
 from ..base import RequestCheck
@@ -64,20 +68,52 @@ def random_heldout(count: int, heldout, per_example: int, seed: int) -> np.ndarr
     return rng.choice(len(heldout), n, replace=len(heldout) < n) if n else np.zeros(0, dtype=np.int64)
 
 
-def reference_of(forget, heldout, start_heldout_ll: np.ndarray, out: OutOfSubset | None, config
-                 ) -> tuple[np.ndarray, str]:
-    """Indices into ``heldout`` standing for F under a retrain, and the reference in words."""
-    known = (np.isfinite(out.forget) if config.reference == "retrain" and out is not None
-             else np.zeros(len(forget), dtype=bool))  # (|F|,) sequences with a retrain stand-in
-    picks = [random_heldout(int((~known).sum()), heldout, config.heldout_per_example, config.seed)]
+def canary_fillings(count: int, data, seed: int) -> TextSplit:
+    """``count`` sequences of the canary template filled with random secrets that no canary of D holds, encoded as
+    the prepare stage encodes a canary: a canary as a model that never saw it (but saw the other canaries) sees it.
+    Their example ids are negative: they are no example of D."""
+    from ...data.corpus import load_tokenizer
+    from ...data.text_prepare import record_sequences
+
+    digits = data.canary_digits
+    taken = {int(s) for s in data.canaries["secret"]}  # the CSV may have read "053" as 53: compare as numbers
+    rng = np.random.default_rng(derive_seed(seed, "requests/canary_fillings"))
+    secrets: list[int] = []
+    while len(secrets) < count:  # rejection: D holds a handful of secrets among 10**digits
+        draw = int(rng.integers(10 ** digits))
+        if draw not in taken or len(taken) >= 10 ** digits:
+            secrets.append(draw)
+    texts = [data.canary_template.format(f"{s:0{digits}d}") for s in secrets]
+    tokens, _ = record_sequences(texts, load_tokenizer(data.tokenizer_json), data.info.seq_len, data.info.pad_id,
+                                 data.info.eos_id)
+    return TextSplit(tokens, torch.arange(-count, 0, dtype=torch.int64))
+
+
+def reference_of(forget, heldout, start_heldout_ll: np.ndarray, out: OutOfSubset | None, data, config
+                 ) -> tuple[TextSplit, str]:
+    """The sequences standing for F under a retrain, ``heldout_per_example`` per forgotten sequence, and what they
+    are in words: for a canary copy, unseen fillings of its template; for corpus text, held-out sequences matched
+    by out-of-subset log-likelihood (``reference: retrain`` where the exact scores have it), else at random."""
+    per, seed = config.heldout_per_example, config.seed
+    canary = np.isin(forget.example_ids.numpy(), data.canary_ids)  # (|F|,)
+    known = ~canary & (np.isfinite(out.forget) if config.reference == "retrain" and out is not None
+                       else np.zeros(len(forget), dtype=bool))  # (|F|,) corpus sequences with a retrain stand-in
+    unknown = ~canary & ~known
+    parts, words = [], []
+    if canary.any():
+        parts.append(canary_fillings(int(canary.sum()) * per, data, seed))
+        words.append(f"unseen fillings of the canary template for {canary.sum()} canary copies")
     if known.any():
-        picks.append(retrain_matched(OutOfSubset(out.forget[known], out.train), start_heldout_ll,
-                                     config.heldout_per_example, config.seed))
-    words = ("held-out sequences matched by out-of-subset log-likelihood" if known.all() else
-             "random held-out sequences" if not known.any() else
-             f"held-out sequences matched by out-of-subset log-likelihood ({(~known).sum()} of F at random: no "
-             f"out-of-subset model)")
-    return np.concatenate(picks).astype(np.int64), words
+        parts.append(heldout.take(retrain_matched(OutOfSubset(out.forget[known], out.train), start_heldout_ll, per,
+                                                  seed)))
+        words.append(f"held-out sequences matched by out-of-subset log-likelihood for {known.sum()}")
+    if unknown.any():
+        parts.append(heldout.take(random_heldout(int(unknown.sum()), heldout, per, seed)))
+        words.append(f"random held-out sequences for {unknown.sum()} (no out-of-subset model)")
+    reference = parts[0]
+    for part in parts[1:]:
+        reference = reference.concat(part)
+    return reference, "; ".join(words)
 
 
 def exposure_rows(start, candidate, forget, data) -> list[dict]:
@@ -116,9 +152,8 @@ def request_gates(start, candidate, forget, retain, data, device, config, exact:
 
     heldout_ll = ll("before", "heldout", heldout)
     calibration = auc(ll("before", "members", members), heldout_ll)
-    picks, reference = reference_of(forget, heldout, heldout_ll, out_of_subset(exact, forget.example_ids.numpy(),
-                                                                                  OUT_OF_SUBSET), config)
-    matched = heldout.take(picks)
+    matched, reference = reference_of(forget, heldout, heldout_ll, out_of_subset(exact, forget.example_ids.numpy(),
+                                                                                  OUT_OF_SUBSET), data, config)
     forget_ll, matched_ll = ll("after", "forget", forget), ll("after", "matched", matched)
     audit = auc(forget_ll, matched_ll)
     low, high = auc_ci(forget_ll, matched_ll, config.seed)
@@ -129,24 +164,24 @@ def request_gates(start, candidate, forget, retain, data, device, config, exact:
     figures = {"audit_auc": audit, "audit_auc_ci": [low, high], "audit_auc_before": audit_before,
                "attack_calibration_auc": calibration, "validation_ppl_before": ppl_before,
                "validation_ppl": ppl_after, "forget_loss_before": float(-ll("before", "forget", forget).mean()),
-               "forget_loss": float(-forget_ll.mean()), "matched_heldout_loss": float(-matched_ll.mean()),
-               "matched_heldout_size": len(matched), "reference": reference,
+               "forget_loss": float(-forget_ll.mean()), "reference_loss": float(-matched_ll.mean()),
+               "reference_size": len(matched), "reference": reference,
                "canaries_named": len(rows), "max_exposure": max_exposure(data.canary_digits),
                **({"forget_exposure_before": float(np.mean([r["exposure_before"] for r in rows])),
                    "forget_exposure": float(np.mean([r["exposure_after"] for r in rows]))} if rows else {})}
     increase = ppl_after / ppl_before - 1
-    gap = figures["forget_loss"] - figures["matched_heldout_loss"]
+    gap = figures["forget_loss"] - figures["reference_loss"]
     gates = [
         Gate("membership_audit", audit, f"abs(AUC - 0.5) <= {config.audit_margin}",
              abs(audit - 0.5) <= config.audit_margin,
-             f"AUC of -loss on F vs {len(matched)} {reference} {audit:.3f} (95% CI {low:.3f}-{high:.3f}; "
+             f"AUC of -loss on F vs {len(matched)} reference sequences ({reference}) {audit:.3f} (95% CI "
+             f"{low:.3f}-{high:.3f}; "
              f"{audit_before:.3f} on the starting model)"),
         Gate("utility", increase, f"validation perplexity increase <= {config.max_perplexity_increase}",
              increase <= config.max_perplexity_increase, f"validation perplexity {ppl_before:.3f} -> {ppl_after:.3f}"),
         Gate("no_overforgetting", gap, f"F loss - reference loss <= {config.max_overforgetting_loss} nats",
              gap <= config.max_overforgetting_loss,
-             f"F mean loss {figures['forget_loss']:.3f}, mean loss of the {reference} "
-             f"{figures['matched_heldout_loss']:.3f}"),
+             f"F mean loss {figures['forget_loss']:.3f}, the reference's {figures['reference_loss']:.3f}"),
     ]
     title = f"Canary exposure (bits; {figures['max_exposure']:.2f} = the secret ranked first)"
     return RequestCheck(gates, figures, {title: rows})
