@@ -59,18 +59,20 @@ def test_the_gates_of_an_unchanged_model_show_no_change_and_their_figures_are_th
     assert figures["validation_ppl"] == figures["validation_ppl_before"]
     direct = metrics_of(score_sequences(original, data.validation, data.info.pad_id))["perplexity"]
     assert figures["validation_ppl"] == pytest.approx(direct, rel=1e-9)
-    loss = score_sequences(original, forget, data.info.pad_id)["loss"].mean()
-    assert figures["forget_loss"] == pytest.approx(loss, rel=1e-9) == figures["forget_loss_before"]
+    losses = score_sequences(original, forget, data.info.pad_id)["loss"]  # 9 copies of 2 canaries: 2 distinct
+    assert figures["forget_sequences"] == 2 and losses.nunique() == 2
+    assert figures["forget_loss"] == pytest.approx(losses.unique().mean(), rel=1e-9) == figures["forget_loss_before"]
     gates = {g.name: g for g in check.gates}
     assert gates["utility"].figure == 0.0 and gates["utility"].passed
     assert gates["no_overforgetting"].figure == pytest.approx(figures["forget_loss"] - figures["reference_loss"])
-    assert figures["reference_size"] == CONFIG.heldout_per_example * len(forget)
-    assert figures["reference"] == "unseen fillings of the canary template for 9 canary copies"
+    assert figures["reference_size"] == CONFIG.heldout_per_example * 2
+    assert figures["reference"] == "unseen fillings of the canary template for 2 canaries"
     low, high = figures["audit_auc_ci"]
     assert low <= figures["audit_auc"] <= high
     rows = next(iter(check.tables.values()))
     assert [(r["canary"], r["copies"], r["copies_forgotten"]) for r in rows] == [(0, 1, 1), (1, 8, 8)]
     assert all(r["exposure_before"] == r["exposure_after"] for r in rows)
+    assert [r["p_if_never_seen"] for r in rows] == [pytest.approx(2.0 ** -r["exposure_after"]) for r in rows]
 
 
 def test_a_retrain_without_the_canaries_lowers_their_exposure_and_the_report_shows_both(lineage):
@@ -115,8 +117,8 @@ def test_a_retrain_looks_like_unseen_fillings_of_the_template_and_the_original_d
     check = request_gates(lineage["original"], lineage["retrained"], forget, lineage["retain"], data, "cpu", CONFIG,
                           lineage["exact"])
     figures = check.figures
-    # measured: AUC 1.0 on the original, 0.36 on the retrain (95% CI 0.20-0.52: 9 copies of 2 sequences); the
-    # retrain's F loss 4.52 nats against its reference's 4.50, the original's 1.25
+    # measured: AUC 1.0 on the original, 0.55 on the retrain (95% CI 0.10-1.00: two distinct sequences); the
+    # retrain's F loss 4.50 nats against its reference's 4.50, the original's 1.39
     assert figures["audit_auc_before"] > 0.9 and abs(figures["audit_auc"] - 0.5) < 0.3
     assert abs(figures["forget_loss"] - figures["reference_loss"]) < 0.5
     assert figures["forget_loss"] - figures["forget_loss_before"] > 2.0

@@ -102,7 +102,7 @@ def reference_of(forget, heldout, start_heldout_ll: np.ndarray, out: OutOfSubset
     parts, words = [], []
     if canary.any():
         parts.append(canary_fillings(int(canary.sum()) * per, data, seed))
-        words.append(f"unseen fillings of the canary template for {canary.sum()} canary copies")
+        words.append(f"unseen fillings of the canary template for {canary.sum()} canaries")
     if known.any():
         parts.append(heldout.take(retrain_matched(OutOfSubset(out.forget[known], out.train), start_heldout_ll, per,
                                                   seed)))
@@ -117,7 +117,8 @@ def reference_of(forget, heldout, start_heldout_ll: np.ndarray, out: OutOfSubset
 
 
 def exposure_rows(start, candidate, forget, data) -> list[dict]:
-    """Per canary with a copy in ``forget``: its copies, those forgotten now, exposure before and after (bits)."""
+    """Per canary with a copy in ``forget``: its copies, those forgotten now, exposure before and after (bits) and
+    the chance that a model that never saw the secret exposes it at least as much (2^-exposure after)."""
     from ...data.corpus import load_tokenizer
 
     named = data.canaries[data.canaries["example_id"].isin(forget.example_ids.numpy())]
@@ -129,13 +130,16 @@ def exposure_rows(start, candidate, forget, data) -> list[dict]:
                      .set_index("canary")["exposure"] for m in (start, candidate))
     forgotten = named.groupby("canary").size()
     copies = canaries.groupby("canary").size()
+    # a model that never saw a secret ranks it uniformly among the fillings: exposure >= e with chance 2^-e
     return [{"canary": int(c), "copies": int(copies[c]), "copies_forgotten": int(forgotten[c]),
-             "exposure_before": float(before[c]), "exposure_after": float(after[c])} for c in sorted(forgotten.index)]
+             "exposure_before": float(before[c]), "exposure_after": float(after[c]),
+             "p_if_never_seen": float(2.0 ** -after[c])} for c in sorted(forgotten.index)]
 
 
 def request_gates(start, candidate, forget, retain, data, device, config, exact: pd.DataFrame | None
                   ) -> RequestCheck:
-    """The three gates on sequences, their figures and the request's canaries' exposure (module docstring)."""
+    """The three gates on sequences, their figures and the request's canaries' exposure (module docstring). The
+    audit and F's loss count each distinct sequence of F once (a canary's copies are one)."""
     pad = data.info.pad_id
     heldout = data.validation if data.validation is not None else data.test
     members = retain.take(np.random.default_rng(derive_seed(config.seed, "requests/members")).choice(
@@ -152,20 +156,22 @@ def request_gates(start, candidate, forget, retain, data, device, config, exact:
 
     heldout_ll = ll("before", "heldout", heldout)
     calibration = auc(ll("before", "members", members), heldout_ll)
-    matched, reference = reference_of(forget, heldout, heldout_ll, out_of_subset(exact, forget.example_ids.numpy(),
-                                                                                  OUT_OF_SUBSET), data, config)
-    forget_ll, matched_ll = ll("after", "forget", forget), ll("after", "matched", matched)
+    # F's distinct sequences: a canary's copies are one sequence with one loss, not independent samples
+    distinct = forget.take(np.sort(np.unique(forget.tokens.numpy(), axis=0, return_index=True)[1]))
+    matched, reference = reference_of(distinct, heldout, heldout_ll, out_of_subset(
+        exact, distinct.example_ids.numpy(), OUT_OF_SUBSET), data, config)
+    forget_ll, matched_ll = ll("after", "forget", distinct), ll("after", "matched", matched)
     audit = auc(forget_ll, matched_ll)
     low, high = auc_ci(forget_ll, matched_ll, config.seed)
-    audit_before = auc(ll("before", "forget", forget), ll("before", "matched", matched))
+    audit_before = auc(ll("before", "forget", distinct), ll("before", "matched", matched))
     ppl_before = metrics_of(table("before", "heldout", heldout))["perplexity"]
     ppl_after = metrics_of(table("after", "heldout", heldout))["perplexity"]
     rows = exposure_rows(start, candidate, forget, data)
     figures = {"audit_auc": audit, "audit_auc_ci": [low, high], "audit_auc_before": audit_before,
                "attack_calibration_auc": calibration, "validation_ppl_before": ppl_before,
-               "validation_ppl": ppl_after, "forget_loss_before": float(-ll("before", "forget", forget).mean()),
+               "validation_ppl": ppl_after, "forget_loss_before": float(-ll("before", "forget", distinct).mean()),
                "forget_loss": float(-forget_ll.mean()), "reference_loss": float(-matched_ll.mean()),
-               "reference_size": len(matched), "reference": reference,
+               "forget_sequences": len(distinct), "reference_size": len(matched), "reference": reference,
                "canaries_named": len(rows), "max_exposure": max_exposure(data.canary_digits),
                **({"forget_exposure_before": float(np.mean([r["exposure_before"] for r in rows])),
                    "forget_exposure": float(np.mean([r["exposure_after"] for r in rows]))} if rows else {})}
@@ -174,7 +180,8 @@ def request_gates(start, candidate, forget, retain, data, device, config, exact:
     gates = [
         Gate("membership_audit", audit, f"abs(AUC - 0.5) <= {config.audit_margin}",
              abs(audit - 0.5) <= config.audit_margin,
-             f"AUC of -loss on F vs {len(matched)} reference sequences ({reference}) {audit:.3f} (95% CI "
+             f"AUC of -loss on F's {len(distinct)} distinct sequences vs {len(matched)} reference sequences "
+             f"({reference}) {audit:.3f} (95% CI "
              f"{low:.3f}-{high:.3f}; "
              f"{audit_before:.3f} on the starting model)"),
         Gate("utility", increase, f"validation perplexity increase <= {config.max_perplexity_increase}",
