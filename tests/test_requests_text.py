@@ -17,7 +17,8 @@ from memunlearn.memorization import ExactConfig
 from memunlearn.modality import load_modality
 from memunlearn.modality.text.evaluation import canary_exposures, metrics_of
 from memunlearn.modality.text.lm import score_sequences
-from memunlearn.modality.text.requests import (OUT_OF_SUBSET, canary_fillings, exposure_rows, reference_of,
+from memunlearn.modality.text.requests import (OUT_OF_SUBSET, canary_fillings, exposure_gate, exposure_rows,
+                                               reference_of,
                                                request_gates, sequence_proxy)
 from memunlearn.requests.config import RequestsConfig
 from memunlearn.requests.gates import OutOfSubset, out_of_subset
@@ -102,14 +103,30 @@ def test_the_gates_judge_each_figure_against_its_threshold(lineage):
     strict = replace(CONFIG, max_perplexity_increase=0.0, max_overforgetting_loss=0.0, audit_margin=0.0)
     check = request_gates(lineage["original"], lineage["retrained"], lineage["forget"], lineage["retain"], data,
                           "cpu", strict, lineage["exact"])
-    for gate in check.gates:
-        value = gate.figure if gate.name != "membership_audit" else abs(gate.figure - 0.5)
-        assert gate.passed == (value <= 0.0)
-    lenient = replace(CONFIG, max_perplexity_increase=100.0, max_overforgetting_loss=100.0, audit_margin=0.5)
+    gates = {g.name: g for g in check.gates}
+    assert set(gates) == {"membership_audit", "utility", "no_overforgetting", "canary_exposure"}
+    for name in ("utility", "no_overforgetting"):
+        assert gates[name].passed == (gates[name].figure <= 0.0)
+    low, high = check.figures["audit_auc_ci"]
+    assert gates["membership_audit"].passed == (check.figures["audit_auc"] == 0.5 or low <= 0.5 <= high)
+    lenient = replace(CONFIG, max_perplexity_increase=100.0, max_overforgetting_loss=100.0, audit_margin=0.5,
+                      exposure_alpha=0.0)
     assert all(g.passed for g in request_gates(lineage["original"], lineage["retrained"], lineage["forget"],
                                                lineage["retain"], data, "cpu", lenient, None).gates)
 
 
+def test_the_exposure_gate_fails_a_canary_still_exposed_or_pushed_below_every_filling():
+    def rows(*exposures):
+        return [{"canary": i, "exposure_before": 9.0, "exposure_after": e, "p_if_never_seen": 2.0 ** -e}
+                for i, e in enumerate(exposures)]
+
+    # two canaries, alpha 0.05: each p and 1 - p must be >= 0.0125, i.e. exposure <= log2(80) = 6.32 bits
+    assert exposure_gate(rows(1.0, 6.0), 0.05).passed
+    still = exposure_gate(rows(1.0, 6.5), 0.05)
+    assert not still.passed and "canary 1: exposure 9.00 -> 6.50" in still.detail
+    assert not exposure_gate(rows(1.0, 0.001), 0.05).passed  # p = 0.9993: below nearly every filling
+    assert not exposure_gate(rows(1.0, float("nan")), 0.05).passed  # a diverged model
+    assert exposure_gate(rows(5.0), 0.05).passed and not exposure_gate(rows(5.6), 0.05).passed  # one: log2(40) = 5.32
 def test_a_retrain_looks_like_unseen_fillings_of_the_template_and_the_original_does_not(lineage):
     """The audit's reference for canaries, on real models: the original memorized its canaries (F's loss far below
     unseen fillings), a retrain without them treats them as any filling."""
@@ -182,3 +199,5 @@ def test_a_versions_text_proxy_is_the_sequences_final_confidence_or_loss(lineage
 def test_the_text_gates_thresholds_are_checked():
     with pytest.raises(ConfigError, match="requests.max_overforgetting_loss: got -1"):
         replace(CONFIG, max_overforgetting_loss=-1.0).validate()
+    with pytest.raises(ConfigError, match=r"requests.exposure_alpha: got 2.0; write a number in \[0, 1\]"):
+        replace(CONFIG, exposure_alpha=2.0).validate()

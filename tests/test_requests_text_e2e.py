@@ -52,7 +52,8 @@ def test_forgetting_two_canaries_by_id_lands_a_tagged_version_and_reports_their_
         == [(0, 1, 1), (2, 3, 3)]
     assert all(0 <= r[k] <= report["figures"]["max_exposure"] for r in rows for k in ("exposure_before",
                                                                                          "exposure_after"))
-    assert {g["name"] for g in report["gates"]} == {"membership_audit", "utility", "no_overforgetting"}
+    assert {g["name"] for g in report["gates"]} == {"membership_audit", "utility", "no_overforgetting",
+                                                    "canary_exposure"}
     assert "validation perplexity" in (root / "requests/reports/canaries-1.md").read_text()
     assert run(root, capsys, "requests", "verify")[0] == 0
 

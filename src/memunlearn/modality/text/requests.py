@@ -5,11 +5,15 @@ ones (``final_model_scores``).
 A sequence's membership score is its mean next-token log-likelihood under the model (−loss; its exp is the
 geometric-mean token probability, a sequence's "true-class probability"). The gates, as requests/gates.py's on images:
 
-(a) membership audit: AUC of −loss on F against a reference sample, on the candidate; F must look like the reference:
-    |AUC − 0.5| <= ``requests.audit_margin`` (95% bootstrap CI reported, with the AUC the starting model had on the
-    same samples and the attack's power there: retain vs held-out sequences);
+(a) membership audit: AUC of −loss on F's distinct sequences (a canary's copies are one) against a reference sample,
+    on the candidate; F must look like the reference: |AUC − 0.5| <= ``requests.audit_margin``, or 0.5 within the
+    AUC's 95% bootstrap CI (a request of two canaries is two samples: a retrain's AUC on them is about as likely
+    anywhere in [0, 1]); reported with the AUC the starting model had on the same samples and the attack's power
+    there (retain vs held-out sequences);
 (b) utility: validation perplexity after / before − 1 <= ``requests.max_perplexity_increase``;
-(c) no over-forgetting: F's mean loss − the reference's mean loss <= ``requests.max_overforgetting_loss`` (nats).
+(c) no over-forgetting: F's mean loss − the reference's mean loss <= ``requests.max_overforgetting_loss`` (nats);
+(d) canary exposure, when the request names canaries: each one's exposure after is one a model that never saw its
+    secret gives with chance at least ``requests.exposure_alpha`` / (2n), either way (``exposure_gate``).
 
 The reference stands for F under a retrain, ``heldout_per_example`` sequences per forgotten one:
 - a canary copy: the canary template filled with random secrets no canary of D holds. A retrain on D without the
@@ -23,7 +27,7 @@ The reference stands for F under a retrain, ``heldout_per_example`` sequences pe
   subset model), held-out sequences at random. The report names the reference.
 
 Exposure (Carlini et al. 2019, modality/text/evaluation.py) is measured for every canary one of whose copies the
-request names; it is reported, not gated: a canary's other copies, if the request leaves them, keep it exposed.
+request names; a canary's other copies, if the request leaves them, keep it exposed (gate (d) then fails).
 """
 from __future__ import annotations
 
@@ -178,20 +182,33 @@ def request_gates(start, candidate, forget, retain, data, device, config, exact:
     increase = ppl_after / ppl_before - 1
     gap = figures["forget_loss"] - figures["reference_loss"]
     gates = [
-        Gate("membership_audit", audit, f"abs(AUC - 0.5) <= {config.audit_margin}",
-             abs(audit - 0.5) <= config.audit_margin,
+        Gate("membership_audit", audit, f"abs(AUC - 0.5) <= {config.audit_margin} or 0.5 in the 95% CI",
+             abs(audit - 0.5) <= config.audit_margin or low <= 0.5 <= high,
              f"AUC of -loss on F's {len(distinct)} distinct sequences vs {len(matched)} reference sequences "
-             f"({reference}) {audit:.3f} (95% CI "
-             f"{low:.3f}-{high:.3f}; "
-             f"{audit_before:.3f} on the starting model)"),
+             f"({reference}) {audit:.3f} (95% CI {low:.3f}-{high:.3f}; {audit_before:.3f} on the starting model)"),
         Gate("utility", increase, f"validation perplexity increase <= {config.max_perplexity_increase}",
              increase <= config.max_perplexity_increase, f"validation perplexity {ppl_before:.3f} -> {ppl_after:.3f}"),
         Gate("no_overforgetting", gap, f"F loss - reference loss <= {config.max_overforgetting_loss} nats",
              gap <= config.max_overforgetting_loss,
              f"F mean loss {figures['forget_loss']:.3f}, the reference's {figures['reference_loss']:.3f}"),
+        *([exposure_gate(rows, config.exposure_alpha)] if rows else []),
     ]
     title = f"Canary exposure (bits; {figures['max_exposure']:.2f} = the secret ranked first)"
     return RequestCheck(gates, figures, {title: rows})
+
+
+def exposure_gate(rows: list[dict], alpha: float) -> Gate:
+    """Every named canary exposed as a model that never saw its secret might expose it: under such a model the
+    secret's rank among the fillings is uniform, so p = 2^-exposure is uniform on (0, 1]; the gate fails when some
+    canary's p or 1 - p (still exposed, or pushed below every filling: over-forgotten) is below alpha / (2n), a
+    two-sided test over the n canaries (Bonferroni): a retrain fails it with chance at most ``alpha``."""
+    p = np.array([r["p_if_never_seen"] for r in rows])  # (n,)
+    figure = float(np.min(np.minimum(p, 1 - p)))  # NaN (a diverged model) fails
+    bound = alpha / (2 * len(rows))
+    worst = rows[int(np.nanargmin(np.minimum(p, 1 - p)))] if np.isfinite(p).any() else rows[0]
+    return Gate("canary_exposure", figure, f"min(p, 1 - p) >= {bound:.4g} (alpha {alpha} over {len(rows)} canaries)",
+                figure >= bound, f"canary {worst['canary']}: exposure {worst['exposure_before']:.2f} -> "
+                f"{worst['exposure_after']:.2f} bits, p = {worst['p_if_never_seen']:.4f} if never seen")
 
 
 def max_exposure(digits: int) -> float:
