@@ -58,6 +58,16 @@ def test_forgetting_two_canaries_by_id_lands_a_tagged_version_and_reports_their_
     assert run(root, capsys, "requests", "verify")[0] == 0
 
 
+def test_the_next_request_starts_from_the_new_version_with_its_proxy_scores_cached(project, capsys):
+    root, canaries = project
+    path = write_ids(root, "more.csv", canaries[canaries["canary"].isin([1, 3])]["example_id"])
+    code, out, err = run(root, capsys, "forget", "--ids", str(path), "--request-id", "canaries-2")
+    assert code == 0, err
+    assert "scores final_confidence (computed now)" in out and state(root)[1] == "3"
+    assert (tags(root, "3")["parent_version"], tags(root, "3")["scores"]) == ("2", "final_confidence")
+    assert len(list((root / "data/requests/scores").glob("*.parquet"))) == 1  # version 2's, by content
+
+
 @pytest.mark.parametrize("case", ["validation ids", "unknown ids", "other modality"])
 def test_bad_input_is_one_line_and_changes_nothing(project, capsys, case):
     root, canaries = project
