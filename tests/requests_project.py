@@ -48,7 +48,7 @@ TINY_TEXT = {  # the text preset (params/text.yaml) shrunk: 120 chunks of 24 tok
     "train": {"model": "gpt2_micro", "epochs": 2, "device": "cpu"},
     "train_records": {"first_epoch_grads": []},
     "memorize": {"num_models": 2},
-    "methods": {"neggrad_plus": {"epochs": 1}},
+    "methods": {"neggrad_plus_lm": {"epochs": 1}},
     "requests": {"device": "cpu", "audit_margin": 0.5, "max_perplexity_increase": 10.0,
                  "max_overforgetting_loss": 10.0, "exposure_alpha": 0.0},
 }
