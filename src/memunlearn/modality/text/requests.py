@@ -142,8 +142,8 @@ def exposure_rows(start, candidate, forget, data) -> list[dict]:
 
 def request_gates(start, candidate, forget, retain, data, device, config, exact: pd.DataFrame | None
                   ) -> RequestCheck:
-    """The three gates on sequences, their figures and the request's canaries' exposure (module docstring). The
-    audit and F's loss count each distinct sequence of F once (a canary's copies are one)."""
+    """The gates on sequences ((d) when F holds canaries), their figures and the canaries' exposure table (module
+    docstring). The audit and F's loss count each distinct sequence of F once (a canary's copies are one)."""
     pad = data.info.pad_id
     heldout = data.validation if data.validation is not None else data.test
     members = retain.take(np.random.default_rng(derive_seed(config.seed, "requests/members")).choice(
