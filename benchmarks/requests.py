@@ -91,7 +91,7 @@ def main() -> None:
     data = load_data(project)
     device = resolve_device(project.config.device)
     original, _ = load_checkpoint(root / "data/train/model.pt", "train")
-    scores = version_scores(original, data.train, data.validation, data.info, device, project.config.proxy, None,
+    scores = version_scores(original, data, device, project.config.proxy, None,
                             root / "data/requests/scores").values  # the proxy for both runs: the same ids
     high = scores.sort_values(ascending=False).index.to_numpy()[: len(scores) // 10]  # top 10%: most memorized
     rng = np.random.default_rng(args.seed)

@@ -269,7 +269,8 @@ def request_project(root: Path):
     target = TrackingTarget(uri, artifacts, os.environ.get("MLFLOW_EXPERIMENT_NAME", "memunlearn"),
                             tags={"git_commit": git_commit(root)})
     return Project(root.resolve(), target, from_params(RequestsConfig, params.get("requests"), "requests"),
-                   recipe_for(params, "original"), params.get("methods") or {}, recipe_for(params, "oracle"))
+                   recipe_for(params, "original"), params.get("methods") or {}, recipe_for(params, "oracle"),
+                   params.get("modality", "image"))
 
 
 def _kill_at(step: str) -> None:

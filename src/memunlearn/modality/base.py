@@ -203,6 +203,30 @@ class Modality(Protocol):
     def model_card(self, info: Any) -> Any:
         """memunlearn.tracking.ModelCard: a registered model's input example and metadata."""
 
+    # ---- deletion requests (requests/service.py, docs/requests.md) ----
+
+    def registered_model(self, name: str, weights: Mapping[str, Any], info: Any, recipe: Any) -> Any:
+        """Architecture ``name`` built for ``info`` holding ``weights`` (a registered version's), ready to unlearn."""
+
+    def final_model_scores(self, model: Any, data: Prepared, proxy: str, device: Any) -> Any:
+        """A request's plan scores of a version without exact scores: proxy ``proxy`` (``requests.proxy``, one a
+        final model allows) of ``model`` over D, a Series by example_id, higher = more memorized."""
+
+    def request_gates(self, start: Any, candidate: Any, forget: Any, retain: Any, data: Prepared, device: Any,
+                      config: Any, exact: Any) -> "RequestCheck":
+        """The oracle-free gates of a request (``config``: RequestsConfig; ``exact``: the memorize stage's table or
+        None), every figure behind them and the modality's own tables (text: canary exposure before/after)."""
+
+
+@dataclass(frozen=True)
+class RequestCheck:
+    """What ``Modality.request_gates`` finds: the gates (requests/gates.py ``Gate``), their figures and extra tables
+    for the report (title -> rows, e.g. the request's canaries' exposure before and after)."""
+
+    gates: list
+    figures: dict[str, Any]
+    tables: Mapping[str, list[dict[str, Any]]] = field(default_factory=dict)
+
 
 def dataset_problems(params: Mapping[str, Any]) -> list[str]:
     """The ``modality`` param against the modality ``data.dataset`` names (one line, naming the fix), or []."""

@@ -31,6 +31,9 @@ class RequestsConfig:
     #                             (F under a retrain; class-matched where the exact scores miss F) | class
     max_utility_drop: float = 0.02  # gate (b): test accuracy may drop at most this much
     max_overforgetting: float = 0.2  # gate (c): F accuracy >= held-out accuracy of F's classes minus this
+    max_perplexity_increase: float = 0.05  # gate (b) on text: validation perplexity after / before - 1 <= this
+    max_overforgetting_loss: float = 1.0  # gate (c) on text: F's mean loss - the reference's <= this (nats)
+    exposure_alpha: float = 0.05  # gate (d) on text: a never-seen secret fails the exposure test with this chance
     retrain_after_fraction: float = 0.0  # retrain from scratch once this fraction of D is forgotten (0 = never)
     retrain_after_requests: int = 0  # ... or after this many accepted requests since the base (0 = never)
     retrain_after_failed_gate: bool = False  # ... or when a request fails a gate
@@ -43,10 +46,14 @@ class RequestsConfig:
         if self.proxy not in final:
             raise ConfigError(f"requests.proxy: {self.proxy!r} is not a final-model proxy; choose one of: "
                               f"{', '.join(final)}")
-        for name in ("audit_margin", "max_utility_drop", "max_overforgetting", "retrain_after_fraction"):
+        for name in ("audit_margin", "max_utility_drop", "max_overforgetting", "retrain_after_fraction",
+                     "exposure_alpha"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise ConfigError(f"requests.{name}: got {value}; write a number in [0, 1]")
+        for name in ("max_perplexity_increase", "max_overforgetting_loss"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"requests.{name}: got {getattr(self, name)}; write a number >= 0")
         for name in ("heldout_per_example",):
             if getattr(self, name) < 1:
                 raise ConfigError(f"requests.{name}: got {getattr(self, name)}; write an integer >= 1")

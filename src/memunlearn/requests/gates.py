@@ -20,8 +20,10 @@ mostly gets right, so a request for mislabeled examples fails (a) and (c) when i
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Sequence
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -65,6 +67,17 @@ class OutOfSubset:
 
     forget: np.ndarray  # (|F|,) in F's order; NaN where no subset model left the example out
     train: np.ndarray  # (|D|,) D's known ones, the ranks' reference
+
+
+def out_of_subset(exact: pd.DataFrame | None, forget_ids: Sequence[int], column: str = "acc_out"
+                  ) -> OutOfSubset | None:
+    """The exact scores' out-of-subset figure (``column``: image ``acc_out``, text ``ll_out``) of F (NaN where the
+    table has none) and of D: for any version of the lineage, as it is a property of the example and the recipe on
+    D, not of a model; None without a table."""
+    if exact is None or column not in exact:
+        return None
+    values = exact.set_index("example_id")[column]
+    return OutOfSubset(values.reindex(list(forget_ids)).to_numpy(dtype=float), values.dropna().to_numpy(dtype=float))
 
 
 def retrain_matched(out: OutOfSubset, heldout_start_p: np.ndarray, per_example: int, seed: int) -> np.ndarray:

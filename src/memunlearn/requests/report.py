@@ -22,9 +22,19 @@ def markdown(report: Mapping[str, Any]) -> str:
     for gate in report["gates"]:
         lines.append(f"| {gate['name']} | {gate['figure']:.4f} | {gate['threshold']} | "
                      f"{'yes' if gate['passed'] else '**no**'} | {gate['detail']} |")
+    for title, rows in (report.get("tables") or {}).items():  # the modality's own (text: canary exposure)
+        lines += ["", f"{title}:", ""] + (_table(rows) if rows else ["(none)"])
     if report.get("reason"):
         lines += ["", f"Rejected: {report['reason']}"]
     return "\n".join(lines) + "\n"
+
+
+def _table(rows: list[Mapping[str, Any]]) -> list[str]:
+    """Rows of equal keys as a Markdown table, floats to 3 decimals."""
+    columns = list(rows[0])
+    cell = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
+    return ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
+            *("| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows)]
 
 
 PHASES = {"load": "loading", "scores": "scores", "unlearn": "unlearning", "gates": "gates", "register": "registry"}

@@ -11,15 +11,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from torch import nn
 
-from ..data.splits import DatasetInfo, ImageSplit, dataset_fingerprint
 from ..io import load_table, save_table
-from ..memorization.proxies.base import ProxyConfig, ProxyInputs
-from ..memorization.proxies.compute import compute_proxies
 from ..partition import EXACT_SCORES, SUBSETS
 from ..unlearning.cache import _weights_digest
 
@@ -33,20 +31,21 @@ class VersionScores:
     computed: bool  # False: read from the memorize stage or the cache
 
 
-def version_scores(model: nn.Module, train: ImageSplit, heldout: ImageSplit, info: DatasetInfo, device,
-                   proxy: str, exact: pd.DataFrame | None, cache: Path) -> VersionScores:
+def version_scores(model: nn.Module, data: Any, device, proxy: str, exact: pd.DataFrame | None,
+                   cache: Path) -> VersionScores:
     """``exact`` (the memorize stage's table) when given, i.e. when ``model`` is the pipeline's original, else
-    ``proxy`` of ``model`` from ``cache`` or computed now and cached."""
+    ``proxy`` of ``model`` (``data``: requests/service.py ``Data``; its modality's ``final_model_scores``) from
+    ``cache`` or computed now and cached."""
     if exact is not None:
         return VersionScores(EXACT, exact.set_index("example_id")[EXACT_SCORES[EXACT]], False)
-    key = hashlib.sha256(f"{_weights_digest(model)}|{dataset_fingerprint(train, heldout)}|{proxy}".encode())
+    splits = f"{data.train.fingerprint()}|{data.validation.fingerprint()}"  # D and the held-out data, by content
+    key = hashlib.sha256(f"{_weights_digest(model)}|{splits}|{proxy}".encode())
     path = Path(cache) / f"{key.hexdigest()[:16]}.parquet"
     if path.exists():
         return VersionScores(proxy, load_table(path, "memunlearn forget").set_index("example_id")[proxy], False)
-    inputs = ProxyInputs(train, heldout, info, model, device, ProxyConfig(names=(proxy,)))
-    table, _ = compute_proxies([proxy], inputs)
-    save_table(table[["example_id", proxy]], path)  # atomic: a killed run leaves no half table
-    return VersionScores(proxy, table.set_index("example_id")[proxy], True)
+    values = data.modality.final_model_scores(model, data.prepared, proxy, device).rename(proxy)
+    save_table(values.rename_axis("example_id").reset_index(), path)  # atomic: a killed run leaves no half table
+    return VersionScores(proxy, values, True)
 
 
 def plan_subsets(ids: np.ndarray, scores: pd.Series) -> dict[str, np.ndarray]:

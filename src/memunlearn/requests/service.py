@@ -11,7 +11,6 @@ tags its candidate ``rejected`` and changes nothing else.
 from __future__ import annotations
 
 import copy
-import json
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -19,28 +18,21 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 
 from .. import tracking
-from ..data import load_info, load_split
 from ..data.owner_ids import load_owner_ids
-from ..data.prepare import VALIDATION_FILE
-from ..data.splits import ImageSplit
 from ..devices import resolve_device
 from ..forgotten import LEDGER
 from ..io import load_table
-from ..models import build_model
+from ..modality import IMAGE, load_modality
 from ..seeding import derive_seed
-from ..training.checkpoint import load_checkpoint
-from ..training.oracle import cached_oracle
 from ..training.recipe import TrainConfig
 from ..unlearning.cache import _weights_digest, cached_strategy
 from ..unlearning.config import UnlearnConfig
-from ..unlearning.context import unlearn_context
 from . import ledger
 from .config import RequestsConfig
-from .gates import OutOfSubset, failed, gate_rows, verify
+from .gates import failed, gate_rows
 from .ids import RequestError, check_ids, ids_digest, read_ids
 from .report import write as write_report
 from .scores import plan_subsets, version_scores
@@ -67,6 +59,7 @@ class Project:
     recipe: TrainConfig  # the original's recipe (train): a retrained base and the unlearning methods use it
     methods: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # methods.<name> blocks
     oracle_recipe: TrainConfig | None = None  # the retrain method's (train with oracle.recipe over it); None: recipe
+    modality: str = IMAGE  # the ``modality`` param: whose data, models and gates (modality/<name>/pipeline.py)
 
     @property
     def model_name(self) -> str:
@@ -99,32 +92,49 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Data:
-    train: ImageSplit
-    test: ImageSplit
-    validation: ImageSplit  # held out from training: the class-matched non-members (the test split without one)
-    info: Any
+    """The lineage's prepared data as its modality loads it (``prepared``), with the splits a request reads."""
+
+    prepared: Any  # modality/base.py Prepared: ImageSplit or TextSplit splits, info, planted examples
+    modality: Any  # modality/base.py Modality: the model, scores and gates of this data
     owners: Any  # owner_id by example_id (data/owner_ids.py): requests name and record the owner's ids
 
     @property
+    def train(self):
+        return self.prepared.train
+
+    @property
+    def test(self):
+        return self.prepared.test
+
+    @property
+    def validation(self):
+        """Held out from training: the reference's non-members (the test split without a validation split)."""
+        return self.prepared.validation if self.prepared.validation is not None else self.prepared.test
+
+    @property
+    def info(self):
+        return self.prepared.info
+
+    def split_digest(self, split) -> str:
+        """A split's (example_id, label) digest as MLflow logs it (the modality's ``dataset_view``: a text
+        sequence's label is its canary copy count)."""
+        view = self.modality.dataset_view(split, self.prepared)
+        return tracking.dataset_digest(np.asarray(view.example_ids), np.asarray(view.labels))
+
+    @property
     def digest(self) -> str:
-        """The data fingerprint a version must carry: D's (example_id, label) digest, as the train stage logs D."""
-        return tracking.dataset_digest(self.train.example_ids.numpy(), self.train.labels.numpy())
+        """The data fingerprint a version must carry: D's digest, as the train stage logs D."""
+        return self.split_digest(self.train)
 
 
 def load_data(project: Project) -> Data:
     prepared = project.path("data/prepared")
-    meta = prepared / "meta.json"
-    if meta.exists() and json.loads(meta.read_text()).get("modality", "image") != "image":
-        raise RequestError(f"{meta}: a text run; deletion requests handle image lineages only so far (docs/requests.md)")
-    test = load_split(prepared / "test.npz")
-    validation_file = prepared / VALIDATION_FILE
     try:
+        modality = load_modality(project.modality, prepared)
         owners = load_owner_ids(prepared)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         raise RequestError(str(exc)) from None
-    return Data(load_split(prepared / "train.npz"), test,
-                load_split(validation_file) if validation_file.exists() else test, load_info(prepared / "meta.json"),
-                owners)
+    return Data(modality.load(prepared), modality, owners)
 
 
 Step = Callable[[str], None]  # called after each durable step (tests end the process there)
@@ -182,31 +192,17 @@ def _resolve(project: Project, uri: str, data: Data) -> tracking.VersionRef:
 
 
 def _load(project: Project, parent: tracking.VersionRef, data: Data) -> torch.nn.Module:
-    info = data.info
-    model = build_model(parent.tags.get("model", project.recipe.model), info.in_channels, info.num_classes,
-                        info.image_size, seed=0)
-    model.load_state_dict(tracking.load_state_dict(project.target, parent))
-    # the recipe's memory layout, which unlearning gives it anyway (rum.run_strategy): the forward passes before
-    # it (scores) and the gates' on the starting model run in it ~1.4x faster on a CPU
-    return model.to(memory_format=project.recipe.memory_format)
+    return data.modality.registered_model(parent.tags.get("model", project.recipe.model),
+                                          tracking.load_state_dict(project.target, parent), data.info, project.recipe)
 
 
-def _is_pipeline_original(project: Project, model: torch.nn.Module) -> bool:
+def _is_pipeline_original(project: Project, model: torch.nn.Module, data: Data) -> bool:
     """Whether ``model`` is the train stage's checkpoint (then the memorize stage's exact scores are its own)."""
     checkpoint = project.path("data/train/model.pt")
     if not checkpoint.exists():
         return False
-    original, _ = load_checkpoint(checkpoint, "train")
+    original, _ = data.modality.load_model(checkpoint, "train")
     return _weights_digest(original) == _weights_digest(model)
-
-
-def out_of_subset(exact: pd.DataFrame | None, forget_ids: Sequence[int]) -> OutOfSubset | None:
-    """The exact scores' out-of-subset accuracy of F (NaN where the table has none) and of D: for any version of
-    the lineage, as it is a property of the example and the recipe on D, not of a model; None without a table."""
-    if exact is None or "acc_out" not in exact:
-        return None
-    acc_out = exact.set_index("example_id")["acc_out"]
-    return OutOfSubset(acc_out.reindex(list(forget_ids)).to_numpy(dtype=float), acc_out.dropna().to_numpy(dtype=float))
 
 
 @contextmanager
@@ -226,11 +222,10 @@ def _unlearn_and_land(project, config, plan, request_id, request, parent, data, 
         model = _load(project, parent, data)
         exact_path = project.path("data/memorize/scores.parquet")
         table = load_table(exact_path, "memorize") if exact_path.exists() else None
-        original = table is not None and _is_pipeline_original(project, model)
+        original = table is not None and _is_pipeline_original(project, model, data)
         exact = table if original else None
     with _timed(seconds, "scores"):
-        scores = version_scores(model, data.train, data.validation, data.info, device, config.proxy, exact,
-                                project.path("data/requests/scores"))
+        scores = version_scores(model, data, device, config.proxy, exact, project.path("data/requests/scores"))
     levels = plan_subsets(np.asarray(request.ids), scores.values)
     forgotten = ledger.forgotten_ids(entries, data.owners) | set(request.ids)
     retain = pool = data.train.drop_ids(sorted(forgotten))  # nothing the lineage forgot is trained on again
@@ -239,16 +234,17 @@ def _unlearn_and_land(project, config, plan, request_id, request, parent, data, 
         retain = retain.take(np.sort(rng.choice(len(retain), config.retain_per_forget * len(request.ids),
                                                 replace=False)))
     forget_split = data.train.select_ids(list(request.ids))
-    grads = project.path("data/train/first_epoch_grads.pt") if original else project.path("data/train/none")
-    ctx = unlearn_context(data.info, project.recipe, device, config.seed, project.path("data/prepared"), grads)
+    train_dir = project.path("data/train" if original else "data/train/none")  # the original's stored gradients
+    ctx = data.modality.unlearn_context(data.prepared, project.recipe, device, config.seed, train_dir)
     ctx = ctx.with_oracle_recipe(project.oracle_recipe or project.recipe)
     starting = copy.deepcopy(model)
     subsets = {name: data.train.select_ids(ids) for name, ids in levels.items()}
     candidate, steps, unlearn_seconds, _ = cached_strategy(config.strategy, model, subsets, retain, plan, ctx,
                                                            project.path("data/unlearn_cache"))
     with _timed(seconds, "gates"):
-        gates, figures = verify(starting, candidate, forget_split, retain, data.validation, data.test, data.info,
-                                device, config, out_of_subset(table, request.ids))
+        check = data.modality.request_gates(starting, candidate, forget_split, retain, data.prepared, device, config,
+                                            table)
+    gates, figures = check.gates, check.figures
     on_step("unlearned")
     bad = failed(gates)
     reason = "; ".join(f"{g.name} failed: {g.detail} ({g.threshold})" for g in bad)
@@ -261,9 +257,9 @@ def _unlearn_and_land(project, config, plan, request_id, request, parent, data, 
                 "duplicates": request.duplicates},
         "scores": {"name": scores.name, "computed": scores.computed},
         "plan": {name: len(ids) for name, ids in levels.items()},
-        "retain": {"size": len(retain), "digest": tracking.dataset_digest(retain.example_ids, retain.labels),
-                   "pool_size": len(pool), "pool_digest": tracking.dataset_digest(pool.example_ids, pool.labels)},
-        "gates": gate_rows(gates), "figures": figures,
+        "retain": {"size": len(retain), "digest": data.split_digest(retain),
+                   "pool_size": len(pool), "pool_digest": data.split_digest(pool)},
+        "gates": gate_rows(gates), "figures": figures, "tables": dict(check.tables),
         "seconds": {"unlearn": unlearn_seconds, **seconds},  # + register and total, below
         "git_commit": project.target.tags.get("git_commit", "none"),
     }
@@ -305,12 +301,14 @@ def _register(project, request_id, request, report, candidate, forget_split, dat
     target = replace(project.target, group_key=f"request-{request_id}", group_name=f"forget {request_id}")
     metrics = {k: v for k, v in report["figures"].items() if isinstance(v, (int, float))}
     # the parent's architecture, whose serving MLflow validated when the lineage's first version was logged
-    model = tracking.ModelRecord(candidate, ROLE, data.info, tags, validate_serving=False)
+    model = tracking.ModelRecord(candidate, ROLE, data.info, tags, data.modality.model_card(data.info),
+                                 validate_serving=False)
     run_id = tracking.record_stage(tracking.StageRecord(
         "forget", params={"request_id": request_id, "method": report["method"], "strategy": report["strategy"],
                           "parent_version": report["parent_version"], "scores": report["scores"]["name"]},
         metrics=metrics, models={"model": model},
-        datasets={"F": forget_split}, tags={"request_id": request_id}), target)
+        datasets={"F": data.modality.dataset_view(forget_split, data.prepared)}, tags={"request_id": request_id}),
+        target)
     found = [v for v in tracking.versions_tagged(project.target, project.model_name, {"request_id": request_id})
              if v.run_id == run_id] if run_id else []
     if not found:
@@ -371,8 +369,8 @@ def retrain(project: Project, reason: str, on_step: Step = lambda step: None) ->
         forgotten = sorted(ledger.forgotten_ids(entries, data.owners))
         retain = data.train.drop_ids(forgotten)
         device = resolve_device(project.config.device)
-        model, seconds, _ = cached_oracle(retain, data.info, project.recipe, device, project.config.seed,
-                                          project.path("data/oracle_cache"))
+        model, seconds, _ = data.modality.cached_oracle(retain, data.info, project.recipe, device,
+                                                        project.config.seed, project.path("data/oracle_cache"))
         request_id = f"retrain-{sum(e['kind'] == 'retrain' for e in entries) + 1}"
         digest = ids_digest(ledger.forgotten_owner_ids(entries))
         parent = tracking.alias_version(project.target, project.model_name, ALIAS) or ""
@@ -387,7 +385,8 @@ def retrain(project: Project, reason: str, on_step: Step = lambda step: None) ->
             target = replace(project.target, group_key=f"request-{request_id}", group_name=request_id)
             run_id = tracking.record_stage(tracking.StageRecord(
                 "retrain", params={"reason": reason}, metrics={"seconds": seconds, "forgotten": len(forgotten)},
-                models={"model": tracking.ModelRecord(model, ROLE, data.info, tags)}), target)
+                models={"model": tracking.ModelRecord(model, ROLE, data.info, tags,
+                                                      data.modality.model_card(data.info))}), target)
             found = [v for v in tracking.versions_tagged(project.target, project.model_name,
                                                          {"request_id": request_id}) if v.run_id == run_id]
             if not found:

@@ -306,5 +306,36 @@ class ImageModality:
     def model_card(self, info):
         return None  # tracking.py's image card: the input shape, normalization and class names of ``info``
 
+    def registered_model(self, name: str, weights, info, recipe):
+        from ...models import build_model
+
+        model = build_model(name, info.in_channels, info.num_classes, info.image_size, seed=0)
+        model.load_state_dict(weights)
+        # the recipe's memory layout, which unlearning gives it anyway (rum.run_strategy): the forward passes before
+        # it (scores) and the gates' on the starting model run in it ~1.4x faster on a CPU
+        return model.to(memory_format=recipe.memory_format)
+
+    def final_model_scores(self, model, data: PreparedImages, proxy: str, device) -> pd.Series:
+        """``proxy`` (final confidence/loss/margin, holdout retraining: docs/methods.md §2) of ``model``, the
+        validation split (else the test split) as held-out data."""
+        from ...memorization.proxies.base import ProxyConfig, ProxyInputs
+        from ...memorization.proxies.compute import compute_proxies
+
+        heldout = data.validation if data.validation is not None else data.test
+        table, _ = compute_proxies([proxy], ProxyInputs(data.train, heldout, data.info, model, device,
+                                                        ProxyConfig(names=(proxy,))))
+        return table.set_index("example_id")[proxy]
+
+    def request_gates(self, start, candidate, forget, retain, data: PreparedImages, device, config, exact):
+        """requests/gates.py ``verify``: the membership audit on p_y, test accuracy, F's accuracy against the
+        reference's (held-out examples matched by the exact scores' out-of-subset accuracy, else by class)."""
+        from ...requests.gates import out_of_subset, verify
+        from ..base import RequestCheck
+
+        heldout = data.validation if data.validation is not None else data.test
+        gates, figures = verify(start, candidate, forget, retain, heldout, data.test, data.info, device, config,
+                                out_of_subset(exact, forget.example_ids.numpy()))
+        return RequestCheck(gates, figures)
+
 
 MODALITY = ImageModality()

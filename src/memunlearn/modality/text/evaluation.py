@@ -71,6 +71,8 @@ def filling_log_likelihoods(model: nn.Module, tokenizer, template: str, digits: 
 def exposure(log_likelihoods: np.ndarray, secret: str) -> float:
     """log2(#fillings) − log2(rank of the secret); ties count against it."""
     true = log_likelihoods[int(secret)]
+    if not np.isfinite(true):  # a diverged model (NaN outputs) ranks nothing: no exposure to speak of
+        return float("nan")
     rank = int((log_likelihoods >= true).sum())  # the secret itself included
     return math.log2(len(log_likelihoods)) - math.log2(rank)
 

@@ -371,6 +371,26 @@ class TextModality:
             "input_normalization": "token ids of the byte-level BPE in data/prepared/tokenizer.json",
         })
 
+    def registered_model(self, name: str, weights, info, recipe):
+        from ...models import build_lm
+
+        model = build_lm(name, info.vocab_size, info.seq_len, seed=0)
+        model.load_state_dict(weights)
+        return model
+
+    def final_model_scores(self, model, data: PreparedRun, proxy: str, device):
+        """A sequence's final confidence (geometric-mean token probability) or loss (requests.py)."""
+        from .requests import sequence_proxy
+
+        return sequence_proxy(model, data.train, data.info.pad_id, proxy)
+
+    def request_gates(self, start, candidate, forget, retain, data: PreparedRun, device, config, exact):
+        """The membership audit on −loss, validation perplexity, F's loss against the reference's; the request's
+        canaries' exposure before and after (requests.py)."""
+        from .requests import request_gates
+
+        return request_gates(start, candidate, forget, retain, data, device, config, exact)
+
 
 def text_row(model, data: PreparedRun, parts, seed: int) -> dict:
     """metrics.py ``model_row`` with F's canaries (``seed``: the MIA's)."""
