@@ -273,7 +273,7 @@ def _unlearn_and_land(project, config, plan, request_id, request, parent, data, 
         tracking.tag_version(project.target, project.model_name, version.version,
                              {"status": "rejected", "rejected_reason": reason[:4000]})
         raise RequestRejected(f"request {request_id} rejected: {reason}; version {version.version} is tagged "
-                              f"rejected, the alias stays at version {parent.version}", version.version)
+                              f"rejected; @{ALIAS} did not move (the request started from version {parent.version})", version.version)
     entry = ledger.append(project.ledger, {
         "kind": "forget", "request_id": request_id, "time": report["time"], "ids_digest": request.digest,
         "ids_count": len(request.ids), "owner_ids": list(request.owner_ids), "ids": list(request.ids),
