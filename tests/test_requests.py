@@ -152,6 +152,41 @@ def test_lineage_lock_makes_the_second_caller_wait(tmp_path):
     assert order == ["first done", "second"]
 
 
+def _queue_and_write(path, order, name):
+    with ledger.lineage_lock(path):
+        with open(order, "a") as out:
+            out.write(name + "\n")
+
+
+def test_lineage_lock_serves_callers_in_the_order_they_asked_and_skips_a_killed_ones_ticket(tmp_path):
+    """Processes, as two `memunlearn forget` at once are: each waits behind the earlier tickets, not in the
+    order the kernel wakes them; a caller killed while it waits (kill -9: its ticket stays) blocks nobody."""
+    import multiprocessing
+
+    fork = multiprocessing.get_context("fork")  # this process's imports: the children start in milliseconds
+    path, order = tmp_path / "ledger.jsonl", tmp_path / "order.txt"
+    queue = tmp_path / "ledger.jsonl.queue"
+
+    def start(name: str, tickets: int):
+        child = fork.Process(target=_queue_and_write, args=(path, order, name))
+        child.start()
+        deadline = time.monotonic() + 30
+        while len(list(queue.glob("[0-9]*"))) < tickets and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return child
+
+    with ledger.lineage_lock(path):  # held: every caller below queues behind this one
+        killed = start("killed", 2)
+        killed.kill()
+        killed.join(5)
+        callers = [start(name, tickets) for name, tickets in (("first", 3), ("second", 4), ("third", 5))]
+        assert len(list(queue.glob("[0-9]*"))) == 5 and not order.exists()  # the killed one's ticket stays
+    for child in callers:
+        child.join(30)
+    assert order.read_text().split() == ["first", "second", "third"]
+    assert list(queue.iterdir()) == []  # every ticket removed, the killed caller's included
+
+
 def test_auc_and_its_ci():
     assert auc(np.array([3.0, 4.0]), np.array([1.0, 2.0])) == 1.0
     assert auc(np.array([1.0, 2.0]), np.array([1.0, 2.0])) == 0.5  # ties count half

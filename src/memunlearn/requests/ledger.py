@@ -7,6 +7,8 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import os
+import secrets
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,17 +74,48 @@ def _name(number: int, entry: Mapping[str, Any]) -> str:
 
 
 @contextmanager
-def lineage_lock(path: Path) -> Iterator[None]:
-    """One request at a time per lineage: an exclusive lock beside the ledger; a second caller waits. The kernel
-    drops it when the holder dies (kill -9 included), so a crash never leaves the lineage locked."""
-    lock = Path(f"{path}.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a") as handle:
+def lineage_lock(path: Path, poll: float = 0.05) -> Iterator[None]:
+    """One request at a time per lineage, in the order the callers asked: each takes a ticket (a file in
+    ``<ledger>.queue/`` named by its arrival time, locked while its caller lives), waits until no earlier ticket
+    is alive, then takes the exclusive lock beside the ledger. The kernel drops both locks when a caller dies
+    (kill -9 included): its ticket is skipped and removed, so a crash never blocks the lineage."""
+    lock, queue = Path(f"{path}.lock"), Path(f"{path}.queue")
+    queue.mkdir(parents=True, exist_ok=True)
+    with _ticket(queue) as mine, open(lock, "a") as handle:
+        while any(_alive(ticket) for ticket in sorted(queue.glob("[0-9]*")) if ticket.name < mine.name):
+            time.sleep(poll)
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _ticket(queue: Path) -> Iterator[Path]:
+    """This caller's place in ``queue``: locked before it gets its name, so a visible ticket is a live caller's."""
+    name = f"{time.time_ns():020d}-{os.getpid()}-{secrets.token_hex(4)}"  # sorts by arrival
+    ticket = queue / name
+    with open(queue / f".{name}", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        os.replace(queue / f".{name}", ticket)
+        try:
+            yield ticket
+        finally:
+            ticket.unlink(missing_ok=True)
+
+
+def _alive(ticket: Path) -> bool:
+    """Whether ``ticket``'s caller still holds it; a dead caller's ticket is removed."""
+    try:
+        with open(ticket) as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except FileNotFoundError:
+        return False  # its caller finished
+    except BlockingIOError:
+        return True
+    ticket.unlink(missing_ok=True)  # its caller died without removing it
+    return False
 
 
 def now() -> str:
