@@ -5,7 +5,7 @@ A tiny corpus and model (gpt2_micro, 100 records of Python's reference docs writ
 ``data.dataset: text_jsonl``, cut to 24 tokens; K = 2) so that it stays a few minutes on 2 cores: the record's
 ids (owner ids) and the planted canaries reach every output; the point is the wiring (every stage from prepare to summary runs the text path, writes its outputs and
 logs one MLflow child run under one parent; then the grids, grids_evaluate, grids_report, proxy_study and claims:
-first-epoch gradient ascent's ablations and the paper's findings 1, 2, 4), not the figures (tests/test_text.py and benchmarks/text_first_epoch_ga.py).
+first-epoch gradient ascent's ablations and the paper's findings 1 (first against all and last epochs), 2, 4), not the figures (tests/test_text.py and benchmarks/text_first_epoch_ga.py).
 """
 from __future__ import annotations
 
@@ -30,17 +30,19 @@ TINY_TEXT = {
     "train": {"model": "gpt2_micro", "epochs": 2, "device": "cpu"},
     "memorize": {"num_models": 2},
     "methods": {name: {"max_steps": 20} for name in ("first_epoch_ga", "first_epoch_ga_all", "last_epoch_ga_embedding",
-                                                      "last_epoch_ga_all")},
-    # the ablation grid: first- vs last-epoch gradients x embedding vs all layers, three training seeds; the other
-    # grids one seed each, small forget sets
-    "ablations": {"methods": ["first_epoch_ga", "first_epoch_ga_all", "last_epoch_ga_embedding", "last_epoch_ga_all"]},
+                                                      "last_epoch_ga_all", "all_epochs_ga_embedding")},
+    # the ablation grid: first- vs last-epoch gradients x embedding vs all layers, and all-epochs gradients on the
+    # embedding (the paper's comparison), three training seeds; the other grids one seed each, small forget sets
+    "ablations": {"methods": ["first_epoch_ga", "first_epoch_ga_all", "last_epoch_ga_embedding", "last_epoch_ga_all",
+                              "all_epochs_ga_embedding"]},
     "levels": {"seeds": [0], "partition": {"size": 10}},
     "rum_compare": {"seeds": [0], "partition": {"size": 10}},
     "entanglement": {"methods": ["finetune"], "seeds": [0]},
     "levels_clean": {"seeds": [0], "partition": {"size": 10}},
 }
 GRID_STAGES = ["proxy_study", "tune", "grids", "grids_evaluate", "grids_report", "claims"]  # tune: none on text
-ABLATIONS = {("first_epoch", "embedding"), ("first_epoch", "all"), ("last_epoch", "embedding"), ("last_epoch", "all")}
+ABLATIONS = {("first_epoch", "embedding"), ("first_epoch", "all"), ("last_epoch", "embedding"), ("last_epoch", "all"),
+             ("all_epochs", "embedding")}
 
 
 def write_records(path, n: int = 100) -> list[str]:
@@ -132,7 +134,7 @@ def test_the_ablation_grid_runs_on_text_and_writes_what_the_image_grid_writes(pr
     canaries = pd.read_csv(project / "data/prepared/canaries.csv")
     results = pd.read_csv(project / "results/grids/results.csv")
     ablations = results[results["grid"] == "ablations"]
-    assert len(ablations) == 4 * 3 and set(zip(ablations["source"], ablations["layers"])) == ABLATIONS
+    assert len(ablations) == 5 * 3 and set(zip(ablations["source"], ablations["layers"])) == ABLATIONS
     for seed in (0, 1, 2):
         folder = project / f"data/grids/ablations/exact-canaries-{seed}"
         forget = pd.read_csv(folder / "forget.csv")
@@ -150,6 +152,9 @@ def test_the_ablation_grid_runs_on_text_and_writes_what_the_image_grid_writes(pr
     stored = ablations[ablations["source"] == "first_epoch"].groupby("layers")["stored_mib"].first()
     assert 0 < stored["embedding"] < 0.5 * stored["all"]
     assert (ablations.loc[ablations["source"] == "last_epoch", "stored_mib"] == 0).all()
+    # all-epochs gradients are stored as first-epoch ones are: the same rows of the embedding, the same bytes
+    by_source = ablations[ablations["layers"] == "embedding"].groupby("source")["stored_mib"].first()
+    assert by_source["all_epochs"] == by_source["first_epoch"]
     # the ascent forgets: F's next-token accuracy well below the original's on the canaries
     first = ablations[ablations["method"] == "first_epoch_ga"]
     assert (first["forget_acc"] < first["original_forget_acc"] - 0.2).all()
@@ -158,9 +163,9 @@ def test_the_ablation_grid_runs_on_text_and_writes_what_the_image_grid_writes(pr
 
 def test_the_claims_report_on_text_has_a_verdict_for_findings_1_2_and_4(project, claims_repro):
     claims = json.loads((project / "metrics/claims.json").read_text())
-    assert set(claims) == {"first_epoch_beats_last_epoch[embedding]", "first_epoch_beats_last_epoch[all]",
-                           "embedding_on_par_with_all_layers", "embedding_halves_space",
-                           "calibration_keeps_validation"}
+    assert set(claims) == {"first_epoch_beats_all_epochs[embedding]", "first_epoch_beats_last_epoch[embedding]",
+                           "first_epoch_beats_last_epoch[all]", "embedding_on_par_with_all_layers",
+                           "embedding_halves_space", "calibration_keeps_validation"}
     assert all(c["verdict"] in ("supported", "contradicted", "inconclusive") for c in claims.values())
     assert claims["embedding_halves_space"]["verdict"] == "supported"  # exact bytes, the same on every seed
     report = (project / "results/claims.md").read_text()
@@ -189,7 +194,7 @@ def test_a_text_grid_rerun_computes_nothing_again(project, claims_repro):
     forced = dvc(project, "repro", "--force", "--single-item", "grids")
     assert ran_stages(forced.stdout) == ["grids"]
     records = [json.loads(p.read_text()) for p in (project / "results/grids/ablations").glob("*.json")]
-    assert len(records) == 12 and all(r["cached"] for r in records)
+    assert len(records) == 15 and all(r["cached"] for r in records)
     for seed in (0, 1, 2):
         oracle = json.loads((project / f"data/grids/ablations/exact-canaries-{seed}/oracle.json").read_text())
         assert oracle["cached"] and oracle["original_cached"]
