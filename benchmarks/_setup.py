@@ -4,6 +4,7 @@ Each benchmark runs as a script (``python benchmarks/<name>.py``), so this modul
 """
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from memunlearn.config import from_params
 from memunlearn.data import PrepareConfig, prepare
 from memunlearn.models import build_model
 from memunlearn.training import TrainConfig, loop
+from memunlearn.training.recipe import recipe_for
 
 ROOT = Path(__file__).resolve().parents[1]
 CPU = torch.device("cpu")
@@ -31,8 +33,8 @@ def default_data(params: dict[str, Any], **data: Any):
 
 
 def default_recipe(params: dict[str, Any]) -> TrainConfig:
-    """The ``train`` recipe of ``params`` on the CPU."""
-    return from_params(TrainConfig, {**params["train"], "device": "cpu"}, "train")
+    """The original's recipe of ``params`` (``train``, as the train stage reads it) on the CPU."""
+    return dataclasses.replace(recipe_for(params, "original"), device="cpu")
 
 
 def training_step(data, recipe: TrainConfig, precision: str = "fp32") -> Callable[[], None]:
